@@ -1,0 +1,113 @@
+# Gatehouse: an OAuth 2.0 authorization server run by a Kubernetes operator.
+# `make help` lists the targets. Everything this Makefile needs besides Go is
+# built from Go modules into ./bin, so a fresh machine needs only Go and make.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+.DEFAULT_GOAL := help
+
+BIN := $(CURDIR)/bin
+export PATH := $(BIN):$(PATH)
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/gatehouse-dev/gatehouse/internal/version.Version=$(VERSION) \
+           -X github.com/gatehouse-dev/gatehouse/internal/version.Commit=$(COMMIT)
+
+CONTROLLER_GEN_VERSION := v0.23.0
+STATICCHECK_VERSION := v0.8.2
+CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
+
+# Generated files that `make verify` keeps honest.
+GENERATED := config/crd/bases config/rbac api/v1alpha1/zz_generated.deepcopy.go
+
+GO_TEST_FLAGS ?= -count=1
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate CRDs (config/crd/bases) and RBAC (config/rbac) from the Go types and markers.
+	@echo "manifests: controller-gen $(CONTROLLER_GEN_VERSION) -> config/crd/bases, config/rbac"
+	@$(CONTROLLER_GEN) rbac:roleName=gatehouse-operator crd paths="./..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
+	@echo "generate: controller-gen $(CONTROLLER_GEN_VERSION) -> api/v1alpha1/zz_generated.deepcopy.go"
+	@$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: verify
+verify: manifests generate ## Fail when a generated file is stale (run `make manifests generate` and commit).
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+		echo "verify: generated files are stale; run 'make manifests generate' and commit:"; \
+		git status --porcelain -- $(GENERATED); git --no-pager diff --stat -- $(GENERATED); exit 1; \
+	fi
+	@echo "verify: generated files are up to date"
+
+.PHONY: fmt
+fmt: ## Format the Go code.
+	gofmt -w $$(git ls-files --cached --others --exclude-standard '*.go')
+
+.PHONY: lint
+lint: $(STATICCHECK) ## Run gofmt, go vet and staticcheck.
+	@echo "lint: gofmt"
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt would change these files (run 'make fmt'):"; echo "$$out"; exit 1; fi
+	@echo "lint: go vet ./..."
+	@go vet ./...
+	@echo "lint: staticcheck $(STATICCHECK_VERSION) ./..."
+	@$(STATICCHECK) ./...
+
+##@ Test
+
+# The test control plane: kube-apiserver, etcd and kubectl built by
+# hack/build-envtest.sh. A KUBEBUILDER_ASSETS from the environment wins;
+# otherwise the binaries are built into ./bin first.
+KUBE_VERSION := $(patsubst v%,%,$(shell awk '$$1 == "k8s.io/kubernetes" {print $$2}' hack/envtest/go.mod))
+ENVTEST_DIR := $(BIN)/k8s/$(KUBE_VERSION)-$(shell go env GOOS)-$(shell go env GOARCH)
+ifeq ($(strip $(KUBEBUILDER_ASSETS)),)
+ENVTEST_PREREQ := envtest
+export KUBEBUILDER_ASSETS := $(ENVTEST_DIR)
+else
+ENVTEST_PREREQ :=
+endif
+
+.PHONY: test
+test: lint $(ENVTEST_PREREQ) ## Run lint and every test (unit and envtest).
+	@echo "test: go test ./... (KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS)"
+	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-api
+test-api: $(ENVTEST_PREREQ) ## Run only the API-tier (envtest) tests of the CRDs.
+	go test $(GO_TEST_FLAGS) ./api/...
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver, etcd and kubectl from Go modules into ./bin; print the KUBEBUILDER_ASSETS directory.
+	@hack/build-envtest.sh >/dev/null
+	@echo $(ENVTEST_DIR)
+
+##@ Build
+
+.PHONY: build
+build: ## Build bin/gatehouse.
+	@echo "build: bin/gatehouse $(VERSION)"
+	@go build -ldflags "$(LDFLAGS)" -o $(BIN)/gatehouse ./cmd/gatehouse
+
+##@ Tools
+
+$(CONTROLLER_GEN):
+	@echo "tools: installing controller-gen $(CONTROLLER_GEN_VERSION) into bin/"
+	@GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	@mv $(BIN)/controller-gen $@
+
+$(STATICCHECK):
+	@echo "tools: installing staticcheck $(STATICCHECK_VERSION) into bin/"
+	@GOBIN=$(BIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@mv $(BIN)/staticcheck $@

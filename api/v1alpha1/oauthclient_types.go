@@ -1,0 +1,293 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ClientType is an OAuth client type (RFC 6749 §2.1).
+//
+// +kubebuilder:validation:Enum=confidential;public
+type ClientType string
+
+const (
+	// ClientConfidential can keep a secret: a web app's back end, a service.
+	ClientConfidential ClientType = "confidential"
+	// ClientPublic cannot keep a secret: a single-page app, a native or CLI
+	// app. It authenticates with nothing but PKCE.
+	ClientPublic ClientType = "public"
+)
+
+// GrantType is an OAuth grant the client may use at the token endpoint.
+//
+// +kubebuilder:validation:Enum=authorization_code;refresh_token;client_credentials
+type GrantType string
+
+const (
+	GrantAuthorizationCode GrantType = "authorization_code"
+	GrantRefreshToken      GrantType = "refresh_token"
+	GrantClientCredentials GrantType = "client_credentials"
+)
+
+// TokenEndpointAuthMethod is how a client authenticates to the token,
+// revocation and introspection endpoints (RFC 7591 §2).
+//
+// +kubebuilder:validation:Enum=client_secret_basic;client_secret_post;none
+type TokenEndpointAuthMethod string
+
+const (
+	AuthClientSecretBasic TokenEndpointAuthMethod = "client_secret_basic"
+	AuthClientSecretPost  TokenEndpointAuthMethod = "client_secret_post"
+	AuthNone              TokenEndpointAuthMethod = "none"
+)
+
+// RedirectURI is where the server sends the browser back with the code. It
+// is matched exactly, character for character (RFC 9700 §4.1.3). It must be
+// absolute, without a fragment, and use https, except http on loopback hosts
+// (127.0.0.1, [::1], localhost) and private-use schemes of native apps such
+// as com.example.app:/callback (RFC 8252 §7).
+//
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=2048
+// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() != ''",message="a redirect URI must be an absolute URL, e.g. https://app.example.com/callback"
+// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="a redirect URI must not contain a fragment (RFC 6749 §3.1.2)"
+// +kubebuilder:validation:XValidation:rule="!isURL(self) || (self.startsWith('https://') && url(self).getHost() != '') || self.matches(r'^http://(127\\.0\\.0\\.1|\\[::1\\]|localhost)(:[0-9]{1,5})?([/?]|$)') || self.matches(r'^[a-z][a-z0-9+-]*(\\.[a-z0-9+-]+)+:/')",message="a redirect URI must use https; http is allowed only on loopback hosts (127.0.0.1, [::1], localhost), and native apps may use a private-use scheme in reverse-domain form such as com.example.app:/callback (RFC 8252 §7)"
+type RedirectURI string
+
+// OAuthClientSpec registers an application with an AuthorizationServer.
+//
+// +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || !('client_credentials' in self.grantTypes)",message="a public client cannot use client_credentials: it has no secret to authenticate with"
+// +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || (!has(self.secretName) && !has(self.secretRotation))",message="a public client has no secret: remove secretName and secretRotation"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'none' || self.clientType == 'public'",message="tokenEndpointAuthMethod none is for public clients only; a confidential client authenticates with its secret"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'none' || self.clientType != 'public'",message="a public client has no secret, so its tokenEndpointAuthMethod must be none"
+// +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || self.requirePKCE",message="PKCE cannot be turned off for a public client (RFC 9700 §2.1.1)"
+// +kubebuilder:validation:XValidation:rule="!('refresh_token' in self.grantTypes) || 'authorization_code' in self.grantTypes",message="grant type refresh_token requires authorization_code: refresh tokens are issued only with an authorization code"
+// +kubebuilder:validation:XValidation:rule="!('authorization_code' in self.grantTypes) || (has(self.redirectURIs) && size(self.redirectURIs) > 0)",message="grant type authorization_code needs at least one redirect URI"
+type OAuthClientSpec struct {
+	// ServerRef is the AuthorizationServer this client registers with. The
+	// server's allowedClients decides whether this namespace may. Immutable.
+	//
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="serverRef is immutable: create a new OAuthClient to register with another server"
+	ServerRef ServerReference `json:"serverRef"`
+
+	// DisplayName is shown to people on the consent page. Defaults to the
+	// object's name.
+	//
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	DisplayName string `json:"displayName,omitempty"`
+
+	// ClientType is confidential (default: has a secret) or public (no
+	// secret; PKCE is required and client_credentials is not allowed).
+	// Immutable.
+	//
+	// +kubebuilder:default=confidential
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="clientType is immutable: create a new OAuthClient instead"
+	// +optional
+	ClientType ClientType `json:"clientType,omitempty"`
+
+	// TokenEndpointAuthMethod is how the client authenticates at the token
+	// endpoint. When unset: client_secret_basic for confidential clients,
+	// none for public ones.
+	//
+	// +optional
+	TokenEndpointAuthMethod TokenEndpointAuthMethod `json:"tokenEndpointAuthMethod,omitempty"`
+
+	// RedirectURIs the server may send the browser back to, matched
+	// exactly. Required for authorization_code.
+	//
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	RedirectURIs []RedirectURI `json:"redirectURIs,omitempty"`
+
+	// GrantTypes the client may use. Default [authorization_code].
+	//
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=3
+	// +kubebuilder:default={"authorization_code"}
+	// +optional
+	GrantTypes []GrantType `json:"grantTypes,omitempty"`
+
+	// Scopes the client may request. Each must be defined by a Scope of the
+	// server. A request for anything else fails with invalid_scope.
+	//
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Scopes []ScopeName `json:"scopes,omitempty"`
+
+	// Audience is the `aud` of access tokens issued to this client, added to
+	// the audiences of the granted scopes.
+	//
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Audience []Audience `json:"audience,omitempty"`
+
+	// RequirePKCE makes the authorization code flow require PKCE with S256
+	// (RFC 7636). On by default (RFC 9700 §2.1.1); a confidential client may
+	// opt out, a public client may not.
+	//
+	// +kubebuilder:default=true
+	// +optional
+	RequirePKCE *bool `json:"requirePKCE,omitempty"`
+
+	// SkipConsent skips the consent page, for trusted first-party apps.
+	//
+	// +optional
+	SkipConsent bool `json:"skipConsent,omitempty"`
+
+	// SecretName is the Secret, in this namespace, that receives the client's
+	// credentials for the app to mount: client_id, client_secret, issuer,
+	// authorization_endpoint, token_endpoint and jwks_uri. Defaults to
+	// "<name>-oauth-client". If the Secret already holds a client_secret the
+	// operator did not generate (External Secrets, Sealed Secrets), that
+	// secret is adopted rather than overwritten. Confidential clients only.
+	//
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="secretName must be a valid Secret name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// SecretRotation rotates the client secret on a schedule. Without it the
+	// secret rotates only on demand, when the annotation
+	// oauth.gatehouse.dev/rotate-secret changes. Confidential clients only.
+	//
+	// +optional
+	SecretRotation *SecretRotation `json:"secretRotation,omitempty"`
+}
+
+// ServerReference points at an AuthorizationServer.
+type ServerReference struct {
+	// Name of the AuthorizationServer.
+	//
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of the AuthorizationServer. Defaults to the client's own.
+	//
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// SecretRotation schedules client-secret rotation. After a rotation the old
+// secret keeps working for GracePeriod, so apps can pick up the new one
+// without downtime.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.interval) || !has(self.gracePeriod) || !self.interval.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || !self.gracePeriod.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.gracePeriod) < duration(self.interval)",message="gracePeriod must be shorter than interval"
+type SecretRotation struct {
+	// Interval between automatic rotations, between 1h and 8760h. Unset
+	// means rotation on demand only.
+	//
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="interval must be a duration such as 2160h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self) >= duration('1h') && duration(self) <= duration('8760h'))",message="interval must be between 1h and 8760h"
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// GracePeriod is how long the previous secret keeps working after a
+	// rotation, between 0s and 720h. Default 24h.
+	//
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="gracePeriod must be a duration such as 24h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self) <= duration('720h')",message="gracePeriod must be at most 720h"
+	// +optional
+	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+}
+
+// SecretHash is a hash of a client secret the server accepts.
+type SecretHash struct {
+	// Hash of the secret, prefixed with its algorithm ("sha256:<base64>").
+	//
+	// +kubebuilder:validation:MaxLength=256
+	Hash string `json:"hash"`
+
+	// NotAfter is when the secret stops being accepted; unset for the
+	// current secret.
+	//
+	// +optional
+	NotAfter *metav1.Time `json:"notAfter,omitempty"`
+}
+
+// OAuthClientStatus is what the operator observed and did.
+type OAuthClientStatus struct {
+	// ObservedGeneration is the generation this status describes.
+	//
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready is True when the server reference resolves, the
+	// namespace is admitted, every scope exists and the credentials are in
+	// place.
+	//
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ClientID is the client_id assigned by the operator: stable, unique
+	// per server.
+	//
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+
+	// SecretName is the Secret that holds the client's credentials.
+	//
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// SecretHashes are hashes of the secrets the server accepts: the
+	// current one, and earlier ones until their grace period ends. Never
+	// the plaintext.
+	//
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	SecretHashes []SecretHash `json:"secretHashes,omitempty"`
+
+	// LastRotationTime is when the secret last changed.
+	//
+	// +optional
+	LastRotationTime *metav1.Time `json:"lastRotationTime,omitempty"`
+}
+
+// OAuthClient registers an application with an AuthorizationServer. The
+// operator assigns a client_id and, for a confidential client, writes a
+// generated secret with the server's endpoints into a Secret next to the
+// app; the token server sees only a hash of it.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=oac,categories=gatehouse
+// +kubebuilder:printcolumn:name="Server",type=string,JSONPath=`.spec.serverRef.name`
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.clientType`
+// +kubebuilder:printcolumn:name="Client ID",type=string,JSONPath=`.status.clientID`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`,priority=1
+// +kubebuilder:printcolumn:name="Grants",type=string,JSONPath=`.spec.grantTypes`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type OAuthClient struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   OAuthClientSpec   `json:"spec"`
+	Status OAuthClientStatus `json:"status,omitempty"`
+}
+
+// OAuthClientList is a list of OAuthClients.
+//
+// +kubebuilder:object:root=true
+type OAuthClientList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []OAuthClient `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&OAuthClient{}, &OAuthClientList{})
+}

@@ -1,0 +1,74 @@
+// Command gatehouse is the one Gatehouse binary. Its subcommands run the
+// parts: see `gatehouse help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command is one subcommand: `gatehouse <name> [flags]`.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{name: "version", summary: "print the version and commit", run: runVersion},
+	}
+}
+
+// errUsage marks an error whose message is a usage problem: it is printed
+// with a hint and exits 2, as flag parsing errors do.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(stderr, "gatehouse %s: %v\nRun 'gatehouse %s -h' for usage.\n", c.name, err, c.name)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "gatehouse %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Gatehouse: an OAuth 2.0 authorization server run by a Kubernetes operator.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: gatehouse <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+}
