@@ -44,11 +44,14 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
 	@$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: verify
-verify: manifests generate ## Fail when a generated file is stale (run `make manifests generate` and commit).
-	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
-		echo "verify: generated files are stale; run 'make manifests generate' and commit:"; \
-		git status --porcelain -- $(GENERATED); git --no-pager diff --stat -- $(GENERATED); exit 1; \
-	fi
+verify: $(CONTROLLER_GEN) ## Fail when a generated file differs from what `make manifests generate` writes now.
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	for f in $(GENERATED); do if [ -e "$$f" ]; then mkdir -p "$$tmp/$$(dirname $$f)"; cp -r "$$f" "$$tmp/$$f"; fi; done; \
+	$(MAKE) -s manifests generate; \
+	stale=0; for f in $(GENERATED); do \
+		if [ -e "$$f" ] || [ -e "$$tmp/$$f" ]; then diff -ruN "$$tmp/$$f" "$$f" >/dev/null 2>&1 || { echo "verify: $$f was stale (now regenerated; review and commit it)"; stale=1; }; fi; \
+	done; \
+	if [ $$stale = 1 ]; then exit 1; fi
 	@echo "verify: generated files are up to date"
 
 .PHONY: fmt

@@ -19,7 +19,7 @@ type AuthorizationServerSpec struct {
 	//
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getHost() != ''",message="issuer must be an absolute URL with a host, e.g. https://auth.example.com"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && size(url(self).getHost()) > 0",message="issuer must be an absolute URL with a host, e.g. https://auth.example.com"
 	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['127.0.0.1', '::1', 'localhost'])",message="issuer must use https; http is allowed only on loopback hosts (127.0.0.1, [::1], localhost)"
 	// +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="issuer must not have a query or fragment (RFC 8414 §2)"
 	Issuer string `json:"issuer"`
@@ -325,8 +325,4 @@ type AuthorizationServerList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []AuthorizationServer `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&AuthorizationServer{}, &AuthorizationServerList{})
 }

@@ -48,9 +48,9 @@ const (
 //
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=2048
-// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() != ''",message="a redirect URI must be an absolute URL, e.g. https://app.example.com/callback"
+// +kubebuilder:validation:XValidation:rule="isURL(self) && size(url(self).getScheme()) > 0",message="a redirect URI must be an absolute URL, e.g. https://app.example.com/callback"
 // +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="a redirect URI must not contain a fragment (RFC 6749 §3.1.2)"
-// +kubebuilder:validation:XValidation:rule="!isURL(self) || (self.startsWith('https://') && url(self).getHost() != '') || self.matches(r'^http://(127\\.0\\.0\\.1|\\[::1\\]|localhost)(:[0-9]{1,5})?([/?]|$)') || self.matches(r'^[a-z][a-z0-9+-]*(\\.[a-z0-9+-]+)+:/')",message="a redirect URI must use https; http is allowed only on loopback hosts (127.0.0.1, [::1], localhost), and native apps may use a private-use scheme in reverse-domain form such as com.example.app:/callback (RFC 8252 §7)"
+// +kubebuilder:validation:XValidation:rule="!isURL(self) || (self.startsWith('https://') && size(url(self).getHost()) > 0) || self.matches(r'^http://(127\\.0\\.0\\.1|\\[::1\\]|localhost)(:[0-9]{1,5})?([/?]|$)') || self.matches(r'^[a-z][a-z0-9+-]*(\\.[a-z0-9+-]+)+:/')",message="a redirect URI must use https; http is allowed only on loopback hosts (127.0.0.1, [::1], localhost), and native apps may use a private-use scheme in reverse-domain form such as com.example.app:/callback (RFC 8252 §7)"
 type RedirectURI string
 
 // OAuthClientSpec registers an application with an AuthorizationServer.
@@ -189,7 +189,7 @@ type SecretRotation struct {
 	// +optional
 	Interval *metav1.Duration `json:"interval,omitempty"`
 
-	// GracePeriod is how long the previous secret keeps working after a
+	// GracePeriod is how long the previous secret still works after a
 	// rotation, between 0s and 720h. Default 24h.
 	//
 	// +kubebuilder:default="24h"
@@ -286,8 +286,4 @@ type OAuthClientList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []OAuthClient `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&OAuthClient{}, &OAuthClientList{})
 }
