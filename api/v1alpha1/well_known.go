@@ -1,0 +1,33 @@
+package v1alpha1
+
+// Annotations users set on Gatehouse objects.
+const (
+	// AnnotationRotateSecret on an OAuthClient rotates its secret whenever
+	// the value changes (e.g. set it to the current date).
+	AnnotationRotateSecret = "oauth.gatehouse.dev/rotate-secret"
+	// AnnotationRotateKeys on an AuthorizationServer starts a signing-key
+	// rotation whenever the value changes. The new key is still published
+	// for prepublishPeriod before it signs.
+	AnnotationRotateKeys = "oauth.gatehouse.dev/rotate-keys"
+)
+
+// Labels the operator puts on what it creates.
+const (
+	LabelManagedBy      = "app.kubernetes.io/managed-by"
+	LabelManagedByValue = "gatehouse"
+	// LabelServer names the AuthorizationServer an object belongs to.
+	LabelServer = "oauth.gatehouse.dev/server"
+	// LabelClient names the OAuthClient a Secret belongs to.
+	LabelClient = "oauth.gatehouse.dev/client"
+)
+
+// Data keys of an OAuthClient's Secret: everything an app needs, under the
+// names RFC 8414 metadata uses.
+const (
+	SecretKeyClientID              = "client_id"
+	SecretKeyClientSecret          = "client_secret"
+	SecretKeyIssuer                = "issuer"
+	SecretKeyAuthorizationEndpoint = "authorization_endpoint"
+	SecretKeyTokenEndpoint         = "token_endpoint"
+	SecretKeyJWKSURI               = "jwks_uri"
+)

@@ -1,0 +1,118 @@
+// Package users is the format of an AuthorizationServer's users Secret
+// (spec.users.secretRef), shared by the operator, which validates it, and
+// the token server, which logs people in against it.
+//
+// The Secret holds one data key, users.yaml:
+//
+//	users:
+//	- username: alice
+//	  passwordHash: $2y$10$...   # bcrypt, e.g. from `htpasswd -nbBC 10 "" PASSWORD | cut -d: -f2`
+//	  subject: 2f0c8b7e-...      # optional; the token's sub; defaults to username
+//	  email: alice@example.com   # optional
+//	  name: Alice Example        # optional
+//	  groups: [admins]           # optional
+package users
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+	"sigs.k8s.io/yaml"
+)
+
+// SecretDataKey is the data key of the users list in the Secret.
+const SecretDataKey = "users.yaml"
+
+// MinBcryptCost is the least bcrypt cost accepted: below it a stolen
+// Secret's hashes are too cheap to crack.
+const MinBcryptCost = 10
+
+// User is one person who can log in.
+type User struct {
+	Username     string   `json:"username"`
+	PasswordHash string   `json:"passwordHash"`
+	Subject      string   `json:"subject,omitempty"`
+	Email        string   `json:"email,omitempty"`
+	Name         string   `json:"name,omitempty"`
+	Groups       []string `json:"groups,omitempty"`
+}
+
+// Directory is a parsed users Secret, keyed by username.
+type Directory struct {
+	byName map[string]User
+}
+
+type file struct {
+	Users []User `json:"users"`
+}
+
+// Parse reads the users.yaml document, checking every entry. Errors name the
+// entry but never carry a hash.
+func Parse(data []byte) (*Directory, error) {
+	var f file
+	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", SecretDataKey, err)
+	}
+	d := &Directory{byName: make(map[string]User, len(f.Users))}
+	subjects := map[string]string{}
+	for i, u := range f.Users {
+		where := fmt.Sprintf("%s: users[%d]", SecretDataKey, i)
+		if u.Username == "" || strings.TrimSpace(u.Username) != u.Username || len(u.Username) > 256 {
+			return nil, fmt.Errorf("%s: username must be non-empty, at most 256 characters, without surrounding spaces", where)
+		}
+		where += fmt.Sprintf(" (%s)", u.Username)
+		if _, dup := d.byName[u.Username]; dup {
+			return nil, fmt.Errorf("%s: username appears twice", where)
+		}
+		cost, err := bcrypt.Cost([]byte(u.PasswordHash))
+		if err != nil {
+			return nil, fmt.Errorf("%s: passwordHash is not a bcrypt hash", where)
+		}
+		if cost < MinBcryptCost {
+			return nil, fmt.Errorf("%s: bcrypt cost %d is below the minimum %d", where, cost, MinBcryptCost)
+		}
+		if u.Subject == "" {
+			u.Subject = u.Username
+		}
+		if other, dup := subjects[u.Subject]; dup {
+			return nil, fmt.Errorf("%s: subject %q is also %s's", where, u.Subject, other)
+		}
+		subjects[u.Subject] = u.Username
+		d.byName[u.Username] = u
+	}
+	return d, nil
+}
+
+// ErrInvalidCredentials is the one error Authenticate returns for a wrong
+// username or a wrong password alike, so that a login page cannot be used to
+// learn which usernames exist.
+var ErrInvalidCredentials = errors.New("invalid username or password")
+
+// dummyHash is compared against when the username is unknown, so that an
+// unknown user costs as much time as a wrong password.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("gatehouse-timing-equalizer"), MinBcryptCost)
+
+// Authenticate checks a password. It runs bcrypt: call it only from the
+// login page, never on the token path.
+func (d *Directory) Authenticate(username, password string) (User, error) {
+	u, ok := d.byName[username]
+	hash := dummyHash
+	if ok {
+		hash = []byte(u.PasswordHash)
+	}
+	if err := bcrypt.CompareHashAndPassword(hash, []byte(password)); err != nil || !ok {
+		return User{}, ErrInvalidCredentials
+	}
+	return u, nil
+}
+
+// Lookup returns a user by username.
+func (d *Directory) Lookup(username string) (User, bool) {
+	u, ok := d.byName[username]
+	return u, ok
+}
+
+// Len is the number of users.
+func (d *Directory) Len() int { return len(d.byName) }

@@ -1,0 +1,72 @@
+package users
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func hash(t *testing.T, password string, cost int) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+func TestParseAndAuthenticate(t *testing.T) {
+	alice := hash(t, "correct horse", MinBcryptCost)
+	d, err := Parse([]byte(`
+users:
+- username: alice
+  passwordHash: "` + alice + `"
+  email: alice@example.com
+  groups: [admins]
+- username: bob
+  passwordHash: "` + hash(t, "hunter2", MinBcryptCost) + `"
+  subject: 8d7e0c1a
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Len() != 2 {
+		t.Fatalf("Len = %d", d.Len())
+	}
+	u, err := d.Authenticate("alice", "correct horse")
+	if err != nil || u.Subject != "alice" || u.Email != "alice@example.com" {
+		t.Errorf("alice: %+v, %v (subject defaults to the username)", u, err)
+	}
+	if u, err := d.Authenticate("bob", "hunter2"); err != nil || u.Subject != "8d7e0c1a" {
+		t.Errorf("bob: %+v, %v", u, err)
+	}
+	for _, bad := range [][2]string{{"alice", "wrong"}, {"mallory", "correct horse"}, {"alice", ""}, {"", ""}} {
+		if _, err := d.Authenticate(bad[0], bad[1]); !errors.Is(err, ErrInvalidCredentials) {
+			t.Errorf("Authenticate(%q, %q) = %v, want ErrInvalidCredentials", bad[0], bad[1], err)
+		}
+	}
+}
+
+func TestParseRejectsBadFiles(t *testing.T) {
+	good := hash(t, "pw", MinBcryptCost)
+	cheap := hash(t, "pw", 4)
+	for _, tc := range []struct{ doc, want string }{
+		{`users: [{username: "", passwordHash: "` + good + `"}]`, "username must be non-empty"},
+		{`users: [{username: a, passwordHash: plain}]`, "users[0] (a): passwordHash is not a bcrypt hash"},
+		{`users: [{username: a, passwordHash: "` + cheap + `"}]`, "bcrypt cost 4 is below the minimum 10"},
+		{`users: [{username: a, passwordHash: "` + good + `"}, {username: a, passwordHash: "` + good + `"}]`, "username appears twice"},
+		{`users: [{username: a, passwordHash: "` + good + `"}, {username: b, subject: a, passwordHash: "` + good + `"}]`, `subject "a" is also a's`},
+		{`users: [{username: a, password: secret}]`, `unknown field "password"`},
+		{`users: {`, "users.yaml:"},
+	} {
+		_, err := Parse([]byte(tc.doc))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%.40q…) = %v, want %q", tc.doc, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "$2a$") {
+			t.Errorf("error leaks a hash: %v", err)
+		}
+	}
+}
