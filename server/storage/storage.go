@@ -1,0 +1,174 @@
+// Package storage is the token server's state that must outlive a request
+// and be shared by replicas: pending authorization requests, authorization
+// codes, refresh tokens, access-token revocations, consents and sessions.
+//
+// Secrets never reach a Store in the clear: codes, refresh tokens and session
+// cookies are stored under the SHA-256 of their value (HashToken), so a
+// leaked database cannot be replayed against the server.
+//
+// Every driver passes the conformance suite in storage/storagetest. The
+// operations that decide security outcomes (RedeemCode, RotateRefreshToken)
+// are atomic: of two concurrent callers, even on two server instances
+// sharing one database, exactly one wins.
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound: no such object, or it has expired.
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyExists: an object with that ID exists.
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrCodeReplayed: the code was redeemed before. RedeemCode returns
+	// the code with what its first redemption issued, so the caller can
+	// revoke it (RFC 6749 §4.1.2, RFC 9700 §4.5).
+	ErrCodeReplayed = errors.New("authorization code already redeemed")
+	// ErrRefreshTokenReused: the refresh token was rotated before. The
+	// store has already revoked its whole family (RFC 9700 §4.14.2).
+	ErrRefreshTokenReused = errors.New("refresh token reused; family revoked")
+	// ErrRevoked: the refresh token's family was revoked.
+	ErrRevoked = errors.New("revoked")
+)
+
+// HashToken is the ID under which a bearer secret (code, refresh token,
+// session cookie) is stored: base64url SHA-256. A fast hash is right: these
+// values carry at least 128 random bits.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// AuthRequest is a validated /authorize request waiting for login and
+// consent.
+type AuthRequest struct {
+	ID                  string // random, carried by the login and consent pages
+	ClientID            string
+	RedirectURI         string
+	Scopes              []string
+	State               string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	// Subject is set once the user has logged in.
+	Subject   string
+	AuthTime  time.Time
+	ExpiresAt time.Time
+}
+
+// AuthCode is an issued authorization code, stored under HashToken(code).
+type AuthCode struct {
+	Hash                string
+	ClientID            string
+	RedirectURI         string
+	Scopes              []string
+	Subject             string
+	AuthTime            time.Time
+	CodeChallenge       string
+	CodeChallengeMethod string
+	ExpiresAt           time.Time
+
+	// Set by RedeemCode: what the redemption issued.
+	RedeemedAt *time.Time
+	Issued     Issued
+}
+
+// Issued records the tokens one code redemption produced, so a replay of
+// the code can revoke them.
+type Issued struct {
+	AccessTokenID        string // jti
+	AccessTokenExpiresAt time.Time
+	RefreshFamilyID      string // empty when no refresh token was issued
+}
+
+// RefreshToken is stored under HashToken(token). Tokens that replace one
+// another on rotation share a FamilyID.
+type RefreshToken struct {
+	Hash     string
+	FamilyID string
+	ClientID string
+	Subject  string
+	Scopes   []string
+	// AuthTime is when the user logged in; the family expires at
+	// ExpiresAt, which rotation does not extend.
+	AuthTime  time.Time
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	// RotatedAt is set once the token has been exchanged for its successor.
+	RotatedAt *time.Time
+}
+
+// Consent remembers that a user approved scopes for a client.
+type Consent struct {
+	Subject   string
+	ClientID  string
+	Scopes    []string
+	GrantedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Session is a logged-in browser, stored under HashToken(cookie value).
+type Session struct {
+	Hash      string
+	Subject   string
+	AuthTime  time.Time
+	ExpiresAt time.Time
+}
+
+// Store is implemented by the memory and PostgreSQL drivers.
+//
+// Reads treat an object whose ExpiresAt has passed (relative to now) as
+// ErrNotFound; DeleteExpired removes such objects for good.
+type Store interface {
+	// Authorization requests between /authorize and the redirect back.
+	CreateAuthRequest(ctx context.Context, r AuthRequest) error
+	GetAuthRequest(ctx context.Context, id string, now time.Time) (AuthRequest, error)
+	UpdateAuthRequest(ctx context.Context, r AuthRequest) error
+	DeleteAuthRequest(ctx context.Context, id string) error
+
+	// CreateCode stores a new authorization code.
+	CreateCode(ctx context.Context, c AuthCode) error
+	// RedeemCode atomically marks the code redeemed and records issued.
+	// An unknown or expired code is ErrNotFound. A code redeemed before is
+	// ErrCodeReplayed, returned with the stored code (and its first Issued)
+	// so the caller can revoke that.
+	RedeemCode(ctx context.Context, hash string, issued Issued, now time.Time) (AuthCode, error)
+
+	// CreateRefreshToken stores the first token of a family.
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	// GetRefreshToken returns a token; ErrNotFound if unknown or expired,
+	// ErrRevoked if its family is revoked.
+	GetRefreshToken(ctx context.Context, hash string, now time.Time) (RefreshToken, error)
+	// RotateRefreshToken atomically marks the token under oldHash rotated
+	// and stores next (same family) in its place, returning the old token.
+	// If the old token was already rotated, it revokes the whole family and
+	// returns ErrRefreshTokenReused. ErrNotFound and ErrRevoked as for Get.
+	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now time.Time) (RefreshToken, error)
+	// RevokeFamily revokes every refresh token of a family. Revoking an
+	// unknown or revoked family is not an error.
+	RevokeFamily(ctx context.Context, familyID string, now time.Time) error
+
+	// RevokeAccessToken records a revoked JWT until it would have expired.
+	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
+	IsAccessTokenRevoked(ctx context.Context, jti string, now time.Time) (bool, error)
+
+	// SaveConsent creates or replaces the consent of (Subject, ClientID).
+	SaveConsent(ctx context.Context, c Consent) error
+	GetConsent(ctx context.Context, subject, clientID string, now time.Time) (Consent, error)
+
+	CreateSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, hash string, now time.Time) (Session, error)
+	DeleteSession(ctx context.Context, hash string) error
+
+	// DeleteExpired removes everything expired before now and reports how
+	// many objects it removed.
+	DeleteExpired(ctx context.Context, now time.Time) (int, error)
+
+	// Ping reports whether the store can serve (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}
