@@ -34,7 +34,15 @@ var (
 	ErrRefreshTokenReused = errors.New("refresh token reused; family revoked")
 	// ErrRevoked: the refresh token's family was revoked.
 	ErrRevoked = errors.New("revoked")
+	// ErrInvalid: the caller passed an object a store cannot keep (an
+	// empty key or a zero ExpiresAt). Nothing was written.
+	ErrInvalid = errors.New("invalid object")
 )
+
+// RevokedFamilyRetention is how long a store remembers the revocation of a
+// family it holds no token of, so that a token created in it later (see
+// CreateRefreshToken) is refused. It only needs to outlast a token request.
+const RevokedFamilyRetention = 24 * time.Hour
 
 // HashToken is the ID under which a bearer secret (code, refresh token,
 // session cookie) is stored: base64url SHA-256. A fast hash is right: these
@@ -122,7 +130,10 @@ type Session struct {
 // Store is implemented by the memory and PostgreSQL drivers.
 //
 // Reads treat an object whose ExpiresAt has passed (relative to now) as
-// ErrNotFound; DeleteExpired removes such objects for good.
+// ErrNotFound; DeleteExpired removes such objects for good. An object is
+// live while now is before its ExpiresAt: at ExpiresAt it has expired.
+// Every object needs a non-zero ExpiresAt and a non-empty key (ErrInvalid).
+// Deleting something that does not exist is not an error.
 type Store interface {
 	// Authorization requests between /authorize and the redirect back.
 	CreateAuthRequest(ctx context.Context, r AuthRequest) error
@@ -138,18 +149,25 @@ type Store interface {
 	// so the caller can revoke that.
 	RedeemCode(ctx context.Context, hash string, issued Issued, now time.Time) (AuthCode, error)
 
-	// CreateRefreshToken stores the first token of a family.
+	// CreateRefreshToken stores the first token of a family. If the family
+	// was revoked already (a replayed code can revoke the family its first
+	// redemption named before that redemption stores the token), it is
+	// ErrRevoked and nothing is stored.
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	// GetRefreshToken returns a token; ErrNotFound if unknown or expired,
 	// ErrRevoked if its family is revoked.
 	GetRefreshToken(ctx context.Context, hash string, now time.Time) (RefreshToken, error)
 	// RotateRefreshToken atomically marks the token under oldHash rotated
 	// and stores next (same family) in its place, returning the old token.
-	// If the old token was already rotated, it revokes the whole family and
-	// returns ErrRefreshTokenReused. ErrNotFound and ErrRevoked as for Get.
+	// next.FamilyID may be empty (it takes the old token's family); another
+	// family is ErrInvalid. If the old token was already rotated, it
+	// revokes the whole family and returns ErrRefreshTokenReused with the
+	// old token. ErrNotFound and ErrRevoked as for Get. Of concurrent
+	// rotations of one token exactly one succeeds; the others are reuse.
 	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now time.Time) (RefreshToken, error)
-	// RevokeFamily revokes every refresh token of a family. Revoking an
-	// unknown or revoked family is not an error.
+	// RevokeFamily revokes every refresh token of a family, including
+	// tokens later created in it. Revoking an unknown or revoked family is
+	// not an error.
 	RevokeFamily(ctx context.Context, familyID string, now time.Time) error
 
 	// RevokeAccessToken records a revoked JWT until it would have expired.

@@ -1,0 +1,13 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+	"github.com/gatehouse-dev/gatehouse/server/storage/memory"
+	"github.com/gatehouse-dev/gatehouse/server/storage/storagetest"
+)
+
+func newStore(testing.TB) storage.Store { return memory.New() }
+
+func TestConformance(t *testing.T) { storagetest.Run(t, newStore) }
