@@ -1,0 +1,312 @@
+// Package testpg runs a throwaway PostgreSQL server for tests, from the
+// binaries of the operating system's PostgreSQL package (Debian:
+// `postgresql`, which puts initdb and pg_ctl in /usr/lib/postgresql/N/bin).
+//
+// A test package starts one server for all its tests, and each test gets a
+// database of its own:
+//
+//	func TestMain(m *testing.M) { os.Exit(testpg.Run(m)) }
+//
+//	func TestSomething(t *testing.T) {
+//		url := testpg.Get(t).NewDatabase(t)
+//		...
+//	}
+//
+// The server listens on 127.0.0.1 only, on a free port, with its data
+// directory and unix socket in a temporary directory, and runs without
+// fsync: it holds nothing worth keeping. When the tests run as root it runs
+// as the postgres user, because initdb refuses to run as root.
+package testpg
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+)
+
+// BinDirEnv names a variable that points at the directory holding initdb
+// and pg_ctl, overriding the search.
+const BinDirEnv = "GATEHOUSE_POSTGRES_BINDIR"
+
+// Server is a running throwaway PostgreSQL server.
+type Server struct {
+	// BinDir holds the PostgreSQL binaries the server runs from.
+	BinDir string
+	// Port is the TCP port on 127.0.0.1.
+	Port int
+
+	dir     string // temporary directory: data/, the socket, the log
+	runAs   string // user to run the binaries as; empty for the current one
+	nextDB  atomic.Int64
+	stopped bool
+}
+
+var (
+	shared   *Server
+	startErr error
+)
+
+// Run starts the server, runs the package's tests and stops the server. It
+// returns the exit code for os.Exit. When PostgreSQL is not installed the
+// tests still run, and each one that calls Get is skipped or failed by Get.
+func Run(m *testing.M) int {
+	shared, startErr = Start()
+	code := m.Run()
+	if shared != nil {
+		if err := shared.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "testpg: stopping PostgreSQL: %v\n", err)
+		}
+	}
+	return code
+}
+
+// Get returns the package's server, or ends the test when there is none: a
+// loud skip when PostgreSQL is not installed, a failure when it is missing
+// under GATEHOUSE_REQUIRE_ALL=1 or when it would not start.
+func Get(t testing.TB) *Server {
+	t.Helper()
+	var missing *MissingBinariesError
+	switch {
+	case shared != nil:
+		return shared
+	case errors.As(startErr, &missing):
+		testenv.MissingDependency(t, startErr)
+	case startErr != nil:
+		t.Fatalf("test PostgreSQL did not start: %v", startErr)
+	default:
+		t.Fatal("testpg.Get called without testpg.Run in TestMain")
+	}
+	return nil
+}
+
+// MissingBinariesError says that initdb and pg_ctl were not found.
+type MissingBinariesError struct{ Looked []string }
+
+func (e *MissingBinariesError) Error() string {
+	return fmt.Sprintf("no PostgreSQL initdb and pg_ctl (looked in %s): install the postgresql package (Debian: apt-get install postgresql) or set %s",
+		strings.Join(e.Looked, ", "), BinDirEnv)
+}
+
+// Start initializes a data directory and starts a server on a free
+// loopback port. Stop it with Stop.
+func Start() (*Server, error) {
+	bin, err := findBinDir()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{BinDir: bin}
+	if os.Geteuid() == 0 {
+		if _, err := user.Lookup("postgres"); err != nil {
+			return nil, fmt.Errorf("running as root, and initdb refuses root, but there is no postgres user to run it as: %w", err)
+		}
+		s.runAs = "postgres"
+	}
+	if s.dir, err = s.makeDir(); err != nil {
+		return nil, err
+	}
+
+	began := time.Now()
+	fmt.Fprintf(os.Stderr, "testpg: starting PostgreSQL from %s in %s\n", bin, s.dir)
+	data := filepath.Join(s.dir, "data")
+	if out, err := s.command("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync").CombinedOutput(); err != nil {
+		_ = os.RemoveAll(s.dir)
+		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	// Another process can take the free port between our probe and the
+	// server's bind: try a few ports.
+	for attempt := 1; ; attempt++ {
+		if s.Port, err = freePort(); err != nil {
+			break
+		}
+		if err = s.startServer(); err == nil {
+			fmt.Fprintf(os.Stderr, "testpg: PostgreSQL ready on 127.0.0.1:%d in %d ms\n", s.Port, time.Since(began).Milliseconds())
+			return s, nil
+		}
+		if attempt == 3 {
+			break
+		}
+	}
+	_ = os.RemoveAll(s.dir)
+	return nil, err
+}
+
+func (s *Server) startServer() error {
+	opts := strings.Join([]string{
+		"-c listen_addresses=127.0.0.1",
+		"-p " + strconv.Itoa(s.Port),
+		"-c unix_socket_directories=" + s.dir,
+		// Nothing here needs to survive a crash.
+		"-c fsync=off",
+		"-c synchronous_commit=off",
+		"-c full_page_writes=off",
+		"-c max_connections=200",
+	}, " ")
+	out, err := s.command("pg_ctl", "start", "-D", filepath.Join(s.dir, "data"), "-o", opts,
+		"-l", filepath.Join(s.dir, "postgres.log"), "-w", "-t", "60").CombinedOutput()
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(s.dir, "postgres.log"))
+		return fmt.Errorf("pg_ctl start on port %d: %w\n%s\n%s", s.Port, err, out, lastLines(log, 20))
+	}
+	return nil
+}
+
+// Stop stops the server and removes its files.
+func (s *Server) Stop() error {
+	if s.stopped {
+		return nil
+	}
+	s.stopped = true
+	var errs []error
+	if out, err := s.command("pg_ctl", "stop", "-D", filepath.Join(s.dir, "data"), "-m", "immediate", "-w").CombinedOutput(); err != nil {
+		errs = append(errs, fmt.Errorf("pg_ctl stop: %w\n%s", err, out))
+	}
+	errs = append(errs, os.RemoveAll(s.dir))
+	return errors.Join(errs...)
+}
+
+// URL returns a connection URL for a database on the server.
+func (s *Server) URL(database string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.Port, database)
+}
+
+// NewDatabase creates an empty database for one test and returns its
+// connection URL. The database is dropped when the test ends.
+func (s *Server) NewDatabase(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("test_%d_%d", os.Getpid(), s.nextDB.Add(1))
+	if err := s.exec(context.Background(), "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("creating database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		// FORCE ends connections a test left open (PostgreSQL 13+).
+		if err := s.exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("dropping database %s: %v", name, err)
+		}
+	})
+	return s.URL(name)
+}
+
+func (s *Server) exec(ctx context.Context, sql string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+// command runs a PostgreSQL binary, as the postgres user when we are root.
+func (s *Server) command(name string, args ...string) *exec.Cmd {
+	path := filepath.Join(s.BinDir, name)
+	if s.runAs == "" {
+		return exec.Command(path, args...)
+	}
+	return exec.Command("runuser", append([]string{"-u", s.runAs, "--", path}, args...)...)
+}
+
+// makeDir creates the temporary directory, owned by the user the server
+// runs as. That user must reach it, so when the default temporary
+// directory is private to root it falls back to /tmp.
+func (s *Server) makeDir() (string, error) {
+	for _, parent := range []string{os.TempDir(), "/tmp"} {
+		dir, err := os.MkdirTemp(parent, "gatehouse-testpg-")
+		if err != nil {
+			return "", err
+		}
+		if s.runAs == "" {
+			return dir, nil
+		}
+		u, err := user.Lookup(s.runAs)
+		if err != nil {
+			return "", err
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			_ = os.RemoveAll(dir)
+			return "", err
+		}
+		if exec.Command("runuser", "-u", s.runAs, "--", "test", "-w", dir).Run() == nil {
+			return dir, nil
+		}
+		_ = os.RemoveAll(dir)
+	}
+	return "", fmt.Errorf("no temporary directory the %s user can write to", s.runAs)
+}
+
+// findBinDir finds the directory with initdb and pg_ctl: $BinDirEnv, then
+// pg_config --bindir, then the newest /usr/lib/postgresql/N/bin (Debian's
+// layout, which does not put initdb on PATH), then PATH.
+func findBinDir() (string, error) {
+	var candidates []string
+	if dir := os.Getenv(BinDirEnv); dir != "" {
+		candidates = append(candidates, dir)
+	} else {
+		if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+			candidates = append(candidates, strings.TrimSpace(string(out)))
+		}
+		debian, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+		slices.SortFunc(debian, func(a, b string) int { return versionOf(b) - versionOf(a) })
+		candidates = append(candidates, debian...)
+		if initdb, err := exec.LookPath("initdb"); err == nil {
+			candidates = append(candidates, filepath.Dir(initdb))
+		}
+	}
+	for _, dir := range candidates {
+		if isExecutable(filepath.Join(dir, "initdb")) && isExecutable(filepath.Join(dir, "pg_ctl")) {
+			return dir, nil
+		}
+	}
+	looked := candidates
+	if len(looked) == 0 {
+		looked = []string{"pg_config --bindir", "/usr/lib/postgresql/*/bin", "PATH"}
+	}
+	return "", &MissingBinariesError{Looked: looked}
+}
+
+// versionOf returns N of /usr/lib/postgresql/N/bin.
+func versionOf(binDir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return n
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lastLines(b []byte, n int) []byte {
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return bytes.Join(lines, []byte("\n"))
+}
