@@ -1,0 +1,215 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+)
+
+// authRequestTTL is how long a person has to log in and consent.
+const authRequestTTL = 10 * time.Minute
+
+// handleAuthorize is the authorization endpoint (RFC 6749 §4.1.1) for
+// response_type=code with PKCE S256 (RFC 7636).
+//
+// client_id and redirect_uri are checked first and, if either is wrong,
+// answered with an error page: redirecting to an unverified URI would make
+// the server an open redirector (RFC 6749 §4.1.2.1, RFC 9700 §4.11). Every
+// later error goes back to the client with error, state and iss (RFC 9207).
+func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "The authorization endpoint accepts GET requests only.")
+		return result{outcome: "method_not_allowed"}
+	}
+	now := s.now()
+	q := r.URL.Query()
+	badPage := func(title, msg string) result {
+		s.errorPage(w, snap, http.StatusBadRequest, title, msg)
+		return result{outcome: ErrInvalidRequest}
+	}
+	if len(q["client_id"]) > 1 || len(q["redirect_uri"]) > 1 {
+		return badPage("Invalid request", "The request names more than one application or return address.")
+	}
+	client, ok := snap.Clients[q.Get("client_id")]
+	if !ok {
+		return badPage("Unknown application", "The application that sent you here is not registered with this server (unknown client_id).")
+	}
+	redirectURI := q.Get("redirect_uri")
+	if redirectURI == "" || !client.HasRedirectURI(redirectURI) {
+		return badPage("Invalid return address", "The application asked to send you back to an address it has not registered (redirect_uri does not match).")
+	}
+
+	state := q.Get("state")
+	fail := func(e *Error) result {
+		redirectError(w, r, redirectURI, state, snap.Issuer, e)
+		return failed(e)
+	}
+	q, e := strictValues(q)
+	if e != nil {
+		return fail(e)
+	}
+	switch rt := q.Get("response_type"); {
+	case rt == "":
+		return fail(invalidRequest("response_type is required"))
+	case rt != "code":
+		return fail(newError(ErrUnsupportedResponseType, "only response_type=code is supported"))
+	}
+	if !client.GrantTypes[gatehousev1alpha1.GrantAuthorizationCode] {
+		return fail(unauthorizedClient("the client is not allowed the authorization_code grant"))
+	}
+	requested, e := parseScope(q.Get("scope"))
+	if e != nil {
+		return fail(e)
+	}
+	scopes, e := grantableScopes(snap, client, requested)
+	if e != nil {
+		return fail(e)
+	}
+	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
+	switch {
+	case challenge == "" && method != "":
+		return fail(invalidRequest("code_challenge_method without code_challenge"))
+	case challenge == "" && client.RequirePKCE:
+		return fail(invalidRequest("code_challenge is required: this client must use PKCE with S256 (RFC 7636)"))
+	case challenge != "" && method != "S256":
+		// RFC 7636 §4.4.1; "plain" would let a stolen code be redeemed.
+		return fail(invalidRequest("code_challenge_method must be S256"))
+	case challenge != "" && !validChallenge(challenge):
+		return fail(invalidRequest("code_challenge must be 43 characters of base64url (RFC 7636 §4.2)"))
+	}
+
+	ar := storage.AuthRequest{
+		ID: randomToken(32), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, State: state,
+		CodeChallenge: challenge, ExpiresAt: now.Add(authRequestTTL),
+	}
+	if challenge != "" {
+		ar.CodeChallengeMethod = method
+	}
+	ctx := r.Context()
+	if sess, ok := s.session(ctx, r, snap, now); ok {
+		ar.Subject, ar.AuthTime = sess.Subject, sess.AuthTime
+	}
+	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
+		s.log.Error("storing authorization request", "error", err)
+		return fail(serverError("the authorization request could not be stored"))
+	}
+	if ar.Subject != "" {
+		return s.afterLogin(w, r, snap, client, ar, now)
+	}
+	http.Redirect(w, r, pageURL(snap, endpoints.LoginPath, ar.ID), http.StatusFound)
+	return result{outcome: outcomeSuccess}
+}
+
+// validChallenge: an S256 challenge is a base64url SHA-256, 43 characters.
+func validChallenge(c string) bool {
+	if len(c) != 43 {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		if b := c[i]; !(b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// pageURL is the absolute URL of one of the server's pages for a flow.
+func pageURL(snap *config.Snapshot, path, authRequest string) string {
+	return strings.TrimSuffix(snap.Issuer, "/") + path + "?" + url.Values{"auth_request": {authRequest}}.Encode()
+}
+
+// afterLogin continues a flow once the person is known: to the consent
+// page if something needs consent, else straight back with a code.
+func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, now time.Time) result {
+	need, err := s.scopesNeedingConsent(r.Context(), snap, client, ar, now)
+	if err != nil {
+		s.log.Error("reading consent", "error", err)
+		redirectError(w, r, ar.RedirectURI, ar.State, snap.Issuer, serverError("consent could not be read"))
+		return result{outcome: ErrServerError}
+	}
+	if len(need) > 0 {
+		http.Redirect(w, r, pageURL(snap, endpoints.ConsentPath, ar.ID), http.StatusSeeOther)
+		return result{outcome: outcomeSuccess}
+	}
+	return s.issueCode(w, r, snap, ar, now)
+}
+
+// scopesNeedingConsent are the requested scopes the person must still
+// approve: none for skipConsent clients; otherwise those that require
+// consent and are not covered by a remembered decision.
+func (s *Server) scopesNeedingConsent(ctx context.Context, snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, now time.Time) ([]*config.Scope, error) {
+	if client.SkipConsent {
+		return nil, nil
+	}
+	var need []*config.Scope
+	for _, name := range ar.Scopes {
+		if sc, ok := snap.Scopes[name]; ok && sc.RequiresConsent {
+			need = append(need, sc)
+		}
+	}
+	if len(need) == 0 {
+		return nil, nil
+	}
+	c, err := s.store.GetConsent(ctx, ar.Subject, client.ID, now)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return need, nil
+	case err != nil:
+		return nil, err
+	}
+	return slices.DeleteFunc(need, func(sc *config.Scope) bool { return slices.Contains(c.Scopes, sc.Name) }), nil
+}
+
+// issueCode ends a flow: it stores a single-use code bound to the client,
+// redirect URI, PKCE challenge and person, and sends the browser back with
+// code, state and iss (RFC 6749 §4.1.2, RFC 9207).
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, ar storage.AuthRequest, now time.Time) result {
+	code := randomToken(32)
+	ctx := r.Context()
+	err := s.store.CreateCode(ctx, storage.AuthCode{
+		Hash: storage.HashToken(code), ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Scopes: ar.Scopes,
+		Subject: ar.Subject, AuthTime: ar.AuthTime, CodeChallenge: ar.CodeChallenge,
+		CodeChallengeMethod: ar.CodeChallengeMethod, ExpiresAt: now.Add(snap.CodeTTL),
+	})
+	if err != nil {
+		s.log.Error("storing authorization code", "error", err)
+		redirectError(w, r, ar.RedirectURI, ar.State, snap.Issuer, serverError("the authorization code could not be stored"))
+		return result{outcome: ErrServerError}
+	}
+	if err := s.store.DeleteAuthRequest(ctx, ar.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.log.Warn("deleting finished authorization request", "error", err)
+	}
+	status := http.StatusFound
+	if r.Method == http.MethodPost {
+		status = http.StatusSeeOther
+	}
+	http.Redirect(w, r, redirectURL(ar.RedirectURI, url.Values{"code": {code}, "state": {ar.State}, "iss": {snap.Issuer}}), status)
+	return result{outcome: outcomeSuccess}
+}
+
+// session returns the browser's login session, if it has a live one.
+func (s *Server) session(ctx context.Context, r *http.Request, snap *config.Snapshot, now time.Time) (storage.Session, bool) {
+	v := readCookie(r, snap, sessionCookie)
+	if v == "" {
+		return storage.Session{}, false
+	}
+	sess, err := s.store.GetSession(ctx, storage.HashToken(v), now)
+	if err != nil {
+		return storage.Session{}, false
+	}
+	// Without a users directory nobody is logged in.
+	if snap.Users == nil {
+		return storage.Session{}, false
+	}
+	return sess, true
+}

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+)
+
+// clientCredentials is what a request presented to authenticate a client
+// (RFC 6749 §2.3).
+type clientCredentials struct {
+	ID     string
+	Secret string
+	// Method is how the credentials came: client_secret_basic (the
+	// Authorization header), client_secret_post (the body) or none (a
+	// client_id alone).
+	Method gatehousev1alpha1.TokenEndpointAuthMethod
+}
+
+// readClientCredentials extracts client credentials from the Authorization
+// header or the form. Using two methods at once is invalid_request
+// (RFC 6749 §2.3).
+func readClientCredentials(authorization string, form url.Values) (clientCredentials, *Error) {
+	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
+	if authorization != "" {
+		scheme, payload, _ := strings.Cut(authorization, " ")
+		if !strings.EqualFold(scheme, "Basic") {
+			return clientCredentials{}, invalidClient("only HTTP Basic client authentication is supported in the Authorization header", true)
+		}
+		id, secret, err := decodeBasic(strings.TrimSpace(payload))
+		if err != nil {
+			return clientCredentials{}, invalidClient("the Authorization header is malformed: "+err.Error(), true)
+		}
+		if formSecret != "" {
+			return clientCredentials{}, invalidRequest("client credentials were sent both in the Authorization header and in the body")
+		}
+		if formID != "" && formID != id {
+			return clientCredentials{}, invalidRequest("client_id in the body differs from the Authorization header")
+		}
+		return clientCredentials{ID: id, Secret: secret, Method: gatehousev1alpha1.AuthClientSecretBasic}, nil
+	}
+	if formID == "" {
+		return clientCredentials{}, invalidClient("client authentication is required", false)
+	}
+	if formSecret != "" {
+		return clientCredentials{ID: formID, Secret: formSecret, Method: gatehousev1alpha1.AuthClientSecretPost}, nil
+	}
+	return clientCredentials{ID: formID, Method: gatehousev1alpha1.AuthNone}, nil
+}
+
+type basicError string
+
+func (e basicError) Error() string { return string(e) }
+
+// decodeBasic decodes RFC 7617 credentials whose parts are, per RFC 6749
+// §2.3.1, application/x-www-form-urlencoded before base64: a secret with
+// ':' or '+' arrives escaped, and a literal '+' means a space.
+func decodeBasic(payload string) (id, secret string, err error) {
+	raw, derr := base64.StdEncoding.DecodeString(payload)
+	if derr != nil {
+		return "", "", basicError("credentials are not base64")
+	}
+	rawID, rawSecret, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return "", "", basicError("credentials have no ':' separator")
+	}
+	if id, derr = url.QueryUnescape(rawID); derr != nil {
+		return "", "", basicError("client_id is not form-urlencoded")
+	}
+	if secret, derr = url.QueryUnescape(rawSecret); derr != nil {
+		return "", "", basicError("client secret is not form-urlencoded")
+	}
+	if id == "" {
+		return "", "", basicError("client_id is empty")
+	}
+	return id, secret, nil
+}
+
+// authenticateClient checks credentials against the snapshot. Every failure
+// is the same invalid_client, so that a caller cannot tell an unknown
+// client_id from a wrong secret or method.
+func authenticateClient(snap *config.Snapshot, cred clientCredentials, now time.Time) (*config.Client, *Error) {
+	basic := cred.Method == gatehousev1alpha1.AuthClientSecretBasic
+	fail := invalidClient("client authentication failed", basic)
+	c, ok := snap.Clients[cred.ID]
+	if !ok || c.AuthMethod != cred.Method {
+		return nil, fail
+	}
+	if cred.Method == gatehousev1alpha1.AuthNone {
+		return c, nil
+	}
+	if !secretMatches(c, cred.Secret, now) {
+		return nil, fail
+	}
+	return c, nil
+}
+
+// secretMatches reports whether secret matches a hash that has not expired.
+// It checks every hash, so the time taken does not reveal which matched.
+func secretMatches(c *config.Client, secret string, now time.Time) bool {
+	if secret == "" {
+		return false
+	}
+	matched := false
+	for _, h := range c.SecretHashes {
+		if !h.NotAfter.IsZero() && !now.Before(h.NotAfter) {
+			continue
+		}
+		if clientsecret.Matches(secret, h.Hash) {
+			matched = true
+		}
+	}
+	return matched
+}
+
+// clientAuthFromRequest reads and checks a request's client credentials.
+func clientAuthFromRequest(r *http.Request, snap *config.Snapshot, form url.Values, now time.Time) (*config.Client, *Error) {
+	cred, e := readClientCredentials(r.Header.Get("Authorization"), form)
+	if e != nil {
+		return nil, e
+	}
+	return authenticateClient(snap, cred, now)
+}

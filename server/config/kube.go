@@ -1,0 +1,264 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+)
+
+// Kube is a Source fed by informers: the AuthorizationServer (by name), its
+// Scopes (its namespace), OAuthClients (all namespaces, filtered by
+// serverRef) and two Secrets, each watched by name with a field selector
+// because the server's RBAC grants Secrets by resourceNames only. Every
+// change rebuilds the snapshot within milliseconds; nothing on a request
+// path talks to the API server.
+type Kube struct {
+	namespace, name string
+	log             *slog.Logger
+
+	cache     cache.Cache
+	clientset kubernetes.Interface
+
+	keys *secretWatch
+
+	mu      sync.Mutex // guards users and builder
+	users   *secretWatch
+	builder Builder
+
+	notify  chan struct{}
+	current atomic.Pointer[Snapshot]
+	synced  atomic.Bool
+}
+
+// NewKube prepares a Source for the AuthorizationServer namespace/name.
+// Start runs it.
+func NewKube(cfg *rest.Config, scheme *runtime.Scheme, namespace, name string, log *slog.Logger) (*Kube, error) {
+	server := fields.OneTermEqualSelector("metadata.name", name)
+	c, err := cache.New(cfg, cache.Options{
+		Scheme: scheme,
+		ByObject: map[client.Object]cache.ByObject{
+			&gatehousev1alpha1.AuthorizationServer{}: {Namespaces: map[string]cache.Config{namespace: {FieldSelector: server}}},
+			&gatehousev1alpha1.Scope{}:               {Namespaces: map[string]cache.Config{namespace: {}}},
+			&gatehousev1alpha1.OAuthClient{}:         {Namespaces: map[string]cache.Config{cache.AllNamespaces: {}}},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating cache: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating clientset: %w", err)
+	}
+	return &Kube{
+		namespace: namespace, name: name, log: log,
+		cache: c, clientset: cs,
+		notify: make(chan struct{}, 1),
+	}, nil
+}
+
+// Current implements Source.
+func (k *Kube) Current() *Snapshot { return k.current.Load() }
+
+// Ready implements Source: the caches have synced and a key signs.
+func (k *Kube) Ready() error {
+	if !k.synced.Load() {
+		return errors.New("informer caches have not synced yet")
+	}
+	return CheckServable(k.current.Load(), time.Now())
+}
+
+// Start runs the informers and rebuilds the snapshot on every change until
+// ctx ends.
+func (k *Kube) Start(ctx context.Context) error {
+	for _, obj := range []client.Object{&gatehousev1alpha1.AuthorizationServer{}, &gatehousev1alpha1.Scope{}, &gatehousev1alpha1.OAuthClient{}} {
+		inf, err := k.cache.GetInformer(ctx, obj)
+		if err != nil {
+			return fmt.Errorf("informer for %T: %w", obj, err)
+		}
+		if _, err := inf.AddEventHandler(k.handler()); err != nil {
+			return fmt.Errorf("event handler for %T: %w", obj, err)
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- k.cache.Start(ctx) }()
+
+	k.keys = k.watchSecret(ctx, keyset.SecretName(k.name))
+	defer k.keys.stop()
+	defer func() {
+		k.mu.Lock()
+		if k.users != nil {
+			k.users.stop()
+		}
+		k.mu.Unlock()
+	}()
+
+	if !k.cache.WaitForCacheSync(ctx) {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("cache: %w", err)
+		default:
+			return ctx.Err()
+		}
+	}
+	if !toolscache.WaitForCacheSync(ctx.Done(), k.keys.informer.HasSynced) {
+		return ctx.Err()
+	}
+	k.rebuild(ctx) // starts the users watch, if any
+	k.mu.Lock()
+	users := k.users
+	k.mu.Unlock()
+	if users != nil && !toolscache.WaitForCacheSync(ctx.Done(), users.informer.HasSynced) {
+		return ctx.Err()
+	}
+	k.rebuild(ctx)
+	k.synced.Store(true)
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			if err != nil {
+				return fmt.Errorf("cache: %w", err)
+			}
+			return nil
+		case <-k.notify:
+			k.rebuild(ctx)
+		}
+	}
+}
+
+func (k *Kube) handler() toolscache.ResourceEventHandler {
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { k.trigger() },
+		UpdateFunc: func(any, any) { k.trigger() },
+		DeleteFunc: func(any) { k.trigger() },
+	}
+}
+
+// trigger asks for a rebuild; bursts of events coalesce into one.
+func (k *Kube) trigger() {
+	select {
+	case k.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (k *Kube) rebuild(ctx context.Context) {
+	in, err := k.inputs(ctx)
+	if err != nil {
+		k.log.Error("reading configuration from cache", "error", err)
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if in.Server != nil {
+		k.ensureUsersWatch(ctx, in.Server)
+		if k.users != nil {
+			in.UsersSecret = k.users.get(k.namespace)
+		}
+	}
+	snap, err := k.builder.Build(in)
+	if err != nil {
+		k.log.Error("building configuration", "error", err)
+		k.current.Store(nil)
+		return
+	}
+	prev := k.current.Swap(snap)
+	if prev == nil || !slices.Equal(prev.Problems, snap.Problems) {
+		for _, p := range snap.Problems {
+			k.log.Warn("configuration problem", "problem", p)
+		}
+	}
+	k.log.Debug("configuration updated", "clients", len(snap.Clients), "scopes", len(snap.Scopes))
+}
+
+func (k *Kube) inputs(ctx context.Context) (Inputs, error) {
+	var in Inputs
+	as := &gatehousev1alpha1.AuthorizationServer{}
+	switch err := k.cache.Get(ctx, client.ObjectKey{Namespace: k.namespace, Name: k.name}, as); {
+	case apierrors.IsNotFound(err):
+		return in, nil
+	case err != nil:
+		return in, err
+	}
+	in.Server = as
+	var scopes gatehousev1alpha1.ScopeList
+	if err := k.cache.List(ctx, &scopes, client.InNamespace(k.namespace)); err != nil {
+		return in, err
+	}
+	in.Scopes = scopes.Items
+	var clients gatehousev1alpha1.OAuthClientList
+	if err := k.cache.List(ctx, &clients); err != nil {
+		return in, err
+	}
+	in.Clients = clients.Items
+	in.KeysSecret = k.keys.get(k.namespace)
+	return in, nil
+}
+
+// ensureUsersWatch watches the Secret spec.users names, switching when it
+// changes. Callers hold k.mu.
+func (k *Kube) ensureUsersWatch(ctx context.Context, as *gatehousev1alpha1.AuthorizationServer) {
+	want := ""
+	if as.Spec.Users != nil {
+		want = as.Spec.Users.SecretRef.Name
+	}
+	if k.users != nil && k.users.name == want {
+		return
+	}
+	if k.users != nil {
+		k.users.stop()
+		k.users = nil
+	}
+	if want != "" {
+		k.users = k.watchSecret(ctx, want)
+	}
+}
+
+// secretWatch is an informer on one Secret, selected by name.
+type secretWatch struct {
+	name     string
+	informer toolscache.SharedIndexInformer
+	stop     context.CancelFunc
+}
+
+func (k *Kube) watchSecret(ctx context.Context, name string) *secretWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	lw := toolscache.NewFilteredListWatchFromClient(k.clientset.CoreV1().RESTClient(), "secrets", k.namespace,
+		func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		})
+	inf := toolscache.NewSharedIndexInformer(lw, &corev1.Secret{}, 0, toolscache.Indexers{})
+	_, _ = inf.AddEventHandler(k.handler())
+	go inf.RunWithContext(ctx)
+	return &secretWatch{name: name, informer: inf, stop: cancel}
+}
+
+func (w *secretWatch) get(namespace string) *corev1.Secret {
+	obj, ok, err := w.informer.GetStore().GetByKey(namespace + "/" + w.name)
+	if err != nil || !ok {
+		return nil
+	}
+	s, _ := obj.(*corev1.Secret)
+	return s
+}

@@ -1,0 +1,305 @@
+// Package config turns an AuthorizationServer and the objects around it
+// (its Scopes, the OAuthClients that reference it, its signing-key Secret
+// and its users Secret) into an immutable Snapshot that the token server's
+// request paths read without locks, API calls, PEM parsing or hashing.
+package config
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/internal/users"
+)
+
+// Defaults match the AuthorizationServer CRD's defaults, for objects created
+// before defaulting or built by hand in tests.
+const (
+	DefaultAccessTokenTTL   = 10 * time.Minute
+	DefaultRefreshTokenTTL  = 720 * time.Hour
+	DefaultCodeTTL          = 60 * time.Second
+	DefaultPrepublishPeriod = 24 * time.Hour
+)
+
+// Snapshot is everything a request needs to know about the server's
+// configuration at one moment. It is never modified after Build returns.
+type Snapshot struct {
+	Issuer    string
+	Endpoints endpoints.Endpoints
+
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	CodeTTL         time.Duration
+	// PrepublishPeriod is how long a key is published before it signs.
+	PrepublishPeriod time.Duration
+
+	// Clients by client_id.
+	Clients map[string]*Client
+	// Scopes by scope string.
+	Scopes map[string]*Scope
+	// ScopeNames is the sorted list of Scopes' names (scopes_supported).
+	ScopeNames []string
+
+	// Keys is the parsed key set; nil until the key Secret is usable.
+	Keys *keyset.Set
+	// Users is the users directory; nil when none is configured or the
+	// users Secret is unusable (nobody can log in).
+	Users *users.Directory
+
+	// Problems are configuration errors found while building, for logs and
+	// readiness; the snapshot is still usable for what is not affected.
+	Problems []string
+}
+
+// Client is an OAuthClient the server serves.
+type Client struct {
+	ID          string
+	DisplayName string
+	Public      bool
+	AuthMethod  gatehousev1alpha1.TokenEndpointAuthMethod
+	// RedirectURIs are matched exactly (RFC 9700 §4.1.3).
+	RedirectURIs []string
+	GrantTypes   map[gatehousev1alpha1.GrantType]bool
+	// AllowedScopes in spec order.
+	AllowedScopes []string
+	Audience      []string
+	RequirePKCE   bool
+	SkipConsent   bool
+	SecretHashes  []SecretHash
+}
+
+// SecretHash is a client-secret hash the server accepts until NotAfter
+// (zero: no end).
+type SecretHash struct {
+	Hash     string
+	NotAfter time.Time
+}
+
+// AllowsScope reports whether the client may request scope.
+func (c *Client) AllowsScope(scope string) bool { return slices.Contains(c.AllowedScopes, scope) }
+
+// HasRedirectURI reports whether uri is registered, by exact string match.
+func (c *Client) HasRedirectURI(uri string) bool { return slices.Contains(c.RedirectURIs, uri) }
+
+// Scope is a Scope resource of the server.
+type Scope struct {
+	Name            string
+	Description     string
+	Audience        string
+	RequiresConsent bool
+}
+
+// Inputs are the objects a Snapshot is built from. Secrets may be nil when
+// they do not exist (yet).
+type Inputs struct {
+	Server      *gatehousev1alpha1.AuthorizationServer
+	Scopes      []gatehousev1alpha1.Scope
+	Clients     []gatehousev1alpha1.OAuthClient
+	KeysSecret  *corev1.Secret
+	UsersSecret *corev1.Secret
+}
+
+// Builder builds Snapshots, re-parsing a Secret only when its
+// resourceVersion (or, without one, its content) changes: parsing keys and
+// users is slow next to rebuilding the client and scope maps.
+type Builder struct {
+	keysVersion  string
+	keys         *keyset.Set
+	keysErr      error
+	usersVersion string
+	users        *users.Directory
+	usersErr     error
+}
+
+// Build makes a Snapshot. It fails only without an AuthorizationServer;
+// other problems are recorded in Snapshot.Problems.
+func (b *Builder) Build(in Inputs) (*Snapshot, error) {
+	if in.Server == nil {
+		return nil, fmt.Errorf("the AuthorizationServer does not exist")
+	}
+	as := in.Server
+	s := &Snapshot{
+		Issuer:           as.Spec.Issuer,
+		Endpoints:        endpoints.For(as.Spec.Issuer),
+		AccessTokenTTL:   duration(as.Spec.Tokens.AccessToken, DefaultAccessTokenTTL),
+		RefreshTokenTTL:  duration(as.Spec.Tokens.RefreshToken, DefaultRefreshTokenTTL),
+		CodeTTL:          duration(as.Spec.Tokens.AuthorizationCode, DefaultCodeTTL),
+		PrepublishPeriod: duration(as.Spec.Signing.PrepublishPeriod, DefaultPrepublishPeriod),
+		Clients:          map[string]*Client{},
+		Scopes:           map[string]*Scope{},
+	}
+
+	b.buildScopes(s, as, in.Scopes)
+	b.buildClients(s, as, in.Clients)
+
+	if in.KeysSecret == nil {
+		s.Problems = append(s.Problems, fmt.Sprintf("signing-key Secret %s does not exist yet", keyset.SecretName(as.Name)))
+	} else {
+		if v := version(in.KeysSecret, keyset.SecretDataKey); v != b.keysVersion {
+			b.keysVersion = v
+			b.keys, b.keysErr = keyset.Parse(in.KeysSecret.Data[keyset.SecretDataKey])
+		}
+		if b.keysErr != nil {
+			s.Problems = append(s.Problems, fmt.Sprintf("signing-key Secret: %v", b.keysErr))
+		} else {
+			s.Keys = b.keys
+		}
+	}
+
+	if as.Spec.Users != nil {
+		switch {
+		case in.UsersSecret == nil:
+			s.Problems = append(s.Problems, fmt.Sprintf("users Secret %s does not exist", as.Spec.Users.SecretRef.Name))
+		default:
+			if v := version(in.UsersSecret, users.SecretDataKey); v != b.usersVersion {
+				b.usersVersion = v
+				b.users, b.usersErr = users.Parse(in.UsersSecret.Data[users.SecretDataKey])
+			}
+			if b.usersErr != nil {
+				s.Problems = append(s.Problems, fmt.Sprintf("users Secret %s: %v", in.UsersSecret.Name, b.usersErr))
+			} else {
+				s.Users = b.users
+			}
+		}
+	}
+	return s, nil
+}
+
+func (b *Builder) buildScopes(s *Snapshot, as *gatehousev1alpha1.AuthorizationServer, scopes []gatehousev1alpha1.Scope) {
+	// Oldest first, so that when two Scopes claim one name (the operator
+	// marks the newer one as a conflict) the same one wins on every replica.
+	sorted := slices.Clone(scopes)
+	slices.SortFunc(sorted, func(a, b gatehousev1alpha1.Scope) int {
+		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), strings.Compare(a.Name, b.Name))
+	})
+	for i := range sorted {
+		sc := &sorted[i]
+		if sc.Namespace != as.Namespace || sc.Spec.ServerRef.Name != as.Name || sc.DeletionTimestamp != nil {
+			continue
+		}
+		if c := meta.FindStatusCondition(sc.Status.Conditions, gatehousev1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionFalse {
+			continue
+		}
+		name := string(sc.Spec.Name)
+		if _, dup := s.Scopes[name]; dup {
+			continue
+		}
+		s.Scopes[name] = &Scope{
+			Name:            name,
+			Description:     sc.Spec.Description,
+			Audience:        string(sc.Spec.Audience),
+			RequiresConsent: sc.Spec.RequiresConsent == nil || *sc.Spec.RequiresConsent,
+		}
+		s.ScopeNames = append(s.ScopeNames, name)
+	}
+	slices.Sort(s.ScopeNames)
+}
+
+func (b *Builder) buildClients(s *Snapshot, as *gatehousev1alpha1.AuthorizationServer, clients []gatehousev1alpha1.OAuthClient) {
+	for i := range clients {
+		oc := &clients[i]
+		if !References(oc, as.Namespace, as.Name) || oc.DeletionTimestamp != nil || oc.Status.ClientID == "" {
+			continue
+		}
+		// The operator sets Ready only once the namespace is admitted,
+		// every scope exists and the credentials are in place.
+		if !meta.IsStatusConditionTrue(oc.Status.Conditions, gatehousev1alpha1.ConditionReady) {
+			continue
+		}
+		c := &Client{
+			ID:          oc.Status.ClientID,
+			DisplayName: cmp.Or(oc.Spec.DisplayName, oc.Name),
+			Public:      oc.Spec.ClientType == gatehousev1alpha1.ClientPublic,
+			AuthMethod:  oc.Spec.TokenEndpointAuthMethod,
+			GrantTypes:  map[gatehousev1alpha1.GrantType]bool{},
+			SkipConsent: oc.Spec.SkipConsent,
+			RequirePKCE: oc.Spec.RequirePKCE == nil || *oc.Spec.RequirePKCE,
+		}
+		if c.AuthMethod == "" {
+			c.AuthMethod = gatehousev1alpha1.AuthClientSecretBasic
+			if c.Public {
+				c.AuthMethod = gatehousev1alpha1.AuthNone
+			}
+		}
+		if c.Public {
+			// RFC 9700 §2.1.1: PKCE is the only protection a public
+			// client's code has; CEL forbids the opt-out, this enforces it.
+			c.RequirePKCE = true
+		}
+		for _, u := range oc.Spec.RedirectURIs {
+			c.RedirectURIs = append(c.RedirectURIs, string(u))
+		}
+		grants := oc.Spec.GrantTypes
+		if len(grants) == 0 {
+			grants = []gatehousev1alpha1.GrantType{gatehousev1alpha1.GrantAuthorizationCode}
+		}
+		for _, g := range grants {
+			if g == gatehousev1alpha1.GrantClientCredentials && c.Public {
+				continue // a public client cannot authenticate itself
+			}
+			c.GrantTypes[g] = true
+		}
+		for _, sc := range oc.Spec.Scopes {
+			c.AllowedScopes = append(c.AllowedScopes, string(sc))
+		}
+		for _, a := range oc.Spec.Audience {
+			c.Audience = append(c.Audience, string(a))
+		}
+		for _, h := range oc.Status.SecretHashes {
+			sh := SecretHash{Hash: h.Hash}
+			if h.NotAfter != nil {
+				sh.NotAfter = h.NotAfter.Time
+			}
+			c.SecretHashes = append(c.SecretHashes, sh)
+		}
+		if _, dup := s.Clients[c.ID]; dup {
+			s.Problems = append(s.Problems, fmt.Sprintf("client_id %q is claimed by more than one OAuthClient; serving neither", c.ID))
+			s.Clients[c.ID] = nil
+			continue
+		}
+		s.Clients[c.ID] = c
+	}
+	for id, c := range s.Clients {
+		if c == nil {
+			delete(s.Clients, id)
+		}
+	}
+}
+
+// References reports whether an OAuthClient's serverRef points at the
+// server namespace/name; serverRef.namespace defaults to the client's own.
+func References(oc *gatehousev1alpha1.OAuthClient, namespace, name string) bool {
+	ns := cmp.Or(oc.Spec.ServerRef.Namespace, oc.Namespace)
+	return ns == namespace && oc.Spec.ServerRef.Name == name
+}
+
+// SigningKey returns the key that signs at now, if the key set has one.
+func (s *Snapshot) SigningKey(now time.Time) (*keyset.Key, bool) {
+	if s.Keys == nil {
+		return nil, false
+	}
+	return s.Keys.SigningKey(now)
+}
+
+func duration(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
+		return def
+	}
+	return d.Duration
+}
+
+func version(s *corev1.Secret, key string) string {
+	if s.ResourceVersion != "" {
+		return s.Namespace + "/" + s.Name + "@" + s.ResourceVersion
+	}
+	return s.Namespace + "/" + s.Name + "#" + string(s.Data[key])
+}

@@ -1,0 +1,94 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+)
+
+// handleConsent asks the logged-in person to approve the scopes the client
+// requested (GET) and records the decision (POST). Deny sends the browser
+// back with access_denied (RFC 6749 §4.1.2.1).
+func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
+	now := s.now()
+	var form url.Values
+	switch r.Method {
+	case http.MethodGet:
+		form = r.URL.Query()
+	case http.MethodPost:
+		var e *Error
+		if form, e = parsePostForm(w, r); e != nil {
+			s.errorPage(w, snap, e.Status, "Invalid request", e.Description)
+			return failed(e)
+		}
+		if !checkCSRF(r, snap, form) {
+			s.errorPage(w, snap, http.StatusForbidden, "Session expired", "This form has expired or did not come from this site. Go back to the application and try again.")
+			return result{outcome: "csrf_failed"}
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "The consent page accepts GET and POST requests only.")
+		return result{outcome: "method_not_allowed"}
+	}
+	ar, client, ok := s.loadFlow(w, r, snap, form.Get("auth_request"), now)
+	if !ok {
+		return result{outcome: ErrInvalidRequest}
+	}
+	ctx := r.Context()
+	// The consent must come from the browser that logged in as the
+	// request's subject: the session cookie proves it.
+	sess, ok := s.session(ctx, r, snap, now)
+	if !ok || ar.Subject == "" || sess.Subject != ar.Subject {
+		http.Redirect(w, r, pageURL(snap, endpoints.LoginPath, ar.ID), http.StatusSeeOther)
+		return result{outcome: "login_required"}
+	}
+	need, err := s.scopesNeedingConsent(ctx, snap, client, ar, now)
+	if err != nil {
+		s.log.Error("reading consent", "error", err)
+		redirectError(w, r, ar.RedirectURI, ar.State, snap.Issuer, serverError("consent could not be read"))
+		return result{outcome: ErrServerError}
+	}
+	if r.Method == http.MethodGet {
+		if len(need) == 0 {
+			return s.issueCode(w, r, snap, ar, now)
+		}
+		s.pages.render(w, http.StatusOK, "consent", ar.RedirectURI, pageData{
+			Title: "Allow access", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.ConsentPath,
+			CSRF: csrfToken(w, r, snap), AuthRequest: ar.ID, ClientName: client.DisplayName,
+			Subject: ar.Subject, Scopes: need,
+		})
+		return result{outcome: outcomeSuccess}
+	}
+
+	switch form.Get("decision") {
+	case "deny":
+		_ = s.store.DeleteAuthRequest(ctx, ar.ID)
+		e := newError(ErrAccessDenied, "the user denied the request")
+		redirectError(w, r, ar.RedirectURI, ar.State, snap.Issuer, e)
+		return failed(e)
+	case "approve":
+	default:
+		s.errorPage(w, snap, http.StatusBadRequest, "Invalid request", "Choose Allow or Deny.")
+		return result{outcome: ErrInvalidRequest}
+	}
+	if form.Get("remember") == "yes" {
+		scopes := slices.Clone(ar.Scopes)
+		if prev, err := s.store.GetConsent(ctx, ar.Subject, client.ID, now); err == nil {
+			for _, sc := range prev.Scopes {
+				if !slices.Contains(scopes, sc) {
+					scopes = append(scopes, sc)
+				}
+			}
+		}
+		if err := s.store.SaveConsent(ctx, storage.Consent{
+			Subject: ar.Subject, ClientID: client.ID, Scopes: scopes, GrantedAt: now, ExpiresAt: now.Add(s.consentTTL),
+		}); err != nil {
+			s.log.Warn("remembering consent", "error", err)
+		}
+	}
+	return s.issueCode(w, r, snap, ar, now)
+}

@@ -1,0 +1,121 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+)
+
+// Error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 7009 §2.2.1.
+const (
+	ErrInvalidRequest          = "invalid_request"
+	ErrInvalidClient           = "invalid_client"
+	ErrInvalidGrant            = "invalid_grant"
+	ErrUnauthorizedClient      = "unauthorized_client"
+	ErrUnsupportedGrantType    = "unsupported_grant_type"
+	ErrInvalidScope            = "invalid_scope"
+	ErrAccessDenied            = "access_denied"
+	ErrUnsupportedResponseType = "unsupported_response_type"
+	ErrServerError             = "server_error"
+	ErrTemporarilyUnavailable  = "temporarily_unavailable"
+	ErrUnsupportedTokenType    = "unsupported_token_type"
+)
+
+// Error is an OAuth 2.0 error response. Handlers return it as a value and
+// writeError or redirectError turns it into the wire format in one place.
+// Description is shown to client developers: it never carries a secret.
+type Error struct {
+	Code        string
+	Description string
+	// Status is the HTTP status of a JSON error response.
+	Status int
+	// Challenge makes a 401 carry WWW-Authenticate: Basic, required when
+	// the client tried HTTP Basic authentication (RFC 6749 §5.2).
+	Challenge bool
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Description }
+
+func newError(code, description string) *Error {
+	status := http.StatusBadRequest
+	switch code {
+	case ErrServerError:
+		status = http.StatusInternalServerError
+	case ErrTemporarilyUnavailable:
+		status = http.StatusServiceUnavailable
+	}
+	return &Error{Code: code, Description: description, Status: status}
+}
+
+func invalidRequest(desc string) *Error { return newError(ErrInvalidRequest, desc) }
+func invalidGrant(desc string) *Error   { return newError(ErrInvalidGrant, desc) }
+func invalidScope(desc string) *Error   { return newError(ErrInvalidScope, desc) }
+func serverError(desc string) *Error    { return newError(ErrServerError, desc) }
+
+// invalidClient is a failed client authentication (RFC 6749 §5.2): 401, and
+// a Basic challenge when the client used the Authorization header.
+func invalidClient(desc string, basic bool) *Error {
+	return &Error{Code: ErrInvalidClient, Description: desc, Status: http.StatusUnauthorized, Challenge: basic}
+}
+
+func unauthorizedClient(desc string) *Error { return newError(ErrUnauthorizedClient, desc) }
+
+// noStore marks a response as carrying credentials (RFC 6749 §5.1).
+func noStore(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+// writeError writes an RFC 6749 §5.2 JSON error response.
+func writeError(w http.ResponseWriter, e *Error, realm string) {
+	h := w.Header()
+	noStore(h)
+	h.Set("Content-Type", "application/json")
+	if e.Status == http.StatusUnauthorized && e.Challenge {
+		h.Set("WWW-Authenticate", `Basic realm="`+realm+`", charset="UTF-8"`)
+	}
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description,omitempty"`
+	}{e.Code, e.Description})
+}
+
+// writeJSON writes a successful JSON response that must not be cached.
+func writeJSON(w http.ResponseWriter, v any) {
+	noStore(w.Header())
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// redirectURL adds params to a registered redirect URI, keeping its own
+// query (RFC 6749 §3.1.2).
+func redirectURL(redirectURI string, params url.Values) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		// Registered URIs are validated by the CRD; this cannot happen.
+		return redirectURI
+	}
+	q := u.Query()
+	for k, vs := range params {
+		for _, v := range vs {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// redirectError sends the browser back to the client with an RFC 6749
+// §4.1.2.1 error, the request's state and the issuer (RFC 9207). Only call
+// it once client_id and redirect_uri have been validated.
+func redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, issuer string, e *Error) {
+	http.Redirect(w, r, redirectURL(redirectURI, url.Values{
+		"error":             {e.Code},
+		"error_description": {e.Description},
+		"state":             {state},
+		"iss":               {issuer},
+	}), http.StatusFound)
+}

@@ -1,0 +1,73 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+)
+
+// grantRefreshToken is RFC 6749 §6 with rotation (RFC 9700 §4.14.2): every
+// use returns a new refresh token of the same family and retires the old
+// one; presenting a retired token revokes the whole family, because then
+// either the client or an attacker holds a stolen copy. The scope may be
+// narrowed for the access token; the new refresh token keeps the family's
+// scope (§6: "identical to that of the refresh token included").
+func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
+	presented := req.Form.Get("refresh_token")
+	if presented == "" {
+		return nil, invalidRequest("refresh_token is required")
+	}
+	hash := storage.HashToken(presented)
+	old, err := s.store.GetRefreshToken(ctx, hash, req.Now)
+	if e := refreshStoreError(err); e != nil {
+		return nil, e
+	}
+	if old.ClientID != req.Client.ID {
+		// Not rotated: the token's owner must not lose it to someone who
+		// merely saw it.
+		return nil, invalidGrant("the refresh token was issued to another client")
+	}
+	scopes, e := narrowScopes(old.Scopes, req.Scopes)
+	if e != nil {
+		return nil, e
+	}
+	next := randomToken(32)
+	_, err = s.store.RotateRefreshToken(ctx, hash, storage.RefreshToken{
+		Hash: storage.HashToken(next), FamilyID: old.FamilyID, ClientID: old.ClientID,
+		Subject: old.Subject, Scopes: old.Scopes, AuthTime: old.AuthTime,
+		IssuedAt: req.Now, ExpiresAt: old.ExpiresAt,
+	}, req.Now)
+	if e := refreshStoreError(err); e != nil {
+		return nil, e
+	}
+	g := tokenGrant{Client: req.Client, Subject: old.Subject, Scopes: usableScopes(req.Snap, req.Client, scopes), AuthTime: old.AuthTime}
+	at, e := signAccessToken(req.Snap, g, newID(), req.Now)
+	if e != nil {
+		return nil, e
+	}
+	return newTokenResponse(at, next, g.Scopes, req.Now), nil
+}
+
+func refreshStoreError(err error) *Error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrRefreshTokenReused):
+		return invalidGrant("the refresh token was already used; every token of its family is revoked")
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrRevoked):
+		return invalidGrant("the refresh token is invalid, expired or revoked")
+	default:
+		return serverError("storage: " + err.Error())
+	}
+}
+
+// refreshExpiry is when a new refresh-token family ends: the refresh-token
+// lifetime counted from the login that started it.
+func refreshExpiry(req *tokenRequest, authTime time.Time) time.Time {
+	if authTime.IsZero() {
+		authTime = req.Now
+	}
+	return authTime.Add(req.Snap.RefreshTokenTTL)
+}

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+)
+
+// introspection is the RFC 7662 §2.2 response.
+type introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       []string `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	JTI       string   `json:"jti,omitempty"`
+}
+
+// handleIntrospect is token introspection (RFC 7662). Callers must be
+// confidential clients (resource servers register as such): a token's
+// contents are not for anyone who can name a client_id. Any such client may
+// introspect access tokens, which are bearer tokens meant for resource
+// servers; a refresh token is active only to the client it was issued to.
+// Everything else, including revoked and expired tokens, is
+// {"active": false} (§2.2).
+func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
+	now := s.now()
+	fail := func(e *Error) result { writeError(w, e, snap.Issuer); return failed(e) }
+	form, e := parsePostForm(w, r)
+	if e != nil {
+		return fail(e)
+	}
+	client, e := clientAuthFromRequest(r, snap, form, now)
+	if e != nil {
+		return fail(e)
+	}
+	if client.AuthMethod == gatehousev1alpha1.AuthNone {
+		return fail(invalidClient("introspection requires a confidential client", false))
+	}
+	token := form.Get("token")
+	if token == "" {
+		return fail(invalidRequest("token is required"))
+	}
+	ctx := r.Context()
+	resp := introspection{}
+	if claims, ok := verifyAccessToken(snap, token); ok {
+		if claims.ExpiresAt.After(now) {
+			revoked, err := s.store.IsAccessTokenRevoked(ctx, claims.ID, now)
+			if err != nil {
+				return fail(serverError("storage: " + err.Error()))
+			}
+			if !revoked {
+				resp = introspection{
+					Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
+					Exp: unixTime(claims.ExpiresAt.Time), Sub: claims.Subject, Aud: claims.Audience,
+					Iss: claims.Issuer, JTI: claims.ID,
+				}
+				if claims.IssuedAt != nil {
+					resp.Iat = unixTime(claims.IssuedAt.Time)
+				}
+			}
+		}
+	} else if !strings.Contains(token, ".") {
+		rt, err := s.store.GetRefreshToken(ctx, storage.HashToken(token), now)
+		switch {
+		case err == nil:
+			if rt.ClientID == client.ID && rt.RotatedAt == nil {
+				resp = introspection{
+					Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID, TokenType: "refresh_token",
+					Exp: unixTime(rt.ExpiresAt), Iat: unixTime(rt.IssuedAt), Sub: rt.Subject, Iss: snap.Issuer,
+				}
+			}
+		case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrRevoked):
+		default:
+			return fail(serverError("storage: " + err.Error()))
+		}
+	}
+	writeJSON(w, resp)
+	return result{outcome: outcomeSuccess}
+}

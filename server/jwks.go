@@ -1,0 +1,62 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/server/config"
+)
+
+// jwksMaxAge is how long validators may cache the JWKS.
+//
+// It must stay well below the key set's prepublish period (default 24h,
+// at least 1m): a new key is published that long before it signs, so a
+// validator whose cached copy is younger than the prepublish period has seen
+// the key before its first token arrives. Five minutes keeps the endpoint's
+// load negligible; with a short prepublish period the cap is half of it, so
+// even a validator that fetched just before the key appeared refreshes in
+// time. Validators that meet an unknown kid refetch anyway.
+func jwksMaxAge(prepublish time.Duration) string {
+	age := min(5*time.Minute, prepublish/2)
+	return strconv.Itoa(int(age / time.Second))
+}
+
+func buildJWKS(snap *config.Snapshot) ([]byte, error) {
+	if snap.Keys == nil {
+		return nil, errNoKeys
+	}
+	jwks, err := snap.Keys.PublicJWKS()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(jwks)
+}
+
+type constError string
+
+func (e constError) Error() string { return string(e) }
+
+const errNoKeys = constError("no signing keys yet")
+
+// handleJWKS serves the public keys (RFC 7517 §5): next, active and retired.
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return result{outcome: "method_not_allowed"}
+	}
+	d := s.derive(snap)
+	if d.jwksErr != nil {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "signing keys are not available yet", http.StatusServiceUnavailable)
+		return result{outcome: ErrTemporarilyUnavailable}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/jwk-set+json")
+	h.Set("Cache-Control", "public, max-age="+jwksMaxAge(snap.PrepublishPeriod))
+	h.Set("Access-Control-Allow-Origin", "*")
+	_, _ = w.Write(d.jwks)
+	return result{outcome: outcomeSuccess}
+}

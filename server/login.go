@@ -1,0 +1,143 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+)
+
+// handleLogin shows the login page (GET) and checks a password (POST)
+// against the users Secret. bcrypt runs here and nowhere else.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
+	now := s.now()
+	var form url.Values
+	switch r.Method {
+	case http.MethodGet:
+		form = r.URL.Query()
+	case http.MethodPost:
+		var e *Error
+		if form, e = parsePostForm(w, r); e != nil {
+			s.errorPage(w, snap, e.Status, "Invalid request", e.Description)
+			return failed(e)
+		}
+		if !checkCSRF(r, snap, form) {
+			s.errorPage(w, snap, http.StatusForbidden, "Session expired", "This form has expired or did not come from this site. Go back to the application and sign in again.")
+			return result{outcome: "csrf_failed"}
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "The login page accepts GET and POST requests only.")
+		return result{outcome: "method_not_allowed"}
+	}
+	ar, client, ok := s.loadFlow(w, r, snap, form.Get("auth_request"), now)
+	if !ok {
+		return result{outcome: ErrInvalidRequest}
+	}
+	data := pageData{
+		Title: "Sign in", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.LoginPath,
+		CSRF: csrfToken(w, r, snap), AuthRequest: ar.ID, ClientName: client.DisplayName,
+	}
+	if r.Method == http.MethodGet {
+		s.pages.render(w, http.StatusOK, "login", ar.RedirectURI, data)
+		return result{outcome: outcomeSuccess}
+	}
+
+	username, password := form.Get("username"), form.Get("password")
+	data.Username = username
+	ip := clientIP(r)
+	switch {
+	case snap.Users == nil:
+		data.Error = "Sign-in is not available: this server has no users configured."
+		s.pages.render(w, http.StatusServiceUnavailable, "login", ar.RedirectURI, data)
+		return result{outcome: ErrTemporarilyUnavailable}
+	case !s.throttle.allowed(username, ip, now):
+		s.metrics.logins.WithLabelValues("throttled").Inc()
+		w.Header().Set("Retry-After", "30")
+		data.Error = "Too many failed attempts. Wait a minute and try again."
+		s.pages.render(w, http.StatusTooManyRequests, "login", ar.RedirectURI, data)
+		return result{outcome: "throttled"}
+	}
+	user, err := snap.Users.Authenticate(username, password)
+	if err != nil {
+		s.throttle.failed(username, ip, now)
+		s.metrics.logins.WithLabelValues("invalid_credentials").Inc()
+		data.Error = "Incorrect username or password."
+		s.pages.render(w, http.StatusUnauthorized, "login", ar.RedirectURI, data)
+		return result{outcome: "invalid_credentials"}
+	}
+	s.metrics.logins.WithLabelValues(outcomeSuccess).Inc()
+
+	// A fresh session value on every login: a value planted before login
+	// (session fixation) never becomes authenticated.
+	cookie := randomToken(32)
+	ctx := r.Context()
+	if err := s.store.CreateSession(ctx, storage.Session{Hash: storage.HashToken(cookie), Subject: user.Subject, AuthTime: now, ExpiresAt: now.Add(s.sessionTTL)}); err != nil {
+		s.log.Error("storing session", "error", err)
+		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")
+		return result{outcome: ErrServerError}
+	}
+	if old := readCookie(r, snap, sessionCookie); old != "" {
+		_ = s.store.DeleteSession(ctx, storage.HashToken(old))
+	}
+	setCookie(w, snap, sessionCookie, cookie, int(s.sessionTTL/time.Second))
+	ar.Subject, ar.AuthTime = user.Subject, now
+	if err := s.store.UpdateAuthRequest(ctx, ar); err != nil {
+		s.log.Error("updating authorization request", "error", err)
+		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")
+		return result{outcome: ErrServerError}
+	}
+	return s.afterLogin(w, r, snap, client, ar, now)
+}
+
+// loadFlow finds the authorization request a page belongs to, and its
+// client; when either is gone it shows an error page.
+func (s *Server) loadFlow(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, id string, now time.Time) (storage.AuthRequest, *config.Client, bool) {
+	if id == "" {
+		s.errorPage(w, snap, http.StatusBadRequest, "Start from the application", "Sign-in starts at the application you want to use; open it and sign in from there.")
+		return storage.AuthRequest{}, nil, false
+	}
+	ar, err := s.store.GetAuthRequest(r.Context(), id, now)
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			s.log.Error("reading authorization request", "error", err)
+		}
+		s.errorPage(w, snap, http.StatusBadRequest, "Sign-in expired", "This sign-in took too long or was already completed. Go back to the application and start again.")
+		return storage.AuthRequest{}, nil, false
+	}
+	client, ok := snap.Clients[ar.ClientID]
+	if !ok || !client.HasRedirectURI(ar.RedirectURI) {
+		s.errorPage(w, snap, http.StatusBadRequest, "Unknown application", "The application is no longer registered with this server.")
+		return storage.AuthRequest{}, nil, false
+	}
+	return ar, client, true
+}
+
+func trimIssuer(snap *config.Snapshot) string {
+	u, err := url.Parse(snap.Issuer)
+	if err != nil {
+		return ""
+	}
+	p := u.EscapedPath()
+	for len(p) > 0 && p[len(p)-1] == '/' {
+		p = p[:len(p)-1]
+	}
+	return p
+}
+
+// clientIP is the address the connection came from. Forwarded headers are
+// not trusted: anyone can set them, and the throttle would be bypassed.
+// Behind a proxy all clients share its address, which only makes the
+// per-IP limit stricter.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,73 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/gatehouse-dev/gatehouse/server/config"
+)
+
+// authMethods are the client authentication methods the token, revocation
+// and introspection endpoints accept.
+var authMethods = []string{"client_secret_basic", "client_secret_post", "none"}
+
+// metadata is the RFC 8414 §2 document.
+type metadata struct {
+	Issuer                                     string   `json:"issuer"`
+	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
+	TokenEndpoint                              string   `json:"token_endpoint"`
+	JWKSURI                                    string   `json:"jwks_uri"`
+	ScopesSupported                            []string `json:"scopes_supported"`
+	ResponseTypesSupported                     []string `json:"response_types_supported"`
+	ResponseModesSupported                     []string `json:"response_modes_supported"`
+	GrantTypesSupported                        []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
+	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
+	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+}
+
+func buildMetadata(snap *config.Snapshot) []byte {
+	ep := snap.Endpoints
+	scopes := snap.ScopeNames
+	if scopes == nil {
+		scopes = []string{}
+	}
+	b, _ := json.MarshalIndent(metadata{
+		Issuer:                                 ep.Issuer,
+		AuthorizationEndpoint:                  ep.Authorization,
+		TokenEndpoint:                          ep.Token,
+		JWKSURI:                                ep.JWKS,
+		ScopesSupported:                        scopes,
+		ResponseTypesSupported:                 []string{"code"},
+		ResponseModesSupported:                 []string{"query"},
+		GrantTypesSupported:                    []string{"authorization_code", "refresh_token", "client_credentials"},
+		TokenEndpointAuthMethodsSupported:      authMethods,
+		RevocationEndpoint:                     ep.Revocation,
+		RevocationEndpointAuthMethodsSupported: authMethods,
+		IntrospectionEndpoint:                  ep.Introspection,
+		// Introspection reveals token contents: public clients may not use it.
+		IntrospectionEndpointAuthMethodsSupported:  []string{"client_secret_basic", "client_secret_post"},
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		AuthorizationResponseIssParameterSupported: true,
+	}, "", "  ")
+	return append(b, '\n')
+}
+
+// handleMetadata serves RFC 8414 metadata. It changes only with the
+// configuration, so caches may keep it briefly.
+func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return result{outcome: "method_not_allowed"}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	_, _ = w.Write(s.derive(snap).metadata)
+	return result{outcome: outcomeSuccess}
+}

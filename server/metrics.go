@@ -1,0 +1,55 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the server's Prometheus metrics. Labels are bounded: the
+// endpoint and grant come from fixed sets, the outcome is "success" or an
+// RFC error code, never anything a client chose.
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	logins   *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "server", Name: "requests_total",
+			Help: "Requests to the public endpoints by endpoint, grant type (token endpoint) and outcome (success or OAuth error code).",
+		}, []string{"endpoint", "grant", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "gatehouse", Subsystem: "server", Name: "request_duration_seconds",
+			Help:    "Latency of the public endpoints.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"endpoint", "grant"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "server", Name: "login_attempts_total",
+			Help: "Login attempts by outcome: success, invalid_credentials or throttled.",
+		}, []string{"outcome"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.logins} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	// Process and Go runtime metrics, when the registry is ours alone.
+	_ = reg.Register(collectors.NewGoCollector())
+	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m, nil
+}
+
+func (m *metrics) observe(endpoint string, r result, start time.Time) {
+	m.requests.WithLabelValues(endpoint, r.grant, r.outcome).Inc()
+	m.latency.WithLabelValues(endpoint, r.grant).Observe(time.Since(start).Seconds())
+}
+
+func promHandler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,69 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+)
+
+// handleRevoke is token revocation (RFC 7009). Revoking a refresh token
+// revokes its family; revoking an access token records its jti until it
+// expires, which introspection then reports as inactive. Unknown, invalid
+// or expired tokens are answered with 200, as §2.2 requires, so the
+// endpoint cannot be used to probe for tokens.
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
+	now := s.now()
+	fail := func(e *Error) result { writeError(w, e, snap.Issuer); return failed(e) }
+	form, e := parsePostForm(w, r)
+	if e != nil {
+		return fail(e)
+	}
+	client, e := clientAuthFromRequest(r, snap, form, now)
+	if e != nil {
+		return fail(e)
+	}
+	token := form.Get("token")
+	if token == "" {
+		return fail(invalidRequest("token is required"))
+	}
+	// token_type_hint only orders the look-ups (§2.1); both are cheap.
+	ctx := r.Context()
+	if claims, ok := verifyAccessToken(snap, token); ok {
+		if claims.ClientID != client.ID {
+			return fail(unauthorizedClient("the token was not issued to this client"))
+		}
+		if exp := claims.ExpiresAt.Time; exp.After(now) {
+			if err := s.store.RevokeAccessToken(ctx, claims.ID, exp); err != nil {
+				return fail(serverError("storage: " + err.Error()))
+			}
+		}
+		writeRevoked(w)
+		return result{outcome: outcomeSuccess}
+	}
+	rt, err := s.store.GetRefreshToken(ctx, storage.HashToken(token), now)
+	switch {
+	case err == nil:
+		if rt.ClientID != client.ID {
+			return fail(unauthorizedClient("the token was not issued to this client"))
+		}
+		if err := s.store.RevokeFamily(ctx, rt.FamilyID, now); err != nil {
+			return fail(serverError("storage: " + err.Error()))
+		}
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrRevoked):
+	default:
+		return fail(serverError("storage: " + err.Error()))
+	}
+	writeRevoked(w)
+	return result{outcome: outcomeSuccess}
+}
+
+func writeRevoked(w http.ResponseWriter) {
+	noStore(w.Header())
+	w.WriteHeader(http.StatusOK)
+}
+
+// unixTime is a NumericDate for JSON responses.
+func unixTime(t time.Time) int64 { return t.Unix() }

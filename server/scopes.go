@@ -1,0 +1,93 @@
+package server
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/server/config"
+)
+
+// parseScope splits a scope parameter (RFC 6749 §3.3): space-delimited
+// scope-tokens of %x21 / %x23-5B / %x5D-7E. Duplicates collapse.
+func parseScope(s string) ([]string, *Error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []string
+	for tok := range strings.SplitSeq(s, " ") {
+		if tok == "" {
+			return nil, invalidScope("scope has an empty entry: separate scopes with single spaces")
+		}
+		for i := 0; i < len(tok); i++ {
+			if c := tok[i]; c < 0x21 || c == '"' || c == '\\' || c > 0x7e {
+				return nil, invalidScope("scope " + safeName(tok) + " contains a character RFC 6749 §3.3 does not allow")
+			}
+		}
+		if !slices.Contains(out, tok) {
+			out = append(out, tok)
+		}
+	}
+	return out, nil
+}
+
+// grantableScopes decides the scopes of a new grant: the requested ones,
+// each of which the client must be allowed and the server must define, or,
+// when none are requested, every scope the client is allowed that the
+// server defines (RFC 6749 §3.3 lets the server pick a default).
+func grantableScopes(snap *config.Snapshot, c *config.Client, requested []string) ([]string, *Error) {
+	if len(requested) == 0 {
+		return usableScopes(snap, c, c.AllowedScopes), nil
+	}
+	for _, sc := range requested {
+		if !c.AllowsScope(sc) {
+			return nil, invalidScope("the client is not allowed scope " + safeName(sc))
+		}
+		if _, ok := snap.Scopes[sc]; !ok {
+			return nil, invalidScope("scope " + safeName(sc) + " is not defined by this server")
+		}
+	}
+	return requested, nil
+}
+
+// usableScopes keeps the scopes the client is still allowed and the server
+// still defines: a grant made earlier shrinks when policy tightens.
+func usableScopes(snap *config.Snapshot, c *config.Client, scopes []string) []string {
+	out := make([]string, 0, len(scopes))
+	for _, sc := range scopes {
+		if _, ok := snap.Scopes[sc]; ok && c.AllowsScope(sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+// narrowScopes checks a refresh request's scope against the original grant
+// (RFC 6749 §6): it may only narrow it.
+func narrowScopes(original, requested []string) ([]string, *Error) {
+	if len(requested) == 0 {
+		return original, nil
+	}
+	for _, sc := range requested {
+		if !slices.Contains(original, sc) {
+			return nil, invalidScope("scope " + safeName(sc) + " was not part of the original grant")
+		}
+	}
+	return requested, nil
+}
+
+// audience is an access token's aud (RFC 9068 §3): the client's audience
+// and the granted scopes' audiences. With none of those the token is for
+// the client itself, so aud is the client_id, which keeps aud non-empty as
+// RFC 9068 requires and matches no resource server by accident.
+func audience(snap *config.Snapshot, c *config.Client, scopes []string) []string {
+	aud := slices.Clone(c.Audience)
+	for _, sc := range scopes {
+		if s, ok := snap.Scopes[sc]; ok && s.Audience != "" && !slices.Contains(aud, s.Audience) {
+			aud = append(aud, s.Audience)
+		}
+	}
+	if len(aud) == 0 {
+		aud = []string{c.ID}
+	}
+	return aud
+}

@@ -1,0 +1,243 @@
+// Package server is the Gatehouse token server: the OAuth 2.0 endpoints of
+// one AuthorizationServer (RFC 6749, 7636, 7009, 7662, 8414, 9068, 9207).
+// Configuration comes from a config.Source snapshot; state shared between
+// replicas goes through a storage.Store.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+)
+
+// Options configure a Server.
+type Options struct {
+	Source config.Source
+	Store  storage.Store
+	// Now is the clock; time.Now when nil.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Registerer receives the server's metrics; a new registry when nil.
+	Registerer prometheus.Registerer
+	// SessionTTL is how long a login lasts; 8h when zero.
+	SessionTTL time.Duration
+	// ConsentTTL is how long a remembered consent lasts; 90 days when zero.
+	ConsentTTL time.Duration
+	// LoginThrottle limits failed logins; DefaultLoginThrottle when zero.
+	LoginThrottle ThrottleConfig
+}
+
+// Server serves the public endpoints (ServeHTTP) and the operational ones
+// (OpsHandler).
+type Server struct {
+	src        config.Source
+	store      storage.Store
+	now        func() time.Time
+	log        *slog.Logger
+	metrics    *metrics
+	gatherer   prometheus.Gatherer
+	sessionTTL time.Duration
+	consentTTL time.Duration
+	throttle   *loginThrottle
+	pages      *pages
+	grants     map[string]grantHandler
+
+	derived atomic.Pointer[derived]
+}
+
+// New builds a Server.
+func New(o Options) (*Server, error) {
+	if o.Source == nil || o.Store == nil {
+		return nil, errors.New("server: Source and Store are required")
+	}
+	s := &Server{
+		src: o.Source, store: o.Store, now: o.Now, log: o.Logger,
+		sessionTTL: o.SessionTTL, consentTTL: o.ConsentTTL,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.sessionTTL == 0 {
+		s.sessionTTL = 8 * time.Hour
+	}
+	if s.consentTTL == 0 {
+		s.consentTTL = 90 * 24 * time.Hour
+	}
+	reg := o.Registerer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, s.gatherer = r, r
+	} else if g, ok := reg.(prometheus.Gatherer); ok {
+		s.gatherer = g
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.throttle = newLoginThrottle(o.LoginThrottle)
+	if s.pages, err = newPages(); err != nil {
+		return nil, err
+	}
+	s.grants = map[string]grantHandler{
+		"authorization_code": s.grantAuthorizationCode,
+		"refresh_token":      s.grantRefreshToken,
+		"client_credentials": s.grantClientCredentials,
+	}
+	return s, nil
+}
+
+// derived holds per-snapshot values computed once: the paths the server
+// answers on, the metadata document and the JWKS.
+type derived struct {
+	snap         *config.Snapshot
+	basePath     string
+	metadataPath string
+	metadata     []byte
+	jwks         []byte
+	jwksErr      error
+}
+
+func (s *Server) derive(snap *config.Snapshot) *derived {
+	if d := s.derived.Load(); d != nil && d.snap == snap {
+		return d
+	}
+	d := &derived{snap: snap}
+	if u, err := url.Parse(snap.Issuer); err == nil {
+		d.basePath = strings.TrimSuffix(u.Path, "/")
+	}
+	if u, err := url.Parse(endpoints.MetadataURL(snap.Issuer)); err == nil {
+		d.metadataPath = u.Path
+	}
+	d.metadata = buildMetadata(snap)
+	d.jwks, d.jwksErr = buildJWKS(snap)
+	s.derived.Store(d)
+	return d
+}
+
+// result is what a handler reports for metrics: the grant (token
+// endpoint only) and the outcome, "success" or an error code.
+type result struct {
+	grant   string
+	outcome string
+}
+
+const outcomeSuccess = "success"
+
+func failed(e *Error) result { return result{outcome: e.Code} }
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result
+
+// ServeHTTP routes a public request under the issuer's path.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	snap := s.src.Current()
+	if snap == nil {
+		writeError(w, newError(ErrTemporarilyUnavailable, "the server is starting"), "")
+		s.metrics.observe("unknown", result{outcome: ErrTemporarilyUnavailable}, start)
+		return
+	}
+	d := s.derive(snap)
+	endpoint, h := s.route(d, r.URL.Path)
+	if h == nil {
+		http.NotFound(w, r)
+		s.metrics.observe("not_found", result{outcome: "not_found"}, start)
+		return
+	}
+	res := h(w, r, snap)
+	s.metrics.observe(endpoint, res, start)
+}
+
+func (s *Server) route(d *derived, path string) (string, handlerFunc) {
+	if path == d.metadataPath {
+		return "metadata", s.handleMetadata
+	}
+	rest, ok := strings.CutPrefix(path, d.basePath)
+	if !ok {
+		return "", nil
+	}
+	switch rest {
+	case endpoints.TokenPath:
+		return "token", s.handleToken
+	case endpoints.AuthorizePath:
+		return "authorize", s.handleAuthorize
+	case endpoints.LoginPath:
+		return "login", s.handleLogin
+	case endpoints.ConsentPath:
+		return "consent", s.handleConsent
+	case endpoints.RevokePath:
+		return "revoke", s.handleRevoke
+	case endpoints.IntrospectPath:
+		return "introspect", s.handleIntrospect
+	case endpoints.JWKSPath:
+		return "jwks", s.handleJWKS
+	}
+	return "", nil
+}
+
+// OpsHandler serves /healthz (the process runs), /readyz (configuration
+// synced, a key signs, storage answers) and /metrics, on a port apart from
+// the public one so they are never exposed through the public Service.
+func (s *Server) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.Ready(r.Context()); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	if s.gatherer != nil {
+		mux.Handle("GET /metrics", promHandler(s.gatherer))
+	}
+	return mux
+}
+
+// Ready reports why the server cannot serve, or nil.
+func (s *Server) Ready(ctx context.Context) error {
+	if err := s.src.Ready(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		return errors.New("storage is not reachable")
+	}
+	return nil
+}
+
+// RunGC deletes expired storage objects every interval until ctx ends.
+func (s *Server) RunGC(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := s.store.DeleteExpired(ctx, s.now())
+			if err != nil {
+				s.log.Warn("deleting expired state", "error", err)
+			} else if n > 0 {
+				s.log.Debug("deleted expired state", "objects", n)
+			}
+		}
+	}
+}
