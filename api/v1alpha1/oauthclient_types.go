@@ -261,6 +261,19 @@ type OAuthClientStatus struct {
 // generated secret with the server's endpoints into a Secret next to the
 // app; the token server sees only a hash of it.
 //
+// The Secret and status.secretHashes are kept consistent by these rules:
+//   - Secret missing, or its client_secret removed: a new secret is
+//     generated, and every earlier one is revoked at once (deleting the
+//     Secret is how to revoke a leaked secret immediately).
+//   - client_secret changed by someone else (an edit, or an external
+//     source such as External Secrets rotating it): a strong value is
+//     adopted and the previous secret keeps working for gracePeriod
+//     (default 24h); a weak one is refused with Ready=False, reason
+//     WeakSecret, and nothing is overwritten.
+//   - A Secret that existed before the OAuthClient is adopted: the operator
+//     adds the other keys but never overwrites client_secret, never owns
+//     it, never rotates it, and on deletion removes only what it added.
+//
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=oac,categories=gatehouse

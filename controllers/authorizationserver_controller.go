@@ -1,0 +1,134 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+)
+
+const (
+	// serverFinalizer lets the operator delete the cluster-scoped RBAC of a
+	// server, which a namespaced owner cannot garbage-collect.
+	serverFinalizer = "oauth.gatehouse.dev/authorizationserver"
+	kindServer      = "AuthorizationServer"
+)
+
+// +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=authorizationservers,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=authorizationservers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=authorizationservers/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=configmaps;serviceaccounts;services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings;clusterroles;clusterrolebindings,verbs=get;list;watch;create;update;patch;delete
+
+// AuthorizationServerReconciler keeps a server's signing keys and JWKS,
+// and runs its token server: ServiceAccount, RBAC, Deployment, Service.
+type AuthorizationServerReconciler struct {
+	client.Client
+	// APIReader reads the keys Secret uncached, so that a reconcile never
+	// rotates from a stale copy.
+	APIReader   client.Reader
+	Recorder    events.EventRecorder
+	Clock       Clock
+	ServerImage string
+}
+
+// SetupWithManager watches servers and what they own.
+func (r *AuthorizationServerReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&oauthv1.AuthorizationServer{}).
+		Named("authorizationserver").
+		WithOptions(opts).
+		Owns(&corev1.Secret{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&corev1.Service{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Owns(&appsv1.Deployment{}).
+		Complete(r)
+}
+
+// Reconcile follows the cluster-api skeleton: fetch, finalizer, deferred
+// status patch, then reconcileDelete or reconcile.
+func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	srv := &oauthv1.AuthorizationServer{}
+	if err := r.Get(ctx, req.NamespacedName, srv); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !srv.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, srv)
+	}
+	if !controllerutil.ContainsFinalizer(srv, serverFinalizer) {
+		before := srv.DeepCopy()
+		controllerutil.AddFinalizer(srv, serverFinalizer)
+		if err := r.Patch(ctx, srv, mergeFrom(before)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+	orig := srv.DeepCopy()
+	defer func() {
+		srv.Status.ObservedGeneration = srv.Generation
+		if equality.Semantic.DeepEqual(orig.Status, srv.Status) {
+			return
+		}
+		if err := r.Status().Patch(ctx, srv, mergeFrom(orig)); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		}
+	}()
+	return r.reconcile(ctx, srv)
+}
+
+func (r *AuthorizationServerReconciler) reconcile(ctx context.Context, srv *oauthv1.AuthorizationServer) (ctrl.Result, error) {
+	now := r.Clock.Now()
+	srv.Status.Issuer = srv.Spec.Issuer
+	srv.Status.JWKSURI = endpoints.For(srv.Spec.Issuer).JWKS
+
+	next, err := r.reconcileKeys(ctx, srv, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileRuntime(ctx, srv); err != nil {
+		return ctrl.Result{}, err
+	}
+	return requeueAt(now, next), nil
+}
+
+func (r *AuthorizationServerReconciler) reconcileDelete(ctx context.Context, srv *oauthv1.AuthorizationServer) error {
+	if !controllerutil.ContainsFinalizer(srv, serverFinalizer) {
+		return nil
+	}
+	name := clusterRBACName(srv)
+	for _, o := range []client.Object{
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metaName(name)},
+		&rbacv1.ClusterRole{ObjectMeta: metaName(name)},
+	} {
+		if err := r.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting %T %s: %w", o, name, err)
+		}
+	}
+	before := srv.DeepCopy()
+	controllerutil.RemoveFinalizer(srv, serverFinalizer)
+	if err := r.Patch(ctx, srv, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("removing finalizer: %w", err)
+	}
+	return nil
+}
+
+func (r *AuthorizationServerReconciler) event(srv *oauthv1.AuthorizationServer, typ, reason, note string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(srv, nil, typ, reason, reason, note, args...)
+	}
+}

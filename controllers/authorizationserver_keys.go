@@ -1,0 +1,200 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/internal/operatormetrics"
+)
+
+// ClockSkew is how far the clocks of the token server and of resource
+// servers may differ. A retired key stays published for the access-token
+// lifetime plus ClockSkew, so a token signed just before retirement still
+// validates on a resource server whose clock runs late.
+const ClockSkew = 5 * time.Minute
+
+// annotationRotateKeysHandled, on the keys Secret, records the value of the
+// server's rotate-keys annotation last acted on, so that a restart or a
+// re-reconcile does not rotate again.
+const annotationRotateKeysHandled = "oauth.gatehouse.dev/rotate-keys-handled"
+
+// Defaults, matching the CRD's, for objects created before a default existed.
+const (
+	defaultRotationInterval = 720 * time.Hour
+	defaultPrepublish       = 24 * time.Hour
+	defaultAccessToken      = 10 * time.Minute
+)
+
+// Event reasons for signing keys.
+const (
+	EventKeyPublished = "KeyPublished"
+	EventKeyRotated   = "KeyRotated"
+	EventKeyRemoved   = "KeyRemoved"
+	EventInvalidKeys  = "InvalidKeys"
+)
+
+func dur(d *metav1.Duration, def time.Duration) time.Duration {
+	if d != nil && d.Duration > 0 {
+		return d.Duration
+	}
+	return def
+}
+
+// KeyPolicy is the rotation policy of a server at a given rotate-keys
+// request state.
+func KeyPolicy(srv *oauthv1.AuthorizationServer) keyset.Policy {
+	alg := string(srv.Spec.Signing.Algorithm)
+	if alg == "" {
+		alg = keyset.ES256
+	}
+	return keyset.Policy{
+		Algorithm:        alg,
+		RotationInterval: dur(srv.Spec.Signing.RotationInterval, defaultRotationInterval),
+		PrepublishPeriod: dur(srv.Spec.Signing.PrepublishPeriod, defaultPrepublish),
+		Retention:        dur(srv.Spec.Tokens.AccessToken, defaultAccessToken) + ClockSkew,
+	}
+}
+
+// reconcileKeys advances the key set to now, stores it, publishes the JWKS
+// ConfigMap and reports the next transition, for RequeueAfter.
+func (r *AuthorizationServerReconciler) reconcileKeys(ctx context.Context, srv *oauthv1.AuthorizationServer, now time.Time) (time.Time, error) {
+	name := keyset.SecretName(srv.Name)
+	sec := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: srv.Namespace, Name: name}, sec)
+	exists := err == nil
+	if err != nil && !apierrors.IsNotFound(err) {
+		return time.Time{}, fmt.Errorf("getting Secret %s: %w", name, err)
+	}
+	if !exists {
+		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: srv.Namespace, Name: name}}
+	}
+	before := sec.DeepCopy()
+
+	set := &keyset.Set{}
+	if data := sec.Data[keyset.SecretDataKey]; len(data) > 0 {
+		if set, err = keyset.Parse(data); err != nil {
+			// Never overwrite keys the operator cannot read: tokens they
+			// signed may still be in use. A person must repair or delete it.
+			msg := fmt.Sprintf("Secret %s: %v; fix or delete it to generate new keys", name, err)
+			r.event(srv, corev1.EventTypeWarning, EventInvalidKeys, "%s", msg)
+			setCondition(&srv.Status.Conditions, srv.Generation, ConditionKeysReady, false, ReasonInvalidKeys, msg)
+			notReady(&srv.Status.Conditions, srv.Generation, kindServer, ReasonInvalidKeys, msg)
+			return time.Time{}, nil
+		}
+	}
+
+	policy := KeyPolicy(srv)
+	wanted := srv.Annotations[oauthv1.AnnotationRotateKeys]
+	handled, recorded := sec.Annotations[annotationRotateKeysHandled]
+	policy.RotateNow = wanted != "" && recorded && handled != wanted && len(set.Keys) > 0
+	res, err := keyset.Advance(set, policy, now, keyset.Generate)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("advancing signing keys: %w", err)
+	}
+	setAnnotation(sec, annotationRotateKeysHandled, wanted)
+
+	if res.Changed() || !exists {
+		data, err := set.Marshal()
+		if err != nil {
+			return time.Time{}, fmt.Errorf("encoding key set: %w", err)
+		}
+		sec.Data = map[string][]byte{keyset.SecretDataKey: data}
+	}
+	sec.Type = corev1.SecretTypeOpaque
+	sec.Labels = serverLabels(srv, sec.Labels)
+	if err := controllerutil.SetControllerReference(srv, sec, r.Scheme()); err != nil {
+		return time.Time{}, err
+	}
+	switch {
+	case !exists:
+		if err := r.Create(ctx, sec); err != nil {
+			return time.Time{}, fmt.Errorf("creating Secret %s: %w", name, err)
+		}
+	case !equality.Semantic.DeepEqual(before, sec):
+		if err := r.Patch(ctx, sec, mergeFrom(before)); err != nil {
+			return time.Time{}, fmt.Errorf("updating Secret %s: %w", name, err)
+		}
+	}
+	r.keyEvents(srv, set, res)
+
+	if err := r.publishJWKS(ctx, srv, set); err != nil {
+		return time.Time{}, err
+	}
+	srv.Status.ActiveKeyID = set.ActiveKeyID()
+	srv.Status.NextRotationTime = nil
+	if t, ok := set.NextRotation(policy.RotationInterval); ok {
+		srv.Status.NextRotationTime = &metav1.Time{Time: t}
+	}
+	setCondition(&srv.Status.Conditions, srv.Generation, ConditionKeysReady, true, ReasonKeysReady,
+		fmt.Sprintf("key %s signs and %d key(s) are published in ConfigMap %s", srv.Status.ActiveKeyID, len(set.Keys), keyset.JWKSConfigMapName(srv.Name)))
+	return res.NextTransition, nil
+}
+
+func (r *AuthorizationServerReconciler) keyEvents(srv *oauthv1.AuthorizationServer, set *keyset.Set, res keyset.Result) {
+	activated := map[string]bool{}
+	for _, id := range res.Activated {
+		activated[id] = true
+	}
+	for _, k := range set.Keys {
+		for _, id := range res.Generated {
+			if k.ID == id && !activated[id] {
+				r.event(srv, corev1.EventTypeNormal, EventKeyPublished, "published signing key %s (%s); it signs from %s",
+					k.ID, k.Algorithm, k.ActivatesAt.Format(time.RFC3339))
+			}
+		}
+	}
+	if len(res.Retired) > 0 {
+		for _, id := range res.Activated {
+			operatormetrics.KeysRotated.Inc()
+			r.event(srv, corev1.EventTypeNormal, EventKeyRotated, "signing key %s now signs; retired %s", id, strings.Join(res.Retired, ", "))
+		}
+	}
+	for _, id := range res.Removed {
+		r.event(srv, corev1.EventTypeNormal, EventKeyRemoved, "removed key %s: every token it signed has expired", id)
+	}
+}
+
+// publishJWKS writes the public keys (RFC 7517 JWK Set) to the server's
+// JWKS ConfigMap, for resource servers in the cluster that read it directly.
+func (r *AuthorizationServerReconciler) publishJWKS(ctx context.Context, srv *oauthv1.AuthorizationServer, set *keyset.Set) error {
+	jwks, err := set.PublicJWKS()
+	if err != nil {
+		return fmt.Errorf("building JWKS: %w", err)
+	}
+	data, err := json.Marshal(jwks)
+	if err != nil {
+		return fmt.Errorf("encoding JWKS: %w", err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: srv.Namespace, Name: keyset.JWKSConfigMapName(srv.Name)}}
+	_, err = controllerutil.CreateOrUpdate(ctx, r.Client, cm, func() error {
+		cm.Labels = serverLabels(srv, cm.Labels)
+		cm.Data = map[string]string{keyset.JWKSDataKey: string(data)}
+		return controllerutil.SetControllerReference(srv, cm, r.Scheme())
+	})
+	if err != nil {
+		return fmt.Errorf("writing ConfigMap %s: %w", cm.Name, err)
+	}
+	return nil
+}
+
+// serverLabels adds the labels of objects the operator makes for a server.
+func serverLabels(srv *oauthv1.AuthorizationServer, l map[string]string) map[string]string {
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[oauthv1.LabelManagedBy] = oauthv1.LabelManagedByValue
+	l[oauthv1.LabelServer] = srv.Name
+	return l
+}

@@ -1,0 +1,290 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+)
+
+// Ports of the token server container.
+const (
+	serverHTTPPort    = 8080
+	serverMetricsPort = 9090
+	// PostgresURLEnv carries the Postgres connection URL into the server.
+	PostgresURLEnv = "GATEHOUSE_POSTGRES_URL"
+)
+
+// ServerObjectName names the ServiceAccount, Role, RoleBinding, Deployment
+// and Service of a server's token server.
+func ServerObjectName(srv *oauthv1.AuthorizationServer) string { return srv.Name + "-server" }
+
+// clusterRBACName names the ClusterRole and ClusterRoleBinding that let a
+// server read OAuthClients in every namespace. ':' cannot occur in a
+// namespace or name, so the name is unique per server.
+func clusterRBACName(srv *oauthv1.AuthorizationServer) string {
+	return "gatehouse:server:" + srv.Namespace + ":" + srv.Name
+}
+
+func metaName(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
+
+func (r *AuthorizationServerReconciler) reconcileRuntime(ctx context.Context, srv *oauthv1.AuthorizationServer) error {
+	if err := r.reconcileRBAC(ctx, srv); err != nil {
+		return err
+	}
+	replicas := int32(1)
+	if srv.Spec.Replicas != nil {
+		replicas = *srv.Spec.Replicas
+	}
+	if replicas > 1 && srv.Spec.Storage.Type != oauthv1.StoragePostgres {
+		// The API schema refuses this already; keep the Deployment as it is
+		// if an older schema let it through.
+		notReady(&srv.Status.Conditions, srv.Generation, kindServer, ReasonUnsupportedReplicas,
+			fmt.Sprintf("%d replicas need storage type Postgres: Memory storage lives in one process; the Deployment is left unchanged", replicas))
+		return nil
+	}
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: srv.Namespace, Name: ServerObjectName(srv)}}
+	if _, err := controllerutil.CreateOrUpdate(ctx, r.Client, dep, func() error {
+		r.mutateDeployment(srv, dep, replicas)
+		return controllerutil.SetControllerReference(srv, dep, r.Scheme())
+	}); err != nil {
+		return fmt.Errorf("writing Deployment %s: %w", dep.Name, err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: srv.Namespace, Name: ServerObjectName(srv)}}
+	if _, err := controllerutil.CreateOrUpdate(ctx, r.Client, svc, func() error {
+		svc.Labels = serverLabels(srv, svc.Labels)
+		svc.Spec.Selector = selectorLabels(srv)
+		svc.Spec.Ports = []corev1.ServicePort{
+			{Name: "http", Port: 80, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP},
+			{Name: "metrics", Port: serverMetricsPort, TargetPort: intstr.FromString("metrics"), Protocol: corev1.ProtocolTCP},
+		}
+		return controllerutil.SetControllerReference(srv, svc, r.Scheme())
+	}); err != nil {
+		return fmt.Errorf("writing Service %s: %w", svc.Name, err)
+	}
+	deploymentReady(srv, dep, replicas)
+	return nil
+}
+
+// deploymentReady sets Ready from the Deployment's real availability.
+func deploymentReady(srv *oauthv1.AuthorizationServer, dep *appsv1.Deployment, replicas int32) {
+	st := dep.Status
+	for _, c := range st.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse {
+			notReady(&srv.Status.Conditions, srv.Generation, kindServer, ReasonDeploymentFailed,
+				fmt.Sprintf("Deployment %s: %s", dep.Name, c.Message))
+			return
+		}
+	}
+	switch {
+	case replicas == 0:
+		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, false, ReasonScaledToZero,
+			fmt.Sprintf("Deployment %s is scaled to zero replicas", dep.Name))
+	case st.ObservedGeneration < dep.Generation || st.UpdatedReplicas < replicas || st.AvailableReplicas < replicas:
+		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, false, ReasonProgressing,
+			fmt.Sprintf("Deployment %s: %d of %d replicas updated and available", dep.Name, min(st.UpdatedReplicas, st.AvailableReplicas), replicas))
+	default:
+		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, true, ReasonAvailable,
+			fmt.Sprintf("Deployment %s: %d of %d replicas available", dep.Name, st.AvailableReplicas, replicas))
+	}
+}
+
+func selectorLabels(srv *oauthv1.AuthorizationServer) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/name":     "gatehouse-server",
+		"app.kubernetes.io/instance": srv.Name,
+	}
+}
+
+func (r *AuthorizationServerReconciler) image(srv *oauthv1.AuthorizationServer) string {
+	if srv.Spec.Image != "" {
+		return srv.Spec.Image
+	}
+	return r.ServerImage
+}
+
+func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.AuthorizationServer, dep *appsv1.Deployment, replicas int32) {
+	dep.Labels = serverLabels(srv, dep.Labels)
+	podLabels := serverLabels(srv, selectorLabels(srv))
+	dep.Spec.Replicas = &replicas
+	if dep.Spec.Selector == nil { // immutable once set
+		dep.Spec.Selector = &metav1.LabelSelector{MatchLabels: selectorLabels(srv)}
+	}
+	maxUnavailable := intstr.FromInt32(0)
+	maxSurge := intstr.FromString("25%")
+	dep.Spec.Strategy = appsv1.DeploymentStrategy{
+		Type:          appsv1.RollingUpdateDeploymentStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDeployment{MaxUnavailable: &maxUnavailable, MaxSurge: &maxSurge},
+	}
+
+	var env []corev1.EnvVar
+	if srv.Spec.Storage.Type == oauthv1.StoragePostgres && srv.Spec.Storage.Postgres != nil {
+		ref := srv.Spec.Storage.Postgres.URLSecretRef
+		env = append(env, corev1.EnvVar{Name: PostgresURLEnv, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name}, Key: ref.Key},
+		}})
+	}
+	resources := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+	}
+	if srv.Spec.Resources != nil {
+		resources = *srv.Spec.Resources
+	}
+	yes, no := true, false
+	uid := int64(65532)
+	probe := func(path string, period int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("metrics")}},
+			PeriodSeconds: period, TimeoutSeconds: 2, FailureThreshold: 3,
+		}
+	}
+	var affinity *corev1.Affinity
+	if replicas > 1 {
+		affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+				Weight: 100,
+				PodAffinityTerm: corev1.PodAffinityTerm{
+					TopologyKey:   "kubernetes.io/hostname",
+					LabelSelector: &metav1.LabelSelector{MatchLabels: selectorLabels(srv)},
+				},
+			}},
+		}}
+	}
+	tpl := &dep.Spec.Template
+	tpl.Labels = podLabels
+	tpl.Spec.ServiceAccountName = ServerObjectName(srv)
+	tpl.Spec.AutomountServiceAccountToken = &yes // it watches the API
+	tpl.Spec.Affinity = affinity
+	tpl.Spec.SecurityContext = &corev1.PodSecurityContext{
+		RunAsNonRoot:   &yes,
+		RunAsUser:      &uid,
+		RunAsGroup:     &uid,
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	container := corev1.Container{
+		Name:  "server",
+		Image: r.image(srv),
+		Args: []string{"server",
+			"--authorization-server", srv.Namespace + "/" + srv.Name,
+			"--listen", fmt.Sprintf(":%d", serverHTTPPort),
+			"--metrics-listen", fmt.Sprintf(":%d", serverMetricsPort)},
+		Ports: []corev1.ContainerPort{
+			{Name: "http", ContainerPort: serverHTTPPort, Protocol: corev1.ProtocolTCP},
+			{Name: "metrics", ContainerPort: serverMetricsPort, Protocol: corev1.ProtocolTCP},
+		},
+		Env:            env,
+		Resources:      resources,
+		LivenessProbe:  probe("/healthz", 10),
+		ReadinessProbe: probe("/readyz", 5),
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: &no,
+			ReadOnlyRootFilesystem:   &yes,
+			RunAsNonRoot:             &yes,
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}
+	// Merge into the existing container so API-server defaults
+	// (imagePullPolicy, terminationMessagePath) do not cause endless updates.
+	if len(tpl.Spec.Containers) == 1 && tpl.Spec.Containers[0].Name == container.Name {
+		c := &tpl.Spec.Containers[0]
+		c.Image, c.Args, c.Ports, c.Env, c.Resources = container.Image, container.Args, container.Ports, container.Env, container.Resources
+		c.SecurityContext = container.SecurityContext
+		for _, p := range []struct{ have, want *corev1.Probe }{{c.LivenessProbe, container.LivenessProbe}, {c.ReadinessProbe, container.ReadinessProbe}} {
+			if p.have == nil || p.have.HTTPGet == nil {
+				continue
+			}
+			p.have.HTTPGet.Path, p.have.HTTPGet.Port = p.want.HTTPGet.Path, p.want.HTTPGet.Port
+			p.have.PeriodSeconds, p.have.TimeoutSeconds, p.have.FailureThreshold = p.want.PeriodSeconds, p.want.TimeoutSeconds, p.want.FailureThreshold
+		}
+		if c.LivenessProbe == nil {
+			c.LivenessProbe = container.LivenessProbe
+		}
+		if c.ReadinessProbe == nil {
+			c.ReadinessProbe = container.ReadinessProbe
+		}
+	} else {
+		tpl.Spec.Containers = []corev1.Container{container}
+	}
+}
+
+// reconcileRBAC gives the token server read access to exactly what it
+// serves from: this server and its Scopes, its keys Secret and users Secret
+// (by name), and OAuthClients, which hold only secret hashes. It cannot
+// read any other Secret, in its namespace or in the apps'.
+func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *oauthv1.AuthorizationServer) error {
+	name := ServerObjectName(srv)
+	read := []string{"get", "list", "watch"}
+	secrets := []string{keyset.SecretName(srv.Name)}
+	if srv.Spec.Users != nil {
+		secrets = append(secrets, srv.Spec.Users.SecretRef.Name)
+	}
+	owned := func(o client.Object) error { return controllerutil.SetControllerReference(srv, o, r.Scheme()) }
+
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: srv.Namespace, Name: name}}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: srv.Namespace, Name: name}}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: srv.Namespace, Name: name}}
+	cr := &rbacv1.ClusterRole{ObjectMeta: metaName(clusterRBACName(srv))}
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metaName(clusterRBACName(srv))}
+	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: srv.Namespace}}
+
+	for _, step := range []struct {
+		obj    client.Object
+		mutate func() error
+	}{
+		{sa, func() error { sa.Labels = serverLabels(srv, sa.Labels); return owned(sa) }},
+		{role, func() error {
+			role.Labels = serverLabels(srv, role.Labels)
+			role.Rules = []rbacv1.PolicyRule{
+				{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"authorizationservers", "scopes"}, Verbs: read},
+				{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: secrets, Verbs: read},
+			}
+			return owned(role)
+		}},
+		{rb, func() error {
+			rb.Labels = serverLabels(srv, rb.Labels)
+			rb.RoleRef = rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}
+			rb.Subjects = subject
+			return owned(rb)
+		}},
+		{cr, func() error {
+			cr.Labels = clusterLabels(srv, cr.Labels)
+			cr.Rules = []rbacv1.PolicyRule{
+				{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"oauthclients"}, Verbs: read},
+			}
+			return nil
+		}},
+		{crb, func() error {
+			crb.Labels = clusterLabels(srv, crb.Labels)
+			crb.RoleRef = rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: cr.Name}
+			crb.Subjects = subject
+			return nil
+		}},
+	} {
+		if _, err := controllerutil.CreateOrUpdate(ctx, r.Client, step.obj, step.mutate); err != nil {
+			return fmt.Errorf("writing %T %s: %w", step.obj, step.obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// LabelServerNamespace, on cluster-scoped objects, names the namespace of
+// the AuthorizationServer they belong to.
+const LabelServerNamespace = "oauth.gatehouse.dev/server-namespace"
+
+func clusterLabels(srv *oauthv1.AuthorizationServer, l map[string]string) map[string]string {
+	l = serverLabels(srv, l)
+	l[LabelServerNamespace] = srv.Namespace
+	return l
+}

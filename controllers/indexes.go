@@ -1,0 +1,67 @@
+package controllers
+
+import (
+	"context"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+)
+
+// Field indexes let a change to one object find the objects that depend on
+// it from the informer cache, without listing every object of a kind.
+const (
+	// indexClientServer: OAuthClient by "<namespace>/<name>" of its server.
+	indexClientServer = "oauth.gatehouse.dev/client-server"
+	// indexClientScope: OAuthClient by "<server namespace>/<server>/<scope>"
+	// for each scope it requests.
+	indexClientScope = "oauth.gatehouse.dev/client-scope"
+	// indexScopeServer: Scope by the name of its server (same namespace).
+	indexScopeServer = "oauth.gatehouse.dev/scope-server"
+	// indexScopeName: Scope by "<server>/<scope string>" (same namespace).
+	indexScopeName = "oauth.gatehouse.dev/scope-name"
+)
+
+func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
+	if err := idx.IndexField(ctx, &oauthv1.OAuthClient{}, indexClientServer, func(o client.Object) []string {
+		oc := o.(*oauthv1.OAuthClient)
+		return []string{serverKeyOf(oc)}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &oauthv1.OAuthClient{}, indexClientScope, func(o client.Object) []string {
+		oc := o.(*oauthv1.OAuthClient)
+		keys := make([]string, 0, len(oc.Spec.Scopes))
+		for _, s := range oc.Spec.Scopes {
+			keys = append(keys, serverKeyOf(oc)+"/"+string(s))
+		}
+		return keys
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &oauthv1.Scope{}, indexScopeServer, func(o client.Object) []string {
+		return []string{o.(*oauthv1.Scope).Spec.ServerRef.Name}
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &oauthv1.Scope{}, indexScopeName, func(o client.Object) []string {
+		return []string{scopeNameKey(o.(*oauthv1.Scope))}
+	})
+}
+
+// serverNamespace is the namespace of the client's server: serverRef's, or
+// the client's own.
+func serverNamespace(oc *oauthv1.OAuthClient) string {
+	if oc.Spec.ServerRef.Namespace != "" {
+		return oc.Spec.ServerRef.Namespace
+	}
+	return oc.Namespace
+}
+
+func serverKeyOf(oc *oauthv1.OAuthClient) string {
+	return serverNamespace(oc) + "/" + oc.Spec.ServerRef.Name
+}
+
+func scopeNameKey(s *oauthv1.Scope) string {
+	return s.Spec.ServerRef.Name + "/" + string(s.Spec.Name)
+}

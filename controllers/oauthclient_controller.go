@@ -1,0 +1,296 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+)
+
+const (
+	// clientFinalizer lets the operator clean up what owner references
+	// cannot: the keys it added to an adopted Secret it does not own.
+	clientFinalizer = "oauth.gatehouse.dev/oauthclient"
+	kindOAuthClient = "OAuthClient"
+)
+
+// +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=oauthclients,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=oauthclients/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=oauthclients/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// OAuthClientReconciler assigns client IDs and keeps client secrets: the
+// plaintext in the app's Secret, only its hash in status.
+type OAuthClientReconciler struct {
+	client.Client
+	// APIReader reads Secrets the cache does not hold: a Secret to adopt
+	// carries none of the operator's labels yet.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     Clock
+}
+
+// ClientID is the client_id of an OAuthClient: "<namespace>.<name>".
+//
+// It is derived, not stored, so it is stable across re-reconciles and
+// operator restarts and needs no coordination. It is unique per server
+// because a namespace and a name identify one object. A namespace is a DNS
+// label, which has no '.', so the first '.' splits it back unambiguously;
+// neither part can contain ':', so the ID is safe as the user-id of HTTP
+// Basic authentication (RFC 7617 §2), where ':' ends the user-id.
+func ClientID(oc *oauthv1.OAuthClient) string {
+	return oc.Namespace + "." + oc.Name
+}
+
+// SetupWithManager watches OAuthClients and everything their readiness
+// depends on: their Secrets, their server, the Scopes they request (via a
+// field index) and their namespace's labels (for Selector policies).
+func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&oauthv1.OAuthClient{}).
+		Named("oauthclient").
+		WithOptions(opts).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(secretToClient)).
+		Watches(&oauthv1.AuthorizationServer{}, handler.EnqueueRequestsFromMapFunc(r.serverToClients),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		Watches(&oauthv1.Scope{}, handler.EnqueueRequestsFromMapFunc(r.scopeToClients)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceToClients),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Complete(r)
+}
+
+func secretToClient(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[oauthv1.LabelClient]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+func (r *OAuthClientReconciler) serverToClients(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.clientsMatching(ctx, client.MatchingFields{indexClientServer: o.GetNamespace() + "/" + o.GetName()})
+}
+
+func (r *OAuthClientReconciler) scopeToClients(ctx context.Context, o client.Object) []reconcile.Request {
+	s := o.(*oauthv1.Scope)
+	key := s.Namespace + "/" + s.Spec.ServerRef.Name + "/" + string(s.Spec.Name)
+	return r.clientsMatching(ctx, client.MatchingFields{indexClientScope: key})
+}
+
+func (r *OAuthClientReconciler) namespaceToClients(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.clientsMatching(ctx, client.InNamespace(o.GetName()))
+}
+
+func (r *OAuthClientReconciler) clientsMatching(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
+	var list oauthv1.OAuthClientList
+	if err := r.List(ctx, &list, opts...); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing OAuthClients to requeue")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, oc := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&oc)})
+	}
+	return reqs
+}
+
+// Reconcile follows the cluster-api skeleton: fetch, finalizer, deferred
+// status patch, then reconcileDelete or reconcile.
+func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	oc := &oauthv1.OAuthClient{}
+	if err := r.Get(ctx, req.NamespacedName, oc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !oc.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, oc)
+	}
+	if !controllerutil.ContainsFinalizer(oc, clientFinalizer) {
+		before := oc.DeepCopy()
+		controllerutil.AddFinalizer(oc, clientFinalizer)
+		if err := r.Patch(ctx, oc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+
+	orig := oc.DeepCopy()
+	defer func() {
+		oc.Status.ObservedGeneration = oc.Generation
+		if equality.Semantic.DeepEqual(orig.Status, oc.Status) {
+			return
+		}
+		if err := r.Status().Patch(ctx, oc, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		}
+	}()
+	return r.reconcile(ctx, oc)
+}
+
+func (r *OAuthClientReconciler) reconcile(ctx context.Context, oc *oauthv1.OAuthClient) (ctrl.Result, error) {
+	oc.Status.ClientID = ClientID(oc)
+	srv, problem, err := r.resolve(ctx, oc)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if problem != nil {
+		// The watches on servers, Scopes and namespaces bring the client
+		// back when the culprit changes: no requeue.
+		notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, problem.reason, problem.message)
+		return ctrl.Result{}, nil
+	}
+	if oc.Spec.ClientType == oauthv1.ClientPublic {
+		oc.Status.SecretName = ""
+		oc.Status.SecretHashes = nil
+		setCondition(&oc.Status.Conditions, oc.Generation, oauthv1.ConditionReady, true, ReasonReady,
+			fmt.Sprintf("public client %s is registered with AuthorizationServer %s", oc.Status.ClientID, serverKeyOf(oc)))
+		return ctrl.Result{}, nil
+	}
+	return r.reconcileSecret(ctx, oc, srv)
+}
+
+// problem is a reason the client cannot be Ready that the user must fix.
+type problem struct{ reason, message string }
+
+// resolve checks the client's references: the server exists, admits the
+// client's namespace, and defines every requested scope.
+func (r *OAuthClientReconciler) resolve(ctx context.Context, oc *oauthv1.OAuthClient) (*oauthv1.AuthorizationServer, *problem, error) {
+	srv := &oauthv1.AuthorizationServer{}
+	key := types.NamespacedName{Namespace: serverNamespace(oc), Name: oc.Spec.ServerRef.Name}
+	if err := r.Get(ctx, key, srv); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &problem{ReasonServerNotFound, fmt.Sprintf("AuthorizationServer %s not found", key)}, nil
+		}
+		return nil, nil, fmt.Errorf("getting AuthorizationServer %s: %w", key, err)
+	}
+	if p, err := r.admits(ctx, srv, oc.Namespace); p != nil || err != nil {
+		return nil, p, err
+	}
+	var missing []string
+	for _, s := range oc.Spec.Scopes {
+		var scopes oauthv1.ScopeList
+		if err := r.List(ctx, &scopes, client.InNamespace(srv.Namespace),
+			client.MatchingFields{indexScopeName: srv.Name + "/" + string(s)}); err != nil {
+			return nil, nil, fmt.Errorf("listing Scopes: %w", err)
+		}
+		if len(scopes.Items) == 0 {
+			missing = append(missing, fmt.Sprintf("%q", s))
+		}
+	}
+	if len(missing) > 0 {
+		return nil, &problem{ReasonUnknownScope, fmt.Sprintf("AuthorizationServer %s defines no Scope for %s",
+			key, strings.Join(missing, ", "))}, nil
+	}
+	return srv, nil, nil
+}
+
+// admits applies the server's allowedClients policy to a namespace.
+func (r *OAuthClientReconciler) admits(ctx context.Context, srv *oauthv1.AuthorizationServer, namespace string) (*problem, error) {
+	policy := srv.Spec.AllowedClients.Namespaces
+	deny := func(why string) *problem {
+		return &problem{ReasonNamespaceNotAllowed, fmt.Sprintf("AuthorizationServer %s/%s does not admit clients from namespace %q: %s",
+			srv.Namespace, srv.Name, namespace, why)}
+	}
+	switch policy.From {
+	case oauthv1.NamespacesFromAll:
+		return nil, nil
+	case oauthv1.NamespacesFromSelector:
+		if policy.Selector == nil {
+			return deny("allowedClients.namespaces.selector is not set"), nil
+		}
+		sel, err := metav1.LabelSelectorAsSelector(policy.Selector)
+		if err != nil {
+			return deny(fmt.Sprintf("its namespace selector is invalid: %v", err)), nil
+		}
+		ns := &corev1.Namespace{}
+		if err := r.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
+			return nil, fmt.Errorf("getting namespace %s: %w", namespace, err)
+		}
+		if !sel.Matches(labels.Set(ns.Labels)) {
+			return deny(fmt.Sprintf("the namespace's labels do not match the selector %s", sel)), nil
+		}
+		return nil, nil
+	default: // Same
+		if namespace != srv.Namespace {
+			return deny("it admits only its own namespace (allowedClients.namespaces.from is Same)"), nil
+		}
+		return nil, nil
+	}
+}
+
+// reconcileDelete removes what owner references cannot: on an adopted
+// Secret, which the operator does not own, the keys and labels it added
+// (the adopted client_secret stays). A Secret it generated is deleted
+// explicitly, so nothing waits for the garbage collector.
+func (r *OAuthClientReconciler) reconcileDelete(ctx context.Context, oc *oauthv1.OAuthClient) error {
+	if !controllerutil.ContainsFinalizer(oc, clientFinalizer) {
+		return nil
+	}
+	if oc.Status.SecretName != "" {
+		sec := &corev1.Secret{}
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: oc.Status.SecretName}, sec)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return fmt.Errorf("getting Secret: %w", err)
+		case metav1.IsControlledBy(sec, oc):
+			if err := r.Delete(ctx, sec); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("deleting Secret: %w", err)
+			}
+		case sec.Labels[oauthv1.LabelClient] == oc.Name:
+			before := sec.DeepCopy()
+			for _, k := range metadataKeys {
+				delete(sec.Data, k)
+			}
+			delete(sec.Labels, oauthv1.LabelClient)
+			delete(sec.Labels, oauthv1.LabelManagedBy)
+			delete(sec.Annotations, annotationRotateSecretHandled)
+			if err := r.Patch(ctx, sec, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+				return fmt.Errorf("releasing adopted Secret: %w", err)
+			}
+		}
+	}
+	before := oc.DeepCopy()
+	controllerutil.RemoveFinalizer(oc, clientFinalizer)
+	if err := r.Patch(ctx, oc, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("removing finalizer: %w", err)
+	}
+	return nil
+}
+
+// requeueAt turns the earliest of times into a RequeueAfter.
+func requeueAt(now time.Time, times ...time.Time) ctrl.Result {
+	var earliest time.Time
+	for _, t := range times {
+		if !t.IsZero() && (earliest.IsZero() || t.Before(earliest)) {
+			earliest = t
+		}
+	}
+	if earliest.IsZero() {
+		return ctrl.Result{}
+	}
+	d := earliest.Sub(now)
+	if d <= 0 {
+		d = time.Second
+	}
+	return ctrl.Result{RequeueAfter: d}
+}

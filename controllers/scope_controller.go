@@ -1,0 +1,145 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+)
+
+const kindScope = "Scope"
+
+// +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=scopes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=scopes/status,verbs=get;update;patch
+
+// ScopeReconciler checks that a Scope's server exists and that no other
+// Scope of that server claims the same scope string. The API schema has
+// already validated the string itself (RFC 6749 §3.3 scope-token).
+type ScopeReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+}
+
+// SetupWithManager watches Scopes, and requeues a server's Scopes when the
+// server appears or goes, and the Scopes sharing a name when one of them
+// changes, so a conflict resolves when its winner is deleted.
+func (r *ScopeReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&oauthv1.Scope{}).
+		Named("scope").
+		WithOptions(opts).
+		Watches(&oauthv1.Scope{}, handler.EnqueueRequestsFromMapFunc(r.sameName)).
+		Watches(&oauthv1.AuthorizationServer{}, handler.EnqueueRequestsFromMapFunc(r.serverScopes)).
+		Complete(r)
+}
+
+func (r *ScopeReconciler) sameName(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.scopesMatching(ctx, client.InNamespace(o.GetNamespace()),
+		client.MatchingFields{indexScopeName: scopeNameKey(o.(*oauthv1.Scope))})
+}
+
+func (r *ScopeReconciler) serverScopes(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.scopesMatching(ctx, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexScopeServer: o.GetName()})
+}
+
+func (r *ScopeReconciler) scopesMatching(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
+	var list oauthv1.ScopeList
+	if err := r.List(ctx, &list, opts...); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing Scopes to requeue")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, s := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+	}
+	return reqs
+}
+
+// Reconcile sets the Scope's Ready condition.
+func (r *ScopeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	s := &oauthv1.Scope{}
+	if err := r.Get(ctx, req.NamespacedName, s); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	orig := s.DeepCopy()
+	defer func() {
+		s.Status.ObservedGeneration = s.Generation
+		if equality.Semantic.DeepEqual(orig.Status, s.Status) {
+			return
+		}
+		if err := r.Status().Patch(ctx, s, mergeFrom(orig)); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		}
+	}()
+	return ctrl.Result{}, r.reconcile(ctx, s)
+}
+
+func (r *ScopeReconciler) reconcile(ctx context.Context, s *oauthv1.Scope) error {
+	srv := &oauthv1.AuthorizationServer{}
+	key := types.NamespacedName{Namespace: s.Namespace, Name: s.Spec.ServerRef.Name}
+	if err := r.Get(ctx, key, srv); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("getting AuthorizationServer %s: %w", key, err)
+		}
+		notReady(&s.Status.Conditions, s.Generation, kindScope, ReasonServerNotFound,
+			fmt.Sprintf("AuthorizationServer %s not found", key))
+		return nil
+	}
+	var same oauthv1.ScopeList
+	if err := r.List(ctx, &same, client.InNamespace(s.Namespace), client.MatchingFields{indexScopeName: scopeNameKey(s)}); err != nil {
+		return fmt.Errorf("listing Scopes: %w", err)
+	}
+	if owner := scopeOwner(same.Items); owner != nil && owner.Name != s.Name {
+		msg := fmt.Sprintf("Scope %s already defines %q for AuthorizationServer %s; this Scope is ignored until that one is deleted or renamed",
+			owner.Name, s.Spec.Name, key.Name)
+		if !isConflict(s) && r.Recorder != nil {
+			r.Recorder.Eventf(s, nil, "Warning", ReasonConflict, ReasonConflict, "%s", msg)
+		}
+		notReady(&s.Status.Conditions, s.Generation, kindScope, ReasonConflict, msg)
+		return nil
+	}
+	setCondition(&s.Status.Conditions, s.Generation, oauthv1.ConditionReady, true, ReasonReady,
+		fmt.Sprintf("AuthorizationServer %s offers scope %q", key.Name, s.Spec.Name))
+	return nil
+}
+
+// scopeOwner picks, among Scopes claiming one name, the one that holds it:
+// the oldest, so that creating a duplicate never takes a name away from
+// the Scope that clients already use; ties go to the smaller name.
+func scopeOwner(scopes []oauthv1.Scope) *oauthv1.Scope {
+	scopes = slices.DeleteFunc(scopes, func(s oauthv1.Scope) bool { return !s.DeletionTimestamp.IsZero() })
+	if len(scopes) == 0 {
+		return nil
+	}
+	owner := slices.MinFunc(scopes, func(a, b oauthv1.Scope) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		if a.Name < b.Name {
+			return -1
+		}
+		return 1
+	})
+	return &owner
+}
+
+func isConflict(s *oauthv1.Scope) bool {
+	for _, c := range s.Status.Conditions {
+		if c.Type == oauthv1.ConditionReady && c.Reason == ReasonConflict {
+			return true
+		}
+	}
+	return false
+}

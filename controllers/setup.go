@@ -1,0 +1,140 @@
+// Package controllers is the Gatehouse operator: one reconciler per kind.
+//
+//   - OAuthClientReconciler turns an OAuthClient into a client_id, a secret
+//     in the app's namespace and its hash in status.
+//   - ScopeReconciler validates Scopes and detects conflicting names.
+//   - AuthorizationServerReconciler keeps the signing keys, the JWKS, and
+//     the token server's ServiceAccount, RBAC, Deployment and Service.
+//
+// Setup registers all three with a manager; the `gatehouse operator`
+// subcommand and the tests both start the operator through it.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+)
+
+// Clock tells the time. The reconcilers never call time.Now themselves, so
+// tests drive rotation and grace periods by moving a fake clock.
+type Clock interface {
+	Now() time.Time
+}
+
+// RealClock is the wall clock.
+type RealClock struct{}
+
+// Now returns time.Now().
+func (RealClock) Now() time.Time { return time.Now() }
+
+// Options configure the operator.
+type Options struct {
+	// Clock defaults to RealClock.
+	Clock Clock
+	// ServerImage is the token server's image when an AuthorizationServer
+	// does not name one: the operator's own image, so that the operator and
+	// the servers it runs are one version.
+	ServerImage string
+	// MaxConcurrentReconciles per controller; default 4.
+	MaxConcurrentReconciles int
+	// SkipNameValidation lets several managers run in one process (tests).
+	SkipNameValidation bool
+}
+
+func (o *Options) defaults() {
+	if o.Clock == nil {
+		o.Clock = RealClock{}
+	}
+	if o.MaxConcurrentReconciles <= 0 {
+		o.MaxConcurrentReconciles = 4
+	}
+}
+
+func (o Options) controllerOptions() controller.Options {
+	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
+	if o.SkipNameValidation {
+		skip := true
+		opts.SkipNameValidation = &skip
+	}
+	return opts
+}
+
+// CacheOptions restricts the manager's informer cache: to the given
+// namespaces (all when empty) and, for the kinds the operator creates, to
+// the objects it labelled.
+// Caching every Secret of the cluster would cost memory and put every
+// plaintext credential in the operator's heap; Secrets the operator has not
+// labelled yet (a Secret to adopt) are read through the API reader instead.
+func CacheOptions(namespaces []string) cache.Options {
+	managed, err := labels.NewRequirement(oauthv1.LabelManagedBy, selection.Equals, []string{oauthv1.LabelManagedByValue})
+	if err != nil {
+		panic(err) // constant input
+	}
+	sel := cache.ByObject{Label: labels.NewSelector().Add(*managed)}
+	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{}}
+	for _, o := range []client.Object{
+		&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}, &corev1.Service{},
+		&appsv1.Deployment{}, &rbacv1.Role{}, &rbacv1.RoleBinding{},
+		&rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{},
+	} {
+		opts.ByObject[o] = sel
+	}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
+}
+
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// Setup registers the field indexes and the three reconcilers with mgr.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	opts.defaults()
+	ctx := context.Background()
+	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("field indexes: %w", err)
+	}
+	clients := &OAuthClientReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("gatehouse-oauthclient"),
+		Clock:     opts.Clock,
+	}
+	if err := clients.SetupWithManager(mgr, opts.controllerOptions()); err != nil {
+		return fmt.Errorf("setting up the OAuthClient controller: %w", err)
+	}
+	scopes := &ScopeReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("gatehouse-scope"),
+	}
+	if err := scopes.SetupWithManager(mgr, opts.controllerOptions()); err != nil {
+		return fmt.Errorf("setting up the Scope controller: %w", err)
+	}
+	servers := &AuthorizationServerReconciler{
+		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
+		Recorder:    mgr.GetEventRecorder("gatehouse-authorizationserver"),
+		Clock:       opts.Clock,
+		ServerImage: opts.ServerImage,
+	}
+	if err := servers.SetupWithManager(mgr, opts.controllerOptions()); err != nil {
+		return fmt.Errorf("setting up the AuthorizationServer controller: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,268 @@
+package controllers_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/controllers"
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
+
+// fakeClock is the operator's clock in tests: it moves only when told.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// syncBuffer collects the operator's logs, to scan them for secrets.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// operator is a running operator in the test process.
+type operator struct {
+	clock *fakeClock
+	logs  *syncBuffer
+	stop  func()
+}
+
+// startOperator runs the operator against the test API server, watching
+// only the given namespaces so that tests running side by side do not
+// reconcile each other's objects.
+func startOperator(t *testing.T, clock *fakeClock, namespaces ...string) *operator {
+	t.Helper()
+	cp := testenv.Get(t)
+	logs := &syncBuffer{}
+	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true))
+	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
+		Scheme:                 cp.Scheme,
+		Cache:                  controllers.CacheOptions(namespaces),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Logger:                 logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := controllers.Setup(mgr, controllers.Options{Clock: clock, ServerImage: "gatehouse:test", SkipNameValidation: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	var once sync.Once
+	op := &operator{clock: clock, logs: logs}
+	op.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("operator stopped with an error: %v", err)
+			}
+		})
+	}
+	t.Cleanup(op.stop)
+	return op
+}
+
+func newNamespace(t *testing.T, labels map[string]string) string {
+	t.Helper()
+	cp := testenv.Get(t)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "gh-", Labels: labels}}
+	if err := cp.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// eventually retries check until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func conditionsOf(o client.Object) []metav1.Condition {
+	switch o := o.(type) {
+	case *oauthv1.OAuthClient:
+		return o.Status.Conditions
+	case *oauthv1.Scope:
+		return o.Status.Conditions
+	case *oauthv1.AuthorizationServer:
+		return o.Status.Conditions
+	}
+	panic(fmt.Sprintf("no conditions on %T", o))
+}
+
+// waitCondition waits until obj's condition typ has the status and reason,
+// and leaves the fetched object in obj.
+func waitCondition(t *testing.T, obj client.Object, typ string, status metav1.ConditionStatus, reason string) {
+	t.Helper()
+	c := testenv.Get(t).Client
+	eventually(t, 20*time.Second, func() error {
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		cond := meta.FindStatusCondition(conditionsOf(obj), typ)
+		if cond == nil {
+			return fmt.Errorf("%T %s has no %s condition yet", obj, obj.GetName(), typ)
+		}
+		if cond.Status != status || cond.Reason != reason {
+			return fmt.Errorf("%T %s: %s=%s (%s: %s), want %s (%s)", obj, obj.GetName(), typ, cond.Status, cond.Reason, cond.Message, status, reason)
+		}
+		if cond.ObservedGeneration != obj.GetGeneration() {
+			return fmt.Errorf("%T %s: condition is for generation %d, not %d", obj, obj.GetName(), cond.ObservedGeneration, obj.GetGeneration())
+		}
+		return nil
+	})
+}
+
+func readyCondition(o client.Object) *metav1.Condition {
+	return meta.FindStatusCondition(conditionsOf(o), oauthv1.ConditionReady)
+}
+
+// poke changes an annotation, which makes the operator reconcile at once:
+// tests use it after moving the fake clock.
+func poke(t *testing.T, obj client.Object) {
+	t.Helper()
+	c := testenv.Get(t).Client
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{"test.gatehouse.dev/poke":"%d"}}}`, time.Now().UnixNano())
+	if err := c.Patch(context.Background(), obj, client.RawPatch("application/merge-patch+json", []byte(patch))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func setAnnotation(t *testing.T, obj client.Object, k, v string) {
+	t.Helper()
+	c := testenv.Get(t).Client
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{k: v}}})
+	if err := c.Patch(context.Background(), obj, client.RawPatch("application/merge-patch+json", patch)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eventsFor lists the Events about an object, with their reasons.
+func eventsFor(t *testing.T, ns, name string) []eventsv1.Event {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := testenv.Get(t).Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var out []eventsv1.Event
+	for _, e := range list.Items {
+		if e.Regarding.Name == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func waitEvent(t *testing.T, ns, name, reason string) eventsv1.Event {
+	t.Helper()
+	var found eventsv1.Event
+	eventually(t, 10*time.Second, func() error {
+		var reasons []string
+		for _, e := range eventsFor(t, ns, name) {
+			if e.Reason == reason {
+				found = e
+				return nil
+			}
+			reasons = append(reasons, e.Reason)
+		}
+		return fmt.Errorf("no %s event for %s/%s (have %v)", reason, ns, name, reasons)
+	})
+	return found
+}
+
+// assertNoPlaintext fails if secret appears in what anyone but the app can
+// see: OAuthClient objects (status included), Events, and operator logs.
+func assertNoPlaintext(t *testing.T, op *operator, ns, secret string) {
+	t.Helper()
+	if len(secret) < 16 {
+		t.Fatalf("refusing to scan for a %d-byte needle", len(secret))
+	}
+	c := testenv.Get(t).Client
+	var clients oauthv1.OAuthClientList
+	if err := c.List(context.Background(), &clients, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var evs eventsv1.EventList
+	if err := c.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var corev1Events corev1.EventList
+	if err := c.List(context.Background(), &corev1Events, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for what, v := range map[string]any{"OAuthClients": clients, "Events": evs, "core Events": corev1Events} {
+		b, _ := json.Marshal(v)
+		if strings.Contains(string(b), secret) {
+			t.Errorf("the plaintext client secret appears in %s", what)
+		}
+	}
+	if op != nil {
+		logs := op.logs.String()
+		if logs == "" {
+			t.Error("the operator logged nothing: the log scan would prove nothing")
+		}
+		if strings.Contains(logs, secret) {
+			t.Error("the plaintext client secret appears in the operator's logs")
+		}
+	}
+}
