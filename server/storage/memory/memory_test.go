@@ -11,3 +11,7 @@ import (
 func newStore(testing.TB) storage.Store { return memory.New() }
 
 func TestConformance(t *testing.T) { storagetest.Run(t, newStore) }
+
+func BenchmarkRedeemCode(b *testing.B) { storagetest.BenchmarkRedeemCode(b, newStore) }
+
+func BenchmarkRotateRefreshToken(b *testing.B) { storagetest.BenchmarkRotateRefreshToken(b, newStore) }

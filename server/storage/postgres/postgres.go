@@ -1,0 +1,454 @@
+// Package postgres is the durable storage driver, shared by any number of
+// token-server replicas. It uses pgx with a connection pool.
+//
+// Open applies the embedded schema migrations (migrations/NNNN_*.sql) under
+// an advisory lock, so replicas that start together are safe. The decisions
+// that must be atomic across replicas are single conditional statements
+// (RedeemCode) or row locks (RotateRefreshToken): of two replicas racing on
+// one code or refresh token, exactly one wins.
+//
+// Reads ignore expired rows; DeleteExpired removes them, in batches. The
+// token server calls it on a ticker (server.Server.RunGC) on every replica;
+// concurrent runs are harmless.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+)
+
+// Store is a storage.Store in PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open connects to the database at url (a PostgreSQL connection URL or DSN,
+// pool settings such as pool_max_conns included), checks that it answers,
+// and migrates the schema.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's parse errors can echo the URL, password included.
+		return nil, errors.New("postgres: the connection URL is not valid")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connecting: %w", err)
+	}
+	if _, err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Ping implements storage.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return nil
+}
+
+func invalid(what string) error { return fmt.Errorf("%s: %w", what, storage.ErrInvalid) }
+
+// isUniqueViolation reports a duplicate primary key (SQLSTATE 23505).
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// scopes keeps NOT NULL text[] columns non-null: pgx sends a nil slice as NULL.
+func scopes(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func wrap(op string, err error) error { return fmt.Errorf("postgres: %s: %w", op, err) }
+
+// CreateAuthRequest implements storage.Store.
+func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) error {
+	if r.ID == "" || r.ExpiresAt.IsZero() {
+		return invalid("auth request needs an ID and an expiry")
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO auth_requests
+		(id, client_id, redirect_uri, scopes, state, code_challenge, code_challenge_method, subject, auth_time, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		r.ID, r.ClientID, r.RedirectURI, scopes(r.Scopes), r.State, r.CodeChallenge, r.CodeChallengeMethod, r.Subject, r.AuthTime, r.ExpiresAt)
+	switch {
+	case isUniqueViolation(err):
+		return storage.ErrAlreadyExists
+	case err != nil:
+		return wrap("create auth request", err)
+	}
+	return nil
+}
+
+// GetAuthRequest implements storage.Store.
+func (s *Store) GetAuthRequest(ctx context.Context, id string, now time.Time) (storage.AuthRequest, error) {
+	var r storage.AuthRequest
+	err := s.pool.QueryRow(ctx, `SELECT id, client_id, redirect_uri, scopes, state, code_challenge, code_challenge_method, subject, auth_time, expires_at
+		FROM auth_requests WHERE id = $1 AND expires_at > $2`, id, now).
+		Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.Scopes, &r.State, &r.CodeChallenge, &r.CodeChallengeMethod, &r.Subject, &r.AuthTime, &r.ExpiresAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return storage.AuthRequest{}, storage.ErrNotFound
+	case err != nil:
+		return storage.AuthRequest{}, wrap("get auth request", err)
+	}
+	return r, nil
+}
+
+// UpdateAuthRequest implements storage.Store.
+func (s *Store) UpdateAuthRequest(ctx context.Context, r storage.AuthRequest) error {
+	if r.ID == "" || r.ExpiresAt.IsZero() {
+		return invalid("auth request needs an ID and an expiry")
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE auth_requests SET
+		client_id = $2, redirect_uri = $3, scopes = $4, state = $5, code_challenge = $6,
+		code_challenge_method = $7, subject = $8, auth_time = $9, expires_at = $10
+		WHERE id = $1`,
+		r.ID, r.ClientID, r.RedirectURI, scopes(r.Scopes), r.State, r.CodeChallenge, r.CodeChallengeMethod, r.Subject, r.AuthTime, r.ExpiresAt)
+	switch {
+	case err != nil:
+		return wrap("update auth request", err)
+	case tag.RowsAffected() == 0:
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// DeleteAuthRequest implements storage.Store.
+func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
+	if _, err := s.pool.Exec(ctx, "DELETE FROM auth_requests WHERE id = $1", id); err != nil {
+		return wrap("delete auth request", err)
+	}
+	return nil
+}
+
+// CreateCode implements storage.Store.
+func (s *Store) CreateCode(ctx context.Context, c storage.AuthCode) error {
+	if c.Hash == "" || c.ExpiresAt.IsZero() {
+		return invalid("authorization code needs a hash and an expiry")
+	}
+	if c.RedeemedAt != nil {
+		return invalid("a new authorization code cannot be redeemed already")
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO auth_codes
+		(hash, client_id, redirect_uri, scopes, subject, auth_time, code_challenge, code_challenge_method, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		c.Hash, c.ClientID, c.RedirectURI, scopes(c.Scopes), c.Subject, c.AuthTime, c.CodeChallenge, c.CodeChallengeMethod, c.ExpiresAt)
+	switch {
+	case isUniqueViolation(err):
+		return storage.ErrAlreadyExists
+	case err != nil:
+		return wrap("create code", err)
+	}
+	return nil
+}
+
+const codeColumns = `hash, client_id, redirect_uri, scopes, subject, auth_time, code_challenge, code_challenge_method,
+	expires_at, redeemed_at, issued_access_token_id, issued_access_token_expires_at, issued_refresh_family_id`
+
+func scanCode(row pgx.Row) (storage.AuthCode, error) {
+	var c storage.AuthCode
+	err := row.Scan(&c.Hash, &c.ClientID, &c.RedirectURI, &c.Scopes, &c.Subject, &c.AuthTime, &c.CodeChallenge, &c.CodeChallengeMethod,
+		&c.ExpiresAt, &c.RedeemedAt, &c.Issued.AccessTokenID, &c.Issued.AccessTokenExpiresAt, &c.Issued.RefreshFamilyID)
+	return c, err
+}
+
+// RedeemCode implements storage.Store. The conditional UPDATE is the whole
+// decision: PostgreSQL re-checks "redeemed_at IS NULL" on the latest row
+// version after waiting for a concurrent redeemer, so only one caller, on
+// any replica, gets the row back.
+func (s *Store) RedeemCode(ctx context.Context, hash string, issued storage.Issued, now time.Time) (storage.AuthCode, error) {
+	c, err := scanCode(s.pool.QueryRow(ctx, `UPDATE auth_codes SET redeemed_at = $2,
+		issued_access_token_id = $3, issued_access_token_expires_at = $4, issued_refresh_family_id = $5
+		WHERE hash = $1 AND expires_at > $2 AND redeemed_at IS NULL
+		RETURNING `+codeColumns,
+		hash, now, issued.AccessTokenID, issued.AccessTokenExpiresAt, issued.RefreshFamilyID))
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return storage.AuthCode{}, wrap("redeem code", err)
+	}
+	// Unknown, expired, or redeemed before: find out which.
+	c, err = scanCode(s.pool.QueryRow(ctx, `SELECT `+codeColumns+` FROM auth_codes WHERE hash = $1 AND expires_at > $2`, hash, now))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return storage.AuthCode{}, storage.ErrNotFound
+	case err != nil:
+		return storage.AuthCode{}, wrap("redeem code", err)
+	case c.RedeemedAt == nil:
+		// The UPDATE saw no redeemable row, yet the code is unredeemed:
+		// that cannot happen while codes are only created and redeemed.
+		return storage.AuthCode{}, wrap("redeem code", errors.New("code is neither redeemable nor redeemed"))
+	}
+	return c, storage.ErrCodeReplayed
+}
+
+// CreateRefreshToken implements storage.Store. The family row is upserted
+// first, which locks it against a concurrent RevokeFamily; a revoked family
+// yields no row to insert from.
+func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) error {
+	if t.Hash == "" || t.FamilyID == "" || t.ExpiresAt.IsZero() {
+		return invalid("refresh token needs a hash, a family and an expiry")
+	}
+	if t.RotatedAt != nil {
+		return invalid("a new refresh token cannot be rotated already")
+	}
+	tag, err := s.pool.Exec(ctx, `WITH family AS (
+			INSERT INTO refresh_families (id, expires_at) VALUES ($2, $8)
+			ON CONFLICT (id) DO UPDATE SET expires_at = greatest(refresh_families.expires_at, excluded.expires_at)
+			RETURNING revoked_at
+		)
+		INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM family WHERE family.revoked_at IS NULL`,
+		t.Hash, t.FamilyID, t.ClientID, t.Subject, scopes(t.Scopes), t.AuthTime, t.IssuedAt, t.ExpiresAt)
+	switch {
+	case isUniqueViolation(err):
+		return storage.ErrAlreadyExists
+	case err != nil:
+		return wrap("create refresh token", err)
+	case tag.RowsAffected() == 0:
+		return storage.ErrRevoked
+	}
+	return nil
+}
+
+type refreshRow struct {
+	storage.RefreshToken
+	revoked bool
+}
+
+func scanRefreshToken(row pgx.Row) (refreshRow, error) {
+	var r refreshRow
+	err := row.Scan(&r.Hash, &r.FamilyID, &r.ClientID, &r.Subject, &r.Scopes, &r.AuthTime, &r.IssuedAt, &r.ExpiresAt, &r.RotatedAt, &r.revoked)
+	return r, err
+}
+
+const refreshSelect = `SELECT t.hash, t.family_id, t.client_id, t.subject, t.scopes, t.auth_time, t.issued_at, t.expires_at, t.rotated_at,
+	f.revoked_at IS NOT NULL
+	FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+	WHERE t.hash = $1 AND t.expires_at > $2`
+
+// GetRefreshToken implements storage.Store.
+func (s *Store) GetRefreshToken(ctx context.Context, hash string, now time.Time) (storage.RefreshToken, error) {
+	r, err := scanRefreshToken(s.pool.QueryRow(ctx, refreshSelect, hash, now))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return storage.RefreshToken{}, storage.ErrNotFound
+	case err != nil:
+		return storage.RefreshToken{}, wrap("get refresh token", err)
+	case r.revoked:
+		return storage.RefreshToken{}, storage.ErrRevoked
+	}
+	return r.RefreshToken, nil
+}
+
+// RotateRefreshToken implements storage.Store. The old token's row is
+// locked (FOR UPDATE) for the transaction: a concurrent rotation of the same
+// token, on any replica, waits and then sees it rotated, which is reuse.
+// Revocation is a flag on the family that every read checks, so a rotation
+// racing a revocation leaves a revoked successor, never a live one.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next storage.RefreshToken, now time.Time) (storage.RefreshToken, error) {
+	if next.Hash == "" || next.ExpiresAt.IsZero() {
+		return storage.RefreshToken{}, invalid("refresh token needs a hash and an expiry")
+	}
+	if next.RotatedAt != nil {
+		return storage.RefreshToken{}, invalid("a new refresh token cannot be rotated already")
+	}
+	var old storage.RefreshToken
+	errOutcome := error(nil) // the result that commits: nil or reuse
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		r, err := scanRefreshToken(tx.QueryRow(ctx, refreshSelect+" FOR UPDATE OF t", oldHash, now))
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return storage.ErrNotFound
+		case err != nil:
+			return err
+		case r.revoked:
+			return storage.ErrRevoked
+		}
+		old = r.RefreshToken
+		if old.RotatedAt != nil {
+			errOutcome = storage.ErrRefreshTokenReused
+			return revokeFamily(ctx, tx, old.FamilyID, now)
+		}
+		switch next.FamilyID {
+		case "":
+			next.FamilyID = old.FamilyID
+		case old.FamilyID:
+		default:
+			return invalid("the successor of a refresh token must be in its family")
+		}
+		// One statement for the three writes: a duplicate successor hash
+		// fails it whole.
+		_, err = tx.Exec(ctx, `WITH rotated AS (
+				UPDATE refresh_tokens SET rotated_at = $9 WHERE hash = $10
+			), family AS (
+				UPDATE refresh_families SET expires_at = greatest(expires_at, $8) WHERE id = $2
+			)
+			INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			next.Hash, next.FamilyID, next.ClientID, next.Subject, scopes(next.Scopes), next.AuthTime, next.IssuedAt, next.ExpiresAt,
+			now, oldHash)
+		if isUniqueViolation(err) {
+			return storage.ErrAlreadyExists
+		}
+		if err != nil {
+			return err
+		}
+		old.RotatedAt = &now
+		return nil
+	})
+	switch {
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrRevoked),
+		errors.Is(err, storage.ErrAlreadyExists), errors.Is(err, storage.ErrInvalid):
+		return storage.RefreshToken{}, err
+	case err != nil:
+		return storage.RefreshToken{}, wrap("rotate refresh token", err)
+	}
+	return old, errOutcome
+}
+
+// RevokeFamily implements storage.Store.
+func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time) error {
+	if familyID == "" {
+		return invalid("family ID is empty")
+	}
+	if err := revokeFamily(ctx, s.pool, familyID, now); err != nil {
+		return wrap("revoke family", err)
+	}
+	return nil
+}
+
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// revokeFamily marks a family revoked, leaving a tombstone when it has no
+// row yet (see storage.RevokedFamilyRetention).
+func revokeFamily(ctx context.Context, db execer, familyID string, now time.Time) error {
+	_, err := db.Exec(ctx, `INSERT INTO refresh_families (id, revoked_at, expires_at) VALUES ($1, $2, $3)
+		ON CONFLICT (id) DO UPDATE SET
+			revoked_at = coalesce(refresh_families.revoked_at, excluded.revoked_at),
+			expires_at = greatest(refresh_families.expires_at, excluded.expires_at)`,
+		familyID, now, now.Add(storage.RevokedFamilyRetention))
+	return err
+}
+
+// RevokeAccessToken implements storage.Store.
+func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	if jti == "" || expiresAt.IsZero() {
+		return invalid("access-token revocation needs a jti and an expiry")
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)
+		ON CONFLICT (jti) DO UPDATE SET expires_at = greatest(revoked_access_tokens.expires_at, excluded.expires_at)`,
+		jti, expiresAt)
+	if err != nil {
+		return wrap("revoke access token", err)
+	}
+	return nil
+}
+
+// IsAccessTokenRevoked implements storage.Store.
+func (s *Store) IsAccessTokenRevoked(ctx context.Context, jti string, now time.Time) (bool, error) {
+	var revoked bool
+	err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1 AND expires_at > $2)", jti, now).Scan(&revoked)
+	if err != nil {
+		return false, wrap("check access-token revocation", err)
+	}
+	return revoked, nil
+}
+
+// SaveConsent implements storage.Store.
+func (s *Store) SaveConsent(ctx context.Context, c storage.Consent) error {
+	if c.Subject == "" || c.ClientID == "" || c.ExpiresAt.IsZero() {
+		return invalid("consent needs a subject, a client and an expiry")
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO consents (subject, client_id, scopes, granted_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (subject, client_id) DO UPDATE SET
+			scopes = excluded.scopes, granted_at = excluded.granted_at, expires_at = excluded.expires_at`,
+		c.Subject, c.ClientID, scopes(c.Scopes), c.GrantedAt, c.ExpiresAt)
+	if err != nil {
+		return wrap("save consent", err)
+	}
+	return nil
+}
+
+// GetConsent implements storage.Store.
+func (s *Store) GetConsent(ctx context.Context, subject, clientID string, now time.Time) (storage.Consent, error) {
+	var c storage.Consent
+	err := s.pool.QueryRow(ctx, `SELECT subject, client_id, scopes, granted_at, expires_at FROM consents
+		WHERE subject = $1 AND client_id = $2 AND expires_at > $3`, subject, clientID, now).
+		Scan(&c.Subject, &c.ClientID, &c.Scopes, &c.GrantedAt, &c.ExpiresAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return storage.Consent{}, storage.ErrNotFound
+	case err != nil:
+		return storage.Consent{}, wrap("get consent", err)
+	}
+	return c, nil
+}
+
+// CreateSession implements storage.Store.
+func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
+	if sess.Hash == "" || sess.ExpiresAt.IsZero() {
+		return invalid("session needs a hash and an expiry")
+	}
+	_, err := s.pool.Exec(ctx, "INSERT INTO sessions (hash, subject, auth_time, expires_at) VALUES ($1, $2, $3, $4)",
+		sess.Hash, sess.Subject, sess.AuthTime, sess.ExpiresAt)
+	switch {
+	case isUniqueViolation(err):
+		return storage.ErrAlreadyExists
+	case err != nil:
+		return wrap("create session", err)
+	}
+	return nil
+}
+
+// GetSession implements storage.Store.
+func (s *Store) GetSession(ctx context.Context, hash string, now time.Time) (storage.Session, error) {
+	var sess storage.Session
+	err := s.pool.QueryRow(ctx, "SELECT hash, subject, auth_time, expires_at FROM sessions WHERE hash = $1 AND expires_at > $2", hash, now).
+		Scan(&sess.Hash, &sess.Subject, &sess.AuthTime, &sess.ExpiresAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return storage.Session{}, storage.ErrNotFound
+	case err != nil:
+		return storage.Session{}, wrap("get session", err)
+	}
+	return sess, nil
+}
+
+// DeleteSession implements storage.Store.
+func (s *Store) DeleteSession(ctx context.Context, hash string) error {
+	if _, err := s.pool.Exec(ctx, "DELETE FROM sessions WHERE hash = $1", hash); err != nil {
+		return wrap("delete session", err)
+	}
+	return nil
+}

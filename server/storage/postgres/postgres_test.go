@@ -1,0 +1,150 @@
+package postgres_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testpg"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+	"github.com/gatehouse-dev/gatehouse/server/storage/postgres"
+	"github.com/gatehouse-dev/gatehouse/server/storage/storagetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(testpg.Run(m)) }
+
+func open(t testing.TB, url string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func newStore(t testing.TB) storage.Store { return open(t, testpg.Get(t).NewDatabase(t)) }
+
+func TestConformance(t *testing.T) { storagetest.Run(t, newStore) }
+
+// Two Store instances are two token-server replicas: separate pools on one
+// database. Of their concurrent redemptions of one code, exactly one wins.
+func TestTwoInstancesRedeemCode(t *testing.T) {
+	url := testpg.Get(t).NewDatabase(t)
+	storagetest.RaceRedeemCode(t, open(t, url), open(t, url))
+}
+
+func TestTwoInstancesRotateRefreshToken(t *testing.T) {
+	url := testpg.Get(t).NewDatabase(t)
+	storagetest.RaceRotateRefreshToken(t, open(t, url), open(t, url))
+}
+
+// Replicas that start together on an empty database all come up, and each
+// migration is applied once.
+func TestConcurrentMigration(t *testing.T) {
+	url := testpg.Get(t).NewDatabase(t)
+	const replicas = 6
+	var wg sync.WaitGroup
+	errs := make([]error, replicas)
+	for i := range replicas {
+		wg.Go(func() {
+			s, err := postgres.Open(context.Background(), url)
+			if err == nil {
+				err = s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d: Open: %v", i, err)
+		}
+	}
+
+	entries, err := os.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, url)
+	var rows, distinct int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT version) FROM schema_migrations").Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if rows != len(entries) || distinct != len(entries) {
+		t.Fatalf("schema_migrations has %d rows (%d versions), want one per migration file (%d)", rows, distinct, len(entries))
+	}
+
+	// Opening a migrated database applies nothing and keeps the data.
+	s := open(t, url)
+	if err := s.CreateSession(context.Background(), storage.Session{Hash: "h", Subject: "alice", ExpiresAt: t0()}); err != nil {
+		t.Fatal(err)
+	}
+	open(t, url)
+	if _, err := s.GetSession(context.Background(), "h", t0().Add(-1)); err != nil {
+		t.Fatalf("session lost by reopening: %v", err)
+	}
+}
+
+// The bearer values themselves never reach the database, only their hashes.
+func TestOnlyHashesStored(t *testing.T) {
+	url := testpg.Get(t).NewDatabase(t)
+	s := open(t, url)
+	ctx := context.Background()
+	code, refresh, cookie := "code-Zm9vYmFyYmF6cXV4", "refresh-cXV4YmF6YmFyZm9v", "cookie-YmF6cXV4Zm9vYmFy"
+	exp := t0()
+	if err := s.CreateCode(ctx, storage.AuthCode{Hash: storage.HashToken(code), ClientID: "c", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRefreshToken(ctx, storage.RefreshToken{Hash: storage.HashToken(refresh), FamilyID: "f", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, storage.Session{Hash: storage.HashToken(cookie), ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, url)
+	var dump string
+	err := conn.QueryRow(ctx, `SELECT concat_ws(' ',
+		(SELECT string_agg(c::text, ' ') FROM auth_codes c),
+		(SELECT string_agg(r::text, ' ') FROM refresh_tokens r),
+		(SELECT string_agg(s::text, ' ') FROM sessions s))`).Scan(&dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{code, refresh, cookie} {
+		if strings.Contains(dump, secret) {
+			t.Errorf("the database holds the plaintext %q", secret)
+		}
+		if !strings.Contains(dump, storage.HashToken(secret)) {
+			t.Errorf("the database does not hold the hash of %q", secret)
+		}
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	_, err := postgres.Open(context.Background(), "postgres://user:hunter2@127.0.0.1:notaport/db")
+	if err == nil {
+		t.Fatal("Open accepted a malformed URL")
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("the error carries the password: %v", err)
+	}
+}
+
+func connect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func BenchmarkRedeemCode(b *testing.B) { storagetest.BenchmarkRedeemCode(b, newStore) }
+
+func BenchmarkRotateRefreshToken(b *testing.B) { storagetest.BenchmarkRotateRefreshToken(b, newStore) }
