@@ -397,7 +397,9 @@ func TestAuthorizationServerSpecImageAndDefaults(t *testing.T) {
 	create(t, srv)
 	waitCondition(t, srv, controllers.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: controllers.ServerObjectName(srv)}}
-	eventually(t, 10*time.Second, func() error { return testenv.Get(t).Client.Get(context.Background(), client.ObjectKeyFromObject(dep), dep) })
+	eventually(t, 10*time.Second, func() error {
+		return testenv.Get(t).Client.Get(context.Background(), client.ObjectKeyFromObject(dep), dep)
+	})
 	ctr := dep.Spec.Template.Spec.Containers[0]
 	if ctr.Image != "registry.local/gatehouse:v9" {
 		t.Errorf("image = %q, want spec.image", ctr.Image)

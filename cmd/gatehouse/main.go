@@ -22,6 +22,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "version", summary: "print the version and commit", run: runVersion},
+		{name: "operator", summary: "run the operator: reconcile AuthorizationServers, OAuthClients and Scopes", run: runOperator},
 	}
 }
 

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/controllers"
+	"github.com/gatehouse-dev/gatehouse/internal/version"
+)
+
+// imageEnv names the variable that tells the operator its own image; the
+// Helm chart sets it from the operator's image, so operator and token
+// servers run one version.
+const imageEnv = "GATEHOUSE_IMAGE"
+
+// leaderElectionID is the Lease the operator's replicas compete for.
+const leaderElectionID = "gatehouse-operator.oauth.gatehouse.dev"
+
+type operatorFlags struct {
+	kubeconfig              string
+	namespaces              []string
+	concurrency             int
+	serverImage             string
+	metricsListen           string
+	healthListen            string
+	leaderElect             bool
+	leaderElectionNamespace string
+	zap                     zap.Options
+}
+
+func parseOperatorFlags(args []string, stderr io.Writer) (*operatorFlags, error) {
+	f := &operatorFlags{}
+	fs := flag.NewFlagSet("operator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster config, or $KUBECONFIG")
+	namespaces := fs.String("namespaces", "", "comma-separated namespaces to watch; default: all")
+	fs.IntVar(&f.concurrency, "concurrency", 4, "reconciles run at once per kind")
+	fs.StringVar(&f.serverImage, "server-image", os.Getenv(imageEnv), "token server image for AuthorizationServers without spec.image (default $"+imageEnv+")")
+	fs.StringVar(&f.metricsListen, "metrics-listen", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&f.healthListen, "health-listen", ":8081", "address of /healthz and /readyz; 0 disables them")
+	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader, so that only one replica reconciles")
+	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; default: the operator's own (required outside a cluster)")
+	f.zap.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if f.concurrency < 1 || f.concurrency > 100 {
+		return nil, fmt.Errorf("%w: --concurrency must be between 1 and 100, not %d", errUsage, f.concurrency)
+	}
+	if f.serverImage == "" {
+		return nil, fmt.Errorf("%w: --server-image (or $%s) is required: AuthorizationServers without spec.image run it", errUsage, imageEnv)
+	}
+	for _, ns := range strings.Split(*namespaces, ",") {
+		ns = strings.TrimSpace(ns)
+		if ns == "" {
+			continue
+		}
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return nil, fmt.Errorf("%w: --namespaces: %q is not a namespace name: %s", errUsage, ns, strings.Join(errs, "; "))
+		}
+		f.namespaces = append(f.namespaces, ns)
+	}
+	return f, nil
+}
+
+// runOperator runs the Gatehouse operator until ctx ends.
+func runOperator(ctx context.Context, args []string, _, stderr io.Writer) error {
+	f, err := parseOperatorFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	logger := zap.New(zap.UseFlagOptions(&f.zap), zap.WriteTo(stderr))
+	ctrl.SetLogger(logger)
+
+	cfg, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := oauthv1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        logger,
+		Cache:                         controllers.CacheOptions(f.namespaces),
+		Metrics:                       metricsserver.Options{BindAddress: f.metricsListen},
+		HealthProbeBindAddress:        f.healthListen,
+		LeaderElection:                f.leaderElect,
+		LeaderElectionID:              leaderElectionID,
+		LeaderElectionNamespace:       f.leaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := controllers.Setup(mgr, controllers.Options{
+		ServerImage:             f.serverImage,
+		MaxConcurrentReconciles: f.concurrency,
+	}); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	// Ready once the informer caches are filled: before that a reconcile
+	// would see an empty cluster.
+	if err := mgr.AddReadyzCheck("caches", func(*http.Request) error {
+		syncCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(syncCtx) {
+			return errors.New("informer caches are not synced yet")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	logger.Info("starting the Gatehouse operator", "version", version.Version, "commit", version.Commit,
+		"namespaces", f.namespaces, "concurrency", f.concurrency, "serverImage", f.serverImage, "leaderElection", f.leaderElect)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running the manager: %w", err)
+	}
+	return nil
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("loading kubeconfig %s: %w", kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("finding the cluster (use --kubeconfig): %w", err)
+	}
+	return cfg, nil
+}
