@@ -269,9 +269,15 @@ func (s *Store) GetRefreshToken(ctx context.Context, hash string, now time.Time)
 	return r.RefreshToken, nil
 }
 
-// RotateRefreshToken implements storage.Store. The old token's row is
-// locked (FOR UPDATE) for the transaction: a concurrent rotation of the same
-// token, on any replica, waits and then sees it rotated, which is reuse.
+// RotateRefreshToken implements storage.Store.
+//
+// The common case is one statement: a conditional UPDATE marks the old
+// token rotated only if it is live, unrotated and in an unrevoked family,
+// and the same statement stores the successor. PostgreSQL re-checks the
+// condition on the latest row version after waiting for a concurrent
+// rotator, so of racing callers on any replica exactly one gets the row.
+// When that statement changes nothing, rotateSlow works out why.
+//
 // Revocation is a flag on the family that every read checks, so a rotation
 // racing a revocation leaves a revoked successor, never a live one.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next storage.RefreshToken, now time.Time) (storage.RefreshToken, error) {
@@ -281,6 +287,38 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next sto
 	if next.RotatedAt != nil {
 		return storage.RefreshToken{}, invalid("a new refresh token cannot be rotated already")
 	}
+	r, err := scanRefreshToken(s.pool.QueryRow(ctx, `WITH rotated AS (
+			UPDATE refresh_tokens t SET rotated_at = $9
+			FROM refresh_families f
+			WHERE t.hash = $10 AND t.rotated_at IS NULL AND t.expires_at > $9
+				AND f.id = t.family_id AND f.revoked_at IS NULL AND ($2 = '' OR t.family_id = $2)
+			RETURNING t.hash, t.family_id, t.client_id, t.subject, t.scopes, t.auth_time, t.issued_at, t.expires_at, t.rotated_at
+		), family AS (
+			UPDATE refresh_families SET expires_at = greatest(expires_at, $8)
+			WHERE id = (SELECT family_id FROM rotated)
+		), successor AS (
+			INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at)
+			SELECT $1, rotated.family_id, $3, $4, $5, $6, $7, $8 FROM rotated
+		)
+		SELECT *, false FROM rotated`,
+		next.Hash, next.FamilyID, next.ClientID, next.Subject, scopes(next.Scopes), next.AuthTime, next.IssuedAt, next.ExpiresAt,
+		now, oldHash))
+	switch {
+	case err == nil:
+		return r.RefreshToken, nil
+	case isUniqueViolation(err):
+		return storage.RefreshToken{}, storage.ErrAlreadyExists
+	case !errors.Is(err, pgx.ErrNoRows):
+		return storage.RefreshToken{}, wrap("rotate refresh token", err)
+	}
+	return s.rotateSlow(ctx, oldHash, next, now)
+}
+
+// rotateSlow handles the rotations the one-statement path refused: unknown,
+// expired, revoked, reused, or a successor in another family. It locks the
+// old token's row (FOR UPDATE) for the transaction, so it decides on the
+// same state a concurrent rotator would see.
+func (s *Store) rotateSlow(ctx context.Context, oldHash string, next storage.RefreshToken, now time.Time) (storage.RefreshToken, error) {
 	var old storage.RefreshToken
 	errOutcome := error(nil) // the result that commits: nil or reuse
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
