@@ -16,11 +16,18 @@ LDFLAGS := -X github.com/gatehouse-dev/gatehouse/internal/version.Version=$(VERS
 
 CONTROLLER_GEN_VERSION := v0.23.0
 STATICCHECK_VERSION := v0.8.2
+HELM_VERSION := v4.3.1
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
+HELM := $(BIN)/helm-$(HELM_VERSION)
+export HELM
+
+# The image `make deploy` installs.
+IMG ?= ghcr.io/gatehouse-dev/gatehouse:0.1.0
 
 # Generated files that `make verify` keeps honest.
-GENERATED := config/crd/bases config/rbac api/v1alpha1/zz_generated.deepcopy.go
+GENERATED := config/crd/bases config/rbac/role.yaml api/v1alpha1/zz_generated.deepcopy.go \
+             charts/gatehouse/crds charts/gatehouse/files/operator-rules.yaml
 
 GO_TEST_FLAGS ?= -count=1
 
@@ -33,10 +40,11 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs (config/crd/bases) and RBAC (config/rbac) from the Go types and markers.
+manifests: $(CONTROLLER_GEN) ## Generate CRDs (config/crd/bases, chart crds/) and operator RBAC (config/rbac, chart) from the Go types and markers.
 	@echo "manifests: controller-gen $(CONTROLLER_GEN_VERSION) -> config/crd/bases, config/rbac"
 	@$(CONTROLLER_GEN) rbac:roleName=gatehouse-operator crd paths="./..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@hack/sync-chart.sh
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
@@ -83,7 +91,7 @@ ENVTEST_PREREQ :=
 endif
 
 .PHONY: test
-test: lint $(ENVTEST_PREREQ) ## Run lint and every test (unit and envtest).
+test: lint $(ENVTEST_PREREQ) $(HELM) ## Run lint and every test (unit, envtest, storage, chart).
 	@echo "test: go test ./... (KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS)"
 	go test $(GO_TEST_FLAGS) ./...
 
@@ -103,12 +111,34 @@ build: ## Build bin/gatehouse.
 	@echo "build: bin/gatehouse $(VERSION)"
 	@go build -ldflags "$(LDFLAGS)" -o $(BIN)/gatehouse ./cmd/gatehouse
 
+##@ Deploy
+
+.PHONY: deploy
+deploy: ## Install the CRDs and the operator into the current kubectl context with kustomize (IMG=... picks the image).
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; img='$(IMG)'; \
+	sed -e "s|^- \.\./|- $$(realpath --relative-to="$$tmp" config)/|" -e "s|newName: .*|newName: $${img%:*}|" -e "s|newTag: .*|newTag: $${img##*:}|" \
+		config/default/kustomization.yaml >"$$tmp/kustomization.yaml"; \
+	echo "deploy: kubectl apply -k config/default with image $(IMG)"; \
+	kubectl apply --server-side -k "$$tmp"
+
+.PHONY: undeploy
+undeploy: ## Remove the operator and the CRDs (and with them every Gatehouse object) from the current kubectl context.
+	kubectl delete --ignore-not-found -k config/default
+
+.PHONY: helm
+helm: $(HELM) ## Build helm into ./bin.
+
 ##@ Tools
 
 $(CONTROLLER_GEN):
 	@echo "tools: installing controller-gen $(CONTROLLER_GEN_VERSION) into bin/"
 	@GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
 	@mv $(BIN)/controller-gen $@
+
+$(HELM):
+	@echo "tools: building helm $(HELM_VERSION) into bin/ (a few minutes the first time)"
+	@GOBIN=$(BIN) go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	@mv $(BIN)/helm $@
 
 $(STATICCHECK):
 	@echo "tools: installing staticcheck $(STATICCHECK_VERSION) into bin/"
