@@ -32,9 +32,12 @@ type Store struct {
 
 var _ storage.Store = (*Store)(nil)
 
-// Open connects to the database at url (a PostgreSQL connection URL or DSN,
-// pool settings such as pool_max_conns included), checks that it answers,
-// and migrates the schema.
+// Open connects to the database at url, checks that it answers, and
+// migrates the schema. url is a PostgreSQL connection URL or DSN as pgx
+// reads it: pool settings (pool_max_conns, default max(4, CPUs)), a
+// search_path to keep Gatehouse's tables in a schema of their own in a
+// shared database, or default_query_exec_mode=exec behind a transaction
+// pooler such as PgBouncer.
 func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {

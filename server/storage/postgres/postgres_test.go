@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -30,6 +31,14 @@ func open(t testing.TB, url string) *postgres.Store {
 func newStore(t testing.TB) storage.Store { return open(t, testpg.Get(t).NewDatabase(t)) }
 
 func TestConformance(t *testing.T) { storagetest.Run(t, newStore) }
+
+// Behind a transaction pooler (PgBouncer) prepared statements cannot be
+// cached per connection; the driver works without them.
+func TestConformanceWithoutPreparedStatements(t *testing.T) {
+	storagetest.Run(t, func(t testing.TB) storage.Store {
+		return open(t, testpg.Get(t).NewDatabase(t)+"&default_query_exec_mode=exec")
+	})
+}
 
 // Two Store instances are two token-server replicas: separate pools on one
 // database. Of their concurrent redemptions of one code, exactly one wins.
@@ -148,3 +157,56 @@ func connect(t *testing.T, url string) *pgx.Conn {
 func BenchmarkRedeemCode(b *testing.B) { storagetest.BenchmarkRedeemCode(b, newStore) }
 
 func BenchmarkRotateRefreshToken(b *testing.B) { storagetest.BenchmarkRotateRefreshToken(b, newStore) }
+
+// DeleteExpired removes a backlog larger than one batch, and counts it.
+func TestDeleteExpiredInBatches(t *testing.T) {
+	url := testpg.Get(t).NewDatabase(t)
+	s := open(t, url)
+	ctx := context.Background()
+	const expired = 12_345 // more than two batches
+	conn := connect(t, url)
+	_, err := conn.Exec(ctx, `INSERT INTO sessions (hash, subject, auth_time, expires_at)
+		SELECT 'h' || i, 'alice', $1, $1 FROM generate_series(1, $2) AS i`, t0().Add(-time.Hour), expired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, storage.Session{Hash: "live", Subject: "bob", ExpiresAt: t0().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteExpired(ctx, t0())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != expired {
+		t.Fatalf("DeleteExpired removed %d rows, want %d", n, expired)
+	}
+	var left int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM sessions").Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 1 {
+		t.Fatalf("%d sessions left, want the live one", left)
+	}
+}
+
+// In a database shared with other applications, search_path keeps
+// Gatehouse's tables in a schema of their own.
+func TestSchemaFromSearchPath(t *testing.T) {
+	url := testpg.Get(t).NewDatabase(t)
+	conn := connect(t, url)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA gatehouse"); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, url+"&search_path=gatehouse")
+	if err := s.CreateSession(ctx, storage.Session{Hash: "h", Subject: "alice", ExpiresAt: t0()}); err != nil {
+		t.Fatal(err)
+	}
+	var schema string
+	if err := conn.QueryRow(ctx, "SELECT table_schema FROM information_schema.tables WHERE table_name = 'sessions'").Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	if schema != "gatehouse" {
+		t.Fatalf("sessions table is in schema %q, want gatehouse", schema)
+	}
+}
