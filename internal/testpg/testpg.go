@@ -14,8 +14,9 @@
 //
 // The server listens on 127.0.0.1 only, on a free port, with its data
 // directory and unix socket in a temporary directory, and runs without
-// fsync: it holds nothing worth keeping. When the tests run as root it runs
-// as the postgres user, because initdb refuses to run as root.
+// fsync: it holds nothing worth keeping. It is a child of the test process
+// and dies with it. When the tests run as root it runs as the postgres user
+// (through runuser), because initdb and postgres refuse to run as root.
 package testpg
 
 import (
@@ -32,6 +33,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,8 +53,9 @@ type Server struct {
 	// Port is the TCP port on 127.0.0.1.
 	Port int
 
-	dir     string // temporary directory: data/, the socket, the log
-	runAs   string // user to run the binaries as; empty for the current one
+	dir     string       // temporary directory: data/, the socket, the log
+	runAs   string       // user to run the binaries as; empty for the current one
+	exited  <-chan error // the postgres process's Wait result
 	nextDB  atomic.Int64
 	stopped bool
 }
@@ -67,6 +70,9 @@ var (
 // tests still run, and each one that calls Get is skipped or failed by Get.
 func Run(m *testing.M) int {
 	shared, startErr = Start()
+	if startErr != nil {
+		fmt.Fprintf(os.Stderr, "testpg: NO POSTGRESQL, tests that need it will skip or fail: %v\n", startErr)
+	}
 	code := m.Run()
 	if shared != nil {
 		if err := shared.Stop(); err != nil {
@@ -117,7 +123,12 @@ func Start() (*Server, error) {
 		}
 		s.runAs = "postgres"
 	}
+	removeAbandoned()
 	if s.dir, err = s.makeDir(); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		_ = os.RemoveAll(s.dir)
 		return nil, err
 	}
 
@@ -146,24 +157,53 @@ func Start() (*Server, error) {
 	return nil, err
 }
 
+// startServer runs postgres as a child of the test process rather than
+// daemonized by pg_ctl, with a parent-death signal: when the test binary is
+// killed (Ctrl-C, go test -timeout) the server goes with it instead of
+// lingering. runuser passes the signal on to postgres.
 func (s *Server) startServer() error {
-	opts := strings.Join([]string{
-		"-c listen_addresses=127.0.0.1",
-		"-p " + strconv.Itoa(s.Port),
-		"-c unix_socket_directories=" + s.dir,
-		// Nothing here needs to survive a crash.
-		"-c fsync=off",
-		"-c synchronous_commit=off",
-		"-c full_page_writes=off",
-		"-c max_connections=200",
-	}, " ")
-	out, err := s.command("pg_ctl", "start", "-D", filepath.Join(s.dir, "data"), "-o", opts,
-		"-l", filepath.Join(s.dir, "postgres.log"), "-w", "-t", "60").CombinedOutput()
+	logFile, err := os.OpenFile(filepath.Join(s.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(s.dir, "postgres.log"))
-		return fmt.Errorf("pg_ctl start on port %d: %w\n%s\n%s", s.Port, err, out, lastLines(log, 20))
+		return err
 	}
-	return nil
+	defer logFile.Close() // the child has its own copy
+	cmd := s.command("postgres", "-D", filepath.Join(s.dir, "data"),
+		"-c", "listen_addresses=127.0.0.1",
+		"-p", strconv.Itoa(s.Port),
+		"-c", "unix_socket_directories="+s.dir,
+		// Nothing here needs to survive a crash.
+		"-c", "fsync=off",
+		"-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off",
+		"-c", "max_connections=200",
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting postgres: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		conn, err := pgx.Connect(ctx, s.URL("postgres"))
+		if err == nil {
+			_ = conn.Close(ctx)
+			s.exited = exited
+			return nil
+		}
+		select {
+		case werr := <-exited:
+			log, _ := os.ReadFile(filepath.Join(s.dir, "postgres.log"))
+			return fmt.Errorf("postgres on port %d exited: %v\n%s", s.Port, werr, lastLines(log, 20))
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			return fmt.Errorf("postgres on port %d not ready after 60s: %w", s.Port, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Stop stops the server and removes its files.
@@ -175,6 +215,11 @@ func (s *Server) Stop() error {
 	var errs []error
 	if out, err := s.command("pg_ctl", "stop", "-D", filepath.Join(s.dir, "data"), "-m", "immediate", "-w").CombinedOutput(); err != nil {
 		errs = append(errs, fmt.Errorf("pg_ctl stop: %w\n%s", err, out))
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		errs = append(errs, errors.New("postgres did not exit within 30s of pg_ctl stop"))
 	}
 	errs = append(errs, os.RemoveAll(s.dir))
 	return errors.Join(errs...)
@@ -228,7 +273,7 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 // directory is private to root it falls back to /tmp.
 func (s *Server) makeDir() (string, error) {
 	for _, parent := range []string{os.TempDir(), "/tmp"} {
-		dir, err := os.MkdirTemp(parent, "gatehouse-testpg-")
+		dir, err := os.MkdirTemp(parent, dirPrefix)
 		if err != nil {
 			return "", err
 		}
@@ -251,6 +296,34 @@ func (s *Server) makeDir() (string, error) {
 		_ = os.RemoveAll(dir)
 	}
 	return "", fmt.Errorf("no temporary directory the %s user can write to", s.runAs)
+}
+
+const (
+	dirPrefix = "gatehouse-testpg-"
+	// ownerFile holds the PID of the test process a directory belongs to.
+	ownerFile = "owner.pid"
+)
+
+// removeAbandoned removes the directories of test processes that died
+// without cleaning up (killed by a signal or a timeout); their servers
+// died with them. A directory whose owner is alive, or unknown, stays.
+func removeAbandoned() {
+	for _, parent := range []string{os.TempDir(), "/tmp"} {
+		dirs, _ := filepath.Glob(filepath.Join(parent, dirPrefix+"*"))
+		for _, dir := range dirs {
+			b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+			if err != nil {
+				continue
+			}
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil || pid <= 0 {
+				continue
+			}
+			if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+				_ = os.RemoveAll(dir)
+			}
+		}
+	}
 }
 
 // findBinDir finds the directory with initdb and pg_ctl: $BinDirEnv, then
