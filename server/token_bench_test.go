@@ -1,0 +1,158 @@
+package server
+
+import (
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+)
+
+// benchServer is a server for in-process benchmarks: requests go straight
+// to ServeHTTP, measuring the server and not the loopback network.
+func benchServer(b *testing.B, alg string) (*Server, *testServer) {
+	ts := newTestServer(b)
+	if alg != keyset.ES256 {
+		ts.update(func(s *config.Snapshot) {
+			s.Keys = &keyset.Set{Keys: []keyset.Key{activeKey(b, alg, ts.clock.Now().Add(-time.Hour))}}
+		})
+	}
+	return ts.srv, ts
+}
+
+func newTokenHTTPRequest(form string, user, pass string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1"+endpoints.TokenPath, strings.NewReader(form))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(user)+":"+url.QueryEscape(pass))))
+	}
+	return r
+}
+
+// discard is a minimal ResponseWriter, so the benchmark measures the
+// server rather than httptest.ResponseRecorder.
+type discard struct {
+	h      http.Header
+	status int
+}
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discard) WriteHeader(s int)           { d.status = s }
+
+func BenchmarkTokenClientCredentials(b *testing.B) {
+	for _, alg := range []string{keyset.ES256, keyset.EdDSA, keyset.RS256} {
+		b.Run(alg, func(b *testing.B) {
+			srv, ts := benchServer(b, alg)
+			issuer := ts.URL
+			_ = issuer
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r := newTokenHTTPRequest("grant_type=client_credentials&scope=orders%3Aread", ccClientID, ccSecret)
+					w := &discard{h: http.Header{}}
+					srv.ServeHTTP(w, r)
+					if w.status != 0 && w.status != http.StatusOK {
+						b.Fatalf("status %d", w.status)
+					}
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkTokenCodeExchange(b *testing.B) {
+	srv, ts := benchServer(b, keyset.ES256)
+	now := ts.clock.Now()
+	verifier := oauth2.GenerateVerifier()
+	challenge := oauth2.S256ChallengeFromVerifier(verifier)
+	codes := make([]string, b.N)
+	for i := range codes {
+		codes[i] = randomToken(32)
+		err := ts.store.CreateCode(b.Context(), storage.AuthCode{
+			Hash: storage.HashToken(codes[i]), ClientID: webClientID, RedirectURI: webRedirect, Scopes: []string{"orders:read"},
+			Subject: testSubject, AuthTime: now, CodeChallenge: challenge, CodeChallengeMethod: "S256", ExpiresAt: now.Add(time.Hour),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]}, "redirect_uri": {webRedirect}, "code_verifier": {verifier}}
+		w := &discard{h: http.Header{}}
+		srv.ServeHTTP(w, newTokenHTTPRequest(form.Encode(), webClientID, webSecret))
+		if w.status != 0 && w.status != http.StatusOK {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+}
+
+func BenchmarkTokenRefresh(b *testing.B) {
+	srv, ts := benchServer(b, keyset.ES256)
+	now := ts.clock.Now()
+	tokens := make([]string, b.N)
+	for i := range tokens {
+		tokens[i] = randomToken(32)
+		err := ts.store.CreateRefreshToken(b.Context(), storage.RefreshToken{
+			Hash: storage.HashToken(tokens[i]), FamilyID: newID(), ClientID: webClientID, Subject: testSubject,
+			Scopes: []string{"orders:read"}, AuthTime: now, IssuedAt: now, ExpiresAt: now.Add(time.Hour),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tokens[i]}}
+		w := &discard{h: http.Header{}}
+		srv.ServeHTTP(w, newTokenHTTPRequest(form.Encode(), webClientID, webSecret))
+		if w.status != 0 && w.status != http.StatusOK {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+}
+
+// BenchmarkTokenClientCredentialsLoopback measures requests per second
+// over real HTTP on loopback, with the load generator (parallel keep-alive
+// clients) on the same machine, as the target asks.
+func BenchmarkTokenClientCredentialsLoopback(b *testing.B) {
+	_, ts := benchServer(b, keyset.ES256)
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	body := "grant_type=client_credentials&scope=orders%3Aread"
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(ccClientID)+":"+url.QueryEscape(ccSecret)))
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, ts.URL+endpoints.TokenPath, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", auth)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
