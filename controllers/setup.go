@@ -102,6 +102,7 @@ func CacheOptions(namespaces []string) cache.Options {
 }
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Setup registers the field indexes and the three reconcilers with mgr.
 func Setup(mgr ctrl.Manager, opts Options) error {
