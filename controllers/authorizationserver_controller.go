@@ -64,6 +64,7 @@ func (r *AuthorizationServerReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 // Reconcile follows the cluster-api skeleton: fetch, finalizer, deferred
 // status patch, then reconcileDelete or reconcile.
 func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	defer func() { countError(kindServer, retErr) }()
 	srv := &oauthv1.AuthorizationServer{}
 	if err := r.Get(ctx, req.NamespacedName, srv); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

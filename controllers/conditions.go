@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -56,4 +57,17 @@ func notReady(conds *[]metav1.Condition, generation int64, kind, reason, message
 // than overwrite it.
 func mergeFrom(before client.Object) client.Patch {
 	return client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
+}
+
+// countError counts a reconcile that failed, by the API status reason of
+// its error (Conflict, Forbidden, ...), or ReconcileError.
+func countError(kind string, err error) {
+	if err == nil {
+		return
+	}
+	reason := string(apierrors.ReasonForError(err))
+	if reason == "" {
+		reason = "ReconcileError"
+	}
+	operatormetrics.ReconcileErrors.WithLabelValues(kind, reason).Inc()
 }

@@ -118,6 +118,7 @@ func (r *OAuthClientReconciler) clientsMatching(ctx context.Context, opts ...cli
 // Reconcile follows the cluster-api skeleton: fetch, finalizer, deferred
 // status patch, then reconcileDelete or reconcile.
 func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	defer func() { countError(kindOAuthClient, retErr) }()
 	oc := &oauthv1.OAuthClient{}
 	if err := r.Get(ctx, req.NamespacedName, oc); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

@@ -12,8 +12,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/controllers"
 	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
@@ -79,7 +81,68 @@ func TestOAuthClientGeneratesCredentials(t *testing.T) {
 	if again := appSecret(t, ns, "shop-oauth-client"); string(again.Data["client_secret"]) != secret {
 		t.Error("a re-reconcile regenerated the secret")
 	}
+	// A new issuer reaches the app's Secret; the secret stays.
+	srv := &oauthv1.AuthorizationServer{}
+	if err := testenv.Get(t).Client.Get(context.Background(), objKey(ns, "auth"), srv); err != nil {
+		t.Fatal(err)
+	}
+	srv.Spec.Issuer = "https://127.0.0.1:9443/moved"
+	if err := testenv.Get(t).Client.Update(context.Background(), srv); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		sec := appSecret(t, ns, "shop-oauth-client")
+		if got := string(sec.Data["token_endpoint"]); got != "https://127.0.0.1:9443/moved/token" {
+			return fmt.Errorf("token_endpoint = %q", got)
+		}
+		if string(sec.Data["client_secret"]) != secret {
+			t.Fatal("an issuer change regenerated the secret")
+		}
+		return nil
+	})
 	assertNoPlaintext(t, op, ns, secret)
+}
+
+// TestOAuthClientRequeuesForItsNextDeadline reconciles directly, with no
+// manager, to see the RequeueAfter: the next scheduled rotation, or the end
+// of a grace period if that comes first. No polling.
+func TestOAuthClientRequeuesForItsNextDeadline(t *testing.T) {
+	ns := newNamespace(t, nil)
+	cp := testenv.Get(t)
+	ctx := context.Background()
+	clock := newFakeClock()
+	r := &controllers.OAuthClientReconciler{Client: cp.Client, APIReader: cp.Client, Clock: clock}
+	create(t, server(ns, "auth"))
+	oc := oauthClient(ns, "timed", "", "auth")
+	oc.Spec.SecretRotation = &oauthv1.SecretRotation{
+		Interval:    &metav1.Duration{Duration: 3 * time.Hour},
+		GracePeriod: &metav1.Duration{Duration: 20 * time.Minute},
+	}
+	create(t, oc)
+	req := ctrl.Request{NamespacedName: objKey(ns, "timed")}
+	reconcileExpect := func(want time.Duration) {
+		t.Helper()
+		res, err := r.Reconcile(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.RequeueAfter != want {
+			t.Fatalf("RequeueAfter = %s, want %s", res.RequeueAfter, want)
+		}
+	}
+	reconcileExpect(3 * time.Hour)
+	clock.Add(time.Hour)
+	reconcileExpect(2 * time.Hour)
+	setAnnotation(t, oc, oauthv1.AnnotationRotateSecret, "now")
+	reconcileExpect(20 * time.Minute) // the old secret's grace ends first
+	clock.Add(20 * time.Minute)
+	reconcileExpect(3*time.Hour - 20*time.Minute)
+	get(t, oc)
+	if len(oc.Status.SecretHashes) != 1 {
+		t.Errorf("after the grace period: %d hashes, want 1", len(oc.Status.SecretHashes))
+	}
+	clock.Add(3*time.Hour - 20*time.Minute)
+	reconcileExpect(20 * time.Minute) // rotated on schedule: the next rotation is 3h away, the grace ends sooner
 }
 
 func TestOAuthClientPublicHasNoSecret(t *testing.T) {

@@ -69,6 +69,7 @@ func (r *ScopeReconciler) scopesMatching(ctx context.Context, opts ...client.Lis
 
 // Reconcile sets the Scope's Ready condition.
 func (r *ScopeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	defer func() { countError(kindScope, retErr) }()
 	s := &oauthv1.Scope{}
 	if err := r.Get(ctx, req.NamespacedName, s); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

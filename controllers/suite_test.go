@@ -18,6 +18,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
@@ -264,6 +265,13 @@ func assertNoPlaintext(t *testing.T, op *operator, ns, secret string) {
 		if strings.Contains(string(b), secret) {
 			t.Errorf("the plaintext client secret appears in %s", what)
 		}
+	}
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(fmt.Sprint(families), secret) {
+		t.Error("the plaintext client secret appears in the metrics")
 	}
 	if op != nil {
 		logs := op.logs.String() + globalLogs.String()

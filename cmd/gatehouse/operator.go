@@ -43,6 +43,8 @@ type operatorFlags struct {
 	healthListen            string
 	leaderElect             bool
 	leaderElectionNamespace string
+	qps                     float64
+	burst                   int
 	zap                     zap.Options
 }
 
@@ -58,6 +60,8 @@ func parseOperatorFlags(args []string, stderr io.Writer) (*operatorFlags, error)
 	fs.StringVar(&f.healthListen, "health-listen", ":8081", "address of /healthz and /readyz; 0 disables them")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader, so that only one replica reconciles")
 	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; default: the operator's own (required outside a cluster)")
+	fs.Float64Var(&f.qps, "kube-api-qps", 50, "sustained requests per second to the API server")
+	fs.IntVar(&f.burst, "kube-api-burst", 100, "burst of requests to the API server")
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -70,6 +74,9 @@ func parseOperatorFlags(args []string, stderr io.Writer) (*operatorFlags, error)
 	}
 	if f.concurrency < 1 || f.concurrency > 100 {
 		return nil, fmt.Errorf("%w: --concurrency must be between 1 and 100, not %d", errUsage, f.concurrency)
+	}
+	if f.qps <= 0 || f.burst < 1 {
+		return nil, fmt.Errorf("%w: --kube-api-qps and --kube-api-burst must be positive", errUsage)
 	}
 	if f.serverImage == "" {
 		return nil, fmt.Errorf("%w: --server-image (or $%s) is required: AuthorizationServers without spec.image run it", errUsage, imageEnv)
@@ -103,6 +110,10 @@ func runOperator(ctx context.Context, args []string, _, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	// client-go's default of 5 requests per second would make creating a
+	// few hundred OAuthClients at once take minutes.
+	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
+	cfg.UserAgent = "gatehouse-operator/" + version.Version
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err

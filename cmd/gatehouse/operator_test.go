@@ -31,6 +31,7 @@ func TestOperatorFlagErrors(t *testing.T) {
 		{[]string{"operator", "--server-image", "x", "--namespaces", "ok,Not_OK"}, `"Not_OK" is not a namespace name`},
 		{[]string{"operator", "--server-image", ""}, "--server-image (or $GATEHOUSE_IMAGE) is required"},
 		{[]string{"operator", "--server-image", "x", "stray"}, `unexpected argument "stray"`},
+		{[]string{"operator", "--server-image", "x", "--kube-api-qps", "0"}, "must be positive"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, &stdout, &stderr)
