@@ -39,6 +39,9 @@ type Snapshot struct {
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
 	CodeTTL         time.Duration
+	// StorageType is the AuthorizationServer's spec.storage.type; the
+	// store is chosen once at start.
+	StorageType gatehousev1alpha1.StorageType
 	// PrepublishPeriod is how long a key is published before it signs.
 	PrepublishPeriod time.Duration
 
@@ -136,6 +139,7 @@ func (b *Builder) Build(in Inputs) (*Snapshot, error) {
 		PrepublishPeriod: duration(as.Spec.Signing.PrepublishPeriod, DefaultPrepublishPeriod),
 		Clients:          map[string]*Client{},
 		Scopes:           map[string]*Scope{},
+		StorageType:      cmp.Or(as.Spec.Storage.Type, gatehousev1alpha1.StorageMemory),
 	}
 
 	b.buildScopes(s, as, in.Scopes)

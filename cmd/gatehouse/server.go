@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/version"
+	"github.com/gatehouse-dev/gatehouse/server"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+	"github.com/gatehouse-dev/gatehouse/server/storage/memory"
+	"github.com/gatehouse-dev/gatehouse/server/storage/postgres"
+)
+
+// postgresURLEnv is where the operator puts the database URL (from the
+// Secret spec.storage.postgres.urlSecretRef names).
+const postgresURLEnv = "GATEHOUSE_POSTGRES_URL"
+
+type serverFlags struct {
+	namespace, name string
+	listen          string
+	metricsListen   string
+	postgresURL     string
+	logLevel        slog.Level
+	gcInterval      time.Duration
+}
+
+func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
+	f := &serverFlags{}
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ref := fs.String("authorization-server", "", "the AuthorizationServer to serve, as NAMESPACE/NAME (required)")
+	fs.StringVar(&f.listen, "listen", ":8080", "address of the public OAuth endpoints")
+	fs.StringVar(&f.metricsListen, "metrics-listen", ":9090", "address of /healthz, /readyz and /metrics")
+	// No flag default from the environment: -h would print the password.
+	fs.StringVar(&f.postgresURL, "postgres-url", "", "PostgreSQL URL for storage type Postgres (default $"+postgresURLEnv+")")
+	fs.DurationVar(&f.gcInterval, "gc-interval", time.Minute, "how often expired codes, tokens and sessions are deleted")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	ns, name, ok := strings.Cut(*ref, "/")
+	if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return nil, fmt.Errorf("%w: --authorization-server must be NAMESPACE/NAME, not %q", errUsage, *ref)
+	}
+	f.namespace, f.name = ns, name
+	if f.postgresURL == "" {
+		f.postgresURL = os.Getenv(postgresURLEnv)
+	}
+	for _, addr := range []string{f.listen, f.metricsListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("%w: %q is not a listen address such as :8080", errUsage, addr)
+		}
+	}
+	if f.listen == f.metricsListen {
+		return nil, fmt.Errorf("%w: --listen and --metrics-listen must differ: health and metrics stay off the public port", errUsage)
+	}
+	if err := f.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level: %v", errUsage, err)
+	}
+	if f.gcInterval < time.Second {
+		return nil, fmt.Errorf("%w: --gc-interval must be at least 1s", errUsage)
+	}
+	return f, nil
+}
+
+func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
+	f, err := parseServerFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
+
+	// Like controller-runtime: --kubeconfig, $KUBECONFIG, in-cluster, ~/.kube/config.
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("finding the cluster: %w", err)
+	}
+	cfg.UserAgent = "gatehouse-server/" + version.Version
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := oauthv1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	src, err := config.NewKube(cfg, scheme, f.namespace, f.name, log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srcErr := make(chan error, 1)
+	go func() { srcErr <- src.Start(ctx) }()
+
+	// Health answers at once, so the kubelet does not restart a server that
+	// waits for its AuthorizationServer; readiness says what it waits for.
+	var opsHandler atomicHandler
+	opsHandler.Store(startingOps(src))
+	ops := &http.Server{Addr: f.metricsListen, Handler: &opsHandler, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 3)
+	go func() {
+		if err := ops.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serving %s: %w", ops.Addr, err)
+		}
+	}()
+	defer func() {
+		shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		_ = ops.Shutdown(shutdown)
+	}()
+
+	// The storage type comes from the AuthorizationServer, so wait for it.
+	snap, err := waitForSnapshot(ctx, src, srcErr, errc)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, snap.StorageType, f.postgresURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	srv, err := server.New(server.Options{Source: src, Store: store, Logger: log})
+	if err != nil {
+		return err
+	}
+	go srv.RunGC(ctx, f.gcInterval)
+
+	public := &http.Server{Addr: f.listen, Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	opsHandler.Store(srv.OpsHandler())
+	go func() {
+		if err := public.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serving %s: %w", public.Addr, err)
+		}
+	}()
+	log.Info("token server started", "authorizationServer", f.namespace+"/"+f.name, "issuer", snap.Issuer,
+		"storage", snap.StorageType, "listen", f.listen, "metricsListen", f.metricsListen, "version", version.Version)
+
+	select {
+	case <-ctx.Done():
+		err = nil
+	case err = <-errc:
+	case err = <-srcErr:
+		if err == nil {
+			err = errors.New("configuration watch stopped")
+		}
+	}
+	shutdown, done := context.WithTimeout(context.Background(), 20*time.Second)
+	defer done()
+	_ = public.Shutdown(shutdown)
+	return err
+}
+
+// atomicHandler serves whichever handler was stored last.
+type atomicHandler struct{ atomic.Pointer[http.Handler] }
+
+func (a *atomicHandler) Store(h http.Handler) { a.Pointer.Store(&h) }
+
+func (a *atomicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*a.Load()).ServeHTTP(w, r)
+}
+
+// startingOps answers health and readiness before the server exists.
+func startingOps(src *config.Kube) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		msg := "waiting for the AuthorizationServer"
+		if err := src.Ready(); err != nil {
+			msg += ": " + err.Error()
+		}
+		http.Error(w, "not ready: "+msg, http.StatusServiceUnavailable)
+	})
+	return mux
+}
+
+func waitForSnapshot(ctx context.Context, src *config.Kube, srcErr, serveErr <-chan error) (*config.Snapshot, error) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if s := src.Current(); s != nil {
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case err := <-srcErr:
+			return nil, fmt.Errorf("watching configuration: %w", err)
+		case err := <-serveErr:
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+func openStore(ctx context.Context, typ oauthv1.StorageType, postgresURL string) (storage.Store, error) {
+	switch typ {
+	case oauthv1.StorageMemory:
+		return memory.New(), nil
+	case oauthv1.StoragePostgres:
+		if postgresURL == "" {
+			return nil, fmt.Errorf("storage type Postgres needs --postgres-url or $%s", postgresURLEnv)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return postgres.Open(ctx, postgresURL)
+	default:
+		return nil, fmt.Errorf("unsupported storage type %q", typ)
+	}
+}

@@ -1,0 +1,195 @@
+package config
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
+
+func keysSecretData(t *testing.T, now time.Time) (map[string][]byte, string) {
+	t.Helper()
+	k, err := keyset.Generate(keyset.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.State, k.Created, k.ActivatesAt = keyset.StateActive, now.Add(-time.Hour), now.Add(-time.Hour)
+	data, err := (&keyset.Set{Keys: []keyset.Key{k}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{keyset.SecretDataKey: data}, k.ID
+}
+
+// waitFor polls cond and reports how long it took to become true.
+// start is when the change was made, so the API round trips count too.
+func waitFor(t *testing.T, start time.Time, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	for !cond() {
+		if time.Since(start) > limit {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d := time.Since(start)
+	t.Logf("%s took %v", what, d)
+	return d
+}
+
+// readyClient creates an OAuthClient and gives it the status the operator
+// would: a client_id, a secret hash and Ready=True.
+func readyClient(ctx context.Context, t *testing.T, cp *testenv.ControlPlane, ns, name, serverNS string) *gatehousev1alpha1.OAuthClient {
+	t.Helper()
+	oc := &gatehousev1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: gatehousev1alpha1.OAuthClientSpec{
+			ServerRef:  gatehousev1alpha1.ServerReference{Name: "auth", Namespace: serverNS},
+			GrantTypes: []gatehousev1alpha1.GrantType{gatehousev1alpha1.GrantClientCredentials},
+			Scopes:     []gatehousev1alpha1.ScopeName{"orders:read"},
+		},
+	}
+	if err := cp.Client.Create(ctx, oc); err != nil {
+		t.Fatal(err)
+	}
+	oc.Status.ClientID = ns + "." + name
+	oc.Status.SecretHashes = []gatehousev1alpha1.SecretHash{{Hash: clientsecret.Hash("s3cret-" + name)}}
+	meta.SetStatusCondition(&oc.Status.Conditions, metav1.Condition{Type: gatehousev1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready", Message: "ready"})
+	if err := cp.Client.Status().Update(ctx, oc); err != nil {
+		t.Fatal(err)
+	}
+	return oc
+}
+
+// TestKubeSourceFollowsTheCluster starts the real informer cache against a
+// real API server and shows that a new OAuthClient and a rotated key take
+// effect within about a second.
+func TestKubeSourceFollowsTheCluster(t *testing.T) {
+	cp := testenv.Get(t)
+	ctx := t.Context()
+	now := time.Now()
+	for _, ns := range []string{"auth-system", "team-a"} {
+		if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	as := &gatehousev1alpha1.AuthorizationServer{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "auth-system", Name: "auth"},
+		Spec:       gatehousev1alpha1.AuthorizationServerSpec{Issuer: "http://127.0.0.1:8080"},
+	}
+	if err := cp.Client.Create(ctx, as); err != nil {
+		t.Fatal(err)
+	}
+	keyData, firstKID := keysSecretData(t, now)
+	keys := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "auth-system", Name: keyset.SecretName("auth")}, Data: keyData}
+	// A Secret the server must not see: only the two named ones are watched.
+	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "auth-system", Name: "unrelated"}, Data: keyData}
+	for _, s := range []*corev1.Secret{keys, other} {
+		if err := cp.Client.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scope := &gatehousev1alpha1.Scope{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "auth-system", Name: "orders-read"},
+		Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "auth"}, Name: "orders:read",
+			Description: "Read orders", Audience: "https://orders.example.test"},
+	}
+	if err := cp.Client.Create(ctx, scope); err != nil {
+		t.Fatal(err)
+	}
+	readyClient(ctx, t, cp, "team-a", "first", "auth-system")
+
+	src, err := NewKube(cp.Config, cp.Scheme, "auth-system", "auth", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- src.Start(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	waitFor(t, time.Now(), 30*time.Second, "initial sync", func() bool { return src.Ready() == nil })
+	snap := src.Current()
+	if snap.Issuer != "http://127.0.0.1:8080" || snap.Clients["team-a.first"] == nil || snap.Scopes["orders:read"] == nil {
+		t.Fatalf("snapshot = %+v", snap)
+	}
+	if k, _ := snap.SigningKey(time.Now()); k.ID != firstKID {
+		t.Fatalf("signing kid %s, want %s", k.ID, firstKID)
+	}
+
+	// A new client, in another namespace, takes effect within about a second.
+	start := time.Now()
+	readyClient(ctx, t, cp, "team-a", "second", "auth-system")
+	if d := waitFor(t, start, 5*time.Second, "new client", func() bool { return src.Current().Clients["team-a.second"] != nil }); d > 1500*time.Millisecond {
+		t.Errorf("a new client took %v to take effect, want about a second", d)
+	}
+
+	// A rotated key, too.
+	newData, newKID := keysSecretData(t, time.Now())
+	keys.Data = newData
+	start = time.Now()
+	if err := cp.Client.Update(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	if d := waitFor(t, start, 5*time.Second, "rotated key", func() bool {
+		k, ok := src.Current().SigningKey(time.Now())
+		return ok && k.ID == newKID
+	}); d > 1500*time.Millisecond {
+		t.Errorf("a rotated key took %v to take effect", d)
+	}
+
+	// A client that is not Ready is not served; one for another server
+	// neither.
+	notReady := &gatehousev1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "pending"},
+		Spec: gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "auth", Namespace: "auth-system"},
+			GrantTypes: []gatehousev1alpha1.GrantType{gatehousev1alpha1.GrantClientCredentials}},
+	}
+	if err := cp.Client.Create(ctx, notReady); err != nil {
+		t.Fatal(err)
+	}
+	readyClient(ctx, t, cp, "team-a", "elsewhere", "other-ns")
+	readyClient(ctx, t, cp, "team-a", "third", "auth-system")
+	waitFor(t, time.Now(), 5*time.Second, "third client", func() bool { return src.Current().Clients["team-a.third"] != nil })
+	if c := src.Current().Clients; c["team-a.pending"] != nil || c["team-a.elsewhere"] != nil {
+		t.Fatalf("served a client that is not Ready or not ours: %v", c)
+	}
+
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost+6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Users Secret named by the server is picked up once spec.users appears.
+	usersSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "auth-system", Name: "people"},
+		Data: map[string][]byte{"users.yaml": []byte("users:\n- username: bob\n  passwordHash: " + string(hash) + "\n")}}
+	if err := cp.Client.Create(ctx, usersSecret); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.Client.Get(ctx, clientKey(as), as); err != nil {
+		t.Fatal(err)
+	}
+	as.Spec.Users = &gatehousev1alpha1.UsersSpec{SecretRef: gatehousev1alpha1.LocalObjectReference{Name: "people"}}
+	if err := cp.Client.Update(ctx, as); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Now(), 5*time.Second, "users directory", func() bool {
+		u := src.Current().Users
+		if u == nil {
+			return false
+		}
+		_, ok := u.Lookup("bob")
+		return ok
+	})
+}

@@ -1,0 +1,114 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+)
+
+func clientKey(o client.Object) client.ObjectKey { return client.ObjectKeyFromObject(o) }
+
+func ready(status metav1.ConditionStatus) []metav1.Condition {
+	return []metav1.Condition{{Type: gatehousev1alpha1.ConditionReady, Status: status}}
+}
+
+func TestBuildFiltersAndDefaults(t *testing.T) {
+	f := false
+	as := &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
+	oc := func(ns, name, serverNS string, cond metav1.ConditionStatus, mut func(*gatehousev1alpha1.OAuthClient)) gatehousev1alpha1.OAuthClient {
+		c := gatehousev1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec:   gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "main", Namespace: serverNS}},
+			Status: gatehousev1alpha1.OAuthClientStatus{ClientID: ns + "." + name, Conditions: ready(cond)}}
+		if mut != nil {
+			mut(&c)
+		}
+		return c
+	}
+	notAfter := metav1.NewTime(time.Unix(100, 0))
+	in := Inputs{
+		Server: as,
+		Scopes: []gatehousev1alpha1.Scope{
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "a", CreationTimestamp: metav1.NewTime(time.Unix(1, 0))},
+				Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"}, Name: "read", Description: "first", RequiresConsent: &f}},
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "b", CreationTimestamp: metav1.NewTime(time.Unix(2, 0))},
+				Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"}, Name: "read", Description: "conflicting"}},
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "c"},
+				Spec:   gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"}, Name: "broken"},
+				Status: gatehousev1alpha1.ScopeStatus{Conditions: ready(metav1.ConditionFalse)}},
+			{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "d"},
+				Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "other"}, Name: "theirs"}},
+		},
+		Clients: []gatehousev1alpha1.OAuthClient{
+			oc("auth", "same-ns", "", metav1.ConditionTrue, nil),
+			oc("team", "explicit", "auth", metav1.ConditionTrue, func(c *gatehousev1alpha1.OAuthClient) {
+				c.Spec.ClientType = gatehousev1alpha1.ClientPublic
+				c.Spec.RequirePKCE = &f
+				c.Spec.GrantTypes = []gatehousev1alpha1.GrantType{gatehousev1alpha1.GrantAuthorizationCode, gatehousev1alpha1.GrantClientCredentials}
+				c.Status.SecretHashes = []gatehousev1alpha1.SecretHash{{Hash: "sha256:x", NotAfter: &notAfter}}
+			}),
+			oc("team", "wrong-ns-default", "", metav1.ConditionTrue, nil),
+			oc("team", "not-ready", "auth", metav1.ConditionFalse, nil),
+			oc("team", "no-id", "auth", metav1.ConditionTrue, func(c *gatehousev1alpha1.OAuthClient) { c.Status.ClientID = "" }),
+			oc("x", "dup", "auth", metav1.ConditionTrue, func(c *gatehousev1alpha1.OAuthClient) { c.Status.ClientID = "same" }),
+			oc("y", "dup", "auth", metav1.ConditionTrue, func(c *gatehousev1alpha1.OAuthClient) { c.Status.ClientID = "same" }),
+		},
+	}
+	var b Builder
+	s, err := b.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.AccessTokenTTL != DefaultAccessTokenTTL || s.CodeTTL != DefaultCodeTTL || s.StorageType != gatehousev1alpha1.StorageMemory {
+		t.Errorf("defaults: %v %v %v", s.AccessTokenTTL, s.CodeTTL, s.StorageType)
+	}
+	if len(s.Scopes) != 1 || s.Scopes["read"].Description != "first" || s.Scopes["read"].RequiresConsent {
+		t.Errorf("scopes = %v", s.Scopes)
+	}
+	if len(s.Clients) != 2 || s.Clients["auth.same-ns"] == nil || s.Clients["team.explicit"] == nil {
+		t.Fatalf("clients = %v", s.Clients)
+	}
+	c := s.Clients["auth.same-ns"]
+	if c.AuthMethod != gatehousev1alpha1.AuthClientSecretBasic || !c.RequirePKCE || !c.GrantTypes[gatehousev1alpha1.GrantAuthorizationCode] || c.DisplayName != "same-ns" {
+		t.Errorf("confidential defaults: %+v", c)
+	}
+	p := s.Clients["team.explicit"]
+	if p.AuthMethod != gatehousev1alpha1.AuthNone || !p.RequirePKCE || p.GrantTypes[gatehousev1alpha1.GrantClientCredentials] || !p.SecretHashes[0].NotAfter.Equal(notAfter.Time) {
+		t.Errorf("public client: %+v", p)
+	}
+	if len(s.Problems) != 2 || !strings.Contains(strings.Join(s.Problems, "\n"), `client_id "same"`) {
+		t.Errorf("problems = %q", s.Problems)
+	}
+	if s.Keys != nil {
+		t.Error("keys without a Secret")
+	}
+}
+
+func TestBuildKeepsParsedSecretsUntilTheyChange(t *testing.T) {
+	as := &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
+	data, _ := keysSecretData(t, time.Now())
+	keys := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main-signing-keys", ResourceVersion: "1"}, Data: data}
+	var b Builder
+	s1, _ := b.Build(Inputs{Server: as, KeysSecret: keys})
+	s2, _ := b.Build(Inputs{Server: as, KeysSecret: keys})
+	if s1.Keys == nil || s1.Keys != s2.Keys {
+		t.Fatal("an unchanged key Secret must not be parsed again")
+	}
+	bad := keys.DeepCopy()
+	bad.ResourceVersion = "2"
+	bad.Data = map[string][]byte{"keys.json": []byte("{")}
+	s3, _ := b.Build(Inputs{Server: as, KeysSecret: bad})
+	if s3.Keys != nil || len(s3.Problems) != 1 || !strings.Contains(s3.Problems[0], "signing-key Secret") {
+		t.Fatalf("broken key Secret: keys %v problems %q", s3.Keys, s3.Problems)
+	}
+	if _, err := b.Build(Inputs{}); err == nil {
+		t.Error("no AuthorizationServer must be an error")
+	}
+}
