@@ -128,8 +128,6 @@ func (r *AuthorizationServerReconciler) reconcileDelete(ctx context.Context, srv
 	return nil
 }
 
-func (r *AuthorizationServerReconciler) event(srv *oauthv1.AuthorizationServer, typ, reason, note string, args ...any) {
-	if r.Recorder != nil {
-		r.Recorder.Eventf(srv, nil, typ, reason, reason, note, args...)
-	}
+func (r *AuthorizationServerReconciler) event(ctx context.Context, srv *oauthv1.AuthorizationServer, typ, reason, note string, args ...any) {
+	emit(ctx, r.Recorder, srv, typ, reason, note, args...)
 }

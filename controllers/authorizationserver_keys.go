@@ -88,7 +88,7 @@ func (r *AuthorizationServerReconciler) reconcileKeys(ctx context.Context, srv *
 			// Never overwrite keys the operator cannot read: tokens they
 			// signed may still be in use. A person must repair or delete it.
 			msg := fmt.Sprintf("Secret %s: %v; fix or delete it to generate new keys", name, err)
-			r.event(srv, corev1.EventTypeWarning, EventInvalidKeys, "%s", msg)
+			r.event(ctx, srv, corev1.EventTypeWarning, EventInvalidKeys, "%s", msg)
 			setCondition(&srv.Status.Conditions, srv.Generation, ConditionKeysReady, false, ReasonInvalidKeys, msg)
 			notReady(&srv.Status.Conditions, srv.Generation, kindServer, ReasonInvalidKeys, msg)
 			return time.Time{}, nil
@@ -127,7 +127,7 @@ func (r *AuthorizationServerReconciler) reconcileKeys(ctx context.Context, srv *
 			return time.Time{}, fmt.Errorf("updating Secret %s: %w", name, err)
 		}
 	}
-	r.keyEvents(srv, set, res)
+	r.keyEvents(ctx, srv, set, res)
 
 	if err := r.publishJWKS(ctx, srv, set); err != nil {
 		return time.Time{}, err
@@ -142,7 +142,7 @@ func (r *AuthorizationServerReconciler) reconcileKeys(ctx context.Context, srv *
 	return res.NextTransition, nil
 }
 
-func (r *AuthorizationServerReconciler) keyEvents(srv *oauthv1.AuthorizationServer, set *keyset.Set, res keyset.Result) {
+func (r *AuthorizationServerReconciler) keyEvents(ctx context.Context, srv *oauthv1.AuthorizationServer, set *keyset.Set, res keyset.Result) {
 	activated := map[string]bool{}
 	for _, id := range res.Activated {
 		activated[id] = true
@@ -150,7 +150,7 @@ func (r *AuthorizationServerReconciler) keyEvents(srv *oauthv1.AuthorizationServ
 	for _, k := range set.Keys {
 		for _, id := range res.Generated {
 			if k.ID == id && !activated[id] {
-				r.event(srv, corev1.EventTypeNormal, EventKeyPublished, "published signing key %s (%s); it signs from %s",
+				r.event(ctx, srv, corev1.EventTypeNormal, EventKeyPublished, "published signing key %s (%s); it signs from %s",
 					k.ID, k.Algorithm, k.ActivatesAt.Format(time.RFC3339))
 			}
 		}
@@ -158,11 +158,11 @@ func (r *AuthorizationServerReconciler) keyEvents(srv *oauthv1.AuthorizationServ
 	if len(res.Retired) > 0 {
 		for _, id := range res.Activated {
 			operatormetrics.KeysRotated.Inc()
-			r.event(srv, corev1.EventTypeNormal, EventKeyRotated, "signing key %s now signs; retired %s", id, strings.Join(res.Retired, ", "))
+			r.event(ctx, srv, corev1.EventTypeNormal, EventKeyRotated, "signing key %s now signs; retired %s", id, strings.Join(res.Retired, ", "))
 		}
 	}
 	for _, id := range res.Removed {
-		r.event(srv, corev1.EventTypeNormal, EventKeyRemoved, "removed key %s: every token it signed has expired", id)
+		r.event(ctx, srv, corev1.EventTypeNormal, EventKeyRemoved, "removed key %s: every token it signed has expired", id)
 	}
 }
 

@@ -1,9 +1,16 @@
 package controllers
 
 import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
@@ -70,4 +77,19 @@ func countError(kind string, err error) {
 		reason = "ReconcileError"
 	}
 	operatormetrics.ReconcileErrors.WithLabelValues(kind, reason).Inc()
+}
+
+// emit records an Event a user can act on, and logs it too. Notes never
+// carry secrets: they name Secrets and keys, not their contents.
+func emit(ctx context.Context, rec events.EventRecorder, obj runtime.Object, typ, reason, note string, args ...any) {
+	msg := fmt.Sprintf(note, args...)
+	log := ctrl.LoggerFrom(ctx)
+	if typ == corev1.EventTypeWarning {
+		log.Info("warning: "+msg, "reason", reason)
+	} else {
+		log.Info(msg, "reason", reason)
+	}
+	if rec != nil {
+		rec.Eventf(obj, nil, typ, reason, reason, "%s", msg)
+	}
 }

@@ -521,3 +521,33 @@ func keysOf(s *corev1.Secret) []string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestOAuthClientSecretNameConflict(t *testing.T) {
+	ns := newNamespace(t, nil)
+	op := startOperator(t, newFakeClock(), ns)
+	create(t, server(ns, "auth"))
+	first := oauthClient(ns, "first", "", "auth")
+	first.Spec.SecretName = "shared"
+	create(t, first)
+	waitCondition(t, first, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+	secret := string(appSecret(t, ns, "shared").Data["client_secret"])
+
+	second := oauthClient(ns, "second", "", "auth")
+	second.Spec.SecretName = "shared"
+	create(t, second)
+	waitCondition(t, second, oauthv1.ConditionReady, metav1.ConditionFalse, "SecretConflict")
+	if msg := readyCondition(second).Message; !strings.Contains(msg, "OAuthClient first") {
+		t.Errorf("message %q does not name the client that holds the Secret", msg)
+	}
+	if len(second.Status.SecretHashes) != 0 {
+		t.Error("the second client published the first one's secret hash")
+	}
+	poke(t, first)
+	time.Sleep(300 * time.Millisecond)
+	sec := appSecret(t, ns, "shared")
+	if string(sec.Data["client_secret"]) != secret || sec.Labels[oauthv1.LabelClient] != "first" ||
+		string(sec.Data["client_id"]) != ns+".first" {
+		t.Error("the conflicting client changed the first client's Secret")
+	}
+	assertNoPlaintext(t, op, ns, secret)
+}

@@ -134,7 +134,6 @@ func pruneHashes(oc *oauthv1.OAuthClient, now time.Time) {
 func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) (ctrlresult.Result, error) {
 	now := r.Clock.Now()
 	name := SecretName(oc)
-	oc.Status.SecretName = name
 	grace := gracePeriod(oc)
 	rotateWanted := oc.Annotations[oauthv1.AnnotationRotateSecret]
 
@@ -144,13 +143,13 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 	if err != nil && !apierrors.IsNotFound(err) {
 		return ctrlresult.Result{}, fmt.Errorf("getting Secret %s: %w", name, err)
 	}
-	if exists && !metav1.IsControlledBy(sec, oc) && metav1.GetControllerOf(sec) != nil &&
-		sec.Labels[oauthv1.LabelClient] != oc.Name && len(sec.Data[oauthv1.SecretKeyClientSecret]) == 0 {
-		// Another controller's Secret without a client_secret: not ours to fill.
-		notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, ReasonSecretConflict,
-			fmt.Sprintf("Secret %s belongs to another controller and holds no client_secret; choose another spec.secretName", name))
-		return ctrlresult.Result{}, nil
+	if exists {
+		if msg := secretConflict(sec, oc); msg != "" {
+			notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, ReasonSecretConflict, msg+"; choose another spec.secretName")
+			return ctrlresult.Result{}, nil
+		}
 	}
+	oc.Status.SecretName = name
 	if !exists {
 		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: oc.Namespace, Name: name}}
 	}
@@ -175,7 +174,7 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 		if current != "" {
 			note = "the client secret in Secret %s was deleted: generated a new one and revoked the old one"
 		}
-		r.event(oc, corev1.EventTypeNormal, EventGenerated, note, name)
+		r.event(ctx, oc, corev1.EventTypeNormal, EventGenerated, note, name)
 		operatormetrics.ClientSecrets.WithLabelValues(operatormetrics.SecretGenerated).Inc()
 	case clientsecret.Hash(value) == current:
 		plaintext = value
@@ -187,7 +186,7 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 	default:
 		if err := clientsecret.CheckAdoptable(value); err != nil {
 			msg := fmt.Sprintf("Secret %s: %v", name, err)
-			r.event(oc, corev1.EventTypeWarning, EventWeakSecret, "%s", msg)
+			r.event(ctx, oc, corev1.EventTypeWarning, EventWeakSecret, "%s", msg)
 			notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, ReasonWeakSecret, msg)
 			// Label the Secret so that a fix to it brings us back.
 			if !hasLabels(sec, oc) {
@@ -210,7 +209,7 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 		if current != "" {
 			note = "the client secret in Secret %s changed outside the operator: adopted it; the previous one is accepted for the grace period"
 		}
-		r.event(oc, corev1.EventTypeNormal, EventAdopted, note, name)
+		r.event(ctx, oc, corev1.EventTypeNormal, EventAdopted, note, name)
 		operatormetrics.ClientSecrets.WithLabelValues(operatormetrics.SecretAdopted).Inc()
 	}
 
@@ -233,12 +232,12 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 			if !nextRotation.IsZero() {
 				nextRotation = now.Add(oc.Spec.SecretRotation.Interval.Duration)
 			}
-			r.event(oc, corev1.EventTypeNormal, EventRotated,
+			r.event(ctx, oc, corev1.EventTypeNormal, EventRotated,
 				"rotated the client secret in Secret %s; the previous one is accepted for %s", name, grace)
 			operatormetrics.ClientSecrets.WithLabelValues(operatormetrics.SecretRotated).Inc()
 		}
 	} else if onDemand && recorded {
-		r.event(oc, corev1.EventTypeWarning, EventRotationExternal,
+		r.event(ctx, oc, corev1.EventTypeWarning, EventRotationExternal,
 			"the client secret in Secret %s is adopted: rotate it where it comes from; the operator never overwrites it", name)
 	}
 	setAnnotation(sec, annotationRotateSecretHandled, rotateWanted)
@@ -287,10 +286,8 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 	return requeueAt(now, append(expiries, nextRotation)...), nil
 }
 
-func (r *OAuthClientReconciler) event(oc *oauthv1.OAuthClient, typ, reason, note string, args ...any) {
-	if r.Recorder != nil {
-		r.Recorder.Eventf(oc, nil, typ, reason, reason, note, args...)
-	}
+func (r *OAuthClientReconciler) event(ctx context.Context, oc *oauthv1.OAuthClient, typ, reason, note string, args ...any) {
+	emit(ctx, r.Recorder, oc, typ, reason, note, args...)
 }
 
 func setAnnotation(o metav1.Object, k, v string) {
@@ -312,4 +309,25 @@ func setLabels(sec *corev1.Secret, oc *oauthv1.OAuthClient) {
 
 func hasLabels(sec *corev1.Secret, oc *oauthv1.OAuthClient) bool {
 	return sec.Labels[oauthv1.LabelManagedBy] == oauthv1.LabelManagedByValue && sec.Labels[oauthv1.LabelClient] == oc.Name
+}
+
+// secretConflict says why a Secret cannot hold this client's credentials,
+// or "": it belongs to another OAuthClient (two clients would share, and
+// fight over, one secret), or to another controller and has no
+// client_secret to adopt.
+func secretConflict(sec *corev1.Secret, oc *oauthv1.OAuthClient) string {
+	if other := sec.Labels[oauthv1.LabelClient]; other != "" && other != oc.Name {
+		return fmt.Sprintf("Secret %s holds the credentials of OAuthClient %s", sec.Name, other)
+	}
+	ctl := metav1.GetControllerOf(sec)
+	if ctl == nil || ctl.UID == oc.UID {
+		return ""
+	}
+	if ctl.Kind == kindOAuthClient && ctl.APIVersion == oauthv1.GroupVersion.String() {
+		return fmt.Sprintf("Secret %s holds the credentials of OAuthClient %s", sec.Name, ctl.Name)
+	}
+	if len(sec.Data[oauthv1.SecretKeyClientSecret]) == 0 {
+		return fmt.Sprintf("Secret %s belongs to %s %s and holds no client_secret to adopt", sec.Name, ctl.Kind, ctl.Name)
+	}
+	return ""
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -105,8 +106,8 @@ func (r *ScopeReconciler) reconcile(ctx context.Context, s *oauthv1.Scope) error
 	if owner := scopeOwner(same.Items); owner != nil && owner.Name != s.Name {
 		msg := fmt.Sprintf("Scope %s already defines %q for AuthorizationServer %s; this Scope is ignored until that one is deleted or renamed",
 			owner.Name, s.Spec.Name, key.Name)
-		if !isConflict(s) && r.Recorder != nil {
-			r.Recorder.Eventf(s, nil, "Warning", ReasonConflict, ReasonConflict, "%s", msg)
+		if !isConflict(s) {
+			emit(ctx, r.Recorder, s, corev1.EventTypeWarning, ReasonConflict, "%s", msg)
 		}
 		notReady(&s.Status.Conditions, s.Generation, kindScope, ReasonConflict, msg)
 		return nil

@@ -21,6 +21,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{name: "server", summary: "serve the OAuth endpoints of one AuthorizationServer", run: runServer},
 		{name: "version", summary: "print the version and commit", run: runVersion},
 		{name: "operator", summary: "run the operator: reconcile AuthorizationServers, OAuthClients and Scopes", run: runOperator},
 	}
