@@ -1,0 +1,173 @@
+package resourceserver
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// maxTokenSize bounds the work an unauthenticated caller can make us do.
+// Gatehouse tokens are well under 2 KiB.
+const maxTokenSize = 16 << 10
+
+// Claims are a validated access token's claims (RFC 9068 §2.2).
+type Claims struct {
+	Issuer    string
+	Subject   string
+	Audience  []string
+	ClientID  string
+	Scopes    []string
+	ID        string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	// NotBefore and AuthTime are zero when the token does not carry them.
+	NotBefore time.Time
+	AuthTime  time.Time
+}
+
+// HasScope reports whether the token was granted scope.
+func (c *Claims) HasScope(scope string) bool { return slices.Contains(c.Scopes, scope) }
+
+// tokenClaims is the JSON form.
+type tokenClaims struct {
+	Issuer    string           `json:"iss"`
+	Subject   string           `json:"sub"`
+	Audience  jwt.ClaimStrings `json:"aud"`
+	ExpiresAt *jwt.NumericDate `json:"exp"`
+	NotBefore *jwt.NumericDate `json:"nbf"`
+	IssuedAt  *jwt.NumericDate `json:"iat"`
+	ID        string           `json:"jti"`
+	ClientID  string           `json:"client_id"`
+	Scope     string           `json:"scope"`
+	AuthTime  *jwt.NumericDate `json:"auth_time"`
+}
+
+var b64 = base64.RawURLEncoding.Strict()
+
+// Validate checks a JWT access token as RFC 9068 §4 prescribes and returns
+// its claims. Checks run cheapest first, and nothing from the payload is
+// read before the signature has been verified. On failure the error wraps
+// one of the Err* reasons.
+func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
+	if len(token) > maxTokenSize {
+		return nil, fmt.Errorf("%w: the token is longer than %d bytes", ErrMalformed, maxTokenSize)
+	}
+	headerPart, rest, ok1 := strings.Cut(token, ".")
+	payloadPart, sigPart, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(sigPart, ".") {
+		return nil, fmt.Errorf("%w: the token is not a signed JWT (header.payload.signature)", ErrMalformed)
+	}
+	headerJSON, err := b64.DecodeString(headerPart)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the JWT header is not base64url", ErrMalformed)
+	}
+	var header map[string]any
+	if err := json.Unmarshal(headerJSON, &header); err != nil {
+		return nil, fmt.Errorf("%w: the JWT header is not a JSON object", ErrMalformed)
+	}
+	// RFC 9068 §4 step 1 and RFC 8725 §3.11: explicit typing keeps an ID
+	// token or any other JWT from this issuer from passing as an access
+	// token. Media type names compare case-insensitively (RFC 7515 §4.1.9).
+	typ, _ := header["typ"].(string)
+	if t := strings.ToLower(typ); t != "at+jwt" && t != "application/at+jwt" {
+		return nil, fmt.Errorf("%w: typ is not at+jwt", ErrTokenType)
+	}
+	alg, _ := header["alg"].(string)
+	if !v.allowed[alg] {
+		return nil, fmt.Errorf("%w: alg is not on the allow-list", ErrAlgorithm)
+	}
+	// RFC 7515 §4.1.11: we understand no extension, so any crit fails.
+	if _, ok := header["crit"]; ok {
+		return nil, fmt.Errorf("%w: the JWT header has critical extensions", ErrMalformed)
+	}
+	kid, _ := header["kid"].(string)
+	if kid == "" {
+		return nil, fmt.Errorf("%w: the JWT header has no kid", ErrMalformed)
+	}
+	sig, err := b64.DecodeString(sigPart)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the JWT signature is not base64url", ErrMalformed)
+	}
+	key, err := v.keys.key(ctx, kid)
+	if err != nil {
+		return nil, err
+	}
+	// The key decides the algorithm (RFC 8725 §3.1): a header cannot make
+	// us verify an RSA key with PSS, or any key with another primitive.
+	if key.alg != alg {
+		return nil, fmt.Errorf("%w: alg is not the algorithm of the key kid names", ErrAlgorithm)
+	}
+	if err := key.method.Verify(token[:len(headerPart)+1+len(payloadPart)], sig, key.key); err != nil {
+		return nil, ErrSignature
+	}
+
+	payload, err := b64.DecodeString(payloadPart)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the JWT payload is not base64url", ErrMalformed)
+	}
+	var tc tokenClaims
+	if err := json.Unmarshal(payload, &tc); err != nil {
+		return nil, fmt.Errorf("%w: the JWT claims are not a valid JSON object", ErrMalformed)
+	}
+	return v.checkClaims(&tc)
+}
+
+// checkClaims applies RFC 9068 §4 steps 2 to 5 to signed claims.
+func (v *Validator) checkClaims(tc *tokenClaims) (*Claims, error) {
+	// RFC 9068 §4 step 2: exact match, no normalisation.
+	if tc.Issuer != v.issuer {
+		return nil, fmt.Errorf("%w: the token was not issued by %s", ErrIssuer, v.issuer)
+	}
+	if !slices.Contains(tc.Audience, v.audience) {
+		return nil, fmt.Errorf("%w: the token is not meant for %s", ErrAudience, v.audience)
+	}
+	switch {
+	case tc.ExpiresAt == nil:
+		return nil, fmt.Errorf("%w: exp", ErrMissingClaim)
+	case tc.IssuedAt == nil:
+		return nil, fmt.Errorf("%w: iat", ErrMissingClaim)
+	case tc.Subject == "":
+		return nil, fmt.Errorf("%w: sub", ErrMissingClaim)
+	case tc.ClientID == "":
+		return nil, fmt.Errorf("%w: client_id", ErrMissingClaim)
+	case tc.ID == "":
+		return nil, fmt.Errorf("%w: jti", ErrMissingClaim)
+	}
+	now := v.now()
+	exp, iat := tc.ExpiresAt.Time, tc.IssuedAt.Time
+	if !now.Before(exp.Add(v.leeway)) {
+		return nil, ErrExpired
+	}
+	if iat.After(now.Add(v.leeway)) {
+		return nil, fmt.Errorf("%w: iat is in the future", ErrNotYetValid)
+	}
+	if !exp.After(iat) {
+		return nil, fmt.Errorf("%w: exp is not after iat", ErrMalformed)
+	}
+	c := &Claims{
+		Issuer:    tc.Issuer,
+		Subject:   tc.Subject,
+		Audience:  tc.Audience,
+		ClientID:  tc.ClientID,
+		Scopes:    strings.Fields(tc.Scope),
+		ID:        tc.ID,
+		IssuedAt:  iat,
+		ExpiresAt: exp,
+	}
+	if tc.NotBefore != nil {
+		if tc.NotBefore.After(now.Add(v.leeway)) {
+			return nil, fmt.Errorf("%w: nbf is in the future", ErrNotYetValid)
+		}
+		c.NotBefore = tc.NotBefore.Time
+	}
+	if tc.AuthTime != nil {
+		c.AuthTime = tc.AuthTime.Time
+	}
+	return c, nil
+}
