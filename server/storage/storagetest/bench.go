@@ -3,6 +3,7 @@ package storagetest
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,87 +12,123 @@ import (
 )
 
 // BenchmarkRedeemCode measures RedeemCode, the store's part of every
-// authorization_code grant: serially and from parallel goroutines, each
-// redeeming codes of its own.
+// authorization_code grant.
+//
+// serial redeems codes created beforehand, in chunks, deleting each chunk
+// once it has expired so that the store stays the size a live server's
+// would be. parallel measures one code's life, CreateCode then RedeemCode,
+// from concurrent goroutines.
 func BenchmarkRedeemCode(b *testing.B, newStore NewStore) {
-	for _, parallel := range []bool{false, true} {
-		b.Run(map[bool]string{false: "serial", true: "parallel"}[parallel], func(b *testing.B) {
-			s := newStore(b)
-			ctx := context.Background()
-			hashes := make([]string, b.N)
-			for i := range hashes {
-				_, c := newCode(b, fmt.Sprint(i))
-				c.ExpiresAt = t0.Add(time.Hour)
+	issued := storage.Issued{AccessTokenID: "jti", AccessTokenExpiresAt: t0.Add(time.Hour), RefreshFamilyID: "fam"}
+	b.Run("serial", func(b *testing.B) {
+		s := newStore(b)
+		ctx := context.Background()
+		const chunk = 2000
+		_, c := newCode(b, "bench")
+		hashes := make([]string, 0, chunk)
+		b.ReportAllocs()
+		for done, round := 0, 0; done < b.N; round++ {
+			b.StopTimer()
+			// Round r's codes live in [now, now+1m): later rounds
+			// delete them.
+			now := t0.Add(time.Duration(round) * time.Hour)
+			if _, err := s.DeleteExpired(ctx, now); err != nil {
+				b.Fatal(err)
+			}
+			c.ExpiresAt = now.Add(time.Minute)
+			hashes = hashes[:0]
+			for i := range min(chunk, b.N-done) {
+				c.Hash = storage.HashToken(fmt.Sprintf("%d/%d", round, i))
 				if err := s.CreateCode(ctx, c); err != nil {
 					b.Fatal(err)
 				}
-				hashes[i] = c.Hash
+				hashes = append(hashes, c.Hash)
 			}
-			issued := storage.Issued{AccessTokenID: "jti", AccessTokenExpiresAt: t0.Add(time.Hour), RefreshFamilyID: "fam"}
-			redeem := func(i int) {
-				if _, err := s.RedeemCode(ctx, hashes[i], issued, t0); err != nil {
+			b.StartTimer()
+			for _, h := range hashes {
+				if _, err := s.RedeemCode(ctx, h, issued, now); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			if !parallel {
-				for i := range b.N {
-					redeem(i)
+			done += len(hashes)
+		}
+	})
+	b.Run("parallel-create-and-redeem", func(b *testing.B) {
+		s := newStore(b)
+		ctx := context.Background()
+		var next atomic.Int64
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			_, c := newCode(b, "bench")
+			for pb.Next() {
+				c.Hash = storage.HashToken(strconv.FormatInt(next.Add(1), 10))
+				if err := s.CreateCode(ctx, c); err != nil {
+					b.Fatal(err)
 				}
-				return
+				if _, err := s.RedeemCode(ctx, c.Hash, issued, t0); err != nil {
+					b.Fatal(err)
+				}
 			}
-			var next atomic.Int64
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					redeem(int(next.Add(1) - 1))
-				}
-			})
 		})
-	}
+	})
 }
 
 // BenchmarkRotateRefreshToken measures RotateRefreshToken, the store's part
 // of every refresh_token grant: each iteration rotates the newest token of
-// a family, serially or with one family per goroutine.
+// a family. serial starts a new family every chunk of rotations and deletes
+// the old ones once expired, so the store stays a live server's size;
+// parallel gives every goroutine a family of its own.
 func BenchmarkRotateRefreshToken(b *testing.B, newStore NewStore) {
-	for _, parallel := range []bool{false, true} {
-		b.Run(map[bool]string{false: "serial", true: "parallel"}[parallel], func(b *testing.B) {
-			s := newStore(b)
-			ctx := context.Background()
-			var families atomic.Int64
-			chain := func() func() {
-				fam := fmt.Sprintf("fam-%d", families.Add(1))
-				_, head := newRefreshToken(b, fam+"-0", fam)
-				if err := s.CreateRefreshToken(ctx, head); err != nil {
+	b.Run("serial", func(b *testing.B) {
+		s := newStore(b)
+		ctx := context.Background()
+		const chunk = 2000
+		b.ReportAllocs()
+		for done, round := 0, 0; done < b.N; round++ {
+			b.StopTimer()
+			now := t0.Add(time.Duration(round) * time.Hour)
+			if _, err := s.DeleteExpired(ctx, now); err != nil {
+				b.Fatal(err)
+			}
+			_, head := newRefreshToken(b, fmt.Sprintf("round-%d", round), fmt.Sprintf("fam-%d", round))
+			head.ExpiresAt = now.Add(time.Minute)
+			if err := s.CreateRefreshToken(ctx, head); err != nil {
+				b.Fatal(err)
+			}
+			next := head
+			next.FamilyID = ""
+			n := min(chunk, b.N-done)
+			b.StartTimer()
+			for i := range n {
+				next.Hash = storage.HashToken(fmt.Sprintf("%d/%d", round, i))
+				if _, err := s.RotateRefreshToken(ctx, head.Hash, next, now); err != nil {
 					b.Fatal(err)
 				}
-				n := 0
-				return func() {
-					n++
-					_, next := newRefreshToken(b, fmt.Sprintf("%s-%d", fam, n), "")
-					if _, err := s.RotateRefreshToken(ctx, head.Hash, next, t0); err != nil {
-						b.Fatal(err)
-					}
-					head = next
-				}
+				head.Hash = next.Hash
 			}
-			b.ReportAllocs()
-			if !parallel {
-				rotate := chain()
-				b.ResetTimer()
-				for range b.N {
-					rotate()
-				}
-				return
+			done += n
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		s := newStore(b)
+		ctx := context.Background()
+		var families, tokens atomic.Int64
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			_, head := newRefreshToken(b, "bench", fmt.Sprintf("fam-%d", families.Add(1)))
+			head.Hash = storage.HashToken(strconv.FormatInt(tokens.Add(1), 10))
+			if err := s.CreateRefreshToken(ctx, head); err != nil {
+				b.Fatal(err)
 			}
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				rotate := chain()
-				for pb.Next() {
-					rotate()
+			next := head
+			next.FamilyID = ""
+			for pb.Next() {
+				next.Hash = storage.HashToken(strconv.FormatInt(tokens.Add(1), 10))
+				if _, err := s.RotateRefreshToken(ctx, head.Hash, next, t0); err != nil {
+					b.Fatal(err)
 				}
-			})
+				head.Hash = next.Hash
+			}
 		})
-	}
+	})
 }
