@@ -272,6 +272,9 @@ func TestAuthorizationServerRuntime(t *testing.T) {
 	if kids := readJWKS(t, ns, "ha"); !slices.Contains(kids, srv.Status.ActiveKeyID) {
 		t.Errorf("JWKS %v lacks the active key %s", kids, srv.Status.ActiveKeyID)
 	}
+	if e := waitEvent(t, ns, "ha", "KeyPublished"); !strings.Contains(e.Note, srv.Status.ActiveKeyID) {
+		t.Errorf("KeyPublished event %q does not name the key", e.Note)
+	}
 
 	name := controllers.ServerObjectName(srv)
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}

@@ -155,6 +155,11 @@ func (r *AuthorizationServerReconciler) keyEvents(ctx context.Context, srv *oaut
 			}
 		}
 	}
+	if len(res.Retired) == 0 {
+		for _, id := range res.Activated {
+			r.event(ctx, srv, corev1.EventTypeNormal, EventKeyPublished, "generated signing key %s; it signs at once, as there was no key", id)
+		}
+	}
 	if len(res.Retired) > 0 {
 		for _, id := range res.Activated {
 			operatormetrics.KeysRotated.Inc()

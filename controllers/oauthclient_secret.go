@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -186,7 +187,9 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 	default:
 		if err := clientsecret.CheckAdoptable(value); err != nil {
 			msg := fmt.Sprintf("Secret %s: %v", name, err)
-			r.event(ctx, oc, corev1.EventTypeWarning, EventWeakSecret, "%s", msg)
+			if c := meta.FindStatusCondition(oc.Status.Conditions, oauthv1.ConditionReady); c == nil || c.Reason != ReasonWeakSecret {
+				r.event(ctx, oc, corev1.EventTypeWarning, EventWeakSecret, "%s", msg)
+			}
 			notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, ReasonWeakSecret, msg)
 			// Label the Secret so that a fix to it brings us back.
 			if !hasLabels(sec, oc) {
@@ -254,7 +257,9 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 	sec.Data[oauthv1.SecretKeyJWKSURI] = []byte(ep.JWKS)
 	if owned {
 		sec.Data[oauthv1.SecretKeyClientSecret] = []byte(plaintext)
-		sec.Type = corev1.SecretTypeOpaque
+		if !exists {
+			sec.Type = corev1.SecretTypeOpaque // immutable once created
+		}
 		if metav1.GetControllerOf(sec) == nil {
 			if err := controllerutil.SetControllerReference(oc, sec, r.Scheme()); err != nil {
 				return ctrlresult.Result{}, err
