@@ -15,8 +15,9 @@ import (
 )
 
 // Schema changes are numbered files, applied in order and recorded in
-// schema_migrations. A released migration is never edited: a change is a
-// new file.
+// gatehouse_schema_migrations (prefixed: schema_migrations is
+// golang-migrate's, and a database may be shared). A released migration is
+// never edited: a change is a new file.
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -75,7 +76,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (applied []string, err err
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLockID); err != nil {
 			return fmt.Errorf("taking the migration lock: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS gatehouse_schema_migrations (
 			version    integer PRIMARY KEY,
 			name       text NOT NULL,
 			applied_at timestamptz NOT NULL DEFAULT now()
@@ -83,7 +84,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (applied []string, err err
 			return err
 		}
 		var current int
-		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM gatehouse_schema_migrations").Scan(&current); err != nil {
 			return err
 		}
 		// A database migrated by a newer release is left alone: during a
@@ -93,7 +94,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (applied []string, err err
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return fmt.Errorf("migration %s: %w", m.name, err)
 			}
-			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
+			if _, err := tx.Exec(ctx, "INSERT INTO gatehouse_schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
 				return err
 			}
 			applied = append(applied, m.name)

@@ -81,11 +81,11 @@ func TestConcurrentMigration(t *testing.T) {
 	}
 	conn := connect(t, url)
 	var rows, distinct int
-	if err := conn.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT version) FROM schema_migrations").Scan(&rows, &distinct); err != nil {
+	if err := conn.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT version) FROM gatehouse_schema_migrations").Scan(&rows, &distinct); err != nil {
 		t.Fatal(err)
 	}
 	if rows != len(entries) || distinct != len(entries) {
-		t.Fatalf("schema_migrations has %d rows (%d versions), want one per migration file (%d)", rows, distinct, len(entries))
+		t.Fatalf("gatehouse_schema_migrations has %d rows (%d versions), want one per migration file (%d)", rows, distinct, len(entries))
 	}
 
 	// Opening a migrated database applies nothing and keeps the data.
@@ -208,5 +208,21 @@ func TestSchemaFromSearchPath(t *testing.T) {
 	}
 	if schema != "gatehouse" {
 		t.Fatalf("sessions table is in schema %q, want gatehouse", schema)
+	}
+}
+
+// A database shared with an application migrated by golang-migrate (its
+// own schema_migrations table) still gets Gatehouse's schema.
+func TestMigrationsBesideAnotherTool(t *testing.T) {
+	url := testpg.Get(t).NewDatabase(t)
+	conn := connect(t, url)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL);
+		INSERT INTO schema_migrations VALUES (20240101120000, false)`); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, url)
+	if err := s.CreateSession(ctx, storage.Session{Hash: "h", Subject: "alice", ExpiresAt: t0()}); err != nil {
+		t.Fatalf("the schema was not applied: %v", err)
 	}
 }
