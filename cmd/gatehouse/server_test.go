@@ -1,10 +1,25 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
 func TestServerFlags(t *testing.T) {
@@ -38,5 +53,105 @@ func TestServerHelpHidesPostgresURL(t *testing.T) {
 	_, _ = parseServerFlags([]string{"-h"}, &out)
 	if strings.Contains(out.String(), "hunter2") {
 		t.Fatal("help output carries the database password")
+	}
+}
+
+// TestServerCommand runs `gatehouse server` against a test API server: it
+// finds the cluster through KUBECONFIG, waits for its AuthorizationServer,
+// becomes ready, and issues a token that x/oauth2 obtains.
+func TestServerCommand(t *testing.T) {
+	cp, err := testenv.Start()
+	if err != nil {
+		if missing := (*testenv.MissingAssetsError)(nil); errors.As(err, &missing) {
+			testenv.MissingDependency(t, err)
+		}
+		t.Fatal(err)
+	}
+	defer func() { _ = cp.Stop() }()
+	t.Setenv("KUBECONFIG", cp.Kubeconfig)
+	ctx := context.Background()
+	c := cp.Client
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "srv-"}}
+	if err := c.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	listen, ops := freeAddr(t), freeAddr(t)
+	issuer := "http://" + listen
+
+	logs := &lockedBuffer{}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan int, 1)
+	go func() {
+		done <- run(runCtx, []string{"server", "--authorization-server", ns.Name + "/auth", "--listen", listen, "--metrics-listen", ops}, io.Discard, logs)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("server exited %d; logs:\n%s", code, logs.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("server did not stop")
+		}
+	}()
+	// Alive before its AuthorizationServer exists, but not ready.
+	waitFor(t, 30*time.Second, func() error { _, err := httpGet("http://" + ops + "/healthz"); return err })
+	if _, err := httpGet("http://" + ops + "/readyz"); err == nil {
+		t.Fatal("ready without an AuthorizationServer")
+	}
+
+	key, err := keyset.Generate(keyset.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key.State, key.Created, key.ActivatesAt = keyset.StateActive, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)
+	keys, _ := (&keyset.Set{Keys: []keyset.Key{key}}).Marshal()
+	secret := "s3cr3t-" + strings.Repeat("x", 40)
+	oc := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "worker"},
+		Spec: oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "auth"},
+			GrantTypes: []oauthv1.GrantType{oauthv1.GrantClientCredentials}, Scopes: []oauthv1.ScopeName{"jobs:run"}}}
+	for _, o := range []client.Object{
+		&oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "auth"}, Spec: oauthv1.AuthorizationServerSpec{Issuer: issuer}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: keyset.SecretName("auth")}, Data: map[string][]byte{keyset.SecretDataKey: keys}},
+		&oauthv1.Scope{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "jobs-run"},
+			Spec: oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: "auth"}, Name: "jobs:run", Description: "Run jobs"}},
+		oc,
+	} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What the operator would write into the client's status.
+	oc.Status.ClientID = ns.Name + ".worker"
+	oc.Status.SecretHashes = []oauthv1.SecretHash{{Hash: clientsecret.Hash(secret)}}
+	meta.SetStatusCondition(&oc.Status.Conditions, metav1.Condition{Type: oauthv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready", Message: "ready"})
+	if err := c.Status().Update(ctx, oc); err != nil {
+		t.Fatal(err)
+	}
+
+	waitFor(t, 30*time.Second, func() error {
+		_, err := httpGet("http://" + ops + "/readyz")
+		if err != nil {
+			return fmt.Errorf("%w; logs:\n%s", err, logs.String())
+		}
+		return nil
+	})
+	cc := &clientcredentials.Config{ClientID: oc.Status.ClientID, ClientSecret: secret, TokenURL: issuer + "/token"}
+	var tok *oauth2.Token
+	waitFor(t, 10*time.Second, func() error { tok, err = cc.Token(ctx); return err })
+	if tok.AccessToken == "" || tok.Extra("scope") != "jobs:run" {
+		t.Fatalf("token = %+v", tok)
+	}
+	md, err := httpGet(issuer + "/.well-known/oauth-authorization-server")
+	if err != nil || !strings.Contains(md, `"issuer": "`+issuer+`"`) {
+		t.Fatalf("metadata: %v %s", err, md)
+	}
+	body, err := httpGet("http://" + ops + "/metrics")
+	if err != nil || !strings.Contains(body, `gatehouse_server_requests_total{endpoint="token",grant="client_credentials",outcome="success"}`) {
+		t.Fatalf("metrics: %v", err)
+	}
+	if _, err := httpGet(issuer + "/metrics"); err == nil {
+		t.Error("metrics are served on the public port")
 	}
 }
