@@ -262,3 +262,38 @@ func TestMetadataPathInsertionForIssuerWithPath(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A single-page app (public client) may call the token endpoint from its
+// redirect URI's origin; nobody else gets CORS.
+func TestCORSForPublicClientOrigins(t *testing.T) {
+	ts := newTestServer(t)
+	preflight := func(origin string) *http.Response {
+		req, _ := http.NewRequest(http.MethodOptions, ts.URL+endpoints.TokenPath, nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := preflight("http://localhost:3000")
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "http://localhost:3000" {
+		t.Fatalf("SPA preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	for _, origin := range []string{"http://127.0.0.1:9999", "https://evil.test", "null"} {
+		if resp := preflight(origin); resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("origin %s: %d %q", origin, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+endpoints.IntrospectPath, strings.NewReader("token=x"))
+	req.Header.Set("Origin", "http://localhost:3000")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(ccClientID, ccSecret)
+	resp, _ = http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Error("introspection must not be open to browsers")
+	}
+}

@@ -110,6 +110,7 @@ type derived struct {
 	metadata     []byte
 	jwks         []byte
 	jwksErr      error
+	corsOrigins  map[string]bool
 }
 
 func (s *Server) derive(snap *config.Snapshot) *derived {
@@ -125,6 +126,7 @@ func (s *Server) derive(snap *config.Snapshot) *derived {
 	}
 	d.metadata = buildMetadata(snap)
 	d.jwks, d.jwksErr = buildJWKS(snap)
+	d.corsOrigins = corsOrigins(snap)
 	s.derived.Store(d)
 	return d
 }
@@ -157,6 +159,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		s.metrics.observe("not_found", result{outcome: "not_found"}, start)
 		return
+	}
+	if endpoint == "token" || endpoint == "revoke" {
+		if cors(w, r, d.corsOrigins) {
+			s.metrics.observe(endpoint, result{outcome: "preflight"}, start)
+			return
+		}
 	}
 	res := h(w, r, snap)
 	s.metrics.observe(endpoint, res, start)

@@ -118,6 +118,7 @@ type Builder struct {
 	keysVersion  string
 	keys         *keyset.Set
 	keysErr      error
+	lastGoodKeys *keyset.Set
 	usersVersion string
 	users        *users.Directory
 	usersErr     error
@@ -153,9 +154,13 @@ func (b *Builder) Build(in Inputs) (*Snapshot, error) {
 			b.keys, b.keysErr = keyset.Parse(in.KeysSecret.Data[keyset.SecretDataKey])
 		}
 		if b.keysErr != nil {
+			// Keep signing with the last good set: a bad edit of the
+			// Secret must not take every replica down at once.
 			s.Problems = append(s.Problems, fmt.Sprintf("signing-key Secret: %v", b.keysErr))
+			s.Keys = b.lastGoodKeys
 		} else {
 			s.Keys = b.keys
+			b.lastGoodKeys = b.keys
 		}
 	}
 

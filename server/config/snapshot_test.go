@@ -105,8 +105,12 @@ func TestBuildKeepsParsedSecretsUntilTheyChange(t *testing.T) {
 	bad.ResourceVersion = "2"
 	bad.Data = map[string][]byte{"keys.json": []byte("{")}
 	s3, _ := b.Build(Inputs{Server: as, KeysSecret: bad})
-	if s3.Keys != nil || len(s3.Problems) != 1 || !strings.Contains(s3.Problems[0], "signing-key Secret") {
-		t.Fatalf("broken key Secret: keys %v problems %q", s3.Keys, s3.Problems)
+	if s3.Keys != s1.Keys || len(s3.Problems) != 1 || !strings.Contains(s3.Problems[0], "signing-key Secret") {
+		t.Fatalf("broken key Secret: keys %v problems %q; want the last good set and a problem", s3.Keys, s3.Problems)
+	}
+	var fresh Builder
+	if s4, _ := fresh.Build(Inputs{Server: as, KeysSecret: bad}); s4.Keys != nil {
+		t.Fatal("a broken key Secret with no earlier good one must leave no keys")
 	}
 	if _, err := b.Build(Inputs{}); err == nil {
 		t.Error("no AuthorizationServer must be an error")
