@@ -2,7 +2,7 @@
 // access tokens, to show the resourceserver package at work and to give
 // the end-to-end tests an API to call.
 //
-//	orders-api --issuer https://auth.example.com --audience orders-api
+//	orders-api --issuer https://auth.example.com --audience https://orders.example.com
 //
 // Routes (JSON in, JSON out):
 //
@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(addr s
 	fs := flag.NewFlagSet("orders-api", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	issuer := fs.String("issuer", "", "the Gatehouse issuer URL, exactly as in tokens (required)")
-	audience := fs.String("audience", "orders-api", "this API's audience: tokens must carry it in aud")
+	audience := fs.String("audience", "https://orders.example.com", "this API's audience: tokens must carry it in aud (the Scopes' spec.audience)")
 	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on (port 0 picks a free one)")
 	jwksFile := fs.String("jwks-file", "", "read the JWKS from this file (the mounted JWKS ConfigMap) instead of fetching it from the issuer")
 	if err := fs.Parse(args); err != nil {
