@@ -3,6 +3,8 @@ package server
 // One test (or more) per DESIGN.md invariant the token server touches.
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -550,4 +552,20 @@ func cloneClients(m map[string]*config.Client) map[string]*config.Client {
 		out[k] = v
 	}
 	return out
+}
+
+// The strict CSP allows the inline stylesheet only by its hash: the hash
+// must be of exactly what the page carries, or browsers drop the styles.
+func TestCSPHashMatchesInlineStyle(t *testing.T) {
+	ts := newTestServer(t)
+	resp, page := newBrowser(t, ts).get(ts.URL + endpoints.AuthorizePath + "?client_id=unknown")
+	start, end := strings.Index(page, "<style>"), strings.Index(page, "</style>")
+	if start < 0 || end < start {
+		t.Fatal("no inline style")
+	}
+	sum := sha256.Sum256([]byte(page[start+len("<style>") : end]))
+	want := "style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, want) {
+		t.Fatalf("CSP %q lacks %q", csp, want)
+	}
 }
