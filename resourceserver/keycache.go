@@ -3,6 +3,7 @@ package resourceserver
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -77,7 +78,7 @@ func (c *keyCache) key(ctx context.Context, kid string) (*publicKey, error) {
 		}
 	}
 	if s == nil || s.err != nil {
-		var cause error = fmt.Errorf("no keys fetched yet")
+		cause := errors.New("no keys fetched yet")
 		if s != nil {
 			cause = s.err
 		}

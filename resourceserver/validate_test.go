@@ -56,7 +56,10 @@ func TestValidateAcceptsVariants(t *testing.T) {
 		},
 		"nbf in the past": func(h map[string]any, c jwt.MapClaims) { c["nbf"] = now.Add(-time.Second).Unix() },
 		"no scope":        func(h map[string]any, c jwt.MapClaims) { delete(c, "scope") },
-		"unknown header":  func(h map[string]any, c jwt.MapClaims) { h["x-extra"] = true },
+		"fractional dates": func(h map[string]any, c jwt.MapClaims) {
+			c["iat"], c["exp"] = float64(now.Unix())+0.25, float64(now.Unix())+300.5
+		},
+		"unknown header": func(h map[string]any, c jwt.MapClaims) { h["x-extra"] = true },
 	}
 	for name, edit := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -124,6 +127,9 @@ func TestValidateRejects(t *testing.T) {
 		{"nbf in the future", f.token(func(h map[string]any, c jwt.MapClaims) { c["nbf"] = now.Add(31 * time.Second).Unix() }), ErrNotYetValid},
 		{"exp before iat", f.token(func(h map[string]any, c jwt.MapClaims) { c["exp"] = now.Unix(); c["iat"] = now.Unix() }), ErrMalformed},
 		{"no exp", f.token(func(h map[string]any, c jwt.MapClaims) { delete(c, "exp") }), ErrMissingClaim},
+		{"exp null", f.token(func(h map[string]any, c jwt.MapClaims) { c["exp"] = nil }), ErrMissingClaim},
+		{"exp out of range", f.token(func(h map[string]any, c jwt.MapClaims) { c["exp"] = 1e300 }), ErrMalformed},
+		{"aud a number", f.token(func(h map[string]any, c jwt.MapClaims) { c["aud"] = 7 }), ErrMalformed},
 		{"no iat", f.token(func(h map[string]any, c jwt.MapClaims) { delete(c, "iat") }), ErrMissingClaim},
 		{"no sub", f.token(func(h map[string]any, c jwt.MapClaims) { delete(c, "sub") }), ErrMissingClaim},
 		{"no client_id", f.token(func(h map[string]any, c jwt.MapClaims) { delete(c, "client_id") }), ErrMissingClaim},
