@@ -46,7 +46,7 @@ func readClientCredentials(authorization string, form url.Values) (clientCredent
 		return clientCredentials{ID: id, Secret: secret, Method: gatehousev1alpha1.AuthClientSecretBasic}, nil
 	}
 	if formID == "" {
-		return clientCredentials{}, invalidClient("client authentication is required", false)
+		return clientCredentials{}, invalidClient("client authentication is required", true)
 	}
 	if formSecret != "" {
 		return clientCredentials{ID: formID, Secret: formSecret, Method: gatehousev1alpha1.AuthClientSecretPost}, nil

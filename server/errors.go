@@ -52,10 +52,16 @@ func invalidGrant(desc string) *Error   { return newError(ErrInvalidGrant, desc)
 func invalidScope(desc string) *Error   { return newError(ErrInvalidScope, desc) }
 func serverError(desc string) *Error    { return newError(ErrServerError, desc) }
 
-// invalidClient is a failed client authentication (RFC 6749 §5.2): 401, and
-// a Basic challenge when the client used the Authorization header.
-func invalidClient(desc string, basic bool) *Error {
-	return &Error{Code: ErrInvalidClient, Description: desc, Status: http.StatusUnauthorized, Challenge: basic}
+// invalidClient is a failed client authentication (RFC 6749 §5.2). With
+// challenge it is 401 with WWW-Authenticate: Basic, which §5.2 requires
+// when the client tried the Authorization header and allows to say which
+// scheme to use when it sent no credentials at all. Otherwise (a wrong
+// client_secret_post secret, a wrong method) it is the default 400.
+func invalidClient(desc string, challenge bool) *Error {
+	if challenge {
+		return &Error{Code: ErrInvalidClient, Description: desc, Status: http.StatusUnauthorized, Challenge: true}
+	}
+	return newError(ErrInvalidClient, desc)
 }
 
 func unauthorizedClient(desc string) *Error { return newError(ErrUnauthorizedClient, desc) }
@@ -71,7 +77,7 @@ func writeError(w http.ResponseWriter, e *Error, realm string) {
 	h := w.Header()
 	noStore(h)
 	h.Set("Content-Type", "application/json")
-	if e.Status == http.StatusUnauthorized && e.Challenge {
+	if e.Challenge {
 		h.Set("WWW-Authenticate", `Basic realm="`+realm+`", charset="UTF-8"`)
 	}
 	w.WriteHeader(e.Status)

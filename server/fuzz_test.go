@@ -82,14 +82,15 @@ func FuzzClientAuthentication(f *testing.F) {
 			if e.Code != ErrInvalidClient && e.Code != ErrInvalidRequest {
 				t.Fatalf("credential error %+v", e)
 			}
-			if e.Challenge && e.Status != 401 {
-				t.Fatalf("challenge without 401: %+v", e)
+			if e.Challenge != (e.Status == 401) {
+				t.Fatalf("401 exactly when challenging: %+v", e)
 			}
 			return
 		}
 		c, e := authenticateClient(snap, cred, time.Now())
 		if e != nil {
-			if e.Code != ErrInvalidClient || e.Status != 401 || strings.Contains(e.Description, cred.Secret) && cred.Secret != "" {
+			basic := cred.Method == gatehousev1alpha1.AuthClientSecretBasic
+			if e.Code != ErrInvalidClient || e.Challenge != basic || strings.Contains(e.Description, cred.Secret) && cred.Secret != "" {
 				t.Fatalf("authentication error %+v", e)
 			}
 			return

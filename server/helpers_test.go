@@ -238,6 +238,9 @@ func assertOAuthError(t testing.TB, resp *http.Response, status int, code string
 	if got := e.Header.Get("Pragma"); got != "no-cache" {
 		t.Errorf("Pragma = %q, want no-cache", got)
 	}
+	if (status == http.StatusUnauthorized) != (e.Header.Get("WWW-Authenticate") != "") {
+		t.Errorf("status %d with WWW-Authenticate %q: RFC 7235 pairs 401 with a challenge", status, e.Header.Get("WWW-Authenticate"))
+	}
 	if ct := e.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q", ct)
 	}

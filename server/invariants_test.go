@@ -308,11 +308,15 @@ func TestInvariantTokenErrorShapes(t *testing.T) {
 		t.Errorf("unknown client and wrong secret differ: %q vs %q", e2.Description, e.Description)
 	}
 	post := url.Values{"grant_type": {"client_credentials"}, "client_id": {postClientID}, "client_secret": {"wrong"}}
-	e = assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, post, "", ""), 401, ErrInvalidClient)
+	e = assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, post, "", ""), 400, ErrInvalidClient)
 	if e.Header.Get("WWW-Authenticate") != "" {
 		t.Error("no Basic challenge when the client did not use Basic")
 	}
-	assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"client_credentials"}}, "", ""), 401, ErrInvalidClient)
+	// No credentials at all: 401 with the scheme to use.
+	e = assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"client_credentials"}}, "", ""), 401, ErrInvalidClient)
+	if !strings.HasPrefix(e.Header.Get("WWW-Authenticate"), "Basic ") {
+		t.Errorf("WWW-Authenticate = %q", e.Header.Get("WWW-Authenticate"))
+	}
 	assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"password"}}, ccClientID, ccSecret), 400, ErrUnsupportedGrantType)
 	assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, url.Values{}, ccClientID, ccSecret), 400, ErrInvalidRequest)
 	assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"authorization_code"}, "code": {"x"}}, ccClientID, ccSecret), 400, ErrUnauthorizedClient)

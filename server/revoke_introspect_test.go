@@ -90,7 +90,7 @@ func TestRevokeAndIntrospectRequireClientAuthentication(t *testing.T) {
 		assertOAuthError(t, ts.postForm(t, path, url.Values{}, ccClientID, ccSecret), 400, ErrInvalidRequest)
 	}
 	// Public clients may revoke their tokens but not introspect.
-	assertOAuthError(t, ts.postForm(t, endpoints.IntrospectPath, url.Values{"token": {"x"}, "client_id": {spaClientID}}, "", ""), 401, ErrInvalidClient)
+	assertOAuthError(t, ts.postForm(t, endpoints.IntrospectPath, url.Values{"token": {"x"}, "client_id": {spaClientID}}, "", ""), 400, ErrInvalidClient)
 	resp := ts.postForm(t, endpoints.RevokePath, url.Values{"token": {"x"}, "client_id": {spaClientID}}, "", "")
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
