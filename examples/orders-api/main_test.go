@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -226,5 +228,26 @@ func TestOrdersAPIFlags(t *testing.T) {
 	// that refuses every token.
 	if err := run(context.Background(), []string{"--issuer", "http://127.0.0.1:1"}, io.Discard, nil); err == nil || errors.Is(err, errUsage) {
 		t.Errorf("unreachable issuer: err = %v", err)
+	}
+}
+
+// In the cluster the API reads the JWKS ConfigMap from a mounted file and
+// never calls the token server.
+func TestOrdersAPIWithJWKSFile(t *testing.T) {
+	iss := newIssuer(t)
+	jwks, err := (&keyset.Set{Keys: []keyset.Key{iss.key}}).PublicJWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := json.Marshal(jwks)
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	issuer := iss.URL
+	iss.Close() // nothing may be fetched from the issuer
+	base, _ := start(t, "--issuer", issuer, "--jwks-file", path)
+	if r := call(t, "GET", base+"/orders", iss.token(t, "orders:read", "https://orders.example.com", time.Minute), ""); r.status != 200 {
+		t.Fatalf("GET /orders: %+v", r)
 	}
 }
