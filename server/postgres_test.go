@@ -1,0 +1,105 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+	"github.com/gatehouse-dev/gatehouse/internal/testpg"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/storage/postgres"
+)
+
+// TestTwoReplicasSharePostgres runs two token servers (replicas) on one
+// PostgreSQL database behind one issuer, the way an HA deployment does:
+// a code issued by one is redeemed at the other, a replay at either
+// revokes what was issued, and a refresh token rotated on one and reused
+// on the other revokes the family.
+func TestTwoReplicasSharePostgres(t *testing.T) {
+	pg, err := testpg.Start()
+	if err != nil {
+		if missing := (*testpg.MissingBinariesError)(nil); errors.As(err, &missing) {
+			testenv.MissingDependency(t, err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Stop() })
+	dbURL := pg.NewDatabase(t)
+
+	// One issuer in front (a "load balancer" sending each request to the
+	// replica the test picks), two servers behind it.
+	var target http.Handler
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { target.ServeHTTP(w, r) }))
+	t.Cleanup(front.Close)
+	clk := &clock{t: time.Now()}
+	snap := testSnapshot(t, front.URL, clk.Now())
+	replicas := make([]*Server, 2)
+	for i := range replicas {
+		store, err := postgres.Open(t.Context(), dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = store.Close() })
+		if replicas[i], err = New(Options{Source: config.NewStatic(snap), Store: store, Now: clk.Now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := replicas[0], replicas[1]
+	ts := &testServer{Server: front, clock: clk}
+	ts.src = config.NewStatic(snap)
+	cfg := ts.webConfig("orders:read")
+
+	// Login and consent on A.
+	target = a
+	verifier := oauth2.GenerateVerifier()
+	back := newBrowser(t, ts).authorize(cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "approve", false)
+	code := back.Query().Get("code")
+
+	// Redeem on B.
+	target = b
+	tok, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("redeeming A's code on B: %v", err)
+	}
+	// Replay on A: refused, and B's tokens are revoked for both replicas.
+	target = a
+	if _, err := cfg.Exchange(t.Context(), code, oauth2.VerifierOption(verifier)); retrieveError(t, err).ErrorCode != ErrInvalidGrant {
+		t.Fatal("replay accepted")
+	}
+	target = b
+	if got := ts.introspect(t, tok.AccessToken); got["active"] != false {
+		t.Fatalf("after the replay B still sees the access token as %v", got)
+	}
+
+	// Refresh family: rotate on A, reuse the old token on B.
+	target = a
+	back = newBrowser(t, ts).authorize(cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "approve", false)
+	tok, err = cfg.Exchange(t.Context(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refresh := func(rt string) *http.Response {
+		return ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, webClientID, webSecret)
+	}
+	resp := refresh(tok.RefreshToken)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("refresh on A: %d", resp.StatusCode)
+	}
+	target = b
+	assertOAuthError(t, refresh(tok.RefreshToken), http.StatusBadRequest, ErrInvalidGrant)
+	// Client credentials work on either.
+	for _, r := range replicas {
+		target = r
+		if _, err := ts.ccConfig(ccClientID, ccSecret).Token(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
