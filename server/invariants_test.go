@@ -573,3 +573,13 @@ func TestCSPHashMatchesInlineStyle(t *testing.T) {
 		t.Fatalf("CSP %q lacks %q", csp, want)
 	}
 }
+
+// Validators may cache the JWKS for at most half the prepublish period
+// (and 5 minutes), so a prepublished key reaches them before it signs.
+func TestJWKSMaxAgeStaysBelowPrepublish(t *testing.T) {
+	for prepublish, want := range map[time.Duration]string{24 * time.Hour: "300", 10 * time.Minute: "300", time.Minute: "30"} {
+		if got := jwksMaxAge(prepublish); got != want {
+			t.Errorf("prepublish %v: max-age %s, want %s", prepublish, got, want)
+		}
+	}
+}
