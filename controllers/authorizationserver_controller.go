@@ -43,6 +43,10 @@ type AuthorizationServerReconciler struct {
 	Recorder    events.EventRecorder
 	Clock       Clock
 	ServerImage string
+
+	// ExternalServer, when set, replaces the Deployment: see
+	// reconcileExternal.
+	ExternalServer ExternalServerProbe
 }
 
 // SetupWithManager watches servers and what they own.
@@ -100,6 +104,9 @@ func (r *AuthorizationServerReconciler) reconcile(ctx context.Context, srv *oaut
 	next, err := r.reconcileKeys(ctx, srv, now)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if r.ExternalServer != nil {
+		return requeueAt(now, next, now.Add(r.reconcileExternal(ctx, srv))), nil
 	}
 	if err := r.reconcileRuntime(ctx, srv); err != nil {
 		return ctrl.Result{}, err

@@ -52,6 +52,10 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// SkipNameValidation lets several managers run in one process (tests).
 	SkipNameValidation bool
+	// ExternalServer, when set, says token servers run outside the cluster
+	// (`gatehouse dev`): the operator runs no Deployment for them and
+	// reports Ready from this probe. See reconcileExternal.
+	ExternalServer ExternalServerProbe
 }
 
 func (o *Options) defaults() {
@@ -133,6 +137,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Recorder:    mgr.GetEventRecorder("gatehouse-authorizationserver"),
 		Clock:       opts.Clock,
 		ServerImage: opts.ServerImage,
+
+		ExternalServer: opts.ExternalServer,
 	}
 	if err := servers.SetupWithManager(mgr, opts.controllerOptions()); err != nil {
 		return fmt.Errorf("setting up the AuthorizationServer controller: %w", err)

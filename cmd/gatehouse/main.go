@@ -24,6 +24,7 @@ func commands() []command {
 		{name: "server", summary: "serve the OAuth endpoints of one AuthorizationServer", run: runServer},
 		{name: "version", summary: "print the version and commit", run: runVersion},
 		{name: "operator", summary: "run the operator: reconcile AuthorizationServers, OAuthClients and Scopes", run: runOperator},
+		{name: "dev", summary: "run everything on this machine with no cluster: control plane, operator, token server, demo data", run: runDev},
 	}
 }
 
