@@ -207,8 +207,12 @@ func (s *Server) session(ctx context.Context, r *http.Request, snap *config.Snap
 	if err != nil {
 		return storage.Session{}, false
 	}
-	// Without a users directory nobody is logged in.
+	// Without a users directory nobody is logged in, and a user removed
+	// from the users Secret is logged out at once.
 	if snap.Users == nil {
+		return storage.Session{}, false
+	}
+	if _, ok := snap.Users.BySubject(sess.Subject); !ok {
 		return storage.Session{}, false
 	}
 	return sess, true

@@ -59,7 +59,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 		s.pages.render(w, http.StatusOK, "consent", ar.RedirectURI, pageData{
 			Title: "Allow access", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.ConsentPath,
 			CSRF: csrfToken(w, r, snap), AuthRequest: ar.ID, ClientName: client.DisplayName,
-			Subject: ar.Subject, Scopes: need,
+			Subject: ar.Subject, Username: usernameOf(snap, ar.Subject), Scopes: need,
 		})
 		return result{outcome: outcomeSuccess}
 	}
@@ -91,4 +91,15 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 		}
 	}
 	return s.issueCode(w, r, snap, ar, now)
+}
+
+// usernameOf names the logged-in person on the consent page: the username
+// they typed, rather than an opaque subject.
+func usernameOf(snap *config.Snapshot, subject string) string {
+	if snap.Users != nil {
+		if u, ok := snap.Users.BySubject(subject); ok {
+			return u.Username
+		}
+	}
+	return subject
 }

@@ -70,7 +70,12 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 			Subject: ac.Subject, Scopes: g.Scopes, AuthTime: ac.AuthTime, IssuedAt: req.Now,
 			ExpiresAt: refreshExpiry(req, ac.AuthTime),
 		})
-		if err != nil {
+		switch {
+		case errors.Is(err, storage.ErrRevoked):
+			// A replay of this code revoked the family between our
+			// redemption and now: the code was stolen, so nothing is issued.
+			return nil, invalidGrant("the authorization code was used more than once")
+		case err != nil:
 			return nil, serverError("storage: " + err.Error())
 		}
 	}

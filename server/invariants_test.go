@@ -19,6 +19,7 @@ import (
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/internal/users"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
@@ -581,5 +582,33 @@ func TestJWKSMaxAgeStaysBelowPrepublish(t *testing.T) {
 		if got := jwksMaxAge(prepublish); got != want {
 			t.Errorf("prepublish %v: max-age %s, want %s", prepublish, got, want)
 		}
+	}
+}
+
+// A person removed from the users Secret is logged out at once: their
+// session cookie no longer skips the login page.
+func TestRemovedUserLosesSession(t *testing.T) {
+	ts := newTestServer(t)
+	b := newBrowser(t, ts)
+	authURL := func() string {
+		return ts.webConfig("orders:read").AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+	}
+	b.authorize(authURL(), "approve", true)
+
+	// With the session and the remembered consent, /authorize goes straight
+	// back to the app.
+	resp, _ := b.get(authURL())
+	if u := location(t, resp); strings.HasPrefix(u.String(), ts.URL) {
+		t.Fatalf("a logged-in user with remembered consent was sent to %s", u)
+	}
+
+	empty, err := users.Parse([]byte("users: []"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.update(func(s *config.Snapshot) { s.Users = empty })
+	resp, _ = b.get(authURL())
+	if u := location(t, resp); u.Path != endpoints.LoginPath {
+		t.Errorf("after the user was removed, /authorize redirected to %s; want the login page", u)
 	}
 }

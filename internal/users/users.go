@@ -41,7 +41,8 @@ type User struct {
 
 // Directory is a parsed users Secret, keyed by username.
 type Directory struct {
-	byName map[string]User
+	byName    map[string]User
+	bySubject map[string]User
 }
 
 type file struct {
@@ -55,7 +56,7 @@ func Parse(data []byte) (*Directory, error) {
 	if err := yaml.UnmarshalStrict(data, &f); err != nil {
 		return nil, fmt.Errorf("%s: %w", SecretDataKey, err)
 	}
-	d := &Directory{byName: make(map[string]User, len(f.Users))}
+	d := &Directory{byName: make(map[string]User, len(f.Users)), bySubject: make(map[string]User, len(f.Users))}
 	subjects := map[string]string{}
 	for i, u := range f.Users {
 		where := fmt.Sprintf("%s: users[%d]", SecretDataKey, i)
@@ -81,6 +82,7 @@ func Parse(data []byte) (*Directory, error) {
 		}
 		subjects[u.Subject] = u.Username
 		d.byName[u.Username] = u
+		d.bySubject[u.Subject] = u
 	}
 	return d, nil
 }
@@ -111,6 +113,14 @@ func (d *Directory) Authenticate(username, password string) (User, error) {
 // Lookup returns a user by username.
 func (d *Directory) Lookup(username string) (User, bool) {
 	u, ok := d.byName[username]
+	return u, ok
+}
+
+// BySubject returns the user whose token subject is sub: sessions and
+// consents remember subjects, and a user removed from the Secret must stop
+// being logged in.
+func (d *Directory) BySubject(sub string) (User, bool) {
+	u, ok := d.bySubject[sub]
 	return u, ok
 }
 

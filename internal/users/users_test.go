@@ -42,6 +42,12 @@ users:
 	if u, err := d.Authenticate("bob", "hunter2"); err != nil || u.Subject != "8d7e0c1a" {
 		t.Errorf("bob: %+v, %v", u, err)
 	}
+	if u, ok := d.BySubject("8d7e0c1a"); !ok || u.Username != "bob" {
+		t.Errorf("BySubject(bob's subject) = %+v, %v", u, ok)
+	}
+	if _, ok := d.BySubject("bob"); ok {
+		t.Error("BySubject found a username that is not a subject")
+	}
 	for _, bad := range [][2]string{{"alice", "wrong"}, {"mallory", "correct horse"}, {"alice", ""}, {"", ""}} {
 		if _, err := d.Authenticate(bad[0], bad[1]); !errors.Is(err, ErrInvalidCredentials) {
 			t.Errorf("Authenticate(%q, %q) = %v, want ErrInvalidCredentials", bad[0], bad[1], err)
