@@ -61,7 +61,10 @@ func notReady(conds *[]metav1.Condition, generation int64, kind, reason, message
 }
 
 // mergeFrom is a merge patch that fails on a concurrent change rather
-// than overwrite it.
+// than overwrite it. For status it also guards against the informer
+// cache: a reconcile that started from a copy older than the operator's
+// own last write fails and is retried from a fresh one, instead of acting
+// (and publishing hashes) on stale state.
 func mergeFrom(before client.Object) client.Patch {
 	return client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
 }

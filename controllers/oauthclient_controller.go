@@ -119,8 +119,11 @@ func (r *OAuthClientReconciler) clientsMatching(ctx context.Context, opts ...cli
 // status patch, then reconcileDelete or reconcile.
 func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	defer func() { countError(kindOAuthClient, retErr) }()
+	// Read the client fresh, not from the cache: secret decisions compare
+	// the Secret with status.secretHashes, and a cached copy older than the
+	// operator's own last status write would look like an outside change.
 	oc := &oauthv1.OAuthClient{}
-	if err := r.Get(ctx, req.NamespacedName, oc); err != nil {
+	if err := r.APIReader.Get(ctx, req.NamespacedName, oc); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !oc.DeletionTimestamp.IsZero() {
@@ -140,7 +143,7 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if equality.Semantic.DeepEqual(orig.Status, oc.Status) {
 			return
 		}
-		if err := r.Status().Patch(ctx, oc, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		if err := r.Status().Patch(ctx, oc, mergeFrom(orig)); err != nil {
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
 		}
 	}()

@@ -387,6 +387,13 @@ func TestOAuthClientRotation(t *testing.T) {
 	for _, s := range []string{first, second, third} {
 		assertNoPlaintext(t, op, ns, s)
 	}
+	// The operator made every change: none may be mistaken for an outside
+	// edit (which would mean it acted on a stale copy of the client).
+	for _, e := range eventsFor(t, ns, "rotating") {
+		if e.Reason == "Adopted" {
+			t.Errorf("unexpected Adopted event: %s", e.Note)
+		}
+	}
 }
 
 func TestOAuthClientDriftRepair(t *testing.T) {

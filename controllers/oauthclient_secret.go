@@ -184,6 +184,9 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 		// take it back without a strength check (it generated it).
 		plaintext = value
 		replaceCurrent(oc, clientsecret.Hash(value), time.Time{})
+		if oc.Status.LastRotationTime == nil {
+			oc.Status.LastRotationTime = &metav1.Time{Time: now}
+		}
 	default:
 		if err := clientsecret.CheckAdoptable(value); err != nil {
 			msg := fmt.Sprintf("Secret %s: %v", name, err)

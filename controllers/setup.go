@@ -68,7 +68,14 @@ func (o *Options) defaults() {
 }
 
 func (o Options) controllerOptions() controller.Options {
-	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
+	// The classic rate-limited work queue, not controller-runtime's
+	// priority queue: with v0.24.1's priority queue, stopping the manager
+	// while hundreds of items were queued deadlocked now and then (the
+	// queue blocks handing an item to a worker that has already exited,
+	// while holding the lock that event handlers need), so shutdown hung
+	// until the 30s grace period ran out.
+	noPriorityQueue := false
+	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, UsePriorityQueue: &noPriorityQueue}
 	if o.SkipNameValidation {
 		skip := true
 		opts.SkipNameValidation = &skip
