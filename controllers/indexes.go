@@ -16,6 +16,8 @@ const (
 	// indexClientScope: OAuthClient by "<server namespace>/<server>/<scope>"
 	// for each scope it requests.
 	indexClientScope = "oauth.gatehouse.dev/client-scope"
+	// indexClientSecret: confidential OAuthClient by the name of its Secret.
+	indexClientSecret = "oauth.gatehouse.dev/client-secret"
 	// indexScopeServer: Scope by the name of its server (same namespace).
 	indexScopeServer = "oauth.gatehouse.dev/scope-server"
 	// indexScopeName: Scope by "<server>/<scope string>" (same namespace).
@@ -36,6 +38,15 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 			keys = append(keys, serverKeyOf(oc)+"/"+string(s))
 		}
 		return keys
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &oauthv1.OAuthClient{}, indexClientSecret, func(o client.Object) []string {
+		oc := o.(*oauthv1.OAuthClient)
+		if oc.Spec.ClientType == oauthv1.ClientPublic {
+			return nil
+		}
+		return []string{SecretName(oc)}
 	}); err != nil {
 		return err
 	}

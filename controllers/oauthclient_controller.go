@@ -71,7 +71,7 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, opts controll
 		For(&oauthv1.OAuthClient{}).
 		Named("oauthclient").
 		WithOptions(opts).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(secretToClient)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToClients)).
 		Watches(&oauthv1.AuthorizationServer{}, handler.EnqueueRequestsFromMapFunc(r.serverToClients),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&oauthv1.Scope{}, handler.EnqueueRequestsFromMapFunc(r.scopeToClients)).
@@ -80,12 +80,14 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, opts controll
 		Complete(r)
 }
 
-func secretToClient(_ context.Context, o client.Object) []reconcile.Request {
-	name := o.GetLabels()[oauthv1.LabelClient]
-	if name == "" {
-		return nil
+// secretToClients maps a Secret to the client it belongs to and to any
+// client that wants that Secret name (one waiting on a SecretConflict).
+func (r *OAuthClientReconciler) secretToClients(ctx context.Context, o client.Object) []reconcile.Request {
+	reqs := r.clientsMatching(ctx, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClientSecret: o.GetName()})
+	if name := o.GetLabels()[oauthv1.LabelClient]; name != "" {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}})
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+	return reqs
 }
 
 func (r *OAuthClientReconciler) serverToClients(ctx context.Context, o client.Object) []reconcile.Request {
@@ -249,34 +251,45 @@ func (r *OAuthClientReconciler) reconcileDelete(ctx context.Context, oc *oauthv1
 	if !controllerutil.ContainsFinalizer(oc, clientFinalizer) {
 		return nil
 	}
-	if oc.Status.SecretName != "" {
-		sec := &corev1.Secret{}
-		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: oc.Status.SecretName}, sec)
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
-			return fmt.Errorf("getting Secret: %w", err)
-		case metav1.IsControlledBy(sec, oc):
-			if err := r.Delete(ctx, sec); client.IgnoreNotFound(err) != nil {
-				return fmt.Errorf("deleting Secret: %w", err)
-			}
-		case sec.Labels[oauthv1.LabelClient] == oc.Name:
-			before := sec.DeepCopy()
-			for _, k := range metadataKeys {
-				delete(sec.Data, k)
-			}
-			delete(sec.Labels, oauthv1.LabelClient)
-			delete(sec.Labels, oauthv1.LabelManagedBy)
-			delete(sec.Annotations, annotationRotateSecretHandled)
-			if err := r.Patch(ctx, sec, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-				return fmt.Errorf("releasing adopted Secret: %w", err)
-			}
-		}
+	if err := r.releaseSecret(ctx, oc, oc.Status.SecretName); err != nil {
+		return err
 	}
 	before := oc.DeepCopy()
 	controllerutil.RemoveFinalizer(oc, clientFinalizer)
 	if err := r.Patch(ctx, oc, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("removing finalizer: %w", err)
+	}
+	return nil
+}
+
+// releaseSecret lets go of a Secret the client no longer uses (it was
+// deleted, or its spec.secretName changed): a Secret the operator generated
+// is deleted; from an adopted one, only what the operator added is removed.
+func (r *OAuthClientReconciler) releaseSecret(ctx context.Context, oc *oauthv1.OAuthClient, name string) error {
+	if name == "" {
+		return nil
+	}
+	sec := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: name}, sec)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("getting Secret %s: %w", name, err)
+	case metav1.IsControlledBy(sec, oc):
+		if err := r.Delete(ctx, sec); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting Secret %s: %w", name, err)
+		}
+	case sec.Labels[oauthv1.LabelClient] == oc.Name:
+		before := sec.DeepCopy()
+		for _, k := range metadataKeys {
+			delete(sec.Data, k)
+		}
+		delete(sec.Labels, oauthv1.LabelClient)
+		delete(sec.Labels, oauthv1.LabelManagedBy)
+		delete(sec.Annotations, annotationRotateSecretHandled)
+		if err := r.Patch(ctx, sec, mergeFrom(before)); err != nil {
+			return fmt.Errorf("releasing adopted Secret %s: %w", name, err)
+		}
 	}
 	return nil
 }

@@ -557,4 +557,48 @@ func TestOAuthClientSecretNameConflict(t *testing.T) {
 		t.Error("the conflicting client changed the first client's Secret")
 	}
 	assertNoPlaintext(t, op, ns, secret)
+
+	// When the first client goes, its Secret goes, and the second gets one.
+	if err := testenv.Get(t).Client.Delete(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, second, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+	sec = appSecret(t, ns, "shared")
+	if string(sec.Data["client_id"]) != ns+".second" || string(sec.Data["client_secret"]) == secret {
+		t.Error("the second client did not get fresh credentials in the freed Secret")
+	}
+}
+
+func TestOAuthClientSecretRename(t *testing.T) {
+	ns := newNamespace(t, nil)
+	startOperator(t, newFakeClock(), ns)
+	c := testenv.Get(t).Client
+	ctx := context.Background()
+	create(t, server(ns, "auth"))
+	oc := oauthClient(ns, "mover", "", "auth")
+	create(t, oc)
+	waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+	old := string(appSecret(t, ns, "mover-oauth-client").Data["client_secret"])
+
+	oc.Spec.SecretName = "mover-credentials"
+	if err := c.Update(ctx, oc); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+	if oc.Status.SecretName != "mover-credentials" {
+		t.Fatalf("status.secretName = %q", oc.Status.SecretName)
+	}
+	fresh := string(appSecret(t, ns, "mover-credentials").Data["client_secret"])
+	if err := checkHashes(oc, map[string]*time.Time{fresh: nil}); err != nil {
+		t.Error(err)
+	}
+	if fresh == old {
+		t.Error("the secret moved with the Secret's name instead of being replaced")
+	}
+	eventually(t, 10*time.Second, func() error {
+		if err := c.Get(ctx, objKey(ns, "mover-oauth-client"), &corev1.Secret{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the old Secret is still there (%v)", err)
+		}
+		return nil
+	})
 }

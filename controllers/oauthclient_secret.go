@@ -150,6 +150,14 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 			return ctrlresult.Result{}, nil
 		}
 	}
+	if previous := oc.Status.SecretName; previous != "" && previous != name {
+		// spec.secretName changed: the old Secret goes like a deleted one,
+		// and so does its secret (the new Secret gets a new one, or adopts).
+		if err := r.releaseSecret(ctx, oc, previous); err != nil {
+			return ctrlresult.Result{}, err
+		}
+		oc.Status.SecretHashes = nil
+	}
 	oc.Status.SecretName = name
 	if !exists {
 		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: oc.Namespace, Name: name}}

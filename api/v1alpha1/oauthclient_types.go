@@ -264,7 +264,8 @@ type OAuthClientStatus struct {
 // The Secret and status.secretHashes are kept consistent by these rules:
 //   - Secret missing, or its client_secret removed: a new secret is
 //     generated, and every earlier one is revoked at once (deleting the
-//     Secret is how to revoke a leaked secret immediately).
+//     Secret is how to revoke a leaked secret immediately). Changing
+//     spec.secretName does the same: the old Secret is removed.
 //   - client_secret changed by someone else (an edit, or an external
 //     source such as External Secrets rotating it): a strong value is
 //     adopted and the previous secret keeps working for gracePeriod
