@@ -276,6 +276,24 @@ func TestAuthorizationServerRuntime(t *testing.T) {
 		t.Errorf("KeyPublished event %q does not name the key", e.Note)
 	}
 
+	// Deleting the keys Secret is repaired, loudly.
+	lost := srv.Status.ActiveKeyID
+	keys := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: keyset.SecretName("ha")}}
+	if err := c.Delete(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ns, "ha", "SigningKeysLost")
+	eventually(t, 10*time.Second, func() error {
+		get(t, srv)
+		if srv.Status.ActiveKeyID == lost || srv.Status.ActiveKeyID == "" {
+			return fmt.Errorf("active key is still %q", srv.Status.ActiveKeyID)
+		}
+		if kids := readJWKS(t, ns, "ha"); !slices.Equal(kids, []string{srv.Status.ActiveKeyID}) {
+			return fmt.Errorf("JWKS %v, want only the new key", kids)
+		}
+		return nil
+	})
+
 	name := controllers.ServerObjectName(srv)
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	get(t, dep)

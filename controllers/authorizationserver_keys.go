@@ -43,6 +43,7 @@ const (
 	EventKeyRotated   = "KeyRotated"
 	EventKeyRemoved   = "KeyRemoved"
 	EventInvalidKeys  = "InvalidKeys"
+	EventKeysLost     = "SigningKeysLost"
 )
 
 func dur(d *metav1.Duration, def time.Duration) time.Duration {
@@ -79,6 +80,10 @@ func (r *AuthorizationServerReconciler) reconcileKeys(ctx context.Context, srv *
 	}
 	if !exists {
 		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: srv.Namespace, Name: name}}
+		if srv.Status.ActiveKeyID != "" {
+			r.event(ctx, srv, corev1.EventTypeWarning, EventKeysLost,
+				"Secret %s was deleted: generating new keys; tokens signed by key %s and earlier keys no longer validate", name, srv.Status.ActiveKeyID)
+		}
 	}
 	before := sec.DeepCopy()
 
