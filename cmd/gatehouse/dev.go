@@ -147,7 +147,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (retEr
 			return err
 		}
 	}
-	state, err := devenv.OpenStateDir(f.stateDir, f.reset)
+	state, err := devenv.OpenStateDir(f.stateDir)
 	if err != nil {
 		return err
 	}
@@ -156,6 +156,23 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (retEr
 	// demo.env exists only while everything is up: scripts may wait for it.
 	_ = os.Remove(envFile)
 	defer os.Remove(envFile)
+	for _, l := range state.Leftovers() {
+		say("stopping %s (pid %d), left running by an earlier gatehouse dev that was killed…", l.Name, l.PID)
+		step := time.Now()
+		if err := l.Stop(); err != nil {
+			return fmt.Errorf("stopping %s (pid %d): %w", l.Name, l.PID, err)
+		}
+		say("stopped %s in %s", l.Name, time.Since(step).Round(100*time.Millisecond))
+	}
+	if f.reset {
+		had := state.Reused
+		if err := state.Reset(); err != nil {
+			return err
+		}
+		if had {
+			say("deleted the state of earlier runs (--reset)")
+		}
+	}
 	if state.Reused {
 		say("reusing the state in %s (--reset starts afresh)", state.Path)
 	} else {

@@ -49,10 +49,7 @@ func TestDevCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chdir(root); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Chdir(filepath.Join(root, "cmd", "gatehouse")) //nolint:errcheck
+	t.Chdir(root)
 	if _, err := devenv.AssetsDir(); err != nil {
 		testenv.MissingDependency(t, err)
 	}
@@ -93,22 +90,70 @@ func TestDevCommand(t *testing.T) {
 		}
 	}
 	devToken(t, env2)
-	second.interrupt(t, state, port)
+
+	// Killed outright, dev cannot stop etcd and kube-apiserver; the next
+	// run on the state stops them and carries on.
+	if err := second.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-second.done
+	if left := processesMentioning(state); len(left) == 0 {
+		t.Log("no leftovers after SIGKILL (unexpected, but nothing to clean up)")
+	}
+	third := startDev(t, bin, state, port)
+	env3 := third.waitEnv(t)
+	if !strings.Contains(third.out.String(), "left running by an earlier gatehouse dev") {
+		t.Errorf("third run does not report stopping the killed run's processes:\n%s", third.out.String())
+	}
+	if env3["DEMO_CLIENT_SECRET"] != env1["DEMO_CLIENT_SECRET"] {
+		t.Error("the demo client's secret changed after a killed run")
+	}
+	devToken(t, env3)
+	third.interrupt(t, state, port)
+
+	// --reset starts afresh: a new password and client secret.
+	fourth := startDev(t, bin, state, port, "--reset")
+	env4 := fourth.waitEnv(t)
+	if env4["DEMO_PASSWORD"] == env1["DEMO_PASSWORD"] || env4["DEMO_CLIENT_SECRET"] == env1["DEMO_CLIENT_SECRET"] {
+		t.Error("--reset kept the password or the client secret of the earlier runs")
+	}
+	devToken(t, env4)
+	fourth.interrupt(t, state, port)
+}
+
+// demo.env must survive any value through a shell's source.
+func TestDemoEnvQuoting(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "demo.env")
+	env := map[string]string{}
+	for i, k := range devEnvOrder {
+		env[k] = fmt.Sprintf("v%d it's $HOME `date` \\ \"q\" ;|&", i)
+	}
+	if err := writeEnvFile(path, env); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range devEnvOrder {
+		out, err := exec.Command("sh", "-c", ". "+shellQuote(path)+` && printf '%s' "$`+k+`"`).Output()
+		if err != nil || string(out) != env[k] {
+			t.Errorf("%s: sourced %q (%v), want %q", k, out, err, env[k])
+		}
+	}
 }
 
 type devProcess struct {
+	began time.Time
 	cmd   *exec.Cmd
 	out   *lockedBuffer
 	state string
 	done  chan error
 }
 
-func startDev(t *testing.T, bin, state string, port int) *devProcess {
+func startDev(t *testing.T, bin, state string, port int, extra ...string) *devProcess {
 	t.Helper()
 	p := &devProcess{out: &lockedBuffer{}, state: state, done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "dev", "--state-dir", state, "--port", strconv.Itoa(port))
+	p.cmd = exec.Command(bin, append([]string{"dev", "--state-dir", state, "--port", strconv.Itoa(port)}, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	began := time.Now()
+	p.began = began
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +179,8 @@ func (p *devProcess) waitEnv(t *testing.T) map[string]string {
 	path := filepath.Join(p.state, "demo.env")
 	began := time.Now()
 	for {
-		if _, err := os.Stat(path); err == nil {
+		// A run killed with SIGKILL leaves its demo.env: wait for ours.
+		if info, err := os.Stat(path); err == nil && info.ModTime().After(p.began) {
 			break
 		}
 		select {

@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // AssetsDir finds kube-apiserver and etcd: $KUBEBUILDER_ASSETS, else what
@@ -98,10 +102,10 @@ type StateDir struct {
 	lock   *os.File
 }
 
-// OpenStateDir creates or reuses dir and locks it for this process. With
-// reset, an existing state directory is emptied first; a non-empty
-// directory that is not a state directory is refused.
-func OpenStateDir(dir string, reset bool) (*StateDir, error) {
+// OpenStateDir creates or reuses dir and locks it for this process. A
+// non-empty directory that is not a state directory is refused, so that a
+// mistyped --state-dir never becomes one (and --reset never empties it).
+func OpenStateDir(dir string) (*StateDir, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -127,26 +131,95 @@ func OpenStateDir(dir string, reset bool) (*StateDir, error) {
 		_ = lock.Close()
 		return nil, fmt.Errorf("%s: %w", abs, ErrLocked)
 	}
-	if reset {
-		entries, _ := os.ReadDir(abs)
-		for _, e := range entries {
-			if e.Name() == "lock" {
-				continue
-			}
-			if err := os.RemoveAll(filepath.Join(abs, e.Name())); err != nil {
-				_ = lock.Close()
-				return nil, fmt.Errorf("resetting the state directory: %w", err)
-			}
-		}
-	}
-	_, err = os.Stat(filepath.Join(abs, "etcd", "member"))
-	reused := err == nil
-	if err := os.WriteFile(filepath.Join(abs, stateMarker), []byte("state of `gatehouse dev`; --reset deletes this directory's contents\n"), 0o600); err != nil {
+	s := &StateDir{Path: abs, lock: lock}
+	if err := s.mark(); err != nil {
 		_ = lock.Close()
 		return nil, err
 	}
-	return &StateDir{Path: abs, Reused: reused, lock: lock}, nil
+	_, err = os.Stat(filepath.Join(abs, "etcd", "member"))
+	s.Reused = err == nil
+	return s, nil
+}
+
+// Reset deletes the state of earlier runs. Stop their Leftovers first.
+func (s *StateDir) Reset() error {
+	entries, err := os.ReadDir(s.Path)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == "lock" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(s.Path, e.Name())); err != nil {
+			return fmt.Errorf("resetting the state directory: %w", err)
+		}
+	}
+	s.Reused = false
+	return s.mark()
+}
+
+func (s *StateDir) mark() error {
+	return os.WriteFile(filepath.Join(s.Path, stateMarker), []byte("state of `gatehouse dev`; --reset deletes this directory's contents\n"), 0o600)
 }
 
 // Close releases the lock.
 func (s *StateDir) Close() error { return s.lock.Close() }
+
+// Leftovers finds etcd and kube-apiserver processes that still use this
+// state directory: what remains when an earlier gatehouse dev was killed
+// with SIGKILL and could not stop its children. Call it with the state
+// directory locked, so that none of them belongs to a live run.
+func (s *StateDir) Leftovers() []Leftover {
+	marks := []string{
+		"--data-dir=" + filepath.Join(s.Path, "etcd"),
+		"--cert-dir=" + filepath.Join(s.Path, "apiserver"),
+	}
+	var found []Leftover
+	files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		for _, a := range args[1:] {
+			if slices.Contains(marks, a) {
+				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+				found = append(found, Leftover{PID: pid, Name: filepath.Base(args[0])})
+				break
+			}
+		}
+	}
+	// The API server first: it is etcd's client, and it shuts down slowly
+	// once etcd has gone.
+	slices.SortStableFunc(found, func(a, b Leftover) int {
+		return strings.Compare(b.Name, a.Name) // kube-apiserver before etcd
+	})
+	return found
+}
+
+// Leftover is a process of an earlier run.
+type Leftover struct {
+	PID  int
+	Name string
+}
+
+// Stop sends SIGTERM and waits up to 10s for the process to go, then
+// sends SIGKILL.
+func (l Leftover) Stop() error {
+	p, err := os.FindProcess(l.PID)
+	if err != nil {
+		return err
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		return nil // gone already
+	}
+	for range 100 {
+		if p.Signal(syscall.Signal(0)) != nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return p.Kill()
+}

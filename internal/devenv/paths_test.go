@@ -14,17 +14,15 @@ func TestOpenStateDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(other, "notes.txt"), []byte("mine"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, reset := range []bool{false, true} {
-		if _, err := OpenStateDir(other, reset); err == nil || !strings.Contains(err.Error(), "not a gatehouse dev state directory") {
-			t.Errorf("reset=%v: err = %v, want a refusal", reset, err)
-		}
+	if _, err := OpenStateDir(other); err == nil || !strings.Contains(err.Error(), "not a gatehouse dev state directory") {
+		t.Errorf("err = %v, want a refusal", err)
 	}
 	if _, err := os.Stat(filepath.Join(other, "notes.txt")); err != nil {
 		t.Fatalf("the user's file is gone: %v", err)
 	}
 
 	dir := filepath.Join(t.TempDir(), "state")
-	s, err := OpenStateDir(dir, false)
+	s, err := OpenStateDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +30,7 @@ func TestOpenStateDir(t *testing.T) {
 		t.Error("a new directory is reported as reused")
 	}
 	// A second dev on the same state is refused while the first runs.
-	if _, err := OpenStateDir(dir, false); !errors.Is(err, ErrLocked) {
+	if _, err := OpenStateDir(dir); !errors.Is(err, ErrLocked) {
 		t.Errorf("second open: err = %v, want ErrLocked", err)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "etcd", "member"), 0o700); err != nil {
@@ -40,7 +38,7 @@ func TestOpenStateDir(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = OpenStateDir(dir, false)
+	s, err = OpenStateDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,11 +47,17 @@ func TestOpenStateDir(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = OpenStateDir(dir, true)
+	s, err = OpenStateDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if len(s.Leftovers()) != 0 {
+		t.Errorf("leftover processes reported for a directory no process uses: %v", s.Leftovers())
+	}
+	if err := s.Reset(); err != nil {
+		t.Fatal(err)
+	}
 	if s.Reused {
 		t.Error("--reset kept the old state")
 	}
