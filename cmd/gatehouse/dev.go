@@ -303,7 +303,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (retEr
 	if err := writeEnvFile(envFile, env); err != nil {
 		return err
 	}
-	printDevSummary(stdout, env, envFile, time.Since(began))
+	printDevSummary(stdout, env, envFile, kubectlPath(assets), time.Since(began))
 
 	select {
 	case <-ctx.Done():
@@ -636,7 +636,23 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func printDevSummary(w io.Writer, env map[string]string, envFile string, took time.Duration) {
+// kubectlPath is the kubectl built with the control plane (same version),
+// relative to the working directory when it is below it, or else plain
+// kubectl from PATH.
+func kubectlPath(assets string) string {
+	path := filepath.Join(assets, "kubectl")
+	if _, err := os.Stat(path); err != nil {
+		return "kubectl"
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+	}
+	return path
+}
+
+func printDevSummary(w io.Writer, env map[string]string, envFile, kubectl string, took time.Duration) {
 	issuer := env["GATEHOUSE_ISSUER"]
 	ep := endpoints.For(issuer)
 	verifier, challenge, state := pkce()
@@ -657,7 +673,7 @@ Gatehouse is running (ready in %s). Ctrl-C stops everything.
   Issuer          %s
   Metadata        %s
   Kubeconfig      %s
-                  kubectl --kubeconfig %s get gatehouse -A
+                  %s --kubeconfig %s get gatehouse -A
   Demo user       %s / %s
   Demo client     client_id     %s
                   client_secret %s
@@ -679,7 +695,7 @@ A token for the client itself (client_credentials):
 
   curl -s -u %s -d grant_type=client_credentials -d scope=%s %s
 
-`, took.Round(100*time.Millisecond), issuer, ep.Metadata, env["KUBECONFIG"], shellQuote(env["KUBECONFIG"]),
+`, took.Round(100*time.Millisecond), issuer, ep.Metadata, env["KUBECONFIG"], kubectl, shellQuote(env["KUBECONFIG"]),
 		env["DEMO_USERNAME"], env["DEMO_PASSWORD"], env["DEMO_CLIENT_ID"], env["DEMO_CLIENT_SECRET"], env["DEMO_REDIRECT_URI"],
 		shellQuote(envFile), env["DEMO_REDIRECT_URI"], authorize, verifier,
 		basic, verifier, shellQuote(env["DEMO_REDIRECT_URI"]), ep.Token,
