@@ -58,7 +58,7 @@ const (
 	// devScopes are offered by the demo server and allowed to the demo client.
 	devScopeRead  = "orders:read"
 	devScopeWrite = "orders:write"
-	devAudience   = "http://127.0.0.1:5555/orders-api"
+	devAudience   = "https://orders.example.com" // examples/orders-api's default
 )
 
 type devFlags struct {
