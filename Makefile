@@ -95,6 +95,14 @@ test: lint $(ENVTEST_PREREQ) $(HELM) ## Run lint and every test (unit, envtest, 
 	@echo "test: go test ./... (KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS)"
 	go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: test-e2e
+test-e2e: $(ENVTEST_PREREQ) ## Run the end-to-end suite: control plane, operator and server processes, Chromium, orders-api.
+	go test $(GO_TEST_FLAGS) -v ./test/e2e/...
+
+.PHONY: bench
+bench: ## Run the benchmarks (token endpoint, storage drivers, key set, resource-server validation).
+	go test -run '^$$' -bench . -benchmem ./server/... ./resourceserver/... ./internal/...
+
 .PHONY: test-api
 test-api: $(ENVTEST_PREREQ) ## Run only the API-tier (envtest) tests of the CRDs.
 	go test $(GO_TEST_FLAGS) ./api/...
@@ -103,6 +111,12 @@ test-api: $(ENVTEST_PREREQ) ## Run only the API-tier (envtest) tests of the CRDs
 envtest: ## Build kube-apiserver, etcd and kubectl from Go modules into ./bin; print the KUBEBUILDER_ASSETS directory.
 	@hack/build-envtest.sh >/dev/null
 	@echo $(ENVTEST_DIR)
+
+##@ Run
+
+.PHONY: dev
+dev: build $(ENVTEST_PREREQ) ## Run Gatehouse on this machine with no cluster: control plane, operator, token server, demo data.
+	bin/gatehouse dev $(DEV_FLAGS)
 
 ##@ Build
 
