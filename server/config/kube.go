@@ -122,10 +122,15 @@ func (k *Kube) Start(ctx context.Context) error {
 	if !toolscache.WaitForCacheSync(ctx.Done(), k.keys.informer.HasSynced) {
 		return ctx.Err()
 	}
-	k.rebuild(ctx) // starts the users watch, if any
-	k.mu.Lock()
-	users := k.users
-	k.mu.Unlock()
+	// Start the users watch and let it list before the first build, so the
+	// first snapshot already has the users (and reports no false problem).
+	var users *secretWatch
+	if in, err := k.inputs(ctx); err == nil && in.Server != nil {
+		k.mu.Lock()
+		k.ensureUsersWatch(ctx, in.Server)
+		users = k.users
+		k.mu.Unlock()
+	}
 	if users != nil && !toolscache.WaitForCacheSync(ctx.Done(), users.informer.HasSynced) {
 		return ctx.Err()
 	}
@@ -174,6 +179,13 @@ func (k *Kube) rebuild(ctx context.Context) {
 	if in.Server != nil {
 		k.ensureUsersWatch(ctx, in.Server)
 		if k.users != nil {
+			if !k.users.informer.HasSynced() {
+				// spec.users named another Secret: keep serving the
+				// current snapshot until the new watch has listed, rather
+				// than logging everybody out for a Secret not loaded yet.
+				// The watch triggers a rebuild once it has synced.
+				return
+			}
 			in.UsersSecret = k.users.get(k.namespace)
 		}
 	}
@@ -251,6 +263,11 @@ func (k *Kube) watchSecret(ctx context.Context, name string) *secretWatch {
 	inf := toolscache.NewSharedIndexInformer(lw, &corev1.Secret{}, 0, toolscache.Indexers{})
 	_, _ = inf.AddEventHandler(k.handler())
 	go inf.RunWithContext(ctx)
+	go func() {
+		if toolscache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+			k.trigger()
+		}
+	}()
 	return &secretWatch{name: name, informer: inf, stop: cancel}
 }
 

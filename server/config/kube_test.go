@@ -1,9 +1,12 @@
 package config
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
@@ -192,4 +196,69 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 		_, ok := u.Lookup("bob")
 		return ok
 	})
+}
+
+// A server whose users Secret exists from the start loads it before its
+// first snapshot: no "users Secret does not exist" problem is reported for
+// a Secret that merely had not been listed yet.
+func TestKubeSourceLoadsUsersBeforeFirstSnapshot(t *testing.T) {
+	cp := testenv.Get(t)
+	ctx := t.Context()
+	const ns = "auth-users-first"
+	if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost+6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyData, _ := keysSecretData(t, time.Now())
+	for _, o := range []client.Object{
+		&gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: gatehousev1alpha1.AuthorizationServerSpec{
+			Issuer: "http://127.0.0.1:8080",
+			Users:  &gatehousev1alpha1.UsersSpec{SecretRef: gatehousev1alpha1.LocalObjectReference{Name: "people"}},
+		}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: keyset.SecretName("auth")}, Data: keyData},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "people"},
+			Data: map[string][]byte{"users.yaml": []byte("users:\n- username: bob\n  passwordHash: " + string(hash) + "\n")}},
+	} {
+		if err := cp.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var logs syncBuffer
+	src, err := NewKube(cp.Config, cp.Scheme, ns, "auth", slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- src.Start(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	waitFor(t, time.Now(), 30*time.Second, "initial sync", func() bool { return src.Ready() == nil })
+	if u := src.Current().Users; u == nil || u.Len() != 1 {
+		t.Fatalf("the first ready snapshot has users %v", u)
+	}
+	if strings.Contains(logs.String(), "users Secret") {
+		t.Errorf("a false problem was logged:\n%s", logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
