@@ -40,7 +40,7 @@ func TestExternalServerReadiness(t *testing.T) {
 		Cache:                  controllers.CacheOptions([]string{ns}),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Logger:                 zap.New(zap.WriteTo(&syncBuffer{})),
+		Logger:                 zap.New(zap.WriteTo(&testenv.LogBuffer{})),
 	})
 	if err != nil {
 		t.Fatal(err)

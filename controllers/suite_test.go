@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -35,7 +34,7 @@ func TestMain(m *testing.M) {
 
 // globalLogs holds what was logged through controller-runtime's global
 // logger, by every operator in the test process.
-var globalLogs = &syncBuffer{}
+var globalLogs = &testenv.LogBuffer{}
 
 // fakeClock is the operator's clock in tests: it moves only when told.
 type fakeClock struct {
@@ -59,28 +58,10 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// syncBuffer collects the operator's logs, to scan them for secrets.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // operator is a running operator in the test process.
 type operator struct {
 	clock *fakeClock
-	logs  *syncBuffer
+	logs  *testenv.LogBuffer
 	stop  func()
 }
 
@@ -90,7 +71,7 @@ type operator struct {
 func startOperator(t *testing.T, clock *fakeClock, namespaces ...string) *operator {
 	t.Helper()
 	cp := testenv.Get(t)
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true))
 	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
 		Scheme:                 cp.Scheme,

@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"net/url"
 	"slices"
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
@@ -15,24 +14,9 @@ import (
 // back with access_denied (RFC 6749 §4.1.2.1).
 func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	now := s.now()
-	var form url.Values
-	switch r.Method {
-	case http.MethodGet:
-		form = r.URL.Query()
-	case http.MethodPost:
-		var e *Error
-		if form, e = parsePostForm(w, r); e != nil {
-			s.errorPage(w, snap, e.Status, "Invalid request", e.Description)
-			return failed(e)
-		}
-		if !checkCSRF(r, snap, form) {
-			s.errorPage(w, snap, http.StatusForbidden, "Session expired", "This form has expired or did not come from this site. Go back to the application and try again.")
-			return result{outcome: "csrf_failed"}
-		}
-	default:
-		w.Header().Set("Allow", "GET, POST")
-		s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "The consent page accepts GET and POST requests only.")
-		return result{outcome: "method_not_allowed"}
+	form, res, ok := s.readPageForm(w, r, snap, "consent")
+	if !ok {
+		return res
 	}
 	ar, client, ok := s.loadFlow(w, r, snap, form.Get("auth_request"), now)
 	if !ok {

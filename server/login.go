@@ -16,24 +16,9 @@ import (
 // against the users Secret. bcrypt runs here and nowhere else.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	now := s.now()
-	var form url.Values
-	switch r.Method {
-	case http.MethodGet:
-		form = r.URL.Query()
-	case http.MethodPost:
-		var e *Error
-		if form, e = parsePostForm(w, r); e != nil {
-			s.errorPage(w, snap, e.Status, "Invalid request", e.Description)
-			return failed(e)
-		}
-		if !checkCSRF(r, snap, form) {
-			s.errorPage(w, snap, http.StatusForbidden, "Session expired", "This form has expired or did not come from this site. Go back to the application and sign in again.")
-			return result{outcome: "csrf_failed"}
-		}
-	default:
-		w.Header().Set("Allow", "GET, POST")
-		s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "The login page accepts GET and POST requests only.")
-		return result{outcome: "method_not_allowed"}
+	form, res, ok := s.readPageForm(w, r, snap, "login")
+	if !ok {
+		return res
 	}
 	ar, client, ok := s.loadFlow(w, r, snap, form.Get("auth_request"), now)
 	if !ok {

@@ -157,3 +157,28 @@ func checkCSRF(r *http.Request, snap *config.Snapshot, form url.Values) bool {
 	field := form.Get("csrf_token")
 	return cookie != "" && subtle.ConstantTimeCompare([]byte(cookie), []byte(field)) == 1
 }
+
+// readPageForm reads the input of a browser page: the query of a GET, or
+// the CSRF-checked form of a POST. When it returns false it has already
+// written an error page, and res is what to record.
+func (s *Server) readPageForm(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, page string) (form url.Values, res result, ok bool) {
+	switch r.Method {
+	case http.MethodGet:
+		return r.URL.Query(), result{}, true
+	case http.MethodPost:
+		form, e := parsePostForm(w, r)
+		if e != nil {
+			s.errorPage(w, snap, e.Status, "Invalid request", e.Description)
+			return nil, failed(e), false
+		}
+		if !checkCSRF(r, snap, form) {
+			s.errorPage(w, snap, http.StatusForbidden, "Session expired", "This form has expired or did not come from this site. Go back to the application and try again.")
+			return nil, result{outcome: "csrf_failed"}, false
+		}
+		return form, result{}, true
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "The "+page+" page accepts GET and POST requests only.")
+		return nil, result{outcome: "method_not_allowed"}, false
+	}
+}

@@ -142,14 +142,14 @@ func TestDemoEnvQuoting(t *testing.T) {
 type devProcess struct {
 	began time.Time
 	cmd   *exec.Cmd
-	out   *lockedBuffer
+	out   *testenv.LogBuffer
 	state string
 	done  chan error
 }
 
 func startDev(t *testing.T, bin, state string, port int, extra ...string) *devProcess {
 	t.Helper()
-	p := &devProcess{out: &lockedBuffer{}, state: state, done: make(chan error, 1)}
+	p := &devProcess{out: &testenv.LogBuffer{}, state: state, done: make(chan error, 1)}
 	p.cmd = exec.Command(bin, append([]string{"dev", "--state-dir", state, "--port", strconv.Itoa(port)}, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	began := time.Now()

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,23 +38,6 @@ func TestOperatorFlagErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", tc.args, code, stderr.String(), tc.want)
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -89,7 +71,7 @@ func TestOperatorCommand(t *testing.T) {
 
 	metrics, health := freeAddr(t), freeAddr(t)
 	runCtx, cancel := context.WithCancel(ctx)
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(runCtx, []string{"operator", "--kubeconfig", cp.Kubeconfig, "--namespaces", ns.Name,

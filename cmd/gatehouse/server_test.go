@@ -78,7 +78,7 @@ func TestServerCommand(t *testing.T) {
 	listen, ops := freeAddr(t), freeAddr(t)
 	issuer := "http://" + listen
 
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan int, 1)
 	go func() {

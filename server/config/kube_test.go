@@ -1,12 +1,10 @@
 package config
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -227,7 +225,7 @@ func TestKubeSourceLoadsUsersBeforeFirstSnapshot(t *testing.T) {
 		}
 	}
 
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	src, err := NewKube(cp.Config, cp.Scheme, ns, "auth", slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -244,21 +242,4 @@ func TestKubeSourceLoadsUsersBeforeFirstSnapshot(t *testing.T) {
 	if strings.Contains(logs.String(), "users Secret") {
 		t.Errorf("a false problem was logged:\n%s", logs.String())
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

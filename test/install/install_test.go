@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -332,7 +331,7 @@ func TestOperatorRunsWithTheChartsPermissions(t *testing.T) {
 	asOperator.Impersonate = rest.ImpersonationConfig{UserName: fmt.Sprintf("system:serviceaccount:%s:%s", ns, sa.GetName())}
 	// client-go's own logging (leader election, events) goes to the same
 	// buffer, so that its RBAC denials are caught too.
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	logger := zap.New(zap.WriteTo(logs))
 	klog.SetLogger(logger)
 	defer klog.ClearLogger()
@@ -517,21 +516,4 @@ func grep(text, word string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
