@@ -283,7 +283,7 @@ func TestAuthorizationServerRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, ns, "ha", "SigningKeysLost")
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		get(t, srv)
 		if srv.Status.ActiveKeyID == lost || srv.Status.ActiveKeyID == "" {
 			return fmt.Errorf("active key is still %q", srv.Status.ActiveKeyID)
@@ -396,7 +396,7 @@ func TestAuthorizationServerRuntime(t *testing.T) {
 	if err := c.Delete(ctx, srv); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		for _, o := range []client.Object{&rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{}, &oauthv1.AuthorizationServer{}} {
 			key := objKey("", "gatehouse:server:"+ns+":ha")
 			if _, ok := o.(*oauthv1.AuthorizationServer); ok {
@@ -418,7 +418,7 @@ func TestAuthorizationServerSpecImageAndDefaults(t *testing.T) {
 	create(t, srv)
 	waitCondition(t, srv, controllers.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: controllers.ServerObjectName(srv)}}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		return testenv.Get(t).Client.Get(context.Background(), client.ObjectKeyFromObject(dep), dep)
 	})
 	ctr := dep.Spec.Template.Spec.Containers[0]

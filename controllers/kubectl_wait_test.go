@@ -62,7 +62,7 @@ spec:
 	// here, so play the Deployment controller.
 	get(t, srv)
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: controllers.ServerObjectName(srv)}}
-	eventually(t, 10*time.Second, func() error { return cp.Client.Get(context.Background(), objKey(ns, dep.Name), dep) })
+	testenv.Eventually(t, 10*time.Second, func() error { return cp.Client.Get(context.Background(), objKey(ns, dep.Name), dep) })
 	dep.Status = appsv1.DeploymentStatus{ObservedGeneration: dep.Generation, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1}
 	if err := cp.Client.Status().Update(context.Background(), dep); err != nil {
 		t.Fatal(err)

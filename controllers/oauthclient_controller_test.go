@@ -90,7 +90,7 @@ func TestOAuthClientGeneratesCredentials(t *testing.T) {
 	if err := testenv.Get(t).Client.Update(context.Background(), srv); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		sec := appSecret(t, ns, "shop-oauth-client")
 		if got := string(sec.Data["token_endpoint"]); got != "https://127.0.0.1:9443/moved/token" {
 			return fmt.Errorf("token_endpoint = %q", got)
@@ -321,7 +321,7 @@ func TestOAuthClientAdoption(t *testing.T) {
 	if err := c.Delete(ctx, oc); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if err := c.Get(ctx, objKey(ns, "adopter"), &oauthv1.OAuthClient{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("OAuthClient still there (%v)", err)
 		}
@@ -356,7 +356,7 @@ func TestOAuthClientRotation(t *testing.T) {
 	second := waitSecretChange(t, ns, "rotating-oauth-client", first)
 	waitEvent(t, ns, "rotating", "Rotated")
 	rotatedAt := clock.Now()
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		get(t, oc)
 		return checkHashes(oc, map[string]*time.Time{second: nil, first: ptr(rotatedAt.Add(10 * time.Minute))})
 	})
@@ -371,7 +371,7 @@ func TestOAuthClientRotation(t *testing.T) {
 	// After the grace period the old hash goes.
 	clock.Add(10*time.Minute + time.Second)
 	poke(t, oc)
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		get(t, oc)
 		return checkHashes(oc, map[string]*time.Time{second: nil})
 	})
@@ -380,7 +380,7 @@ func TestOAuthClientRotation(t *testing.T) {
 	clock.Add(2 * time.Hour)
 	poke(t, oc)
 	third := waitSecretChange(t, ns, "rotating-oauth-client", second)
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		get(t, oc)
 		return checkHashes(oc, map[string]*time.Time{third: nil, second: ptr(clock.Now().Add(10 * time.Minute))})
 	})
@@ -414,7 +414,7 @@ func TestOAuthClientDriftRepair(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := waitSecretChange(t, ns, name, first)
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		get(t, oc)
 		return checkHashes(oc, map[string]*time.Time{second: nil})
 	})
@@ -427,7 +427,7 @@ func TestOAuthClientDriftRepair(t *testing.T) {
 	if err := c.Update(ctx, sec); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		get(t, oc)
 		return checkHashes(oc, map[string]*time.Time{edited: nil, second: ptr(clock.Now().Add(24 * time.Hour))})
 	})
@@ -464,7 +464,7 @@ func TestOAuthClientDriftRepair(t *testing.T) {
 	if err := c.Delete(ctx, oc); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if err := c.Get(ctx, objKey(ns, name), &corev1.Secret{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("Secret still there (%v)", err)
 		}
@@ -479,7 +479,7 @@ func TestOAuthClientDriftRepair(t *testing.T) {
 func waitSecretChange(t *testing.T, ns, name, old string) string {
 	t.Helper()
 	var now string
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		sec := &corev1.Secret{}
 		if err := testenv.Get(t).Client.Get(context.Background(), objKey(ns, name), sec); err != nil {
 			return err
@@ -595,7 +595,7 @@ func TestOAuthClientSecretRename(t *testing.T) {
 	if fresh == old {
 		t.Error("the secret moved with the Secret's name instead of being replaced")
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if err := c.Get(ctx, objKey(ns, "mover-oauth-client"), &corev1.Secret{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("the old Secret is still there (%v)", err)
 		}

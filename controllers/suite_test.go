@@ -113,22 +113,6 @@ func newNamespace(t *testing.T, labels map[string]string) string {
 	return ns.Name
 }
 
-// eventually retries check until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func conditionsOf(o client.Object) []metav1.Condition {
 	switch o := o.(type) {
 	case *oauthv1.OAuthClient:
@@ -146,7 +130,7 @@ func conditionsOf(o client.Object) []metav1.Condition {
 func waitCondition(t *testing.T, obj client.Object, typ string, status metav1.ConditionStatus, reason string) {
 	t.Helper()
 	c := testenv.Get(t).Client
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		if err := c.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}
@@ -207,7 +191,7 @@ func eventsFor(t *testing.T, ns, name string) []eventsv1.Event {
 func waitEvent(t *testing.T, ns, name, reason string) eventsv1.Event {
 	t.Helper()
 	var found eventsv1.Event
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		var reasons []string
 		for _, e := range eventsFor(t, ns, name) {
 			if e.Reason == reason {

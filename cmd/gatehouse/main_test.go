@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 	"github.com/gatehouse-dev/gatehouse/internal/version"
 )
+
+// The operator and server command tests share one test control plane.
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 
 func TestVersionPrintsVersionAndCommit(t *testing.T) {
 	defer func(v, c string) { version.Version, version.Commit = v, c }(version.Version, version.Commit)

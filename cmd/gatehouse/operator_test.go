@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -54,14 +53,7 @@ func freeAddr(t *testing.T) string {
 // leader election, probes, metrics (with the gatehouse_* counters), JSON
 // logs, and an OAuthClient reaching Ready.
 func TestOperatorCommand(t *testing.T) {
-	cp, err := testenv.Start()
-	if err != nil {
-		if missing := (*testenv.MissingAssetsError)(nil); errors.As(err, &missing) {
-			testenv.MissingDependency(t, err)
-		}
-		t.Fatal(err)
-	}
-	defer func() { _ = cp.Stop() }()
+	cp := testenv.Get(t)
 	c := cp.Client
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "op-"}}
@@ -100,7 +92,7 @@ func TestOperatorCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(oc), oc); err != nil {
 			return err
 		}
@@ -110,13 +102,13 @@ func TestOperatorCommand(t *testing.T) {
 		return nil
 	})
 	for _, path := range []string{"/healthz", "/readyz"} {
-		waitFor(t, 10*time.Second, func() error {
+		testenv.Eventually(t, 10*time.Second, func() error {
 			_, err := httpGet("http://" + health + path)
 			return err
 		})
 	}
 	var body string
-	waitFor(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		var err error
 		body, err = httpGet("http://" + metrics + "/metrics")
 		if err == nil && !strings.Contains(body, `gatehouse_client_secrets_total{event="generated"}`) {
@@ -148,19 +140,4 @@ func httpGet(url string) (string, error) {
 		return "", fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
 	}
 	return string(b), nil
-}
-
-func waitFor(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -60,14 +60,7 @@ func TestServerHelpHidesPostgresURL(t *testing.T) {
 // finds the cluster through KUBECONFIG, waits for its AuthorizationServer,
 // becomes ready, and issues a token that x/oauth2 obtains.
 func TestServerCommand(t *testing.T) {
-	cp, err := testenv.Start()
-	if err != nil {
-		if missing := (*testenv.MissingAssetsError)(nil); errors.As(err, &missing) {
-			testenv.MissingDependency(t, err)
-		}
-		t.Fatal(err)
-	}
-	defer func() { _ = cp.Stop() }()
+	cp := testenv.Get(t)
 	t.Setenv("KUBECONFIG", cp.Kubeconfig)
 	ctx := context.Background()
 	c := cp.Client
@@ -96,7 +89,7 @@ func TestServerCommand(t *testing.T) {
 		}
 	}()
 	// Alive before its AuthorizationServer exists, but not ready.
-	waitFor(t, 30*time.Second, func() error { _, err := httpGet("http://" + ops + "/healthz"); return err })
+	testenv.Eventually(t, 30*time.Second, func() error { _, err := httpGet("http://" + ops + "/healthz"); return err })
 	if _, err := httpGet("http://" + ops + "/readyz"); err == nil {
 		t.Fatal("ready without an AuthorizationServer")
 	}
@@ -130,7 +123,7 @@ func TestServerCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitFor(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		_, err := httpGet("http://" + ops + "/readyz")
 		if err != nil {
 			return fmt.Errorf("%w; logs:\n%s", err, logs.String())
@@ -139,7 +132,7 @@ func TestServerCommand(t *testing.T) {
 	})
 	cc := &clientcredentials.Config{ClientID: oc.Status.ClientID, ClientSecret: secret, TokenURL: issuer + "/token"}
 	var tok *oauth2.Token
-	waitFor(t, 10*time.Second, func() error { tok, err = cc.Token(ctx); return err })
+	testenv.Eventually(t, 10*time.Second, func() error { tok, err = cc.Token(ctx); return err })
 	if tok.AccessToken == "" || tok.Extra("scope") != "jobs:run" {
 		t.Fatalf("token = %+v", tok)
 	}
