@@ -61,7 +61,8 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 		return nil, invalidGrant("code_verifier does not match the code_challenge")
 	}
 
-	g := tokenGrant{Client: req.Client, Subject: ac.Subject, Scopes: usableScopes(req.Snap, req.Client, ac.Scopes), AuthTime: ac.AuthTime}
+	g := tokenGrant{Client: req.Client, Subject: ac.Subject, Scopes: usableScopes(req.Snap, req.Client, ac.Scopes), AuthTime: ac.AuthTime,
+		GrantID: issued.RefreshFamilyID}
 	var rt string
 	if refresh {
 		rt = randomToken(32)

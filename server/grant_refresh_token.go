@@ -42,7 +42,8 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	if e := refreshStoreError(err); e != nil {
 		return nil, e
 	}
-	g := tokenGrant{Client: req.Client, Subject: old.Subject, Scopes: usableScopes(req.Snap, req.Client, scopes), AuthTime: old.AuthTime}
+	g := tokenGrant{Client: req.Client, Subject: old.Subject, Scopes: usableScopes(req.Snap, req.Client, scopes), AuthTime: old.AuthTime,
+		GrantID: old.FamilyID}
 	at, e := signAccessToken(req.Snap, g, newID(), req.Now)
 	if e != nil {
 		return nil, e

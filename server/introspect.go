@@ -53,7 +53,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, snap *
 	resp := introspection{}
 	if claims, ok := verifyAccessToken(snap, token); ok {
 		if claims.ExpiresAt.After(now) {
-			revoked, err := s.store.IsAccessTokenRevoked(ctx, claims.ID, now)
+			revoked, err := s.store.IsAccessTokenRevoked(ctx, claims.ID, claims.GrantID, now)
 			if err != nil {
 				return fail(serverError("storage: " + err.Error()))
 			}

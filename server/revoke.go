@@ -10,8 +10,11 @@ import (
 )
 
 // handleRevoke is token revocation (RFC 7009). Revoking a refresh token
-// revokes its family; revoking an access token records its jti until it
-// expires, which introspection then reports as inactive. Unknown, invalid
+// revokes its family, and with it every access token issued under the
+// family (§2.1: they carry its ID as grant_id); revoking an access token
+// records its jti until it expires. Introspection then reports them
+// inactive. A resource server that validates JWTs offline cannot learn of
+// either, which is why access tokens are short-lived. Unknown, invalid
 // or expired tokens are answered with 200, as §2.2 requires, so the
 // endpoint cannot be used to probe for tokens.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {

@@ -142,3 +142,73 @@ func httptestServer(t *testing.T, h http.Handler) string {
 	t.Cleanup(s.Close)
 	return s.URL
 }
+
+// RFC 7009 §2.1: revoking a refresh token revokes the access tokens of its
+// grant, the ones issued with it and after each rotation; other grants'
+// tokens stay active.
+func TestRevokeRefreshTokenRevokesItsAccessTokens(t *testing.T) {
+	ts := newTestServer(t)
+	b := newBrowser(t, ts)
+	cfg := ts.webConfig("orders:read")
+	exchange := func() *oauth2.Token {
+		code, verifier := ts.codeFor(t, b, "orders:read")
+		tok, err := cfg.Exchange(ctx(t), code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	first, other := exchange(), exchange()
+	rotated, err := cfg.TokenSource(ctx(t), &oauth2.Token{RefreshToken: first.RefreshToken}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := ts.ccConfig(ccClientID, ccSecret).Token(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	resp := ts.postForm(t, endpoints.RevokePath, url.Values{"token": {rotated.RefreshToken}, "token_type_hint": {"refresh_token"}}, webClientID, webSecret)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	for name, at := range map[string]string{"issued with the code": first.AccessToken, "issued on refresh": rotated.AccessToken} {
+		if got := ts.introspect(t, at); len(got) != 1 || got["active"] != false {
+			t.Errorf("access token %s introspects as %v after its refresh token was revoked", name, got)
+		}
+	}
+	for name, at := range map[string]string{"of another grant": other.AccessToken, "of client_credentials": cc.AccessToken} {
+		if got := ts.introspect(t, at); got["active"] != true {
+			t.Errorf("access token %s introspects as %v", name, got)
+		}
+	}
+}
+
+// Refresh-token reuse revokes the family's access tokens too: whoever
+// stole the rotated refresh token may hold them.
+func TestRefreshReuseRevokesAccessTokens(t *testing.T) {
+	ts := newTestServer(t)
+	cfg := ts.webConfig("orders:read")
+	code, verifier := ts.codeFor(t, newBrowser(t, ts), "orders:read")
+	first, err := cfg.Exchange(ctx(t), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := cfg.TokenSource(ctx(t), &oauth2.Token{RefreshToken: first.RefreshToken}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts.introspect(t, second.AccessToken)["active"] != true {
+		t.Fatal("the refreshed access token should be active")
+	}
+	_, err = cfg.TokenSource(ctx(t), &oauth2.Token{RefreshToken: first.RefreshToken}).Token()
+	if re := retrieveError(t, err); re.ErrorCode != ErrInvalidGrant {
+		t.Fatalf("reuse: %s", re.ErrorCode)
+	}
+	for i, at := range []string{first.AccessToken, second.AccessToken} {
+		if got := ts.introspect(t, at); got["active"] != false {
+			t.Errorf("access token %d introspects as %v after refresh-token reuse", i, got)
+		}
+	}
+}

@@ -28,6 +28,10 @@ type accessTokenClaims struct {
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope,omitempty"`
 	AuthTime int64  `json:"auth_time,omitempty"`
+	// GrantID names the refresh-token family the token was issued under,
+	// so that revoking the family revokes the token at introspection
+	// (RFC 7009 §2.1). Absent when no refresh token was issued.
+	GrantID string `json:"grant_id,omitempty"`
 }
 
 // accessToken is what signing produced.
@@ -50,6 +54,7 @@ type tokenGrant struct {
 	Subject  string
 	Scopes   []string
 	AuthTime time.Time // zero for client_credentials
+	GrantID  string    // refresh-token family; empty when there is none
 }
 
 // signAccessToken signs a JWT access token (RFC 9068) with the key that is
@@ -76,6 +81,7 @@ func signAccessToken(snap *config.Snapshot, g tokenGrant, jti string, now time.T
 		},
 		ClientID: g.Client.ID,
 		Scope:    strings.Join(g.Scopes, " "),
+		GrantID:  g.GrantID,
 	}
 	if !g.AuthTime.IsZero() {
 		claims.AuthTime = g.AuthTime.Unix()

@@ -40,8 +40,12 @@ var (
 )
 
 // RevokedFamilyRetention is how long a store remembers the revocation of a
-// family it holds no token of, so that a token created in it later (see
-// CreateRefreshToken) is refused. It only needs to outlast a token request.
+// family after its refresh tokens are gone. Two things need it: a token
+// created in a family revoked before it (see CreateRefreshToken) is
+// refused, and an access token issued under the family is reported revoked
+// (IsAccessTokenRevoked) until it expires. So it must be at least the
+// longest access-token lifetime, which the AuthorizationServer API caps at
+// 24h.
 const RevokedFamilyRetention = 24 * time.Hour
 
 // HashToken is the ID under which a bearer secret (code, refresh token,
@@ -172,7 +176,12 @@ type Store interface {
 
 	// RevokeAccessToken records a revoked JWT until it would have expired.
 	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
-	IsAccessTokenRevoked(ctx context.Context, jti string, now time.Time) (bool, error)
+	// IsAccessTokenRevoked reports whether the access token jti is revoked:
+	// by itself (RevokeAccessToken), or because familyID, the refresh-token
+	// family it was issued under (empty for none), is revoked (RFC 7009
+	// §2.1: revoking a refresh token revokes the access tokens of its
+	// grant). One round trip: introspection calls it on every request.
+	IsAccessTokenRevoked(ctx context.Context, jti, familyID string, now time.Time) (bool, error)
 
 	// SaveConsent creates or replaces the consent of (Subject, ClientID).
 	SaveConsent(ctx context.Context, c Consent) error

@@ -299,11 +299,16 @@ func (s *Store) RevokeAccessToken(_ context.Context, jti string, expiresAt time.
 }
 
 // IsAccessTokenRevoked implements storage.Store.
-func (s *Store) IsAccessTokenRevoked(_ context.Context, jti string, now time.Time) (bool, error) {
+func (s *Store) IsAccessTokenRevoked(_ context.Context, jti, familyID string, now time.Time) (bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	exp, ok := s.revokedJTIs[jti]
-	return ok && live(exp, now), nil
+	if exp, ok := s.revokedJTIs[jti]; ok && live(exp, now) {
+		return true, nil
+	}
+	// A family record outlives its revocation by RevokedFamilyRetention,
+	// which covers any access token issued under it.
+	f := s.families[familyID]
+	return familyID != "" && f != nil && f.revoked && live(f.expiresAt, now), nil
 }
 
 // SaveConsent implements storage.Store.

@@ -417,9 +417,11 @@ func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt tim
 }
 
 // IsAccessTokenRevoked implements storage.Store.
-func (s *Store) IsAccessTokenRevoked(ctx context.Context, jti string, now time.Time) (bool, error) {
+func (s *Store) IsAccessTokenRevoked(ctx context.Context, jti, familyID string, now time.Time) (bool, error) {
 	var revoked bool
-	err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1 AND expires_at > $2)", jti, now).Scan(&revoked)
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1 AND expires_at > $2)
+		OR EXISTS (SELECT 1 FROM refresh_families WHERE $3 <> '' AND id = $3 AND revoked_at IS NOT NULL AND expires_at > $2)`,
+		jti, now, familyID).Scan(&revoked)
 	if err != nil {
 		return false, wrap("check access-token revocation", err)
 	}

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, newStore(t)) })
 	t.Run("RefreshFamilies", func(t *testing.T) { testRefreshFamilies(t, newStore(t)) })
 	t.Run("AccessTokenRevocation", func(t *testing.T) { testAccessTokenRevocation(t, newStore(t)) })
+	t.Run("AccessTokensOfRevokedFamily", func(t *testing.T) { testAccessTokensOfRevokedFamily(t, newStore(t)) })
 	t.Run("Consents", func(t *testing.T) { testConsents(t, newStore(t)) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStore(t)) })
 	t.Run("InvalidInput", func(t *testing.T) { testInvalidInput(t, newStore(t)) })
@@ -400,11 +401,84 @@ func testAccessTokenRevocation(t *testing.T, s storage.Store) {
 		{"jti-1", exp, false}, // the token itself has expired: nothing to remember
 		{"jti-2", t0, false},
 	} {
-		got, err := s.IsAccessTokenRevoked(ctx, tc.jti, tc.now)
+		got, err := s.IsAccessTokenRevoked(ctx, tc.jti, "", tc.now)
 		must(t, "IsAccessTokenRevoked", err)
 		if got != tc.want {
 			t.Errorf("IsAccessTokenRevoked(%q, %v) = %v, want %v", tc.jti, tc.now, got, tc.want)
 		}
+	}
+}
+
+// testAccessTokensOfRevokedFamily: an access token issued under a
+// refresh-token family is revoked with it (RFC 7009 §2.1), whether the
+// family was revoked directly, by reuse detection, or before the store held
+// any of its tokens, and stays revoked for as long as such an access token
+// can live (RevokedFamilyRetention), garbage collection included.
+func testAccessTokensOfRevokedFamily(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	revoked := func(jti, family string, now time.Time) bool {
+		t.Helper()
+		got, err := s.IsAccessTokenRevoked(ctx, jti, family, now)
+		must(t, "IsAccessTokenRevoked", err)
+		return got
+	}
+	_, a := newRefreshToken(t, "a", "fam-a")
+	_, b := newRefreshToken(t, "b", "fam-b")
+	_, c := newRefreshToken(t, "c", "fam-c")
+	for _, rt := range []storage.RefreshToken{a, b, c} {
+		must(t, "CreateRefreshToken", s.CreateRefreshToken(ctx, rt))
+	}
+	if revoked("jti-a", "fam-a", t0) || revoked("jti-x", "fam-unknown", t0) {
+		t.Fatal("an access token of a live or unknown family is revoked")
+	}
+
+	// Revocation of the family (the client revoked its refresh token).
+	must(t, "RevokeFamily", s.RevokeFamily(ctx, "fam-a", t0))
+	if !revoked("jti-a", "fam-a", t0) {
+		t.Error("an access token of a revoked family is active")
+	}
+	if revoked("jti-a", "", t0) || revoked("jti-b", "fam-b", t0) {
+		t.Error("revoking one family revoked an access token outside it")
+	}
+
+	// Reuse detection revokes the family, and its access tokens with it.
+	_, b2 := newRefreshToken(t, "b2", "")
+	_, err := s.RotateRefreshToken(ctx, b.Hash, b2, t0)
+	must(t, "RotateRefreshToken", err)
+	if revoked("jti-b", "fam-b", t0) {
+		t.Fatal("rotation revoked the family's access tokens")
+	}
+	_, b3 := newRefreshToken(t, "b3", "")
+	_, err = s.RotateRefreshToken(ctx, b.Hash, b3, t0.Add(time.Minute))
+	wantErr(t, "RotateRefreshToken reuse", err, storage.ErrRefreshTokenReused)
+	if !revoked("jti-b", "fam-b", t0.Add(time.Minute)) {
+		t.Error("an access token of a family revoked for reuse is active")
+	}
+
+	// A family revoked before any token of it was stored (a code replay
+	// racing the first redemption).
+	must(t, "RevokeFamily unknown", s.RevokeFamily(ctx, "fam-early", t0))
+	if !revoked("jti-e", "fam-early", t0) {
+		t.Error("an access token of a family revoked before its first refresh token is active")
+	}
+
+	// An access token lives at most RevokedFamilyRetention past the
+	// revocation: until then the revocation survives garbage collection,
+	// even when every refresh token of the family has expired.
+	_, short := newRefreshToken(t, "short", "fam-short")
+	short.ExpiresAt = t0.Add(time.Minute)
+	must(t, "CreateRefreshToken", s.CreateRefreshToken(ctx, short))
+	must(t, "RevokeFamily", s.RevokeFamily(ctx, "fam-short", t0))
+	last := t0.Add(storage.RevokedFamilyRetention - time.Second)
+	_, err = s.DeleteExpired(ctx, last)
+	must(t, "DeleteExpired", err)
+	for _, fam := range []string{"fam-a", "fam-early", "fam-short"} {
+		if !revoked("jti", fam, last) {
+			t.Errorf("the revocation of %s was forgotten before its access tokens expired", fam)
+		}
+	}
+	if revoked("jti-c", "fam-c", last) {
+		t.Error("a live family's access token is revoked after garbage collection")
 	}
 }
 
@@ -517,7 +591,7 @@ func testInvalidInput(t *testing.T, s storage.Store) {
 	wantErr(t, "RedeemCode", err, storage.ErrNotFound)
 	_, err = s.GetRefreshToken(ctx, rt.Hash, t0)
 	wantErr(t, "GetRefreshToken", err, storage.ErrNotFound)
-	revoked, err := s.IsAccessTokenRevoked(ctx, "jti", t0)
+	revoked, err := s.IsAccessTokenRevoked(ctx, "jti", "", t0)
 	must(t, "IsAccessTokenRevoked", err)
 	if revoked {
 		t.Fatal("a refused revocation was recorded")
@@ -600,7 +674,7 @@ func testDeleteExpired(t *testing.T, s storage.Store) {
 	_, rt := newRefreshToken(t, "rt-1", "")
 	_, err = s.GetRefreshToken(ctx, rt.Hash, cut)
 	must(t, "GetRefreshToken live", err)
-	revoked, err := s.IsAccessTokenRevoked(ctx, "jti-1", cut)
+	revoked, err := s.IsAccessTokenRevoked(ctx, "jti-1", "", cut)
 	must(t, "IsAccessTokenRevoked live", err)
 	if !revoked {
 		t.Fatal("a live access-token revocation was deleted")
