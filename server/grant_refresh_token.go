@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
@@ -28,6 +29,15 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 		// Not rotated: the token's owner must not lose it to someone who
 		// merely saw it.
 		return nil, invalidGrant("the refresh token was issued to another client")
+	}
+	// A person removed from the identity source gets no more tokens. The
+	// family is refused, not revoked, so that undoing a mistaken removal
+	// brings the person's sessions back.
+	switch req.Snap.Subject(old.Subject) {
+	case config.SubjectRemoved:
+		return nil, invalidGrant("the user this refresh token was issued to no longer exists")
+	case config.SubjectUndetermined:
+		return nil, newError(ErrTemporarilyUnavailable, "the users directory cannot be read right now; try again later")
 	}
 	scopes, e := narrowScopes(old.Scopes, req.Scopes)
 	if e != nil {

@@ -72,7 +72,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, snap *
 		rt, err := s.store.GetRefreshToken(ctx, storage.HashToken(token), now)
 		switch {
 		case err == nil:
-			if rt.ClientID == client.ID && rt.RotatedAt == nil {
+			if rt.ClientID == client.ID && rt.RotatedAt == nil && snap.Subject(rt.Subject) == config.SubjectActive {
 				resp = introspection{
 					Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID, TokenType: "refresh_token",
 					Exp: unixTime(rt.ExpiresAt), Iat: unixTime(rt.IssuedAt), Sub: rt.Subject, Iss: snap.Issuer,

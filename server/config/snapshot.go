@@ -57,6 +57,10 @@ type Snapshot struct {
 	// Users is the users directory; nil when none is configured or the
 	// users Secret is unusable (nobody can log in).
 	Users *users.Directory
+	// UsersUnavailable: spec.users names a Secret that is missing or
+	// unusable right now. Users is nil, but the people in it have not been
+	// removed, so their grants are not ended (see Subject).
+	UsersUnavailable bool
 
 	// Problems are configuration errors found while building, for logs and
 	// readiness; the snapshot is still usable for what is not affected.
@@ -167,6 +171,7 @@ func (b *Builder) Build(in Inputs) (*Snapshot, error) {
 	if as.Spec.Users != nil {
 		switch {
 		case in.UsersSecret == nil:
+			s.UsersUnavailable = true
 			s.Problems = append(s.Problems, fmt.Sprintf("users Secret %s does not exist", as.Spec.Users.SecretRef.Name))
 		default:
 			if v := version(in.UsersSecret, users.SecretDataKey); v != b.usersVersion {
@@ -174,6 +179,7 @@ func (b *Builder) Build(in Inputs) (*Snapshot, error) {
 				b.users, b.usersErr = users.Parse(in.UsersSecret.Data[users.SecretDataKey])
 			}
 			if b.usersErr != nil {
+				s.UsersUnavailable = true
 				s.Problems = append(s.Problems, fmt.Sprintf("users Secret %s: %v", in.UsersSecret.Name, b.usersErr))
 			} else {
 				s.Users = b.users
@@ -289,6 +295,43 @@ func (b *Builder) buildClients(s *Snapshot, as *gatehousev1alpha1.AuthorizationS
 func References(oc *gatehousev1alpha1.OAuthClient, namespace, name string) bool {
 	ns := cmp.Or(oc.Spec.ServerRef.Namespace, oc.Namespace)
 	return ns == namespace && oc.Spec.ServerRef.Name == name
+}
+
+// SubjectStatus is what the identity sources say of a token subject.
+type SubjectStatus int
+
+const (
+	// SubjectActive: a source still lists the person.
+	SubjectActive SubjectStatus = iota
+	// SubjectRemoved: no source lists the person any more; grants made
+	// to them end.
+	SubjectRemoved
+	// SubjectUndetermined: a source that may list the person cannot be
+	// read right now (e.g. its Secret is being replaced). Refuse for now,
+	// but do not end the grant: the person was not removed.
+	SubjectUndetermined
+)
+
+// Subject says whether sub, the subject of a grant that outlives the
+// login it started with (a refresh-token family), is still a person who
+// may get tokens. Every such grant asks here before issuing, and every
+// identity source must answer here: the users Secret now, upstream
+// identity providers later (which answer from what they cached at login,
+// as the design forbids calling an upstream outside login). It reads
+// memory only: it runs on the token path.
+func (s *Snapshot) Subject(sub string) SubjectStatus {
+	switch {
+	case s.Users != nil:
+		if _, ok := s.Users.BySubject(sub); ok {
+			return SubjectActive
+		}
+		return SubjectRemoved
+	case s.UsersUnavailable:
+		return SubjectUndetermined
+	default:
+		// No identity source is configured: nobody can be a subject.
+		return SubjectRemoved
+	}
 }
 
 // SigningKey returns the key that signs at now, if the key set has one.

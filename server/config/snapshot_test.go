@@ -5,11 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/users"
 )
 
 func clientKey(o client.Object) client.ObjectKey { return client.ObjectKeyFromObject(o) }
@@ -114,5 +116,43 @@ func TestBuildKeepsParsedSecretsUntilTheyChange(t *testing.T) {
 	}
 	if _, err := b.Build(Inputs{}); err == nil {
 		t.Error("no AuthorizationServer must be an error")
+	}
+}
+
+// Subject is the identity sources' one answer on whether a grant's person
+// still exists: an unreadable users Secret removes nobody.
+func TestSubjectStatus(t *testing.T) {
+	as := &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), users.MinBcryptCost)
+	good := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "people", ResourceVersion: "1"},
+		Data: map[string][]byte{users.SecretDataKey: []byte("users:\n- username: alice\n  subject: sub-alice\n  passwordHash: " + string(hash) + "\n")}}
+	bad := good.DeepCopy()
+	bad.ResourceVersion = "2"
+	bad.Data[users.SecretDataKey] = []byte("users: {")
+	withUsers := as.DeepCopy()
+	withUsers.Spec.Users = &gatehousev1alpha1.UsersSpec{SecretRef: gatehousev1alpha1.LocalObjectReference{Name: "people"}}
+
+	var b Builder
+	for _, tc := range []struct {
+		name string
+		in   Inputs
+		want map[string]SubjectStatus
+	}{
+		{"no users source", Inputs{Server: as}, map[string]SubjectStatus{"sub-alice": SubjectRemoved}},
+		{"users Secret", Inputs{Server: withUsers, UsersSecret: good},
+			map[string]SubjectStatus{"sub-alice": SubjectActive, "alice": SubjectRemoved, "sub-bob": SubjectRemoved}},
+		{"users Secret missing", Inputs{Server: withUsers}, map[string]SubjectStatus{"sub-alice": SubjectUndetermined}},
+		{"users Secret broken", Inputs{Server: withUsers, UsersSecret: bad}, map[string]SubjectStatus{"sub-alice": SubjectUndetermined}},
+	} {
+		s, err := b.Build(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for sub, want := range tc.want {
+			if got := s.Subject(sub); got != want {
+				t.Errorf("%s: Subject(%q) = %v, want %v", tc.name, sub, got, want)
+			}
+		}
 	}
 }
