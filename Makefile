@@ -158,3 +158,29 @@ $(STATICCHECK):
 	@echo "tools: installing staticcheck $(STATICCHECK_VERSION) into bin/"
 	@GOBIN=$(BIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@mv $(BIN)/staticcheck $@
+
+##@ Cluster
+
+# A real single-node cluster on this machine without Docker (hack/cluster):
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd,
+# runc, kubelet, kube-proxy and CoreDNS, built from Go modules into ./bin.
+# Needs root; state in .gatehouse-cluster/.
+CLUSTER_IMG ?= localhost/gatehouse:dev
+export CLUSTER_KUBECONFIG := $(CURDIR)/.gatehouse-cluster/kubeconfig
+
+.PHONY: cluster
+cluster: ## Start a single-node Kubernetes cluster here (or reuse the running one); print its kubeconfig and node.
+	@hack/cluster/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the cluster and remove all it made: processes, mounts, network namespaces, bridge, iptables rules, state.
+	@hack/cluster/cluster.sh down
+
+.PHONY: image
+image: ## Build the gatehouse image without Docker (the Dockerfile's equivalent) and load it into the cluster (CLUSTER_IMG=...).
+	@VERSION='$(VERSION)' COMMIT='$(COMMIT)' hack/cluster/image.sh '$(CLUSTER_IMG)'
+
+.PHONY: test-cluster
+test-cluster: $(HELM) ## On the running cluster: helm install the chart with the local image, apply the samples, run test/cluster.
+	@GATEHOUSE_REQUIRE_CLUSTER=1 VERSION='$(VERSION)' COMMIT='$(COMMIT)' hack/cluster/image.sh '$(CLUSTER_IMG)'
+	go test $(GO_TEST_FLAGS) -tags cluster -v -timeout 40m ./test/cluster/...
