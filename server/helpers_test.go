@@ -159,14 +159,22 @@ type testServer struct {
 	clock *clock
 }
 
-func newTestServer(t testing.TB) *testServer {
+func newTestServer(t testing.TB) *testServer { return newTestServerWith(t, nil) }
+
+// newTestServerWith lets a test set Options beyond the source, store and
+// clock.
+func newTestServerWith(t testing.TB, opts func(*Options)) *testServer {
 	t.Helper()
 	ts := &testServer{clock: &clock{t: time.Now()}, store: memory.New()}
 	ts.Server = httptest.NewUnstartedServer(nil)
 	ts.Start()
 	t.Cleanup(ts.Close)
 	ts.src = config.NewStatic(testSnapshot(t, ts.URL, ts.clock.Now()))
-	srv, err := New(Options{Source: ts.src, Store: ts.store, Now: ts.clock.Now})
+	o := Options{Source: ts.src, Store: ts.store, Now: ts.clock.Now}
+	if opts != nil {
+		opts(&o)
+	}
+	srv, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,9 @@ package server
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
@@ -35,22 +35,22 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 
 	username, password := form.Get("username"), form.Get("password")
 	data.Username = username
-	ip := clientIP(r)
-	switch {
-	case snap.Users == nil:
+	addr := s.proxies.clientAddr(r)
+	if snap.Users == nil {
 		data.Error = "Sign-in is not available: this server has no users configured."
 		s.pages.render(w, http.StatusServiceUnavailable, "login", ar.RedirectURI, data)
 		return result{outcome: ErrTemporarilyUnavailable}
-	case !s.throttle.allowed(username, ip, now):
+	}
+	if ok, _, wait := s.throttle.allowed(username, addr, now); !ok {
 		s.metrics.logins.WithLabelValues("throttled").Inc()
-		w.Header().Set("Retry-After", "30")
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		data.Error = "Too many failed attempts. Wait a minute and try again."
 		s.pages.render(w, http.StatusTooManyRequests, "login", ar.RedirectURI, data)
 		return result{outcome: "throttled"}
 	}
 	user, err := snap.Users.Authenticate(username, password)
 	if err != nil {
-		s.throttle.failed(username, ip, now)
+		s.throttle.failed(username, addr, now)
 		s.metrics.logins.WithLabelValues("invalid_credentials").Inc()
 		data.Error = "Incorrect username or password."
 		s.pages.render(w, http.StatusUnauthorized, "login", ar.RedirectURI, data)
@@ -113,16 +113,4 @@ func trimIssuer(snap *config.Snapshot) string {
 		p = p[:len(p)-1]
 	}
 	return p
-}
-
-// clientIP is the address the connection came from. Forwarded headers are
-// not trusted: anyone can set them, and the throttle would be bypassed.
-// Behind a proxy all clients share its address, which only makes the
-// per-IP limit stricter.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -36,6 +36,9 @@ type Options struct {
 	ConsentTTL time.Duration
 	// LoginThrottle limits failed logins; DefaultLoginThrottle when zero.
 	LoginThrottle ThrottleConfig
+	// TrustedProxies may report the client address in a forwarding
+	// header; without them the connection's peer is the client.
+	TrustedProxies TrustedProxies
 }
 
 // Server serves the public endpoints (ServeHTTP) and the operational ones
@@ -50,6 +53,7 @@ type Server struct {
 	sessionTTL time.Duration
 	consentTTL time.Duration
 	throttle   *loginThrottle
+	proxies    TrustedProxies
 	pages      *pages
 	grants     map[string]grantHandler
 
@@ -63,7 +67,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		src: o.Source, store: o.Store, now: o.Now, log: o.Logger,
-		sessionTTL: o.SessionTTL, consentTTL: o.ConsentTTL,
+		sessionTTL: o.SessionTTL, consentTTL: o.ConsentTTL, proxies: o.TrustedProxies,
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -1,18 +1,28 @@
 package server
 
 import (
+	"crypto/sha256"
+	"math"
+	"net/netip"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// ThrottleConfig limits failed logins per username and per client IP. Each
-// failure spends a token; a bucket refills at one token per interval. When
-// either bucket is empty, the login page refuses to check a password until
-// it refills (OWASP Authentication Cheat Sheet: account lockout by
-// throttling rather than locking, so an attacker cannot lock a user out for
-// good).
+// ThrottleConfig limits failed logins per account and per client address.
+// Each failure spends a token from both buckets; a bucket refills at one
+// token per interval. When either bucket is empty, the login page refuses
+// to check a password until it refills (OWASP Authentication Cheat Sheet:
+// throttling rather than locking, so an attacker cannot lock a user out
+// for good).
+//
+// The two keys split the damage an attacker can do. Guessing one account's
+// password from many addresses empties that account's bucket only; spraying
+// many accounts from one address empties that address's bucket only. A
+// person on another address, logging in to an account nobody is guessing,
+// is never held up. That needs the real client address: behind a proxy,
+// configure TrustedProxies, or every client shares the proxy's address.
 type ThrottleConfig struct {
 	UserBurst    int
 	UserInterval time.Duration
@@ -20,62 +30,143 @@ type ThrottleConfig struct {
 	IPInterval   time.Duration
 }
 
-// DefaultLoginThrottle allows 5 failures per username, then one per 30 s,
-// and 20 per IP, then one per 5 s.
+// DefaultLoginThrottle allows 5 failures per account, then one per 30 s,
+// and 20 per client address, then one per 5 s.
 var DefaultLoginThrottle = ThrottleConfig{UserBurst: 5, UserInterval: 30 * time.Second, IPBurst: 20, IPInterval: 5 * time.Second}
 
-// maxThrottleKeys bounds the memory an attacker spraying usernames or
-// addresses can make the throttle use.
+// maxThrottleKeys bounds each bucket map. Keys are fixed-size (a SHA-256 of
+// the username, an address prefix), so however long the usernames an
+// attacker sends, the throttle holds at most this many small entries per
+// map: a few megabytes.
 const maxThrottleKeys = 50_000
+
+// evictionSample is how many buckets a full map looks at to pick one to
+// drop, in the manner of Redis's approximated LRU: bounded work per insert
+// rather than a scan of the whole map.
+const evictionSample = 16
+
+// throttleReason says which bucket refused a login.
+type throttleReason string
+
+const (
+	throttledAccount throttleReason = "account"
+	throttledAddress throttleReason = "address"
+)
+
+type accountKey [sha256.Size]byte
 
 type loginThrottle struct {
 	cfg   ThrottleConfig
 	mu    sync.Mutex
-	users map[string]*rate.Limiter
-	ips   map[string]*rate.Limiter
+	users *buckets[accountKey]
+	addrs *buckets[netip.Prefix]
 }
 
 func newLoginThrottle(cfg ThrottleConfig) *loginThrottle {
 	if cfg == (ThrottleConfig{}) {
 		cfg = DefaultLoginThrottle
 	}
-	return &loginThrottle{cfg: cfg, users: map[string]*rate.Limiter{}, ips: map[string]*rate.Limiter{}}
+	return &loginThrottle{
+		cfg:   cfg,
+		users: newBuckets[accountKey](rate.Every(cfg.UserInterval), cfg.UserBurst, maxThrottleKeys),
+		addrs: newBuckets[netip.Prefix](rate.Every(cfg.IPInterval), cfg.IPBurst, maxThrottleKeys),
+	}
 }
 
-// allowed reports whether a login attempt for username from ip may be
-// checked at now.
-func (t *loginThrottle) allowed(username, ip string, now time.Time) bool {
+// throttleAccount is the bucket key of a username. Hashing bounds the key
+// size whatever the form carried.
+func throttleAccount(username string) accountKey { return sha256.Sum256([]byte(username)) }
+
+// throttleAddress is the bucket key of a client address. An IPv6 client
+// usually holds a whole /64, so its addresses share one bucket; an IPv4
+// address is its own. An invalid address (a test's pipe) is one bucket.
+func throttleAddress(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	return p
+}
+
+// allowed reports whether a login attempt for username from addr may be
+// checked at now; if not, which bucket refused it and when to retry.
+func (t *loginThrottle) allowed(username string, addr netip.Addr, now time.Time) (bool, throttleReason, time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, l := range []*rate.Limiter{t.users[username], t.ips[ip]} {
-		if l != nil && l.TokensAt(now) < 1 {
-			return false
-		}
+	if wait := t.users.wait(throttleAccount(username), now); wait > 0 {
+		return false, throttledAccount, wait
 	}
-	return true
+	if wait := t.addrs.wait(throttleAddress(addr), now); wait > 0 {
+		return false, throttledAddress, wait
+	}
+	return true, "", 0
 }
 
-// failed records a failed attempt.
-func (t *loginThrottle) failed(username, ip string, now time.Time) {
+// failed records a failed attempt against both buckets.
+func (t *loginThrottle) failed(username string, addr netip.Addr, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.limiter(t.users, username, t.cfg.UserInterval, t.cfg.UserBurst, now).AllowN(now, 1)
-	t.limiter(t.ips, ip, t.cfg.IPInterval, t.cfg.IPBurst, now).AllowN(now, 1)
+	t.users.spend(throttleAccount(username), now)
+	t.addrs.spend(throttleAddress(addr), now)
 }
 
-func (t *loginThrottle) limiter(m map[string]*rate.Limiter, key string, every time.Duration, burst int, now time.Time) *rate.Limiter {
-	if l, ok := m[key]; ok {
-		return l
+// buckets is a bounded map of token buckets. The caller holds the
+// throttle's lock.
+type buckets[K comparable] struct {
+	limit rate.Limit
+	burst int
+	max   int
+	m     map[K]*rate.Limiter
+}
+
+func newBuckets[K comparable](limit rate.Limit, burst, max int) *buckets[K] {
+	return &buckets[K]{limit: limit, burst: burst, max: max, m: map[K]*rate.Limiter{}}
+}
+
+// wait is how long until key's bucket holds a token; 0 when it does now.
+func (b *buckets[K]) wait(key K, now time.Time) time.Duration {
+	l, ok := b.m[key]
+	if !ok {
+		return 0
 	}
-	if len(m) >= maxThrottleKeys {
-		// Forget buckets that have refilled: they hold no information.
-		for k, l := range m {
-			if l.TokensAt(now) >= float64(l.Burst()) {
-				delete(m, k)
-			}
+	tokens := l.TokensAt(now)
+	if tokens >= 1 {
+		return 0
+	}
+	return time.Duration(math.Ceil((1 - tokens) / float64(b.limit) * float64(time.Second)))
+}
+
+func (b *buckets[K]) spend(key K, now time.Time) {
+	l, ok := b.m[key]
+	if !ok {
+		if len(b.m) >= b.max {
+			b.evict(now)
+		}
+		l = rate.NewLimiter(b.limit, b.burst)
+		b.m[key] = l
+	}
+	l.AllowN(now, 1)
+}
+
+// evict drops the fullest of a sample of buckets: a full bucket holds no
+// information, and a nearly full one little. An account under attack has
+// an empty bucket, so flooding the map with fresh keys rarely evicts it,
+// and each fresh key costs the flooder a failure from its address bucket.
+func (b *buckets[K]) evict(now time.Time) {
+	var victim K
+	most, seen := -1.0, 0
+	for k, l := range b.m {
+		if tokens := l.TokensAt(now); tokens > most {
+			victim, most = k, tokens
+		}
+		if seen++; seen == evictionSample || most >= float64(b.burst) {
+			break
 		}
 	}
-	l := rate.NewLimiter(rate.Every(every), burst)
-	m[key] = l
-	return l
+	delete(b.m, victim)
 }

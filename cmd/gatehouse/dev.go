@@ -42,6 +42,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/devenv"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
+	"github.com/gatehouse-dev/gatehouse/server"
 )
 
 // What `gatehouse dev` creates.
@@ -66,6 +67,10 @@ type devFlags struct {
 	port     int
 	reset    bool
 	crds     string
+	// proxyArgs pass --trusted-proxies and --forwarded-header on to the
+	// token server, for a local reverse proxy (e.g. a TLS terminator) in
+	// front of it; by default nothing is in front and no proxy is trusted.
+	proxyArgs []string
 }
 
 func parseDevFlags(args []string, stderr io.Writer) (*devFlags, error) {
@@ -76,6 +81,8 @@ func parseDevFlags(args []string, stderr io.Writer) (*devFlags, error) {
 	fs.IntVar(&f.port, "port", 5556, "port of the token server on 127.0.0.1; the issuer is http://127.0.0.1:PORT")
 	fs.BoolVar(&f.reset, "reset", false, "delete the state of earlier runs and start afresh")
 	fs.StringVar(&f.crds, "crds", "", "directory of the CRD manifests; default: config/crd/bases of the repository around the working directory")
+	proxies := fs.String("trusted-proxies", "", "as for gatehouse server: CIDR prefixes of a reverse proxy you run in front of the token server")
+	header := fs.String("forwarded-header", server.HeaderXForwardedFor, "as for gatehouse server: "+server.HeaderXForwardedFor+" or "+server.HeaderForwarded)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: gatehouse dev [flags]")
 		fmt.Fprintln(stderr)
@@ -99,6 +106,10 @@ func parseDevFlags(args []string, stderr io.Writer) (*devFlags, error) {
 	if strings.TrimSpace(f.stateDir) == "" {
 		return nil, fmt.Errorf("%w: --state-dir must not be empty", errUsage)
 	}
+	if _, err := server.ParseTrustedProxies(strings.Split(*proxies, ","), *header); err != nil {
+		return nil, fmt.Errorf("%w: --trusted-proxies / --forwarded-header: %v", errUsage, err)
+	}
+	f.proxyArgs = []string{"--trusted-proxies", *proxies, "--forwarded-header", *header}
 	return f, nil
 }
 
@@ -265,7 +276,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (retEr
 
 	// The token server, a child process.
 	step = time.Now()
-	srvDone, stopServer, err := startDevServer(kubeconfig, f.port, metricsPort, logs["server"])
+	srvDone, stopServer, err := startDevServer(kubeconfig, f.port, metricsPort, logs["server"], f.proxyArgs...)
 	if err != nil {
 		return err
 	}
@@ -370,16 +381,16 @@ func probeReady(ctx context.Context, c *http.Client, readyz string) error {
 
 // startDevServer runs `gatehouse server` as a child. stop sends SIGTERM and
 // waits (SIGKILL after 15s).
-func startDevServer(kubeconfig string, port, metricsPort int, log *os.File) (done chan error, stop func(), err error) {
+func startDevServer(kubeconfig string, port, metricsPort int, log *os.File, extraArgs ...string) (done chan error, stop func(), err error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, nil, err
 	}
-	cmd := exec.Command(exe, "server",
-		"--authorization-server", devNamespace+"/"+devServer,
-		"--listen", "127.0.0.1:"+strconv.Itoa(port),
-		"--metrics-listen", "127.0.0.1:"+strconv.Itoa(metricsPort),
-		"--gc-interval", "1m")
+	cmd := exec.Command(exe, append([]string{"server",
+		"--authorization-server", devNamespace + "/" + devServer,
+		"--listen", "127.0.0.1:" + strconv.Itoa(port),
+		"--metrics-listen", "127.0.0.1:" + strconv.Itoa(metricsPort),
+		"--gc-interval", "1m"}, extraArgs...)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Own process group: Ctrl-C reaches only us, and we stop the server

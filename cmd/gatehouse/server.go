@@ -39,10 +39,12 @@ type serverFlags struct {
 	postgresURL     string
 	logLevel        slog.Level
 	gcInterval      time.Duration
+	proxies         server.TrustedProxies
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	f := &serverFlags{}
+	var err error
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	ref := fs.String("authorization-server", "", "the AuthorizationServer to serve, as NAMESPACE/NAME (required)")
@@ -52,6 +54,10 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.postgresURL, "postgres-url", "", "PostgreSQL URL for storage type Postgres (default $"+postgresURLEnv+")")
 	fs.DurationVar(&f.gcInterval, "gc-interval", time.Minute, "how often expired codes, tokens and sessions are deleted")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	proxies := fs.String("trusted-proxies", "", "comma-separated CIDR prefixes of the proxies in front of the server (ingress, load balancer); "+
+		"only from them is the client address read from the forwarded header, which the login throttle keys on")
+	header := fs.String("forwarded-header", server.HeaderXForwardedFor, "the header the trusted proxies write the client address to: "+
+		server.HeaderXForwardedFor+" or "+server.HeaderForwarded+" (RFC 7239)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -82,6 +88,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	}
 	if f.gcInterval < time.Second {
 		return nil, fmt.Errorf("%w: --gc-interval must be at least 1s", errUsage)
+	}
+	if f.proxies, err = server.ParseTrustedProxies(strings.Split(*proxies, ","), *header); err != nil {
+		return nil, fmt.Errorf("%w: --trusted-proxies / --forwarded-header: %v", errUsage, err)
 	}
 	return f, nil
 }
@@ -146,7 +155,7 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer store.Close()
 
-	srv, err := server.New(server.Options{Source: src, Store: store, Logger: log})
+	srv, err := server.New(server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies})
 	if err != nil {
 		return err
 	}
@@ -161,7 +170,8 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 	}()
 	log.Info("token server started", "authorizationServer", f.namespace+"/"+f.name, "issuer", snap.Issuer,
-		"storage", snap.StorageType, "listen", f.listen, "metricsListen", f.metricsListen, "version", version.Version)
+		"storage", snap.StorageType, "listen", f.listen, "metricsListen", f.metricsListen, "version", version.Version,
+		"trustedProxies", fmt.Sprint(f.proxies.Prefixes), "forwardedHeader", f.proxies.Header)
 
 	select {
 	case <-ctx.Done():

@@ -31,6 +31,16 @@ func TestServerFlags(t *testing.T) {
 	if f.namespace != "auth-system" || f.name != "main" || f.listen != ":8080" || f.metricsListen != ":9090" || f.postgresURL != "postgres://u:pw@127.0.0.1/db" {
 		t.Fatalf("flags = %+v", f)
 	}
+	if len(f.proxies.Prefixes) != 0 || f.proxies.Header != "X-Forwarded-For" {
+		t.Errorf("by default no proxy is trusted: %+v", f.proxies)
+	}
+	f, err = parseServerFlags([]string{"--authorization-server", "a/b", "--trusted-proxies", "10.0.0.0/8, fd00::/8,192.0.2.7", "--forwarded-header", "Forwarded"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(f.proxies.Prefixes); got != "[10.0.0.0/8 fd00::/8 192.0.2.7/32]" || f.proxies.Header != "Forwarded" {
+		t.Errorf("--trusted-proxies parsed to %s, header %s", got, f.proxies.Header)
+	}
 	for _, args := range [][]string{
 		{},
 		{"--authorization-server", "main"},
@@ -39,6 +49,9 @@ func TestServerFlags(t *testing.T) {
 		{"--authorization-server", "a/b", "--listen", "8080"},
 		{"--authorization-server", "a/b", "--log-level", "loud"},
 		{"--authorization-server", "a/b", "extra"},
+		{"--authorization-server", "a/b", "--trusted-proxies", "10.0.0.0/8,proxy.example"},
+		{"--authorization-server", "a/b", "--trusted-proxies", "10.0.0.1/8"},
+		{"--authorization-server", "a/b", "--forwarded-header", "X-Real-IP"},
 	} {
 		if _, err := parseServerFlags(args, io.Discard); !errors.Is(err, errUsage) {
 			t.Errorf("%q: got %v, want a usage error", args, err)
@@ -146,5 +159,20 @@ func TestServerCommand(t *testing.T) {
 	}
 	if _, err := httpGet(issuer + "/metrics"); err == nil {
 		t.Error("metrics are served on the public port")
+	}
+}
+
+// gatehouse dev passes the proxy settings on to its token server, checked
+// before anything starts.
+func TestDevFlagsTrustedProxies(t *testing.T) {
+	f, err := parseDevFlags([]string{"--trusted-proxies", "127.0.0.1/32"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.proxyArgs, " "); got != "--trusted-proxies 127.0.0.1/32 --forwarded-header X-Forwarded-For" {
+		t.Errorf("server arguments %q", got)
+	}
+	if _, err := parseDevFlags([]string{"--trusted-proxies", "localhost"}, io.Discard); !errors.Is(err, errUsage) {
+		t.Errorf("a bad --trusted-proxies: %v, want a usage error", err)
 	}
 }

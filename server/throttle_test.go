@@ -1,0 +1,228 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+)
+
+func TestClientAddr(t *testing.T) {
+	proxies, err := ParseTrustedProxies([]string{"10.0.0.0/8", "fd00::/8", "192.0.2.7"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := proxies
+	fwd.Header = HeaderForwarded
+	for _, tc := range []struct {
+		name    string
+		tp      TrustedProxies
+		peer    string
+		headers map[string][]string
+		want    string
+	}{
+		{"no proxies configured: the header is ignored", TrustedProxies{}, "10.1.2.3:5000",
+			map[string][]string{"X-Forwarded-For": {"203.0.113.9"}}, "10.1.2.3"},
+		{"untrusted peer: its header is ignored", proxies, "198.51.100.1:5000",
+			map[string][]string{"X-Forwarded-For": {"203.0.113.9"}}, "198.51.100.1"},
+		{"trusted peer", proxies, "10.1.2.3:5000",
+			map[string][]string{"X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9"},
+		{"a client-supplied entry left of the proxy's is not believed", proxies, "10.1.2.3:5000",
+			map[string][]string{"X-Forwarded-For": {"1.2.3.4, 203.0.113.9"}}, "203.0.113.9"},
+		{"a chain of trusted proxies", proxies, "10.1.2.3:5000",
+			map[string][]string{"X-Forwarded-For": {"6.6.6.6, 203.0.113.9", "192.0.2.7, 10.9.9.9"}}, "203.0.113.9"},
+		{"all trusted: the leftmost", proxies, "10.1.2.3:5000",
+			map[string][]string{"X-Forwarded-For": {"10.4.4.4, 10.5.5.5"}}, "10.4.4.4"},
+		{"no header from a trusted proxy: the proxy", proxies, "10.1.2.3:5000", nil, "10.1.2.3"},
+		{"garbage stops at the proxy that wrote it", proxies, "10.1.2.3:5000",
+			map[string][]string{"X-Forwarded-For": {"203.0.113.9, bogus"}}, "10.1.2.3"},
+		{"ports and IPv6", proxies, "[fd00::1]:5000",
+			map[string][]string{"X-Forwarded-For": {"[2001:db8::5]:443"}}, "2001:db8::5"},
+		{"IPv4-mapped peer", proxies, "[::ffff:10.1.2.3]:5000",
+			map[string][]string{"X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9"},
+		{"X-Forwarded-For configured: Forwarded is ignored", proxies, "10.1.2.3:5000",
+			map[string][]string{"Forwarded": {"for=1.2.3.4"}, "X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9"},
+		{"Forwarded configured: X-Forwarded-For is ignored", fwd, "10.1.2.3:5000",
+			map[string][]string{"Forwarded": {`for=203.0.113.9;proto=https`}, "X-Forwarded-For": {"1.2.3.4"}}, "203.0.113.9"},
+		{"Forwarded with quotes, ports and a chain", fwd, "10.1.2.3:5000",
+			map[string][]string{"Forwarded": {`for=1.2.3.4, for="[2001:db8::5]:4711";by=10.1.2.3`, `For="10.7.7.7:80"`}}, "2001:db8::5"},
+		{"Forwarded unknown stops the walk", fwd, "10.1.2.3:5000",
+			map[string][]string{"Forwarded": {`for=203.0.113.9, for=unknown`}}, "10.1.2.3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/login", nil)
+			r.RemoteAddr = tc.peer
+			for k, vs := range tc.headers {
+				for _, v := range vs {
+					r.Header.Add(k, v)
+				}
+			}
+			if got := tc.tp.clientAddr(r); got.String() != tc.want {
+				t.Errorf("clientAddr = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	tp, err := ParseTrustedProxies([]string{" 10.0.0.0/8", "2001:db8::1", "", "::ffff:192.0.2.1"}, "forwarded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(tp.Prefixes); got != "[10.0.0.0/8 2001:db8::1/128 192.0.2.1/32]" || tp.Header != HeaderForwarded {
+		t.Errorf("parsed %s %s", got, tp.Header)
+	}
+	for _, tc := range []struct {
+		cidrs  []string
+		header string
+		want   string
+	}{
+		{[]string{"10.0.0.1/8"}, "", "has host bits set; did you mean 10.0.0.0/8?"},
+		{[]string{"10.0.0.0/33"}, "", "is not a CIDR prefix"},
+		{[]string{"proxy.example"}, "", "is not a CIDR prefix"},
+		{[]string{"fe80::1%eth0"}, "", "is not a CIDR prefix"},
+		{nil, "X-Real-IP", `forwarded header "X-Real-IP" is neither`},
+	} {
+		if _, err := ParseTrustedProxies(tc.cidrs, tc.header); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseTrustedProxies(%q, %q) = %v, want %q", tc.cidrs, tc.header, err, tc.want)
+		}
+	}
+}
+
+// Failed logins are throttled per client address, across usernames; an
+// IPv6 client's /64 is one address.
+func TestLoginThrottlePerAddress(t *testing.T) {
+	th := newLoginThrottle(ThrottleConfig{UserBurst: 100, UserInterval: time.Second, IPBurst: 3, IPInterval: time.Minute})
+	now := time.Now()
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	for i := range 3 {
+		user := string(rune('a' + i))
+		if ok, _, _ := th.allowed(user, a, now); !ok {
+			t.Fatalf("attempt %d refused", i)
+		}
+		th.failed(user, a, now)
+	}
+	if ok, why, wait := th.allowed("someone-else", a, now); ok || why != throttledAddress || wait != time.Minute {
+		t.Errorf("a fourth username from the same address: allowed %v (%s, retry in %v), want refused by address for 1m", ok, why, wait)
+	}
+	if ok, _, _ := th.allowed("someone-else", b, now); !ok {
+		t.Error("another address is not affected")
+	}
+	if ok, _, _ := th.allowed("someone-else", a, now.Add(time.Minute)); !ok {
+		t.Error("the address bucket must refill")
+	}
+
+	v6 := newLoginThrottle(ThrottleConfig{UserBurst: 100, UserInterval: time.Second, IPBurst: 1, IPInterval: time.Minute})
+	v6.failed("x", netip.MustParseAddr("2001:db8:1:2::1"), now)
+	if ok, _, _ := v6.allowed("y", netip.MustParseAddr("2001:db8:1:2:ffff::9"), now); ok {
+		t.Error("another address of the same IPv6 /64 must share its bucket")
+	}
+	if ok, _, _ := v6.allowed("y", netip.MustParseAddr("2001:db8:1:3::1"), now); !ok {
+		t.Error("another /64 is not affected")
+	}
+}
+
+// However many and however long the usernames sprayed at the login page,
+// the throttle keeps a bounded number of fixed-size entries, and the
+// account under attack stays throttled.
+func TestLoginThrottleMemoryIsBounded(t *testing.T) {
+	th := newLoginThrottle(DefaultLoginThrottle)
+	now := time.Now()
+	victim := netip.MustParseAddr("198.51.100.1")
+	for range DefaultLoginThrottle.UserBurst {
+		th.failed("alice", victim, now)
+	}
+	long := strings.Repeat("x", 1024)
+	for i := range 3 * maxThrottleKeys {
+		addr := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		th.failed(fmt.Sprintf("%s-%d", long, i), addr, now)
+	}
+	if n, m := len(th.users.m), len(th.addrs.m); n > maxThrottleKeys || m > maxThrottleKeys {
+		t.Fatalf("throttle holds %d account and %d address buckets, want at most %d each", n, m, maxThrottleKeys)
+	}
+	if ok, why, _ := th.allowed("alice", netip.MustParseAddr("203.0.113.50"), now); ok || why != throttledAccount {
+		t.Errorf("the attacked account was forgotten under the flood: allowed %v (%s)", ok, why)
+	}
+}
+
+// The issue 14 attack: behind a proxy, a spray of wrong passwords for
+// random usernames must not lock everyone out. With the proxy trusted, the
+// attacker's real address is throttled and a person elsewhere, whose
+// account is not under attack, signs in; the attacker cannot escape by
+// writing addresses into X-Forwarded-For.
+func TestLoginSprayBehindProxyLocksOutOnlyTheAttacker(t *testing.T) {
+	ts := newTestServerWith(t, func(o *Options) {
+		tp, err := ParseTrustedProxies([]string{"127.0.0.1/32", "::1/128"}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.TrustedProxies = tp
+	})
+	// through the proxy: it appends the real address to what the client sent.
+	login := func(b *browser, realAddr, spoofed, username, password string) int {
+		t.Helper()
+		resp, _ := b.get(ts.webConfig("orders:read").AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+		_, page := b.get(location(t, resp).String())
+		f := hiddenFields(page)
+		f.Set("username", username)
+		f.Set("password", password)
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+endpoints.LoginPath, strings.NewReader(f.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", strings.TrimPrefix(spoofed+", "+realAddr, ", "))
+		resp, _ = b.do(req)
+		return resp.StatusCode
+	}
+
+	attacker := newBrowser(t, ts)
+	refused := 0
+	for i := range DefaultLoginThrottle.IPBurst + 5 {
+		spoofed := fmt.Sprintf("192.0.2.%d", i)
+		switch status := login(attacker, "203.0.113.9", spoofed, fmt.Sprintf("user-%d", i), "guess"); status {
+		case http.StatusUnauthorized:
+		case http.StatusTooManyRequests:
+			refused++
+		default:
+			t.Fatalf("attempt %d: %d", i, status)
+		}
+	}
+	if refused != 5 {
+		t.Fatalf("%d of the attacker's attempts were throttled, want the 5 past the address burst", refused)
+	}
+	if status := login(newBrowser(t, ts), "198.51.100.7", "", testUser, testPassword); status != http.StatusSeeOther {
+		t.Fatalf("a user on another address with the right password got %d, want 303 on to consent", status)
+	}
+	if status := login(newBrowser(t, ts), "203.0.113.9", "", testUser, testPassword); status != http.StatusTooManyRequests {
+		t.Fatalf("the attacker's own address got %d, want 429", status)
+	}
+}
+
+// Without trusted proxies, a forwarding header is the client's word and is
+// ignored: rotating it does not get round the throttle.
+func TestLoginThrottleIgnoresForwardingHeaderByDefault(t *testing.T) {
+	ts := newTestServer(t)
+	b := newBrowser(t, ts)
+	resp, _ := b.get(ts.webConfig("orders:read").AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	_, page := b.get(location(t, resp).String())
+	f := hiddenFields(page)
+	f.Set("password", "guess")
+	for i := range DefaultLoginThrottle.IPBurst + 1 {
+		f.Set("username", fmt.Sprintf("user-%d", i))
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+endpoints.LoginPath, strings.NewReader(f.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("192.0.2.%d", i))
+		resp, _ = b.do(req)
+	}
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("attempt %d with a fresh X-Forwarded-For: %d, want 429", DefaultLoginThrottle.IPBurst+1, resp.StatusCode)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "5" {
+		t.Errorf("Retry-After = %q, want 5 (one address token)", ra)
+	}
+}
