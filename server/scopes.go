@@ -1,29 +1,55 @@
 package server
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
+// Limits on a scope parameter. A client may be allowed at most 64 scopes
+// (the OAuthClient CRD's MaxItems) of at most 128 characters each (the
+// ScopeName CRD's MaxLength), so no request the server could grant comes
+// near them; they bound what an unauthenticated caller can make /authorize
+// and /token parse, since any public client_id reaches the parser.
+const (
+	maxScopes      = 64
+	maxScopeLength = 128
+	// maxScopeParam is maxScopes tokens of maxScopeLength and the spaces
+	// between them: checked first, so oversized input costs nothing.
+	maxScopeParam = maxScopes*(maxScopeLength+1) - 1
+)
+
 // parseScope splits a scope parameter (RFC 6749 §3.3): space-delimited
-// scope-tokens of %x21 / %x23-5B / %x5D-7E. Duplicates collapse.
+// scope-tokens of %x21 / %x23-5B / %x5D-7E. Duplicates collapse, keeping
+// the first occurrence's position. Its cost is linear in len(s).
 func parseScope(s string) ([]string, *Error) {
 	if s == "" {
 		return nil, nil
 	}
-	var out []string
+	if len(s) > maxScopeParam {
+		return nil, invalidScope(fmt.Sprintf("scope is %d bytes long; at most %d scopes of at most %d characters each (%d bytes) are accepted", len(s), maxScopes, maxScopeLength, maxScopeParam))
+	}
+	if n := strings.Count(s, " ") + 1; n > maxScopes {
+		return nil, invalidScope(fmt.Sprintf("scope lists %d entries; at most %d are accepted", n, maxScopes))
+	}
+	out := make([]string, 0, strings.Count(s, " ")+1)
+	seen := make(map[string]struct{}, cap(out))
 	for tok := range strings.SplitSeq(s, " ") {
 		if tok == "" {
 			return nil, invalidScope("scope has an empty entry: separate scopes with single spaces")
+		}
+		if len(tok) > maxScopeLength {
+			return nil, invalidScope(fmt.Sprintf("scope %s is longer than %d characters", safeName(tok), maxScopeLength))
 		}
 		for i := 0; i < len(tok); i++ {
 			if c := tok[i]; c < 0x21 || c == '"' || c == '\\' || c > 0x7e {
 				return nil, invalidScope("scope " + safeName(tok) + " contains a character RFC 6749 §3.3 does not allow")
 			}
 		}
-		if !slices.Contains(out, tok) {
+		if _, dup := seen[tok]; !dup {
+			seen[tok] = struct{}{}
 			out = append(out, tok)
 		}
 	}
