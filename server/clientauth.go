@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/base64"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -86,19 +87,27 @@ func decodeBasic(payload string) (id, secret string, err error) {
 // is the same invalid_client, so that a caller cannot tell an unknown
 // client_id from a wrong secret or method.
 func authenticateClient(snap *config.Snapshot, cred clientCredentials, now time.Time) (*config.Client, *Error) {
+	c, _, e := checkClient(snap, cred, now)
+	return c, e
+}
+
+// checkClient is authenticateClient that also says why it refused, for the
+// security log only: the client is told nothing more than invalid_client.
+func checkClient(snap *config.Snapshot, cred clientCredentials, now time.Time) (*config.Client, string, *Error) {
 	basic := cred.Method == gatehousev1alpha1.AuthClientSecretBasic
 	fail := invalidClient("client authentication failed", basic)
 	c, ok := snap.Clients[cred.ID]
-	if !ok || c.AuthMethod != cred.Method {
-		return nil, fail
+	switch {
+	case !ok:
+		return nil, "unknown_client", fail
+	case c.AuthMethod != cred.Method:
+		return nil, "wrong_method", fail
+	case cred.Method == gatehousev1alpha1.AuthNone:
+		return c, "", nil
+	case !secretMatches(c, cred.Secret, now):
+		return nil, "wrong_secret", fail
 	}
-	if cred.Method == gatehousev1alpha1.AuthNone {
-		return c, nil
-	}
-	if !secretMatches(c, cred.Secret, now) {
-		return nil, fail
-	}
-	return c, nil
+	return c, "", nil
 }
 
 // secretMatches reports whether secret matches a hash that has not expired.
@@ -120,10 +129,24 @@ func secretMatches(c *config.Client, secret string, now time.Time) bool {
 }
 
 // clientAuthFromRequest reads and checks a request's client credentials.
+// Refusing credentials that were presented is a security event: a run of
+// them is someone guessing secrets, or a client left with a revoked one. A
+// request that presents none is merely invalid.
 func clientAuthFromRequest(r *http.Request, snap *config.Snapshot, form url.Values, now time.Time) (*config.Client, *Error) {
-	cred, e := readClientCredentials(r.Header.Get("Authorization"), form)
-	if e != nil {
-		return nil, e
+	authorization := r.Header.Get("Authorization")
+	cred, e := readClientCredentials(authorization, form)
+	reason := "malformed_credentials"
+	var c *config.Client
+	if e == nil {
+		c, reason, e = checkClient(snap, cred, now)
 	}
-	return authenticateClient(snap, cred, now)
+	presented := authorization != "" || form.Get("client_id") != ""
+	if e != nil && e.Code == ErrInvalidClient && presented {
+		attrs := []slog.Attr{slog.String("reason", reason)}
+		if cred.ID != "" {
+			attrs = append(attrs, slog.String("client_id", loggable(cred.ID)), slog.String("auth_method", string(cred.Method)))
+		}
+		infoFrom(r.Context()).securityEvent(r.Context(), EventClientAuthFailed, attrs...)
+	}
+	return c, e
 }

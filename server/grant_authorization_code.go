@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
@@ -42,6 +43,9 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 		return nil, invalidGrant("the authorization code is invalid or has expired")
 	case errors.Is(err, storage.ErrCodeReplayed):
 		s.revokeIssued(ctx, ac.Issued)
+		infoFrom(ctx).securityEvent(ctx, EventCodeReplay, slog.String("client_id", req.Client.ID),
+			slog.String("code_client_id", ac.ClientID), slog.String("sub", ac.Subject),
+			slog.String("revoked_jti", ac.Issued.AccessTokenID), slog.String("revoked_grant_id", ac.Issued.RefreshFamilyID))
 		return nil, invalidGrant("the authorization code has already been used; the tokens issued for it are revoked")
 	case err != nil:
 		return nil, serverError("storage: " + err.Error())

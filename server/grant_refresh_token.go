@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -49,6 +50,10 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 		Subject: old.Subject, Scopes: old.Scopes, AuthTime: old.AuthTime,
 		IssuedAt: req.Now, ExpiresAt: old.ExpiresAt,
 	}, req.Now)
+	if errors.Is(err, storage.ErrRefreshTokenReused) {
+		infoFrom(ctx).securityEvent(ctx, EventRefreshTokenReuse, slog.String("client_id", old.ClientID),
+			slog.String("sub", old.Subject), slog.String("revoked_grant_id", old.FamilyID))
+	}
 	if e := refreshStoreError(err); e != nil {
 		return nil, e
 	}

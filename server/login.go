@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -35,14 +36,23 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 
 	username, password := form.Get("username"), form.Get("password")
 	data.Username = username
+	info := infoFrom(r.Context())
 	addr := s.proxies.clientAddr(r)
 	if snap.Users == nil {
 		data.Error = "Sign-in is not available: this server has no users configured."
 		s.pages.render(w, http.StatusServiceUnavailable, "login", ar.RedirectURI, data)
 		return result{outcome: ErrTemporarilyUnavailable}
 	}
-	if ok, _, wait := s.throttle.allowed(username, addr, now); !ok {
+	if ok, why, wait := s.throttle.allowed(username, addr, now); !ok {
 		s.metrics.logins.WithLabelValues("throttled").Inc()
+		// A username that is no account may be a password typed into the
+		// wrong field: only real accounts are named.
+		who := slog.Bool("username_known", false)
+		if u, known := snap.Users.Lookup(username); known {
+			who = slog.String("username", u.Username)
+		}
+		info.securityEvent(r.Context(), EventLoginThrottled, slog.String("throttled_by", string(why)), who,
+			slog.String("client_id", client.ID))
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		data.Error = "Too many failed attempts. Wait a minute and try again."
 		s.pages.render(w, http.StatusTooManyRequests, "login", ar.RedirectURI, data)

@@ -16,6 +16,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	logins   *prometheus.CounterVec
+	security *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -33,8 +34,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "gatehouse", Subsystem: "server", Name: "login_attempts_total",
 			Help: "Login attempts by outcome: success, invalid_credentials or throttled.",
 		}, []string{"outcome"}),
+		security: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "server", Name: "security_events_total",
+			Help: "Security events to alert on, each also logged as \"security event\": code_replay, refresh_token_reuse, login_throttled, client_authentication_failed.",
+		}, []string{"event"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.logins} {
+	for _, e := range securityEvents {
+		m.security.WithLabelValues(e)
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.logins, m.security} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -170,6 +170,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	r = r.WithContext(withRequestInfo(r.Context(), &requestInfo{s: s, endpoint: endpoint, addr: s.proxies.clientAddr(r)}))
 	res := h(w, r, snap)
 	s.metrics.observe(endpoint, res, start)
 }

@@ -1,0 +1,78 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+)
+
+// Security events: what an operator alerts on. Each occurrence is one log
+// line at level WARN with msg "security event" and attribute event, and
+// one increment of gatehouse_server_security_events_total{event}. Neither
+// ever carries a code, token, secret or password.
+const (
+	// EventCodeReplay: an authorization code was presented again; what its
+	// first redemption issued is revoked (RFC 6749 §4.1.2).
+	EventCodeReplay = "code_replay"
+	// EventRefreshTokenReuse: a rotated refresh token was presented; its
+	// family and the family's access tokens are revoked (RFC 9700 §4.14.2).
+	EventRefreshTokenReuse = "refresh_token_reuse"
+	// EventLoginThrottled: the login throttle refused to check a password.
+	EventLoginThrottled = "login_throttled"
+	// EventClientAuthFailed: client authentication was refused at the
+	// token, revocation or introspection endpoint.
+	EventClientAuthFailed = "client_authentication_failed"
+)
+
+// securityEvents lists every event, so that each counter exists at zero
+// from the start and rate() alerts work before the first occurrence.
+var securityEvents = []string{EventCodeReplay, EventRefreshTokenReuse, EventLoginThrottled, EventClientAuthFailed}
+
+// maxLoggedValue bounds a client-chosen string (a client_id that does not
+// exist) in a log line.
+const maxLoggedValue = 128
+
+// requestInfo is what the server worked out about a request before routing
+// it, carried in the request's context to the code that needs it: grants
+// get a context, not the request.
+type requestInfo struct {
+	s        *Server
+	endpoint string
+	// addr is the client's address as the trusted proxies report it.
+	addr netip.Addr
+}
+
+type requestInfoKey struct{}
+
+func withRequestInfo(ctx context.Context, ri *requestInfo) context.Context {
+	return context.WithValue(ctx, requestInfoKey{}, ri)
+}
+
+// infoFrom returns the request's info; nil outside ServeHTTP (unit tests
+// and fuzzers calling handlers' helpers directly), which records nothing.
+func infoFrom(ctx context.Context) *requestInfo {
+	ri, _ := ctx.Value(requestInfoKey{}).(*requestInfo)
+	return ri
+}
+
+// securityEvent records one security event: a log line and a count.
+func (ri *requestInfo) securityEvent(ctx context.Context, event string, attrs ...slog.Attr) {
+	if ri == nil {
+		return
+	}
+	ri.s.metrics.security.WithLabelValues(event).Inc()
+	attrs = append([]slog.Attr{
+		slog.String("event", event),
+		slog.String("endpoint", ri.endpoint),
+		slog.String("client_address", ri.addr.String()),
+	}, attrs...)
+	ri.s.log.LogAttrs(ctx, slog.LevelWarn, "security event", attrs...)
+}
+
+// loggable shortens a client-chosen value for a log line.
+func loggable(s string) string {
+	if len(s) <= maxLoggedValue {
+		return s
+	}
+	return s[:maxLoggedValue] + "…"
+}
