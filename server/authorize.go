@@ -129,45 +129,57 @@ func pageURL(snap *config.Snapshot, path, authRequest string) string {
 }
 
 // afterLogin continues a flow once the person is known: to the consent
-// page if something needs consent, else straight back with a code.
+// page if the person must be asked, else straight back with a code.
 func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, now time.Time) result {
-	need, err := s.scopesNeedingConsent(r.Context(), snap, client, ar, now)
+	_, ask, err := s.consentNeeded(r.Context(), snap, client, ar, now)
 	if err != nil {
 		s.log.Error("reading consent", "error", err)
 		redirectError(w, r, ar.RedirectURI, ar.State, snap.Issuer, serverError("consent could not be read"))
 		return result{outcome: ErrServerError}
 	}
-	if len(need) > 0 {
+	if ask {
 		http.Redirect(w, r, pageURL(snap, endpoints.ConsentPath, ar.ID), http.StatusSeeOther)
 		return result{outcome: outcomeSuccess}
 	}
 	return s.issueCode(w, r, snap, ar, now)
 }
 
-// scopesNeedingConsent are the requested scopes the person must still
-// approve: none for skipConsent clients; otherwise those that require
-// consent and are not covered by a remembered decision.
-func (s *Server) scopesNeedingConsent(ctx context.Context, snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, now time.Time) ([]*config.Scope, error) {
-	if client.SkipConsent {
-		return nil, nil
+// consentNeeded decides whether the person must see the consent page, and
+// which of the requested scopes it lists: those that require consent.
+//
+// A confidential client is asked only for what no remembered decision
+// covers, and not at all with skipConsent. A public client is always
+// asked, whatever it remembers or claims: anyone can send a browser to
+// /authorize with its client_id, and for a native app's loopback or
+// private-use redirect URI the server cannot tell the real app from an
+// impostor, so only the person's approval of this very request keeps
+// codes from being issued silently to whoever asked (RFC 6749 §10.2,
+// RFC 8252 §8.6). The CRD refuses skipConsent on public clients; this
+// holds for objects stored before that rule.
+func (s *Server) consentNeeded(ctx context.Context, snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, now time.Time) (need []*config.Scope, ask bool, err error) {
+	if client.SkipConsent && !client.Public {
+		return nil, false, nil
 	}
-	var need []*config.Scope
 	for _, name := range ar.Scopes {
 		if sc, ok := snap.Scopes[name]; ok && sc.RequiresConsent {
 			need = append(need, sc)
 		}
 	}
+	if client.Public {
+		return need, true, nil
+	}
 	if len(need) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	c, err := s.store.GetConsent(ctx, ar.Subject, client.ID, now)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return need, nil
+		return need, true, nil
 	case err != nil:
-		return nil, err
+		return nil, false, err
 	}
-	return slices.DeleteFunc(need, func(sc *config.Scope) bool { return slices.Contains(c.Scopes, sc.Name) }), nil
+	need = slices.DeleteFunc(need, func(sc *config.Scope) bool { return slices.Contains(c.Scopes, sc.Name) })
+	return need, len(need) > 0, nil
 }
 
 // issueCode ends a flow: it stores a single-use code bound to the client,
@@ -189,11 +201,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, snap *config.
 	if err := s.store.DeleteAuthRequest(ctx, ar.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.Warn("deleting finished authorization request", "error", err)
 	}
-	status := http.StatusFound
-	if r.Method == http.MethodPost {
-		status = http.StatusSeeOther
-	}
-	http.Redirect(w, r, redirectURL(ar.RedirectURI, url.Values{"code": {code}, "state": {ar.State}, "iss": {snap.Issuer}}), status)
+	http.Redirect(w, r, redirectURL(ar.RedirectURI, url.Values{"code": {code}, "state": {ar.State}, "iss": {snap.Issuer}}), redirectStatus(r))
 	return result{outcome: outcomeSuccess}
 }
 

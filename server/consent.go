@@ -11,7 +11,8 @@ import (
 
 // handleConsent asks the logged-in person to approve the scopes the client
 // requested (GET) and records the decision (POST). Deny sends the browser
-// back with access_denied (RFC 6749 §4.1.2.1).
+// back with access_denied (RFC 6749 §4.1.2.1). Every redirect answering a
+// POST is 303 (redirectStatus), deny included.
 func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	now := s.now()
 	form, res, ok := s.readPageForm(w, r, snap, "consent")
@@ -30,20 +31,21 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 		http.Redirect(w, r, pageURL(snap, endpoints.LoginPath, ar.ID), http.StatusSeeOther)
 		return result{outcome: "login_required"}
 	}
-	need, err := s.scopesNeedingConsent(ctx, snap, client, ar, now)
+	need, ask, err := s.consentNeeded(ctx, snap, client, ar, now)
 	if err != nil {
 		s.log.Error("reading consent", "error", err)
 		redirectError(w, r, ar.RedirectURI, ar.State, snap.Issuer, serverError("consent could not be read"))
 		return result{outcome: ErrServerError}
 	}
 	if r.Method == http.MethodGet {
-		if len(need) == 0 {
+		if !ask {
 			return s.issueCode(w, r, snap, ar, now)
 		}
 		s.pages.render(w, http.StatusOK, "consent", ar.RedirectURI, pageData{
 			Title: "Allow access", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.ConsentPath,
 			CSRF: csrfToken(w, r, snap), AuthRequest: ar.ID, ClientName: client.DisplayName,
 			Subject: ar.Subject, Username: usernameOf(snap, ar.Subject), Scopes: need,
+			OfferRemember: !client.Public,
 		})
 		return result{outcome: outcomeSuccess}
 	}
@@ -59,7 +61,9 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 		s.errorPage(w, snap, http.StatusBadRequest, "Invalid request", "Choose Allow or Deny.")
 		return result{outcome: ErrInvalidRequest}
 	}
-	if form.Get("remember") == "yes" {
+	// A public client's consent is never remembered (see consentNeeded),
+	// so its page offers no such choice and a forged one is ignored.
+	if form.Get("remember") == "yes" && !client.Public {
 		scopes := slices.Clone(ar.Scopes)
 		if prev, err := s.store.GetConsent(ctx, ar.Subject, client.ID, now); err == nil {
 			for _, sc := range prev.Scopes {

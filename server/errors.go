@@ -123,5 +123,15 @@ func redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, i
 		"error_description": {e.Description},
 		"state":             {state},
 		"iss":               {issuer},
-	}), http.StatusFound)
+	}), redirectStatus(r))
+}
+
+// redirectStatus is 303 for the answer to a POST, so that the browser
+// follows with a GET and never re-posts the form, password included, to
+// the client (RFC 9700 §4.12: 307 would); 302 otherwise.
+func redirectStatus(r *http.Request) int {
+	if r.Method == http.MethodPost {
+		return http.StatusSeeOther
+	}
+	return http.StatusFound
 }

@@ -52,6 +52,8 @@ type pageData struct {
 	Username    string
 	Error       string
 	Scopes      []*config.Scope
+	// OfferRemember shows "Remember this decision" on the consent page.
+	OfferRemember bool
 }
 
 // securityHeaders are sent with every page. form-action allows the
