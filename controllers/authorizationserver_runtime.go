@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -175,10 +176,11 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 	container := corev1.Container{
 		Name:  "server",
 		Image: r.image(srv),
-		Args: []string{"server",
+		Args: append([]string{"server",
 			"--authorization-server", srv.Namespace + "/" + srv.Name,
 			"--listen", fmt.Sprintf(":%d", serverHTTPPort),
 			"--metrics-listen", fmt.Sprintf(":%d", serverMetricsPort)},
+			proxyArgs(srv.Spec.Network)...),
 		Ports: []corev1.ContainerPort{
 			{Name: "http", ContainerPort: serverHTTPPort, Protocol: corev1.ProtocolTCP},
 			{Name: "metrics", ContainerPort: serverMetricsPort, Protocol: corev1.ProtocolTCP},
@@ -217,6 +219,26 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 	} else {
 		tpl.Spec.Containers = []corev1.Container{container}
 	}
+}
+
+// proxyArgs are the server flags for spec.network. The server takes them as
+// flags rather than from its watch of the AuthorizationServer, so that
+// whom it trusts is fixed for the life of a pod and a change rolls out as
+// a new ReplicaSet. None without trusted proxies, so that servers without
+// proxies keep the pod template they had.
+func proxyArgs(n oauthv1.NetworkSpec) []string {
+	if len(n.TrustedProxies) == 0 {
+		return nil
+	}
+	cidrs := make([]string, len(n.TrustedProxies))
+	for i, c := range n.TrustedProxies {
+		cidrs[i] = string(c)
+	}
+	header := n.ForwardedHeader
+	if header == "" {
+		header = oauthv1.ForwardedHeaderXForwardedFor
+	}
+	return []string{"--trusted-proxies", strings.Join(cidrs, ","), "--forwarded-header", string(header)}
 }
 
 // reconcileRBAC gives the token server read access to exactly what it

@@ -77,7 +77,62 @@ type AuthorizationServerSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	AllowedClients AllowedClients `json:"allowedClients,omitempty"`
+
+	// Network describes the path from clients to the token server: which
+	// proxies stand in front of it.
+	//
+	// +optional
+	Network NetworkSpec `json:"network,omitempty"`
 }
+
+// NetworkSpec describes what stands between clients and the token server.
+type NetworkSpec struct {
+	// TrustedProxies are the proxies in front of the token server (the
+	// ingress controller's pods, a load balancer), as CIDR prefixes such as
+	// 10.0.0.0/8 or fd00::/8. Only from them is the client's address read
+	// from forwardedHeader; the login throttle limits failures per client
+	// address. Leave it empty when clients connect to the server directly.
+	// Behind a proxy, without it, every client shares the proxy's address,
+	// and anyone failing to log in often enough holds up everyone's
+	// logins. Never list addresses clients can connect from directly: they
+	// could then choose the address the throttle sees.
+	//
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=set
+	// +optional
+	TrustedProxies []CIDR `json:"trustedProxies,omitempty"`
+
+	// ForwardedHeader is the header the trusted proxies write the client's
+	// address to: X-Forwarded-For (default; ingress-nginx, Envoy, most
+	// load balancers) or Forwarded (RFC 7239). The other is ignored, since
+	// a proxy passes on a header it does not write with whatever the
+	// client put in it.
+	//
+	// +kubebuilder:default=X-Forwarded-For
+	// +optional
+	ForwardedHeader ForwardedHeader `json:"forwardedHeader,omitempty"`
+}
+
+// CIDR is an IPv4 or IPv6 prefix in CIDR notation, without host bits.
+//
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=49
+// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="must be a CIDR prefix such as 10.0.0.0/8 or fd00::/8 (a single host is 192.0.2.7/32)"
+// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).masked() == cidr(self)",message="must not have host bits set: write the network address, e.g. 10.0.0.0/8 rather than 10.1.2.3/8"
+// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).prefixLength() > 0",message="must not trust every address (/0): any client could then choose the address the login throttle sees"
+type CIDR string
+
+// ForwardedHeader names the header proxies report the client address in.
+//
+// +kubebuilder:validation:Enum=X-Forwarded-For;Forwarded
+type ForwardedHeader string
+
+const (
+	// ForwardedHeaderXForwardedFor is the de facto X-Forwarded-For.
+	ForwardedHeaderXForwardedFor ForwardedHeader = "X-Forwarded-For"
+	// ForwardedHeaderForwarded is RFC 7239's Forwarded.
+	ForwardedHeaderForwarded ForwardedHeader = "Forwarded"
+)
 
 // SigningAlgorithm is a JWS algorithm (RFC 7518) for access tokens.
 //

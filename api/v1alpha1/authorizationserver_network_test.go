@@ -1,0 +1,50 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+)
+
+// spec.network.trustedProxies is checked at apply time: CIDR prefixes
+// only, without host bits, never the whole Internet.
+func TestTrustedProxiesValidation(t *testing.T) {
+	cp := testenv.Get(t)
+	ns := namespace(t, cp)
+	ctx := context.Background()
+	many := make([]string, 65)
+	for i := range many {
+		many[i] = fmt.Sprintf(`"10.%d.0.0/16"`, i)
+	}
+	for i, tc := range []struct {
+		name, patch, want string // want "" accepts
+	}{
+		{"IPv4 and IPv6 prefixes", `spec: {network: {trustedProxies: ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]}}`, ""},
+		{"Forwarded", `spec: {network: {trustedProxies: ["10.0.0.0/8"], forwardedHeader: Forwarded}}`, ""},
+		{"empty", `spec: {network: {}}`, ""},
+		{"a host name", `spec: {network: {trustedProxies: ["proxy.example.com"]}}`, "must be a CIDR prefix such as 10.0.0.0/8"},
+		{"an address without a prefix length", `spec: {network: {trustedProxies: ["10.1.2.3"]}}`, "must be a CIDR prefix"},
+		{"host bits", `spec: {network: {trustedProxies: ["10.1.2.3/8"]}}`, "must not have host bits set"},
+		{"IPv4 everything", `spec: {network: {trustedProxies: ["0.0.0.0/0"]}}`, "must not trust every address (/0)"},
+		{"IPv6 everything", `spec: {network: {trustedProxies: ["::/0"]}}`, "must not trust every address (/0)"},
+		{"duplicates", `spec: {network: {trustedProxies: ["10.0.0.0/8", "10.0.0.0/8"]}}`, "Duplicate value"},
+		{"too many", `spec: {network: {trustedProxies: [` + strings.Join(many, ",") + `]}}`, "must have at most 64 items"},
+		{"unknown header", `spec: {network: {trustedProxies: ["10.0.0.0/8"], forwardedHeader: X-Real-IP}}`, `Unsupported value: "X-Real-IP"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := object(t, validServer, tc.patch)
+			obj.SetNamespace(ns)
+			obj.SetName(fmt.Sprintf("net-%d", i))
+			err := cp.Client.Create(ctx, obj)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("rejected: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
