@@ -21,6 +21,26 @@
 //		...
 //	}
 //
+// # Users and clients
+//
+// A token is either a user's, issued through the authorization code flow
+// (and refreshed) to a client acting for that user, or a client's own,
+// issued through client_credentials with no user involved. Both carry sub
+// and client_id, and the two kinds of subject never collide (RFC 9700
+// §4.15):
+//
+//   - a client's own token has sub "client:" followed by its client_id,
+//     e.g. sub "client:shop.storefront" with client_id "shop.storefront";
+//   - a user's token has the user's subject as sub, and Gatehouse refuses
+//     any user whose subject starts with "client:" (in any case), so a
+//     user named "shop.storefront" is still not that client.
+//
+// Claims.IsClient and Claims.UserSubject tell them apart; key per-user
+// data by UserSubject, never by Subject alone, and give a client's own
+// token only what the client itself may do. Validate refuses a token
+// whose sub starts with "client:" but names another client than its
+// client_id. Tokens of a user also carry auth_time; a client's do not.
+//
 // Keys come from the jwks_uri in the issuer's RFC 8414 metadata. They are
 // cached for as long as the JWKS response's Cache-Control allows, refreshed
 // in the background after that, and fetched at once when a token names a

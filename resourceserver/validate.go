@@ -35,6 +35,32 @@ type Claims struct {
 // HasScope reports whether the token was granted scope.
 func (c *Claims) HasScope(scope string) bool { return slices.Contains(c.Scopes, scope) }
 
+// ClientSubjectPrefix begins the sub of a token a client got for itself
+// (client_credentials): "client:" followed by its client_id. Gatehouse
+// refuses user subjects that start with it, so the two never collide.
+const ClientSubjectPrefix = "client:"
+
+// IsClient reports whether the token was issued to a client acting for
+// itself (client_credentials), with no user involved: its sub is
+// ClientSubjectPrefix followed by its client_id.
+func (c *Claims) IsClient() bool { return c.Subject == ClientSubjectPrefix+c.ClientID }
+
+// UserSubject returns the subject of the user on whose behalf the token
+// was issued, and false for a client's own token. Key per-user data by
+// this, never by Subject alone: a client's own token has a Subject too.
+func (c *Claims) UserSubject() (string, bool) {
+	if clientNamespace(c.Subject) {
+		return "", false
+	}
+	return c.Subject, true
+}
+
+// clientNamespace reports whether sub starts with ClientSubjectPrefix, in
+// any case, as Gatehouse's check on user subjects does.
+func clientNamespace(sub string) bool {
+	return len(sub) >= len(ClientSubjectPrefix) && strings.EqualFold(sub[:len(ClientSubjectPrefix)], ClientSubjectPrefix)
+}
+
 // tokenClaims is the JSON form. Its own date and audience types decode
 // without the allocations of generic ones: this runs on every request.
 type tokenClaims struct {
@@ -177,6 +203,11 @@ func (v *Validator) checkClaims(tc *tokenClaims) (*Claims, error) {
 		return nil, fmt.Errorf("%w: client_id", ErrMissingClaim)
 	case tc.ID == "":
 		return nil, fmt.Errorf("%w: jti", ErrMissingClaim)
+	case clientNamespace(tc.Subject) && tc.Subject != ClientSubjectPrefix+tc.ClientID:
+		// Gatehouse issues no such token: a sub in the clients' namespace
+		// names the token's own client, or IsClient and UserSubject
+		// would not tell a client from a user.
+		return nil, fmt.Errorf("%w: sub starts with %q but is not the token's client_id", ErrMalformed, ClientSubjectPrefix)
 	}
 	now := v.now()
 	exp, iat := tc.ExpiresAt.Time, tc.IssuedAt.Time

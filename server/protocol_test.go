@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/internal/users"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
@@ -59,7 +61,7 @@ func TestClientCredentialsIssuesRFC9068Token(t *testing.T) {
 		t.Errorf("header = %v", header)
 	}
 	aud, _ := claims.GetAudience()
-	if claims["sub"] != ccClientID || claims["client_id"] != ccClientID || claims["scope"] != "orders:read" ||
+	if claims["sub"] != "client:"+ccClientID || claims["client_id"] != ccClientID || claims["scope"] != "orders:read" ||
 		!slices.Equal(aud, []string{"https://billing.internal", "https://orders.example.test"}) {
 		t.Errorf("claims = %v", claims)
 	}
@@ -295,5 +297,41 @@ func TestCORSForPublicClientOrigins(t *testing.T) {
 	resp.Body.Close()
 	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Error("introspection must not be open to browsers")
+	}
+}
+
+// A client's own token and a user's token never share a sub, even when
+// the user's subject is exactly the client's client_id (RFC 9700 §4.15):
+// the client's is "client:<client_id>".
+func TestClientAndUserSubjectsDisjoint(t *testing.T) {
+	ts := newTestServer(t)
+	h, err := bcrypt.GenerateFromPassword([]byte(testPassword), users.MinBcryptCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := users.Parse([]byte("users:\n- username: " + testUser + "\n  passwordHash: " + string(h) + "\n  subject: " + ccClientID + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.update(func(s *config.Snapshot) { s.Users = dir })
+
+	cc, err := ts.ccConfig(ccClientID, ccSecret, "orders:read").Token(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := ts.webConfig("orders:read")
+	verifier := oauth2.GenerateVerifier()
+	back := newBrowser(t, ts).authorize(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "approve", false)
+	user, err := cfg.Exchange(ctx(t), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ccClaims, _ := ts.parseAccessToken(t, cc.AccessToken)
+	userClaims, _ := ts.parseAccessToken(t, user.AccessToken)
+	if ccClaims["sub"] != "client:"+ccClientID || userClaims["sub"] != ccClientID {
+		t.Fatalf("client token sub %v, user token sub %v: want client:%s and %s", ccClaims["sub"], userClaims["sub"], ccClientID, ccClientID)
+	}
+	if info := ts.introspect(t, cc.AccessToken); info["sub"] != "client:"+ccClientID {
+		t.Errorf("introspection of the client's token: sub %v", info["sub"])
 	}
 }

@@ -22,7 +22,7 @@ func TestIntrospectionReflectsRevocationAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := ts.introspect(t, tok.AccessToken)
-	if got["active"] != true || got["client_id"] != ccClientID || got["scope"] != "orders:read" || got["sub"] != ccClientID || got["iss"] != ts.URL {
+	if got["active"] != true || got["client_id"] != ccClientID || got["scope"] != "orders:read" || got["sub"] != "client:"+ccClientID || got["iss"] != ts.URL {
 		t.Fatalf("introspection = %v", got)
 	}
 	// Revoke (RFC 7009) by the owning client: then inactive.

@@ -8,6 +8,7 @@
 //	- username: alice
 //	  passwordHash: $2y$10$...   # bcrypt, e.g. from `htpasswd -nbBC 10 "" PASSWORD | cut -d: -f2`
 //	  subject: 2f0c8b7e-...      # optional; the token's sub; defaults to username
+//	                             # must not start with "client:" (ClientSubjectPrefix)
 //	  email: alice@example.com   # optional
 //	  name: Alice Example        # optional
 //	  groups: [admins]           # optional
@@ -24,6 +25,23 @@ import (
 
 // SecretDataKey is the data key of the users list in the Secret.
 const SecretDataKey = "users.yaml"
+
+// ClientSubjectPrefix begins the sub of every access token a client gets
+// for itself (client_credentials): "client:" followed by its client_id. No
+// user's subject may start with it, so a user and a client never share a
+// sub, whatever their names (RFC 9700 §4.15), and a resource server can
+// tell the two apart from sub alone. The resourceserver package relies on
+// the same prefix.
+const ClientSubjectPrefix = "client:"
+
+// ClientSubject is the sub of a token a client gets for itself.
+func ClientSubject(clientID string) string { return ClientSubjectPrefix + clientID }
+
+// reservedSubject reports whether sub is in the clients' namespace. Case
+// is ignored so that no consumer that folds case can be confused either.
+func reservedSubject(sub string) bool {
+	return len(sub) >= len(ClientSubjectPrefix) && strings.EqualFold(sub[:len(ClientSubjectPrefix)], ClientSubjectPrefix)
+}
 
 // MinBcryptCost is the least bcrypt cost accepted: below it a stolen
 // Secret's hashes are too cheap to crack.
@@ -76,6 +94,12 @@ func Parse(data []byte) (*Directory, error) {
 		}
 		if u.Subject == "" {
 			u.Subject = u.Username
+			if reservedSubject(u.Subject) {
+				return nil, fmt.Errorf("%s: a username starting with %q needs a subject of its own: the subject defaults to the username, and subjects starting with %q are reserved for clients' tokens", where, ClientSubjectPrefix, ClientSubjectPrefix)
+			}
+		}
+		if reservedSubject(u.Subject) {
+			return nil, fmt.Errorf("%s: subject %q starts with %q, which is reserved for clients' tokens: choose another subject", where, u.Subject, ClientSubjectPrefix)
 		}
 		if other, dup := subjects[u.Subject]; dup {
 			return nil, fmt.Errorf("%s: subject %q is also %s's", where, u.Subject, other)

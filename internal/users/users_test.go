@@ -76,3 +76,28 @@ func TestParseRejectsBadFiles(t *testing.T) {
 		}
 	}
 }
+
+// Subjects starting with "client:" belong to clients' own tokens: a user
+// may not have one, neither set nor defaulted from the username, in any
+// case (RFC 9700 §4.15).
+func TestParseRefusesClientSubjects(t *testing.T) {
+	h := hash(t, "pw", MinBcryptCost)
+	for entry, want := range map[string]string{
+		"username: client:apps.worker":                  "a username starting with \"client:\" needs a subject of its own",
+		"username: CLIENT:apps.worker":                  "needs a subject of its own",
+		"username: bob\n  subject: client:apps.worker":  `subject "client:apps.worker" starts with "client:", which is reserved for clients' tokens`,
+		"username: bob\n  subject: Client:apps.worker":  "reserved for clients' tokens",
+		"username: client:bob\n  subject: client:bob-1": "reserved for clients' tokens",
+	} {
+		_, err := Parse([]byte("users:\n- " + entry + "\n  passwordHash: \"" + h + "\"\n"))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error containing %q", entry, err, want)
+		}
+	}
+	// Named like a client_id, or with the prefix elsewhere: fine.
+	for _, entry := range []string{"username: apps.worker", "username: client:bob\n  subject: 8d7e0c1a", "username: bob\n  subject: urn:client:bob"} {
+		if _, err := Parse([]byte("users:\n- " + entry + "\n  passwordHash: \"" + h + "\"\n")); err != nil {
+			t.Errorf("%q: %v", entry, err)
+		}
+	}
+}

@@ -96,8 +96,8 @@ func TestTokensFromTheGatehouseServer(t *testing.T) {
 	api := http.NewServeMux()
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := resourceserver.ClaimsFrom(r.Context())
-		if c.ClientID != "apps.worker" || c.Subject != "apps.worker" {
-			t.Errorf("claims = %+v", c)
+		if _, isUser := c.UserSubject(); c.ClientID != "apps.worker" || c.Subject != "client:apps.worker" || !c.IsClient() || isUser {
+			t.Errorf("claims = %+v: want a client's own token, sub client:apps.worker", c)
 		}
 	})
 	api.Handle("GET /orders", v.Require("orders:read")(ok))
