@@ -43,7 +43,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 		s.pages.render(w, http.StatusServiceUnavailable, "login", ar.RedirectURI, data)
 		return result{outcome: ErrTemporarilyUnavailable}
 	}
-	if ok, why, wait := s.throttle.allowed(username, addr, now); !ok {
+	// A browser that logged in to this account before is throttled on its
+	// own (device.go); any other by the account and the address.
+	devices := s.derive(snap).deviceKeys
+	device, knownDevice := devices.verify(readCookie(r, snap, deviceCookie), username)
+	ok, why, wait := s.throttle.allowed(username, addr, now)
+	if knownDevice {
+		ok, why, wait = s.throttle.allowedDevice(device, now)
+	}
+	if !ok {
 		s.metrics.logins.WithLabelValues("throttled").Inc()
 		// A username that is no account may be a password typed into the
 		// wrong field: only real accounts are named.
@@ -60,7 +68,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 	}
 	user, err := snap.Users.Authenticate(username, password)
 	if err != nil {
-		s.throttle.failed(username, addr, now)
+		if knownDevice {
+			s.throttle.failedDevice(device, now)
+		} else {
+			s.throttle.failed(username, addr, now)
+		}
 		s.metrics.logins.WithLabelValues("invalid_credentials").Inc()
 		data.Error = "Incorrect username or password."
 		s.pages.render(w, http.StatusUnauthorized, "login", ar.RedirectURI, data)
@@ -81,6 +93,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 		_ = s.store.DeleteSession(ctx, storage.HashToken(old))
 	}
 	setCookie(w, snap, sessionCookie, cookie, int(s.sessionTTL/time.Second))
+	if key, ok := snap.SigningKey(now); ok {
+		// A new cookie on each login: the device's bucket starts afresh.
+		if v := devices.issue(key.ID, username); v != "" {
+			setCookie(w, snap, deviceCookie, v, deviceCookieMaxAge)
+		}
+	}
 	ar.Subject, ar.AuthTime = user.Subject, now
 	if err := s.store.UpdateAuthRequest(ctx, ar); err != nil {
 		s.log.Error("updating authorization request", "error", err)

@@ -115,6 +115,7 @@ type derived struct {
 	jwks         []byte
 	jwksErr      error
 	corsOrigins  map[string]bool
+	deviceKeys   deviceKeys
 }
 
 func (s *Server) derive(snap *config.Snapshot) *derived {
@@ -131,6 +132,7 @@ func (s *Server) derive(snap *config.Snapshot) *derived {
 	d.metadata = buildMetadata(snap)
 	d.jwks, d.jwksErr = buildJWKS(snap)
 	d.corsOrigins = corsOrigins(snap)
+	d.deviceKeys = deriveDeviceKeys(snap.Keys)
 	s.derived.Store(d)
 	return d
 }

@@ -23,6 +23,9 @@ import (
 // person on another address, logging in to an account nobody is guessing,
 // is never held up. That needs the real client address: behind a proxy,
 // configure TrustedProxies, or every client shares the proxy's address.
+// And a browser that has logged in to the account before is throttled by
+// its device cookie alone (see device.go), so even an account under attack,
+// or an address shared with an attacker, lets its owner in.
 type ThrottleConfig struct {
 	UserBurst    int
 	UserInterval time.Duration
@@ -51,6 +54,7 @@ type throttleReason string
 const (
 	throttledAccount throttleReason = "account"
 	throttledAddress throttleReason = "address"
+	throttledDevice  throttleReason = "device"
 )
 
 type accountKey [sha256.Size]byte
@@ -60,6 +64,9 @@ type loginThrottle struct {
 	mu    sync.Mutex
 	users *buckets[accountKey]
 	addrs *buckets[netip.Prefix]
+	// devices are the buckets of browsers with a device cookie; each gets
+	// an account's allowance.
+	devices *buckets[deviceID]
 }
 
 func newLoginThrottle(cfg ThrottleConfig) *loginThrottle {
@@ -67,9 +74,10 @@ func newLoginThrottle(cfg ThrottleConfig) *loginThrottle {
 		cfg = DefaultLoginThrottle
 	}
 	return &loginThrottle{
-		cfg:   cfg,
-		users: newBuckets[accountKey](rate.Every(cfg.UserInterval), cfg.UserBurst, maxThrottleKeys),
-		addrs: newBuckets[netip.Prefix](rate.Every(cfg.IPInterval), cfg.IPBurst, maxThrottleKeys),
+		cfg:     cfg,
+		users:   newBuckets[accountKey](rate.Every(cfg.UserInterval), cfg.UserBurst, maxThrottleKeys),
+		addrs:   newBuckets[netip.Prefix](rate.Every(cfg.IPInterval), cfg.IPBurst, maxThrottleKeys),
+		devices: newBuckets[deviceID](rate.Every(cfg.UserInterval), cfg.UserBurst, maxThrottleKeys),
 	}
 }
 
@@ -113,6 +121,26 @@ func (t *loginThrottle) failed(username string, addr netip.Addr, now time.Time) 
 	defer t.mu.Unlock()
 	t.users.spend(throttleAccount(username), now)
 	t.addrs.spend(throttleAddress(addr), now)
+}
+
+// allowedDevice is allowed for a login from a browser whose device cookie
+// verified for the username.
+func (t *loginThrottle) allowedDevice(device deviceID, now time.Time) (bool, throttleReason, time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if wait := t.devices.wait(device, now); wait > 0 {
+		return false, throttledDevice, wait
+	}
+	return true, "", 0
+}
+
+// failedDevice records a failed attempt from a browser with a device
+// cookie: against its own bucket only, so that its owner mistyping a
+// password does not help lock the account or the address.
+func (t *loginThrottle) failedDevice(device deviceID, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.devices.spend(device, now)
 }
 
 // buckets is a bounded map of token buckets. The caller holds the

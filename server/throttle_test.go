@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 )
 
 func TestClientAddr(t *testing.T) {
@@ -224,5 +226,123 @@ func TestLoginThrottleIgnoresForwardingHeaderByDefault(t *testing.T) {
 	}
 	if ra := resp.Header.Get("Retry-After"); ra != "5" {
 		t.Errorf("Retry-After = %q, want 5 (one address token)", ra)
+	}
+}
+
+// loginAttempt starts a fresh flow in b without its session (keeping its
+// other cookies, the device cookie among them) and posts a login.
+func loginAttempt(t *testing.T, ts *testServer, b *browser, username, password string) int {
+	t.Helper()
+	u, _ := url.Parse(ts.URL)
+	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1}})
+	resp, _ := b.get(ts.webConfig("orders:read").AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	_, page := b.get(location(t, resp).String())
+	f := hiddenFields(page)
+	f.Set("username", username)
+	f.Set("password", password)
+	resp, _ = b.post(ts.URL+endpoints.LoginPath, f)
+	return resp.StatusCode
+}
+
+// A browser in which the owner logged in before gets them in with the right
+// password even while an attacker on the same address has emptied both the
+// address's and the account's buckets; a fresh browser waits, and the
+// device cookie is good for its own account only.
+func TestDeviceCookieLetsTheOwnerInDuringAnAttack(t *testing.T) {
+	ts := newTestServer(t) // no trusted proxies: attacker and owner share 127.0.0.1
+	owner := newBrowser(t, ts)
+	if status := loginAttempt(t, ts, owner, testUser, testPassword); status != http.StatusSeeOther {
+		t.Fatalf("first login: %d", status)
+	}
+
+	attacker := newBrowser(t, ts)
+	for i := range DefaultLoginThrottle.IPBurst {
+		loginAttempt(t, ts, attacker, fmt.Sprintf("user-%d", i), "guess")
+	}
+	if status := loginAttempt(t, ts, attacker, testUser, "guess"); status != http.StatusTooManyRequests {
+		t.Fatalf("the attacker's address is not throttled: %d", status)
+	}
+	if status := loginAttempt(t, ts, newBrowser(t, ts), testUser, testPassword); status != http.StatusTooManyRequests {
+		t.Fatalf("a fresh browser on the attacked address got %d, want 429", status)
+	}
+	if status := loginAttempt(t, ts, owner, testUser, testPassword); status != http.StatusSeeOther {
+		t.Fatalf("the owner's browser got %d, want 303 on to consent", status)
+	}
+	if status := loginAttempt(t, ts, owner, "someone-else", testPassword); status != http.StatusTooManyRequests {
+		t.Fatalf("the device cookie helped another username: %d, want 429", status)
+	}
+
+	// Forged or altered cookies are no device cookie.
+	u, _ := url.Parse(ts.URL)
+	var device string
+	for _, c := range owner.client.Jar.Cookies(u) {
+		if c.Name == deviceCookie {
+			device = c.Value
+		}
+	}
+	if device == "" {
+		t.Fatal("no device cookie after a login")
+	}
+	kid, _, _ := strings.Cut(device, ".")
+	for name, forged := range map[string]string{
+		"altered MAC":  device[:len(device)-10] + flip(device[len(device)-10]) + device[len(device)-9:],
+		"unknown kid":  "nokey" + strings.TrimPrefix(device, kid),
+		"no MAC":       kid + ".AAAAAAAAAAAAAAAAAAAAAA",
+		"not a cookie": "x",
+	} {
+		b := newBrowser(t, ts)
+		b.client.Jar.SetCookies(u, []*http.Cookie{{Name: deviceCookie, Value: forged, Path: "/"}})
+		if status := loginAttempt(t, ts, b, testUser, testPassword); status != http.StatusTooManyRequests {
+			t.Errorf("%s: %d, want 429", name, status)
+		}
+	}
+}
+
+// Failures with a device cookie spend the cookie's own bucket: a stolen
+// cookie buys no more guesses than an account allows, and the owner's typos
+// do not lock the account for other browsers.
+func TestDeviceCookieHasItsOwnBucket(t *testing.T) {
+	ts := newTestServer(t)
+	owner := newBrowser(t, ts)
+	if status := loginAttempt(t, ts, owner, testUser, testPassword); status != http.StatusSeeOther {
+		t.Fatalf("first login: %d", status)
+	}
+	for i := range DefaultLoginThrottle.UserBurst {
+		if status := loginAttempt(t, ts, owner, testUser, "typo"); status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i, status)
+		}
+	}
+	if status := loginAttempt(t, ts, owner, testUser, testPassword); status != http.StatusTooManyRequests {
+		t.Fatalf("after %d failures with the cookie: %d, want 429", DefaultLoginThrottle.UserBurst, status)
+	}
+	if status := loginAttempt(t, ts, newBrowser(t, ts), testUser, testPassword); status != http.StatusSeeOther {
+		t.Fatalf("another browser after the cookie's failures: %d, want 303", status)
+	}
+}
+
+// flip returns a base64url character other than c.
+func flip(c byte) string {
+	if c == 'A' {
+		return "B"
+	}
+	return "A"
+}
+
+func TestDeviceKeysFollowTheKeySet(t *testing.T) {
+	now := time.Now()
+	k1, k2 := activeKey(t, "ES256", now), activeKey(t, "ES256", now)
+	both := deriveDeviceKeys(&keyset.Set{Keys: []keyset.Key{k1, k2}})
+	v := both.issue(k1.ID, "alice")
+	if _, ok := both.verify(v, "alice"); !ok {
+		t.Fatal("a fresh device cookie does not verify")
+	}
+	if _, ok := both.verify(v, "alice2"); ok {
+		t.Error("a device cookie verified for another username")
+	}
+	if _, ok := deriveDeviceKeys(&keyset.Set{Keys: []keyset.Key{k2}}).verify(v, "alice"); ok {
+		t.Error("a device cookie verified after its key left the key set")
+	}
+	if both.issue("unknown", "alice") != "" || len(deriveDeviceKeys(nil)) != 0 {
+		t.Error("issued without a key")
 	}
 }
