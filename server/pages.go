@@ -56,16 +56,19 @@ type pageData struct {
 	OfferRemember bool
 }
 
-// securityHeaders are sent with every page. form-action allows the
-// server itself and, for pages in an authorization flow, the client's
-// redirect URI: browsers apply form-action to the redirect that follows a
-// form post, so without it the redirect back to the app would be blocked.
+// securityHeaders are sent with every page. The CSP allows nothing but
+// the inline stylesheet, by its hash: no script at all, no images, fonts,
+// frames or connections, so markup that slipped into a page could neither
+// run nor load anything. form-action allows the server itself and, for
+// pages in an authorization flow, the client's redirect URI: browsers
+// apply form-action to the redirect that follows a form post, so without
+// it the redirect back to the app would be blocked.
 func (p *pages) securityHeaders(h http.Header, redirectURI string) {
 	formAction := "'self'"
 	if src := cspSource(redirectURI); src != "" {
 		formAction += " " + src
 	}
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src "+p.cssHash+"; img-src 'self' data:; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'none'; style-src "+p.cssHash+"; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -93,11 +96,11 @@ func cspSource(redirectURI string) string {
 func (p *pages) render(w http.ResponseWriter, status int, name, redirectURI string, d pageData) {
 	d.CSS = p.css
 	var buf bytes.Buffer
+	p.securityHeaders(w.Header(), redirectURI)
 	if err := p.tmpl.ExecuteTemplate(&buf, name, d); err != nil {
 		http.Error(w, "page rendering failed", http.StatusInternalServerError)
 		return
 	}
-	p.securityHeaders(w.Header(), redirectURI)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
@@ -110,7 +113,9 @@ func (s *Server) errorPage(w http.ResponseWriter, snap *config.Snapshot, status 
 }
 
 // Cookies. With an https issuer they carry the __Host- prefix: Secure,
-// Path=/, no Domain, so no sibling subdomain can plant or overwrite them.
+// Path=/, no Domain, so no sibling subdomain or plain-http page can plant
+// or overwrite them. Only the prefixed name is ever read then, so an
+// unprefixed cookie planted that way is ignored.
 const (
 	csrfCookie    = "gatehouse-csrf"
 	sessionCookie = "gatehouse-session"
