@@ -41,15 +41,21 @@ const (
 )
 
 // RedirectURI is where the server sends the browser back with the code. It
-// is matched exactly, character for character (RFC 9700 §4.1.3). It must be
-// absolute, without a fragment, and use https, except http on loopback hosts
-// (127.0.0.1, [::1], localhost) and private-use schemes of native apps such
-// as com.example.app:/callback (RFC 8252 §7).
+// is matched exactly, character for character (RFC 9700 §4.1.3), so it
+// cannot hold a wildcard or a pattern. The one exception is a native app's
+// loopback URI on the IP literal 127.0.0.1 or [::1] (not localhost): it
+// matches on any port, since the app listens on whichever port it gets
+// (RFC 8252 §7.3). It must be absolute, without a fragment or userinfo,
+// and use https, except http on loopback hosts (127.0.0.1, [::1],
+// localhost) and private-use schemes of native apps such as
+// com.example.app:/callback (RFC 8252 §7).
 //
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=2048
 // +kubebuilder:validation:XValidation:rule="isURL(self) && size(url(self).getScheme()) > 0",message="a redirect URI must be an absolute URL, e.g. https://app.example.com/callback"
 // +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="a redirect URI must not contain a fragment (RFC 6749 §3.1.2)"
+// +kubebuilder:validation:XValidation:rule="!self.contains('*')",message="a redirect URI must not contain a wildcard '*': redirect URIs are matched exactly, character for character, so a pattern such as https://*.example.com/cb or https://app.example.com/* would never match; register each URI in full"
+// +kubebuilder:validation:XValidation:rule="!self.matches(r'^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@')",message="a redirect URI must not contain userinfo (user@ before the host): browsers drop or refuse credentials in URLs (RFC 3986 §3.2.1), so the exact match could never work, and user@host can disguise the real host"
 // +kubebuilder:validation:XValidation:rule="!isURL(self) || (self.startsWith('https://') && size(url(self).getHost()) > 0) || self.matches(r'^http://(127\\.0\\.0\\.1|\\[::1\\]|localhost)(:[0-9]{1,5})?([/?]|$)') || self.matches(r'^[a-z][a-z0-9+-]*(\\.[a-z0-9+-]+)+:/')",message="a redirect URI must use https; http is allowed only on loopback hosts (127.0.0.1, [::1], localhost), and native apps may use a private-use scheme in reverse-domain form such as com.example.app:/callback (RFC 8252 §7)"
 type RedirectURI string
 
@@ -60,6 +66,7 @@ type RedirectURI string
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'none' || self.clientType == 'public'",message="tokenEndpointAuthMethod none is for public clients only; a confidential client authenticates with its secret"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'none' || self.clientType != 'public'",message="a public client has no secret, so its tokenEndpointAuthMethod must be none"
 // +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || self.requirePKCE",message="PKCE cannot be turned off for a public client (RFC 9700 §2.1.1)"
+// +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || !has(self.skipConsent) || !self.skipConsent",message="skipConsent is not allowed for a public client: anyone can use its client_id, so the person must approve each request on the consent page (RFC 6749 §10.2, RFC 8252 §8.6)"
 // +kubebuilder:validation:XValidation:rule="!('refresh_token' in self.grantTypes) || 'authorization_code' in self.grantTypes",message="grant type refresh_token requires authorization_code: refresh tokens are issued only with an authorization code"
 // +kubebuilder:validation:XValidation:rule="!('authorization_code' in self.grantTypes) || (has(self.redirectURIs) && size(self.redirectURIs) > 0)",message="grant type authorization_code needs at least one redirect URI"
 type OAuthClientSpec struct {
@@ -134,6 +141,8 @@ type OAuthClientSpec struct {
 	RequirePKCE *bool `json:"requirePKCE,omitempty"`
 
 	// SkipConsent skips the consent page, for trusted first-party apps.
+	// Confidential clients only: a public client is always asked, since
+	// anyone can use its client_id (RFC 8252 §8.6).
 	//
 	// +optional
 	SkipConsent bool `json:"skipConsent,omitempty"`
@@ -141,9 +150,13 @@ type OAuthClientSpec struct {
 	// SecretName is the Secret, in this namespace, that receives the client's
 	// credentials for the app to mount: client_id, client_secret, issuer,
 	// authorization_endpoint, token_endpoint and jwks_uri. Defaults to
-	// "<name>-oauth-client". If the Secret already holds a client_secret the
-	// operator did not generate (External Secrets, Sealed Secrets), that
-	// secret is adopted rather than overwritten. Confidential clients only.
+	// "<name>-oauth-client". The operator creates this Secret and owns it.
+	// It never takes over a Secret it did not create: an existing Secret is
+	// used only when it already holds a client_secret to adopt (External
+	// Secrets, Sealed Secrets), which is never overwritten, or when its
+	// owner annotated it oauth.gatehouse.dev/adopt-by=<this client's name>;
+	// any other Secret is left untouched (Ready=False, SecretNotAdoptable).
+	// Confidential clients only.
 	//
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self.matches(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="secretName must be a valid Secret name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
@@ -271,13 +284,20 @@ type OAuthClientStatus struct {
 //     adopted and the previous secret keeps working for gracePeriod
 //     (default 24h); a weak one is refused with Ready=False, reason
 //     WeakSecret, and nothing is overwritten.
-//   - A Secret that existed before the OAuthClient is adopted: the operator
-//     adds the other keys but never overwrites client_secret, never owns
-//     it, never rotates it, and on deletion removes only what it added.
+//   - A Secret that existed before the OAuthClient is never taken over.
+//     One holding a client_secret is adopted: the operator adds the other
+//     keys (refusing, with SecretConflict, to overwrite one that holds
+//     another value) but never overwrites client_secret, never owns it,
+//     never rotates it. One annotated oauth.gatehouse.dev/adopt-by=<name>
+//     gets a generated client_secret too. Either way the operator records
+//     the keys it wrote (annotation oauth.gatehouse.dev/written-keys) and
+//     on deletion removes only those. Any other Secret is left untouched
+//     and the client is Ready=False with reason SecretNotAdoptable.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=oac,categories=gatehouse
+// +kubebuilder:validation:XValidation:rule="self.spec.clientType == 'public' || has(self.spec.secretName) || size(self.metadata.name) <= 240",message="the default Secret name <name>-oauth-client would be longer than 253 characters: use a name of at most 240 characters, or set spec.secretName"
 // +kubebuilder:printcolumn:name="Server",type=string,JSONPath=`.spec.serverRef.name`
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.clientType`
 // +kubebuilder:printcolumn:name="Client ID",type=string,JSONPath=`.status.clientID`
