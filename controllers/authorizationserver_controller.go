@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -11,9 +13,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
@@ -55,13 +60,16 @@ func (r *AuthorizationServerReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 		For(&oauthv1.AuthorizationServer{}).
 		Named("authorizationserver").
 		WithOptions(opts).
-		Owns(&corev1.Secret{}).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata). // read through APIReader; see CacheOptions
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&corev1.Service{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
 		Owns(&appsv1.Deployment{}).
+		// A server whose issuer another server also claims waits on the
+		// other: when that one goes or changes its issuer, it may serve.
+		Watches(&oauthv1.AuthorizationServer{}, handler.EnqueueRequestsFromMapFunc(r.sameIssuer)).
 		Complete(r)
 }
 
@@ -98,6 +106,12 @@ func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.
 
 func (r *AuthorizationServerReconciler) reconcile(ctx context.Context, srv *oauthv1.AuthorizationServer) (ctrl.Result, error) {
 	now := r.Clock.Now()
+	if p, err := r.issuerConflict(ctx, srv); p != nil || err != nil {
+		if p != nil {
+			notReady(&srv.Status.Conditions, srv.Generation, kindServer, p.reason, p.message)
+		}
+		return ctrl.Result{}, err
+	}
 	srv.Status.Issuer = srv.Spec.Issuer
 	srv.Status.JWKSURI = endpoints.For(srv.Spec.Issuer).JWKS
 
@@ -112,6 +126,78 @@ func (r *AuthorizationServerReconciler) reconcile(ctx context.Context, srv *oaut
 		return ctrl.Result{}, err
 	}
 	return requeueAt(now, next), nil
+}
+
+// issuerConflict refuses a server whose issuer an older server already
+// has. Two servers cannot both answer for one issuer: relying parties find
+// keys and endpoints by the issuer alone, so tokens from one would fail,
+// or pass, at the other's resource servers. The oldest keeps it (ties
+// by namespace/name), so the one that was working stays working.
+func (r *AuthorizationServerReconciler) issuerConflict(ctx context.Context, srv *oauthv1.AuthorizationServer) (*problem, error) {
+	others, err := r.serversWithIssuer(ctx, srv)
+	if err != nil {
+		return nil, err
+	}
+	for i := range others {
+		other := &others[i]
+		if !other.DeletionTimestamp.IsZero() || !olderServer(other, srv) {
+			continue
+		}
+		return &problem{ReasonIssuerConflict, fmt.Sprintf(
+			"AuthorizationServer %s/%s already has issuer %s; give this one another spec.issuer (it runs nothing until then)",
+			other.Namespace, other.Name, other.Spec.Issuer)}, nil
+	}
+	return nil, nil
+}
+
+// issuerKey identifies an issuer: "https://a.example/" and
+// "https://a.example" are the same one to a relying party that appends
+// paths to it, and host names are case-insensitive.
+func issuerKey(issuer string) string {
+	issuer = strings.TrimRight(issuer, "/")
+	scheme, rest, ok := strings.Cut(issuer, "://")
+	if !ok {
+		return issuer
+	}
+	host, path, _ := strings.Cut(rest, "/")
+	if path != "" {
+		path = "/" + path
+	}
+	return strings.ToLower(scheme) + "://" + strings.ToLower(host) + path
+}
+
+func olderServer(a, b *oauthv1.AuthorizationServer) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+}
+
+// sameIssuer maps a server to the other servers with its issuer.
+func (r *AuthorizationServerReconciler) sameIssuer(ctx context.Context, o client.Object) []reconcile.Request {
+	others, err := r.serversWithIssuer(ctx, o.(*oauthv1.AuthorizationServer))
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing AuthorizationServers to requeue")
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, other := range others {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&other)})
+	}
+	return reqs
+}
+
+// serversWithIssuer lists the other servers with srv's issuer. A cluster
+// has a handful of servers, so a list from the cache beats an index.
+func (r *AuthorizationServerReconciler) serversWithIssuer(ctx context.Context, srv *oauthv1.AuthorizationServer) ([]oauthv1.AuthorizationServer, error) {
+	var list oauthv1.AuthorizationServerList
+	if err := r.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("listing AuthorizationServers: %w", err)
+	}
+	key := issuerKey(srv.Spec.Issuer)
+	return slices.DeleteFunc(list.Items, func(other oauthv1.AuthorizationServer) bool {
+		return other.UID == srv.UID || issuerKey(other.Spec.Issuer) != key
+	}), nil
 }
 
 func (r *AuthorizationServerReconciler) reconcileDelete(ctx context.Context, srv *oauthv1.AuthorizationServer) error {

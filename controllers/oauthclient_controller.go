@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -71,7 +72,10 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, opts controll
 		For(&oauthv1.OAuthClient{}).
 		Named("oauthclient").
 		WithOptions(opts).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToClients)).
+		// Metadata only, and every Secret: a Secret the operator may not
+		// use yet (SecretNotAdoptable, WeakSecret) carries none of its
+		// labels, and a change to it must still bring the client back.
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToClients)).
 		Watches(&oauthv1.AuthorizationServer{}, handler.EnqueueRequestsFromMapFunc(r.serverToClients),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&oauthv1.Scope{}, handler.EnqueueRequestsFromMapFunc(r.scopeToClients)).
@@ -171,14 +175,33 @@ func (r *OAuthClientReconciler) reconcile(ctx context.Context, oc *oauthv1.OAuth
 			fmt.Sprintf("public client %s is registered with AuthorizationServer %s", oc.Status.ClientID, serverKeyOf(oc)))
 		return ctrl.Result{}, nil
 	}
+	if p := secretNameProblem(oc); p != nil {
+		// Only objects from before the CRD's rule get here; retrying
+		// cannot help, so no error and no requeue.
+		notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, p.reason, p.message)
+		return ctrl.Result{}, nil
+	}
 	return r.reconcileSecret(ctx, oc, srv)
+}
+
+// secretNameProblem says why the client's Secret name is not one the API
+// server would accept, or nil.
+func secretNameProblem(oc *oauthv1.OAuthClient) *problem {
+	name := SecretName(oc)
+	errs := validation.IsDNS1123Subdomain(name)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &problem{ReasonInvalidSecretName, fmt.Sprintf("the Secret name %q is not valid (%s): set spec.secretName, or use a shorter client name",
+		name, strings.Join(errs, "; "))}
 }
 
 // problem is a reason the client cannot be Ready that the user must fix.
 type problem struct{ reason, message string }
 
 // resolve checks the client's references: the server exists, admits the
-// client's namespace, and defines every requested scope.
+// client's namespace, and defines every requested scope, and each of those
+// Scopes admits the client's namespace.
 func (r *OAuthClientReconciler) resolve(ctx context.Context, oc *oauthv1.OAuthClient) (*oauthv1.AuthorizationServer, *problem, error) {
 	srv := &oauthv1.AuthorizationServer{}
 	key := types.NamespacedName{Namespace: serverNamespace(oc), Name: oc.Spec.ServerRef.Name}
@@ -191,7 +214,7 @@ func (r *OAuthClientReconciler) resolve(ctx context.Context, oc *oauthv1.OAuthCl
 	if p, err := r.admits(ctx, srv, oc.Namespace); p != nil || err != nil {
 		return nil, p, err
 	}
-	var missing []string
+	var missing, refused []string
 	for _, s := range oc.Spec.Scopes {
 		var scopes oauthv1.ScopeList
 		if err := r.List(ctx, &scopes, client.InNamespace(srv.Namespace),
@@ -200,53 +223,73 @@ func (r *OAuthClientReconciler) resolve(ctx context.Context, oc *oauthv1.OAuthCl
 		}
 		if len(scopes.Items) == 0 {
 			missing = append(missing, fmt.Sprintf("%q", s))
+			continue
+		}
+		for _, sc := range scopes.Items {
+			why, err := r.admitsNamespace(ctx, sc.Spec.AllowedClients.Namespaces, sc.Namespace, oc.Namespace)
+			if err != nil {
+				return nil, nil, err
+			}
+			if why != "" {
+				refused = append(refused, fmt.Sprintf("%q (Scope %s: %s)", s, sc.Name, why))
+			}
 		}
 	}
 	if len(missing) > 0 {
 		return nil, &problem{ReasonUnknownScope, fmt.Sprintf("AuthorizationServer %s defines no Scope for %s",
 			key, strings.Join(missing, ", "))}, nil
 	}
+	if len(refused) > 0 {
+		return nil, &problem{ReasonScopeNotAllowed, fmt.Sprintf("namespace %q may not request %s; ask the Scope's owner to admit it in spec.allowedClients, or remove the scope",
+			oc.Namespace, strings.Join(refused, ", "))}, nil
+	}
 	return srv, nil, nil
 }
 
 // admits applies the server's allowedClients policy to a namespace.
 func (r *OAuthClientReconciler) admits(ctx context.Context, srv *oauthv1.AuthorizationServer, namespace string) (*problem, error) {
-	policy := srv.Spec.AllowedClients.Namespaces
-	deny := func(why string) *problem {
-		return &problem{ReasonNamespaceNotAllowed, fmt.Sprintf("AuthorizationServer %s/%s does not admit clients from namespace %q: %s",
-			srv.Namespace, srv.Name, namespace, why)}
+	why, err := r.admitsNamespace(ctx, srv.Spec.AllowedClients.Namespaces, srv.Namespace, namespace)
+	if why == "" || err != nil {
+		return nil, err
 	}
+	return &problem{ReasonNamespaceNotAllowed, fmt.Sprintf("AuthorizationServer %s/%s does not admit clients from namespace %q: %s",
+		srv.Namespace, srv.Name, namespace, why)}, nil
+}
+
+// admitsNamespace applies an allowedClients policy of an object in home to
+// a client's namespace: "" when admitted, otherwise why not.
+func (r *OAuthClientReconciler) admitsNamespace(ctx context.Context, policy oauthv1.ClientNamespaces, home, namespace string) (string, error) {
 	switch policy.From {
 	case oauthv1.NamespacesFromAll:
-		return nil, nil
+		return "", nil
 	case oauthv1.NamespacesFromSelector:
 		if policy.Selector == nil {
-			return deny("allowedClients.namespaces.selector is not set"), nil
+			return "allowedClients.namespaces.selector is not set", nil
 		}
 		sel, err := metav1.LabelSelectorAsSelector(policy.Selector)
 		if err != nil {
-			return deny(fmt.Sprintf("its namespace selector is invalid: %v", err)), nil
+			return fmt.Sprintf("its namespace selector is invalid: %v", err), nil
 		}
 		ns := &corev1.Namespace{}
 		if err := r.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
-			return nil, fmt.Errorf("getting namespace %s: %w", namespace, err)
+			return "", fmt.Errorf("getting namespace %s: %w", namespace, err)
 		}
 		if !sel.Matches(labels.Set(ns.Labels)) {
-			return deny(fmt.Sprintf("the namespace's labels do not match the selector %s", sel)), nil
+			return fmt.Sprintf("the namespace's labels do not match the selector %s", sel), nil
 		}
-		return nil, nil
+		return "", nil
 	default: // Same
-		if namespace != srv.Namespace {
-			return deny("it admits only its own namespace (allowedClients.namespaces.from is Same)"), nil
+		if namespace != home {
+			return "it admits only its own namespace (allowedClients.namespaces.from is Same)", nil
 		}
-		return nil, nil
+		return "", nil
 	}
 }
 
-// reconcileDelete removes what owner references cannot: on an adopted
-// Secret, which the operator does not own, the keys and labels it added
-// (the adopted client_secret stays). A Secret it generated is deleted
-// explicitly, so nothing waits for the garbage collector.
+// reconcileDelete removes what owner references cannot: on a Secret the
+// operator does not own, the keys and labels it added (an adopted
+// client_secret stays). A Secret it created is deleted explicitly, so
+// nothing waits for the garbage collector.
 func (r *OAuthClientReconciler) reconcileDelete(ctx context.Context, oc *oauthv1.OAuthClient) error {
 	if !controllerutil.ContainsFinalizer(oc, clientFinalizer) {
 		return nil
@@ -263,8 +306,9 @@ func (r *OAuthClientReconciler) reconcileDelete(ctx context.Context, oc *oauthv1
 }
 
 // releaseSecret lets go of a Secret the client no longer uses (it was
-// deleted, or its spec.secretName changed): a Secret the operator generated
-// is deleted; from an adopted one, only what the operator added is removed.
+// deleted, or its spec.secretName changed): a Secret the operator created
+// is deleted; from anyone else's, only the keys, labels and annotations the
+// operator added are removed. A Secret it never wrote to is not touched.
 func (r *OAuthClientReconciler) releaseSecret(ctx context.Context, oc *oauthv1.OAuthClient, name string) error {
 	if name == "" {
 		return nil
@@ -280,15 +324,19 @@ func (r *OAuthClientReconciler) releaseSecret(ctx context.Context, oc *oauthv1.O
 			return fmt.Errorf("deleting Secret %s: %w", name, err)
 		}
 	case sec.Labels[oauthv1.LabelClient] == oc.Name:
+		// Not the operator's Secret: take out exactly what it put in.
 		before := sec.DeepCopy()
-		for _, k := range metadataKeys {
+		for k := range writtenKeys(sec, oc) {
 			delete(sec.Data, k)
 		}
+		if _, ok := sec.Annotations[annotationWrittenKeys]; !ok && sec.Labels[oauthv1.LabelManagedBy] == oauthv1.LabelManagedByValue {
+			delete(sec.Labels, oauthv1.LabelManagedBy) // added by operators before written-keys
+		}
 		delete(sec.Labels, oauthv1.LabelClient)
-		delete(sec.Labels, oauthv1.LabelManagedBy)
 		delete(sec.Annotations, annotationRotateSecretHandled)
+		delete(sec.Annotations, annotationWrittenKeys)
 		if err := r.Patch(ctx, sec, mergeFrom(before)); err != nil {
-			return fmt.Errorf("releasing adopted Secret %s: %w", name, err)
+			return fmt.Errorf("releasing Secret %s: %w", name, err)
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +24,11 @@ import (
 )
 
 const (
+	// annotationWrittenKeys, on a Secret the operator does not own, lists
+	// the data keys it wrote there: on release it removes those and only
+	// those.
+	annotationWrittenKeys = "oauth.gatehouse.dev/written-keys"
+
 	// annotationRotateSecretHandled, on the app's Secret, records the value
 	// of the OAuthClient's rotate-secret annotation last acted on, so that a
 	// restart does not rotate again.
@@ -120,16 +126,20 @@ func pruneHashes(oc *oauthv1.OAuthClient, now time.Time) {
 }
 
 // reconcileSecret keeps the app's Secret and status.secretHashes
-// consistent, by the rules in the OAuthClient type's documentation:
+// consistent, by the rules in the OAuthClient type's documentation. It
+// reads the Secret, decides what the operator may do with it
+// (classifySecret), and only then writes:
 //
 //   - no Secret: generate one (if a hash was published before, the Secret
 //     was deleted: every earlier hash is dropped at once);
-//   - a Secret without client_secret: generate into it, likewise;
+//   - a Secret without client_secret that the operator created, or that
+//     its owner handed over with the adopt-by annotation: generate into
+//     it, likewise; any other Secret without one is left untouched;
 //   - a client_secret whose hash is not the current one: someone else put
 //     it there (adoption, an edit, an external rotation). A strong one is
 //     adopted and the previous secret keeps working for the grace period;
 //     a weak one is refused with WeakSecret and nothing changes;
-//   - a Secret the operator generated rotates on the interval or when the
+//   - a secret the operator generated rotates on the interval or when the
 //     rotate-secret annotation changes; an adopted one is rotated at its
 //     source, never overwritten.
 func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) (ctrlresult.Result, error) {
@@ -138,17 +148,23 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 	grace := gracePeriod(oc)
 	rotateWanted := oc.Annotations[oauthv1.AnnotationRotateSecret]
 
+	var existing *corev1.Secret
 	sec := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: name}, sec)
-	exists := err == nil
-	if err != nil && !apierrors.IsNotFound(err) {
+	switch err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: name}, sec); {
+	case err == nil:
+		existing = sec
+	case !apierrors.IsNotFound(err):
 		return ctrlresult.Result{}, fmt.Errorf("getting Secret %s: %w", name, err)
 	}
-	if exists {
-		if msg := secretConflict(sec, oc); msg != "" {
-			notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, ReasonSecretConflict, msg+"; choose another spec.secretName")
-			return ctrlresult.Result{}, nil
-		}
+	access, written, p := classifySecret(existing, oc)
+	if p == nil && (access == secretHosted || access == secretAdopted) {
+		p = foreignMetadata(existing, written, metadataFor(oc, srv))
+	}
+	if p != nil {
+		// The Secret is not ours to change: say why and leave it as it is.
+		// Any change to it (or to the client) brings the client back.
+		notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, p.reason, p.message)
+		return ctrlresult.Result{}, nil
 	}
 	if previous := oc.Status.SecretName; previous != "" && previous != name {
 		// spec.secretName changed: the old Secret goes like a deleted one,
@@ -159,11 +175,14 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 		oc.Status.SecretHashes = nil
 	}
 	oc.Status.SecretName = name
-	if !exists {
+	if existing == nil {
 		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: oc.Namespace, Name: name}}
 	}
 	before := sec.DeepCopy()
-	owned := !exists || metav1.IsControlledBy(sec, oc) || (metav1.GetControllerOf(sec) == nil && len(sec.Data[oauthv1.SecretKeyClientSecret]) == 0)
+	// generatedHere: the client_secret is the operator's to write and
+	// rotate (it created the Secret, or was handed it); otherwise it is
+	// adopted and only ever read.
+	generatedHere := access != secretAdopted
 	current := currentHash(oc.Status.SecretHashes)
 	value := string(sec.Data[oauthv1.SecretKeyClientSecret])
 
@@ -187,7 +206,7 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 		operatormetrics.ClientSecrets.WithLabelValues(operatormetrics.SecretGenerated).Inc()
 	case clientsecret.Hash(value) == current:
 		plaintext = value
-	case current == "" && metav1.IsControlledBy(sec, oc):
+	case current == "" && generatedHere:
 		// The operator wrote this secret but its status update was lost:
 		// take it back without a strength check (it generated it).
 		plaintext = value
@@ -202,13 +221,6 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 				r.event(ctx, oc, corev1.EventTypeWarning, EventWeakSecret, "%s", msg)
 			}
 			notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, ReasonWeakSecret, msg)
-			// Label the Secret so that a fix to it brings us back.
-			if !hasLabels(sec, oc) {
-				setLabels(sec, oc)
-				if err := r.Patch(ctx, sec, mergeFrom(before)); err != nil {
-					return ctrlresult.Result{}, fmt.Errorf("labelling Secret %s: %w", name, err)
-				}
-			}
 			return ctrlresult.Result{}, nil
 		}
 		plaintext = value
@@ -231,7 +243,7 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 	var nextRotation time.Time
 	handled, recorded := sec.Annotations[annotationRotateSecretHandled]
 	onDemand := rotateWanted != "" && (!recorded || handled != rotateWanted)
-	if owned {
+	if generatedHere {
 		if r := oc.Spec.SecretRotation; r != nil && r.Interval != nil && oc.Status.LastRotationTime != nil {
 			nextRotation = oc.Status.LastRotationTime.Add(r.Interval.Duration)
 		}
@@ -256,30 +268,38 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 	}
 	setAnnotation(sec, annotationRotateSecretHandled, rotateWanted)
 
-	// Write the Secret.
+	// Write the Secret: every key on one the operator created; on anyone
+	// else's only keys it added itself, recorded so that it can take them
+	// out again.
+	want := metadataFor(oc, srv)
+	if generatedHere {
+		want[oauthv1.SecretKeyClientSecret] = plaintext
+	}
 	if sec.Data == nil {
 		sec.Data = map[string][]byte{}
 	}
-	ep := endpoints.For(srv.Spec.Issuer)
-	sec.Data[oauthv1.SecretKeyClientID] = []byte(oc.Status.ClientID)
-	sec.Data[oauthv1.SecretKeyIssuer] = []byte(srv.Spec.Issuer)
-	sec.Data[oauthv1.SecretKeyAuthorizationEndpoint] = []byte(ep.Authorization)
-	sec.Data[oauthv1.SecretKeyTokenEndpoint] = []byte(ep.Token)
-	sec.Data[oauthv1.SecretKeyJWKSURI] = []byte(ep.JWKS)
-	if owned {
-		sec.Data[oauthv1.SecretKeyClientSecret] = []byte(plaintext)
-		if !exists {
-			sec.Type = corev1.SecretTypeOpaque // immutable once created
+	ours := access == secretCreate || access == secretOwned
+	for k, v := range want {
+		if _, present := before.Data[k]; present && !ours && !written[k] {
+			continue // the owner's own copy, equal to ours (foreignMetadata checked)
 		}
-		if metav1.GetControllerOf(sec) == nil {
-			if err := controllerutil.SetControllerReference(oc, sec, r.Scheme()); err != nil {
-				return ctrlresult.Result{}, err
-			}
+		sec.Data[k] = []byte(v)
+		written[k] = true
+	}
+	if ours {
+		setLabel(sec, oauthv1.LabelManagedBy, oauthv1.LabelManagedByValue)
+	} else {
+		setAnnotation(sec, annotationWrittenKeys, strings.Join(slices.Sorted(maps.Keys(written)), ","))
+	}
+	if access == secretCreate {
+		sec.Type = corev1.SecretTypeOpaque // immutable once created
+		if err := controllerutil.SetControllerReference(oc, sec, r.Scheme()); err != nil {
+			return ctrlresult.Result{}, err
 		}
 	}
-	setLabels(sec, oc)
+	setLabel(sec, oauthv1.LabelClient, oc.Name)
 	switch {
-	case !exists:
+	case existing == nil:
 		if err := r.Create(ctx, sec); err != nil {
 			return ctrlresult.Result{}, fmt.Errorf("creating Secret %s: %w", name, err)
 		}
@@ -315,35 +335,139 @@ func setAnnotation(o metav1.Object, k, v string) {
 	o.SetAnnotations(a)
 }
 
-func setLabels(sec *corev1.Secret, oc *oauthv1.OAuthClient) {
-	if sec.Labels == nil {
-		sec.Labels = map[string]string{}
+func setLabel(o metav1.Object, k, v string) {
+	l := maps.Clone(o.GetLabels())
+	if l == nil {
+		l = map[string]string{}
 	}
-	sec.Labels[oauthv1.LabelManagedBy] = oauthv1.LabelManagedByValue
-	sec.Labels[oauthv1.LabelClient] = oc.Name
+	l[k] = v
+	o.SetLabels(l)
 }
 
-func hasLabels(sec *corev1.Secret, oc *oauthv1.OAuthClient) bool {
-	return sec.Labels[oauthv1.LabelManagedBy] == oauthv1.LabelManagedByValue && sec.Labels[oauthv1.LabelClient] == oc.Name
-}
+// secretAccess is what the operator may do with a client's Secret. It is
+// decided from the Secret as found, before anything is written, so that
+// naming a Secret in spec.secretName never hands the operator a Secret
+// that was not meant for it (the confused deputy: the operator may write
+// every Secret, the author of an OAuthClient perhaps none).
+type secretAccess int
 
-// secretConflict says why a Secret cannot hold this client's credentials,
-// or "": it belongs to another OAuthClient (two clients would share, and
-// fight over, one secret), or to another controller and has no
-// client_secret to adopt.
-func secretConflict(sec *corev1.Secret, oc *oauthv1.OAuthClient) string {
+const (
+	// secretCreate: there is no Secret; the operator creates it, with the
+	// client as its controlling owner.
+	secretCreate secretAccess = iota
+	// secretOwned: the operator created it (the client is its controller):
+	// it writes every key, rotates, and deletes the Secret with the client.
+	secretOwned
+	// secretHosted: someone else's Secret, handed to this client with the
+	// adopt-by annotation. The operator writes the credentials into it,
+	// generating client_secret when there is none, and rotates what it
+	// generated; it never owns the Secret and on release removes only the
+	// keys it wrote.
+	secretHosted
+	// secretAdopted: someone else's Secret with a client_secret of its own
+	// (External Secrets, Sealed Secrets, an edit): the operator publishes
+	// its hash and adds the other keys, but never writes client_secret.
+	secretAdopted
+)
+
+// classifySecret decides, in order:
+//  1. no Secret: create it;
+//  2. labelled for, or controlled by, another OAuthClient: conflict;
+//  3. controlled by this client: the operator's own;
+//  4. a client_secret the operator did not write: adopt it;
+//  5. controlled by another controller: conflict (nothing to adopt, and
+//     the operator does not write into what another controller manages);
+//  6. handed over with the adopt-by annotation, or holding a client_secret
+//     the operator wrote there: hosted;
+//  7. anything else is somebody's unrelated Secret: not adoptable.
+//
+// written lists the keys the operator wrote into someone else's Secret
+// (never nil); for its own Secrets every key is its own anyway.
+func classifySecret(sec *corev1.Secret, oc *oauthv1.OAuthClient) (secretAccess, map[string]bool, *problem) {
+	written := map[string]bool{}
+	if sec == nil {
+		return secretCreate, written, nil
+	}
+	conflict := func(format string, args ...any) (secretAccess, map[string]bool, *problem) {
+		msg := fmt.Sprintf(format, args...) + "; choose another spec.secretName"
+		return 0, nil, &problem{ReasonSecretConflict, msg}
+	}
 	if other := sec.Labels[oauthv1.LabelClient]; other != "" && other != oc.Name {
-		return fmt.Sprintf("Secret %s holds the credentials of OAuthClient %s", sec.Name, other)
+		return conflict("Secret %s holds the credentials of OAuthClient %s", sec.Name, other)
 	}
 	ctl := metav1.GetControllerOf(sec)
-	if ctl == nil || ctl.UID == oc.UID {
-		return ""
+	if ctl != nil && ctl.UID == oc.UID {
+		return secretOwned, written, nil
 	}
-	if ctl.Kind == kindOAuthClient && ctl.APIVersion == oauthv1.GroupVersion.String() {
-		return fmt.Sprintf("Secret %s holds the credentials of OAuthClient %s", sec.Name, ctl.Name)
+	if ctl != nil && ctl.Kind == kindOAuthClient && ctl.APIVersion == oauthv1.GroupVersion.String() {
+		return conflict("Secret %s holds the credentials of OAuthClient %s", sec.Name, ctl.Name)
 	}
-	if len(sec.Data[oauthv1.SecretKeyClientSecret]) == 0 {
-		return fmt.Sprintf("Secret %s belongs to %s %s and holds no client_secret to adopt", sec.Name, ctl.Kind, ctl.Name)
+	written = writtenKeys(sec, oc)
+	hasSecret := len(sec.Data[oauthv1.SecretKeyClientSecret]) > 0
+	switch {
+	case hasSecret && !written[oauthv1.SecretKeyClientSecret]:
+		return secretAdopted, written, nil
+	case ctl != nil:
+		return conflict("Secret %s belongs to %s %s and holds no client_secret to adopt", sec.Name, ctl.Kind, ctl.Name)
+	case sec.Annotations[oauthv1.AnnotationAdoptBy] == oc.Name || written[oauthv1.SecretKeyClientSecret]:
+		return secretHosted, written, nil
 	}
-	return ""
+	why := "it holds no client_secret to adopt"
+	if by, ok := sec.Annotations[oauthv1.AnnotationAdoptBy]; ok {
+		why = fmt.Sprintf("its annotation %s=%q names another client", oauthv1.AnnotationAdoptBy, by)
+	}
+	return 0, nil, &problem{ReasonSecretNotAdoptable, fmt.Sprintf(
+		"Secret %s was not created by Gatehouse and %s, so the operator leaves it untouched; "+
+			"choose another spec.secretName, or let this client use it by annotating the Secret %s=%s",
+		sec.Name, why, oauthv1.AnnotationAdoptBy, oc.Name)}
+}
+
+// writtenKeys are the data keys the operator wrote into a Secret it does
+// not own, as recorded in the written-keys annotation. A Secret labelled
+// for the client by an operator older than that annotation got the
+// metadata keys only.
+func writtenKeys(sec *corev1.Secret, oc *oauthv1.OAuthClient) map[string]bool {
+	keys := map[string]bool{}
+	if sec.Labels[oauthv1.LabelClient] != oc.Name {
+		return keys
+	}
+	list, ok := sec.Annotations[annotationWrittenKeys]
+	if !ok {
+		for _, k := range metadataKeys {
+			keys[k] = true
+		}
+		return keys
+	}
+	for k := range strings.SplitSeq(list, ",") {
+		if k != "" {
+			keys[k] = true
+		}
+	}
+	return keys
+}
+
+// metadataFor is what the app needs besides client_secret, by Secret key.
+func metadataFor(oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) map[string]string {
+	ep := endpoints.For(srv.Spec.Issuer)
+	return map[string]string{
+		oauthv1.SecretKeyClientID:              oc.Status.ClientID,
+		oauthv1.SecretKeyIssuer:                srv.Spec.Issuer,
+		oauthv1.SecretKeyAuthorizationEndpoint: ep.Authorization,
+		oauthv1.SecretKeyTokenEndpoint:         ep.Token,
+		oauthv1.SecretKeyJWKSURI:               ep.JWKS,
+	}
+}
+
+// foreignMetadata refuses a Secret the operator does not own that already
+// has one of the metadata keys with another value: writing it would
+// overwrite the owner's data, and removing it on release would lose it.
+func foreignMetadata(sec *corev1.Secret, written map[string]bool, want map[string]string) *problem {
+	for _, k := range metadataKeys {
+		if old, ok := sec.Data[k]; ok && !written[k] && string(old) != want[k] {
+			return &problem{ReasonSecretConflict, fmt.Sprintf(
+				"Secret %s already has a %s that Gatehouse did not write; remove that key or choose another spec.secretName",
+				sec.Name, k)}
+		}
+	}
+	return nil
 }

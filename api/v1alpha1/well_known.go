@@ -9,6 +9,14 @@ const (
 	// rotation whenever the value changes. The new key is still published
 	// for prepublishPeriod before it signs.
 	AnnotationRotateKeys = "oauth.gatehouse.dev/rotate-keys"
+	// AnnotationAdoptBy on a Secret that the operator did not create hands
+	// it to the OAuthClient of that name (same namespace): the operator may
+	// then write the client's credentials into it, client_secret included
+	// when the Secret has none. It never takes ownership of such a Secret,
+	// and when the client goes it removes only the keys it wrote. Without
+	// the annotation an existing Secret is used only when it already holds
+	// a client_secret to adopt.
+	AnnotationAdoptBy = "oauth.gatehouse.dev/adopt-by"
 )
 
 // Labels the operator puts on what it creates.
