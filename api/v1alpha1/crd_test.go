@@ -68,6 +68,12 @@ spec:
 `
 )
 
+// longName is a valid object name (a DNS subdomain of 63-character
+// labels at most) of n characters, n not one past a multiple of 61.
+func longName(n int) string {
+	return strings.Repeat(strings.Repeat("a", 60)+".", 5)[:n]
+}
+
 // object builds an object from a base YAML and an RFC 7386 merge patch
 // (written as YAML; null removes a field).
 func object(t *testing.T, base, patch string) *unstructured.Unstructured {
@@ -185,6 +191,7 @@ func TestValidationRejectsBadObjects(t *testing.T) {
 		{"empty scope", validClient, `spec: {scopes: [""]}`, "should be at least 1 chars long"},
 		{"audience with white space", validClient, `spec: {audience: ["orders api"]}`, "an audience must not contain white space"},
 		{"bad secret name", validClient, `spec: {secretName: My_Secret}`, "secretName must be a valid Secret name"},
+		{"name too long for the default Secret name", validClient, `metadata: {name: ` + longName(241) + `}`, "the default Secret name <name>-oauth-client would be longer than 253 characters"},
 		{"rotation interval too short", validClient, `spec: {secretRotation: {interval: 30m}}`, "interval must be between 1h and 8760h"},
 		{"grace period not shorter than interval", validClient, `spec: {secretRotation: {interval: 12h}}`, "gracePeriod must be shorter than interval"},
 		{"grace period too long", validClient, `spec: {secretRotation: {gracePeriod: 1000h}}`, "gracePeriod must be at most 720h"},
@@ -251,6 +258,8 @@ func TestValidationAcceptsEdgeCases(t *testing.T) {
 		{"public client auth none", validPublicClient, `spec: {tokenEndpointAuthMethod: none}`},
 		{"on-demand rotation only", validClient, `spec: {secretRotation: {gracePeriod: 0s}}`},
 		{"scope without consent", validScope, `spec: {requiresConsent: false, audience: "https://orders.example.com"}`},
+		{"long name with its own Secret name", validClient, `{metadata: {name: ` + longName(245) + `}, spec: {secretName: app-oauth}}`},
+		{"long name of a public client", validPublicClient, `metadata: {name: ` + longName(245) + `}`},
 	}
 	ctx := context.Background()
 	for i, tc := range cases {

@@ -38,6 +38,18 @@ type ScopeSpec struct {
 	// +kubebuilder:default=true
 	// +optional
 	RequiresConsent *bool `json:"requiresConsent,omitempty"`
+
+	// AllowedClients decides which namespaces' OAuthClients may request
+	// this scope: Same (default: the Scope's own namespace, which is its
+	// server's), All, or Selector. A server admitting clients from many
+	// namespaces does not thereby let every team mint tokens for every
+	// API: each Scope opens itself to the teams that should call it. A
+	// client requesting a scope that does not admit it is Ready=False with
+	// reason ScopeNotAllowed.
+	//
+	// +kubebuilder:default={}
+	// +optional
+	AllowedClients AllowedClients `json:"allowedClients,omitempty"`
 }
 
 // ScopeStatus is what the operator observed.

@@ -573,11 +573,11 @@ func applyDemoData(ctx context.Context, c client.Client, issuer, password string
 		}},
 		{read, func() {
 			read.Spec = oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: devServer}, Name: devScopeRead,
-				Description: "See your orders and their delivery status", Audience: devAudience}
+				Description: "See your orders and their delivery status", Audience: devAudience, AllowedClients: demoScopesForAll}
 		}},
 		{write, func() {
 			write.Spec = oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: devServer}, Name: devScopeWrite,
-				Description: "Place and cancel orders on your behalf", Audience: devAudience}
+				Description: "Place and cancel orders on your behalf", Audience: devAudience, AllowedClients: demoScopesForAll}
 		}},
 		{oc, func() {
 			oc.Spec.ServerRef = oauthv1.ServerReference{Name: devServer}
@@ -596,6 +596,11 @@ func applyDemoData(ctx context.Context, c client.Client, issuer, password string
 	}
 	return nil
 }
+
+// demoScopesForAll lets clients from every namespace request the demo
+// scopes, as the demo server admits them, so that a client applied anywhere
+// works.
+var demoScopesForAll = oauthv1.AllowedClients{Namespaces: oauthv1.ClientNamespaces{From: oauthv1.NamespacesFromAll}}
 
 // sameDemoPassword says whether users.yaml holds the demo user with this
 // password.

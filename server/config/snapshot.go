@@ -94,8 +94,11 @@ type SecretHash struct {
 // AllowsScope reports whether the client may request scope.
 func (c *Client) AllowsScope(scope string) bool { return slices.Contains(c.AllowedScopes, scope) }
 
-// HasRedirectURI reports whether uri is registered, by exact string match.
-func (c *Client) HasRedirectURI(uri string) bool { return slices.Contains(c.RedirectURIs, uri) }
+// HasRedirectURI reports whether uri matches a registered redirect URI
+// (RedirectURIMatches: exact, but any port for 127.0.0.1 and [::1]).
+func (c *Client) HasRedirectURI(uri string) bool {
+	return slices.ContainsFunc(c.RedirectURIs, func(r string) bool { return RedirectURIMatches(r, uri) })
+}
 
 // Scope is a Scope resource of the server.
 type Scope struct {
@@ -103,6 +106,22 @@ type Scope struct {
 	Description     string
 	Audience        string
 	RequiresConsent bool
+
+	namespace string
+	from      gatehousev1alpha1.FromNamespaces
+}
+
+// admits applies the Scope's allowedClients policy to a client's
+// namespace as far as the server can: a Selector needs namespace labels,
+// which the server does not read (it has no access to namespaces), so
+// there the operator's Ready verdict stands alone.
+func (sc *Scope) admits(namespace string) bool {
+	switch sc.from {
+	case gatehousev1alpha1.NamespacesFromAll, gatehousev1alpha1.NamespacesFromSelector:
+		return true
+	default:
+		return namespace == sc.namespace
+	}
 }
 
 // Inputs are the objects a Snapshot is built from. Secrets may be nil when
@@ -213,6 +232,8 @@ func (b *Builder) buildScopes(s *Snapshot, as *gatehousev1alpha1.AuthorizationSe
 			Description:     sc.Spec.Description,
 			Audience:        string(sc.Spec.Audience),
 			RequiresConsent: sc.Spec.RequiresConsent == nil || *sc.Spec.RequiresConsent,
+			namespace:       sc.Namespace,
+			from:            sc.Spec.AllowedClients.Namespaces.From,
 		}
 		s.ScopeNames = append(s.ScopeNames, name)
 	}
@@ -264,6 +285,11 @@ func (b *Builder) buildClients(s *Snapshot, as *gatehousev1alpha1.AuthorizationS
 			c.GrantTypes[g] = true
 		}
 		for _, sc := range oc.Spec.Scopes {
+			// The operator keeps such a client from being Ready; this holds
+			// in the moment between a Scope closing and that verdict.
+			if scope := s.Scopes[string(sc)]; scope != nil && !scope.admits(oc.Namespace) {
+				continue
+			}
 			c.AllowedScopes = append(c.AllowedScopes, string(sc))
 		}
 		for _, a := range oc.Spec.Audience {

@@ -369,6 +369,7 @@ func TestOperatorRunsWithTheChartsPermissions(t *testing.T) {
 		}},
 		&oauthv1.Scope{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "read"}, Spec: oauthv1.ScopeSpec{
 			ServerRef: oauthv1.LocalObjectReference{Name: "auth"}, Name: "orders:read", Description: "Read orders",
+			AllowedClients: oauthv1.AllowedClients{Namespaces: oauthv1.ClientNamespaces{From: oauthv1.NamespacesFromAll}},
 		}},
 		&oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: app, Name: "shop"}, Spec: oauthv1.OAuthClientSpec{
 			ServerRef:    oauthv1.ServerReference{Name: "auth", Namespace: ns},

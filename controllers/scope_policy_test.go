@@ -1,0 +1,68 @@
+package controllers_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+)
+
+// A server that admits every namespace does not let every namespace mint
+// tokens for every API: each Scope says which namespaces may request it.
+func TestScopeAllowedClients(t *testing.T) {
+	serverNS := newNamespace(t, nil)
+	appNS := newNamespace(t, map[string]string{"team": "shop"})
+	startOperator(t, newFakeClock(), serverNS, appNS)
+	c := testenv.Get(t).Client
+	ctx := context.Background()
+
+	srv := server(serverNS, "shared")
+	srv.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
+	open := scope(serverNS, "profile", "shared", "profile:read")
+	open.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
+	payments := scope(serverNS, "payments", "shared", "payments:charge") // default: Same
+	create(t, srv, open, payments)
+
+	local := oauthClient(serverNS, "payments-batch", "", "shared", "payments:charge")
+	create(t, local)
+	waitCondition(t, local, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+
+	oc := oauthClient(appNS, "shop", serverNS, "shared", "profile:read", "payments:charge")
+	create(t, oc)
+	waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionFalse, "ScopeNotAllowed")
+	msg := readyCondition(oc).Message
+	if !strings.Contains(msg, `"payments:charge"`) || strings.Contains(msg, `"profile:read"`) || !strings.Contains(msg, appNS) {
+		t.Errorf("message %q should name the namespace and payments:charge, and only that scope", msg)
+	}
+	if err := c.Get(ctx, objKey(appNS, "shop-oauth-client"), &corev1.Secret{}); err == nil {
+		t.Error("a client refused a scope got credentials")
+	}
+
+	// The Scope's owner admits the shop team by label: the client follows.
+	get(t, payments)
+	payments.Spec.AllowedClients.Namespaces = oauthv1.ClientNamespaces{From: oauthv1.NamespacesFromSelector,
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "shop"}}}
+	if err := c.Update(ctx, payments); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+
+	// The namespace losing the label takes the scope away again.
+	nsObj := &corev1.Namespace{}
+	if err := c.Get(ctx, objKey("", appNS), nsObj); err != nil {
+		t.Fatal(err)
+	}
+	nsObj.Labels["team"] = "marketing"
+	if err := c.Update(ctx, nsObj); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionFalse, "ScopeNotAllowed")
+	if msg := readyCondition(oc).Message; !strings.Contains(msg, "team=shop") {
+		t.Errorf("message %q does not show the Scope's selector", msg)
+	}
+}

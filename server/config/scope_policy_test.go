@@ -1,0 +1,48 @@
+package config
+
+import (
+	"slices"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+)
+
+// The server applies a Scope's allowedClients itself where it can, so a
+// client still marked Ready from before the Scope closed gets no token
+// with that scope.
+func TestScopePolicyLimitsClientScopes(t *testing.T) {
+	as := &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
+	scope := func(name string, from gatehousev1alpha1.FromNamespaces) gatehousev1alpha1.Scope {
+		return gatehousev1alpha1.Scope{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: name},
+			Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"},
+				Name: gatehousev1alpha1.ScopeName(name), Description: name,
+				AllowedClients: gatehousev1alpha1.AllowedClients{Namespaces: gatehousev1alpha1.ClientNamespaces{From: from}}}}
+	}
+	client := func(ns string) gatehousev1alpha1.OAuthClient {
+		return gatehousev1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"},
+			Spec: gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "main", Namespace: "auth"},
+				Scopes: []gatehousev1alpha1.ScopeName{"same", "all", "selector", "legacy"}},
+			Status: gatehousev1alpha1.OAuthClientStatus{ClientID: ns + ".app", Conditions: ready(metav1.ConditionTrue)}}
+	}
+	var b Builder
+	s, err := b.Build(Inputs{Server: as,
+		Scopes: []gatehousev1alpha1.Scope{
+			scope("same", gatehousev1alpha1.NamespacesFromSame), scope("all", gatehousev1alpha1.NamespacesFromAll),
+			scope("selector", gatehousev1alpha1.NamespacesFromSelector), scope("legacy", ""),
+		},
+		Clients: []gatehousev1alpha1.OAuthClient{client("auth"), client("team")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Clients["auth.app"].AllowedScopes; !slices.Equal(got, []string{"same", "all", "selector", "legacy"}) {
+		t.Errorf("a client next to the Scopes may request %v, want all four", got)
+	}
+	// Selector needs namespace labels, which only the operator reads.
+	if got := s.Clients["team.app"].AllowedScopes; !slices.Equal(got, []string{"all", "selector"}) {
+		t.Errorf("a client in another namespace may request %v, want [all selector]", got)
+	}
+}
