@@ -53,6 +53,16 @@ func TestRefreshRefusedForRemovedUser(t *testing.T) {
 	if got := introspectRefresh(); got["active"] != false {
 		t.Errorf("a removed user's refresh token introspects as %v", got)
 	}
+	if got := ts.introspect(t, tok.AccessToken); got["active"] != false {
+		t.Errorf("a removed user's access token introspects as %v", got)
+	}
+	cc, err := ts.ccConfig(ccClientID, ccSecret).Token(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ts.introspect(t, cc.AccessToken); got["active"] != true {
+		t.Errorf("a client's own token, which names no person, introspects as %v", got)
+	}
 
 	ts.update(func(s *config.Snapshot) { s.Users, s.UsersUnavailable = nil, true })
 	re = retrieveError(t, refresh())
@@ -66,6 +76,9 @@ func TestRefreshRefusedForRemovedUser(t *testing.T) {
 	}
 
 	ts.update(func(s *config.Snapshot) { s.Users = everyone })
+	if got := ts.introspect(t, tok.AccessToken); got["active"] != true {
+		t.Errorf("the restored user's access token introspects as %v", got)
+	}
 	if err := refresh(); err != nil {
 		t.Fatalf("refresh after the user was restored: %v", err)
 	}

@@ -29,6 +29,7 @@ type introspection struct {
 // contents are not for anyone who can name a client_id. Any such client may
 // introspect access tokens, which are bearer tokens meant for resource
 // servers; a refresh token is active only to the client it was issued to.
+// Tokens of a person no identity source lists any more are inactive.
 // Everything else, including revoked and expired tokens, is
 // {"active": false} (§2.2).
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
@@ -52,7 +53,11 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, snap *
 	ctx := r.Context()
 	resp := introspection{}
 	if claims, ok := verifyAccessToken(snap, token); ok {
-		if claims.ExpiresAt.After(now) {
+		// auth_time marks a token issued for a person (not a client's own):
+		// once the person is removed, it is inactive to resource servers
+		// that ask. An unreadable users Secret removes nobody.
+		removed := claims.AuthTime != 0 && snap.Subject(claims.Subject) == config.SubjectRemoved
+		if claims.ExpiresAt.After(now) && !removed {
 			revoked, err := s.store.IsAccessTokenRevoked(ctx, claims.ID, claims.GrantID, now)
 			if err != nil {
 				return fail(serverError("storage: " + err.Error()))
@@ -72,7 +77,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, snap *
 		rt, err := s.store.GetRefreshToken(ctx, storage.HashToken(token), now)
 		switch {
 		case err == nil:
-			if rt.ClientID == client.ID && rt.RotatedAt == nil && snap.Subject(rt.Subject) == config.SubjectActive {
+			if rt.ClientID == client.ID && rt.RotatedAt == nil && snap.Subject(rt.Subject) != config.SubjectRemoved {
 				resp = introspection{
 					Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID, TokenType: "refresh_token",
 					Exp: unixTime(rt.ExpiresAt), Iat: unixTime(rt.IssuedAt), Sub: rt.Subject, Iss: snap.Issuer,
