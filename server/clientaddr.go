@@ -86,16 +86,17 @@ func (tp *TrustedProxies) clientAddr(r *http.Request) netip.Addr {
 	if !ok || len(tp.Prefixes) == 0 || !tp.trusts(peer) {
 		return peer
 	}
-	var hops []string
+	var hops []string // right to left
 	if tp.Header == HeaderForwarded {
-		hops = forwardedFor(r.Header.Values(HeaderForwarded))
-	} else {
-		for _, v := range r.Header.Values(HeaderXForwardedFor) {
-			hops = append(hops, strings.Split(v, ",")...)
+		all := forwardedFor(r.Header.Values(HeaderForwarded))
+		for i := len(all) - 1; i >= 0 && len(hops) < maxForwardHops; i-- {
+			hops = append(hops, all[i])
 		}
+	} else {
+		hops = lastXForwardedFor(r.Header.Values(HeaderXForwardedFor))
 	}
-	for i := len(hops) - 1; i >= 0 && i >= len(hops)-maxForwardHops; i-- {
-		a, ok := parseHostAddr(strings.TrimSpace(hops[i]))
+	for _, hop := range hops {
+		a, ok := parseHostAddr(strings.TrimSpace(hop))
 		if !ok {
 			return peer
 		}
@@ -105,6 +106,25 @@ func (tp *TrustedProxies) clientAddr(r *http.Request) netip.Addr {
 		peer = a
 	}
 	return peer
+}
+
+// lastXForwardedFor returns the last maxForwardHops entries of the
+// X-Forwarded-For lines, right to left, without splitting the rest: a
+// client can send a long list through the proxy.
+func lastXForwardedFor(values []string) []string {
+	var hops []string
+	for i := len(values) - 1; i >= 0 && len(hops) < maxForwardHops; i-- {
+		v := values[i]
+		for len(hops) < maxForwardHops {
+			j := strings.LastIndexByte(v, ',')
+			hops = append(hops, v[j+1:])
+			if j < 0 {
+				break
+			}
+			v = v[:j]
+		}
+	}
+	return hops
 }
 
 // parseHostAddr reads an address with or without a port: 192.0.2.1,

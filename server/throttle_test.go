@@ -346,3 +346,20 @@ func TestDeviceKeysFollowTheKeySet(t *testing.T) {
 		t.Error("issued without a key")
 	}
 }
+
+// A client can send any number of X-Forwarded-For entries through the
+// proxy; only the last few are looked at, and a chain longer than that
+// stops at the last proxy examined.
+func TestClientAddrLongForwardedFor(t *testing.T) {
+	tp, _ := ParseTrustedProxies([]string{"10.0.0.0/8"}, "")
+	r := httptest.NewRequest(http.MethodPost, "/login", nil)
+	r.RemoteAddr = "10.0.0.1:5000"
+	r.Header.Set("X-Forwarded-For", strings.Repeat("192.0.2.1, ", 5000)+"203.0.113.9")
+	if got := tp.clientAddr(r).String(); got != "203.0.113.9" {
+		t.Errorf("clientAddr = %s, want 203.0.113.9", got)
+	}
+	r.Header.Set("X-Forwarded-For", "203.0.113.9, "+strings.TrimSuffix(strings.Repeat("10.0.0.2, ", maxForwardHops+1), ", "))
+	if got := tp.clientAddr(r).String(); got != "10.0.0.2" {
+		t.Errorf("past %d trusted hops: clientAddr = %s, want the last proxy examined", maxForwardHops, got)
+	}
+}
