@@ -97,6 +97,13 @@ func (p *pages) render(w http.ResponseWriter, status int, name, redirectURI stri
 	d.CSS = p.css
 	var buf bytes.Buffer
 	p.securityHeaders(w.Header(), redirectURI)
+	if strings.HasPrefix(d.Issuer, "https://") {
+		// Once a browser has seen the pages over https it never sends the
+		// password or the cookies over plain http to this host again, even
+		// if a link or a network attacker says http://. No
+		// includeSubDomains: other hosts under the issuer's are not ours.
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	if err := p.tmpl.ExecuteTemplate(&buf, name, d); err != nil {
 		http.Error(w, "page rendering failed", http.StatusInternalServerError)
 		return

@@ -65,7 +65,7 @@ func (ts *testServer) responses() func() map[string][]http.Header {
 // Under an https issuer every cookie the pages set is __Host- prefixed,
 // Secure, HttpOnly, SameSite, Path=/ and without Domain, and the flow
 // works with them; unprefixed look-alikes planted by a sibling host are
-// ignored.
+// ignored. The pages also send HSTS then.
 func TestHTTPSIssuerCookiesUseHostPrefix(t *testing.T) {
 	ts := newTLSTestServer(t)
 	if !strings.HasPrefix(ts.URL, "https://") {
@@ -94,6 +94,11 @@ func TestHTTPSIssuerCookiesUseHostPrefix(t *testing.T) {
 					t.Errorf("%s: cookie %q", path, line)
 				}
 			}
+		}
+	}
+	for _, h := range recorded()["GET "+endpoints.LoginPath] {
+		if got := h.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+			t.Errorf("login page under an https issuer: Strict-Transport-Security %q", got)
 		}
 	}
 	for _, want := range []string{"__Host-" + csrfCookie, "__Host-" + sessionCookie} {
@@ -209,6 +214,9 @@ func TestPagesSendStrictCSP(t *testing.T) {
 			}
 			if strings.Contains(csp, "unsafe") || strings.Contains(csp, "*") || strings.Contains(csp, "data:") {
 				t.Errorf("%s: CSP %q allows too much", name, csp)
+			}
+			if h.Get("Strict-Transport-Security") != "" {
+				t.Errorf("%s: Strict-Transport-Security under an http issuer", name)
 			}
 		}
 	}
