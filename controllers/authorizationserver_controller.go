@@ -94,6 +94,7 @@ func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.
 	orig := srv.DeepCopy()
 	defer func() {
 		srv.Status.ObservedGeneration = srv.Generation
+		summarizeServerReady(srv)
 		if equality.Semantic.DeepEqual(orig.Status, srv.Status) {
 			return
 		}
@@ -108,10 +109,12 @@ func (r *AuthorizationServerReconciler) reconcile(ctx context.Context, srv *oaut
 	now := r.Clock.Now()
 	if p, err := r.issuerConflict(ctx, srv); p != nil || err != nil {
 		if p != nil {
-			notReady(&srv.Status.Conditions, srv.Generation, kindServer, p.reason, p.message)
+			partFailed(&srv.Status.Conditions, srv.Generation, ConditionAccepted, p.reason, p.message)
 		}
 		return ctrl.Result{}, err
 	}
+	setCondition(&srv.Status.Conditions, srv.Generation, ConditionAccepted, true, ReasonAccepted,
+		fmt.Sprintf("issuer %s is this server's", srv.Spec.Issuer))
 	srv.Status.Issuer = srv.Spec.Issuer
 	srv.Status.JWKSURI = endpoints.For(srv.Spec.Issuer).JWKS
 

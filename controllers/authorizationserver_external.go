@@ -32,17 +32,17 @@ type ExternalServerProbe func(ctx context.Context, srv *oauthv1.AuthorizationSer
 // reconcileExternal replaces reconcileRuntime when token servers run
 // outside the cluster (Options.ExternalServer; `gatehouse dev`). No
 // kubelet would run a Deployment there, so the operator creates no
-// ServiceAccount, RBAC, Deployment or Service, and Ready reports what
+// ServiceAccount, RBAC, Deployment or Service, and Available reports what
 // really serves the issuer: the out-of-cluster server's own readiness
 // (its /readyz), probed again periodically. The keys, the JWKS ConfigMap
 // and the rest of the status are reconciled as in a cluster.
 func (r *AuthorizationServerReconciler) reconcileExternal(ctx context.Context, srv *oauthv1.AuthorizationServer) time.Duration {
 	if err := r.ExternalServer(ctx, srv); err != nil {
-		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, false, ReasonExternalServerNotReady,
+		setCondition(&srv.Status.Conditions, srv.Generation, ConditionAvailable, false, ReasonExternalServerNotReady,
 			fmt.Sprintf("token server outside the cluster is not ready: %v", err))
 		return externalProbeNotReady
 	}
-	setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, true, ReasonExternalServerReady,
+	setCondition(&srv.Status.Conditions, srv.Generation, ConditionAvailable, true, ReasonExternalServerReady,
 		"token server outside the cluster is ready")
 	return externalProbeReady
 }

@@ -18,6 +18,7 @@ import (
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/controllers"
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
@@ -84,4 +85,22 @@ func TestExternalServerReadiness(t *testing.T) {
 
 	down.Store(true)
 	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, controllers.ReasonExternalServerNotReady)
+
+	// Ready summarizes every part: a server that answers, with keys the
+	// operator cannot read, is not Ready (it was, before Ready became a
+	// summary: the probe overwrote the keys' verdict in the same reconcile).
+	down.Store(false)
+	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionTrue, controllers.ReasonExternalServerReady)
+	keys := &corev1.Secret{}
+	if err := cp.Client.Get(context.Background(), objKey(ns, keyset.SecretName("dev")), keys); err != nil {
+		t.Fatal(err)
+	}
+	keys.Data[keyset.SecretDataKey] = []byte("{not a key set")
+	if err := cp.Client.Update(context.Background(), keys); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, controllers.ReasonInvalidKeys)
+	waitCondition(t, srv, controllers.ConditionAvailable, metav1.ConditionTrue, controllers.ReasonExternalServerReady)
+	poke(t, srv) // a later reconcile does not flip it back either
+	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, controllers.ReasonInvalidKeys)
 }

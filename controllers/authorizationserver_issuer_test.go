@@ -31,6 +31,9 @@ func TestAuthorizationServerIssuerConflict(t *testing.T) {
 	create(t, first)
 	waitKeysPublished(t, first)
 
+	// Creation times have a resolution of a second; ties go by namespace
+	// and name, which are random here, so make the first one older.
+	time.Sleep(1100 * time.Millisecond)
 	second := server(nsB, "copy")
 	second.Spec.Issuer = testIssuer + "/" // the same issuer to a relying party
 	create(t, second)

@@ -94,8 +94,7 @@ func (r *AuthorizationServerReconciler) reconcileKeys(ctx context.Context, srv *
 			// signed may still be in use. A person must repair or delete it.
 			msg := fmt.Sprintf("Secret %s: %v; fix or delete it to generate new keys", name, err)
 			r.event(ctx, srv, corev1.EventTypeWarning, EventInvalidKeys, "%s", msg)
-			setCondition(&srv.Status.Conditions, srv.Generation, ConditionKeysReady, false, ReasonInvalidKeys, msg)
-			notReady(&srv.Status.Conditions, srv.Generation, kindServer, ReasonInvalidKeys, msg)
+			partFailed(&srv.Status.Conditions, srv.Generation, ConditionKeysReady, ReasonInvalidKeys, msg)
 			return time.Time{}, nil
 		}
 	}

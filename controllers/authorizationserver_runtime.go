@@ -50,7 +50,7 @@ func (r *AuthorizationServerReconciler) reconcileRuntime(ctx context.Context, sr
 	if replicas > 1 && srv.Spec.Storage.Type != oauthv1.StoragePostgres {
 		// The API schema refuses this already; keep the Deployment as it is
 		// if an older schema let it through.
-		notReady(&srv.Status.Conditions, srv.Generation, kindServer, ReasonUnsupportedReplicas,
+		partFailed(&srv.Status.Conditions, srv.Generation, ConditionAvailable, ReasonUnsupportedReplicas,
 			fmt.Sprintf("%d replicas need storage type Postgres: Memory storage lives in one process; the Deployment is left unchanged", replicas))
 		return nil
 	}
@@ -77,25 +77,25 @@ func (r *AuthorizationServerReconciler) reconcileRuntime(ctx context.Context, sr
 	return nil
 }
 
-// deploymentReady sets Ready from the Deployment's real availability.
+// deploymentReady sets Available from the Deployment's real availability.
 func deploymentReady(srv *oauthv1.AuthorizationServer, dep *appsv1.Deployment, replicas int32) {
 	st := dep.Status
 	for _, c := range st.Conditions {
 		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse {
-			notReady(&srv.Status.Conditions, srv.Generation, kindServer, ReasonDeploymentFailed,
+			partFailed(&srv.Status.Conditions, srv.Generation, ConditionAvailable, ReasonDeploymentFailed,
 				fmt.Sprintf("Deployment %s: %s", dep.Name, c.Message))
 			return
 		}
 	}
 	switch {
 	case replicas == 0:
-		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, false, ReasonScaledToZero,
+		setCondition(&srv.Status.Conditions, srv.Generation, ConditionAvailable, false, ReasonScaledToZero,
 			fmt.Sprintf("Deployment %s is scaled to zero replicas", dep.Name))
 	case st.ObservedGeneration < dep.Generation || st.UpdatedReplicas < replicas || st.AvailableReplicas < replicas:
-		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, false, ReasonProgressing,
+		setCondition(&srv.Status.Conditions, srv.Generation, ConditionAvailable, false, ReasonProgressing,
 			fmt.Sprintf("Deployment %s: %d of %d replicas updated and available", dep.Name, min(st.UpdatedReplicas, st.AvailableReplicas), replicas))
 	default:
-		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, true, ReasonAvailable,
+		setCondition(&srv.Status.Conditions, srv.Generation, ConditionAvailable, true, ReasonAvailable,
 			fmt.Sprintf("Deployment %s: %d of %d replicas available", dep.Name, st.AvailableReplicas, replicas))
 	}
 }

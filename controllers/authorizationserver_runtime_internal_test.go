@@ -51,6 +51,7 @@ func TestMemoryStorageRefusesReplicas(t *testing.T) {
 	if err := r.reconcileRuntime(ctx, srv); err != nil {
 		t.Fatal(err)
 	}
+	summarizeServerReady(srv) // as Reconcile does before patching status
 	c := meta.FindStatusCondition(srv.Status.Conditions, oauthv1.ConditionReady)
 	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonUnsupportedReplicas {
 		t.Fatalf("Ready = %+v, want False/%s", c, ReasonUnsupportedReplicas)

@@ -29,6 +29,7 @@ const (
 	ReasonSecretNotAdoptable  = "SecretNotAdoptable"
 	ReasonInvalidSecretName   = "InvalidSecretName"
 	ReasonIssuerConflict      = "IssuerConflict"
+	ReasonAccepted            = "Accepted"
 	ReasonConflict            = "Conflict"
 	ReasonKeysReady           = "KeysReady"
 	ReasonInvalidKeys         = "InvalidKeys"
@@ -39,9 +40,55 @@ const (
 	ReasonDeploymentFailed    = "DeploymentFailed"
 )
 
-// ConditionKeysReady is True when an AuthorizationServer has an active
-// signing key and the JWKS publishes it.
-const ConditionKeysReady = "KeysReady"
+// The part conditions of an AuthorizationServer; Ready summarizes them
+// (summarizeServerReady).
+const (
+	// ConditionAccepted is False when the server cannot be run at all,
+	// e.g. another server already has its issuer.
+	ConditionAccepted = "Accepted"
+	// ConditionKeysReady is True when the server has an active signing key
+	// and the JWKS publishes it.
+	ConditionKeysReady = "KeysReady"
+	// ConditionAvailable is True when the token server answers: its
+	// Deployment is available, or the server outside the cluster is ready.
+	ConditionAvailable = "Available"
+)
+
+// serverParts are the conditions Ready requires, in the order a user
+// should look at them: the first one that is not True explains Ready.
+var serverParts = []string{ConditionAccepted, ConditionKeysReady, ConditionAvailable}
+
+// ReasonReconciling: a part has not been decided yet.
+const ReasonReconciling = "Reconciling"
+
+// summarizeServerReady computes Ready from the part conditions, once per
+// reconcile, so that no step can overwrite another's verdict: Ready is
+// True only when every part is, and otherwise carries the first failing
+// part's reason and message.
+func summarizeServerReady(srv *oauthv1.AuthorizationServer) {
+	var available *metav1.Condition
+	for _, typ := range serverParts {
+		c := meta.FindStatusCondition(srv.Status.Conditions, typ)
+		switch {
+		case c == nil:
+			setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, false, ReasonReconciling,
+				fmt.Sprintf("%s is not known yet", typ))
+			return
+		case c.Status != metav1.ConditionTrue:
+			setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, false, c.Reason, c.Message)
+			return
+		}
+		available = c
+	}
+	setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, true, available.Reason, available.Message)
+}
+
+// partFailed sets a part condition False and counts the reason, like
+// notReady does for Ready.
+func partFailed(conds *[]metav1.Condition, generation int64, typ, reason, message string) {
+	setCondition(conds, generation, typ, false, reason, message)
+	operatormetrics.ReconcileErrors.WithLabelValues(kindServer, reason).Inc()
+}
 
 func setCondition(conds *[]metav1.Condition, generation int64, typ string, ok bool, reason, message string) {
 	status := metav1.ConditionFalse

@@ -322,8 +322,11 @@ type AuthorizationServerStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready (the server is serving), KeysReady (a signing key
-	// is active and published), and others with specific reasons.
+	// Conditions: Ready summarizes the parts Accepted (no older server has
+	// this issuer), KeysReady (a signing key is active and published) and
+	// Available (the token server answers). Ready is True when all three
+	// are; otherwise it carries the reason and message of the first part
+	// that is not.
 	//
 	// +listType=map
 	// +listMapKey=type
@@ -362,7 +365,7 @@ type AuthorizationServerStatus struct {
 // +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.spec.issuer`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Active Key",type=string,JSONPath=`.status.activeKeyID`
-// +kubebuilder:printcolumn:name="Next Rotation",type=date,JSONPath=`.status.nextRotationTime`,priority=1
+// +kubebuilder:printcolumn:name="Next Rotation",type=string,JSONPath=`.status.nextRotationTime`,priority=1
 // +kubebuilder:printcolumn:name="Storage",type=string,JSONPath=`.spec.storage.type`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type AuthorizationServer struct {
