@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -60,7 +59,7 @@ func (r *AuthorizationServerReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 		For(&oauthv1.AuthorizationServer{}).
 		Named("authorizationserver").
 		WithOptions(opts).
-		Owns(&corev1.Secret{}, builder.OnlyMetadata). // read through APIReader; see CacheOptions
+		Owns(&corev1.Secret{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&corev1.Service{}).

@@ -72,10 +72,7 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, opts controll
 		For(&oauthv1.OAuthClient{}).
 		Named("oauthclient").
 		WithOptions(opts).
-		// Metadata only, and every Secret: a Secret the operator may not
-		// use yet (SecretNotAdoptable, WeakSecret) carries none of its
-		// labels, and a change to it must still bring the client back.
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToClients)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToClients)).
 		Watches(&oauthv1.AuthorizationServer{}, handler.EnqueueRequestsFromMapFunc(r.serverToClients),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&oauthv1.Scope{}, handler.EnqueueRequestsFromMapFunc(r.scopeToClients)).

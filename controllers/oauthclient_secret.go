@@ -162,9 +162,8 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 	}
 	if p != nil {
 		// The Secret is not ours to change: say why and leave it as it is.
-		// Any change to it (or to the client) brings the client back.
 		notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, p.reason, p.message)
-		return ctrlresult.Result{}, nil
+		return secretRecheck(oc), nil
 	}
 	if previous := oc.Status.SecretName; previous != "" && previous != name {
 		// spec.secretName changed: the old Secret goes like a deleted one,
@@ -221,7 +220,7 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 				r.event(ctx, oc, corev1.EventTypeWarning, EventWeakSecret, "%s", msg)
 			}
 			notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, ReasonWeakSecret, msg)
-			return ctrlresult.Result{}, nil
+			return secretRecheck(oc), nil
 		}
 		plaintext = value
 		graceUntil := time.Time{}
@@ -320,6 +319,22 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 		}
 	}
 	return requeueAt(now, append(expiries, nextRotation)...), nil
+}
+
+// secretRecheck schedules another look at a Secret the client is waiting
+// on. The operator's cache holds only the Secrets it labelled, so a fix to
+// someone else's Secret (an adopt-by annotation, a stronger client_secret)
+// raises no event; a change to the client itself still comes at once. The
+// interval grows with how long the client has been waiting, from 10s to
+// 5m, so that clients left broken cost next to nothing. The wait is
+// measured on the wall clock, the clock of LastTransitionTime, not on the
+// reconciler's Clock, which drives rotations.
+func secretRecheck(oc *oauthv1.OAuthClient) ctrlresult.Result {
+	waited := time.Duration(0)
+	if c := meta.FindStatusCondition(oc.Status.Conditions, oauthv1.ConditionReady); c != nil && c.Status == metav1.ConditionFalse {
+		waited = time.Since(c.LastTransitionTime.Time)
+	}
+	return ctrlresult.Result{RequeueAfter: min(max(waited/4, 10*time.Second), 5*time.Minute)}
 }
 
 func (r *OAuthClientReconciler) event(ctx context.Context, oc *oauthv1.OAuthClient, typ, reason, note string, args ...any) {

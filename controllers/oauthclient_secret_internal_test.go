@@ -211,3 +211,21 @@ func TestIssuerKey(t *testing.T) {
 		t.Error("paths are case-sensitive")
 	}
 }
+
+func TestSecretRecheckBacksOff(t *testing.T) {
+	oc := &oauthv1.OAuthClient{}
+	waitingFor := func(d time.Duration) time.Duration {
+		oc.Status.Conditions = []metav1.Condition{{Type: oauthv1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: ReasonSecretNotAdoptable, LastTransitionTime: metav1.NewTime(time.Now().Add(-d))}}
+		return secretRecheck(oc).RequeueAfter
+	}
+	if got := waitingFor(0); got != 10*time.Second {
+		t.Errorf("just refused: recheck in %s, want 10s", got)
+	}
+	if got := waitingFor(2 * time.Minute); got < 29*time.Second || got > 31*time.Second {
+		t.Errorf("waiting 2m: recheck in %s, want about 30s", got)
+	}
+	if got := waitingFor(48 * time.Hour); got != 5*time.Minute {
+		t.Errorf("waiting 2 days: recheck in %s, want 5m", got)
+	}
+}

@@ -86,12 +86,11 @@ func (o Options) controllerOptions() controller.Options {
 // CacheOptions restricts the manager's informer cache: to the given
 // namespaces (all when empty) and, for the kinds the operator creates, to
 // the objects it labelled.
-//
-// Secrets are cached as metadata only (the controllers watch them with
-// OnlyMetadata) and read through the API reader: caching their contents
-// would put every plaintext credential of the cluster in the operator's
-// heap, and the watch must see Secrets the operator has not labelled (one
-// a user is about to hand to a client).
+// Caching every Secret of the cluster would cost memory and put every
+// plaintext credential in the operator's heap; Secrets the operator has not
+// labelled (one to adopt, or one it may not use) are read through the API
+// reader instead, and a client waiting on such a Secret looks again on a
+// timer (secretRecheck).
 func CacheOptions(namespaces []string) cache.Options {
 	managed, err := labels.NewRequirement(oauthv1.LabelManagedBy, selection.Equals, []string{oauthv1.LabelManagedByValue})
 	if err != nil {
@@ -100,7 +99,7 @@ func CacheOptions(namespaces []string) cache.Options {
 	sel := cache.ByObject{Label: labels.NewSelector().Add(*managed)}
 	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{}}
 	for _, o := range []client.Object{
-		&corev1.ConfigMap{}, &corev1.ServiceAccount{}, &corev1.Service{},
+		&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}, &corev1.Service{},
 		&appsv1.Deployment{}, &rbacv1.Role{}, &rbacv1.RoleBinding{},
 		&rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{},
 	} {
