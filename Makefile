@@ -166,7 +166,7 @@ $(STATICCHECK):
 # runc, kubelet, kube-proxy and CoreDNS, built from Go modules into ./bin.
 # Needs root; state in .gatehouse-cluster/.
 CLUSTER_IMG ?= localhost/gatehouse:dev
-export CLUSTER_KUBECONFIG := $(CURDIR)/.gatehouse-cluster/kubeconfig
+CLUSTER_KUBECONFIG := $(CURDIR)/.gatehouse-cluster/kubeconfig
 
 .PHONY: cluster
 cluster: ## Start a single-node Kubernetes cluster here (or reuse the running one); print its kubeconfig and node.
@@ -180,7 +180,15 @@ cluster-down: ## Stop the cluster and remove all it made: processes, mounts, net
 image: ## Build the gatehouse image without Docker (the Dockerfile's equivalent) and load it into the cluster (CLUSTER_IMG=...).
 	@VERSION='$(VERSION)' COMMIT='$(COMMIT)' hack/cluster/image.sh '$(CLUSTER_IMG)'
 
+# The scenarios (test/cluster), then the e2e suite in real-cluster mode
+# against the token server behind NodePort 30081 on 127.0.0.1, then the Helm
+# lifecycle (upgrade, uninstall), which goes last since it removes the chart.
+CLUSTER_TEST_ENV := GATEHOUSE_CLUSTER_KUBECONFIG='$(CLUSTER_KUBECONFIG)' GATEHOUSE_CLUSTER_IMAGE='$(CLUSTER_IMG)'
+
 .PHONY: test-cluster
-test-cluster: $(HELM) ## On the running cluster: helm install the chart with the local image, apply the samples, run test/cluster.
+test-cluster: $(HELM) $(ENVTEST_PREREQ) ## On the running cluster: image, helm install, samples, cluster scenarios, e2e suite, helm upgrade/uninstall.
 	@GATEHOUSE_REQUIRE_CLUSTER=1 VERSION='$(VERSION)' COMMIT='$(COMMIT)' hack/cluster/image.sh '$(CLUSTER_IMG)'
-	go test $(GO_TEST_FLAGS) -tags cluster -v -timeout 40m ./test/cluster/...
+	$(CLUSTER_TEST_ENV) go test $(GO_TEST_FLAGS) -v -timeout 30m ./test/cluster/
+	PATH='$(ENVTEST_DIR)':"$$PATH" GATEHOUSE_E2E_KUBECONFIG='$(CLUSTER_KUBECONFIG)' GATEHOUSE_E2E_ISSUER=http://127.0.0.1:30081 GATEHOUSE_E2E_NAMESPACE=gatehouse-e2e \
+		go test $(GO_TEST_FLAGS) -v -timeout 20m ./test/e2e/
+	$(CLUSTER_TEST_ENV) GATEHOUSE_CLUSTER_LIFECYCLE=1 go test $(GO_TEST_FLAGS) -v -timeout 10m -run TestHelmLifecycle ./test/cluster/

@@ -278,8 +278,10 @@ configs() {
 		healthzBindAddress: 127.0.0.1:10256
 		metricsBindAddress: 127.0.0.1:10249
 		clusterCIDR: $POD_CIDR
-		# NodePorts only on the cluster's bridge, never on the host's interfaces.
-		nodePortAddresses: ["$NODE_IP/32"]
+		# NodePorts only on the cluster's bridge and on loopback (the tests reach
+		# the token server at http://127.0.0.1:<nodePort>), never on the host's
+		# other interfaces.
+		nodePortAddresses: ["$NODE_IP/32", "127.0.0.1/32"]
 		iptables:
 		  masqueradeAll: true
 		  syncPeriod: 10s
@@ -486,15 +488,29 @@ stop_all() {
 		fi
 	fi
 	stop_proc containerd
-	# Shims of this cluster's containerd (their binary is bin/cluster's).
-	for pid in $(pgrep -x containerd-shim 2>/dev/null; pgrep -f "^$BIN/containerd-shim-runc-v2 " 2>/dev/null); do
-		[[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$BIN/containerd-shim-runc-v2" ]] || continue
+	# Shims of this cluster's containerd: their binary is bin/cluster's.
+	local exe
+	for exe in /proc/[0-9]*/exe; do
+		[[ $(readlink "$exe" 2>/dev/null) == "$BIN/containerd-shim-runc-v2" ]] || continue
+		pid=${exe#/proc/}
+		pid=${pid%/exe}
 		say "stopping containerd-shim-runc-v2 (pid $pid)"
 		kill -KILL "$pid" 2>/dev/null || true
 	done
 	stop_proc kube-apiserver
 	stop_proc etcd
 	unmount_all
+}
+
+# Everything but the state directory: processes, mounts, kube-proxy's and
+# the guard's iptables rules, the bridge, the host settings.
+teardown() {
+	stop_all
+	if [[ -x $BIN/kube-proxy ]]; then
+		# kube-proxy's own chains (KUBE-*), in iptables and ip6tables.
+		"$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+	fi
+	net_down
 }
 
 unmount_all() {
@@ -552,20 +568,31 @@ cmd_up() {
 	fi
 	if [[ -d $STATE/run ]] && ls "$STATE"/run/*.pid >/dev/null 2>&1; then
 		say "a previous cluster is partly running; stopping it first"
-		stop_all
-		net_down
+		teardown
 	fi
 	rm -f "$STATE/run/up"
-	trap 'say "start failed; stopping what was started"; stop_all; net_down; exit 1' ERR INT TERM
+	started=0
+	trap 'on_exit' EXIT
+	trap 'exit 1' INT TERM
 	pki
 	configs
 	net_up
 	start_all
 	addons
-	trap - ERR INT TERM
+	started=1
+	trap - EXIT INT TERM
 	touch "$STATE/run/up"
 	say "cluster ready in $((SECONDS - began))s"
 	report
+}
+
+on_exit() {
+	local rc=$?
+	if ((started == 0)); then
+		say "make cluster failed; stopping what it started (logs stay in ${STATE#"$root"/}/logs)"
+		teardown
+		exit $((rc == 0 ? 1 : rc))
+	fi
 }
 
 cmd_down() {
@@ -573,12 +600,7 @@ cmd_down() {
 	exec 9>"$STATE/.lock"
 	flock -w 60 9 || die "another make cluster is running on ${STATE#"$root"/}"
 	[[ $(id -u) == 0 ]] || die "make cluster-down needs root"
-	if [[ -x $BIN/kube-proxy ]] && [[ -d $STATE ]]; then
-		# kube-proxy's own chains (KUBE-*), in iptables and ip6tables.
-		"$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
-	fi
-	stop_all
-	net_down
+	teardown
 	# What the kubelet and CNI leave outside the state directory.
 	find /var/log/containers -maxdepth 1 -type l -lname "$STATE/*" -delete 2>/dev/null || true
 	rm -f /var/lib/cni/results/gatehouse-* 2>/dev/null || true
