@@ -50,6 +50,11 @@ type OAuthClientReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     Clock
+
+	// fresh, when set (Setup does), serves reads from the cache unless it
+	// may be older than the operator's own writes; otherwise every read
+	// goes to APIReader.
+	fresh *freshReader
 }
 
 // ClientID is the client_id of an OAuthClient: "<namespace>.<name>".
@@ -122,11 +127,11 @@ func (r *OAuthClientReconciler) clientsMatching(ctx context.Context, opts ...cli
 // status patch, then reconcileDelete or reconcile.
 func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	defer func() { countError(kindOAuthClient, retErr) }()
-	// Read the client fresh, not from the cache: secret decisions compare
-	// the Secret with status.secretHashes, and a cached copy older than the
-	// operator's own last status write would look like an outside change.
+	// Never from a cached copy older than the operator's own last write:
+	// secret decisions compare the Secret with status.secretHashes, and a
+	// stale status would look like an outside change (see freshReader).
 	oc := &oauthv1.OAuthClient{}
-	if err := r.APIReader.Get(ctx, req.NamespacedName, oc); err != nil {
+	if err := r.read(ctx, req.NamespacedName, oc); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !oc.DeletionTimestamp.IsZero() {
@@ -138,6 +143,7 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if err := r.Patch(ctx, oc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
+		r.wrote(oc)
 	}
 
 	orig := oc.DeepCopy()
@@ -148,9 +154,36 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		if err := r.Status().Patch(ctx, oc, mergeFrom(orig)); err != nil {
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+			return
 		}
+		r.wrote(oc)
 	}()
 	return r.reconcile(ctx, oc)
+}
+
+// read gets an object from the cache when that is as new as the
+// operator's last write of it, otherwise from the API server.
+func (r *OAuthClientReconciler) read(ctx context.Context, key client.ObjectKey, obj client.Object) error {
+	if r.fresh == nil {
+		return r.APIReader.Get(ctx, key, obj)
+	}
+	return r.fresh.Get(ctx, key, obj)
+}
+
+// deleted makes reads of a deleted object skip the cache until it, too,
+// has seen the deletion.
+func (r *OAuthClientReconciler) deleted(obj client.Object) {
+	if r.fresh != nil {
+		obj.SetResourceVersion("")
+		r.fresh.remember(obj)
+	}
+}
+
+// wrote records the version a write returned; see freshReader.
+func (r *OAuthClientReconciler) wrote(obj client.Object) {
+	if r.fresh != nil {
+		r.fresh.remember(obj)
+	}
 }
 
 func (r *OAuthClientReconciler) reconcile(ctx context.Context, oc *oauthv1.OAuthClient) (ctrl.Result, error) {
@@ -299,6 +332,9 @@ func (r *OAuthClientReconciler) reconcileDelete(ctx context.Context, oc *oauthv1
 	if err := r.Patch(ctx, oc, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("removing finalizer: %w", err)
 	}
+	if r.fresh != nil {
+		r.fresh.forget(oc, client.ObjectKeyFromObject(oc)) // gone now; keep the map to live objects
+	}
 	return nil
 }
 
@@ -311,7 +347,7 @@ func (r *OAuthClientReconciler) releaseSecret(ctx context.Context, oc *oauthv1.O
 		return nil
 	}
 	sec := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: name}, sec)
+	err := r.read(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: name}, sec)
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
@@ -320,6 +356,7 @@ func (r *OAuthClientReconciler) releaseSecret(ctx context.Context, oc *oauthv1.O
 		if err := r.Delete(ctx, sec); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting Secret %s: %w", name, err)
 		}
+		r.deleted(sec)
 	case sec.Labels[oauthv1.LabelClient] == oc.Name:
 		// Not the operator's Secret: take out exactly what it put in.
 		before := sec.DeepCopy()
@@ -335,6 +372,7 @@ func (r *OAuthClientReconciler) releaseSecret(ctx context.Context, oc *oauthv1.O
 		if err := r.Patch(ctx, sec, mergeFrom(before)); err != nil {
 			return fmt.Errorf("releasing Secret %s: %w", name, err)
 		}
+		r.wrote(sec)
 	}
 	return nil
 }

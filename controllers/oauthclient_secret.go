@@ -150,7 +150,7 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 
 	var existing *corev1.Secret
 	sec := &corev1.Secret{}
-	switch err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: name}, sec); {
+	switch err := r.read(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: name}, sec); {
 	case err == nil:
 		existing = sec
 	case !apierrors.IsNotFound(err):
@@ -302,10 +302,12 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 		if err := r.Create(ctx, sec); err != nil {
 			return ctrlresult.Result{}, fmt.Errorf("creating Secret %s: %w", name, err)
 		}
+		r.wrote(sec)
 	case !equality.Semantic.DeepEqual(before, sec):
 		if err := r.Patch(ctx, sec, mergeFrom(before)); err != nil {
 			return ctrlresult.Result{}, fmt.Errorf("updating Secret %s: %w", name, err)
 		}
+		r.wrote(sec)
 	}
 
 	pruneHashes(oc, now)

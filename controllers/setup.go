@@ -129,6 +129,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("gatehouse-oauthclient"),
 		Clock:     opts.Clock,
+		fresh:     newFreshReader(mgr.GetClient(), mgr.GetAPIReader()),
 	}
 	if err := clients.SetupWithManager(mgr, opts.controllerOptions()); err != nil {
 		return fmt.Errorf("setting up the OAuthClient controller: %w", err)

@@ -14,6 +14,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -70,10 +71,17 @@ type operator struct {
 // reconcile each other's objects.
 func startOperator(t *testing.T, clock *fakeClock, namespaces ...string) *operator {
 	t.Helper()
+	return startOperatorWith(t, clock, testenv.Get(t).Config, namespaces...)
+}
+
+// startOperatorWith is startOperator with a client configuration of the
+// test's own (e.g. one that counts requests).
+func startOperatorWith(t *testing.T, clock *fakeClock, cfg *rest.Config, namespaces ...string) *operator {
+	t.Helper()
 	cp := testenv.Get(t)
 	logs := &testenv.LogBuffer{}
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true))
-	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 cp.Scheme,
 		Cache:                  controllers.CacheOptions(namespaces),
 		Metrics:                metricsserver.Options{BindAddress: "0"},

@@ -1,0 +1,117 @@
+package controllers_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+)
+
+// requestCounter counts the operator's requests for single OAuthClients
+// and Secrets (gets and writes; lists and watches feed the cache and are
+// not per client).
+type requestCounter struct {
+	mu     sync.Mutex
+	counts map[string]int // "GET secrets", "PATCH oauthclients", ...
+}
+
+func (c *requestCounter) config(base *rest.Config) *rest.Config {
+	cfg := rest.CopyConfig(base)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			c.count(req)
+			return rt.RoundTrip(req)
+		})
+	})
+	return cfg
+}
+
+func (c *requestCounter) count(req *http.Request) {
+	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	for i, p := range parts {
+		if p != "oauthclients" && p != "secrets" {
+			continue
+		}
+		named := i+1 < len(parts)
+		if !named && req.Method != http.MethodPost {
+			return // a list or a watch
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.counts[req.Method+" "+p]++
+		return
+	}
+}
+
+func (c *requestCounter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.counts
+	c.counts = map[string]int{}
+	return out
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// The operator reads from its cache unless that may be older than its own
+// writes: a new client costs a handful of requests, not a GET of the client
+// and its Secret on every one of the reconciles its own writes trigger; and
+// a restarted operator with nothing to do sends none at all.
+func TestOAuthClientAPIRequests(t *testing.T) {
+	const n = 20
+	ns := newNamespace(t, nil)
+	clock := newFakeClock()
+	counter := &requestCounter{counts: map[string]int{}}
+	cfg := counter.config(testenv.Get(t).Config)
+	first := startOperatorWith(t, clock, cfg, ns)
+	create(t, server(ns, "auth"))
+	counter.take()
+
+	var clients []*oauthv1.OAuthClient
+	for i := range n {
+		oc := oauthClient(ns, fmt.Sprintf("app-%02d", i), "", "auth")
+		create(t, oc)
+		clients = append(clients, oc)
+	}
+	for _, oc := range clients {
+		waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+	}
+	time.Sleep(time.Second) // the reconciles the last writes trigger
+	counts := counter.take()
+	total := 0
+	for _, v := range counts {
+		total += v
+	}
+	// Add the finalizer, look for an existing Secret (it may be one to
+	// adopt, which the cache does not hold), create it, write the status.
+	t.Logf("requests for %d new clients: %v", n, counts)
+	if total > 4*n+n/2 {
+		t.Errorf("%d requests for %d new clients (%v), want at most about 4 each", total, n, counts)
+	}
+
+	first.stop()
+	startOperatorWith(t, clock, cfg, ns)
+	marker := oauthClient(ns, "after-restart", "", "auth")
+	create(t, marker)
+	waitCondition(t, marker, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+	time.Sleep(time.Second)
+	counts = counter.take()
+	total = 0
+	for _, v := range counts {
+		total += v
+	}
+	t.Logf("requests after a restart with %d idle clients and one new one: %v", n, counts)
+	if total > 5 {
+		t.Errorf("a restart cost %d requests (%v): the idle clients should cost none", total, counts)
+	}
+}
