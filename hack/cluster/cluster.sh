@@ -253,7 +253,7 @@ configs() {
 		clusterDomain: cluster.local
 		clusterDNS: [$DNS_IP]
 		resolvConf: $STATE/conf/resolv.conf
-		podLogsDirectory: $STATE/pod-logs
+		podLogsDir: $STATE/pod-logs
 		failSwapOn: false
 		protectKernelDefaults: false
 		serializeImagePulls: false
@@ -297,9 +297,15 @@ configs() {
 
 # ---------------------------------------------------------------- host network
 
+# Directories outside the state directory that containerd (shim sockets)
+# and CNI (results cache) write to: down removes them if they were not
+# there before the first start.
+HOST_DIRS=(/run/containerd /var/lib/cni /var/log/containers /var/log/pods)
+
 save_sysctls() {
 	[[ -f $STATE/host/sysctls ]] && return 0
-	local s
+	local s d
+	for d in "${HOST_DIRS[@]}"; do [[ -e $d ]] || echo "$d"; done >"$STATE/host/created-dirs"
 	for s in "${SYSCTLS[@]}"; do
 		[[ -e /proc/sys/$s ]] && echo "$s $(cat "/proc/sys/$s")"
 	done >"$STATE/host/sysctls"
@@ -353,7 +359,7 @@ start() { # name command...
 	local name=$1
 	shift
 	say "starting $name (log: ${STATE#"$root"/}/logs/$name.log)"
-	setsid "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
+	setsid "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null 9>&- &
 	echo $! >"$STATE/run/$name.pid"
 }
 
@@ -456,10 +462,10 @@ load_base_images() {
 }
 
 load() {
-	local tar
+	local tar out
 	for tar in "$@"; do
-		"$BIN/ctr" --address "$STATE/containerd/containerd.sock" -n k8s.io images import "$tar" >/dev/null ||
-			die "ctr images import $tar failed"
+		out=$("$BIN/ctr" --address "$STATE/containerd/containerd.sock" -n k8s.io images import "$tar" 2>&1) ||
+			die "ctr images import $tar failed: $out"
 	done
 	say "loaded into containerd: $(for tar in "$@"; do basename "$tar"; done | tr '\n' ' ')"
 }
@@ -507,10 +513,33 @@ stop_all() {
 teardown() {
 	stop_all
 	if [[ -x $BIN/kube-proxy ]]; then
-		# kube-proxy's own chains (KUBE-*), in iptables and ip6tables.
+		# kube-proxy's own chains and nftables tables.
 		"$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
 	fi
+	kube_chains_down
 	net_down
+}
+
+# The kubelet's chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY,
+# KUBE-IPTABLES-HINT) and whatever of kube-proxy's is left: every KUBE-*
+# chain and every rule that jumps to one, in iptables and ip6tables.
+kube_chains_down() {
+	local ipt table rule chain
+	for ipt in iptables ip6tables; do
+		command -v "$ipt" >/dev/null || continue
+		for table in filter nat mangle raw; do
+			"$ipt" -w -t "$table" -S >/dev/null 2>&1 || continue
+			while read -r rule; do
+				eval "$ipt -w -t $table -D ${rule#-A }" 2>/dev/null || true
+			done < <("$ipt" -w -t "$table" -S | grep -E '^-A [^ ]+ .*-j KUBE-' | grep -vE '^-A KUBE-')
+			for chain in $("$ipt" -w -t "$table" -S | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
+				"$ipt" -w -t "$table" -F "$chain" 2>/dev/null || true
+			done
+			for chain in $("$ipt" -w -t "$table" -S | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
+				"$ipt" -w -t "$table" -X "$chain" 2>/dev/null || true
+			done
+		done
+	done
 }
 
 unmount_all() {
@@ -601,9 +630,22 @@ cmd_down() {
 	flock -w 60 9 || die "another make cluster is running on ${STATE#"$root"/}"
 	[[ $(id -u) == 0 ]] || die "make cluster-down needs root"
 	teardown
-	# What the kubelet and CNI leave outside the state directory.
+	# What the kubelet, containerd and CNI leave outside the state directory:
+	# log symlinks into it, CNI results and shim sockets of its sandboxes.
 	find /var/log/containers -maxdepth 1 -type l -lname "$STATE/*" -delete 2>/dev/null || true
-	rm -f /var/lib/cni/results/gatehouse-* 2>/dev/null || true
+	local id d
+	for id in $(ls "$STATE/containerd/root/io.containerd.grpc.v1.cri/sandboxes" 2>/dev/null); do
+		rm -f /var/lib/cni/results/*-"$id"-* 2>/dev/null || true
+	done
+	if [[ -f $STATE/host/created-dirs ]]; then
+		while read -r d; do
+			[[ -n $d && -d $d ]] || continue
+			# Only empty directories, and the shim socket directory of
+			# containerd (its sockets die with the shims).
+			find "$d" -depth -type s -path '/run/containerd/s/*' -delete 2>/dev/null || true
+			find "$d" -depth -type d -empty -delete 2>/dev/null || true
+		done <"$STATE/host/created-dirs"
+	fi
 	local c
 	for c in /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/*/kubepods*; do
 		[[ -d $c ]] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true
