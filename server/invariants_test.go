@@ -1,6 +1,7 @@
 package server
 
-// One test (or more) per DESIGN.md invariant the token server touches.
+// One test (or more) per invariant of docs/architecture.md that the token
+// server touches.
 
 import (
 	"crypto/sha256"

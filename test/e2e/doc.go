@@ -1,8 +1,9 @@
-// Package e2e holds the whole-system tests (DESIGN.md, test tier 4): a
-// control plane, `gatehouse operator` and `gatehouse server` as real
-// processes, the YAML of config/samples applied with kubectl, login and
-// consent clicked in headless Chromium, golang.org/x/oauth2 as the client,
-// and examples/orders-api as the resource server that validates the tokens.
+// Package e2e holds the whole-system tests (docs/architecture.md, test
+// tier 4): a control plane, `gatehouse operator` and `gatehouse server` as
+// real processes, the YAML of config/samples applied with kubectl, login
+// and consent clicked in headless Chromium, golang.org/x/oauth2 as the
+// client, and examples/orders-api as the resource server that validates
+// the tokens.
 //
 // Run them with
 //

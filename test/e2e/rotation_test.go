@@ -22,7 +22,8 @@ import (
 // machine client keeps getting tokens and calling a resource server that
 // caches the JWKS. The new key is published a prepublishPeriod (1m here)
 // before it signs, and the old one stays published, so not one validation
-// may fail: the DESIGN.md invariant "key rotation never breaks validation".
+// may fail: the invariant "key rotation never breaks validation"
+// (docs/architecture.md).
 func TestSigningKeyRotationUnderTraffic(t *testing.T) {
 	t.Parallel()
 	s := get(t)
