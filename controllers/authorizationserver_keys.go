@@ -65,6 +65,8 @@ func KeyPolicy(srv *oauthv1.AuthorizationServer) keyset.Policy {
 		RotationInterval: dur(srv.Spec.Signing.RotationInterval, defaultRotationInterval),
 		PrepublishPeriod: dur(srv.Spec.Signing.PrepublishPeriod, defaultPrepublish),
 		Retention:        dur(srv.Spec.Tokens.AccessToken, defaultAccessToken) + ClockSkew,
+		// OpenID Connect Discovery 1.0 §3: ID tokens can always be RS256.
+		IDTokenAlgorithms: []string{keyset.RS256},
 	}
 }
 

@@ -90,6 +90,13 @@ func (k *Key) Signer() crypto.Signer { return k.signer }
 // Set is an AuthorizationServer's key set.
 type Set struct {
 	Keys []Key `json:"keys"`
+	// AccessTokenAlgorithm is the algorithm whose keys sign access tokens:
+	// that of the access-token lineage's active key (see Advance). Kept in
+	// the set rather than read from the AuthorizationServer so that the
+	// server and the keys it signs with never disagree during an algorithm
+	// change. Empty in sets written before it existed, which hold keys of
+	// one lineage only.
+	AccessTokenAlgorithm string `json:"accessTokenAlgorithm,omitempty"`
 }
 
 // Parse decodes a key set from its Secret data and parses every private key,
@@ -124,16 +131,28 @@ func Parse(data []byte) (*Set, error) {
 // Marshal encodes the set for its Secret.
 func (s *Set) Marshal() ([]byte, error) { return json.MarshalIndent(s, "", "  ") }
 
-// SigningKey returns the key that signs at time now: of the keys that are
-// not retired and whose ActivatesAt has come, the newest. Choosing by time
-// rather than by State lets every server replica switch to a prepublished
-// key at the same moment even if the operator's update arrives late; the key
-// was published PrepublishPeriod earlier, so validators already know it.
+// SigningKey returns the key that signs access tokens at time now: of the
+// keys of AccessTokenAlgorithm that are not retired and whose ActivatesAt
+// has come, the newest. Choosing by time rather than by State lets every
+// server replica switch to a prepublished key at the same moment even if
+// the operator's update arrives late; the key was published
+// PrepublishPeriod earlier, so validators already know it.
 func (s *Set) SigningKey(now time.Time) (*Key, bool) {
+	if s.AccessTokenAlgorithm != "" {
+		if k, ok := s.KeyFor(s.AccessTokenAlgorithm, now); ok {
+			return k, true
+		}
+	}
+	return s.KeyFor("", now)
+}
+
+// KeyFor returns the key of algorithm alg (any algorithm when alg is "")
+// that signs at now, chosen as SigningKey chooses.
+func (s *Set) KeyFor(alg string, now time.Time) (*Key, bool) {
 	var best *Key
 	for i := range s.Keys {
 		k := &s.Keys[i]
-		if k.State == StateRetired || k.ActivatesAt.After(now) || k.signer == nil {
+		if k.State == StateRetired || k.ActivatesAt.After(now) || k.signer == nil || (alg != "" && k.Algorithm != alg) {
 			continue
 		}
 		if best == nil || k.ActivatesAt.After(best.ActivatesAt) {
@@ -141,6 +160,30 @@ func (s *Set) SigningKey(now time.Time) (*Key, bool) {
 		}
 	}
 	return best, best != nil
+}
+
+// IDTokenKey returns the key that signs an ID token for a client that
+// wants alg: the key of alg that signs at now or, while alg's lineage is
+// still being prepublished (an RS256 key added to an older set), the
+// access-token key, whose algorithm the discovery document lists too.
+func (s *Set) IDTokenKey(alg string, now time.Time) (*Key, bool) {
+	if k, ok := s.KeyFor(alg, now); ok {
+		return k, true
+	}
+	return s.SigningKey(now)
+}
+
+// Algorithms lists, sorted, the algorithms of the keys that sign now or
+// will: what a relying party may meet in a new token.
+func (s *Set) Algorithms() []string {
+	var algs []string
+	for _, k := range s.Keys {
+		if k.State != StateRetired && !slices.Contains(algs, k.Algorithm) {
+			algs = append(algs, k.Algorithm)
+		}
+	}
+	slices.Sort(algs)
+	return algs
 }
 
 // JWK is a public JSON Web Key (RFC 7517).
