@@ -134,7 +134,9 @@ func (r *AuthorizationServerReconciler) reconcile(ctx context.Context, srv *oaut
 // has. Two servers cannot both answer for one issuer: relying parties find
 // keys and endpoints by the issuer alone, so tokens from one would fail,
 // or pass, at the other's resource servers. The oldest keeps it (ties
-// by namespace/name), so the one that was working stays working.
+// by namespace/name), so the one that was working stays working. The
+// refused one is left exactly as it is: a typo in an issuer should not
+// take a running token server down.
 func (r *AuthorizationServerReconciler) issuerConflict(ctx context.Context, srv *oauthv1.AuthorizationServer) (*problem, error) {
 	others, err := r.serversWithIssuer(ctx, srv)
 	if err != nil {
@@ -146,7 +148,7 @@ func (r *AuthorizationServerReconciler) issuerConflict(ctx context.Context, srv 
 			continue
 		}
 		return &problem{ReasonIssuerConflict, fmt.Sprintf(
-			"AuthorizationServer %s/%s already has issuer %s; give this one another spec.issuer (it runs nothing until then)",
+			"AuthorizationServer %s/%s already has issuer %s; give this one another spec.issuer (until then the operator changes nothing of it: no keys, no Deployment, and a Deployment it already has is left as it is)",
 			other.Namespace, other.Name, other.Spec.Issuer)}, nil
 	}
 	return nil, nil

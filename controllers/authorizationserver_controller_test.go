@@ -76,6 +76,9 @@ func TestSigningKeyLifecycle(t *testing.T) {
 		accessToken = 10 * time.Minute
 	)
 	srv := server(ns, "keys")
+	// This reconciler lists servers cluster-wide, where other tests' servers
+	// have testIssuer and are older: an issuer of its own, or IssuerConflict.
+	srv.Spec.Issuer = testIssuer + "/" + ns
 	srv.Spec.Signing.RotationInterval = &metav1.Duration{Duration: interval}
 	srv.Spec.Signing.PrepublishPeriod = &metav1.Duration{Duration: prepublish}
 	srv.Spec.Tokens.AccessToken = &metav1.Duration{Duration: accessToken}

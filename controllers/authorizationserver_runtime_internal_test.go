@@ -27,7 +27,8 @@ func TestMemoryStorageRefusesReplicas(t *testing.T) {
 	}
 	srv := &oauthv1.AuthorizationServer{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "mem"},
-		Spec:       oauthv1.AuthorizationServerSpec{Issuer: "https://127.0.0.1:8443"},
+		// An issuer of its own: this reconciler sees every test's servers.
+		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://127.0.0.1:8443/" + ns.Name},
 	}
 	if err := cp.Client.Create(ctx, srv); err != nil {
 		t.Fatal(err)

@@ -145,7 +145,6 @@ func pruneHashes(oc *oauthv1.OAuthClient, now time.Time) {
 func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) (ctrlresult.Result, error) {
 	now := r.Clock.Now()
 	name := SecretName(oc)
-	grace := gracePeriod(oc)
 	rotateWanted := oc.Annotations[oauthv1.AnnotationRotateSecret]
 
 	var existing *corev1.Secret
@@ -182,89 +181,43 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 	// rotate (it created the Secret, or was handed it); otherwise it is
 	// adopted and only ever read.
 	generatedHere := access != secretAdopted
-	current := currentHash(oc.Status.SecretHashes)
-	value := string(sec.Data[oauthv1.SecretKeyClientSecret])
-
-	var plaintext string
-	switch {
-	case value == "":
-		var err error
-		if plaintext, err = clientsecret.Generate(); err != nil {
-			return ctrlresult.Result{}, err
-		}
-		// Any earlier secret was deleted with its Secret (or its key):
-		// deletion revokes it, and those still in their grace period, at once.
-		oc.Status.SecretHashes = []oauthv1.SecretHash{{Hash: clientsecret.Hash(plaintext)}}
-		oc.Status.LastRotationTime = &metav1.Time{Time: now}
-		setAnnotation(sec, annotationRotateSecretHandled, rotateWanted)
-		note := "generated a client secret in Secret %s"
-		if current != "" {
-			note = "the client secret in Secret %s was deleted: generated a new one and revoked the old one"
-		}
-		r.event(ctx, oc, corev1.EventTypeNormal, EventGenerated, note, name)
-		operatormetrics.ClientSecrets.WithLabelValues(operatormetrics.SecretGenerated).Inc()
-	case clientsecret.Hash(value) == current:
-		plaintext = value
-	case current == "" && generatedHere:
-		// The operator wrote this secret but its status update was lost:
-		// take it back without a strength check (it generated it).
-		plaintext = value
-		replaceCurrent(oc, clientsecret.Hash(value), time.Time{})
-		if oc.Status.LastRotationTime == nil {
-			oc.Status.LastRotationTime = &metav1.Time{Time: now}
-		}
-	default:
-		if err := clientsecret.CheckAdoptable(value); err != nil {
-			msg := fmt.Sprintf("Secret %s: %v", name, err)
-			if c := meta.FindStatusCondition(oc.Status.Conditions, oauthv1.ConditionReady); c == nil || c.Reason != ReasonWeakSecret {
-				r.event(ctx, oc, corev1.EventTypeWarning, EventWeakSecret, "%s", msg)
-			}
-			notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, ReasonWeakSecret, msg)
-			return secretRecheck(oc), nil
-		}
-		plaintext = value
-		graceUntil := time.Time{}
-		if current != "" {
-			graceUntil = now.Add(grace)
-		}
-		replaceCurrent(oc, clientsecret.Hash(value), graceUntil)
-		oc.Status.LastRotationTime = &metav1.Time{Time: now}
-		setAnnotation(sec, annotationRotateSecretHandled, rotateWanted)
-		note := "adopted the client secret found in Secret %s"
-		if current != "" {
-			note = "the client secret in Secret %s changed outside the operator: adopted it; the previous one is accepted for the grace period"
-		}
-		r.event(ctx, oc, corev1.EventTypeNormal, EventAdopted, note, name)
-		operatormetrics.ClientSecrets.WithLabelValues(operatormetrics.SecretAdopted).Inc()
+	facts := secretFacts{
+		now:           now,
+		secretName:    name,
+		generatedHere: generatedHere,
+		value:         string(sec.Data[oauthv1.SecretKeyClientSecret]),
+		hashes:        oc.Status.SecretHashes,
+		lastRotation:  oc.Status.LastRotationTime,
+		grace:         gracePeriod(oc),
+		rotateWanted:  rotateWanted,
 	}
-
-	// Rotation.
-	var nextRotation time.Time
-	handled, recorded := sec.Annotations[annotationRotateSecretHandled]
-	onDemand := rotateWanted != "" && (!recorded || handled != rotateWanted)
-	if generatedHere {
-		if r := oc.Spec.SecretRotation; r != nil && r.Interval != nil && oc.Status.LastRotationTime != nil {
-			nextRotation = oc.Status.LastRotationTime.Add(r.Interval.Duration)
-		}
-		due := !nextRotation.IsZero() && !now.Before(nextRotation)
-		if (onDemand && recorded) || due {
-			var err error
-			if plaintext, err = clientsecret.Generate(); err != nil {
-				return ctrlresult.Result{}, err
-			}
-			replaceCurrent(oc, clientsecret.Hash(plaintext), now.Add(grace))
-			oc.Status.LastRotationTime = &metav1.Time{Time: now}
-			if !nextRotation.IsZero() {
-				nextRotation = now.Add(oc.Spec.SecretRotation.Interval.Duration)
-			}
-			r.event(ctx, oc, corev1.EventTypeNormal, EventRotated,
-				"rotated the client secret in Secret %s; the previous one is accepted for %s", name, grace)
-			operatormetrics.ClientSecrets.WithLabelValues(operatormetrics.SecretRotated).Inc()
-		}
-	} else if onDemand && recorded {
-		r.event(ctx, oc, corev1.EventTypeWarning, EventRotationExternal,
-			"the client secret in Secret %s is adopted: rotate it where it comes from; the operator never overwrites it", name)
+	if r := oc.Spec.SecretRotation; r != nil && r.Interval != nil {
+		facts.interval = r.Interval.Duration
 	}
+	if handled, ok := sec.Annotations[annotationRotateSecretHandled]; ok {
+		facts.rotateHandled = &handled
+	}
+	plan, err := decideSecret(facts, clientsecret.Generate)
+	if err != nil {
+		return ctrlresult.Result{}, err
+	}
+	if plan.weak != nil {
+		msg := fmt.Sprintf("Secret %s: %v", name, plan.weak)
+		if c := meta.FindStatusCondition(oc.Status.Conditions, oauthv1.ConditionReady); c == nil || c.Reason != ReasonWeakSecret {
+			r.event(ctx, oc, corev1.EventTypeWarning, EventWeakSecret, "%s", msg)
+		}
+		notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, ReasonWeakSecret, msg)
+		return secretRecheck(oc), nil
+	}
+	oc.Status.SecretHashes = plan.hashes
+	oc.Status.LastRotationTime = plan.lastRotation
+	for _, e := range plan.events {
+		r.event(ctx, oc, e.typ, e.reason, "%s", e.note)
+		if e.counted != "" {
+			operatormetrics.ClientSecrets.WithLabelValues(e.counted).Inc()
+		}
+	}
+	plaintext := plan.plaintext
 	setAnnotation(sec, annotationRotateSecretHandled, rotateWanted)
 
 	// Write the Secret: every key on one the operator created; on anyone
@@ -310,7 +263,6 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 		r.wrote(sec)
 	}
 
-	pruneHashes(oc, now)
 	setCondition(&oc.Status.Conditions, oc.Generation, oauthv1.ConditionReady, true, ReasonReady,
 		fmt.Sprintf("client %s is registered with AuthorizationServer %s; its credentials are in Secret %s",
 			oc.Status.ClientID, serverKeyOf(oc), name))
@@ -320,7 +272,142 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 			expiries = append(expiries, h.NotAfter.Time)
 		}
 	}
-	return requeueAt(now, append(expiries, nextRotation)...), nil
+	return requeueAt(now, append(expiries, plan.nextRotation)...), nil
+}
+
+// secretFacts is everything the secret decision looks at, read before it.
+type secretFacts struct {
+	now           time.Time
+	secretName    string
+	generatedHere bool   // the operator may write and rotate client_secret
+	value         string // the client_secret in the Secret; "" for none
+	hashes        []oauthv1.SecretHash
+	lastRotation  *metav1.Time
+	grace         time.Duration
+	interval      time.Duration // between rotations; 0 for on demand only
+	rotateWanted  string        // the client's rotate-secret annotation
+	rotateHandled *string       // the value last acted on, as recorded on the Secret; nil: none
+}
+
+// secretPlan is what reconcileSecret writes: the client_secret (used only
+// when the operator may write it), the status, and what to tell the user.
+type secretPlan struct {
+	// weak, when set, refuses the value found; nothing else applies.
+	weak         error
+	plaintext    string
+	hashes       []oauthv1.SecretHash
+	lastRotation *metav1.Time
+	nextRotation time.Time
+	events       []secretEvent
+}
+
+type secretEvent struct {
+	typ, reason, note string
+	counted           string // the operatormetrics.ClientSecrets label, if any
+}
+
+// decideSecret is the secret decision, in two ordered steps, with no I/O
+// (generate makes new secrets):
+//
+//  1. The value in the Secret against the current hash:
+//     a. none: generate one; every earlier hash goes at once (deleting the
+//     Secret, or its key, is how to revoke a leaked secret);
+//     b. the current one: keep it;
+//     c. none published yet, in a Secret the operator writes: its own
+//     secret whose status write was lost: take it back, no strength check;
+//     d. anything else was put there by someone else: refuse it if weak,
+//     otherwise adopt it, the previous secret staying valid for the grace
+//     period.
+//  2. Rotation, for secrets the operator writes: on the interval, or when
+//     the rotate-secret annotation changed since it was last acted on (a
+//     first value is only recorded). An adopted secret is rotated at its
+//     source: asking the operator to rotate it only gets a warning.
+//
+// Hashes past their grace period are pruned last.
+func decideSecret(f secretFacts, generate func() (string, error)) (secretPlan, error) {
+	oc := &oauthv1.OAuthClient{Status: oauthv1.OAuthClientStatus{
+		SecretHashes: slices.Clone(f.hashes), LastRotationTime: f.lastRotation}}
+	var plan secretPlan
+	tell := func(typ, reason, counted, format string, args ...any) {
+		plan.events = append(plan.events, secretEvent{typ, reason, fmt.Sprintf(format, args...), counted})
+	}
+	current := currentHash(oc.Status.SecretHashes)
+	handled, recorded := "", f.rotateHandled != nil
+	if recorded {
+		handled = *f.rotateHandled
+	}
+
+	// 1. The value found.
+	switch {
+	case f.value == "":
+		var err error
+		if plan.plaintext, err = generate(); err != nil {
+			return secretPlan{}, err
+		}
+		oc.Status.SecretHashes = []oauthv1.SecretHash{{Hash: clientsecret.Hash(plan.plaintext)}}
+		oc.Status.LastRotationTime = &metav1.Time{Time: f.now}
+		handled, recorded = f.rotateWanted, true
+		note := "generated a client secret in Secret %s"
+		if current != "" {
+			note = "the client secret in Secret %s was deleted: generated a new one and revoked the old one"
+		}
+		tell(corev1.EventTypeNormal, EventGenerated, operatormetrics.SecretGenerated, note, f.secretName)
+	case clientsecret.Hash(f.value) == current:
+		plan.plaintext = f.value
+	case current == "" && f.generatedHere:
+		plan.plaintext = f.value
+		replaceCurrent(oc, clientsecret.Hash(f.value), time.Time{})
+		if oc.Status.LastRotationTime == nil {
+			oc.Status.LastRotationTime = &metav1.Time{Time: f.now}
+		}
+	default:
+		if err := clientsecret.CheckAdoptable(f.value); err != nil {
+			return secretPlan{weak: err}, nil
+		}
+		plan.plaintext = f.value
+		graceUntil := time.Time{}
+		if current != "" {
+			graceUntil = f.now.Add(f.grace)
+		}
+		replaceCurrent(oc, clientsecret.Hash(f.value), graceUntil)
+		oc.Status.LastRotationTime = &metav1.Time{Time: f.now}
+		handled, recorded = f.rotateWanted, true
+		note := "adopted the client secret found in Secret %s"
+		if current != "" {
+			note = "the client secret in Secret %s changed outside the operator: adopted it; the previous one is accepted for the grace period"
+		}
+		tell(corev1.EventTypeNormal, EventAdopted, operatormetrics.SecretAdopted, note, f.secretName)
+	}
+
+	// 2. Rotation.
+	onDemand := f.rotateWanted != "" && recorded && handled != f.rotateWanted
+	switch {
+	case f.generatedHere:
+		if f.interval > 0 && oc.Status.LastRotationTime != nil {
+			plan.nextRotation = oc.Status.LastRotationTime.Add(f.interval)
+		}
+		due := !plan.nextRotation.IsZero() && !f.now.Before(plan.nextRotation)
+		if onDemand || due {
+			var err error
+			if plan.plaintext, err = generate(); err != nil {
+				return secretPlan{}, err
+			}
+			replaceCurrent(oc, clientsecret.Hash(plan.plaintext), f.now.Add(f.grace))
+			oc.Status.LastRotationTime = &metav1.Time{Time: f.now}
+			if !plan.nextRotation.IsZero() {
+				plan.nextRotation = f.now.Add(f.interval)
+			}
+			tell(corev1.EventTypeNormal, EventRotated, operatormetrics.SecretRotated,
+				"rotated the client secret in Secret %s; the previous one is accepted for %s", f.secretName, f.grace)
+		}
+	case onDemand:
+		tell(corev1.EventTypeWarning, EventRotationExternal, "",
+			"the client secret in Secret %s is adopted: rotate it where it comes from; the operator never overwrites it", f.secretName)
+	}
+
+	pruneHashes(oc, f.now)
+	plan.hashes, plan.lastRotation = oc.Status.SecretHashes, oc.Status.LastRotationTime
+	return plan, nil
 }
 
 // secretRecheck schedules another look at a Secret the client is waiting
