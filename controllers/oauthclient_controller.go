@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 )
 
 const (
@@ -246,6 +247,9 @@ func (r *OAuthClientReconciler) resolve(ctx context.Context, oc *oauthv1.OAuthCl
 	}
 	var missing, refused []string
 	for _, s := range oc.Spec.Scopes {
+		if oidc.IsBuiltin(string(s)) {
+			continue // every server defines openid, profile, email, groups and offline_access
+		}
 		var scopes oauthv1.ScopeList
 		if err := r.List(ctx, &scopes, client.InNamespace(srv.Namespace),
 			client.MatchingFields{indexScopeName: srv.Name + "/" + string(s)}); err != nil {

@@ -141,10 +141,10 @@ func TestPublicClientAlwaysAsksConsent(t *testing.T) {
 		s.Clients = cloneClients(s.Clients)
 		spa := *s.Clients[spaClientID]
 		spa.SkipConsent = true
-		spa.AllowedScopes = []string{"orders:read", "profile"}
+		spa.AllowedScopes = []string{"orders:read", "basic"}
 		s.Clients[spaClientID] = &spa
 	})
-	for _, scopes := range [][]string{{"orders:read"}, {"profile"}} {
+	for _, scopes := range [][]string{{"orders:read"}, {"basic"}} {
 		resp, _ = b.get(ts.spaConfig(scopes...).AuthCodeURL("c", oauth2.S256ChallengeOption(v)))
 		u := location(t, resp)
 		if u.Path != endpoints.ConsentPath {
@@ -155,7 +155,7 @@ func TestPublicClientAlwaysAsksConsent(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Allow access?") {
 			t.Errorf("scopes %v: consent page %d", scopes, resp.StatusCode)
 		}
-		if scopes[0] == "profile" && !strings.Contains(page, "It will know which account you signed in with.") {
+		if scopes[0] == "basic" && !strings.Contains(page, "It will know which account you signed in with.") {
 			t.Errorf("consent page without scopes to list does not say what the app learns: %s", page)
 		}
 	}

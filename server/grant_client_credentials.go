@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
 )
 
@@ -15,6 +16,13 @@ func (s *Server) grantClientCredentials(_ context.Context, req *tokenRequest) (*
 	scopes, e := grantableScopes(req.Snap, req.Client, req.Scopes)
 	if e != nil {
 		return nil, e
+	}
+	for _, sc := range scopes {
+		// The built-in scopes release a person's claims; a client's own
+		// token has no person behind it.
+		if oidc.IsBuiltin(sc) {
+			return nil, invalidScope("scope " + sc + " is about a person and cannot be granted to a client for itself (client_credentials)")
+		}
 	}
 	at, e := signAccessToken(req.Snap, tokenGrant{Client: req.Client, Subject: users.ClientSubject(req.Client.ID), Scopes: scopes}, newID(), req.Now)
 	if e != nil {

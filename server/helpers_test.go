@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -120,7 +121,7 @@ func testSnapshot(t testing.TB, issuer string, now time.Time) *config.Snapshot {
 			AllowedScopes: []string{"orders:read", "orders:write"}, Audience: []string{"https://billing.internal"}, RequirePKCE: true,
 			SecretHashes: append(secretHash(ccSecret), config.SecretHash{Hash: clientsecret.Hash(oddSecret)})},
 		{ID: webClientID, DisplayName: "Orders Web", AuthMethod: gatehousev1alpha1.AuthClientSecretBasic, GrantTypes: g(ac, rt),
-			RedirectURIs: []string{webRedirect}, AllowedScopes: []string{"orders:read", "orders:write", "profile"}, RequirePKCE: true,
+			RedirectURIs: []string{webRedirect}, AllowedScopes: []string{"orders:read", "orders:write", "basic"}, RequirePKCE: true,
 			SecretHashes: secretHash(webSecret)},
 		{ID: spaClientID, DisplayName: "Orders SPA", Public: true, AuthMethod: gatehousev1alpha1.AuthNone, GrantTypes: g(ac, rt),
 			RedirectURIs: []string{spaRedirect}, AllowedScopes: []string{"orders:read"}, RequirePKCE: true},
@@ -138,15 +139,20 @@ func testSnapshot(t testing.TB, issuer string, now time.Time) *config.Snapshot {
 		Scopes: map[string]*config.Scope{
 			"orders:read":  {Name: "orders:read", Description: "Read your orders", Audience: "https://orders.example.test", RequiresConsent: true},
 			"orders:write": {Name: "orders:write", Description: "Change your orders", Audience: "https://orders.example.test", RequiresConsent: true},
-			"profile":      {Name: "profile", Description: "See your name", RequiresConsent: false},
+			"basic":        {Name: "basic", Description: "See your name", RequiresConsent: false},
 		},
-		ScopeNames: []string{"orders:read", "orders:write", "profile"},
+		ScopeNames: []string{"basic", "orders:read", "orders:write"},
 		Keys:       set,
 		Users:      dir,
 	}
 	for _, c := range clients {
 		snap.Clients[c.ID] = c
 	}
+	for _, sc := range config.BuiltinScopes() {
+		snap.Scopes[sc.Name] = sc
+		snap.ScopeNames = append(snap.ScopeNames, sc.Name)
+	}
+	slices.Sort(snap.ScopeNames)
 	return snap
 }
 

@@ -138,7 +138,7 @@ func TestInvariantRefreshReuseRevokesFamily(t *testing.T) {
 		return ts.postForm(t, endpoints.TokenPath, f, webClientID, webSecret)
 	}
 	// Narrowing is allowed; widening is not.
-	assertOAuthError(t, refresh(tok.RefreshToken, "orders:read profile"), 400, ErrInvalidScope)
+	assertOAuthError(t, refresh(tok.RefreshToken, "orders:read basic"), 400, ErrInvalidScope)
 	resp := refresh(tok.RefreshToken, "orders:read")
 	var second tokenResponse
 	if err := json.NewDecoder(resp.Body).Decode(&second); err != nil || resp.StatusCode != 200 {
@@ -322,7 +322,7 @@ func TestInvariantTokenErrorShapes(t *testing.T) {
 	assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"password"}}, ccClientID, ccSecret), 400, ErrUnsupportedGrantType)
 	assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, url.Values{}, ccClientID, ccSecret), 400, ErrInvalidRequest)
 	assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"authorization_code"}, "code": {"x"}}, ccClientID, ccSecret), 400, ErrUnauthorizedClient)
-	assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"client_credentials"}, "scope": {"profile"}}, ccClientID, ccSecret), 400, ErrInvalidScope)
+	assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"client_credentials"}, "scope": {"basic"}}, ccClientID, ccSecret), 400, ErrInvalidScope)
 	assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"client_credentials"}, "scope": {"a  b"}}, ccClientID, ccSecret), 400, ErrInvalidScope)
 	// Credentials in two places at once (RFC 6749 §2.3).
 	both := url.Values{"grant_type": {"client_credentials"}, "client_secret": {ccSecret}}

@@ -31,12 +31,19 @@ type metadata struct {
 }
 
 func buildMetadata(snap *config.Snapshot) []byte {
+	b, _ := json.MarshalIndent(baseMetadata(snap), "", "  ")
+	return append(b, '\n')
+}
+
+// baseMetadata is the RFC 8414 document, which the OpenID Connect
+// discovery document embeds.
+func baseMetadata(snap *config.Snapshot) metadata {
 	ep := snap.Endpoints
 	scopes := snap.ScopeNames
 	if scopes == nil {
 		scopes = []string{}
 	}
-	b, _ := json.MarshalIndent(metadata{
+	return metadata{
 		Issuer:                                 ep.Issuer,
 		AuthorizationEndpoint:                  ep.Authorization,
 		TokenEndpoint:                          ep.Token,
@@ -53,13 +60,18 @@ func buildMetadata(snap *config.Snapshot) []byte {
 		IntrospectionEndpointAuthMethodsSupported:  []string{"client_secret_basic", "client_secret_post"},
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		AuthorizationResponseIssParameterSupported: true,
-	}, "", "  ")
-	return append(b, '\n')
+	}
 }
 
 // handleMetadata serves RFC 8414 metadata. It changes only with the
 // configuration, so caches may keep it briefly.
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
+	return serveDocument(w, r, s.derive(snap).metadata)
+}
+
+// serveDocument serves a public metadata document: cacheable, readable by
+// any origin (a single-page app discovers its provider from the browser).
+func serveDocument(w http.ResponseWriter, r *http.Request, doc []byte) result {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -68,6 +80,6 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, snap *co
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	_, _ = w.Write(s.derive(snap).metadata)
+	_, _ = w.Write(doc)
 	return result{outcome: outcomeSuccess}
 }

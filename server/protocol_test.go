@@ -112,7 +112,7 @@ func TestClientSecretPost(t *testing.T) {
 
 func TestAuthorizationCodeFlowWithPKCEAndRefresh(t *testing.T) {
 	ts := newTestServer(t)
-	cfg := ts.webConfig("orders:read", "profile")
+	cfg := ts.webConfig("orders:read", "basic")
 	verifier := oauth2.GenerateVerifier()
 	back := newBrowser(t, ts).authorize(cfg.AuthCodeURL("xyz-state", oauth2.S256ChallengeOption(verifier)), "approve", false)
 	q := back.Query()
@@ -127,7 +127,7 @@ func TestAuthorizationCodeFlowWithPKCEAndRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	claims, _ := ts.parseAccessToken(t, tok.AccessToken)
-	if claims["sub"] != testSubject || claims["client_id"] != webClientID || claims["scope"] != "orders:read profile" || claims["auth_time"] == nil {
+	if claims["sub"] != testSubject || claims["client_id"] != webClientID || claims["scope"] != "orders:read basic" || claims["auth_time"] == nil {
 		t.Errorf("claims = %v", claims)
 	}
 	if tok.RefreshToken == "" {
@@ -179,9 +179,9 @@ func TestConsentRememberedAndSkipped(t *testing.T) {
 		t.Fatalf("second authorization went to %s, want straight back to the app", u)
 	}
 	// A scope that needs no consent does not ask either.
-	resp, _ = b.get(ts.webConfig("profile").AuthCodeURL("c", oauth2.S256ChallengeOption(v)))
+	resp, _ = b.get(ts.webConfig("basic").AuthCodeURL("c", oauth2.S256ChallengeOption(v)))
 	if u := location(t, resp); !strings.HasPrefix(u.String(), webRedirect) {
-		t.Fatalf("profile-only authorization went to %s", u)
+		t.Fatalf("basic-only authorization went to %s", u)
 	}
 	// A new scope that needs consent asks.
 	resp, _ = b.get(ts.webConfig("orders:write").AuthCodeURL("d", oauth2.S256ChallengeOption(v)))
@@ -231,7 +231,7 @@ func TestMetadata(t *testing.T) {
 	if got := asStrings("code_challenge_methods_supported"); !slices.Equal(got, []string{"S256"}) {
 		t.Errorf("code_challenge_methods_supported = %v", got)
 	}
-	if got := asStrings("scopes_supported"); !slices.Equal(got, []string{"orders:read", "orders:write", "profile"}) {
+	if got := asStrings("scopes_supported"); !slices.Equal(got, []string{"basic", "email", "groups", "offline_access", "openid", "orders:read", "orders:write", "profile"}) {
 		t.Errorf("scopes_supported = %v", got)
 	}
 	if got := asStrings("response_types_supported"); !slices.Equal(got, []string{"code"}) {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
@@ -59,10 +60,13 @@ func parseScope(s string) ([]string, *Error) {
 // grantableScopes decides the scopes of a new grant: the requested ones,
 // each of which the client must be allowed and the server must define, or,
 // when none are requested, every scope the client is allowed that the
-// server defines (RFC 6749 §3.3 lets the server pick a default).
+// server defines (RFC 6749 §3.3 lets the server pick a default) except the
+// built-in OpenID Connect ones: a request becomes an OpenID Connect request
+// only by asking for openid (Core §3.1.2.1), so one without a scope keeps
+// its plain OAuth meaning.
 func grantableScopes(snap *config.Snapshot, c *config.Client, requested []string) ([]string, *Error) {
 	if len(requested) == 0 {
-		return usableScopes(snap, c, c.AllowedScopes), nil
+		return slices.DeleteFunc(usableScopes(snap, c, c.AllowedScopes), oidc.IsBuiltin), nil
 	}
 	for _, sc := range requested {
 		if !c.AllowsScope(sc) {

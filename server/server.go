@@ -112,10 +112,12 @@ type derived struct {
 	basePath     string
 	metadataPath string
 	metadata     []byte
-	jwks         []byte
-	jwksErr      error
-	corsOrigins  map[string]bool
-	deviceKeys   deviceKeys
+	// openIDConfiguration is the OpenID Connect discovery document.
+	openIDConfiguration []byte
+	jwks                []byte
+	jwksErr             error
+	corsOrigins         map[string]bool
+	deviceKeys          deviceKeys
 }
 
 func (s *Server) derive(snap *config.Snapshot) *derived {
@@ -130,6 +132,7 @@ func (s *Server) derive(snap *config.Snapshot) *derived {
 		d.metadataPath = u.Path
 	}
 	d.metadata = buildMetadata(snap)
+	d.openIDConfiguration = buildOpenIDConfiguration(snap)
 	d.jwks, d.jwksErr = buildJWKS(snap)
 	d.corsOrigins = corsOrigins(snap)
 	d.deviceKeys = deriveDeviceKeys(snap.Keys)
@@ -200,6 +203,8 @@ func (s *Server) route(d *derived, path string) (string, handlerFunc) {
 		return "introspect", s.handleIntrospect
 	case endpoints.JWKSPath:
 		return "jwks", s.handleJWKS
+	case endpoints.OpenIDConfigurationPath:
+		return "openid_configuration", s.handleOpenIDConfiguration
 	}
 	return "", nil
 }

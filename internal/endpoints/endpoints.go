@@ -18,6 +18,11 @@ const (
 	RevokePath     = "/revoke"
 	IntrospectPath = "/introspect"
 	JWKSPath       = "/jwks"
+	UserinfoPath   = "/userinfo"
+	// OpenIDConfigurationPath is where OpenID Connect Discovery 1.0 §4
+	// puts the provider configuration: appended to the issuer, path and
+	// all (unlike RFC 8414's well-known URL).
+	OpenIDConfigurationPath = "/.well-known/openid-configuration"
 	// MetadataWellKnown is the RFC 8414 well-known suffix.
 	MetadataWellKnown = "/.well-known/oauth-authorization-server"
 )
@@ -25,6 +30,7 @@ const (
 // Endpoints are the absolute URLs of one issuer's endpoints.
 type Endpoints struct {
 	Issuer, Authorization, Token, Revocation, Introspection, JWKS, Metadata string
+	Userinfo, OpenIDConfiguration                                           string
 }
 
 // For returns the endpoints of an issuer such as https://auth.example.com or
@@ -39,6 +45,9 @@ func For(issuer string) Endpoints {
 		Introspection: base + IntrospectPath,
 		JWKS:          base + JWKSPath,
 		Metadata:      MetadataURL(issuer),
+		Userinfo:      base + UserinfoPath,
+		// OIDC Discovery 1.0 §4.1.
+		OpenIDConfiguration: base + OpenIDConfigurationPath,
 	}
 }
 

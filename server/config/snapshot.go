@@ -18,6 +18,7 @@ import (
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
 )
 
@@ -106,6 +107,9 @@ type Scope struct {
 	Description     string
 	Audience        string
 	RequiresConsent bool
+	// Builtin marks the OpenID Connect scopes (oidc.Scopes), which every
+	// server defines without a Scope object and every client may list.
+	Builtin bool
 
 	namespace string
 	from      gatehousev1alpha1.FromNamespaces
@@ -116,12 +120,25 @@ type Scope struct {
 // which the server does not read (it has no access to namespaces), so
 // there the operator's Ready verdict stands alone.
 func (sc *Scope) admits(namespace string) bool {
+	if sc.Builtin {
+		return true
+	}
 	switch sc.from {
 	case gatehousev1alpha1.NamespacesFromAll, gatehousev1alpha1.NamespacesFromSelector:
 		return true
 	default:
 		return namespace == sc.namespace
 	}
+}
+
+// BuiltinScopes are the OpenID Connect scopes every server defines. Each
+// releases something about the person, so each needs consent.
+func BuiltinScopes() []*Scope {
+	out := make([]*Scope, 0, len(oidc.Scopes))
+	for _, b := range oidc.Scopes {
+		out = append(out, &Scope{Name: b.Name, Description: b.Description, RequiresConsent: true, Builtin: true})
+	}
+	return out
 }
 
 // Inputs are the objects a Snapshot is built from. Secrets may be nil when
@@ -215,9 +232,19 @@ func (b *Builder) buildScopes(s *Snapshot, as *gatehousev1alpha1.AuthorizationSe
 	slices.SortFunc(sorted, func(a, b gatehousev1alpha1.Scope) int {
 		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), strings.Compare(a.Name, b.Name))
 	})
+	// The built-in scopes come first: a Scope object cannot redefine
+	// openid or the claims a relying party trusts.
+	for _, b := range BuiltinScopes() {
+		s.Scopes[b.Name] = b
+		s.ScopeNames = append(s.ScopeNames, b.Name)
+	}
 	for i := range sorted {
 		sc := &sorted[i]
 		if sc.Namespace != as.Namespace || sc.Spec.ServerRef.Name != as.Name || sc.DeletionTimestamp != nil {
+			continue
+		}
+		if oidc.IsBuiltin(string(sc.Spec.Name)) {
+			s.Problems = append(s.Problems, fmt.Sprintf("Scope %s/%s: %q is a built-in OpenID Connect scope; the Scope is ignored", sc.Namespace, sc.Name, sc.Spec.Name))
 			continue
 		}
 		if c := meta.FindStatusCondition(sc.Status.Conditions, gatehousev1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionFalse {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,8 +71,14 @@ func TestBuildFiltersAndDefaults(t *testing.T) {
 	if s.AccessTokenTTL != DefaultAccessTokenTTL || s.CodeTTL != DefaultCodeTTL || s.StorageType != gatehousev1alpha1.StorageMemory {
 		t.Errorf("defaults: %v %v %v", s.AccessTokenTTL, s.CodeTTL, s.StorageType)
 	}
-	if len(s.Scopes) != 1 || s.Scopes["read"].Description != "first" || s.Scopes["read"].RequiresConsent {
+	// The five built-in OpenID Connect scopes, and one Scope object.
+	if len(s.Scopes) != 6 || s.Scopes["read"].Description != "first" || s.Scopes["read"].RequiresConsent || s.Scopes["read"].Builtin {
 		t.Errorf("scopes = %v", s.Scopes)
+	}
+	for _, name := range []string{"openid", "profile", "email", "groups", "offline_access"} {
+		if sc := s.Scopes[name]; sc == nil || !sc.Builtin || !sc.RequiresConsent || sc.Description == "" || !slices.Contains(s.ScopeNames, name) {
+			t.Errorf("built-in scope %s = %+v", name, sc)
+		}
 	}
 	if len(s.Clients) != 2 || s.Clients["auth.same-ns"] == nil || s.Clients["team.explicit"] == nil {
 		t.Fatalf("clients = %v", s.Clients)
