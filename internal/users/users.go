@@ -9,9 +9,13 @@
 //	  passwordHash: $2y$10$...   # bcrypt, e.g. from `htpasswd -nbBC 10 "" PASSWORD | cut -d: -f2`
 //	  subject: 2f0c8b7e-...      # optional; the token's sub; defaults to username
 //	                             # must not start with "client:" (ClientSubjectPrefix)
-//	  email: alice@example.com   # optional
-//	  name: Alice Example        # optional
-//	  groups: [admins]           # optional
+//	  email: alice@example.com   # optional; the email claim
+//	  emailVerified: true        # optional; email_verified (false unless set)
+//	  name: Alice Example        # optional; the name claim
+//	  groups: [admins]           # optional; the groups claim
+//
+// The optional fields are released to OpenID Connect clients by the built-in
+// scopes profile (name), email (email, emailVerified) and groups.
 package users
 
 import (
@@ -49,12 +53,17 @@ const MinBcryptCost = 10
 
 // User is one person who can log in.
 type User struct {
-	Username     string   `json:"username"`
-	PasswordHash string   `json:"passwordHash"`
-	Subject      string   `json:"subject,omitempty"`
-	Email        string   `json:"email,omitempty"`
-	Name         string   `json:"name,omitempty"`
-	Groups       []string `json:"groups,omitempty"`
+	Username     string `json:"username"`
+	PasswordHash string `json:"passwordHash"`
+	Subject      string `json:"subject,omitempty"`
+	Email        string `json:"email,omitempty"`
+	// EmailVerified says the operator of the users Secret checked that
+	// Email belongs to the person (OpenID Connect Core §5.1
+	// email_verified). Relying parties may trust a verified email as an
+	// identity, so it is never assumed.
+	EmailVerified bool     `json:"emailVerified,omitempty"`
+	Name          string   `json:"name,omitempty"`
+	Groups        []string `json:"groups,omitempty"`
 }
 
 // Directory is a parsed users Secret, keyed by username.
@@ -100,6 +109,17 @@ func Parse(data []byte) (*Directory, error) {
 		}
 		if reservedSubject(u.Subject) {
 			return nil, fmt.Errorf("%s: subject %q starts with %q, which is reserved for clients' tokens: choose another subject", where, u.Subject, ClientSubjectPrefix)
+		}
+		if u.EmailVerified && u.Email == "" {
+			return nil, fmt.Errorf("%s: emailVerified is set but there is no email", where)
+		}
+		if strings.TrimSpace(u.Email) != u.Email || strings.Count(u.Email, "@") > 1 || (u.Email != "" && !strings.Contains(u.Email, "@")) {
+			return nil, fmt.Errorf("%s: email %q is not an address of the form name@domain", where, u.Email)
+		}
+		for _, g := range u.Groups {
+			if g == "" || strings.TrimSpace(g) != g {
+				return nil, fmt.Errorf("%s: group names must be non-empty, without surrounding spaces", where)
+			}
 		}
 		if other, dup := subjects[u.Subject]; dup {
 			return nil, fmt.Errorf("%s: subject %q is also %s's", where, u.Subject, other)

@@ -24,7 +24,9 @@ users:
 - username: alice
   passwordHash: "` + alice + `"
   email: alice@example.com
-  groups: [admins]
+  emailVerified: true
+  name: Alice Example
+  groups: [admins, "team:orders"]
 - username: bob
   passwordHash: "` + hash(t, "hunter2", MinBcryptCost) + `"
   subject: 8d7e0c1a
@@ -39,7 +41,10 @@ users:
 	if err != nil || u.Subject != "alice" || u.Email != "alice@example.com" {
 		t.Errorf("alice: %+v, %v (subject defaults to the username)", u, err)
 	}
-	if u, err := d.Authenticate("bob", "hunter2"); err != nil || u.Subject != "8d7e0c1a" {
+	if !u.EmailVerified || u.Name != "Alice Example" || len(u.Groups) != 2 || u.Groups[1] != "team:orders" {
+		t.Errorf("alice's claims: %+v", u)
+	}
+	if u, err := d.Authenticate("bob", "hunter2"); err != nil || u.Subject != "8d7e0c1a" || u.EmailVerified || u.Email != "" {
 		t.Errorf("bob: %+v, %v", u, err)
 	}
 	if u, ok := d.BySubject("8d7e0c1a"); !ok || u.Username != "bob" {
@@ -66,6 +71,9 @@ func TestParseRejectsBadFiles(t *testing.T) {
 		{`users: [{username: a, passwordHash: "` + good + `"}, {username: b, subject: a, passwordHash: "` + good + `"}]`, `subject "a" is also a's`},
 		{`users: [{username: a, password: secret}]`, `unknown field "password"`},
 		{`users: {`, "users.yaml:"},
+		{`users: [{username: a, emailVerified: true, passwordHash: "` + good + `"}]`, "emailVerified is set but there is no email"},
+		{`users: [{username: a, email: a.example.com, passwordHash: "` + good + `"}]`, `email "a.example.com" is not an address`},
+		{`users: [{username: a, groups: [ok, ""], passwordHash: "` + good + `"}]`, "group names must be non-empty"},
 	} {
 		_, err := Parse([]byte(tc.doc))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
