@@ -70,6 +70,15 @@ type AuthRequest struct {
 	Subject   string
 	AuthTime  time.Time
 	ExpiresAt time.Time
+
+	// OpenID Connect (Core §3.1.2.1). Nonce is echoed in the ID token;
+	// LoginHint pre-fills the login page; ForceConsent (prompt=consent)
+	// shows the consent page even when a decision is remembered;
+	// SessionID is the sid of the browser session that logged in.
+	Nonce        string
+	LoginHint    string
+	ForceConsent bool
+	SessionID    string
 }
 
 // AuthCode is an issued authorization code, stored under HashToken(code).
@@ -83,6 +92,9 @@ type AuthCode struct {
 	CodeChallenge       string
 	CodeChallengeMethod string
 	ExpiresAt           time.Time
+	// Nonce and SessionID go into the ID token (Core §3.1.3.6).
+	Nonce     string
+	SessionID string
 
 	// Set by RedeemCode: what the redemption issued.
 	RedeemedAt *time.Time
@@ -112,6 +124,9 @@ type RefreshToken struct {
 	ExpiresAt time.Time
 	// RotatedAt is set once the token has been exchanged for its successor.
 	RotatedAt *time.Time
+	// SessionID is the sid of the login the family started with, for the
+	// ID tokens a refresh returns (Core §12.2).
+	SessionID string
 }
 
 // Consent remembers that a user approved scopes for a client.

@@ -97,9 +97,11 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 		return invalid("auth request needs an ID and an expiry")
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO auth_requests
-		(id, client_id, redirect_uri, scopes, state, code_challenge, code_challenge_method, subject, auth_time, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		r.ID, r.ClientID, r.RedirectURI, scopes(r.Scopes), r.State, r.CodeChallenge, r.CodeChallengeMethod, r.Subject, r.AuthTime, r.ExpiresAt)
+		(id, client_id, redirect_uri, scopes, state, code_challenge, code_challenge_method, subject, auth_time, expires_at,
+		nonce, login_hint, force_consent, session_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		r.ID, r.ClientID, r.RedirectURI, scopes(r.Scopes), r.State, r.CodeChallenge, r.CodeChallengeMethod, r.Subject, r.AuthTime, r.ExpiresAt,
+		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID)
 	switch {
 	case isUniqueViolation(err):
 		return storage.ErrAlreadyExists
@@ -112,9 +114,11 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 // GetAuthRequest implements storage.Store.
 func (s *Store) GetAuthRequest(ctx context.Context, id string, now time.Time) (storage.AuthRequest, error) {
 	var r storage.AuthRequest
-	err := s.pool.QueryRow(ctx, `SELECT id, client_id, redirect_uri, scopes, state, code_challenge, code_challenge_method, subject, auth_time, expires_at
+	err := s.pool.QueryRow(ctx, `SELECT id, client_id, redirect_uri, scopes, state, code_challenge, code_challenge_method, subject, auth_time, expires_at,
+		nonce, login_hint, force_consent, session_id
 		FROM auth_requests WHERE id = $1 AND expires_at > $2`, id, now).
-		Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.Scopes, &r.State, &r.CodeChallenge, &r.CodeChallengeMethod, &r.Subject, &r.AuthTime, &r.ExpiresAt)
+		Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.Scopes, &r.State, &r.CodeChallenge, &r.CodeChallengeMethod, &r.Subject, &r.AuthTime, &r.ExpiresAt,
+			&r.Nonce, &r.LoginHint, &r.ForceConsent, &r.SessionID)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return storage.AuthRequest{}, storage.ErrNotFound
@@ -131,9 +135,11 @@ func (s *Store) UpdateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE auth_requests SET
 		client_id = $2, redirect_uri = $3, scopes = $4, state = $5, code_challenge = $6,
-		code_challenge_method = $7, subject = $8, auth_time = $9, expires_at = $10
+		code_challenge_method = $7, subject = $8, auth_time = $9, expires_at = $10,
+		nonce = $11, login_hint = $12, force_consent = $13, session_id = $14
 		WHERE id = $1`,
-		r.ID, r.ClientID, r.RedirectURI, scopes(r.Scopes), r.State, r.CodeChallenge, r.CodeChallengeMethod, r.Subject, r.AuthTime, r.ExpiresAt)
+		r.ID, r.ClientID, r.RedirectURI, scopes(r.Scopes), r.State, r.CodeChallenge, r.CodeChallengeMethod, r.Subject, r.AuthTime, r.ExpiresAt,
+		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID)
 	switch {
 	case err != nil:
 		return wrap("update auth request", err)
@@ -160,9 +166,10 @@ func (s *Store) CreateCode(ctx context.Context, c storage.AuthCode) error {
 		return invalid("a new authorization code cannot be redeemed already")
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO auth_codes
-		(hash, client_id, redirect_uri, scopes, subject, auth_time, code_challenge, code_challenge_method, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		c.Hash, c.ClientID, c.RedirectURI, scopes(c.Scopes), c.Subject, c.AuthTime, c.CodeChallenge, c.CodeChallengeMethod, c.ExpiresAt)
+		(hash, client_id, redirect_uri, scopes, subject, auth_time, code_challenge, code_challenge_method, expires_at, nonce, session_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		c.Hash, c.ClientID, c.RedirectURI, scopes(c.Scopes), c.Subject, c.AuthTime, c.CodeChallenge, c.CodeChallengeMethod, c.ExpiresAt,
+		c.Nonce, c.SessionID)
 	switch {
 	case isUniqueViolation(err):
 		return storage.ErrAlreadyExists
@@ -173,12 +180,12 @@ func (s *Store) CreateCode(ctx context.Context, c storage.AuthCode) error {
 }
 
 const codeColumns = `hash, client_id, redirect_uri, scopes, subject, auth_time, code_challenge, code_challenge_method,
-	expires_at, redeemed_at, issued_access_token_id, issued_access_token_expires_at, issued_refresh_family_id`
+	expires_at, redeemed_at, issued_access_token_id, issued_access_token_expires_at, issued_refresh_family_id, nonce, session_id`
 
 func scanCode(row pgx.Row) (storage.AuthCode, error) {
 	var c storage.AuthCode
 	err := row.Scan(&c.Hash, &c.ClientID, &c.RedirectURI, &c.Scopes, &c.Subject, &c.AuthTime, &c.CodeChallenge, &c.CodeChallengeMethod,
-		&c.ExpiresAt, &c.RedeemedAt, &c.Issued.AccessTokenID, &c.Issued.AccessTokenExpiresAt, &c.Issued.RefreshFamilyID)
+		&c.ExpiresAt, &c.RedeemedAt, &c.Issued.AccessTokenID, &c.Issued.AccessTokenExpiresAt, &c.Issued.RefreshFamilyID, &c.Nonce, &c.SessionID)
 	return c, err
 }
 
@@ -228,9 +235,9 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) 
 			ON CONFLICT (id) DO UPDATE SET expires_at = greatest(refresh_families.expires_at, excluded.expires_at)
 			RETURNING revoked_at
 		)
-		INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM family WHERE family.revoked_at IS NULL`,
-		t.Hash, t.FamilyID, t.ClientID, t.Subject, scopes(t.Scopes), t.AuthTime, t.IssuedAt, t.ExpiresAt)
+		INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at, session_id)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM family WHERE family.revoked_at IS NULL`,
+		t.Hash, t.FamilyID, t.ClientID, t.Subject, scopes(t.Scopes), t.AuthTime, t.IssuedAt, t.ExpiresAt, t.SessionID)
 	switch {
 	case isUniqueViolation(err):
 		return storage.ErrAlreadyExists
@@ -249,12 +256,12 @@ type refreshRow struct {
 
 func scanRefreshToken(row pgx.Row) (refreshRow, error) {
 	var r refreshRow
-	err := row.Scan(&r.Hash, &r.FamilyID, &r.ClientID, &r.Subject, &r.Scopes, &r.AuthTime, &r.IssuedAt, &r.ExpiresAt, &r.RotatedAt, &r.revoked)
+	err := row.Scan(&r.Hash, &r.FamilyID, &r.ClientID, &r.Subject, &r.Scopes, &r.AuthTime, &r.IssuedAt, &r.ExpiresAt, &r.RotatedAt, &r.SessionID, &r.revoked)
 	return r, err
 }
 
 const refreshSelect = `SELECT t.hash, t.family_id, t.client_id, t.subject, t.scopes, t.auth_time, t.issued_at, t.expires_at, t.rotated_at,
-	f.revoked_at IS NOT NULL
+	t.session_id, f.revoked_at IS NOT NULL
 	FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
 	WHERE t.hash = $1 AND t.expires_at > $2`
 
@@ -295,17 +302,18 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next sto
 			FROM refresh_families f
 			WHERE t.hash = $10 AND t.rotated_at IS NULL AND t.expires_at > $9
 				AND f.id = t.family_id AND f.revoked_at IS NULL AND ($2 = '' OR t.family_id = $2)
-			RETURNING t.hash, t.family_id, t.client_id, t.subject, t.scopes, t.auth_time, t.issued_at, t.expires_at, t.rotated_at
+			RETURNING t.hash, t.family_id, t.client_id, t.subject, t.scopes, t.auth_time, t.issued_at, t.expires_at, t.rotated_at,
+				t.session_id
 		), family AS (
 			UPDATE refresh_families SET expires_at = greatest(expires_at, $8)
 			WHERE id = (SELECT family_id FROM rotated)
 		), successor AS (
-			INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at)
-			SELECT $1, rotated.family_id, $3, $4, $5, $6, $7, $8 FROM rotated
+			INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at, session_id)
+			SELECT $1, rotated.family_id, $3, $4, $5, $6, $7, $8, $11 FROM rotated
 		)
 		SELECT *, false FROM rotated`,
 		next.Hash, next.FamilyID, next.ClientID, next.Subject, scopes(next.Scopes), next.AuthTime, next.IssuedAt, next.ExpiresAt,
-		now, oldHash))
+		now, oldHash, next.SessionID))
 	switch {
 	case err == nil:
 		return r.RefreshToken, nil
@@ -353,10 +361,10 @@ func (s *Store) rotateSlow(ctx context.Context, oldHash string, next storage.Ref
 			), family AS (
 				UPDATE refresh_families SET expires_at = greatest(expires_at, $8) WHERE id = $2
 			)
-			INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at, session_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11)`,
 			next.Hash, next.FamilyID, next.ClientID, next.Subject, scopes(next.Scopes), next.AuthTime, next.IssuedAt, next.ExpiresAt,
-			now, oldHash)
+			now, oldHash, next.SessionID)
 		if isUniqueViolation(err) {
 			return storage.ErrAlreadyExists
 		}

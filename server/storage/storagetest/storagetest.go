@@ -96,6 +96,9 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 		CodeChallenge:       "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
 		CodeChallengeMethod: "S256",
 		ExpiresAt:           t0.Add(10 * time.Minute),
+		Nonce:               "n-0S6_WzA2Mj",
+		LoginHint:           "alice@example.com",
+		ForceConsent:        true,
 	}
 	must(t, "CreateAuthRequest", s.CreateAuthRequest(ctx, r))
 	wantErr(t, "CreateAuthRequest again", s.CreateAuthRequest(ctx, r), storage.ErrAlreadyExists)
@@ -111,7 +114,7 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 	assertAuthRequest(t, got, r)
 
 	// Login fills in the subject.
-	r.Subject, r.AuthTime = "alice", t0.Add(time.Minute)
+	r.Subject, r.AuthTime, r.SessionID = "alice", t0.Add(time.Minute), "sid-1"
 	must(t, "UpdateAuthRequest", s.UpdateAuthRequest(ctx, r))
 	got, err = s.GetAuthRequest(ctx, r.ID, t0.Add(time.Minute))
 	must(t, "GetAuthRequest after update", err)
@@ -140,7 +143,8 @@ func assertAuthRequest(t *testing.T, got, want storage.AuthRequest) {
 	if got.ID != want.ID || got.ClientID != want.ClientID || got.RedirectURI != want.RedirectURI ||
 		!slices.Equal(got.Scopes, want.Scopes) || got.State != want.State ||
 		got.CodeChallenge != want.CodeChallenge || got.CodeChallengeMethod != want.CodeChallengeMethod ||
-		got.Subject != want.Subject || !sameTime(got.AuthTime, want.AuthTime) || !sameTime(got.ExpiresAt, want.ExpiresAt) {
+		got.Subject != want.Subject || !sameTime(got.AuthTime, want.AuthTime) || !sameTime(got.ExpiresAt, want.ExpiresAt) ||
+		got.Nonce != want.Nonce || got.LoginHint != want.LoginHint || got.ForceConsent != want.ForceConsent || got.SessionID != want.SessionID {
 		t.Fatalf("auth request:\n got %+v\nwant %+v", got, want)
 	}
 }
@@ -157,6 +161,8 @@ func newCode(t testing.TB, name string) (string, storage.AuthCode) {
 		CodeChallenge:       "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
 		CodeChallengeMethod: "S256",
 		ExpiresAt:           t0.Add(time.Minute),
+		Nonce:               "n-" + name,
+		SessionID:           "sid-" + name,
 	}
 }
 
@@ -179,7 +185,7 @@ func testCodes(t *testing.T, s storage.Store) {
 	if got.Hash != c.Hash || got.ClientID != c.ClientID || got.RedirectURI != c.RedirectURI ||
 		!slices.Equal(got.Scopes, c.Scopes) || got.Subject != c.Subject || !sameTime(got.AuthTime, c.AuthTime) ||
 		got.CodeChallenge != c.CodeChallenge || got.CodeChallengeMethod != c.CodeChallengeMethod ||
-		!sameTime(got.ExpiresAt, c.ExpiresAt) {
+		!sameTime(got.ExpiresAt, c.ExpiresAt) || got.Nonce != c.Nonce || got.SessionID != c.SessionID {
 		t.Fatalf("RedeemCode returned\n %+v\nwant the stored code\n %+v", got, c)
 	}
 	if !sameTimePtr(got.RedeemedAt, &redeemAt) {
@@ -247,6 +253,7 @@ func newRefreshToken(t testing.TB, name, family string) (string, storage.Refresh
 		AuthTime:  t0.Add(-time.Minute),
 		IssuedAt:  t0,
 		ExpiresAt: t0.Add(24 * time.Hour),
+		SessionID: "sid-" + name,
 	}
 }
 
@@ -255,7 +262,7 @@ func assertRefreshToken(t *testing.T, got, want storage.RefreshToken) {
 	if got.Hash != want.Hash || got.FamilyID != want.FamilyID || got.ClientID != want.ClientID ||
 		got.Subject != want.Subject || !slices.Equal(got.Scopes, want.Scopes) ||
 		!sameTime(got.AuthTime, want.AuthTime) || !sameTime(got.IssuedAt, want.IssuedAt) ||
-		!sameTime(got.ExpiresAt, want.ExpiresAt) || !sameTimePtr(got.RotatedAt, want.RotatedAt) {
+		!sameTime(got.ExpiresAt, want.ExpiresAt) || !sameTimePtr(got.RotatedAt, want.RotatedAt) || got.SessionID != want.SessionID {
 		t.Fatalf("refresh token:\n got %+v\nwant %+v", got, want)
 	}
 }
