@@ -83,16 +83,10 @@ func decodeBasic(payload string) (id, secret string, err error) {
 	return id, secret, nil
 }
 
-// authenticateClient checks credentials against the snapshot. Every failure
-// is the same invalid_client, so that a caller cannot tell an unknown
-// client_id from a wrong secret or method.
-func authenticateClient(snap *config.Snapshot, cred clientCredentials, now time.Time) (*config.Client, *Error) {
-	c, _, e := checkClient(snap, cred, now)
-	return c, e
-}
-
-// checkClient is authenticateClient that also says why it refused, for the
-// security log only: the client is told nothing more than invalid_client.
+// checkClient checks credentials against the snapshot. Every failure is
+// the same invalid_client, so that a caller cannot tell an unknown
+// client_id from a wrong secret or method; the reason it also returns is
+// for the security log only.
 func checkClient(snap *config.Snapshot, cred clientCredentials, now time.Time) (*config.Client, string, *Error) {
 	basic := cred.Method == gatehousev1alpha1.AuthClientSecretBasic
 	fail := invalidClient("client authentication failed", basic)

@@ -87,7 +87,7 @@ func FuzzClientAuthentication(f *testing.F) {
 			}
 			return
 		}
-		c, e := authenticateClient(snap, cred, time.Now())
+		c, _, e := checkClient(snap, cred, time.Now())
 		if e != nil {
 			basic := cred.Method == gatehousev1alpha1.AuthClientSecretBasic
 			if e.Code != ErrInvalidClient || e.Challenge != basic || strings.Contains(e.Description, cred.Secret) && cred.Secret != "" {
