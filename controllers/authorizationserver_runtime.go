@@ -167,6 +167,12 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 	tpl.Spec.ServiceAccountName = ServerObjectName(srv)
 	tpl.Spec.AutomountServiceAccountToken = &yes // it watches the API
 	tpl.Spec.Affinity = affinity
+	// A writable /tmp on the read-only root: the binary's package init
+	// (controller-runtime's envtest, linked in for `gatehouse dev`) creates
+	// a directory there and panics if it cannot.
+	tpl.Spec.Volumes = []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{
+		EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptrQuantity(resource.MustParse("16Mi"))},
+	}}}
 	tpl.Spec.SecurityContext = &corev1.PodSecurityContext{
 		RunAsNonRoot:   &yes,
 		RunAsUser:      &uid,
@@ -187,6 +193,7 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 		},
 		Env:            env,
 		Resources:      resources,
+		VolumeMounts:   []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
 		LivenessProbe:  probe("/healthz", 10),
 		ReadinessProbe: probe("/readyz", 5),
 		SecurityContext: &corev1.SecurityContext{
@@ -203,6 +210,7 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 		c := &tpl.Spec.Containers[0]
 		c.Image, c.Args, c.Ports, c.Env, c.Resources = container.Image, container.Args, container.Ports, container.Env, container.Resources
 		c.SecurityContext = container.SecurityContext
+		c.VolumeMounts = container.VolumeMounts
 		for _, p := range []struct{ have, want *corev1.Probe }{{c.LivenessProbe, container.LivenessProbe}, {c.ReadinessProbe, container.ReadinessProbe}} {
 			if p.have == nil || p.have.HTTPGet == nil {
 				continue
@@ -240,6 +248,8 @@ func proxyArgs(n oauthv1.NetworkSpec) []string {
 	}
 	return []string{"--trusted-proxies", strings.Join(cidrs, ","), "--forwarded-header", string(header)}
 }
+
+func ptrQuantity(q resource.Quantity) *resource.Quantity { return &q }
 
 // reconcileRBAC gives the token server read access to exactly what it
 // serves from: this server and its Scopes, its keys Secret and users Secret
