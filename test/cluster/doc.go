@@ -1,0 +1,44 @@
+// Package cluster holds the real-cluster tests (DESIGN.md, test tier 6):
+// Gatehouse installed with its Helm chart into the single-node cluster that
+// `make cluster` runs on this machine (kubelet, containerd, runc, CNI,
+// kube-proxy, CoreDNS), its pods killed and rolled under traffic.
+//
+// Run them with `make test-cluster`, which builds and loads the image
+// (`make image`) and sets
+//
+//	GATEHOUSE_CLUSTER_KUBECONFIG  the cluster's kubeconfig (.gatehouse-cluster/kubeconfig)
+//	GATEHOUSE_CLUSTER_IMAGE       the image to install (default localhost/gatehouse:dev)
+//	HELM, KUBEBUILDER_ASSETS      helm, and the directory with kubectl
+//
+// Without GATEHOUSE_CLUSTER_KUBECONFIG the tests skip, so `go test ./...`
+// never needs a cluster. With it, a cluster that is not there is a missing
+// dependency: the tests skip loudly, or fail under GATEHOUSE_REQUIRE_ALL=1.
+//
+// The token servers are reached from this machine through Services of type
+// NodePort on 127.0.0.1 (kube-proxy's iptables rules, nodePortAddresses
+// 127.0.0.1/32), so the issuer can be an http loopback URL, which the API
+// accepts, and every request goes through kube-proxy's load balancing to
+// the pods, as an in-cluster client's would.
+//
+// Scenarios, in order:
+//
+//   - TestTokenThroughService: a client_credentials token from the
+//     in-cluster token server, validated against its JWKS.
+//   - TestTokenServerPods: the pods pass their probes, run the local image
+//     as 65532 with a read-only root, and never restarted.
+//   - TestAppDeploymentUsesClientSecret: an app Deployment mounts its
+//     OAuthClient's Secret and gets tokens with it; the secret is rotated
+//     and the app picks up the new one within the grace period with zero
+//     failed token requests.
+//   - TestOperatorPodKill: the leading operator pod is deleted; the other
+//     replica takes the lease, and no client secret or signing key is
+//     regenerated.
+//   - TestRollingRestartUnderTraffic: `kubectl rollout restart` of the token
+//     server while clients keep asking for tokens: zero failures.
+//   - TestReplicaKillWithPostgres: two replicas on PostgreSQL (a pod from an
+//     image built from Debian's postgresql files); one is deleted under
+//     token and refresh traffic; every refresh token stays usable.
+//   - TestHelmLifecycle (only with GATEHOUSE_CLUSTER_LIFECYCLE=1, run last
+//     by make test-cluster): helm upgrade to a changed value, then helm
+//     uninstall, leave the CRDs and the users' objects intact.
+package cluster

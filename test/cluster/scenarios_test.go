@@ -1,0 +1,663 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+	"github.com/gatehouse-dev/gatehouse/resourceserver"
+)
+
+const (
+	machineSecret   = "inventory-sync-oauth-client"
+	machineScope    = "inventory.sync"
+	machineAudience = "https://inventory.example.com"
+	webSecret       = "storefront-oauth"
+)
+
+func TestTokenThroughService(t *testing.T) {
+	s := get(t)
+	id, secret := s.clientCreds(t, ns, machineSecret)
+	tok, err := clientCredentials(t.Context(), s.issuer, id, secret, machineScope)
+	if err != nil {
+		t.Fatalf("client_credentials through NodePort %d: %v", nodePort, err)
+	}
+	v, err := resourceserver.New(t.Context(), resourceserver.Config{Issuer: s.issuer, Audience: machineAudience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := v.Validate(t.Context(), tok)
+	if err != nil {
+		t.Fatalf("the token does not validate against the server's JWKS: %v", err)
+	}
+	if claims.ClientID != id || !slices.Contains(claims.Scopes, machineScope) {
+		t.Fatalf("claims: client %q scopes %v, want %q with %s", claims.ClientID, claims.Scopes, id, machineScope)
+	}
+	t.Logf("token for %s from the pod behind %s/%s-nodeport, valid against its JWKS", id, ns, serverName)
+}
+
+func TestTokenServerPods(t *testing.T) {
+	s := get(t)
+	dep := s.deployment(t, ns, serverName+"-server")
+	pods := s.serverPods(t, ns, serverName)
+	if len(pods) == 0 {
+		t.Fatal("no token-server pods")
+	}
+	for _, p := range pods {
+		if !podReady(&p) {
+			t.Errorf("pod %s is not Ready: %+v", p.Name, p.Status.Conditions)
+		}
+		c := p.Spec.Containers[0]
+		if c.Image != s.image {
+			t.Errorf("pod %s runs %s, want the local image %s", p.Name, c.Image, s.image)
+		}
+		if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil {
+			t.Errorf("pod %s: probes %+v %+v", p.Name, c.ReadinessProbe, c.LivenessProbe)
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.RestartCount != 0 {
+				t.Errorf("pod %s: container %s restarted %d times (liveness probe or crash)", p.Name, cs.Name, cs.RestartCount)
+			}
+		}
+		logs := s.kubectlT(t, "logs", "-n", ns, p.Name)
+		if !strings.Contains(logs, "token server started") {
+			t.Errorf("kubectl logs %s has no start line:\n%s", p.Name, tailLines(logs, 20))
+		}
+	}
+	if dep.Status.AvailableReplicas < 1 {
+		t.Errorf("Deployment %s: %d available", dep.Name, dep.Status.AvailableReplicas)
+	}
+	t.Logf("%d token-server pods Ready (probes passing), kubectl logs works", len(pods))
+}
+
+// ---------------------------------------------------------------- app
+
+// buildImage builds a command of this module into an image and loads it
+// into the cluster's containerd.
+func (s *suite) buildImage(t *testing.T, tag, pkg string, extra ...string) {
+	t.Helper()
+	bin := filepath.Join(s.tmp, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, pkg)
+	cmd.Dir, cmd.Env = s.root, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	tar := bin + ".tar"
+	args := append([]string{"-tag", tag, "-out", tar, "-file", bin + ":/" + filepath.Base(pkg) + ":0755",
+		"-entrypoint", "/" + filepath.Base(pkg)}, extra...)
+	if out, err := exec.Command(filepath.Join(s.root, "bin", "cluster", "gatehouse-image"), args...).CombinedOutput(); err != nil {
+		t.Fatalf("gatehouse-image: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(filepath.Join(s.root, "hack", "cluster", "cluster.sh"), "load", tar).CombinedOutput(); err != nil {
+		t.Fatalf("loading %s: %v\n%s", tag, err, out)
+	}
+}
+
+type appStats struct {
+	Requests   int              `json:"requests"`
+	OK         int              `json:"ok"`
+	Failed     int              `json:"failed"`
+	Errors     []string         `json:"errors"`
+	Secret     string           `json:"secret"`
+	OKBySecret map[string]int   `json:"okBySecret"`
+	JWKSKids   []string         `json:"jwksKids"`
+	FirstSeen  map[string]int64 `json:"firstSeen"`
+}
+
+func appStatsFrom(ctx context.Context, u string) (*appStats, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var st appStats
+	return &st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+func secretHash(secret []byte) string {
+	sum := sha256.Sum256(secret)
+	return hex.EncodeToString(sum[:6])
+}
+
+// TestAppDeploymentUsesClientSecret runs an app that mounts the machine
+// client's Secret and the server's JWKS ConfigMap. It rotates the client
+// secret and the signing keys: the app must pick up the new secret within
+// the grace period with no failed request, and the new key must be in the
+// app's mounted JWKS before any token is signed with it.
+func TestAppDeploymentUsesClientSecret(t *testing.T) {
+	s := get(t)
+	const appPort = 30085
+	s.buildImage(t, "localhost/gatehouse-testapp:1", "./test/cluster/cmd/testapp")
+	s.applyT(t, ns, fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: testapp}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: testapp}}
+  template:
+    metadata: {labels: {app: testapp}}
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65532}
+      containers:
+      - name: app
+        image: localhost/gatehouse-testapp:1
+        imagePullPolicy: Never
+        # The Service's DNS name: CoreDNS and kube-proxy inside the cluster.
+        args: [--token-url, http://%[1]s-server.%[2]s.svc.cluster.local/token, --scope, %[3]s]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 2}
+        volumeMounts:
+        - {name: oauth, mountPath: /etc/oauth-client, readOnly: true}
+        - {name: jwks, mountPath: /etc/gatehouse/jwks, readOnly: true}
+      volumes:
+      - name: oauth
+        secret: {secretName: %[4]s}
+      - name: jwks
+        configMap: {name: %[1]s-jwks}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: testapp}
+spec:
+  type: NodePort
+  selector: {app: testapp}
+  ports: [{name: http, port: 80, targetPort: http, nodePort: %[5]d}]
+`, serverName, ns, machineScope, machineSecret, appPort))
+	s.kubectlT(t, "rollout", "status", "-n", ns, "deployment/testapp", "--timeout=3m")
+	statsURL := fmt.Sprintf("http://127.0.0.1:%d/stats", appPort)
+
+	var st *appStats
+	testenv.Eventually(t, time.Minute, func() error {
+		var err error
+		if st, err = appStatsFrom(t.Context(), statsURL); err != nil {
+			return err
+		}
+		if st.OK < 5 {
+			return fmt.Errorf("the app has %d good token requests, %d failed: %v", st.OK, st.Failed, st.Errors)
+		}
+		return nil
+	})
+	if st.Failed > 0 {
+		t.Fatalf("the app had %d failed token requests before any rotation: %v", st.Failed, st.Errors)
+	}
+	before := st.Requests
+	oldHash := st.Secret
+	t.Logf("the app gets tokens with the mounted secret (%d requests, secret %s)", st.OK, oldHash)
+
+	// Rotate the client secret.
+	var oc oauthv1.OAuthClient
+	if err := s.c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "inventory-sync"}, &oc); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(oc.DeepCopy())
+	if oc.Annotations == nil {
+		oc.Annotations = map[string]string{}
+	}
+	oc.Annotations[oauthv1.AnnotationRotateSecret] = time.Now().Format(time.RFC3339Nano)
+	if err := s.c.Patch(t.Context(), &oc, patch); err != nil {
+		t.Fatal(err)
+	}
+	rotated := time.Now()
+	var newHash string
+	testenv.Eventually(t, time.Minute, func() error {
+		if h := secretHash(s.secret(t, ns, machineSecret)["client_secret"]); h != oldHash {
+			newHash = h
+			return nil
+		}
+		return errors.New("the Secret still has the old client secret")
+	})
+	t.Logf("the operator wrote a new secret %s into %s after %s", newHash, machineSecret, time.Since(rotated).Round(time.Millisecond))
+	testenv.Eventually(t, 3*time.Minute, func() error {
+		var err error
+		if st, err = appStatsFrom(t.Context(), statsURL); err != nil {
+			return err
+		}
+		if st.OKBySecret[newHash] < 3 {
+			return fmt.Errorf("the app has %d good requests with the new secret (mounted: %s)", st.OKBySecret[newHash], st.Secret)
+		}
+		return nil
+	})
+	pickedUp := time.Since(rotated)
+	if st.Failed > 0 {
+		t.Fatalf("%d of the app's %d token requests failed across the rotation: %v", st.Failed, st.Requests, st.Errors)
+	}
+	t.Logf("the app picked up the new secret from its mounted Secret within %s (grace period default 24h); %d requests since the rotation, 0 failed",
+		pickedUp.Round(time.Second), st.Requests-before)
+
+	// Rotate the signing keys: the new key reaches the app's mounted JWKS
+	// before the first token signed with it (prepublishPeriod 1m).
+	var srv oauthv1.AuthorizationServer
+	if err := s.c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: serverName}, &srv); err != nil {
+		t.Fatal(err)
+	}
+	oldKid := srv.Status.ActiveKeyID
+	patch = client.MergeFrom(srv.DeepCopy())
+	if srv.Annotations == nil {
+		srv.Annotations = map[string]string{}
+	}
+	srv.Annotations[oauthv1.AnnotationRotateKeys] = time.Now().Format(time.RFC3339Nano)
+	if err := s.c.Patch(t.Context(), &srv, patch); err != nil {
+		t.Fatal(err)
+	}
+	id, secret := s.clientCreds(t, ns, machineSecret)
+	var newKid string
+	var firstSigned time.Time
+	deadline := time.Now().Add(4 * time.Minute)
+	for time.Now().Before(deadline) {
+		tok, err := clientCredentials(t.Context(), s.issuer, id, secret, machineScope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kid := kidOf(t, tok); kid != oldKid {
+			newKid, firstSigned = kid, time.Now()
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if newKid == "" {
+		t.Fatalf("no token signed with a new key within 4 minutes of the rotate-keys annotation (active %s)", oldKid)
+	}
+	if st, err := appStatsFrom(t.Context(), statsURL); err != nil {
+		t.Fatal(err)
+	} else if seen, ok := st.FirstSeen[newKid]; !ok {
+		t.Fatalf("key %s signs, but the app's mounted JWKS has only %v", newKid, st.JWKSKids)
+	} else if lead := firstSigned.Sub(time.UnixMilli(seen)); lead <= 0 {
+		t.Fatalf("key %s reached the app's mounted JWKS %s after it first signed", newKid, -lead)
+	} else {
+		t.Logf("new key %s was in the app's mounted JWKS %s before it first signed", newKid, lead.Round(time.Second))
+	}
+}
+
+func kidOf(t *testing.T, jwt string) string {
+	t.Helper()
+	head, _, _ := strings.Cut(jwt, ".")
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct{ Kid string }
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h.Kid
+}
+
+// ---------------------------------------------------------------- operator
+
+func TestOperatorPodKill(t *testing.T) {
+	s := get(t)
+	keysBefore := s.secret(t, ns, keyset.SecretName(serverName))
+	clientSecretsBefore := map[string]string{}
+	for _, name := range []string{machineSecret, webSecret} {
+		clientSecretsBefore[name] = string(s.secret(t, ns, name)["client_secret"])
+	}
+	lease := s.lease(t)
+	leader := *lease.Spec.HolderIdentity
+	leaderPod, _, _ := strings.Cut(leader, "_")
+	t.Logf("lease %s held by %s", lease.Name, leader)
+
+	var pods corev1.PodList
+	if err := s.c.List(t.Context(), &pods, client.InNamespace(releaseNS), client.MatchingLabels{"app.kubernetes.io/name": "gatehouse"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) < 2 {
+		t.Fatalf("want 2 operator pods (operator.replicas=2), have %d", len(pods.Items))
+	}
+	killed := time.Now()
+	s.kubectlT(t, "delete", "pod", "-n", releaseNS, leaderPod, "--wait=false")
+	var newLeader string
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		l := s.lease(t)
+		if h := *l.Spec.HolderIdentity; h != leader && !strings.HasPrefix(h, leaderPod+"_") {
+			newLeader = h
+			return nil
+		}
+		return fmt.Errorf("lease still held by %s", leader)
+	})
+	t.Logf("leader %s deleted; %s took the lease after %s", leaderPod, newLeader, time.Since(killed).Round(100*time.Millisecond))
+	s.kubectlT(t, "rollout", "status", "-n", releaseNS, "deployment", "--timeout=3m")
+
+	// Let the new leader reconcile everything, then compare.
+	s.kubectlT(t, "wait", "-n", ns, "--for=condition=Ready", "--timeout=2m", "authorizationserver/"+serverName)
+	s.kubectlT(t, "wait", "-n", ns, "--for=condition=Ready", "--timeout=2m", "oauthclient", "--all")
+	time.Sleep(10 * time.Second)
+	keysAfter := s.secret(t, ns, keyset.SecretName(serverName))
+	if !mapsEqual(keysBefore, keysAfter) {
+		t.Errorf("the signing-keys Secret changed after the operator pod was killed (keys regenerated)")
+	}
+	for name, before := range clientSecretsBefore {
+		if after := string(s.secret(t, ns, name)["client_secret"]); after != before {
+			t.Errorf("client secret in %s was regenerated after the operator pod was killed", name)
+		}
+	}
+	id, secret := s.clientCreds(t, ns, machineSecret)
+	if _, err := clientCredentials(t.Context(), s.issuer, id, secret, machineScope); err != nil {
+		t.Errorf("token after the operator change-over: %v", err)
+	}
+	t.Log("no signing key and no client secret was regenerated")
+}
+
+func mapsEqual(a, b map[string][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !bytes.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// ---------------------------------------------------------------- traffic
+
+// traffic runs workers that call do in a loop until stop is closed (at
+// most limit calls in all), and counts the outcomes.
+type traffic struct {
+	sent, failed, refused atomic.Int64
+	mu                    sync.Mutex
+	errs                  []string
+	wg                    sync.WaitGroup
+	stop                  chan struct{}
+}
+
+func startTraffic(workers int, limit int64, do func(worker int) error) *traffic {
+	tr := &traffic{stop: make(chan struct{})}
+	for w := range workers {
+		tr.wg.Add(1)
+		go func() {
+			defer tr.wg.Done()
+			for {
+				select {
+				case <-tr.stop:
+					return
+				default:
+				}
+				if tr.sent.Add(1) > limit {
+					tr.sent.Add(-1)
+					return
+				}
+				if err := do(w); err != nil {
+					tr.failed.Add(1)
+					if errors.Is(err, syscall.ECONNREFUSED) {
+						tr.refused.Add(1)
+					}
+					tr.mu.Lock()
+					if len(tr.errs) < 20 {
+						tr.errs = append(tr.errs, time.Now().Format("15:04:05.000")+" "+err.Error())
+					}
+					tr.mu.Unlock()
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	return tr
+}
+
+func (tr *traffic) finish() { close(tr.stop); tr.wg.Wait() }
+
+func TestRollingRestartUnderTraffic(t *testing.T) {
+	s := get(t)
+	id, secret := s.clientCreds(t, ns, machineSecret)
+	tr := startTraffic(4, 100000, func(int) error {
+		_, err := clientCredentials(context.Background(), s.issuer, id, secret, machineScope)
+		return err
+	})
+	time.Sleep(3 * time.Second)
+	began := time.Now()
+	s.kubectlT(t, "rollout", "restart", "-n", ns, "deployment/"+serverName+"-server")
+	s.kubectlT(t, "rollout", "status", "-n", ns, "deployment/"+serverName+"-server", "--timeout=5m")
+	// The old pods' endpoints have to leave kube-proxy's rules, too.
+	time.Sleep(10 * time.Second)
+	tr.finish()
+	t.Logf("rollout restart took %s; requests sent %d, failed %d (connection refused %d)",
+		time.Since(began).Round(time.Second), tr.sent.Load(), tr.failed.Load(), tr.refused.Load())
+	if tr.failed.Load() > 0 {
+		t.Errorf("%d of %d token requests failed during the rolling restart: %v", tr.failed.Load(), tr.sent.Load(), tr.errs)
+	}
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+const (
+	haNS       = "shop-ha"
+	haNodePort = 30090
+)
+
+func TestReplicaKillWithPostgres(t *testing.T) {
+	s := get(t)
+	pgBin, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	if len(pgBin) != 1 {
+		testenv.MissingDependency(t, errors.New("no PostgreSQL server files in /usr/lib/postgresql/*/bin (apt-get install postgresql)"))
+	}
+	pgDir := filepath.Dir(filepath.Dir(pgBin[0]))
+	share := strings.Replace(pgDir, "/usr/lib/", "/usr/share/", 1)
+	args := []string{"-user", "65532:65532"}
+	for _, exe := range []string{"postgres", "initdb"} {
+		args = append(args, "-exe", filepath.Join(pgDir, "bin", exe)+":"+filepath.Join(pgDir, "bin", exe))
+	}
+	args = append(args, "-tree", filepath.Join(pgDir, "lib")+":"+filepath.Join(pgDir, "lib"), "-tree", share+":"+share)
+	s.buildImage(t, "localhost/gatehouse-postgres:1", "./test/cluster/cmd/pgstart", args...)
+
+	pw := make([]byte, 16)
+	_, _ = rand.Read(pw)
+	password := hex.EncodeToString(pw)
+	if err := s.ensureNamespace(haNS); err != nil {
+		t.Fatal(err)
+	}
+	s.applyT(t, haNS, fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: postgres}
+stringData:
+  password: %[1]q
+  url: "postgres://postgres:%[1]s@postgres.%[2]s.svc.cluster.local:5432/postgres?sslmode=disable"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: postgres}
+spec:
+  replicas: 1
+  strategy: {type: Recreate}
+  selector: {matchLabels: {app: postgres}}
+  template:
+    metadata: {labels: {app: postgres}}
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, fsGroup: 65532}
+      containers:
+      - name: postgres
+        image: localhost/gatehouse-postgres:1
+        imagePullPolicy: Never
+        env:
+        - {name: POSTGRES_PASSWORD, valueFrom: {secretKeyRef: {name: postgres, key: password}}}
+        - {name: PGDATA, value: /var/lib/postgresql/data/pgdata}
+        ports: [{name: pg, containerPort: 5432}]
+        readinessProbe: {tcpSocket: {port: pg}, periodSeconds: 2}
+        volumeMounts:
+        - {name: data, mountPath: /var/lib/postgresql/data}
+        - {name: tmp, mountPath: /tmp}
+      volumes:
+      - {name: data, emptyDir: {}}
+      - {name: tmp, emptyDir: {}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: postgres}
+spec:
+  selector: {app: postgres}
+  ports: [{name: pg, port: 5432, targetPort: pg}]
+`, password, haNS))
+	s.kubectlT(t, "rollout", "status", "-n", haNS, "deployment/postgres", "--timeout=3m")
+	t.Log("PostgreSQL runs in the cluster (image from Debian's postgresql files)")
+
+	issuer := fmt.Sprintf("http://127.0.0.1:%d", haNodePort)
+	if err := s.applySamples(haNS, issuer, haNodePort, `- target: {kind: AuthorizationServer, name: gatehouse}
+  patch: |
+    - {op: replace, path: /spec/storage, value: {type: Postgres, postgres: {urlSecretRef: {name: postgres, key: url}}}}
+    - {op: add, path: /spec/replicas, value: 2}
+`); err != nil {
+		t.Fatal(err)
+	}
+	s.kubectlT(t, "wait", "-n", haNS, "--for=condition=Ready", "--timeout=5m", "authorizationserver/"+serverName)
+	s.kubectlT(t, "wait", "-n", haNS, "--for=condition=Ready", "--timeout=2m", "oauthclient", "--all")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if err := waitHTTP(ctx, issuer+"/.well-known/oauth-authorization-server"); err != nil {
+		t.Fatal(err)
+	}
+	if pods := s.serverPods(t, haNS, serverName); len(pods) != 2 {
+		t.Fatalf("want 2 token-server pods, have %d", len(pods))
+	}
+
+	webID, webSecretValue := s.clientCreds(t, haNS, webSecret)
+	machineID, machineSecretValue := s.clientCreds(t, haNS, machineSecret)
+	// Refresh-token chains: one login each, then refreshed in a loop.
+	const chains = 6
+	current := make([]string, chains)
+	for i := range current {
+		rt, err := login(t.Context(), issuer, webID, webSecretValue, username, s.password, "orders:read")
+		if err != nil {
+			t.Fatalf("login %d: %v", i, err)
+		}
+		current[i] = rt
+	}
+	var mu sync.Mutex
+	issued := 0
+	lostChains := map[int]bool{}
+	tr := startTraffic(chains+3, 100000, func(w int) error {
+		if w >= chains {
+			_, err := clientCredentials(context.Background(), issuer, machineID, machineSecretValue, machineScope)
+			return err
+		}
+		mu.Lock()
+		rt, lost := current[w], lostChains[w]
+		mu.Unlock()
+		if lost {
+			time.Sleep(100 * time.Millisecond)
+			return nil
+		}
+		next, err := refresh(context.Background(), issuer, webID, webSecretValue, rt)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			// A refresh that failed in flight may have rotated the token on
+			// the server; then the token held here is spent. Stop this chain
+			// and check it at the end.
+			lostChains[w] = true
+			return err
+		}
+		current[w] = next
+		issued++
+		return nil
+	})
+	time.Sleep(5 * time.Second)
+	victim := s.serverPods(t, haNS, serverName)[0].Name
+	killed := time.Now()
+	s.kubectlT(t, "delete", "pod", "-n", haNS, victim, "--wait=false")
+	s.kubectlT(t, "rollout", "status", "-n", haNS, "deployment/"+serverName+"-server", "--timeout=5m")
+	time.Sleep(10 * time.Second)
+	tr.finish()
+	t.Logf("replica %s deleted; replacement Ready after %s", victim, time.Since(killed).Round(time.Second))
+	t.Logf("requests sent %d, failed %d (connection refused %d), refresh tokens issued %d; errors: %v",
+		tr.sent.Load(), tr.failed.Load(), tr.refused.Load(), issued, tr.errs)
+
+	// Every refresh token still held is usable.
+	usable := 0
+	for i, rt := range current {
+		if lostChains[i] {
+			continue
+		}
+		if _, err := refresh(t.Context(), issuer, webID, webSecretValue, rt); err != nil {
+			t.Errorf("chain %d: the last refresh token issued is not usable: %v", i, err)
+			continue
+		}
+		usable++
+	}
+	t.Logf("refresh tokens checked afterwards: %d of %d chains usable, %d chains stopped by a failed in-flight request", usable, chains, len(lostChains))
+	if tr.failed.Load() > 0 {
+		t.Errorf("%d requests failed while a replica was deleted: %v", tr.failed.Load(), tr.errs)
+	}
+}
+
+// ---------------------------------------------------------------- Helm
+
+func TestHelmLifecycle(t *testing.T) {
+	if os.Getenv(lifecycleEnv) != "1" {
+		t.Skipf("%s is not 1: make test-cluster runs this last, since it uninstalls the chart", lifecycleEnv)
+	}
+	s := get(t)
+	countUsers := func() int {
+		var as oauthv1.AuthorizationServerList
+		var oc oauthv1.OAuthClientList
+		var sc oauthv1.ScopeList
+		for _, l := range []client.ObjectList{&as, &oc, &sc} {
+			if err := s.c.List(t.Context(), l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return len(as.Items) + len(oc.Items) + len(sc.Items)
+	}
+	objects := countUsers()
+	repo, tag, _ := strings.Cut(s.image, ":")
+	began := time.Now()
+	out, err := s.helmRun("upgrade", release, filepath.Join(s.root, "charts", "gatehouse"), "-n", releaseNS, "--reuse-values",
+		"--set", "image.repository="+repo, "--set", "image.tag="+tag,
+		"--set", "operator.logLevel=debug", "--set", "operator.maxConcurrentReconciles=2", "--wait", "--timeout", "5m")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	dep := s.kubectlT(t, "get", "deployment", "-n", releaseNS, "-o", "jsonpath={.items[0].spec.template.spec.containers[0].args}")
+	if !strings.Contains(dep, "--zap-log-level=debug") || !strings.Contains(dep, "--concurrency=2") {
+		t.Fatalf("after helm upgrade the operator's args are %s", dep)
+	}
+	t.Logf("helm upgrade (logLevel=debug, maxConcurrentReconciles=2) rolled the operator in %s", time.Since(began).Round(time.Second))
+	s.kubectlT(t, "wait", "-n", ns, "--for=condition=Ready", "--timeout=2m", "authorizationserver/"+serverName)
+
+	if out, err := s.helmRun("uninstall", release, "-n", releaseNS, "--wait", "--timeout", "3m"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	crds := s.kubectlT(t, "get", "crd", "-o", "name")
+	for _, crd := range []string{"authorizationservers", "oauthclients", "scopes"} {
+		if !strings.Contains(crds, crd+".oauth.gatehouse.dev") {
+			t.Errorf("CRD %s was removed by helm uninstall", crd)
+		}
+	}
+	if n := countUsers(); n != objects {
+		t.Errorf("helm uninstall changed the users' objects: %d before, %d after", objects, n)
+	}
+	left := s.kubectlT(t, "get", "all,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,configmaps,secrets,leases",
+		"-A", "-l", "app.kubernetes.io/managed-by=Helm", "-o", "name")
+	if strings.TrimSpace(left) != "" {
+		t.Errorf("helm uninstall left these behind:\n%s", left)
+	}
+	// The token servers keep running without the operator.
+	id, secret := s.clientCreds(t, ns, machineSecret)
+	if _, err := clientCredentials(t.Context(), s.issuer, id, secret, machineScope); err != nil {
+		t.Errorf("token after helm uninstall: %v", err)
+	}
+	t.Log("helm uninstall kept the CRDs and the users' objects, and left nothing of the release behind")
+}
