@@ -88,16 +88,43 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 		return fail(invalidRequest("code_challenge must be 43 characters of base64url (RFC 7636 §4.2)"))
 	}
 
+	var op oidcParams
+	if isOpenIDRequest(scopes) {
+		if op, e = parseOIDCParams(q); e != nil {
+			return fail(e)
+		}
+	}
+
 	ar := storage.AuthRequest{
 		ID: randomToken(32), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, State: state,
 		CodeChallenge: challenge, ExpiresAt: now.Add(authRequestTTL),
+		Nonce: op.nonce, LoginHint: op.loginHint, ForceConsent: op.consent,
 	}
 	if challenge != "" {
 		ar.CodeChallengeMethod = method
 	}
 	ctx := r.Context()
-	if sess, ok := s.session(ctx, r, snap, now); ok {
-		ar.Subject, ar.AuthTime = sess.Subject, sess.AuthTime
+	if sess, ok := s.session(ctx, r, snap, now); ok && !op.reauthenticate(sess.AuthTime, now) {
+		ar.Subject, ar.AuthTime, ar.SessionID = sess.Subject, sess.AuthTime, sessionID(sess)
+	}
+	if op.none {
+		// prompt=none (Core §3.1.2.1): answer now or fail, never show a
+		// page, and store nothing when failing.
+		if ar.Subject == "" {
+			return fail(newError(ErrLoginRequired, "prompt=none, but the user is not signed in (or signed in longer ago than max_age)"))
+		}
+		need, ask, err := s.consentNeeded(ctx, snap, client, ar, now)
+		switch {
+		case err != nil:
+			s.log.Error("reading consent", "error", err)
+			return fail(serverError("consent could not be read"))
+		case ask && len(need) > 0:
+			return fail(newError(ErrConsentRequired, "prompt=none, but the user has not consented to the requested scopes"))
+		case ask:
+			// A public client's request is always shown to the person
+			// (consentNeeded), even with nothing to consent to.
+			return fail(newError(ErrInteractionRequired, "prompt=none, but the user must confirm this application's request"))
+		}
 	}
 	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
 		s.log.Error("storing authorization request", "error", err)
@@ -157,7 +184,7 @@ func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, snap *config
 // RFC 8252 §8.6). The CRD refuses skipConsent on public clients; this
 // holds for objects stored before that rule.
 func (s *Server) consentNeeded(ctx context.Context, snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, now time.Time) (need []*config.Scope, ask bool, err error) {
-	if client.SkipConsent && !client.Public {
+	if client.SkipConsent && !client.Public && !ar.ForceConsent {
 		return nil, false, nil
 	}
 	for _, name := range ar.Scopes {
@@ -165,7 +192,8 @@ func (s *Server) consentNeeded(ctx context.Context, snap *config.Snapshot, clien
 			need = append(need, sc)
 		}
 	}
-	if client.Public {
+	// prompt=consent (Core §3.1.2.1) asks again whatever was remembered.
+	if client.Public || ar.ForceConsent {
 		return need, true, nil
 	}
 	if len(need) == 0 {
@@ -192,6 +220,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, snap *config.
 		Hash: storage.HashToken(code), ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Scopes: ar.Scopes,
 		Subject: ar.Subject, AuthTime: ar.AuthTime, CodeChallenge: ar.CodeChallenge,
 		CodeChallengeMethod: ar.CodeChallengeMethod, ExpiresAt: now.Add(snap.CodeTTL),
+		Nonce: ar.Nonce, SessionID: ar.SessionID,
 	})
 	if err != nil {
 		s.log.Error("storing authorization code", "error", err)

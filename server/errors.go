@@ -19,6 +19,10 @@ const (
 	ErrServerError             = "server_error"
 	ErrTemporarilyUnavailable  = "temporarily_unavailable"
 	ErrUnsupportedTokenType    = "unsupported_token_type"
+	// OpenID Connect Core §3.1.2.6, for prompt=none.
+	ErrLoginRequired       = "login_required"
+	ErrConsentRequired     = "consent_required"
+	ErrInteractionRequired = "interaction_required"
 )
 
 // Error is an OAuth 2.0 error response. Handlers return it as a value and

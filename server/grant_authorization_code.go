@@ -7,8 +7,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"slices"
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
@@ -32,9 +34,12 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 		return nil, invalidRequest("code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)")
 	}
 
-	refresh := req.Client.GrantTypes[gatehousev1alpha1.GrantRefreshToken]
+	// The family is named before the code is read, so that a replay can
+	// revoke it; whether a refresh token is issued under it depends on the
+	// code's scopes, known only after redemption.
+	mayRefresh := req.Client.GrantTypes[gatehousev1alpha1.GrantRefreshToken]
 	issued := storage.Issued{AccessTokenID: newID(), AccessTokenExpiresAt: req.Now.Add(req.Snap.AccessTokenTTL)}
-	if refresh {
+	if mayRefresh {
 		issued.RefreshFamilyID = newID()
 	}
 	ac, err := s.store.RedeemCode(ctx, storage.HashToken(code), issued, req.Now)
@@ -65,15 +70,22 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 		return nil, invalidGrant("code_verifier does not match the code_challenge")
 	}
 
-	g := tokenGrant{Client: req.Client, Subject: ac.Subject, Scopes: usableScopes(req.Snap, req.Client, ac.Scopes), AuthTime: ac.AuthTime,
-		GrantID: issued.RefreshFamilyID}
+	g := tokenGrant{Client: req.Client, Subject: ac.Subject, Scopes: usableScopes(req.Snap, req.Client, ac.Scopes), AuthTime: ac.AuthTime}
+	// An OpenID Connect request gets a refresh token only with
+	// offline_access (Core §11); a plain OAuth request whenever the client
+	// may refresh, as before.
+	openID := isOpenIDRequest(g.Scopes)
+	refresh := mayRefresh && (!openID || slices.Contains(g.Scopes, oidc.ScopeOfflineAccess))
+	if refresh {
+		g.GrantID = issued.RefreshFamilyID
+	}
 	var rt string
 	if refresh {
 		rt = randomToken(32)
 		err := s.store.CreateRefreshToken(ctx, storage.RefreshToken{
 			Hash: storage.HashToken(rt), FamilyID: issued.RefreshFamilyID, ClientID: req.Client.ID,
 			Subject: ac.Subject, Scopes: g.Scopes, AuthTime: ac.AuthTime, IssuedAt: req.Now,
-			ExpiresAt: refreshExpiry(req, ac.AuthTime),
+			ExpiresAt: refreshExpiry(req, ac.AuthTime), SessionID: ac.SessionID,
 		})
 		switch {
 		case errors.Is(err, storage.ErrRevoked):
@@ -88,7 +100,13 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 	if e != nil {
 		return nil, e
 	}
-	return newTokenResponse(at, rt, g.Scopes, req.Now), nil
+	resp := newTokenResponse(at, rt, g.Scopes, req.Now)
+	if openID {
+		if resp.IDToken, e = signIDToken(req.Snap, idTokenGrant{tokenGrant: g, Nonce: ac.Nonce, SessionID: ac.SessionID}, at.JWT, req.Now); e != nil {
+			return nil, e
+		}
+	}
+	return resp, nil
 }
 
 // revokeIssued revokes what a code's first redemption issued. Best effort:

@@ -48,7 +48,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	_, err = s.store.RotateRefreshToken(ctx, hash, storage.RefreshToken{
 		Hash: storage.HashToken(next), FamilyID: old.FamilyID, ClientID: old.ClientID,
 		Subject: old.Subject, Scopes: old.Scopes, AuthTime: old.AuthTime,
-		IssuedAt: req.Now, ExpiresAt: old.ExpiresAt,
+		IssuedAt: req.Now, ExpiresAt: old.ExpiresAt, SessionID: old.SessionID,
 	}, req.Now)
 	if errors.Is(err, storage.ErrRefreshTokenReused) {
 		infoFrom(ctx).securityEvent(ctx, EventRefreshTokenReuse, slog.String("client_id", old.ClientID),
@@ -63,7 +63,15 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	if e != nil {
 		return nil, e
 	}
-	return newTokenResponse(at, next, g.Scopes, req.Now), nil
+	resp := newTokenResponse(at, next, g.Scopes, req.Now)
+	// Core §12.2: a new ID token for the same person, client and login
+	// (auth_time and sid of the original authentication), without nonce.
+	if isOpenIDRequest(g.Scopes) {
+		if resp.IDToken, e = signIDToken(req.Snap, idTokenGrant{tokenGrant: g, SessionID: old.SessionID}, at.JWT, req.Now); e != nil {
+			return nil, e
+		}
+	}
+	return resp, nil
 }
 
 func refreshStoreError(err error) *Error {

@@ -30,6 +30,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 		CSRF: csrfToken(w, r, snap), AuthRequest: ar.ID, ClientName: client.DisplayName,
 	}
 	if r.Method == http.MethodGet {
+		data.Username = ar.LoginHint // Core §3.1.2.1 login_hint
 		s.pages.render(w, http.StatusOK, "login", ar.RedirectURI, data)
 		return result{outcome: outcomeSuccess}
 	}
@@ -84,7 +85,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 	// (session fixation) never becomes authenticated.
 	cookie := randomToken(32)
 	ctx := r.Context()
-	if err := s.store.CreateSession(ctx, storage.Session{Hash: storage.HashToken(cookie), Subject: user.Subject, AuthTime: now, ExpiresAt: now.Add(s.sessionTTL)}); err != nil {
+	sess := storage.Session{Hash: storage.HashToken(cookie), Subject: user.Subject, AuthTime: now, ExpiresAt: now.Add(s.sessionTTL)}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
 		s.log.Error("storing session", "error", err)
 		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")
 		return result{outcome: ErrServerError}
@@ -99,7 +101,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 			setCookie(w, snap, deviceCookie, v, deviceCookieMaxAge)
 		}
 	}
-	ar.Subject, ar.AuthTime = user.Subject, now
+	ar.Subject, ar.AuthTime, ar.SessionID = user.Subject, now, sessionID(sess)
 	if err := s.store.UpdateAuthRequest(ctx, ar); err != nil {
 		s.log.Error("updating authorization request", "error", err)
 		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")

@@ -107,6 +107,8 @@ type tokenResponse struct {
 	ExpiresIn    int64  `json:"expires_in"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	// IDToken answers an OpenID Connect request (Core §3.1.3.3, §12.2).
+	IDToken string `json:"id_token,omitempty"`
 }
 
 func newTokenResponse(at accessToken, refresh string, scopes []string, now time.Time) *tokenResponse {

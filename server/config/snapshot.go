@@ -395,6 +395,15 @@ func (s *Snapshot) SigningKey(now time.Time) (*keyset.Key, bool) {
 	return s.Keys.SigningKey(now)
 }
 
+// IDTokenKey returns the key that signs ID tokens for a client that wants
+// alg (keyset.Set.IDTokenKey).
+func (s *Snapshot) IDTokenKey(alg string, now time.Time) (*keyset.Key, bool) {
+	if s.Keys == nil {
+		return nil, false
+	}
+	return s.Keys.IDTokenKey(alg, now)
+}
+
 func duration(d *metav1.Duration, def time.Duration) time.Duration {
 	if d == nil || d.Duration <= 0 {
 		return def

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+)
+
+// Bounds on what an unauthenticated caller can make the server store with
+// an authorization request.
+const (
+	maxNonce     = 512
+	maxLoginHint = 256
+)
+
+// oidcParams are the OpenID Connect parameters of an authorization request
+// (Core §3.1.2.1). They are read only when the request asks for openid,
+// so that a plain OAuth request behaves as before; any other parameter is
+// ignored, as §3.1.2.1 requires.
+type oidcParams struct {
+	nonce     string
+	loginHint string
+	// prompt values: none, login, consent.
+	none, login, consent bool
+	// maxAge is max_age (§3.1.2.1); negative when absent.
+	maxAge time.Duration
+}
+
+// parseOIDCParams checks nonce, prompt, max_age and login_hint. A bad
+// value is invalid_request through the redirect (§3.1.2.6), before
+// anything is stored.
+func parseOIDCParams(q interface{ Get(string) string }) (oidcParams, *Error) {
+	p := oidcParams{nonce: q.Get("nonce"), loginHint: q.Get("login_hint"), maxAge: -1}
+	if len(p.nonce) > maxNonce {
+		return p, invalidRequest("nonce is longer than " + strconv.Itoa(maxNonce) + " characters")
+	}
+	if len(p.loginHint) > maxLoginHint {
+		return p, invalidRequest("login_hint is longer than " + strconv.Itoa(maxLoginHint) + " characters")
+	}
+	if prompt := q.Get("prompt"); prompt != "" {
+		values := strings.Split(prompt, " ")
+		for _, v := range values {
+			switch v {
+			case "none":
+				p.none = true
+			case "login":
+				p.login = true
+			case "consent":
+				p.consent = true
+			default:
+				// select_account included: one browser holds one login.
+				return p, invalidRequest("prompt value " + safeName(v) + " is not supported; use none, login or consent")
+			}
+		}
+		if p.none && len(values) > 1 {
+			return p, invalidRequest("prompt=none cannot be combined with other values (Core §3.1.2.1)")
+		}
+	}
+	if v := q.Get("max_age"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 31)
+		if err != nil {
+			return p, invalidRequest("max_age must be a whole number of seconds")
+		}
+		p.maxAge = time.Duration(n) * time.Second
+	}
+	return p, nil
+}
+
+// reauthenticate reports whether a login at authTime is not good enough
+// for this request: prompt=login asks for a new one, and max_age bounds
+// how long ago the person may have typed their password.
+func (p oidcParams) reauthenticate(authTime, now time.Time) bool {
+	return p.login || (p.maxAge >= 0 && now.Sub(authTime) > p.maxAge)
+}
+
+// sessionID is the sid of a login session (Core §2; the sid of
+// OpenID Connect Front-/Back-Channel Logout): stable for the session,
+// different for each, and derived one-way from the stored hash, so that
+// it reveals nothing that could be replayed as the session cookie.
+func sessionID(sess storage.Session) string { return storage.HashToken("sid:" + sess.Hash) }

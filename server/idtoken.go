@@ -1,0 +1,113 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"hash"
+	"slices"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/internal/oidc"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+)
+
+// idTokenClaims is an ID token (OpenID Connect Core §2), with the claims
+// of the person that its scopes release (§5.4). They are in the ID token,
+// not only at userinfo, because relying parties such as the Kubernetes API
+// server read username and groups from the ID token alone.
+type idTokenClaims struct {
+	jwt.RegisteredClaims
+	AuthTime int64    `json:"auth_time,omitempty"`
+	Nonce    string   `json:"nonce,omitempty"`
+	AtHash   string   `json:"at_hash,omitempty"`
+	AZP      string   `json:"azp"`
+	SID      string   `json:"sid,omitempty"`
+	AMR      []string `json:"amr,omitempty"`
+	userClaims
+}
+
+// idTokenGrant is what an ID token is about beyond the access token's
+// grant.
+type idTokenGrant struct {
+	tokenGrant
+	// Nonce is the authorization request's, echoed exactly; empty on
+	// refresh (Core §12.2: a refreshed ID token should not carry one).
+	Nonce     string
+	SessionID string
+}
+
+// isOpenIDRequest: a grant is an OpenID Connect one when it includes the
+// openid scope (Core §3.1.2.1); only then is an ID token issued.
+func isOpenIDRequest(scopes []string) bool { return slices.Contains(scopes, oidc.ScopeOpenID) }
+
+// signIDToken signs an ID token for the client (Core §3.1.3.3, §3.1.3.6):
+// aud is the client_id alone and azp names it too, so that a token for one
+// client is never accepted by another; at_hash binds it to the access
+// token it came with. It is signed with RS256 (Discovery §3's default for
+// clients that registered no id_token_signed_response_alg), or with the
+// access-token key while a newly added RS256 key is still prepublished.
+func signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken string, now time.Time) (string, *Error) {
+	key, ok := snap.IDTokenKey(keyset.RS256, now)
+	if !ok {
+		return "", newError(ErrTemporarilyUnavailable, "the server has no signing key yet")
+	}
+	method, ok := signingMethods[key.Algorithm]
+	if !ok {
+		return "", serverError("the signing key's algorithm is not supported")
+	}
+	atHash, err := leftHalfHash(key.Algorithm, accessToken)
+	if err != nil {
+		return "", serverError("at_hash: " + err.Error())
+	}
+	claims := idTokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    snap.Issuer,
+			Subject:   g.Subject,
+			Audience:  jwt.ClaimStrings{g.Client.ID},
+			ExpiresAt: jwt.NewNumericDate(now.Add(snap.AccessTokenTTL)),
+			IssuedAt:  jwt.NewNumericDate(now),
+		},
+		Nonce:      g.Nonce,
+		AtHash:     atHash,
+		AZP:        g.Client.ID,
+		SID:        g.SessionID,
+		AMR:        passwordAMR,
+		userClaims: claimsFor(snap, g.Subject, g.Scopes),
+	}
+	if !g.AuthTime.IsZero() {
+		claims.AuthTime = g.AuthTime.Unix()
+	}
+	t := &jwt.Token{
+		Header: map[string]any{"typ": "JWT", "alg": method.Alg(), "kid": key.ID},
+		Claims: claims,
+		Method: method,
+	}
+	signed, err := t.SignedString(key.Signer())
+	if err != nil {
+		return "", serverError("signing the ID token failed")
+	}
+	return signed, nil
+}
+
+// leftHalfHash is at_hash (Core §3.1.3.6): the base64url of the left half
+// of the hash of the token's ASCII octets, with the hash of the JWS
+// algorithm: SHA-256 for RS256 and ES256, SHA-512 for EdDSA with Ed25519
+// (the hash Ed25519 itself uses, as OpenID's errata and go-oidc agree).
+func leftHalfHash(alg, token string) (string, error) {
+	var h hash.Hash
+	switch alg {
+	case keyset.RS256, keyset.ES256:
+		h = sha256.New()
+	case keyset.EdDSA:
+		h = sha512.New()
+	default:
+		return "", constError("no at_hash for algorithm " + alg)
+	}
+	h.Write([]byte(token))
+	sum := h.Sum(nil)
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2]), nil
+}
