@@ -12,7 +12,7 @@ import (
 
 // idTokenClaims are the claims an ID token may carry besides the
 // scope-released ones (Core §2, §3.1.3.6).
-var idTokenClaims = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid", "amr"}
+var idTokenClaimNames = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid", "amr"}
 
 // promptValues are the prompt values /authorize understands (Core
 // §3.1.2.1); select_account has no meaning with one account per browser.
@@ -38,7 +38,7 @@ type openIDConfiguration struct {
 }
 
 func buildOpenIDConfiguration(snap *config.Snapshot) []byte {
-	claims := slices.Clone(idTokenClaims)
+	claims := slices.Clone(idTokenClaimNames)
 	for _, c := range oidc.Claims(snap.ScopeNames) {
 		if !slices.Contains(claims, c) {
 			claims = append(claims, c)
