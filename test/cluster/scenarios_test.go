@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -315,8 +316,15 @@ func TestOperatorPodKill(t *testing.T) {
 	for _, name := range []string{machineSecret, webSecret} {
 		clientSecretsBefore[name] = string(s.secret(t, ns, name)["client_secret"])
 	}
-	lease := s.lease(t)
-	leader := *lease.Spec.HolderIdentity
+	var lease *coordinationv1.Lease
+	var leader string
+	testenv.Eventually(t, time.Minute, func() error {
+		var err error
+		if lease, leader, err = s.lease(t.Context()); err == nil && leader == "" {
+			err = errors.New("nobody holds the operator's lease")
+		}
+		return err
+	})
 	leaderPod, _, _ := strings.Cut(leader, "_")
 	t.Logf("lease %s held by %s", lease.Name, leader)
 
@@ -331,12 +339,15 @@ func TestOperatorPodKill(t *testing.T) {
 	s.kubectlT(t, "delete", "pod", "-n", releaseNS, leaderPod, "--wait=false")
 	var newLeader string
 	testenv.Eventually(t, 2*time.Minute, func() error {
-		l := s.lease(t)
-		if h := *l.Spec.HolderIdentity; h != leader && !strings.HasPrefix(h, leaderPod+"_") {
+		_, h, err := s.lease(t.Context())
+		if err != nil {
+			return err
+		}
+		if h != "" && h != leader && !strings.HasPrefix(h, leaderPod+"_") {
 			newLeader = h
 			return nil
 		}
-		return fmt.Errorf("lease still held by %s", leader)
+		return fmt.Errorf("lease held by %q", h)
 	})
 	t.Logf("leader %s deleted; %s took the lease after %s", leaderPod, newLeader, time.Since(killed).Round(100*time.Millisecond))
 	s.kubectlT(t, "rollout", "status", "-n", releaseNS, "deployment", "--timeout=3m")
