@@ -7,10 +7,14 @@ import (
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
-// corsOrigins are the browser origins allowed to call the token and
-// revocation endpoints: those of public clients' redirect URIs. A
-// single-page app (a public client) redeems its code and refreshes from
-// the browser, so it needs CORS there; confidential clients call from back
+// corsMethods are the endpoints open to browsers, with their methods: a
+// single-page app redeems, refreshes and revokes, and reads userinfo
+// (OpenID Connect Core §5.3), from the browser.
+var corsMethods = map[string]string{"token": "POST", "revoke": "POST", "userinfo": "GET, POST"}
+
+// corsOrigins are the browser origins allowed to call the corsMethods
+// endpoints: those of public clients' redirect URIs. A single-page app (a
+// public client) needs CORS there; confidential clients call from back
 // ends and need none. Introspection is never open to browsers.
 func corsOrigins(snap *config.Snapshot) map[string]bool {
 	origins := map[string]bool{}
@@ -31,7 +35,7 @@ func corsOrigins(snap *config.Snapshot) map[string]bool {
 
 // cors adds CORS headers for an allowed Origin and answers preflight
 // requests. It reports whether the request has been answered.
-func cors(w http.ResponseWriter, r *http.Request, allowed map[string]bool) bool {
+func cors(w http.ResponseWriter, r *http.Request, allowed map[string]bool, methods string) bool {
 	h := w.Header()
 	origin := r.Header.Get("Origin")
 	h.Add("Vary", "Origin")
@@ -46,7 +50,7 @@ func cors(w http.ResponseWriter, r *http.Request, allowed map[string]bool) bool 
 	if r.Method != http.MethodOptions {
 		return false
 	}
-	h.Set("Access-Control-Allow-Methods", "POST")
+	h.Set("Access-Control-Allow-Methods", methods)
 	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
 	h.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)

@@ -169,8 +169,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.observe("not_found", result{outcome: "not_found"}, start)
 		return
 	}
-	if endpoint == "token" || endpoint == "revoke" {
-		if cors(w, r, d.corsOrigins) {
+	if methods, ok := corsMethods[endpoint]; ok {
+		if cors(w, r, d.corsOrigins, methods) {
 			s.metrics.observe(endpoint, result{outcome: "preflight"}, start)
 			return
 		}
@@ -203,6 +203,8 @@ func (s *Server) route(d *derived, path string) (string, handlerFunc) {
 		return "introspect", s.handleIntrospect
 	case endpoints.JWKSPath:
 		return "jwks", s.handleJWKS
+	case endpoints.UserinfoPath:
+		return "userinfo", s.handleUserinfo
 	case endpoints.OpenIDConfigurationPath:
 		return "openid_configuration", s.handleOpenIDConfiguration
 	}
