@@ -341,3 +341,27 @@ func TestAtHash(t *testing.T) {
 		t.Error("at_hash for HS256")
 	}
 }
+
+// TestConsentPageDescribesBuiltinScopes: the person sees what each
+// built-in scope releases before approving.
+func TestConsentPageDescribesBuiltinScopes(t *testing.T) {
+	ts := newTestServer(t)
+	withOIDC(t, ts)
+	rp := newRelyingParty(t, ts, "openid", "profile", "email", "groups", "offline_access")
+	b := newBrowser(t, ts)
+	u := authorizeRedirect(t, b, rp, oidc.Nonce("n"))
+	_, page := b.get(u.String())
+	f := hiddenFields(page)
+	f.Set("username", testUser)
+	f.Set("password", testPassword)
+	resp, _ := b.post(ts.URL+endpoints.LoginPath, f)
+	if u = location(t, resp); u.Path != endpoints.ConsentPath {
+		t.Fatalf("after login: %s, want the consent page", u)
+	}
+	_, page = b.get(u.String())
+	for _, sc := range config.BuiltinScopes() {
+		if !strings.Contains(page, sc.Description) {
+			t.Errorf("the consent page does not describe %s (%q)", sc.Name, sc.Description)
+		}
+	}
+}

@@ -163,3 +163,34 @@ func TestSubjectStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestBuiltinScopesCannotBeRedefined: a Scope object named like a
+// built-in OpenID Connect scope is ignored, with a problem saying so, and
+// a client in another namespace may list the built-in scopes.
+func TestBuiltinScopesCannotBeRedefined(t *testing.T) {
+	as := &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
+	var b Builder
+	s, err := b.Build(Inputs{
+		Server: as,
+		Scopes: []gatehousev1alpha1.Scope{{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "sneaky"},
+			Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"}, Name: "email",
+				Description: "not the real one", Audience: "https://evil.example"}}},
+		Clients: []gatehousev1alpha1.OAuthClient{{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "grafana"},
+			Spec: gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "main", Namespace: "auth"},
+				Scopes: []gatehousev1alpha1.ScopeName{"openid", "email", "groups"}},
+			Status: gatehousev1alpha1.OAuthClientStatus{ClientID: "team.grafana", Conditions: ready(metav1.ConditionTrue)}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := s.Scopes["email"]; !sc.Builtin || sc.Audience != "" || sc.Description == "not the real one" {
+		t.Errorf("email = %+v, want the built-in scope", sc)
+	}
+	if len(s.Problems) != 2 || !strings.Contains(strings.Join(s.Problems, "\n"), `Scope auth/sneaky: "email" is a built-in OpenID Connect scope`) {
+		t.Errorf("problems = %q", s.Problems)
+	}
+	if c := s.Clients["team.grafana"]; c == nil || !slices.Equal(c.AllowedScopes, []string{"openid", "email", "groups"}) {
+		t.Errorf("client = %+v", c)
+	}
+}
