@@ -29,7 +29,7 @@ var oidcSecret = mustSecret()
 // withOIDC adds an RS256 key next to the ES256 access-token key (as the
 // operator's key set has), a confidential client allowed the built-in
 // scopes, and gives alice a name, a verified email and groups.
-func withOIDC(t *testing.T, ts *testServer) {
+func withOIDC(t testing.TB, ts *testServer) {
 	t.Helper()
 	dir, err := users.Parse(append(usersYAML(), []byte("  name: Alice Example\n  email: alice@example.com\n  emailVerified: true\n  groups: [admins, \"team:orders\"]\n")...))
 	if err != nil {

@@ -71,8 +71,21 @@ func BenchmarkTokenClientCredentials(b *testing.B) {
 	}
 }
 
+// BenchmarkTokenCodeExchange compares a plain OAuth code exchange with an
+// OpenID Connect one, which also signs an RS256 ID token: the one extra
+// signature per token response that OpenID Connect may cost.
 func BenchmarkTokenCodeExchange(b *testing.B) {
+	b.Run("oauth", func(b *testing.B) {
+		benchmarkCodeExchange(b, webClientID, webSecret, webRedirect, []string{"orders:read"})
+	})
+	b.Run("openid", func(b *testing.B) {
+		benchmarkCodeExchange(b, oidcClientID, oidcSecret, oidcRedirect, []string{"openid", "profile", "email", "groups", "orders:read"})
+	})
+}
+
+func benchmarkCodeExchange(b *testing.B, clientID, secret, redirect string, scopes []string) {
 	srv, ts := benchServer(b, keyset.ES256)
+	withOIDC(b, ts)
 	now := ts.clock.Now()
 	verifier := oauth2.GenerateVerifier()
 	challenge := oauth2.S256ChallengeFromVerifier(verifier)
@@ -80,7 +93,7 @@ func BenchmarkTokenCodeExchange(b *testing.B) {
 	for i := range codes {
 		codes[i] = randomToken(32)
 		err := ts.store.CreateCode(b.Context(), storage.AuthCode{
-			Hash: storage.HashToken(codes[i]), ClientID: webClientID, RedirectURI: webRedirect, Scopes: []string{"orders:read"},
+			Hash: storage.HashToken(codes[i]), ClientID: clientID, RedirectURI: redirect, Scopes: scopes, Nonce: "n",
 			Subject: testSubject, AuthTime: now, CodeChallenge: challenge, CodeChallengeMethod: "S256", ExpiresAt: now.Add(time.Hour),
 		})
 		if err != nil {
@@ -90,9 +103,9 @@ func BenchmarkTokenCodeExchange(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		form := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]}, "redirect_uri": {webRedirect}, "code_verifier": {verifier}}
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]}, "redirect_uri": {redirect}, "code_verifier": {verifier}}
 		w := &discard{h: http.Header{}}
-		srv.ServeHTTP(w, newTokenHTTPRequest(form.Encode(), webClientID, webSecret))
+		srv.ServeHTTP(w, newTokenHTTPRequest(form.Encode(), clientID, secret))
 		if w.status != 0 && w.status != http.StatusOK {
 			b.Fatalf("status %d", w.status)
 		}
