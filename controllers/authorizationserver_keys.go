@@ -65,8 +65,9 @@ func KeyPolicy(srv *oauthv1.AuthorizationServer) keyset.Policy {
 		RotationInterval: dur(srv.Spec.Signing.RotationInterval, defaultRotationInterval),
 		PrepublishPeriod: dur(srv.Spec.Signing.PrepublishPeriod, defaultPrepublish),
 		Retention:        dur(srv.Spec.Tokens.AccessToken, defaultAccessToken) + ClockSkew,
-		// OpenID Connect Discovery 1.0 §3: ID tokens can always be RS256.
-		IDTokenAlgorithms: []string{keyset.RS256},
+		// OpenID Connect Discovery 1.0 §3: ID tokens can always be RS256;
+		// a client may choose ES256 (spec.idTokenSignedResponseAlg).
+		IDTokenAlgorithms: []string{keyset.RS256, keyset.ES256},
 	}
 }
 

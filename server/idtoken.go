@@ -47,12 +47,24 @@ func isOpenIDRequest(scopes []string) bool { return slices.Contains(scopes, oidc
 // signIDToken signs an ID token for the client (Core §3.1.3.3, §3.1.3.6):
 // aud is the client_id alone and azp names it too, so that a token for one
 // client is never accepted by another; at_hash binds it to the access
-// token it came with. It is signed with RS256 (Discovery §3's default for
-// clients that registered no id_token_signed_response_alg), or with the
-// access-token key while a newly added RS256 key is still prepublished.
+// token it came with.
+//
+// It is signed with the client's idTokenSignedResponseAlg. Without one it
+// is RS256 (Discovery §3's default), or the access-token key while a newly
+// added RS256 key is still prepublished, as discovery lists both. A client
+// that chose an algorithm gets that or nothing: its relying party accepts
+// no other.
 func signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken string, now time.Time) (string, *Error) {
-	key, ok := snap.IDTokenKey(keyset.RS256, now)
-	if !ok {
+	var key *keyset.Key
+	var ok bool
+	if alg := g.Client.IDTokenAlg; alg != "" {
+		if snap.Keys != nil {
+			key, ok = snap.Keys.KeyFor(alg, now)
+		}
+		if !ok {
+			return "", newError(ErrTemporarilyUnavailable, "no "+alg+" key signs yet (a new key is published for the prepublish period before it signs); try again later")
+		}
+	} else if key, ok = snap.IDTokenKey(keyset.RS256, now); !ok {
 		return "", newError(ErrTemporarilyUnavailable, "the server has no signing key yet")
 	}
 	method, ok := signingMethods[key.Algorithm]

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -241,6 +242,45 @@ func TestIDTokenFallsBackWhileRS256IsPrepublished(t *testing.T) {
 	}
 	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
 		t.Errorf("at_hash: %v", err)
+	}
+}
+
+// TestIDTokenAlgorithmOfTheClient: a client that registered ES256 gets
+// ES256 ID tokens, which go-oidc verifies when told to expect ES256; with
+// no ES256 key signing yet, it gets temporarily_unavailable rather than a
+// token its relying party would refuse.
+func TestIDTokenAlgorithmOfTheClient(t *testing.T) {
+	ts := newTestServer(t)
+	withOIDC(t, ts)
+	ts.update(func(s *config.Snapshot) {
+		c := *s.Clients[oidcClientID]
+		c.IDTokenAlg = keyset.ES256
+		s.Clients = maps.Clone(s.Clients)
+		s.Clients[oidcClientID] = &c
+	})
+	rp := newRelyingParty(t, ts, "openid")
+	rp.verifier = rp.provider.Verifier(&oidc.Config{ClientID: oidcClientID, Now: ts.clock.Now, SupportedSigningAlgs: []string{oidc.ES256}})
+	tok := rp.login(t, newBrowser(t, ts), "n", false)
+	idt, _ := rp.verify(t, tok)
+	if h := jwtHeader(t, tok.Extra("id_token").(string)); h["alg"] != "ES256" {
+		t.Errorf("ID token alg %v, want ES256", h["alg"])
+	}
+	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+		t.Errorf("at_hash: %v", err)
+	}
+
+	// An EdDSA server whose ES256 key is not signing yet.
+	ts.update(func(s *config.Snapshot) {
+		keys := []keyset.Key{activeKey(t, keyset.EdDSA, ts.clock.Now().Add(-time.Hour)), activeKey(t, keyset.RS256, ts.clock.Now().Add(-time.Hour))}
+		next := activeKey(t, keyset.ES256, ts.clock.Now().Add(time.Hour))
+		next.State = keyset.StateNext
+		s.Keys = &keyset.Set{Keys: append(keys, next), AccessTokenAlgorithm: keyset.EdDSA}
+	})
+	v := oauth2.GenerateVerifier()
+	back := newBrowser(t, ts).authorize(rp.cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(v)), "approve", false)
+	_, err := rp.cfg.Exchange(ctx(t), back.Query().Get("code"), oauth2.VerifierOption(v))
+	if re := retrieveError(t, err); re.ErrorCode != ErrTemporarilyUnavailable {
+		t.Errorf("exchange without an ES256 key: %v", re)
 	}
 }
 

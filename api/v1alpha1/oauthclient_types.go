@@ -147,6 +147,15 @@ type OAuthClientSpec struct {
 	// +optional
 	SkipConsent bool `json:"skipConsent,omitempty"`
 
+	// IDTokenSignedResponseAlg is the algorithm of the ID tokens the client
+	// receives (OpenID Connect Dynamic Client Registration 1.0 §2,
+	// id_token_signed_response_alg): RS256, the default that every OpenID
+	// Connect library accepts, or ES256. The server keeps a key of each.
+	//
+	// +kubebuilder:validation:Enum=RS256;ES256
+	// +optional
+	IDTokenSignedResponseAlg string `json:"idTokenSignedResponseAlg,omitempty"`
+
 	// SecretName is the Secret, in this namespace, that receives the client's
 	// credentials for the app to mount: client_id, client_secret, issuer,
 	// authorization_endpoint, token_endpoint and jwks_uri. Defaults to

@@ -83,6 +83,9 @@ type Client struct {
 	RequirePKCE   bool
 	SkipConsent   bool
 	SecretHashes  []SecretHash
+	// IDTokenAlg is spec.idTokenSignedResponseAlg; empty for the default,
+	// RS256.
+	IDTokenAlg string
 }
 
 // SecretHash is a client-secret hash the server accepts until NotAfter
@@ -285,6 +288,7 @@ func (b *Builder) buildClients(s *Snapshot, as *gatehousev1alpha1.AuthorizationS
 			AuthMethod:  oc.Spec.TokenEndpointAuthMethod,
 			GrantTypes:  map[gatehousev1alpha1.GrantType]bool{},
 			SkipConsent: oc.Spec.SkipConsent,
+			IDTokenAlg:  oc.Spec.IDTokenSignedResponseAlg,
 			RequirePKCE: oc.Spec.RequirePKCE == nil || *oc.Spec.RequirePKCE,
 		}
 		if c.AuthMethod == "" {
