@@ -117,7 +117,9 @@ type OAuthClientSpec struct {
 	GrantTypes []GrantType `json:"grantTypes,omitempty"`
 
 	// Scopes the client may request. Each must be defined by a Scope of the
-	// server. A request for anything else fails with invalid_scope.
+	// server, or be one of the built-in OpenID Connect scopes openid,
+	// profile, email, groups and offline_access. A request for anything
+	// else fails with invalid_scope.
 	//
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
