@@ -90,7 +90,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 
 	var op oidcParams
 	if isOpenIDRequest(scopes) {
-		if op, e = parseOIDCParams(q); e != nil {
+		if op, e = parseOIDCParams(snap, q); e != nil {
 			return fail(e)
 		}
 	}
@@ -104,14 +104,14 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 		ar.CodeChallengeMethod = method
 	}
 	ctx := r.Context()
-	if sess, ok := s.session(ctx, r, snap, now); ok && !op.reauthenticate(sess.AuthTime, now) {
+	if sess, ok := s.session(ctx, r, snap, now); ok && !op.reauthenticate(sess, now) {
 		ar.Subject, ar.AuthTime, ar.SessionID = sess.Subject, sess.AuthTime, sessionID(sess)
 	}
 	if op.none {
 		// prompt=none (Core §3.1.2.1): answer now or fail, never show a
 		// page, and store nothing when failing.
 		if ar.Subject == "" {
-			return fail(newError(ErrLoginRequired, "prompt=none, but the user is not signed in (or signed in longer ago than max_age)"))
+			return fail(newError(ErrLoginRequired, "prompt=none, but the user is not signed in (or signed in longer ago than max_age, or as someone other than id_token_hint's subject)"))
 		}
 		need, ask, err := s.consentNeeded(ctx, snap, client, ar, now)
 		switch {

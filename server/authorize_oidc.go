@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
@@ -26,12 +27,14 @@ type oidcParams struct {
 	none, login, consent bool
 	// maxAge is max_age (§3.1.2.1); negative when absent.
 	maxAge time.Duration
+	// hintSubject is the sub of a valid id_token_hint; empty without one.
+	hintSubject string
 }
 
 // parseOIDCParams checks nonce, prompt, max_age and login_hint. A bad
 // value is invalid_request through the redirect (§3.1.2.6), before
 // anything is stored.
-func parseOIDCParams(q interface{ Get(string) string }) (oidcParams, *Error) {
+func parseOIDCParams(snap *config.Snapshot, q interface{ Get(string) string }) (oidcParams, *Error) {
 	p := oidcParams{nonce: q.Get("nonce"), loginHint: q.Get("login_hint"), maxAge: -1}
 	if len(p.nonce) > maxNonce {
 		return p, invalidRequest("nonce is longer than " + strconv.Itoa(maxNonce) + " characters")
@@ -65,14 +68,25 @@ func parseOIDCParams(q interface{ Get(string) string }) (oidcParams, *Error) {
 		}
 		p.maxAge = time.Duration(n) * time.Second
 	}
+	if hint := q.Get("id_token_hint"); hint != "" {
+		sub, ok := verifyIDTokenHint(snap, hint)
+		if !ok {
+			return p, invalidRequest("id_token_hint is not an ID token this server issued")
+		}
+		p.hintSubject = sub
+	}
 	return p, nil
 }
 
-// reauthenticate reports whether a login at authTime is not good enough
+// reauthenticate reports whether the session's login is not good enough
 // for this request: prompt=login asks for a new one, and max_age bounds
 // how long ago the person may have typed their password.
-func (p oidcParams) reauthenticate(authTime, now time.Time) bool {
-	return p.login || (p.maxAge >= 0 && now.Sub(authTime) > p.maxAge)
+//
+// A session of someone other than the id_token_hint's subject does not
+// count either: the relying party asked about that person (§3.1.2.1).
+func (p oidcParams) reauthenticate(sess storage.Session, now time.Time) bool {
+	return p.login || (p.maxAge >= 0 && now.Sub(sess.AuthTime) > p.maxAge) ||
+		(p.hintSubject != "" && p.hintSubject != sess.Subject)
 }
 
 // sessionID is the sid of a login session (Core §2; the sid of

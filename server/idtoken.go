@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"hash"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -104,6 +105,38 @@ func signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken string, now 
 	}
 	return signed, nil
 }
+
+// verifyIDTokenHint checks an id_token_hint (Core §3.1.2.1): an ID token
+// this server signed, with any key still in the set, for this issuer. It
+// may have expired: a relying party sends back the ID token it has,
+// however old. It returns the hint's subject.
+func verifyIDTokenHint(snap *config.Snapshot, hint string) (string, bool) {
+	if snap.Keys == nil || strings.Count(hint, ".") != 2 {
+		return "", false
+	}
+	claims := &idTokenClaims{}
+	p := jwt.NewParser(jwt.WithValidMethods([]string{keyset.ES256, keyset.RS256, keyset.EdDSA}), jwt.WithoutClaimsValidation())
+	t, err := p.ParseWithClaims(hint, claims, func(t *jwt.Token) (any, error) {
+		// An access token is not an ID token, whoever signed it.
+		if typ, _ := t.Header["typ"].(string); strings.EqualFold(typ, "at+jwt") {
+			return nil, errNotIDToken
+		}
+		kid, _ := t.Header["kid"].(string)
+		for i := range snap.Keys.Keys {
+			k := &snap.Keys.Keys[i]
+			if k.ID == kid && k.Signer() != nil && k.Algorithm == t.Method.Alg() {
+				return k.Signer().Public(), nil
+			}
+		}
+		return nil, errNotIDToken
+	})
+	if err != nil || !t.Valid || claims.Issuer != snap.Issuer || claims.Subject == "" || claims.AZP == "" {
+		return "", false
+	}
+	return claims.Subject, true
+}
+
+const errNotIDToken = constError("not an ID token of this server")
 
 // leftHalfHash is at_hash (Core §3.1.3.6): the base64url of the left half
 // of the hash of the token's ASCII octets, with the hash of the JWS

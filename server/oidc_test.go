@@ -405,3 +405,48 @@ func TestConsentPageDescribesBuiltinScopes(t *testing.T) {
 		}
 	}
 }
+
+// TestIDTokenHint: Core §3.1.2.1's id_token_hint. The hint of the person
+// signed in lets prompt=none answer; a hint about someone else makes the
+// session not count (login_required with prompt=none); a hint this server
+// did not sign, or an access token, is invalid_request. An expired hint
+// is still a hint.
+func TestIDTokenHint(t *testing.T) {
+	ts := newTestServer(t)
+	withOIDC(t, ts)
+	rp := newRelyingParty(t, ts, "openid")
+	b := newBrowser(t, ts)
+	tok := rp.login(t, b, "n", true)
+	hint := tok.Extra("id_token").(string)
+	param := oauth2.SetAuthURLParam
+
+	ts.clock.Advance(config.DefaultAccessTokenTTL + time.Hour) // the hint has expired
+	if u := authorizeRedirect(t, b, rp, param("prompt", "none"), param("id_token_hint", hint)); u.Query().Get("code") == "" {
+		t.Fatalf("prompt=none with the signed-in person's hint went to %s", u)
+	}
+
+	snap := ts.snap()
+	bob, e := signIDToken(snap, idTokenGrant{tokenGrant: tokenGrant{Client: snap.Clients[oidcClientID], Subject: "bob"}}, "at", ts.clock.Now())
+	if e != nil {
+		t.Fatal(e)
+	}
+	if u := authorizeRedirect(t, b, rp, param("prompt", "none"), param("id_token_hint", bob)); u.Query().Get("error") != ErrLoginRequired {
+		t.Errorf("a hint about someone else with prompt=none went to %s, want login_required", u)
+	}
+	if u := authorizeRedirect(t, b, rp, param("id_token_hint", bob)); u.Path != endpoints.LoginPath {
+		t.Errorf("a hint about someone else went to %s, want the login page", u)
+	}
+
+	// Signed by a key the server does not have.
+	foreign := &config.Snapshot{Issuer: snap.Issuer, AccessTokenTTL: time.Hour,
+		Keys: &keyset.Set{Keys: []keyset.Key{activeKey(t, keyset.RS256, ts.clock.Now().Add(-time.Hour))}}}
+	forged, e := signIDToken(foreign, idTokenGrant{tokenGrant: tokenGrant{Client: snap.Clients[oidcClientID], Subject: testSubject}}, "at", ts.clock.Now())
+	if e != nil {
+		t.Fatal(e)
+	}
+	for name, bad := range map[string]string{"forged": forged, "garbage": "a.b.c", "an access token": tok.AccessToken} {
+		if u := authorizeRedirect(t, b, rp, param("id_token_hint", bad)); u.Query().Get("error") != ErrInvalidRequest {
+			t.Errorf("%s hint went to %s, want invalid_request", name, u)
+		}
+	}
+}
