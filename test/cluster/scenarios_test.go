@@ -468,7 +468,8 @@ func TestReplicaKillWithPostgres(t *testing.T) {
 	}
 	pgDir := filepath.Dir(filepath.Dir(pgBin[0]))
 	share := strings.Replace(pgDir, "/usr/lib/", "/usr/share/", 1)
-	args := []string{"-user", "65532:65532"}
+	// initdb runs postgres through popen(3), so the image needs /bin/sh.
+	args := []string{"-user", "65532:65532", "-exe", "/bin/sh:/bin/sh"}
 	for _, exe := range []string{"postgres", "initdb"} {
 		args = append(args, "-exe", filepath.Join(pgDir, "bin", exe)+":"+filepath.Join(pgDir, "bin", exe))
 	}

@@ -45,7 +45,7 @@ func main() {
 		_, _ = f.WriteString("host all all 0.0.0.0/0 scram-sha-256\n")
 		f.Close()
 	}
-	args := []string{"postgres", "-D", data, "-c", "listen_addresses=*", "-c", "unix_socket_directories=/tmp"}
+	args := []string{bins[0], "-D", data, "-c", "listen_addresses=*", "-c", "unix_socket_directories=/tmp"}
 	if err := syscall.Exec(bins[0], args, os.Environ()); err != nil {
 		fail("exec postgres: %v", err)
 	}
