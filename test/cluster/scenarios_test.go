@@ -661,11 +661,18 @@ func TestHelmLifecycle(t *testing.T) {
 	if n := countUsers(); n != objects {
 		t.Errorf("helm uninstall changed the users' objects: %d before, %d after", objects, n)
 	}
-	left := s.kubectlT(t, "get", "all,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,configmaps,secrets,leases",
-		"-A", "-l", "app.kubernetes.io/managed-by=Helm", "-o", "name")
-	if strings.TrimSpace(left) != "" {
-		t.Errorf("helm uninstall left these behind:\n%s", left)
-	}
+	// Pods carry the release's labels too; they go once they have stopped.
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		left, err := s.run("get", "all,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,configmaps,secrets,leases",
+			"-A", "-l", "app.kubernetes.io/managed-by=Helm", "-o", "name")
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(left) != "" {
+			return fmt.Errorf("helm uninstall left these behind:\n%s", left)
+		}
+		return nil
+	})
 	// The token servers keep running without the operator.
 	id, secret := s.clientCreds(t, ns, machineSecret)
 	if _, err := clientCredentials(t.Context(), s.issuer, id, secret, machineScope); err != nil {
