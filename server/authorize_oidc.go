@@ -69,11 +69,11 @@ func parseOIDCParams(snap *config.Snapshot, q interface{ Get(string) string }) (
 		p.maxAge = time.Duration(n) * time.Second
 	}
 	if hint := q.Get("id_token_hint"); hint != "" {
-		sub, ok := verifyIDTokenHint(snap, hint)
+		claims, ok := verifyIDTokenHint(snap, hint)
 		if !ok {
 			return p, invalidRequest("id_token_hint is not an ID token this server issued")
 		}
-		p.hintSubject = sub
+		p.hintSubject = claims.Subject
 	}
 	return p, nil
 }

@@ -24,7 +24,9 @@ var promptValues = []string{"none", "login", "consent"}
 // those members with the same meaning).
 type openIDConfiguration struct {
 	metadata
-	UserinfoEndpoint                 string   `json:"userinfo_endpoint"`
+	UserinfoEndpoint string `json:"userinfo_endpoint"`
+	// EndSessionEndpoint is RP-Initiated Logout 1.0 §2.1.
+	EndSessionEndpoint               string   `json:"end_session_endpoint"`
 	SubjectTypesSupported            []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
 	ClaimsSupported                  []string `json:"claims_supported"`
@@ -47,6 +49,7 @@ func buildOpenIDConfiguration(snap *config.Snapshot) []byte {
 	b, _ := json.MarshalIndent(openIDConfiguration{
 		metadata:                         baseMetadata(snap),
 		UserinfoEndpoint:                 snap.Endpoints.Userinfo,
+		EndSessionEndpoint:               snap.Endpoints.EndSession,
 		SubjectTypesSupported:            []string{"public"},
 		IDTokenSigningAlgValuesSupported: idTokenAlgorithms(snap),
 		ClaimsSupported:                  claims,

@@ -109,10 +109,10 @@ func signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken string, now 
 // verifyIDTokenHint checks an id_token_hint (Core §3.1.2.1): an ID token
 // this server signed, with any key still in the set, for this issuer. It
 // may have expired: a relying party sends back the ID token it has,
-// however old. It returns the hint's subject.
-func verifyIDTokenHint(snap *config.Snapshot, hint string) (string, bool) {
+// however old.
+func verifyIDTokenHint(snap *config.Snapshot, hint string) (*idTokenClaims, bool) {
 	if snap.Keys == nil || strings.Count(hint, ".") != 2 {
-		return "", false
+		return nil, false
 	}
 	claims := &idTokenClaims{}
 	p := jwt.NewParser(jwt.WithValidMethods([]string{keyset.ES256, keyset.RS256, keyset.EdDSA}), jwt.WithoutClaimsValidation())
@@ -131,9 +131,9 @@ func verifyIDTokenHint(snap *config.Snapshot, hint string) (string, bool) {
 		return nil, errNotIDToken
 	})
 	if err != nil || !t.Valid || claims.Issuer != snap.Issuer || claims.Subject == "" || claims.AZP == "" {
-		return "", false
+		return nil, false
 	}
-	return claims.Subject, true
+	return claims, true
 }
 
 const errNotIDToken = constError("not an ID token of this server")

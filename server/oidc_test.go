@@ -21,8 +21,9 @@ import (
 )
 
 const (
-	oidcClientID = "apps.grafana"
-	oidcRedirect = "http://127.0.0.1:9998/login/generic_oauth"
+	oidcClientID  = "apps.grafana"
+	oidcRedirect  = "http://127.0.0.1:9998/login/generic_oauth"
+	oidcLoggedOut = "http://127.0.0.1:9998/logged-out"
 )
 
 var oidcSecret = mustSecret()
@@ -50,7 +51,8 @@ func withOIDC(t testing.TB, ts *testServer) {
 			ID: oidcClientID, DisplayName: "Grafana", AuthMethod: gatehousev1alpha1.AuthClientSecretBasic,
 			GrantTypes:   map[gatehousev1alpha1.GrantType]bool{gatehousev1alpha1.GrantAuthorizationCode: true, gatehousev1alpha1.GrantRefreshToken: true},
 			RedirectURIs: []string{oidcRedirect}, RequirePKCE: true, SecretHashes: secretHash(oidcSecret),
-			AllowedScopes: []string{"openid", "profile", "email", "groups", "offline_access", "orders:read"},
+			PostLogoutRedirectURIs: []string{oidcLoggedOut},
+			AllowedScopes:          []string{"openid", "profile", "email", "groups", "offline_access", "orders:read"},
 		}
 		s.Clients = clients
 	})

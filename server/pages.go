@@ -54,7 +54,11 @@ type pageData struct {
 	Scopes      []*config.Scope
 	// OfferRemember shows "Remember this decision" on the consent page.
 	OfferRemember bool
+	// Hidden are further hidden form fields (the logout page's request).
+	Hidden []hiddenField
 }
+
+type hiddenField struct{ Name, Value string }
 
 // securityHeaders are sent with every page. The CSP allows nothing but
 // the inline stylesheet, by its hash: no script at all, no images, fonts,

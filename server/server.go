@@ -203,6 +203,8 @@ func (s *Server) route(d *derived, path string) (string, handlerFunc) {
 		return "introspect", s.handleIntrospect
 	case endpoints.JWKSPath:
 		return "jwks", s.handleJWKS
+	case endpoints.EndSessionPath:
+		return "end_session", s.handleEndSession
 	case endpoints.UserinfoPath:
 		return "userinfo", s.handleUserinfo
 	case endpoints.OpenIDConfigurationPath:

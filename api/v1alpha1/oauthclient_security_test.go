@@ -36,6 +36,7 @@ func TestOAuthClientSecurityRules(t *testing.T) {
 		{"userinfo with password", validClient, `spec: {redirectURIs: ["https://user:pw@app.example.com/cb"]}`, noUserinfo},
 		{"userinfo disguising the host", validClient, `spec: {redirectURIs: ["https://app.example.com@evil.example.net/cb"]}`, noUserinfo},
 		{"userinfo on loopback", validPublicClient, `spec: {redirectURIs: ["http://me@127.0.0.1/cb"]}`, noUserinfo},
+		{"post-logout redirect URI with a wildcard", validClient, `spec: {postLogoutRedirectURIs: ["https://app.example.com/*"]}`, noWildcard},
 		{"an ID-token algorithm the server has no key for", validClient, `spec: {idTokenSignedResponseAlg: HS256}`, `Unsupported value: "HS256"`},
 	}
 	for _, tc := range rejected {
@@ -56,6 +57,7 @@ func TestOAuthClientSecurityRules(t *testing.T) {
 		{"@ in the query", validClient, `spec: {redirectURIs: ["https://app.example.com/cb?hint=a@example.com"]}`},
 		{"loopback without a port", validPublicClient, `spec: {redirectURIs: ["http://127.0.0.1/callback", "http://[::1]/callback"]}`},
 		{"ES256 ID tokens", validClient, `spec: {idTokenSignedResponseAlg: ES256}`},
+		{"post-logout redirect URIs", validClient, `spec: {postLogoutRedirectURIs: ["https://app.example.com/logged-out", "http://127.0.0.1/bye"]}`},
 	}
 	for i, tc := range accepted {
 		t.Run("accepts "+tc.name, func(t *testing.T) {

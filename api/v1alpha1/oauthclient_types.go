@@ -107,6 +107,16 @@ type OAuthClientSpec struct {
 	// +optional
 	RedirectURIs []RedirectURI `json:"redirectURIs,omitempty"`
 
+	// PostLogoutRedirectURIs the server may send the browser back to after
+	// the app asked it to end the person's session (OpenID Connect
+	// RP-Initiated Logout 1.0 post_logout_redirect_uri), matched exactly
+	// like RedirectURIs. Any other is refused with a page, never followed.
+	//
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	PostLogoutRedirectURIs []RedirectURI `json:"postLogoutRedirectURIs,omitempty"`
+
 	// GrantTypes the client may use. Default [authorization_code].
 	//
 	// +listType=set

@@ -19,6 +19,8 @@ const (
 	IntrospectPath = "/introspect"
 	JWKSPath       = "/jwks"
 	UserinfoPath   = "/userinfo"
+	// EndSessionPath is RP-Initiated Logout 1.0's end_session_endpoint.
+	EndSessionPath = "/logout"
 	// OpenIDConfigurationPath is where OpenID Connect Discovery 1.0 §4
 	// puts the provider configuration: appended to the issuer, path and
 	// all (unlike RFC 8414's well-known URL).
@@ -30,7 +32,7 @@ const (
 // Endpoints are the absolute URLs of one issuer's endpoints.
 type Endpoints struct {
 	Issuer, Authorization, Token, Revocation, Introspection, JWKS, Metadata string
-	Userinfo, OpenIDConfiguration                                           string
+	Userinfo, OpenIDConfiguration, EndSession                               string
 }
 
 // For returns the endpoints of an issuer such as https://auth.example.com or
@@ -46,6 +48,7 @@ func For(issuer string) Endpoints {
 		JWKS:          base + JWKSPath,
 		Metadata:      MetadataURL(issuer),
 		Userinfo:      base + UserinfoPath,
+		EndSession:    base + EndSessionPath,
 		// OIDC Discovery 1.0 §4.1.
 		OpenIDConfiguration: base + OpenIDConfigurationPath,
 	}

@@ -76,7 +76,9 @@ type Client struct {
 	AuthMethod  gatehousev1alpha1.TokenEndpointAuthMethod
 	// RedirectURIs are matched exactly (RFC 9700 §4.1.3).
 	RedirectURIs []string
-	GrantTypes   map[gatehousev1alpha1.GrantType]bool
+	// PostLogoutRedirectURIs are matched like RedirectURIs.
+	PostLogoutRedirectURIs []string
+	GrantTypes             map[gatehousev1alpha1.GrantType]bool
 	// AllowedScopes in spec order.
 	AllowedScopes []string
 	Audience      []string
@@ -102,6 +104,12 @@ func (c *Client) AllowsScope(scope string) bool { return slices.Contains(c.Allow
 // (RedirectURIMatches: exact, but any port for 127.0.0.1 and [::1]).
 func (c *Client) HasRedirectURI(uri string) bool {
 	return slices.ContainsFunc(c.RedirectURIs, func(r string) bool { return RedirectURIMatches(r, uri) })
+}
+
+// HasPostLogoutRedirectURI reports whether uri matches a registered
+// post-logout redirect URI, as HasRedirectURI does.
+func (c *Client) HasPostLogoutRedirectURI(uri string) bool {
+	return slices.ContainsFunc(c.PostLogoutRedirectURIs, func(r string) bool { return RedirectURIMatches(r, uri) })
 }
 
 // Scope is a Scope resource of the server.
@@ -304,6 +312,9 @@ func (b *Builder) buildClients(s *Snapshot, as *gatehousev1alpha1.AuthorizationS
 		}
 		for _, u := range oc.Spec.RedirectURIs {
 			c.RedirectURIs = append(c.RedirectURIs, string(u))
+		}
+		for _, u := range oc.Spec.PostLogoutRedirectURIs {
+			c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, string(u))
 		}
 		grants := oc.Spec.GrantTypes
 		if len(grants) == 0 {

@@ -178,7 +178,8 @@ func TestBuiltinScopesCannotBeRedefined(t *testing.T) {
 				Description: "not the real one", Audience: "https://evil.example"}}},
 		Clients: []gatehousev1alpha1.OAuthClient{{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "grafana"},
 			Spec: gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "main", Namespace: "auth"},
-				Scopes: []gatehousev1alpha1.ScopeName{"openid", "email", "groups"}},
+				Scopes:                 []gatehousev1alpha1.ScopeName{"openid", "email", "groups"},
+				PostLogoutRedirectURIs: []gatehousev1alpha1.RedirectURI{"https://grafana.example.test/logged-out"}},
 			Status: gatehousev1alpha1.OAuthClientStatus{ClientID: "team.grafana", Conditions: ready(metav1.ConditionTrue)}}},
 	})
 	if err != nil {
@@ -190,7 +191,8 @@ func TestBuiltinScopesCannotBeRedefined(t *testing.T) {
 	if len(s.Problems) != 2 || !strings.Contains(strings.Join(s.Problems, "\n"), `Scope auth/sneaky: "email" is a built-in OpenID Connect scope`) {
 		t.Errorf("problems = %q", s.Problems)
 	}
-	if c := s.Clients["team.grafana"]; c == nil || !slices.Equal(c.AllowedScopes, []string{"openid", "email", "groups"}) {
+	if c := s.Clients["team.grafana"]; c == nil || !slices.Equal(c.AllowedScopes, []string{"openid", "email", "groups"}) ||
+		!c.HasPostLogoutRedirectURI("https://grafana.example.test/logged-out") || c.HasPostLogoutRedirectURI("https://grafana.example.test/logged-out/x") {
 		t.Errorf("client = %+v", c)
 	}
 }

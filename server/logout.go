@@ -1,0 +1,119 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+)
+
+// handleEndSession is the end_session_endpoint of OpenID Connect
+// RP-Initiated Logout 1.0 (§2, §3), GET or POST: id_token_hint, client_id,
+// post_logout_redirect_uri and state; other parameters are ignored.
+//
+// The browser's session ends at once when the relying party proves whose
+// logout it asks for: an id_token_hint this server issued, about the
+// person signed in. Otherwise the person confirms on a page first (§2: a
+// logout request anyone can send from any site must not sign people out
+// silently); that form carries the CSRF token.
+//
+// post_logout_redirect_uri is followed only when it is registered for the
+// client (spec.postLogoutRedirectURIs, exact match) that client_id or the
+// hint names; otherwise a page says so and nothing redirects (§3, no open
+// redirector). Bad input changes nothing: the session is ended only after
+// every check has passed.
+func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
+	now := s.now()
+	bad := func(msg string) result {
+		s.errorPage(w, snap, http.StatusBadRequest, "Sign-out not possible", msg)
+		return result{outcome: ErrInvalidRequest}
+	}
+	var form url.Values
+	switch r.Method {
+	case http.MethodGet:
+		q, e := strictValues(r.URL.Query())
+		if e != nil {
+			return bad(e.Description)
+		}
+		form = q
+	case http.MethodPost:
+		f, e := parsePostForm(w, r)
+		if e != nil {
+			return bad(e.Description)
+		}
+		form = f
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "The sign-out page accepts GET and POST requests only.")
+		return result{outcome: "method_not_allowed"}
+	}
+	// The confirmation form posts back with decision=logout; it alone
+	// must carry the CSRF token.
+	confirmed := r.Method == http.MethodPost && form.Get("decision") == "logout"
+	if confirmed && !checkCSRF(r, snap, form) {
+		s.errorPage(w, snap, http.StatusForbidden, "Session expired", "This form has expired or did not come from this site. Sign out again from the application.")
+		return result{outcome: "csrf_failed"}
+	}
+
+	var hint *idTokenClaims
+	if v := form.Get("id_token_hint"); v != "" {
+		var ok bool
+		if hint, ok = verifyIDTokenHint(snap, v); !ok {
+			return bad("The application sent an ID token this server did not issue (id_token_hint).")
+		}
+	}
+	clientID := form.Get("client_id")
+	if hint != nil {
+		if clientID != "" && clientID != hint.AZP {
+			return bad("The application's client_id does not match the ID token it sent (id_token_hint).")
+		}
+		clientID = hint.AZP
+	}
+	var client *config.Client
+	if clientID != "" {
+		var ok bool
+		if client, ok = snap.Clients[clientID]; !ok {
+			return bad("The application that sent you here is not registered with this server (unknown client_id).")
+		}
+	}
+	redirect := form.Get("post_logout_redirect_uri")
+	if redirect != "" && (client == nil || !client.HasPostLogoutRedirectURI(redirect)) {
+		return bad("The application asked to send you to an address it has not registered for after sign-out (post_logout_redirect_uri).")
+	}
+
+	sess, signedIn := s.session(r.Context(), r, snap, now)
+	if signedIn && !confirmed && (hint == nil || hint.Subject != sess.Subject) {
+		data := pageData{
+			Title: "Sign out", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.EndSessionPath,
+			CSRF: csrfToken(w, r, snap), Username: usernameOf(snap, sess.Subject),
+		}
+		if client != nil {
+			data.ClientName = client.DisplayName
+			data.Hidden = append(data.Hidden, hiddenField{"client_id", client.ID})
+		}
+		for _, k := range []string{"post_logout_redirect_uri", "state"} {
+			if v := form.Get(k); v != "" {
+				data.Hidden = append(data.Hidden, hiddenField{k, v})
+			}
+		}
+		s.pages.render(w, http.StatusOK, "logout", redirect, data)
+		return result{outcome: "confirm"}
+	}
+	if signedIn {
+		if err := s.store.DeleteSession(r.Context(), sess.Hash); err != nil {
+			s.log.Error("ending session", "error", err)
+			s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "You could not be signed out. Try again shortly.")
+			return result{outcome: ErrServerError}
+		}
+	}
+	setCookie(w, snap, sessionCookie, "", -1)
+	if redirect != "" {
+		// §3: state is passed back as sent.
+		http.Redirect(w, r, redirectURL(redirect, url.Values{"state": {form.Get("state")}}), redirectStatus(r))
+		return result{outcome: outcomeSuccess}
+	}
+	s.pages.render(w, http.StatusOK, "signed_out", "", pageData{Title: "Signed out", Issuer: snap.Issuer,
+		Error: "You are signed out. You can close this page."})
+	return result{outcome: outcomeSuccess}
+}
