@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -96,7 +97,9 @@ func (r *AuthorizationServerReconciler) reconcileKeys(ctx context.Context, srv *
 			// Never overwrite keys the operator cannot read: tokens they
 			// signed may still be in use. A person must repair or delete it.
 			msg := fmt.Sprintf("Secret %s: %v; fix or delete it to generate new keys", name, err)
-			r.event(ctx, srv, corev1.EventTypeWarning, EventInvalidKeys, "%s", msg)
+			if c := meta.FindStatusCondition(srv.Status.Conditions, ConditionKeysReady); c == nil || c.Reason != ReasonInvalidKeys {
+				r.event(ctx, srv, corev1.EventTypeWarning, EventInvalidKeys, "%s", msg) // once, not on every reconcile
+			}
 			partFailed(&srv.Status.Conditions, srv.Generation, ConditionKeysReady, ReasonInvalidKeys, msg)
 			return time.Time{}, nil
 		}
