@@ -95,7 +95,9 @@ func TestOAuthClientAPIRequests(t *testing.T) {
 	// Add the finalizer, look for an existing Secret (it may be one to
 	// adopt, which the cache does not hold), create it, write the status.
 	t.Logf("requests for %d new clients: %v", n, counts)
-	if total > 4*n+n/2 {
+	// A conflict retried now and then costs one or two more; reading
+	// through on every reconcile cost about 12 per client.
+	if total > 5*n {
 		t.Errorf("%d requests for %d new clients (%v), want at most about 4 each", total, n, counts)
 	}
 
