@@ -127,7 +127,7 @@ func TestHTTPSIssuerCookiesUseHostPrefix(t *testing.T) {
 	if loginURL.Path != endpoints.LoginPath {
 		t.Fatalf("an unprefixed session cookie was honoured: sent to %s", loginURL)
 	}
-	resp, page := mallory.get(loginURL.String())
+	_, page := mallory.get(loginURL.String())
 	f := hiddenFields(page)
 	f.Set("csrf_token", strings.Repeat("A", 43))
 	f.Set("username", testUser)

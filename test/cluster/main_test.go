@@ -24,7 +24,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -462,10 +461,6 @@ func (s *suite) lease(ctx context.Context) (*coordinationv1.Lease, string, error
 		}
 	}
 	return nil, "", fmt.Errorf("no leader-election Lease in %s (%d leases)", releaseNS, len(leases.Items))
-}
-
-func ready(conds []metav1.Condition) bool {
-	return meta.IsStatusConditionTrue(conds, oauthv1.ConditionReady)
 }
 
 func podReady(p *corev1.Pod) bool {
