@@ -31,6 +31,7 @@ const (
 	ReasonIssuerConflict      = "IssuerConflict"
 	ReasonAccepted            = "Accepted"
 	ReasonConflict            = "Conflict"
+	ReasonBuiltinScope        = "BuiltinScope"
 	ReasonKeysReady           = "KeysReady"
 	ReasonInvalidKeys         = "InvalidKeys"
 	ReasonUnsupportedReplicas = "UnsupportedReplicas"

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 )
 
 const kindScope = "Scope"
@@ -97,6 +99,14 @@ func (r *ScopeReconciler) reconcile(ctx context.Context, s *oauthv1.Scope) error
 		}
 		notReady(&s.Status.Conditions, s.Generation, kindScope, ReasonServerNotFound,
 			fmt.Sprintf("AuthorizationServer %s not found", key))
+		return nil
+	}
+	if oidc.IsBuiltin(string(s.Spec.Name)) {
+		msg := fmt.Sprintf("%q is an OpenID Connect scope built into every AuthorizationServer, with its own description and claims; this Scope is ignored (delete it)", s.Spec.Name)
+		if c := meta.FindStatusCondition(s.Status.Conditions, oauthv1.ConditionReady); c == nil || c.Reason != ReasonBuiltinScope {
+			emit(ctx, r.Recorder, s, corev1.EventTypeWarning, ReasonBuiltinScope, "%s", msg)
+		}
+		notReady(&s.Status.Conditions, s.Generation, kindScope, ReasonBuiltinScope, msg)
 		return nil
 	}
 	var same oauthv1.ScopeList

@@ -54,3 +54,18 @@ func TestScopeConflict(t *testing.T) {
 	}
 	waitCondition(t, second, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
 }
+
+// The OpenID Connect scopes are built in: a Scope object claiming one is
+// refused with a reason, rather than silently ignored by the server.
+func TestScopeNamedLikeABuiltinScope(t *testing.T) {
+	ns := newNamespace(t, nil)
+	startOperator(t, newFakeClock(), ns)
+	create(t, server(ns, "auth"))
+	s := scope(ns, "my-email", "auth", "email")
+	create(t, s)
+	waitCondition(t, s, oauthv1.ConditionReady, metav1.ConditionFalse, "BuiltinScope")
+	if msg := readyCondition(s).Message; !strings.Contains(msg, `"email"`) || !strings.Contains(msg, "built") {
+		t.Errorf("message %q should say the scope is built in", msg)
+	}
+	waitEvent(t, ns, "my-email", "BuiltinScope")
+}
