@@ -237,8 +237,16 @@ func setup() (_ *suite, err error) {
 		if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", metrics)); err != nil {
 			return nil, fmt.Errorf("gatehouse server: %w", err)
 		}
-	} else if err := waitCondition(ctx, s.c, srv, oauthv1.ConditionReady); err != nil {
-		return nil, err
+	} else {
+		if err := waitCondition(ctx, s.c, srv, oauthv1.ConditionReady); err != nil {
+			return nil, err
+		}
+		// Ready means the Deployment is available; the route from this
+		// machine (a Service's kube-proxy rules, an Ingress) may follow a
+		// moment later, and orders-api exits if the issuer does not answer.
+		if err := waitHTTP(ctx, s.issuer+"/.well-known/oauth-authorization-server"); err != nil {
+			return nil, fmt.Errorf("the issuer does not answer from this machine: %w", err)
+		}
 	}
 	for _, name := range []string{webClient, machineClient, "orders-cli"} {
 		if err := waitCondition(ctx, s.c, &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: name}}, oauthv1.ConditionReady); err != nil {
