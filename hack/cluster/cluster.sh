@@ -387,13 +387,17 @@ stop_proc() { # name
 	local name=$1 pid i
 	pid=$(pid_of "$name")
 	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-		say "stopping $name (pid $pid)"
 		kill -TERM "$pid" 2>/dev/null || true
 		for ((i = 0; i < 100; i++)); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -KILL "$pid" 2>/dev/null || true
+		if kill -0 "$pid" 2>/dev/null; then
+			say "stopping $name (pid $pid): still running after 10s, killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		else
+			say "stopped $name (pid $pid, $((i / 10)).$((i % 10))s)"
+		fi
 	fi
 	rm -f "$STATE/run/$name.pid"
 }
