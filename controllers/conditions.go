@@ -24,6 +24,7 @@ const (
 	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
 	ReasonUnknownScope        = "UnknownScope"
 	ReasonScopeNotAllowed     = "ScopeNotAllowed"
+	ReasonAudienceNotAllowed  = "AudienceNotAllowed"
 	ReasonWeakSecret          = "WeakSecret"
 	ReasonSecretConflict      = "SecretConflict"
 	ReasonSecretNotAdoptable  = "SecretNotAdoptable"

@@ -16,6 +16,9 @@ const (
 	// indexClientScope: OAuthClient by "<server namespace>/<server>/<scope>"
 	// for each scope it requests.
 	indexClientScope = "oauth.gatehouse.dev/client-scope"
+	// indexClientAudience: OAuthClient by "<server namespace>/<server>/<aud>"
+	// for each audience in its spec.audience.
+	indexClientAudience = "oauth.gatehouse.dev/client-audience"
 	// indexClientSecret: confidential OAuthClient by the name of its Secret.
 	indexClientSecret = "oauth.gatehouse.dev/client-secret"
 	// indexScopeServer: Scope by the name of its server (same namespace).
@@ -36,6 +39,16 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		keys := make([]string, 0, len(oc.Spec.Scopes))
 		for _, s := range oc.Spec.Scopes {
 			keys = append(keys, serverKeyOf(oc)+"/"+string(s))
+		}
+		return keys
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &oauthv1.OAuthClient{}, indexClientAudience, func(o client.Object) []string {
+		oc := o.(*oauthv1.OAuthClient)
+		keys := make([]string, 0, len(oc.Spec.Audience))
+		for _, a := range oc.Spec.Audience {
+			keys = append(keys, serverKeyOf(oc)+"/"+string(a))
 		}
 		return keys
 	}); err != nil {

@@ -103,8 +103,12 @@ func (r *OAuthClientReconciler) serverToClients(ctx context.Context, o client.Ob
 
 func (r *OAuthClientReconciler) scopeToClients(ctx context.Context, o client.Object) []reconcile.Request {
 	s := o.(*oauthv1.Scope)
-	key := s.Namespace + "/" + s.Spec.ServerRef.Name + "/" + string(s.Spec.Name)
-	return r.clientsMatching(ctx, client.MatchingFields{indexClientScope: key})
+	server := s.Namespace + "/" + s.Spec.ServerRef.Name
+	reqs := r.clientsMatching(ctx, client.MatchingFields{indexClientScope: server + "/" + string(s.Spec.Name)})
+	if s.Spec.Audience != "" {
+		reqs = append(reqs, r.clientsMatching(ctx, client.MatchingFields{indexClientAudience: server + "/" + string(s.Spec.Audience)})...)
+	}
+	return reqs
 }
 
 func (r *OAuthClientReconciler) namespaceToClients(ctx context.Context, o client.Object) []reconcile.Request {
@@ -277,7 +281,47 @@ func (r *OAuthClientReconciler) resolve(ctx context.Context, oc *oauthv1.OAuthCl
 		return nil, &problem{ReasonScopeNotAllowed, fmt.Sprintf("namespace %q may not request %s; ask the Scope's owner to admit it in spec.allowedClients, or remove the scope",
 			oc.Namespace, strings.Join(refused, ", "))}, nil
 	}
+	if p, err := r.checkAudiences(ctx, oc, srv); p != nil || err != nil {
+		return nil, p, err
+	}
 	return srv, nil, nil
+}
+
+// checkAudiences lets a client name in spec.audience only APIs that have
+// opened themselves to its namespace: the audience of a Scope of its
+// server whose allowedClients admits it. Otherwise any team could mint
+// tokens for any API by naming it, the Scopes' policies notwithstanding.
+func (r *OAuthClientReconciler) checkAudiences(ctx context.Context, oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) (*problem, error) {
+	if len(oc.Spec.Audience) == 0 {
+		return nil, nil
+	}
+	var scopes oauthv1.ScopeList
+	if err := r.List(ctx, &scopes, client.InNamespace(srv.Namespace), client.MatchingFields{indexScopeServer: srv.Name}); err != nil {
+		return nil, fmt.Errorf("listing Scopes: %w", err)
+	}
+	var refused []string
+next:
+	for _, aud := range oc.Spec.Audience {
+		for _, sc := range scopes.Items {
+			if sc.Spec.Audience != aud {
+				continue
+			}
+			why, err := r.admitsNamespace(ctx, sc.Spec.AllowedClients.Namespaces, sc.Namespace, oc.Namespace)
+			if err != nil {
+				return nil, err
+			}
+			if why == "" {
+				continue next
+			}
+		}
+		refused = append(refused, fmt.Sprintf("%q", aud))
+	}
+	if len(refused) == 0 {
+		return nil, nil
+	}
+	return &problem{ReasonAudienceNotAllowed, fmt.Sprintf(
+		"no Scope of AuthorizationServer %s/%s with audience %s admits namespace %q; an audience is allowed when a Scope for that API admits the client in spec.allowedClients",
+		srv.Namespace, srv.Name, strings.Join(refused, ", "), oc.Namespace)}, nil
 }
 
 // admits applies the server's allowedClients policy to a namespace.

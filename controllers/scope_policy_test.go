@@ -65,4 +65,27 @@ func TestScopeAllowedClients(t *testing.T) {
 	if msg := readyCondition(oc).Message; !strings.Contains(msg, "team=shop") {
 		t.Errorf("message %q does not show the Scope's selector", msg)
 	}
+
+	// Naming an API in spec.audience is the same as asking for its scope:
+	// only an API whose Scope admits the namespace.
+	get(t, payments)
+	payments.Spec.Audience = "https://payments.example.com"
+	payments.Spec.AllowedClients.Namespaces = oauthv1.ClientNamespaces{From: oauthv1.NamespacesFromSame}
+	if err := c.Update(ctx, payments); err != nil {
+		t.Fatal(err)
+	}
+	sneaky := oauthClient(appNS, "sneaky", serverNS, "shared", "profile:read")
+	sneaky.Spec.Audience = []oauthv1.Audience{"https://payments.example.com"}
+	create(t, sneaky)
+	waitCondition(t, sneaky, oauthv1.ConditionReady, metav1.ConditionFalse, "AudienceNotAllowed")
+	if msg := readyCondition(sneaky).Message; !strings.Contains(msg, "https://payments.example.com") {
+		t.Errorf("message %q does not name the audience", msg)
+	}
+	// Opening the Scope to every namespace admits the audience too.
+	get(t, payments)
+	payments.Spec.AllowedClients.Namespaces = oauthv1.ClientNamespaces{From: oauthv1.NamespacesFromAll}
+	if err := c.Update(ctx, payments); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, sneaky, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
 }

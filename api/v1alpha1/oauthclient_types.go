@@ -137,7 +137,10 @@ type OAuthClientSpec struct {
 	Scopes []ScopeName `json:"scopes,omitempty"`
 
 	// Audience is the `aud` of access tokens issued to this client, added to
-	// the audiences of the granted scopes.
+	// the audiences of the granted scopes. Each must be the audience of a
+	// Scope of the server that admits this client's namespace (its
+	// allowedClients); otherwise the client is Ready=False with reason
+	// AudienceNotAllowed.
 	//
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=16

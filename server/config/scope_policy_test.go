@@ -18,13 +18,14 @@ func TestScopePolicyLimitsClientScopes(t *testing.T) {
 	scope := func(name string, from gatehousev1alpha1.FromNamespaces) gatehousev1alpha1.Scope {
 		return gatehousev1alpha1.Scope{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: name},
 			Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"},
-				Name: gatehousev1alpha1.ScopeName(name), Description: name,
+				Name: gatehousev1alpha1.ScopeName(name), Description: name, Audience: gatehousev1alpha1.Audience("https://" + name),
 				AllowedClients: gatehousev1alpha1.AllowedClients{Namespaces: gatehousev1alpha1.ClientNamespaces{From: from}}}}
 	}
 	client := func(ns string) gatehousev1alpha1.OAuthClient {
 		return gatehousev1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"},
 			Spec: gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "main", Namespace: "auth"},
-				Scopes: []gatehousev1alpha1.ScopeName{"same", "all", "selector", "legacy"}},
+				Scopes:   []gatehousev1alpha1.ScopeName{"same", "all", "selector", "legacy"},
+				Audience: []gatehousev1alpha1.Audience{"https://same", "https://all", "https://nobody"}},
 			Status: gatehousev1alpha1.OAuthClientStatus{ClientID: ns + ".app", Conditions: ready(metav1.ConditionTrue)}}
 	}
 	var b Builder
@@ -44,5 +45,13 @@ func TestScopePolicyLimitsClientScopes(t *testing.T) {
 	// Selector needs namespace labels, which only the operator reads.
 	if got := s.Clients["team.app"].AllowedScopes; !slices.Equal(got, []string{"all", "selector"}) {
 		t.Errorf("a client in another namespace may request %v, want [all selector]", got)
+	}
+	// Audiences follow the same rule: only APIs whose Scope admits the
+	// client, and never one no Scope names.
+	if got := s.Clients["auth.app"].Audience; !slices.Equal(got, []string{"https://same", "https://all"}) {
+		t.Errorf("a client next to the Scopes gets audiences %v, want [https://same https://all]", got)
+	}
+	if got := s.Clients["team.app"].Audience; !slices.Equal(got, []string{"https://all"}) {
+		t.Errorf("a client in another namespace gets audiences %v, want [https://all]", got)
 	}
 }

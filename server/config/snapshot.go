@@ -126,6 +126,17 @@ type Scope struct {
 	from      gatehousev1alpha1.FromNamespaces
 }
 
+// audienceAdmits says whether some Scope for the API aud admits clients
+// from namespace.
+func (s *Snapshot) audienceAdmits(aud, namespace string) bool {
+	for _, sc := range s.Scopes {
+		if sc.Audience == aud && sc.admits(namespace) {
+			return true
+		}
+	}
+	return false
+}
+
 // admits applies the Scope's allowedClients policy to a client's
 // namespace as far as the server can: a Selector needs namespace labels,
 // which the server does not read (it has no access to namespaces), so
@@ -335,6 +346,11 @@ func (b *Builder) buildClients(s *Snapshot, as *gatehousev1alpha1.AuthorizationS
 			c.AllowedScopes = append(c.AllowedScopes, string(sc))
 		}
 		for _, a := range oc.Spec.Audience {
+			// Like scopes: only an API whose Scope admits the client (the
+			// operator's AudienceNotAllowed, held here too).
+			if !s.audienceAdmits(string(a), oc.Namespace) {
+				continue
+			}
 			c.Audience = append(c.Audience, string(a))
 		}
 		for _, h := range oc.Status.SecretHashes {
