@@ -604,6 +604,7 @@ cmd_up() {
 		teardown
 	fi
 	rm -f "$STATE/run/up"
+	check_ports
 	started=0
 	trap 'on_exit' EXIT
 	trap 'exit 1' INT TERM
@@ -617,6 +618,14 @@ cmd_up() {
 	touch "$STATE/run/up"
 	say "cluster ready in $((SECONDS - began))s"
 	report
+}
+
+check_ports() {
+	local p busy=()
+	for p in "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT" 10248 10249 10250 10256 10257 10259; do
+		[[ -n $(ss -Hltn "sport = :$p" 2>/dev/null) ]] && busy+=("$p")
+	done
+	((${#busy[@]} == 0)) || die "TCP ports the cluster needs are in use: ${busy[*]} (ss -ltnp 'sport = :${busy[0]}' names the process). Is a cluster from another checkout running? Run make cluster-down there."
 }
 
 on_exit() {
