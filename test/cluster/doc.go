@@ -37,7 +37,9 @@
 //     server while clients keep asking for tokens: zero failures.
 //   - TestReplicaKillWithPostgres: two replicas on PostgreSQL (a pod from an
 //     image built from Debian's postgresql files); one is deleted under
-//     token and refresh traffic; every refresh token stays usable.
+//     token and refresh traffic (zero failures), then one is killed with
+//     SIGKILL (failures counted and reported); every refresh token not
+//     caught in a failed request stays usable.
 //   - TestHelmLifecycle (only with GATEHOUSE_CLUSTER_LIFECYCLE=1, run last
 //     by make test-cluster): helm upgrade to a changed value, then helm
 //     uninstall, leave the CRDs and the users' objects intact.
