@@ -168,6 +168,7 @@ func TestHelmTemplate(t *testing.T) {
 			if container["resources"].(map[string]any)["requests"] == nil {
 				t.Error("no resource requests")
 			}
+			checkWritableTmp(t, dep)
 			if kinds(objs)["ServiceMonitor"] || kinds(objs)["AuthorizationServer"] {
 				t.Errorf("optional objects rendered by default: %v", kinds(objs))
 			}
@@ -302,7 +303,32 @@ func TestKustomizeDefault(t *testing.T) {
 	if fmt.Sprint(chartRole.Object["rules"]) != fmt.Sprint(find(t, objs, "ClusterRole", "gatehouse-operator").Object["rules"]) {
 		t.Error("the chart's ClusterRole rules differ from config/rbac/role.yaml")
 	}
+	checkWritableTmp(t, find(t, objs, "Deployment", "gatehouse-operator"))
 	dryRunApply(t, cp, "", objs)
+}
+
+// checkWritableTmp: the root filesystem is read-only, and the binary's
+// package init (controller-runtime's envtest, linked in for gatehouse dev)
+// creates a directory in /tmp and panics if it cannot, so the pod must
+// mount an emptyDir there; a real kubelet showed it crash-looping without.
+func checkWritableTmp(t *testing.T, dep *unstructured.Unstructured) {
+	t.Helper()
+	spec := nested(t, dep, "spec", "template", "spec").(map[string]any)
+	container := spec["containers"].([]any)[0].(map[string]any)
+	var volume string
+	mounts, _ := container["volumeMounts"].([]any)
+	for _, m := range mounts {
+		if m := m.(map[string]any); m["mountPath"] == "/tmp" {
+			volume = fmt.Sprint(m["name"])
+		}
+	}
+	volumes, _ := spec["volumes"].([]any)
+	for _, v := range volumes {
+		if v := v.(map[string]any); v["name"] == volume && v["emptyDir"] != nil {
+			return
+		}
+	}
+	t.Errorf("Deployment %s mounts no emptyDir at /tmp (mounts %v, volumes %v)", dep.GetName(), mounts, volumes)
 }
 
 // TestOperatorRunsWithTheChartsPermissions installs the chart's
