@@ -67,7 +67,8 @@ var ErrWeak = errors.New("client secret is too weak")
 // CheckAdoptable decides whether a secret the operator did not generate
 // (External Secrets, Sealed Secrets) is strong enough to use. It cannot
 // measure randomness, so it estimates an upper bound: length times log2 of
-// the alphabet the characters come from (lower, upper, digits, others), and
+// the alphabet the characters come from (lower, upper, digits, others;
+// mixed case within base64url's alphabet counts as base64url), and
 // requires MinAdoptedBits, with at least 10 distinct characters. A 43-char
 // base64url or 64-char hex secret passes; "password123" or a 32-char
 // lowercase word does not. The error never contains the secret.
@@ -75,10 +76,13 @@ func CheckAdoptable(secret string) error {
 	if strings.TrimSpace(secret) != secret {
 		return fmt.Errorf("%w: it has leading or trailing white space", ErrWeak)
 	}
-	var lower, upper, digit, other bool
+	var lower, upper, digit, other, notBase64URL bool
 	distinct := map[rune]bool{}
 	for _, r := range secret {
 		distinct[r] = true
+		if r != '-' && r != '_' && !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			notBase64URL = true
+		}
 		switch {
 		case r >= 'a' && r <= 'z':
 			lower = true
@@ -100,6 +104,12 @@ func CheckAdoptable(secret string) error {
 		if c.present {
 			alphabet += c.size
 		}
+	}
+	// Mixed case in base64url's alphabet is read as base64url: 32 random
+	// bytes encoded lack digits and '-' '_' about once in 8,000, and must
+	// not be refused for it (the operator's own secrets are such strings).
+	if lower && upper && !notBase64URL {
+		alphabet = max(alphabet, 64)
 	}
 	bits := 0.0
 	if alphabet > 0 {
