@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,23 +184,36 @@ func (cp *ControlPlane) Kubectl(t testing.TB) string {
 }
 
 // RepoRoot finds the repository root: the nearest directory upwards from the
-// working directory that holds the kubebuilder PROJECT file.
+// working directory whose go.mod declares the gatehouse module.
 func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "PROJECT")); err == nil {
+		if isGatehouseModule(filepath.Join(dir, "go.mod")) {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("testenv: no PROJECT file above the working directory; run the tests inside the repository")
+			return "", errors.New("testenv: no gatehouse go.mod above the working directory; run the tests inside the repository")
 		}
 		dir = parent
 	}
 }
+
+// isGatehouseModule reports whether path is the repository's own go.mod, not
+// that of a nested module such as examples or hack tools.
+func isGatehouseModule(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	return strings.TrimSpace(first) == "module "+modulePath
+}
+
+const modulePath = "github.com/gatehouse-dev/gatehouse"
 
 // assetsDir is KUBEBUILDER_ASSETS, or else the directory `make envtest`
 // builds into, so `go test` works without make once it has run.
