@@ -80,23 +80,36 @@ func run(tag, out, user, entrypoint, workdir string, files, trees, exes, envs, c
 		return err
 	}
 	l := newLayer()
+	if err := l.fill(files, trees, exes); err != nil {
+		return err
+	}
+	data, err := l.bytes()
+	if err != nil {
+		return err
+	}
+	img, err := imageOf(data, user, entrypoint, workdir, envs, cmd)
+	if err != nil {
+		return err
+	}
+	d, err := writeImage(img, ref, out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "gatehouse-image: %s (%s, %d KiB layer) -> %s\n", tag, d, len(data)/1024, out)
+	return nil
+}
+
+// fill adds the base directories and every -file, -tree and -exe argument.
+func (l *layer) fill(files, trees, exes []string) error {
 	if err := l.base(); err != nil {
 		return err
 	}
 	for _, f := range files {
-		parts := strings.Split(f, ":")
-		if len(parts) < 2 || len(parts) > 3 {
-			return fmt.Errorf("-file %q: want SRC:DST[:MODE]", f)
+		src, dst, mode, err := parseFileArg(f)
+		if err != nil {
+			return err
 		}
-		mode := int64(-1)
-		if len(parts) == 3 {
-			m, err := strconv.ParseInt(parts[2], 8, 32)
-			if err != nil {
-				return fmt.Errorf("-file %q: mode: %v", f, err)
-			}
-			mode = m
-		}
-		if err := l.addFile(parts[0], parts[1], mode); err != nil {
+		if err := l.addFile(src, dst, mode); err != nil {
 			return err
 		}
 	}
@@ -118,21 +131,38 @@ func run(tag, out, user, entrypoint, workdir string, files, trees, exes, envs, c
 			return err
 		}
 	}
-	data, err := l.bytes()
-	if err != nil {
-		return err
+	return nil
+}
+
+// parseFileArg splits SRC:DST[:MODE]; mode -1 keeps the source file's mode.
+func parseFileArg(f string) (src, dst string, mode int64, err error) {
+	parts := strings.Split(f, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return "", "", 0, fmt.Errorf("-file %q: want SRC:DST[:MODE]", f)
 	}
+	mode = -1
+	if len(parts) == 3 {
+		if mode, err = strconv.ParseInt(parts[2], 8, 32); err != nil {
+			return "", "", 0, fmt.Errorf("-file %q: mode: %v", f, err)
+		}
+	}
+	return parts[0], parts[1], mode, nil
+}
+
+// imageOf makes a one-layer image with a reproducible config (fixed creation
+// time), so the same inputs give the same digest.
+func imageOf(data []byte, user, entrypoint, workdir string, envs, cmd []string) (v1.Image, error) {
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 	if err != nil {
-		return err
+		return nil, err
 	}
 	img, err := mutate.AppendLayers(empty.Image, layer)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", "amd64"
@@ -149,25 +179,24 @@ func run(tag, out, user, entrypoint, workdir string, files, trees, exes, envs, c
 	if len(cmd) > 0 {
 		cf.Config.Cmd = cmd
 	}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		return err
-	}
+	return mutate.ConfigFile(img, cf)
+}
+
+// writeImage writes the tarball atomically (a reader never sees half an
+// image) and its digest beside it.
+func writeImage(img v1.Image, ref name.Tag, out string) (v1.Hash, error) {
 	tmp := out + ".tmp"
 	if err := tarball.WriteToFile(tmp, ref, img); err != nil {
-		return err
+		return v1.Hash{}, err
 	}
 	if err := os.Rename(tmp, out); err != nil {
-		return err
+		return v1.Hash{}, err
 	}
 	d, err := img.Digest()
 	if err != nil {
-		return err
+		return v1.Hash{}, err
 	}
-	if err := os.WriteFile(strings.TrimSuffix(out, ".tar")+".digest", []byte(d.String()+"\n"), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "gatehouse-image: %s (%s, %d KiB layer) -> %s\n", tag, d, len(data)/1024, out)
-	return nil
+	return d, os.WriteFile(strings.TrimSuffix(out, ".tar")+".digest", []byte(d.String()+"\n"), 0o644)
 }
 
 // layer collects entries by path, so a later addition replaces an earlier
