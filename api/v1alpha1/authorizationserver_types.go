@@ -71,6 +71,16 @@ type AuthorizationServerSpec struct {
 	// +optional
 	Users *UsersSpec `json:"users,omitempty"`
 
+	// IdentityProviders are upstream sources of people (OpenID Providers,
+	// LDAP directories), next to or instead of the users Secret. The login
+	// page offers each.
+	//
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	IdentityProviders []IdentityProvider `json:"identityProviders,omitempty"`
+
 	// AllowedClients decides which namespaces may register OAuthClients with
 	// this server.
 	//
