@@ -1,0 +1,136 @@
+package v1alpha1
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Defaults of the AuthorizationServer and OAuthClient CRDs
+// (+kubebuilder:default markers), for objects stored before a default
+// existed or built without the API server (tests, `gatehouse dev` demo
+// data). The operator and the token server both read lifetimes through
+// the methods below, so that the two can never disagree.
+const (
+	DefaultAccessTokenLifetime       = 10 * time.Minute
+	DefaultRefreshTokenLifetime      = 720 * time.Hour
+	DefaultAuthorizationCodeLifetime = 60 * time.Second
+	DefaultRotationInterval          = 720 * time.Hour
+	DefaultPrepublishPeriod          = 24 * time.Hour
+	DefaultSigningAlgorithm          = SigningES256
+	DefaultSecretGracePeriod         = 24 * time.Hour
+)
+
+// orDefault is d, or def when d is unset or not positive (the CRD refuses
+// zero lifetimes; an object that bypassed it gets the default).
+func orDefault(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
+		return def
+	}
+	return d.Duration
+}
+
+// AccessTokenLifetime is spec.tokens.accessToken, defaulted.
+func (s *AuthorizationServer) AccessTokenLifetime() time.Duration {
+	return orDefault(s.Spec.Tokens.AccessToken, DefaultAccessTokenLifetime)
+}
+
+// RefreshTokenLifetime is spec.tokens.refreshToken, defaulted.
+func (s *AuthorizationServer) RefreshTokenLifetime() time.Duration {
+	return orDefault(s.Spec.Tokens.RefreshToken, DefaultRefreshTokenLifetime)
+}
+
+// AuthorizationCodeLifetime is spec.tokens.authorizationCode, defaulted.
+func (s *AuthorizationServer) AuthorizationCodeLifetime() time.Duration {
+	return orDefault(s.Spec.Tokens.AuthorizationCode, DefaultAuthorizationCodeLifetime)
+}
+
+// RotationInterval is spec.signing.rotationInterval, defaulted.
+func (s *AuthorizationServer) RotationInterval() time.Duration {
+	return orDefault(s.Spec.Signing.RotationInterval, DefaultRotationInterval)
+}
+
+// PrepublishPeriod is spec.signing.prepublishPeriod, defaulted.
+func (s *AuthorizationServer) PrepublishPeriod() time.Duration {
+	return orDefault(s.Spec.Signing.PrepublishPeriod, DefaultPrepublishPeriod)
+}
+
+// SigningAlgorithm is spec.signing.algorithm, defaulted.
+func (s *AuthorizationServer) SigningAlgorithm() SigningAlgorithm {
+	return cmp.Or(s.Spec.Signing.Algorithm, DefaultSigningAlgorithm)
+}
+
+// ServerKey is "<namespace>/<name>" of the server, the form
+// OAuthClient.ServerKey returns.
+func (s *AuthorizationServer) ServerKey() string {
+	return s.Namespace + "/" + s.Name
+}
+
+// ServerNamespace is the namespace of the client's AuthorizationServer:
+// spec.serverRef.namespace, which defaults to the client's own.
+func (c *OAuthClient) ServerNamespace() string {
+	return cmp.Or(c.Spec.ServerRef.Namespace, c.Namespace)
+}
+
+// ServerKey is "<namespace>/<name>" of the client's AuthorizationServer.
+func (c *OAuthClient) ServerKey() string {
+	return c.ServerNamespace() + "/" + c.Spec.ServerRef.Name
+}
+
+// References reports whether the client's serverRef names the server
+// namespace/name.
+func (c *OAuthClient) References(namespace, name string) bool {
+	return c.ServerNamespace() == namespace && c.Spec.ServerRef.Name == name
+}
+
+// SecretGracePeriod is how long a replaced client secret keeps working:
+// spec.secretRotation.gracePeriod, defaulted. Zero is a valid choice (the
+// old secret stops at once), so only an unset field gets the default.
+func (c *OAuthClient) SecretGracePeriod() time.Duration {
+	if r := c.Spec.SecretRotation; r != nil && r.GracePeriod != nil {
+		return max(r.GracePeriod.Duration, 0)
+	}
+	return DefaultSecretGracePeriod
+}
+
+// SecretRotationInterval is spec.secretRotation.interval; zero means
+// rotation on demand only.
+func (c *OAuthClient) SecretRotationInterval() time.Duration {
+	if r := c.Spec.SecretRotation; r != nil && r.Interval != nil {
+		return max(r.Interval.Duration, 0)
+	}
+	return 0
+}
+
+// CompareScopeClaims orders Scopes that claim one scope name of a server
+// by their right to it: the oldest first, ties broken by object name, so
+// that creating a duplicate never takes a name away from the Scope that
+// clients already use, and every replica and the operator pick the same
+// one.
+func CompareScopeClaims(a, b *Scope) int {
+	return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), strings.Compare(a.Name, b.Name))
+}
+
+// ScopeOwner picks, among Scopes claiming one name, the one that holds it
+// (CompareScopeClaims), ignoring Scopes being deleted; nil when none.
+func ScopeOwner(scopes []Scope) *Scope {
+	var owner *Scope
+	for i := range scopes {
+		s := &scopes[i]
+		if !s.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if owner == nil || CompareScopeClaims(s, owner) < 0 {
+			owner = s
+		}
+	}
+	return owner
+}
+
+// SortScopeClaims sorts scopes in place, holders first (CompareScopeClaims).
+func SortScopeClaims(scopes []Scope) {
+	slices.SortFunc(scopes, func(a, b Scope) int { return CompareScopeClaims(&a, &b) })
+}
