@@ -8,7 +8,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,10 +24,10 @@ import (
 // Defaults match the AuthorizationServer CRD's defaults, for objects created
 // before defaulting or built by hand in tests.
 const (
-	DefaultAccessTokenTTL   = 10 * time.Minute
-	DefaultRefreshTokenTTL  = 720 * time.Hour
-	DefaultCodeTTL          = 60 * time.Second
-	DefaultPrepublishPeriod = 24 * time.Hour
+	DefaultAccessTokenTTL   = gatehousev1alpha1.DefaultAccessTokenLifetime
+	DefaultRefreshTokenTTL  = gatehousev1alpha1.DefaultRefreshTokenLifetime
+	DefaultCodeTTL          = gatehousev1alpha1.DefaultAuthorizationCodeLifetime
+	DefaultPrepublishPeriod = gatehousev1alpha1.DefaultPrepublishPeriod
 )
 
 // Snapshot is everything a request needs to know about the server's
@@ -196,10 +195,10 @@ func (b *Builder) Build(in Inputs) (*Snapshot, error) {
 	s := &Snapshot{
 		Issuer:           as.Spec.Issuer,
 		Endpoints:        endpoints.For(as.Spec.Issuer),
-		AccessTokenTTL:   duration(as.Spec.Tokens.AccessToken, DefaultAccessTokenTTL),
-		RefreshTokenTTL:  duration(as.Spec.Tokens.RefreshToken, DefaultRefreshTokenTTL),
-		CodeTTL:          duration(as.Spec.Tokens.AuthorizationCode, DefaultCodeTTL),
-		PrepublishPeriod: duration(as.Spec.Signing.PrepublishPeriod, DefaultPrepublishPeriod),
+		AccessTokenTTL:   as.AccessTokenLifetime(),
+		RefreshTokenTTL:  as.RefreshTokenLifetime(),
+		CodeTTL:          as.AuthorizationCodeLifetime(),
+		PrepublishPeriod: as.PrepublishPeriod(),
 		Clients:          map[string]*Client{},
 		Scopes:           map[string]*Scope{},
 		StorageType:      cmp.Or(as.Spec.Storage.Type, gatehousev1alpha1.StorageMemory),
@@ -251,9 +250,7 @@ func (b *Builder) buildScopes(s *Snapshot, as *gatehousev1alpha1.AuthorizationSe
 	// Oldest first, so that when two Scopes claim one name (the operator
 	// marks the newer one as a conflict) the same one wins on every replica.
 	sorted := slices.Clone(scopes)
-	slices.SortFunc(sorted, func(a, b gatehousev1alpha1.Scope) int {
-		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), strings.Compare(a.Name, b.Name))
-	})
+	gatehousev1alpha1.SortScopeClaims(sorted)
 	// The built-in scopes come first: a Scope object cannot redefine
 	// openid or the claims a relying party trusts.
 	for _, b := range BuiltinScopes() {
@@ -377,8 +374,7 @@ func (b *Builder) buildClients(s *Snapshot, as *gatehousev1alpha1.AuthorizationS
 // References reports whether an OAuthClient's serverRef points at the
 // server namespace/name; serverRef.namespace defaults to the client's own.
 func References(oc *gatehousev1alpha1.OAuthClient, namespace, name string) bool {
-	ns := cmp.Or(oc.Spec.ServerRef.Namespace, oc.Namespace)
-	return ns == namespace && oc.Spec.ServerRef.Name == name
+	return oc.References(namespace, name)
 }
 
 // SubjectStatus is what the identity sources say of a token subject.
@@ -433,13 +429,6 @@ func (s *Snapshot) IDTokenKey(alg string, now time.Time) (*keyset.Key, bool) {
 		return nil, false
 	}
 	return s.Keys.IDTokenKey(alg, now)
-}
-
-func duration(d *metav1.Duration, def time.Duration) time.Duration {
-	if d == nil || d.Duration <= 0 {
-		return def
-	}
-	return d.Duration
 }
 
 func version(s *corev1.Secret, key string) string {
