@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/servingcert"
 	"github.com/gatehouse-dev/gatehouse/internal/version"
 	"github.com/gatehouse-dev/gatehouse/server"
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -42,7 +44,14 @@ type serverFlags struct {
 	logLevel        slog.Level
 	gcInterval      time.Duration
 	proxies         server.TrustedProxies
+	// tlsCert and tlsKey make the public port serve HTTPS.
+	tlsCert, tlsKey string
 }
+
+// tlsReloadInterval is how often the TLS files are read again. A renewed
+// Secret reaches a pod's volume within the kubelet's sync period (about a
+// minute), so this adds little to it.
+var tlsReloadInterval = 10 * time.Second
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	f := &serverFlags{}
@@ -60,6 +69,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 		"only from them is the client address read from the forwarded header, which the login throttle keys on")
 	header := fs.String("forwarded-header", server.HeaderXForwardedFor, "the header the trusted proxies write the client address to: "+
 		server.HeaderXForwardedFor+" or "+server.HeaderForwarded+" (RFC 7239)")
+	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "PEM certificate (chain) to serve the public port with HTTPS; read again when it changes (needs --tls-key-file)")
+	fs.StringVar(&f.tlsKey, "tls-key-file", "", "PEM private key of --tls-cert-file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -84,6 +95,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	}
 	if f.listen == f.metricsListen {
 		return nil, fmt.Errorf("%w: --listen and --metrics-listen must differ: health and metrics stay off the public port", errUsage)
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return nil, fmt.Errorf("%w: --tls-cert-file and --tls-key-file go together", errUsage)
 	}
 	if err := f.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return nil, fmt.Errorf("%w: --log-level: %v", errUsage, err)
@@ -112,20 +126,14 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
 	klog.SetSlogLogger(log)
 
-	// Like controller-runtime: --kubeconfig, $KUBECONFIG, in-cluster, ~/.kube/config.
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return fmt.Errorf("finding the cluster: %w", err)
+	var cert *servingcert.Reloader
+	if f.tlsCert != "" {
+		if cert, err = servingcert.Load(f.tlsCert, f.tlsKey); err != nil {
+			return err
+		}
 	}
-	cfg.UserAgent = "gatehouse-server/" + version.Version
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := oauthv1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	src, err := config.NewKube(cfg, scheme, f.namespace, f.name, log)
+
+	src, err := watchConfig(f, log)
 	if err != nil {
 		return err
 	}
@@ -134,27 +142,17 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	srcErr := make(chan error, 1)
 	go func() { srcErr <- src.Start(ctx) }()
 
-	// Health answers at once, so the kubelet does not restart a server that
-	// waits for its AuthorizationServer; readiness says what it waits for.
-	var opsHandler atomicHandler
-	opsHandler.Store(startingOps(src))
-	ops := &http.Server{Addr: f.metricsListen, Handler: &opsHandler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 3)
-	go func() {
-		if err := ops.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("serving %s: %w", ops.Addr, err)
-		}
-	}()
-	defer func() {
-		shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
-		defer done()
-		_ = ops.Shutdown(shutdown)
-	}()
+	opsHandler, stopOps := serveOps(f.metricsListen, src, errc)
+	defer stopOps()
 
 	// The storage type comes from the AuthorizationServer, so wait for it.
 	snap, err := waitForSnapshot(ctx, src, srcErr, errc)
 	if err != nil {
 		return err
+	}
+	if cert != nil && !strings.HasPrefix(snap.Issuer, "https://") {
+		return fmt.Errorf("--tls-cert-file is set but the issuer %s is not https: clients would be sent to plain http", snap.Issuer)
 	}
 	store, err := openStore(ctx, snap.StorageType, f.postgresURL)
 	if err != nil {
@@ -171,13 +169,9 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	public := &http.Server{Addr: f.listen, Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	opsHandler.Store(srv.OpsHandler())
-	go func() {
-		if err := public.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("serving %s: %w", public.Addr, err)
-		}
-	}()
+	servePublic(ctx, public, cert, log, errc)
 	log.Info("token server started", "authorizationServer", f.namespace+"/"+f.name, "issuer", snap.Issuer,
-		"storage", snap.StorageType, "listen", f.listen, "metricsListen", f.metricsListen, "version", version.Version,
+		"storage", snap.StorageType, "listen", f.listen, "metricsListen", f.metricsListen, "tls", cert != nil, "version", version.Version,
 		"trustedProxies", fmt.Sprint(f.proxies.Prefixes), "forwardedHeader", f.proxies.Header)
 
 	select {
@@ -193,6 +187,68 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	defer done()
 	_ = public.Shutdown(shutdown)
 	return err
+}
+
+// serveOps serves /healthz, /readyz and /metrics. Health answers at once,
+// so the kubelet does not restart a server that waits for its
+// AuthorizationServer; readiness says what it waits for until the caller
+// stores the real server's handler.
+func serveOps(addr string, src *config.Kube, errc chan<- error) (*atomicHandler, func()) {
+	h := &atomicHandler{}
+	h.Store(startingOps(src))
+	ops := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := ops.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serving %s: %w", ops.Addr, err)
+		}
+	}()
+	return h, func() {
+		shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		_ = ops.Shutdown(shutdown)
+	}
+}
+
+// watchConfig makes the informer-backed source of the AuthorizationServer's
+// configuration.
+func watchConfig(f *serverFlags, log *slog.Logger) (*config.Kube, error) {
+	// Like controller-runtime: --kubeconfig, $KUBECONFIG, in-cluster, ~/.kube/config.
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("finding the cluster: %w", err)
+	}
+	cfg.UserAgent = "gatehouse-server/" + version.Version
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := oauthv1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return config.NewKube(cfg, scheme, f.namespace, f.name, log)
+}
+
+// servePublic serves the OAuth endpoints, over HTTPS when cert is set,
+// reloading the certificate files as they change.
+func servePublic(ctx context.Context, public *http.Server, cert *servingcert.Reloader, log *slog.Logger, errc chan<- error) {
+	serve := public.ListenAndServe
+	if cert != nil {
+		public.TLSConfig = cert.TLSConfig()
+		serve = func() error { return public.ListenAndServeTLS("", "") }
+		log.Info("serving TLS", "subject", cert.Leaf().Subject.String(), "notAfter", cert.Leaf().NotAfter)
+		go cert.Watch(ctx, tlsReloadInterval, func(leaf *x509.Certificate, err error) {
+			if err != nil {
+				log.Error("TLS certificate not reloaded; still serving the previous one", "err", err)
+				return
+			}
+			log.Info("TLS certificate reloaded", "subject", leaf.Subject.String(), "notAfter", leaf.NotAfter)
+		})
+	}
+	go func() {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serving %s: %w", public.Addr, err)
+		}
+	}()
 }
 
 // atomicHandler serves whichever handler was stored last.

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +22,7 @@ import (
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/internal/servingcert"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
@@ -52,6 +56,8 @@ func TestServerFlags(t *testing.T) {
 		{"--authorization-server", "a/b", "--trusted-proxies", "10.0.0.0/8,proxy.example"},
 		{"--authorization-server", "a/b", "--trusted-proxies", "10.0.0.1/8"},
 		{"--authorization-server", "a/b", "--forwarded-header", "X-Real-IP"},
+		{"--authorization-server", "a/b", "--tls-cert-file", "tls.crt"},
+		{"--authorization-server", "a/b", "--tls-key-file", "tls.key"},
 	} {
 		if _, err := parseServerFlags(args, io.Discard); !errors.Is(err, errUsage) {
 			t.Errorf("%q: got %v, want a usage error", args, err)
@@ -107,19 +113,12 @@ func TestServerCommand(t *testing.T) {
 		t.Fatal("ready without an AuthorizationServer")
 	}
 
-	key, err := keyset.Generate(keyset.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.State, key.Created, key.ActivatesAt = keyset.StateActive, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)
-	keys, _ := (&keyset.Set{Keys: []keyset.Key{key}}).Marshal()
+	createServerObjects(t, c, ns.Name, issuer)
 	secret := "s3cr3t-" + strings.Repeat("x", 40)
 	oc := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "worker"},
 		Spec: oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "auth"},
 			GrantTypes: []oauthv1.GrantType{oauthv1.GrantClientCredentials}, Scopes: []oauthv1.ScopeName{"jobs:run"}}}
 	for _, o := range []client.Object{
-		&oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "auth"}, Spec: oauthv1.AuthorizationServerSpec{Issuer: issuer}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: keyset.SecretName("auth")}, Data: map[string][]byte{keyset.SecretDataKey: keys}},
 		&oauthv1.Scope{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "jobs-run"},
 			Spec: oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: "auth"}, Name: "jobs:run", Description: "Run jobs"}},
 		oc,
@@ -145,6 +144,7 @@ func TestServerCommand(t *testing.T) {
 	})
 	cc := &clientcredentials.Config{ClientID: oc.Status.ClientID, ClientSecret: secret, TokenURL: issuer + "/token"}
 	var tok *oauth2.Token
+	var err error
 	testenv.Eventually(t, 10*time.Second, func() error { tok, err = cc.Token(ctx); return err })
 	if tok.AccessToken == "" || tok.Extra("scope") != "jobs:run" {
 		t.Fatalf("token = %+v", tok)
@@ -174,5 +174,148 @@ func TestDevFlagsTrustedProxies(t *testing.T) {
 	}
 	if _, err := parseDevFlags([]string{"--trusted-proxies", "localhost"}, io.Discard); !errors.Is(err, errUsage) {
 		t.Errorf("a bad --trusted-proxies: %v, want a usage error", err)
+	}
+}
+
+// createServerObjects creates AuthorizationServer "auth" with an active
+// signing key, as the operator would have made it.
+func createServerObjects(t *testing.T, c client.Client, ns, issuer string) {
+	t.Helper()
+	key, err := keyset.Generate(keyset.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key.State, key.Created, key.ActivatesAt = keyset.StateActive, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)
+	keys, _ := (&keyset.Set{Keys: []keyset.Key{key}}).Marshal()
+	for _, o := range []client.Object{
+		&oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: oauthv1.AuthorizationServerSpec{Issuer: issuer}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: keyset.SecretName("auth")}, Data: map[string][]byte{keyset.SecretDataKey: keys}},
+	} {
+		if err := c.Create(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startServer runs `gatehouse server` for ns/auth in this process and
+// returns its logs and a function that stops it and returns its exit code.
+func startServer(t *testing.T, ns string, args ...string) (*testenv.LogBuffer, func() int) {
+	t.Helper()
+	logs := &testenv.LogBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"server", "--authorization-server", ns + "/auth"}, args...), io.Discard, logs)
+	}()
+	var code *int
+	stop := func() int {
+		if code == nil {
+			cancel()
+			select {
+			case c := <-done:
+				code = &c
+			case <-time.After(30 * time.Second):
+				t.Fatal("server did not stop")
+			}
+		}
+		return *code
+	}
+	t.Cleanup(func() { stop() })
+	return logs, stop
+}
+
+// TestServerTLS serves the public port over HTTPS from certificate files
+// and renews the certificate under it: new connections get the new one,
+// with no restart.
+func TestServerTLS(t *testing.T) {
+	cp := testenv.Get(t)
+	t.Setenv("KUBECONFIG", cp.Kubeconfig)
+	defer func(d time.Duration) { tlsReloadInterval = d }(tlsReloadInterval)
+	tlsReloadInterval = 50 * time.Millisecond
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tls-"}}
+	if err := cp.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ca, err := servingcert.EnsureCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := ca.Issue(certFile, keyFile, []string{"127.0.0.1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	listen, ops := freeAddr(t), freeAddr(t)
+	issuer := "https://" + listen
+	createServerObjects(t, cp.Client, ns.Name, issuer)
+	logs, stop := startServer(t, ns.Name, "--listen", listen, "--metrics-listen", ops, "--tls-cert-file", certFile, "--tls-key-file", keyFile)
+
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
+	serial := func() (string, error) {
+		hc.CloseIdleConnections() // a new handshake each time
+		resp, err := hc.Get(issuer + "/.well-known/openid-configuration")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"issuer": "`+issuer+`"`) {
+			return "", fmt.Errorf("%s: %s", resp.Status, body)
+		}
+		return resp.TLS.PeerCertificates[0].SerialNumber.String(), nil
+	}
+	var first string
+	testenv.Eventually(t, 30*time.Second, func() error { first, err = serial(); return err })
+	if resp, err := http.Get("http://" + listen + "/.well-known/openid-configuration"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("plain http to the TLS port: %s, want 400", resp.Status)
+		}
+	}
+
+	if err := ca.Issue(certFile, keyFile, []string{"127.0.0.1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		got, err := serial()
+		if err == nil && got == first {
+			err = errors.New("still the first certificate")
+		}
+		return err
+	})
+	if code := stop(); code != 0 || !strings.Contains(logs.String(), "TLS certificate reloaded") {
+		t.Errorf("exit %d; logs:\n%s", code, logs.String())
+	}
+}
+
+// TLS with an http issuer would send clients to a port that does not
+// speak http: refused at start with the reason.
+func TestServerTLSNeedsHTTPSIssuer(t *testing.T) {
+	cp := testenv.Get(t)
+	t.Setenv("KUBECONFIG", cp.Kubeconfig)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tls-"}}
+	if err := cp.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ca, err := servingcert.EnsureCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := ca.Issue(certFile, keyFile, []string{"127.0.0.1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	listen := freeAddr(t)
+	createServerObjects(t, cp.Client, ns.Name, "http://"+listen)
+	logs, stop := startServer(t, ns.Name, "--listen", listen, "--metrics-listen", freeAddr(t), "--tls-cert-file", certFile, "--tls-key-file", keyFile)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if !strings.Contains(logs.String(), "is not https") {
+			return errors.New("no refusal yet")
+		}
+		return nil
+	})
+	if code := stop(); code != 1 {
+		t.Errorf("exit %d, want 1", code)
 	}
 }
