@@ -154,6 +154,8 @@ type Session struct {
 // Every object needs a non-zero ExpiresAt and a non-empty key (ErrInvalid).
 // Deleting something that does not exist is not an error.
 type Store interface {
+	IdentityStore
+
 	// Authorization requests between /authorize and the redirect back.
 	CreateAuthRequest(ctx context.Context, r AuthRequest) error
 	GetAuthRequest(ctx context.Context, id string, now time.Time) (AuthRequest, error)

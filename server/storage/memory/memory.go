@@ -24,6 +24,7 @@ type Store struct {
 	revokedJTIs  map[string]time.Time
 	consents     map[consentKey]storage.Consent
 	sessions     map[string]storage.Session
+	identities   map[string]storage.Identity
 }
 
 // family is what the store knows of a refresh-token family as a whole. A
@@ -47,6 +48,7 @@ func New() *Store {
 		revokedJTIs:  map[string]time.Time{},
 		consents:     map[consentKey]storage.Consent{},
 		sessions:     map[string]storage.Session{},
+		identities:   map[string]storage.Identity{},
 	}
 }
 
@@ -377,6 +379,7 @@ func (s *Store) DeleteExpired(_ context.Context, now time.Time) (int, error) {
 	n += deleteExpired(s.revokedJTIs, now, func(exp time.Time) time.Time { return exp })
 	n += deleteExpired(s.consents, now, func(c storage.Consent) time.Time { return c.ExpiresAt })
 	n += deleteExpired(s.sessions, now, func(sess storage.Session) time.Time { return sess.ExpiresAt })
+	n += deleteExpired(s.identities, now, func(id storage.Identity) time.Time { return id.ExpiresAt })
 	// A family outlives its tokens (its expiry is their latest), so no
 	// live token loses its family here.
 	deleteExpired(s.families, now, func(f *family) time.Time { return f.expiresAt })

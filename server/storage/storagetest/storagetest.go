@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("AccessTokensOfRevokedFamily", func(t *testing.T) { testAccessTokensOfRevokedFamily(t, newStore(t)) })
 	t.Run("Consents", func(t *testing.T) { testConsents(t, newStore(t)) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStore(t)) })
+	t.Run("Identities", func(t *testing.T) { testIdentities(t, newStore(t)) })
 	t.Run("InvalidInput", func(t *testing.T) { testInvalidInput(t, newStore(t)) })
 	t.Run("DeleteExpired", func(t *testing.T) { testDeleteExpired(t, newStore(t)) })
 	t.Run("Ping", func(t *testing.T) {
