@@ -233,24 +233,3 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, snap *config.
 	http.Redirect(w, r, redirectURL(ar.RedirectURI, url.Values{"code": {code}, "state": {ar.State}, "iss": {snap.Issuer}}), redirectStatus(r))
 	return result{outcome: outcomeSuccess}
 }
-
-// session returns the browser's login session, if it has a live one.
-func (s *Server) session(ctx context.Context, r *http.Request, snap *config.Snapshot, now time.Time) (storage.Session, bool) {
-	v := readCookie(r, snap, sessionCookie)
-	if v == "" {
-		return storage.Session{}, false
-	}
-	sess, err := s.store.GetSession(ctx, storage.HashToken(v), now)
-	if err != nil {
-		return storage.Session{}, false
-	}
-	// Without a users directory nobody is logged in, and a user removed
-	// from the users Secret is logged out at once.
-	if snap.Users == nil {
-		return storage.Session{}, false
-	}
-	if _, ok := snap.Users.BySubject(sess.Subject); !ok {
-		return storage.Session{}, false
-	}
-	return sess, true
-}

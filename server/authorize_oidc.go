@@ -88,9 +88,3 @@ func (p oidcParams) reauthenticate(sess storage.Session, now time.Time) bool {
 	return p.login || (p.maxAge >= 0 && now.Sub(sess.AuthTime) > p.maxAge) ||
 		(p.hintSubject != "" && p.hintSubject != sess.Subject)
 }
-
-// sessionID is the sid of a login session (Core §2; the sid of
-// OpenID Connect Front-/Back-Channel Logout): stable for the session,
-// different for each, and derived one-way from the stored hash, so that
-// it reveals nothing that could be replayed as the session cookie.
-func sessionID(sess storage.Session) string { return storage.HashToken("sid:" + sess.Hash) }

@@ -144,3 +144,16 @@ func clientAuthFromRequest(r *http.Request, snap *config.Snapshot, form url.Valu
 	}
 	return c, e
 }
+
+// authenticatedForm is the opening the token, introspection and revocation
+// endpoints share: a strict POST form (RFC 6749 §3.2) and the client's
+// authentication (§2.3). The form comes back even when authentication
+// fails, so that the token endpoint can label the attempt with its grant.
+func authenticatedForm(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, now time.Time) (url.Values, *config.Client, *Error) {
+	form, e := parsePostForm(w, r)
+	if e != nil {
+		return nil, nil, e
+	}
+	client, e := clientAuthFromRequest(r, snap, form, now)
+	return form, client, e
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -69,6 +70,23 @@ func invalidClient(desc string, challenge bool) *Error {
 }
 
 func unauthorizedClient(desc string) *Error { return newError(ErrUnauthorizedClient, desc) }
+
+// storageUnavailable is what a client is told when storage fails: a
+// driver's message can name hosts, tables or values, and RFC 6749 §5.2's
+// error_description is for client developers, not operators.
+const storageUnavailable = "the server could not complete the request; try again later"
+
+// storageFailed is the one policy for a storage error on a request path:
+// the cause goes to the log with what was being done, and the client gets
+// a generic server_error. Callers return the Error and log nothing more.
+func (s *Server) storageFailed(ctx context.Context, op string, err error) *Error {
+	attrs := []any{"op", op, "error", err}
+	if ri := infoFrom(ctx); ri != nil {
+		attrs = append(attrs, "endpoint", ri.endpoint)
+	}
+	s.log.ErrorContext(ctx, "storage failed", attrs...)
+	return serverError(storageUnavailable)
+}
 
 // noStore marks a response as carrying credentials (RFC 6749 §5.1).
 func noStore(h http.Header) {

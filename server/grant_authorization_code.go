@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"time"
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
@@ -53,7 +54,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 			slog.String("revoked_jti", ac.Issued.AccessTokenID), slog.String("revoked_grant_id", ac.Issued.RefreshFamilyID))
 		return nil, invalidGrant("the authorization code has already been used; the tokens issued for it are revoked")
 	case err != nil:
-		return nil, serverError("storage: " + err.Error())
+		return nil, s.storageFailed(ctx, "redeeming an authorization code", err)
 	}
 	switch {
 	case ac.ClientID != req.Client.ID:
@@ -93,7 +94,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 			// redemption and now: the code was stolen, so nothing is issued.
 			return nil, invalidGrant("the authorization code was used more than once")
 		case err != nil:
-			return nil, serverError("storage: " + err.Error())
+			return nil, s.storageFailed(ctx, "storing a refresh token", err)
 		}
 	}
 	at, e := signAccessToken(req.Snap, g, issued.AccessTokenID, req.Now)
@@ -144,4 +145,13 @@ func verifyS256(verifier, challenge string) bool {
 	sum := sha256.Sum256([]byte(verifier))
 	got := base64.RawURLEncoding.EncodeToString(sum[:])
 	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
+}
+
+// refreshExpiry is when a new refresh-token family ends: the refresh-token
+// lifetime counted from the login that started it.
+func refreshExpiry(req *tokenRequest, authTime time.Time) time.Time {
+	if authTime.IsZero() {
+		authTime = req.Now
+	}
+	return authTime.Add(req.Snap.RefreshTokenTTL)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"time"
 
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
@@ -23,7 +22,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	}
 	hash := storage.HashToken(presented)
 	old, err := s.store.GetRefreshToken(ctx, hash, req.Now)
-	if e := refreshStoreError(err); e != nil {
+	if e := s.refreshStoreError(ctx, "reading a refresh token", err); e != nil {
 		return nil, e
 	}
 	if old.ClientID != req.Client.ID {
@@ -54,7 +53,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 		infoFrom(ctx).securityEvent(ctx, EventRefreshTokenReuse, slog.String("client_id", old.ClientID),
 			slog.String("sub", old.Subject), slog.String("revoked_grant_id", old.FamilyID))
 	}
-	if e := refreshStoreError(err); e != nil {
+	if e := s.refreshStoreError(ctx, "rotating a refresh token", err); e != nil {
 		return nil, e
 	}
 	g := tokenGrant{Client: req.Client, Subject: old.Subject, Scopes: usableScopes(req.Snap, req.Client, scopes), AuthTime: old.AuthTime,
@@ -74,7 +73,9 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	return resp, nil
 }
 
-func refreshStoreError(err error) *Error {
+// refreshStoreError maps what the store said about a presented refresh
+// token: the outcomes the client must learn, or storageFailed.
+func (s *Server) refreshStoreError(ctx context.Context, op string, err error) *Error {
 	switch {
 	case err == nil:
 		return nil
@@ -83,15 +84,6 @@ func refreshStoreError(err error) *Error {
 	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrRevoked):
 		return invalidGrant("the refresh token is invalid, expired or revoked")
 	default:
-		return serverError("storage: " + err.Error())
+		return s.storageFailed(ctx, op, err)
 	}
-}
-
-// refreshExpiry is when a new refresh-token family ends: the refresh-token
-// lifetime counted from the login that started it.
-func refreshExpiry(req *tokenRequest, authTime time.Time) time.Time {
-	if authTime.IsZero() {
-		authTime = req.Now
-	}
-	return authTime.Add(req.Snap.RefreshTokenTTL)
 }

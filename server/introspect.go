@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -35,11 +36,7 @@ type introspection struct {
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	now := s.now()
 	fail := func(e *Error) result { writeError(w, e, snap.Issuer); return failed(e) }
-	form, e := parsePostForm(w, r)
-	if e != nil {
-		return fail(e)
-	}
-	client, e := clientAuthFromRequest(r, snap, form, now)
+	form, client, e := authenticatedForm(w, r, snap, now)
 	if e != nil {
 		return fail(e)
 	}
@@ -60,7 +57,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, snap *
 		if claims.ExpiresAt.After(now) && !removed {
 			revoked, err := s.store.IsAccessTokenRevoked(ctx, claims.ID, claims.GrantID, now)
 			if err != nil {
-				return fail(serverError("storage: " + err.Error()))
+				return fail(s.storageFailed(ctx, "checking an access token's revocation", err))
 			}
 			if !revoked {
 				resp = introspection{
@@ -85,9 +82,12 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, snap *
 			}
 		case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrRevoked):
 		default:
-			return fail(serverError("storage: " + err.Error()))
+			return fail(s.storageFailed(ctx, "reading a refresh token", err))
 		}
 	}
 	writeJSON(w, resp)
 	return result{outcome: outcomeSuccess}
 }
+
+// unixTime is a NumericDate for JSON responses.
+func unixTime(t time.Time) int64 { return t.Unix() }

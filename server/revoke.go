@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
@@ -20,11 +19,7 @@ import (
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	now := s.now()
 	fail := func(e *Error) result { writeError(w, e, snap.Issuer); return failed(e) }
-	form, e := parsePostForm(w, r)
-	if e != nil {
-		return fail(e)
-	}
-	client, e := clientAuthFromRequest(r, snap, form, now)
+	form, client, e := authenticatedForm(w, r, snap, now)
 	if e != nil {
 		return fail(e)
 	}
@@ -40,7 +35,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, snap *conf
 		}
 		if exp := claims.ExpiresAt.Time; exp.After(now) {
 			if err := s.store.RevokeAccessToken(ctx, claims.ID, exp); err != nil {
-				return fail(serverError("storage: " + err.Error()))
+				return fail(s.storageFailed(ctx, "revoking an access token", err))
 			}
 		}
 		writeRevoked(w)
@@ -53,11 +48,11 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, snap *conf
 			return fail(unauthorizedClient("the token was not issued to this client"))
 		}
 		if err := s.store.RevokeFamily(ctx, rt.FamilyID, now); err != nil {
-			return fail(serverError("storage: " + err.Error()))
+			return fail(s.storageFailed(ctx, "revoking a refresh-token family", err))
 		}
 	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrRevoked):
 	default:
-		return fail(serverError("storage: " + err.Error()))
+		return fail(s.storageFailed(ctx, "reading a refresh token", err))
 	}
 	writeRevoked(w)
 	return result{outcome: outcomeSuccess}
@@ -67,6 +62,3 @@ func writeRevoked(w http.ResponseWriter) {
 	noStore(w.Header())
 	w.WriteHeader(http.StatusOK)
 }
-
-// unixTime is a NumericDate for JSON responses.
-func unixTime(t time.Time) int64 { return t.Unix() }

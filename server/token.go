@@ -29,8 +29,8 @@ type grantHandler func(ctx context.Context, req *tokenRequest) (*tokenResponse, 
 // every grant shares, then hands over to the grant.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	now := s.now()
-	form, e := parsePostForm(w, r)
-	if e != nil {
+	form, client, e := authenticatedForm(w, r, snap, now)
+	if form == nil {
 		writeError(w, e, snap.Issuer)
 		return failed(e)
 	}
@@ -45,8 +45,6 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, snap *confi
 		res.outcome = e.Code
 		return res
 	}
-
-	client, e := clientAuthFromRequest(r, snap, form, now)
 	if e != nil {
 		return fail(e)
 	}
@@ -64,9 +62,6 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, snap *confi
 	}
 	resp, e := handler(r.Context(), &tokenRequest{Snap: snap, Client: client, Form: form, Scopes: scopes, Now: now})
 	if e != nil {
-		if e.Code == ErrServerError {
-			s.log.Error("token request failed", "grant", grant, "client_id", client.ID, "error", e.Description)
-		}
 		return fail(e)
 	}
 	writeJSON(w, resp)
