@@ -103,6 +103,13 @@ test-e2e: $(ENVTEST_PREREQ) ## Run the end-to-end suite: control plane, operator
 bench: ## Run the benchmarks (token endpoint, storage drivers, key set, resource-server validation).
 	go test -run '^$$' -bench . -benchmem ./server/... ./resourceserver/... ./internal/...
 
+# N is how many OAuthClients bench-scale applies.
+N ?= 1000
+
+.PHONY: bench-scale
+bench-scale: build $(ENVTEST_PREREQ) ## Scale benchmark (N=1000): control plane, operator and server processes, N OAuthClients in bulk, fan-out, restart and churn; a table and JSON.
+	go run ./hack/benchscale -n $(N) $(BENCH_SCALE_FLAGS)
+
 .PHONY: test-api
 test-api: $(ENVTEST_PREREQ) ## Run only the API-tier (envtest) tests of the CRDs.
 	go test $(GO_TEST_FLAGS) ./api/...
