@@ -9,6 +9,7 @@
 //	  passwordHash: $2y$10$...   # bcrypt, e.g. from `htpasswd -nbBC 10 "" PASSWORD | cut -d: -f2`
 //	  subject: 2f0c8b7e-...      # optional; the token's sub; defaults to username
 //	                             # must not start with "client:" (ClientSubjectPrefix)
+//	                             # nor "idp:" (UpstreamSubjectPrefix)
 //	  email: alice@example.com   # optional; the email claim
 //	  emailVerified: true        # optional; email_verified (false unless set)
 //	  name: Alice Example        # optional; the name claim
@@ -41,10 +42,27 @@ const ClientSubjectPrefix = "client:"
 // ClientSubject is the sub of a token a client gets for itself.
 func ClientSubject(clientID string) string { return ClientSubjectPrefix + clientID }
 
-// reservedSubject reports whether sub is in the clients' namespace. Case
-// is ignored so that no consumer that folds case can be confused either.
-func reservedSubject(sub string) bool {
-	return len(sub) >= len(ClientSubjectPrefix) && strings.EqualFold(sub[:len(ClientSubjectPrefix)], ClientSubjectPrefix)
+// UpstreamSubjectPrefix begins the sub of every person an upstream identity
+// provider logged in ("idp:<provider>:<hash>", see server/identity). No
+// users-Secret subject may start with it, so a person from the Secret and
+// one from an upstream never share a sub.
+const UpstreamSubjectPrefix = "idp:"
+
+// reservedSubject returns the reserved prefix sub starts with: the
+// clients' or the upstreams'. Case is ignored so that no consumer that
+// folds case can be confused either.
+func reservedSubject(sub string) (string, bool) {
+	for _, p := range []string{ClientSubjectPrefix, UpstreamSubjectPrefix} {
+		if len(sub) >= len(p) && strings.EqualFold(sub[:len(p)], p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+var reservedFor = map[string]string{
+	ClientSubjectPrefix:   "clients' tokens",
+	UpstreamSubjectPrefix: "people from upstream identity providers",
 }
 
 // MinBcryptCost is the least bcrypt cost accepted: below it a stolen
@@ -103,12 +121,12 @@ func Parse(data []byte) (*Directory, error) {
 		}
 		if u.Subject == "" {
 			u.Subject = u.Username
-			if reservedSubject(u.Subject) {
-				return nil, fmt.Errorf("%s: a username starting with %q needs a subject of its own: the subject defaults to the username, and subjects starting with %q are reserved for clients' tokens", where, ClientSubjectPrefix, ClientSubjectPrefix)
+			if p, reserved := reservedSubject(u.Subject); reserved {
+				return nil, fmt.Errorf("%s: a username starting with %q needs a subject of its own: the subject defaults to the username, and subjects starting with %q are reserved for %s", where, p, p, reservedFor[p])
 			}
 		}
-		if reservedSubject(u.Subject) {
-			return nil, fmt.Errorf("%s: subject %q starts with %q, which is reserved for clients' tokens: choose another subject", where, u.Subject, ClientSubjectPrefix)
+		if p, reserved := reservedSubject(u.Subject); reserved {
+			return nil, fmt.Errorf("%s: subject %q starts with %q, which is reserved for %s: choose another subject", where, u.Subject, p, reservedFor[p])
 		}
 		if u.EmailVerified && u.Email == "" {
 			return nil, fmt.Errorf("%s: emailVerified is set but there is no email", where)

@@ -96,6 +96,9 @@ func TestParseRefusesClientSubjects(t *testing.T) {
 		"username: bob\n  subject: client:apps.worker":  `subject "client:apps.worker" starts with "client:", which is reserved for clients' tokens`,
 		"username: bob\n  subject: Client:apps.worker":  "reserved for clients' tokens",
 		"username: client:bob\n  subject: client:bob-1": "reserved for clients' tokens",
+		// "idp:" belongs to people from upstream identity providers.
+		"username: idp:corp:alice":             `a username starting with "idp:" needs a subject of its own`,
+		"username: bob\n  subject: IDP:corp:x": `starts with "idp:", which is reserved for people from upstream identity providers`,
 	} {
 		_, err := Parse([]byte("users:\n- " + entry + "\n  passwordHash: \"" + h + "\"\n"))
 		if err == nil || !strings.Contains(err.Error(), want) {
