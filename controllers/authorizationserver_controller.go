@@ -10,7 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -83,23 +82,15 @@ func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.
 	if !srv.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, srv)
 	}
-	if !controllerutil.ContainsFinalizer(srv, serverFinalizer) {
-		before := srv.DeepCopy()
-		controllerutil.AddFinalizer(srv, serverFinalizer)
-		if err := r.Patch(ctx, srv, mergeFrom(before)); err != nil {
-			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
-		}
+	if _, err := addFinalizer(ctx, r.Client, srv, serverFinalizer); err != nil {
+		return ctrl.Result{}, err
 	}
 	orig := srv.DeepCopy()
 	defer func() {
 		srv.Status.ObservedGeneration = srv.Generation
 		summarizeServerReady(srv)
-		if equality.Semantic.DeepEqual(orig.Status, srv.Status) {
-			return
-		}
-		if err := r.Status().Patch(ctx, srv, mergeFrom(orig)); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
-		}
+		_, err := patchStatus(ctx, r.Client, srv, orig, orig.Status, srv.Status)
+		retErr = errors.Join(retErr, err)
 	}()
 	return r.reconcile(ctx, srv)
 }
@@ -217,12 +208,7 @@ func (r *AuthorizationServerReconciler) reconcileDelete(ctx context.Context, srv
 			return fmt.Errorf("deleting %T %s: %w", o, name, err)
 		}
 	}
-	before := srv.DeepCopy()
-	controllerutil.RemoveFinalizer(srv, serverFinalizer)
-	if err := r.Patch(ctx, srv, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("removing finalizer: %w", err)
-	}
-	return nil
+	return removeFinalizer(ctx, r.Client, srv, serverFinalizer)
 }
 
 func (r *AuthorizationServerReconciler) event(ctx context.Context, srv *oauthv1.AuthorizationServer, typ, reason, note string, args ...any) {

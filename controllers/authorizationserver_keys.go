@@ -31,13 +31,6 @@ const ClockSkew = 5 * time.Minute
 // re-reconcile does not rotate again.
 const annotationRotateKeysHandled = "oauth.gatehouse.dev/rotate-keys-handled"
 
-// Defaults, matching the CRD's, for objects created before a default existed.
-const (
-	defaultRotationInterval = 720 * time.Hour
-	defaultPrepublish       = 24 * time.Hour
-	defaultAccessToken      = 10 * time.Minute
-)
-
 // Event reasons for signing keys.
 const (
 	EventKeyPublished = "KeyPublished"
@@ -47,25 +40,14 @@ const (
 	EventKeysLost     = "SigningKeysLost"
 )
 
-func dur(d *metav1.Duration, def time.Duration) time.Duration {
-	if d != nil && d.Duration > 0 {
-		return d.Duration
-	}
-	return def
-}
-
 // KeyPolicy is the rotation policy of a server at a given rotate-keys
 // request state.
 func KeyPolicy(srv *oauthv1.AuthorizationServer) keyset.Policy {
-	alg := string(srv.Spec.Signing.Algorithm)
-	if alg == "" {
-		alg = keyset.ES256
-	}
 	return keyset.Policy{
-		Algorithm:        alg,
-		RotationInterval: dur(srv.Spec.Signing.RotationInterval, defaultRotationInterval),
-		PrepublishPeriod: dur(srv.Spec.Signing.PrepublishPeriod, defaultPrepublish),
-		Retention:        dur(srv.Spec.Tokens.AccessToken, defaultAccessToken) + ClockSkew,
+		Algorithm:        string(srv.SigningAlgorithm()),
+		RotationInterval: srv.RotationInterval(),
+		PrepublishPeriod: srv.PrepublishPeriod(),
+		Retention:        srv.AccessTokenLifetime() + ClockSkew,
 		// OpenID Connect Discovery 1.0 §3: ID tokens can always be RS256;
 		// a client may choose ES256 (spec.idTokenSignedResponseAlg).
 		IDTokenAlgorithms: []string{keyset.RS256, keyset.ES256},
@@ -202,14 +184,4 @@ func (r *AuthorizationServerReconciler) publishJWKS(ctx context.Context, srv *oa
 		return fmt.Errorf("writing ConfigMap %s: %w", cm.Name, err)
 	}
 	return nil
-}
-
-// serverLabels adds the labels of objects the operator makes for a server.
-func serverLabels(srv *oauthv1.AuthorizationServer, l map[string]string) map[string]string {
-	if l == nil {
-		l = map[string]string{}
-	}
-	l[oauthv1.LabelManagedBy] = oauthv1.LabelManagedByValue
-	l[oauthv1.LabelServer] = srv.Name
-	return l
 }

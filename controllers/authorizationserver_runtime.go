@@ -176,6 +176,8 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 	tpl.Spec.Volumes = []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{
 		EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptrQuantity(resource.MustParse("16Mi"))},
 	}}}
+	tlsVolume, tlsMount, tlsArgs := servingCert(srv)
+	tpl.Spec.Volumes = append(tpl.Spec.Volumes, tlsVolume...)
 	tpl.Spec.SecurityContext = &corev1.PodSecurityContext{
 		RunAsNonRoot:   &yes,
 		RunAsUser:      &uid,
@@ -189,14 +191,14 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 			"--authorization-server", srv.Namespace + "/" + srv.Name,
 			"--listen", fmt.Sprintf(":%d", serverHTTPPort),
 			"--metrics-listen", fmt.Sprintf(":%d", serverMetricsPort)},
-			proxyArgs(srv.Spec.Network)...),
+			append(proxyArgs(srv.Spec.Network), tlsArgs...)...),
 		Ports: []corev1.ContainerPort{
 			{Name: "http", ContainerPort: serverHTTPPort, Protocol: corev1.ProtocolTCP},
 			{Name: "metrics", ContainerPort: serverMetricsPort, Protocol: corev1.ProtocolTCP},
 		},
 		Env:          env,
 		Resources:    resources,
-		VolumeMounts: []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
+		VolumeMounts: append([]corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}, tlsMount...),
 		// A terminating pod keeps serving until kube-proxy and the load
 		// balancers have taken it out of the Service (seen in a real
 		// cluster: a rollout restart without this refuses connections for
@@ -236,6 +238,19 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 	} else {
 		tpl.Spec.Containers = []corev1.Container{container}
 	}
+}
+
+// servingCert mounts spec.tls's Secret and points the server at it. A
+// whole-Secret volume (no subPath), so that the kubelet updates the files
+// when the Secret is renewed and the server reloads them.
+func servingCert(srv *oauthv1.AuthorizationServer) ([]corev1.Volume, []corev1.VolumeMount, []string) {
+	if srv.Spec.TLS == nil {
+		return nil, nil, nil
+	}
+	const dir = "/etc/gatehouse/tls"
+	return []corev1.Volume{{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: srv.Spec.TLS.SecretRef.Name}}}},
+		[]corev1.VolumeMount{{Name: "tls", MountPath: dir, ReadOnly: true}},
+		[]string{"--tls-cert-file", dir + "/" + corev1.TLSCertKey, "--tls-key-file", dir + "/" + corev1.TLSPrivateKeyKey}
 }
 
 // proxyArgs are the server flags for spec.network. The server takes them as

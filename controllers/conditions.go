@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/operatormetrics"
@@ -111,15 +110,6 @@ func setCondition(conds *[]metav1.Condition, generation int64, typ string, ok bo
 func notReady(conds *[]metav1.Condition, generation int64, kind, reason, message string) {
 	setCondition(conds, generation, oauthv1.ConditionReady, false, reason, message)
 	operatormetrics.ReconcileErrors.WithLabelValues(kind, reason).Inc()
-}
-
-// mergeFrom is a merge patch that fails on a concurrent change rather
-// than overwrite it. For status it also guards against the informer
-// cache: a reconcile that started from a copy older than the operator's
-// own last write fails and is retried from a fresh one, instead of acting
-// (and publishing hashes) on stale state.
-func mergeFrom(before client.Object) client.Patch {
-	return client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
 }
 
 // countError counts a reconcile that failed, by the API status reason of

@@ -2,80 +2,131 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
+// errStale says the informer cache holds an object older than the
+// operator's own last write of it. The reconcile can stop there: the watch
+// event of that write is on its way and brings the object back to the
+// queue, so reading it through the API server now would only cost a GET.
+var errStale = errors.New("the cache is older than the operator's last write")
+
 // freshReader reads objects from the informer cache unless the cache may
-// be older than the operator's own last write of that object, and only then
-// from the API server.
+// be older than the operator's own last write of that object.
 //
 // Secret decisions compare a client's Secret with its status.secretHashes,
 // so acting on a copy older than the operator's last write would look like
 // an outside change (and publish or revoke hashes wrongly). Reading every
 // object through the API server avoids that but costs two GETs per
 // reconcile, which at the client-side rate limit caps the operator at a
-// few dozen clients per second, restarts included. The cache is fresh
-// enough when it holds the resourceVersion the operator's last write
-// returned; any other version, newer or older, is read through once and
-// remembered, so the cache is trusted again as soon as it catches up.
+// few dozen clients per second, restarts included.
+//
+// Resource versions of one resource are ordered (apimachinery's
+// CompareResourceVersion; KEP-5504), so the cache is fresh enough when it
+// holds the version the last write returned, or a later one: only then is
+// the write remembered no longer. An older cached copy is errStale. An
+// object the cache cannot hold (a Secret the operator has not labelled) is
+// read through the API server, and so is anything whose version is not a
+// well-formed number.
 type freshReader struct {
 	cache client.Reader
 	api   client.Reader
 
 	mu      sync.Mutex
-	written map[client.ObjectKey]string // last resourceVersion seen from a write or uncached read, by "kind/ns/name"
+	written map[client.ObjectKey]writtenVersion // by "type/namespace" and name
+}
+
+// writtenVersion is what the operator knows of its last write of an object.
+type writtenVersion struct {
+	rv string // "" after a delete
+	// cached: the object is of a kind, and has the labels, that the
+	// informer cache holds, so its watch event will come.
+	cached bool
 }
 
 func newFreshReader(cache, api client.Reader) *freshReader {
-	return &freshReader{cache: cache, api: api, written: map[client.ObjectKey]string{}}
+	return &freshReader{cache: cache, api: api, written: map[client.ObjectKey]writtenVersion{}}
 }
 
-// Get fills obj from the cache when it is fresh, otherwise from the API
-// server. An object missing from the cache is read from the API server,
-// because the cache holds only what the operator labelled (and a Secret to
-// adopt is not labelled yet).
+// Get fills obj from the cache when it is fresh. It returns errStale when
+// the cache is behind a write whose watch event will still come, and
+// reads through the API server when no event would: the object was
+// written by the operator but is not cached, or a version cannot be
+// compared. An object neither cached nor written is NotFound: the caller
+// decides whether it may exist outside the cache (see readSecret).
 func (f *freshReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object) error {
 	err := f.cache.Get(ctx, key, obj)
-	switch {
-	case err == nil && !f.stale(obj):
-		return nil
-	case err != nil && !apierrors.IsNotFound(err):
+	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
+	f.mu.Lock()
+	w, known := f.written[f.key(obj, key)]
+	f.mu.Unlock()
+	switch {
+	case !known:
+		return err
+	case err == nil && w.rv == "":
+		return errStale // deleted; the cache has not seen it yet
+	case err == nil:
+		c, cmpErr := resourceversion.CompareResourceVersion(obj.GetResourceVersion(), w.rv)
+		if cmpErr == nil && c >= 0 {
+			f.forget(obj, key) // caught up: trust the cache again
+			return nil
+		}
+		if cmpErr == nil {
+			return errStale
+		}
+	case w.rv == "":
+		f.forget(obj, key) // deleted, and the cache agrees
+		return err
+	case w.cached:
+		return errStale // written, and its add event is still on the way
+	}
+	return f.readThrough(ctx, key, obj)
+}
+
+// GetUncached reads obj through the API server and remembers its version.
+func (f *freshReader) GetUncached(ctx context.Context, key client.ObjectKey, obj client.Object) error {
+	return f.readThrough(ctx, key, obj)
+}
+
+func (f *freshReader) readThrough(ctx context.Context, key client.ObjectKey, obj client.Object) error {
 	if err := f.api.Get(ctx, key, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			f.forget(obj, key)
 		}
 		return err
 	}
-	f.remember(obj)
+	f.remember(obj, false)
 	return nil
 }
 
 // remember records the version of obj returned by a write (or an uncached
-// read): until the cache holds this version, Get reads through.
-func (f *freshReader) remember(obj client.Object) {
+// read); cached says whether the informer cache will hold this version.
+func (f *freshReader) remember(obj client.Object, cached bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.written[f.key(obj, client.ObjectKeyFromObject(obj))] = obj.GetResourceVersion()
+	f.written[f.key(obj, client.ObjectKeyFromObject(obj))] = writtenVersion{rv: obj.GetResourceVersion(), cached: cached}
 }
 
-// forget drops what is known of a deleted object.
+// forget drops what is known of an object.
 func (f *freshReader) forget(obj client.Object, key client.ObjectKey) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.written, f.key(obj, key))
 }
 
-func (f *freshReader) stale(obj client.Object) bool {
+// size is the number of writes not yet seen by the cache (tests, memory).
+func (f *freshReader) size() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	rv, ok := f.written[f.key(obj, client.ObjectKeyFromObject(obj))]
-	return ok && rv != obj.GetResourceVersion()
+	return len(f.written)
 }
 
 // key keeps objects of different kinds apart: a Secret may share its

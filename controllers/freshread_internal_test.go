@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -38,53 +39,64 @@ func TestFreshReader(t *testing.T) {
 	cache := &mapReader{objs: map[string]*corev1.Secret{key.String(): at("5")}}
 	api := &mapReader{objs: map[string]*corev1.Secret{key.String(): at("7")}}
 	f := newFreshReader(cache, api)
-	get := func() string {
+	get := func() (string, error) {
 		t.Helper()
 		sec := &corev1.Secret{}
-		if err := f.Get(ctx, key, sec); err != nil {
-			t.Fatal(err)
-		}
-		return sec.ResourceVersion
+		err := f.Get(ctx, key, sec)
+		return sec.ResourceVersion, err
 	}
 
-	if rv := get(); rv != "5" || api.reads != 0 {
-		t.Errorf("nothing written yet: got version %s with %d API reads, want the cache's 5 and none", rv, api.reads)
+	if rv, err := get(); rv != "5" || err != nil || api.reads != 0 {
+		t.Errorf("nothing written yet: got version %s (%v) with %d API reads, want the cache's 5 and none", rv, err, api.reads)
 	}
-	f.remember(at("7")) // the operator wrote it
-	if rv := get(); rv != "7" || api.reads != 1 {
-		t.Errorf("cache behind the operator's write: got version %s with %d API reads, want 7 from the API", rv, api.reads)
+	f.remember(at("7"), true) // the operator wrote it
+	if _, err := get(); !errors.Is(err, errStale) || api.reads != 0 {
+		t.Errorf("cache behind the operator's write: %v with %d API reads, want errStale and none (the watch event will come)", err, api.reads)
 	}
 	cache.objs[key.String()] = at("7") // the cache catches up
-	if rv := get(); rv != "7" || api.reads != 1 {
-		t.Errorf("cache caught up: got version %s with %d API reads, want 7 from the cache", rv, api.reads)
+	if rv, err := get(); rv != "7" || err != nil || api.reads != 0 || f.size() != 0 {
+		t.Errorf("cache caught up: got version %s (%v) with %d API reads and %d remembered, want 7 from the cache and nothing remembered", rv, err, api.reads, f.size())
 	}
-	// Someone else wrote after the operator: read through once, then trust
-	// the cache again when it has that version.
-	api.objs[key.String()] = at("9")
-	cache.objs[key.String()] = at("8")
-	f.remember(at("8"))
-	cache.objs[key.String()] = at("7")
-	if rv := get(); rv != "9" {
-		t.Errorf("cache older than the last write: got version %s, want 9 from the API", rv)
+	// Someone else wrote after the operator: the cache is newer than the
+	// operator's write, which is fresh enough.
+	f.remember(at("8"), true)
+	cache.objs[key.String()] = at("10")
+	if rv, err := get(); rv != "10" || err != nil || api.reads != 0 {
+		t.Errorf("cache newer than the last write: got %s (%v) with %d API reads, want 10 from the cache", rv, err, api.reads)
 	}
-	cache.objs[key.String()] = at("9")
-	reads := api.reads
-	if rv := get(); rv != "9" || api.reads != reads {
-		t.Errorf("cache at the version last read: got %s with %d more API reads, want 9 from the cache", rv, api.reads-reads)
+	// A version that is not a number cannot be compared: read through.
+	f.remember(at("x9"), true)
+	api.objs[key.String()] = at("11")
+	if rv, err := get(); rv != "11" || err != nil || api.reads != 1 {
+		t.Errorf("uncomparable version: got %s (%v) with %d API reads, want 11 from the API", rv, err, api.reads)
 	}
 
-	// Not in the cache (a Secret the operator has not labelled): the API.
+	// Written but never cached (a Secret the operator has not labelled):
+	// the API, every time.
 	delete(cache.objs, key.String())
-	if rv := get(); rv != "9" {
-		t.Errorf("cache miss: got version %s, want the API's", rv)
+	f.remember(at("11"), false)
+	if rv, err := get(); rv != "11" || err != nil || api.reads != 2 {
+		t.Errorf("uncached object: got version %s (%v) with %d API reads, want the API's", rv, err, api.reads)
 	}
-	// Deleted: a cached copy is not trusted until the API says NotFound.
-	cache.objs[key.String()] = at("9")
-	delete(api.objs, key.String())
-	gone := at("9")
-	gone.SetResourceVersion("")
-	f.remember(gone)
-	if err := f.Get(ctx, key, &corev1.Secret{}); !apierrors.IsNotFound(err) {
-		t.Errorf("after a delete: %v, want NotFound", err)
+	// Written and cacheable, not in the cache yet: its add event will come.
+	f.remember(at("12"), true)
+	if _, err := get(); !errors.Is(err, errStale) {
+		t.Errorf("created, cache not there yet: %v, want errStale", err)
+	}
+	// Neither cached nor written: NotFound without an API read.
+	f.forget(at(""), key)
+	if _, err := get(); !apierrors.IsNotFound(err) || api.reads != 2 {
+		t.Errorf("unknown object: %v with %d API reads, want NotFound and none", err, api.reads)
+	}
+	// Deleted: a cached copy is stale until the cache sees the delete.
+	cache.objs[key.String()] = at("12")
+	gone := at("")
+	f.remember(gone, true)
+	if _, err := get(); !errors.Is(err, errStale) {
+		t.Errorf("after a delete, cache still has it: %v, want errStale", err)
+	}
+	delete(cache.objs, key.String())
+	if _, err := get(); !apierrors.IsNotFound(err) || f.size() != 0 {
+		t.Errorf("after a delete the cache has seen: %v (%d remembered), want NotFound and nothing remembered", err, f.size())
 	}
 }

@@ -30,7 +30,7 @@ const (
 func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	if err := idx.IndexField(ctx, &oauthv1.OAuthClient{}, indexClientServer, func(o client.Object) []string {
 		oc := o.(*oauthv1.OAuthClient)
-		return []string{serverKeyOf(oc)}
+		return []string{oc.ServerKey()}
 	}); err != nil {
 		return err
 	}
@@ -38,7 +38,7 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		oc := o.(*oauthv1.OAuthClient)
 		keys := make([]string, 0, len(oc.Spec.Scopes))
 		for _, s := range oc.Spec.Scopes {
-			keys = append(keys, serverKeyOf(oc)+"/"+string(s))
+			keys = append(keys, oc.ServerKey()+"/"+string(s))
 		}
 		return keys
 	}); err != nil {
@@ -48,7 +48,7 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		oc := o.(*oauthv1.OAuthClient)
 		keys := make([]string, 0, len(oc.Spec.Audience))
 		for _, a := range oc.Spec.Audience {
-			keys = append(keys, serverKeyOf(oc)+"/"+string(a))
+			keys = append(keys, oc.ServerKey()+"/"+string(a))
 		}
 		return keys
 	}); err != nil {
@@ -71,19 +71,6 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	return idx.IndexField(ctx, &oauthv1.Scope{}, indexScopeName, func(o client.Object) []string {
 		return []string{scopeNameKey(o.(*oauthv1.Scope))}
 	})
-}
-
-// serverNamespace is the namespace of the client's server: serverRef's, or
-// the client's own.
-func serverNamespace(oc *oauthv1.OAuthClient) string {
-	if oc.Spec.ServerRef.Namespace != "" {
-		return oc.Spec.ServerRef.Namespace
-	}
-	return oc.Namespace
-}
-
-func serverKeyOf(oc *oauthv1.OAuthClient) string {
-	return serverNamespace(oc) + "/" + oc.Spec.ServerRef.Name
 }
 
 func scopeNameKey(s *oauthv1.Scope) string {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -16,13 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
@@ -70,64 +64,6 @@ func ClientID(oc *oauthv1.OAuthClient) string {
 	return oc.Namespace + "." + oc.Name
 }
 
-// SetupWithManager watches OAuthClients and everything their readiness
-// depends on: their Secrets, their server, the Scopes they request (via a
-// field index) and their namespace's labels (for Selector policies).
-func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&oauthv1.OAuthClient{}).
-		Named("oauthclient").
-		WithOptions(opts).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToClients)).
-		Watches(&oauthv1.AuthorizationServer{}, handler.EnqueueRequestsFromMapFunc(r.serverToClients),
-			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
-		Watches(&oauthv1.Scope{}, handler.EnqueueRequestsFromMapFunc(r.scopeToClients)).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceToClients),
-			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		Complete(r)
-}
-
-// secretToClients maps a Secret to the client it belongs to and to any
-// client that wants that Secret name (one waiting on a SecretConflict).
-func (r *OAuthClientReconciler) secretToClients(ctx context.Context, o client.Object) []reconcile.Request {
-	reqs := r.clientsMatching(ctx, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClientSecret: o.GetName()})
-	if name := o.GetLabels()[oauthv1.LabelClient]; name != "" {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}})
-	}
-	return reqs
-}
-
-func (r *OAuthClientReconciler) serverToClients(ctx context.Context, o client.Object) []reconcile.Request {
-	return r.clientsMatching(ctx, client.MatchingFields{indexClientServer: o.GetNamespace() + "/" + o.GetName()})
-}
-
-func (r *OAuthClientReconciler) scopeToClients(ctx context.Context, o client.Object) []reconcile.Request {
-	s := o.(*oauthv1.Scope)
-	server := s.Namespace + "/" + s.Spec.ServerRef.Name
-	reqs := r.clientsMatching(ctx, client.MatchingFields{indexClientScope: server + "/" + string(s.Spec.Name)})
-	if s.Spec.Audience != "" {
-		reqs = append(reqs, r.clientsMatching(ctx, client.MatchingFields{indexClientAudience: server + "/" + string(s.Spec.Audience)})...)
-	}
-	return reqs
-}
-
-func (r *OAuthClientReconciler) namespaceToClients(ctx context.Context, o client.Object) []reconcile.Request {
-	return r.clientsMatching(ctx, client.InNamespace(o.GetName()))
-}
-
-func (r *OAuthClientReconciler) clientsMatching(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
-	var list oauthv1.OAuthClientList
-	if err := r.List(ctx, &list, opts...); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing OAuthClients to requeue")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, oc := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&oc)})
-	}
-	return reqs
-}
-
 // Reconcile follows the cluster-api skeleton: fetch, finalizer, deferred
 // status patch, then reconcileDelete or reconcile.
 func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
@@ -137,37 +73,52 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	// stale status would look like an outside change (see freshReader).
 	oc := &oauthv1.OAuthClient{}
 	if err := r.read(ctx, req.NamespacedName, oc); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		return staleOr(err)
 	}
 	if !oc.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.reconcileDelete(ctx, oc)
-	}
-	if !controllerutil.ContainsFinalizer(oc, clientFinalizer) {
-		before := oc.DeepCopy()
-		controllerutil.AddFinalizer(oc, clientFinalizer)
-		if err := r.Patch(ctx, oc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		if err := r.reconcileDelete(ctx, oc); err != nil {
+			return staleOr(err)
 		}
-		r.wrote(oc)
+		return ctrl.Result{}, nil
+	}
+	// A separate write: the API server takes finalizers only through the
+	// object and status only through its subresource.
+	if added, err := addFinalizer(ctx, r.Client, oc, clientFinalizer); err != nil {
+		return ctrl.Result{}, err
+	} else if added {
+		r.wrote(oc, true)
 	}
 
 	orig := oc.DeepCopy()
-	defer func() {
-		oc.Status.ObservedGeneration = oc.Generation
-		if equality.Semantic.DeepEqual(orig.Status, oc.Status) {
-			return
-		}
-		if err := r.Status().Patch(ctx, oc, mergeFrom(orig)); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
-			return
-		}
-		r.wrote(oc)
-	}()
-	return r.reconcile(ctx, oc)
+	res, err := r.reconcile(ctx, oc)
+	if errors.Is(err, errStale) {
+		// The Secret in the cache is older than the operator's write:
+		// change nothing now, its watch event brings the client back.
+		return staleOr(err)
+	}
+	oc.Status.ObservedGeneration = oc.Generation
+	wrote, patchErr := patchStatus(ctx, r.Client, oc, orig, orig.Status, oc.Status)
+	if wrote {
+		r.wrote(oc, true)
+	}
+	return res, errors.Join(err, patchErr)
+}
+
+// staleRecheck is a backstop for errStale: the watch event of the
+// operator's own write normally requeues the object long before.
+const staleRecheck = 5 * time.Second
+
+// staleOr ends a reconcile that failed: a stale cache waits for its
+// event, a deleted object is done, anything else is retried.
+func staleOr(err error) (ctrl.Result, error) {
+	if errors.Is(err, errStale) {
+		return ctrl.Result{RequeueAfter: staleRecheck}, nil
+	}
+	return ctrl.Result{}, client.IgnoreNotFound(err)
 }
 
 // read gets an object from the cache when that is as new as the
-// operator's last write of it, otherwise from the API server.
+// operator's last write of it (errStale otherwise); see freshReader.
 func (r *OAuthClientReconciler) read(ctx context.Context, key client.ObjectKey, obj client.Object) error {
 	if r.fresh == nil {
 		return r.APIReader.Get(ctx, key, obj)
@@ -175,19 +126,28 @@ func (r *OAuthClientReconciler) read(ctx context.Context, key client.ObjectKey, 
 	return r.fresh.Get(ctx, key, obj)
 }
 
-// deleted makes reads of a deleted object skip the cache until it, too,
-// has seen the deletion.
+// readUncached gets an object from the API server.
+func (r *OAuthClientReconciler) readUncached(ctx context.Context, key client.ObjectKey, obj client.Object) error {
+	if r.fresh == nil {
+		return r.APIReader.Get(ctx, key, obj)
+	}
+	return r.fresh.GetUncached(ctx, key, obj)
+}
+
+// deleted makes reads of a deleted object wait until the cache, too, has
+// seen the deletion.
 func (r *OAuthClientReconciler) deleted(obj client.Object) {
 	if r.fresh != nil {
 		obj.SetResourceVersion("")
-		r.fresh.remember(obj)
+		r.fresh.remember(obj, true)
 	}
 }
 
-// wrote records the version a write returned; see freshReader.
-func (r *OAuthClientReconciler) wrote(obj client.Object) {
+// wrote records the version a write returned; cached says whether the
+// informer cache holds the object (see freshReader).
+func (r *OAuthClientReconciler) wrote(obj client.Object, cached bool) {
 	if r.fresh != nil {
-		r.fresh.remember(obj)
+		r.fresh.remember(obj, cached)
 	}
 }
 
@@ -207,7 +167,7 @@ func (r *OAuthClientReconciler) reconcile(ctx context.Context, oc *oauthv1.OAuth
 		oc.Status.SecretName = ""
 		oc.Status.SecretHashes = nil
 		setCondition(&oc.Status.Conditions, oc.Generation, oauthv1.ConditionReady, true, ReasonReady,
-			fmt.Sprintf("public client %s is registered with AuthorizationServer %s", oc.Status.ClientID, serverKeyOf(oc)))
+			fmt.Sprintf("public client %s is registered with AuthorizationServer %s", oc.Status.ClientID, oc.ServerKey()))
 		return ctrl.Result{}, nil
 	}
 	if p := secretNameProblem(oc); p != nil {
@@ -239,7 +199,7 @@ type problem struct{ reason, message string }
 // Scopes admits the client's namespace.
 func (r *OAuthClientReconciler) resolve(ctx context.Context, oc *oauthv1.OAuthClient) (*oauthv1.AuthorizationServer, *problem, error) {
 	srv := &oauthv1.AuthorizationServer{}
-	key := types.NamespacedName{Namespace: serverNamespace(oc), Name: oc.Spec.ServerRef.Name}
+	key := types.NamespacedName{Namespace: oc.ServerNamespace(), Name: oc.Spec.ServerRef.Name}
 	if err := r.Get(ctx, key, srv); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, &problem{ReasonServerNotFound, fmt.Sprintf("AuthorizationServer %s not found", key)}, nil
@@ -375,10 +335,8 @@ func (r *OAuthClientReconciler) reconcileDelete(ctx context.Context, oc *oauthv1
 	if err := r.releaseSecret(ctx, oc, oc.Status.SecretName); err != nil {
 		return err
 	}
-	before := oc.DeepCopy()
-	controllerutil.RemoveFinalizer(oc, clientFinalizer)
-	if err := r.Patch(ctx, oc, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("removing finalizer: %w", err)
+	if err := removeFinalizer(ctx, r.Client, oc, clientFinalizer); err != nil {
+		return err
 	}
 	if r.fresh != nil {
 		r.fresh.forget(oc, client.ObjectKeyFromObject(oc)) // gone now; keep the map to live objects
@@ -395,7 +353,7 @@ func (r *OAuthClientReconciler) releaseSecret(ctx context.Context, oc *oauthv1.O
 		return nil
 	}
 	sec := &corev1.Secret{}
-	err := r.read(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: name}, sec)
+	err := r.readSecret(ctx, oc, name, sec)
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
@@ -420,25 +378,7 @@ func (r *OAuthClientReconciler) releaseSecret(ctx context.Context, oc *oauthv1.O
 		if err := r.Patch(ctx, sec, mergeFrom(before)); err != nil {
 			return fmt.Errorf("releasing Secret %s: %w", name, err)
 		}
-		r.wrote(sec)
+		r.wrote(sec, false)
 	}
 	return nil
-}
-
-// requeueAt turns the earliest of times into a RequeueAfter.
-func requeueAt(now time.Time, times ...time.Time) ctrl.Result {
-	var earliest time.Time
-	for _, t := range times {
-		if !t.IsZero() && (earliest.IsZero() || t.Before(earliest)) {
-			earliest = t
-		}
-	}
-	if earliest.IsZero() {
-		return ctrl.Result{}
-	}
-	d := earliest.Sub(now)
-	if d <= 0 {
-		d = time.Second
-	}
-	return ctrl.Result{RequeueAfter: d}
 }

@@ -34,9 +34,6 @@ const (
 	// restart does not rotate again.
 	annotationRotateSecretHandled = "oauth.gatehouse.dev/rotate-secret-handled"
 
-	// defaultGracePeriod applies when spec.secretRotation is unset.
-	defaultGracePeriod = 24 * time.Hour
-
 	// maxSecretHashes is status.secretHashes' MaxItems.
 	maxSecretHashes = 16
 )
@@ -52,7 +49,12 @@ const (
 
 // metadataKeys are the Secret keys the operator writes besides
 // client_secret; on an adopted Secret they are all it writes.
-var metadataKeys = []string{
+var metadataKeys = append(slices.Clone(legacyMetadataKeys), oauthv1.SecretKeyOIDCDiscoveryURL)
+
+// legacyMetadataKeys are the keys operators before the written-keys
+// annotation wrote into Secrets they did not own: on release only these
+// are taken out of such a Secret.
+var legacyMetadataKeys = []string{
 	oauthv1.SecretKeyClientID,
 	oauthv1.SecretKeyIssuer,
 	oauthv1.SecretKeyAuthorizationEndpoint,
@@ -66,13 +68,6 @@ func SecretName(oc *oauthv1.OAuthClient) string {
 		return oc.Spec.SecretName
 	}
 	return oc.Name + "-oauth-client"
-}
-
-func gracePeriod(oc *oauthv1.OAuthClient) time.Duration {
-	if r := oc.Spec.SecretRotation; r != nil && r.GracePeriod != nil {
-		return r.GracePeriod.Duration
-	}
-	return defaultGracePeriod
 }
 
 func currentHash(hashes []oauthv1.SecretHash) string {
@@ -128,33 +123,54 @@ func pruneHashes(oc *oauthv1.OAuthClient, now time.Time) {
 // reconcileSecret keeps the app's Secret and status.secretHashes
 // consistent, by the rules in the OAuthClient type's documentation. It
 // reads the Secret, decides what the operator may do with it
-// (classifySecret), and only then writes:
+// (classifySecret) and what the secret is (decideSecret), and only then
+// writes: the Secret first, and the status only once that write is done,
+// so that no hash is ever published for a secret that is nowhere.
 //
-//   - no Secret: generate one (if a hash was published before, the Secret
-//     was deleted: every earlier hash is dropped at once);
-//   - a Secret without client_secret that the operator created, or that
-//     its owner handed over with the adopt-by annotation: generate into
-//     it, likewise; any other Secret without one is left untouched;
-//   - a client_secret whose hash is not the current one: someone else put
-//     it there (adoption, an edit, an external rotation). A strong one is
-//     adopted and the previous secret keeps working for the grace period;
-//     a weak one is refused with WeakSecret and nothing changes;
-//   - a secret the operator generated rotates on the interval or when the
-//     rotate-secret annotation changes; an adopted one is rotated at its
-//     source, never overwritten.
+// A client that has no Secret yet does not read one through the API
+// server: the Secret is created at once, and only when one already exists
+// (someone else's, to adopt; the cache holds only the operator's) is it
+// read and the decision made again. A new client costs two writes, the
+// Secret and the status, besides its finalizer.
 func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) (ctrlresult.Result, error) {
-	now := r.Clock.Now()
 	name := SecretName(oc)
-	rotateWanted := oc.Annotations[oauthv1.AnnotationRotateSecret]
-
-	var existing *corev1.Secret
 	sec := &corev1.Secret{}
-	switch err := r.read(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: name}, sec); {
+	var existing *corev1.Secret
+	switch err := r.readSecret(ctx, oc, name, sec); {
 	case err == nil:
 		existing = sec
 	case !apierrors.IsNotFound(err):
 		return ctrlresult.Result{}, fmt.Errorf("getting Secret %s: %w", name, err)
 	}
+	res, err := r.applySecret(ctx, oc, srv, existing)
+	if existing != nil || !apierrors.IsAlreadyExists(err) {
+		return res, err
+	}
+	// Someone else's Secret, which the cache does not show: look at it.
+	if err := r.readUncached(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: name}, sec); err != nil {
+		return ctrlresult.Result{}, fmt.Errorf("getting Secret %s: %w", name, err)
+	}
+	return r.applySecret(ctx, oc, srv, sec)
+}
+
+// readSecret reads the client's Secret name from the cache, or through
+// the API server when the client already uses that Secret and the cache
+// does not hold it (someone else's Secret, which the operator does not
+// label for its cache). NotFound for a client that never had it may mean
+// "someone else's": reconcileSecret finds out by creating it.
+func (r *OAuthClientReconciler) readSecret(ctx context.Context, oc *oauthv1.OAuthClient, name string, sec *corev1.Secret) error {
+	key := types.NamespacedName{Namespace: oc.Namespace, Name: name}
+	err := r.read(ctx, key, sec)
+	if apierrors.IsNotFound(err) && r.fresh != nil && oc.Status.SecretName == name {
+		return r.readUncached(ctx, key, sec)
+	}
+	return err
+}
+
+// applySecret decides and writes the Secret (existing is nil when there is
+// none), then records the outcome in the client's status.
+func (r *OAuthClientReconciler) applySecret(ctx context.Context, oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer, existing *corev1.Secret) (ctrlresult.Result, error) {
+	name := SecretName(oc)
 	access, written, p := classifySecret(existing, oc)
 	if p == nil && (access == secretHosted || access == secretAdopted) {
 		p = foreignMetadata(existing, written, metadataFor(oc, srv))
@@ -164,44 +180,26 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 		notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, p.reason, p.message)
 		return secretRecheck(oc), nil
 	}
+	hashes := oc.Status.SecretHashes
 	if previous := oc.Status.SecretName; previous != "" && previous != name {
 		// spec.secretName changed: the old Secret goes like a deleted one,
 		// and so does its secret (the new Secret gets a new one, or adopts).
 		if err := r.releaseSecret(ctx, oc, previous); err != nil {
 			return ctrlresult.Result{}, err
 		}
-		oc.Status.SecretHashes = nil
+		oc.Status.SecretName, oc.Status.SecretHashes, hashes = name, nil, nil
 	}
-	oc.Status.SecretName = name
-	if existing == nil {
+	sec := existing
+	if sec == nil {
 		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: oc.Namespace, Name: name}}
 	}
-	before := sec.DeepCopy()
-	// generatedHere: the client_secret is the operator's to write and
-	// rotate (it created the Secret, or was handed it); otherwise it is
-	// adopted and only ever read.
-	generatedHere := access != secretAdopted
-	facts := secretFacts{
-		now:           now,
-		secretName:    name,
-		generatedHere: generatedHere,
-		value:         string(sec.Data[oauthv1.SecretKeyClientSecret]),
-		hashes:        oc.Status.SecretHashes,
-		lastRotation:  oc.Status.LastRotationTime,
-		grace:         gracePeriod(oc),
-		rotateWanted:  rotateWanted,
-	}
-	if r := oc.Spec.SecretRotation; r != nil && r.Interval != nil {
-		facts.interval = r.Interval.Duration
-	}
-	if handled, ok := sec.Annotations[annotationRotateSecretHandled]; ok {
-		facts.rotateHandled = &handled
-	}
-	plan, err := decideSecret(facts, clientsecret.Generate)
+	now := r.Clock.Now()
+	plan, err := decideSecret(secretFactsOf(oc, sec, access, hashes, now), clientsecret.Generate)
 	if err != nil {
 		return ctrlresult.Result{}, err
 	}
 	if plan.weak != nil {
+		oc.Status.SecretName = name
 		msg := fmt.Sprintf("Secret %s: %v", name, plan.weak)
 		if c := meta.FindStatusCondition(oc.Status.Conditions, oauthv1.ConditionReady); c == nil || c.Reason != ReasonWeakSecret {
 			r.event(ctx, oc, corev1.EventTypeWarning, EventWeakSecret, "%s", msg)
@@ -209,6 +207,90 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 		notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, ReasonWeakSecret, msg)
 		return secretRecheck(oc), nil
 	}
+	if err := r.writeSecret(ctx, oc, srv, sec, existing == nil, access, written, plan.plaintext); err != nil {
+		return ctrlresult.Result{}, err
+	}
+	return r.secretWritten(ctx, oc, plan, now), nil
+}
+
+// secretFactsOf gathers what decideSecret looks at.
+func secretFactsOf(oc *oauthv1.OAuthClient, sec *corev1.Secret, access secretAccess, hashes []oauthv1.SecretHash, now time.Time) secretFacts {
+	f := secretFacts{
+		now:        now,
+		secretName: sec.Name,
+		// the client_secret is the operator's to write and rotate (it
+		// created the Secret, or was handed it); otherwise it is adopted
+		// and only ever read.
+		generatedHere: access != secretAdopted,
+		value:         string(sec.Data[oauthv1.SecretKeyClientSecret]),
+		hashes:        hashes,
+		lastRotation:  oc.Status.LastRotationTime,
+		grace:         oc.SecretGracePeriod(),
+		interval:      oc.SecretRotationInterval(),
+		rotateWanted:  oc.Annotations[oauthv1.AnnotationRotateSecret],
+	}
+	if handled, ok := sec.Annotations[annotationRotateSecretHandled]; ok {
+		f.rotateHandled = &handled
+	}
+	return f
+}
+
+// writeSecret writes the Secret: every key on one the operator created;
+// on anyone else's only keys it added itself, recorded so that it can
+// take them out again. An unchanged Secret costs no request.
+func (r *OAuthClientReconciler) writeSecret(ctx context.Context, oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer,
+	sec *corev1.Secret, create bool, access secretAccess, written map[string]bool, plaintext string) error {
+	before := sec.DeepCopy()
+	setAnnotation(sec, annotationRotateSecretHandled, oc.Annotations[oauthv1.AnnotationRotateSecret])
+	want := metadataFor(oc, srv)
+	if access != secretAdopted {
+		want[oauthv1.SecretKeyClientSecret] = plaintext
+	}
+	data := maps.Clone(sec.Data)
+	if data == nil {
+		data = map[string][]byte{}
+	}
+	ours := access == secretCreate || access == secretOwned
+	for k, v := range want {
+		if _, present := before.Data[k]; present && !ours && !written[k] {
+			continue // the owner's own copy, equal to ours (foreignMetadata checked)
+		}
+		data[k] = []byte(v)
+		written[k] = true
+	}
+	sec.Data = data
+	if ours {
+		setLabel(sec, oauthv1.LabelManagedBy, oauthv1.LabelManagedByValue)
+	} else {
+		setAnnotation(sec, annotationWrittenKeys, strings.Join(slices.Sorted(maps.Keys(written)), ","))
+	}
+	setLabel(sec, oauthv1.LabelClient, oc.Name)
+	switch {
+	case create:
+		sec.Type = corev1.SecretTypeOpaque // immutable once created
+		if err := controllerutil.SetControllerReference(oc, sec, r.Scheme()); err != nil {
+			return err
+		}
+		if err := r.Create(ctx, sec); err != nil {
+			*sec = *before
+			return fmt.Errorf("creating Secret %s: %w", sec.Name, err)
+		}
+	case !equality.Semantic.DeepEqual(before, sec):
+		if err := r.Patch(ctx, sec, mergeFrom(before)); err != nil {
+			return fmt.Errorf("updating Secret %s: %w", sec.Name, err)
+		}
+	default:
+		return nil
+	}
+	r.wrote(sec, ours)
+	return nil
+}
+
+// secretWritten records a written secret in status, tells the user, and
+// schedules the next look: a grace period ending or a rotation due.
+func (r *OAuthClientReconciler) secretWritten(ctx context.Context, oc *oauthv1.OAuthClient, plan secretPlan, now time.Time) ctrlresult.Result {
+	name := SecretName(oc)
+	oc.Status.SecretName = name
 	oc.Status.SecretHashes = plan.hashes
 	oc.Status.LastRotationTime = plan.lastRotation
 	for _, e := range plan.events {
@@ -217,62 +299,16 @@ func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1
 			operatormetrics.ClientSecrets.WithLabelValues(e.counted).Inc()
 		}
 	}
-	plaintext := plan.plaintext
-	setAnnotation(sec, annotationRotateSecretHandled, rotateWanted)
-
-	// Write the Secret: every key on one the operator created; on anyone
-	// else's only keys it added itself, recorded so that it can take them
-	// out again.
-	want := metadataFor(oc, srv)
-	if generatedHere {
-		want[oauthv1.SecretKeyClientSecret] = plaintext
-	}
-	if sec.Data == nil {
-		sec.Data = map[string][]byte{}
-	}
-	ours := access == secretCreate || access == secretOwned
-	for k, v := range want {
-		if _, present := before.Data[k]; present && !ours && !written[k] {
-			continue // the owner's own copy, equal to ours (foreignMetadata checked)
-		}
-		sec.Data[k] = []byte(v)
-		written[k] = true
-	}
-	if ours {
-		setLabel(sec, oauthv1.LabelManagedBy, oauthv1.LabelManagedByValue)
-	} else {
-		setAnnotation(sec, annotationWrittenKeys, strings.Join(slices.Sorted(maps.Keys(written)), ","))
-	}
-	if access == secretCreate {
-		sec.Type = corev1.SecretTypeOpaque // immutable once created
-		if err := controllerutil.SetControllerReference(oc, sec, r.Scheme()); err != nil {
-			return ctrlresult.Result{}, err
-		}
-	}
-	setLabel(sec, oauthv1.LabelClient, oc.Name)
-	switch {
-	case existing == nil:
-		if err := r.Create(ctx, sec); err != nil {
-			return ctrlresult.Result{}, fmt.Errorf("creating Secret %s: %w", name, err)
-		}
-		r.wrote(sec)
-	case !equality.Semantic.DeepEqual(before, sec):
-		if err := r.Patch(ctx, sec, mergeFrom(before)); err != nil {
-			return ctrlresult.Result{}, fmt.Errorf("updating Secret %s: %w", name, err)
-		}
-		r.wrote(sec)
-	}
-
 	setCondition(&oc.Status.Conditions, oc.Generation, oauthv1.ConditionReady, true, ReasonReady,
 		fmt.Sprintf("client %s is registered with AuthorizationServer %s; its credentials are in Secret %s",
-			oc.Status.ClientID, serverKeyOf(oc), name))
+			oc.Status.ClientID, oc.ServerKey(), name))
 	var expiries []time.Time
 	for _, h := range oc.Status.SecretHashes {
 		if h.NotAfter != nil {
 			expiries = append(expiries, h.NotAfter.Time)
 		}
 	}
-	return requeueAt(now, append(expiries, plan.nextRotation)...), nil
+	return requeueAt(now, append(expiries, plan.nextRotation)...)
 }
 
 // secretFacts is everything the secret decision looks at, read before it.
@@ -430,24 +466,6 @@ func (r *OAuthClientReconciler) event(ctx context.Context, oc *oauthv1.OAuthClie
 	emit(ctx, r.Recorder, oc, typ, reason, note, args...)
 }
 
-func setAnnotation(o metav1.Object, k, v string) {
-	a := maps.Clone(o.GetAnnotations())
-	if a == nil {
-		a = map[string]string{}
-	}
-	a[k] = v
-	o.SetAnnotations(a)
-}
-
-func setLabel(o metav1.Object, k, v string) {
-	l := maps.Clone(o.GetLabels())
-	if l == nil {
-		l = map[string]string{}
-	}
-	l[k] = v
-	o.SetLabels(l)
-}
-
 // secretAccess is what the operator may do with a client's Secret. It is
 // decided from the Secret as found, before anything is written, so that
 // naming a Secret in spec.secretName never hands the operator a Secret
@@ -537,7 +555,7 @@ func writtenKeys(sec *corev1.Secret, oc *oauthv1.OAuthClient) map[string]bool {
 	}
 	list, ok := sec.Annotations[annotationWrittenKeys]
 	if !ok {
-		for _, k := range metadataKeys {
+		for _, k := range legacyMetadataKeys {
 			keys[k] = true
 		}
 		return keys
@@ -559,6 +577,7 @@ func metadataFor(oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) map[
 		oauthv1.SecretKeyAuthorizationEndpoint: ep.Authorization,
 		oauthv1.SecretKeyTokenEndpoint:         ep.Token,
 		oauthv1.SecretKeyJWKSURI:               ep.JWKS,
+		oauthv1.SecretKeyOIDCDiscoveryURL:      ep.OpenIDConfiguration,
 	}
 }
 

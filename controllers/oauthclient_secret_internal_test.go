@@ -114,7 +114,7 @@ func TestClassifySecret(t *testing.T) {
 			secretHosted, "", "client_id,client_secret"},
 		{"a client_secret to adopt", &corev1.Secret{Data: data("client_secret", "s")}, secretAdopted, "", ""},
 		{"adopted by an operator before written-keys", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: mine}, Data: data("client_secret", "s")},
-			secretAdopted, "", strings.Join(slices.Sorted(slices.Values(metadataKeys)), ",")},
+			secretAdopted, "", strings.Join(slices.Sorted(slices.Values(legacyMetadataKeys)), ",")},
 		{"External Secrets with a secret", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{OwnerReferences: owner("ExternalSecret", "es", "y")},
 			Data: data("client_secret", "s")}, secretAdopted, "", ""},
 		{"another controller, no secret", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{OwnerReferences: owner("ExternalSecret", "es", "y"),

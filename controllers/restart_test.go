@@ -133,7 +133,8 @@ func TestOperatorRestartRegeneratesNothing(t *testing.T) {
 
 	// A second operator, with time moved on a little (less than any interval).
 	clock.Add(time.Hour)
-	startOperator(t, clock, ns)
+	counter := &requestCounter{counts: map[string]int{}}
+	startOperatorWith(t, clock, counter.config(testenv.Get(t).Config), ns)
 	for _, oc := range clients {
 		poke(t, oc)
 	}
@@ -142,6 +143,17 @@ func TestOperatorRestartRegeneratesNothing(t *testing.T) {
 	create(t, marker)
 	waitCondition(t, marker, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
 	time.Sleep(2 * time.Second)
+
+	// The idle clients cost no write at all: only the new one is written
+	// (its finalizer and status, its Secret).
+	counts := counter.take()
+	t.Logf("requests of the restarted operator: %v", counts)
+	for req, want := range map[string]int{"PATCH oauthclients": 2, "POST secrets": 1, "PATCH secrets": 0,
+		"PUT oauthclients": 0, "PUT secrets": 0, "DELETE secrets": 0, "GET oauthclients": 0} {
+		if counts[req] > want {
+			t.Errorf("after the restart: %d %s requests, want at most %d (those of the new client)", counts[req], req, want)
+		}
+	}
 
 	after, keysAfter := take()
 	for name, b := range before {

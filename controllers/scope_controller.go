@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
@@ -49,25 +47,12 @@ func (r *ScopeReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Opt
 }
 
 func (r *ScopeReconciler) sameName(ctx context.Context, o client.Object) []reconcile.Request {
-	return r.scopesMatching(ctx, client.InNamespace(o.GetNamespace()),
+	return scopesMatching(ctx, r.Client, client.InNamespace(o.GetNamespace()),
 		client.MatchingFields{indexScopeName: scopeNameKey(o.(*oauthv1.Scope))})
 }
 
 func (r *ScopeReconciler) serverScopes(ctx context.Context, o client.Object) []reconcile.Request {
-	return r.scopesMatching(ctx, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexScopeServer: o.GetName()})
-}
-
-func (r *ScopeReconciler) scopesMatching(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
-	var list oauthv1.ScopeList
-	if err := r.List(ctx, &list, opts...); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing Scopes to requeue")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, s := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
-	}
-	return reqs
+	return scopesMatching(ctx, r.Client, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexScopeServer: o.GetName()})
 }
 
 // Reconcile sets the Scope's Ready condition.
@@ -80,12 +65,8 @@ func (r *ScopeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ct
 	orig := s.DeepCopy()
 	defer func() {
 		s.Status.ObservedGeneration = s.Generation
-		if equality.Semantic.DeepEqual(orig.Status, s.Status) {
-			return
-		}
-		if err := r.Status().Patch(ctx, s, mergeFrom(orig)); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
-		}
+		_, err := patchStatus(ctx, r.Client, s, orig, orig.Status, s.Status)
+		retErr = errors.Join(retErr, err)
 	}()
 	return ctrl.Result{}, r.reconcile(ctx, s)
 }
@@ -113,7 +94,7 @@ func (r *ScopeReconciler) reconcile(ctx context.Context, s *oauthv1.Scope) error
 	if err := r.List(ctx, &same, client.InNamespace(s.Namespace), client.MatchingFields{indexScopeName: scopeNameKey(s)}); err != nil {
 		return fmt.Errorf("listing Scopes: %w", err)
 	}
-	if owner := scopeOwner(same.Items); owner != nil && owner.Name != s.Name {
+	if owner := oauthv1.ScopeOwner(same.Items); owner != nil && owner.Name != s.Name {
 		msg := fmt.Sprintf("Scope %s already defines %q for AuthorizationServer %s; this Scope is ignored until that one is deleted or renamed",
 			owner.Name, s.Spec.Name, key.Name)
 		if !isConflict(s) {
@@ -125,26 +106,6 @@ func (r *ScopeReconciler) reconcile(ctx context.Context, s *oauthv1.Scope) error
 	setCondition(&s.Status.Conditions, s.Generation, oauthv1.ConditionReady, true, ReasonReady,
 		fmt.Sprintf("AuthorizationServer %s offers scope %q", key.Name, s.Spec.Name))
 	return nil
-}
-
-// scopeOwner picks, among Scopes claiming one name, the one that holds it:
-// the oldest, so that creating a duplicate never takes a name away from
-// the Scope that clients already use; ties go to the smaller name.
-func scopeOwner(scopes []oauthv1.Scope) *oauthv1.Scope {
-	scopes = slices.DeleteFunc(scopes, func(s oauthv1.Scope) bool { return !s.DeletionTimestamp.IsZero() })
-	if len(scopes) == 0 {
-		return nil
-	}
-	owner := slices.MinFunc(scopes, func(a, b oauthv1.Scope) int {
-		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
-			return c
-		}
-		if a.Name < b.Name {
-			return -1
-		}
-		return 1
-	})
-	return &owner
 }
 
 func isConflict(s *oauthv1.Scope) bool {

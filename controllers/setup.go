@@ -68,14 +68,10 @@ func (o *Options) defaults() {
 }
 
 func (o Options) controllerOptions() controller.Options {
-	// The classic rate-limited work queue, not controller-runtime's
-	// priority queue: with v0.24.1's priority queue, stopping the manager
-	// while hundreds of items were queued deadlocked now and then (the
-	// queue blocks handing an item to a worker that has already exited,
-	// while holding the lock that event handlers need), so shutdown hung
-	// until the 30s grace period ran out.
-	noPriorityQueue := false
-	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, UsePriorityQueue: &noPriorityQueue}
+	// controller-runtime's priority queue, so that new and edited objects
+	// go ahead of fan-outs and restarts (queue.go), behind a guard against
+	// its shutdown deadlock.
+	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, NewQueue: newQueue}
 	if o.SkipNameValidation {
 		skip := true
 		opts.SkipNameValidation = &skip

@@ -38,4 +38,7 @@ const (
 	SecretKeyAuthorizationEndpoint = "authorization_endpoint"
 	SecretKeyTokenEndpoint         = "token_endpoint"
 	SecretKeyJWKSURI               = "jwks_uri"
+	// SecretKeyOIDCDiscoveryURL is the issuer's OpenID Connect Discovery
+	// 1.0 §4 document, from which OIDC libraries configure themselves.
+	SecretKeyOIDCDiscoveryURL = "oidc_discovery_url"
 )

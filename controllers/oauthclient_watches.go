@@ -1,0 +1,164 @@
+package controllers
+
+import (
+	"context"
+	"maps"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+)
+
+// SetupWithManager watches OAuthClients and everything their readiness
+// depends on: their Secrets, their server, the Scopes they request (via a
+// field index) and their namespace's labels (for Selector policies).
+//
+// A change elsewhere re-queues only the clients whose outcome it can
+// change, behind the clients somebody just created or edited (see the
+// priorities in queue.go).
+func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("oauthclient").
+		WithOptions(opts).
+		Watches(&oauthv1.OAuthClient{}, clientEvents{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToClients)).
+		Watches(&oauthv1.AuthorizationServer{}, fanOut[client.Object]{mapFn: r.serverToClients, changed: r.serverChanged}).
+		Watches(&oauthv1.Scope{}, fanOut[client.Object]{mapFn: r.scopeToClients, changed: r.scopeChanged}).
+		Watches(&corev1.Namespace{}, fanOut[client.Object]{mapFn: r.namespaceToClients, changed: r.namespaceChanged}).
+		Complete(r)
+}
+
+// clientEvents queues an OAuthClient itself: at priorityUser when a person
+// made or changed it, at priorityFanOut for the initial list, resyncs and
+// the echoes of the operator's own status and finalizer writes.
+type clientEvents struct{}
+
+func (clientEvents) Create(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	p := priorityUser
+	if e.IsInInitialList {
+		p = priorityFanOut
+	}
+	add(q, p, requestOf(e.Object))
+}
+
+func (clientEvents) Update(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	p := priorityFanOut
+	o, n := e.ObjectOld, e.ObjectNew
+	if o.GetResourceVersion() != n.GetResourceVersion() && (o.GetGeneration() != n.GetGeneration() ||
+		!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) || !maps.Equal(o.GetAnnotations(), n.GetAnnotations())) {
+		p = priorityUser
+	}
+	add(q, p, requestOf(n))
+}
+
+func (clientEvents) Delete(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	add(q, priorityFanOut, requestOf(e.Object))
+}
+
+func (clientEvents) Generic(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	add(q, priorityFanOut, requestOf(e.Object))
+}
+
+func requestOf(o client.Object) reconcile.Request {
+	return reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)}
+}
+
+// secretToClients maps a Secret to the client it belongs to and to any
+// client that wants that Secret name (one waiting on a SecretConflict).
+func (r *OAuthClientReconciler) secretToClients(ctx context.Context, o client.Object) []reconcile.Request {
+	reqs := clientsMatching(ctx, r.Client, nil, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClientSecret: o.GetName()})
+	if name := o.GetLabels()[oauthv1.LabelClient]; name != "" {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}})
+	}
+	return reqs
+}
+
+func (r *OAuthClientReconciler) serverToClients(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.serverClients(ctx, o.(*oauthv1.AuthorizationServer), nil)
+}
+
+func (r *OAuthClientReconciler) serverClients(ctx context.Context, srv *oauthv1.AuthorizationServer, keep func(*oauthv1.OAuthClient) bool) []reconcile.Request {
+	return clientsMatching(ctx, r.Client, keep, client.MatchingFields{indexClientServer: srv.ServerKey()})
+}
+
+// serverChanged: of a server, clients depend on its issuer (the Secret's
+// metadata) and its allowedClients policy (Ready), nothing else; a policy
+// change concerns only the namespaces whose admission it changes.
+func (r *OAuthClientReconciler) serverChanged(ctx context.Context, o, n client.Object) []reconcile.Request {
+	old, srv := o.(*oauthv1.AuthorizationServer), n.(*oauthv1.AuthorizationServer)
+	switch {
+	case old.Spec.Issuer != srv.Spec.Issuer || !old.DeletionTimestamp.Equal(srv.DeletionTimestamp):
+		return r.serverClients(ctx, srv, nil)
+	case !equality.Semantic.DeepEqual(old.Spec.AllowedClients, srv.Spec.AllowedClients):
+		return r.serverClients(ctx, srv, r.admissionChanged(ctx, old.Spec.AllowedClients.Namespaces, srv.Spec.AllowedClients.Namespaces, srv.Namespace))
+	}
+	return nil
+}
+
+// scopeToClients maps a Scope to the clients that request its name or
+// name its audience.
+func (r *OAuthClientReconciler) scopeToClients(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.scopeClients(ctx, o.(*oauthv1.Scope), nil)
+}
+
+func (r *OAuthClientReconciler) scopeClients(ctx context.Context, s *oauthv1.Scope, keep func(*oauthv1.OAuthClient) bool) []reconcile.Request {
+	server := s.Namespace + "/" + s.Spec.ServerRef.Name
+	reqs := clientsMatching(ctx, r.Client, keep, client.MatchingFields{indexClientScope: server + "/" + string(s.Spec.Name)})
+	if s.Spec.Audience != "" {
+		reqs = append(reqs, clientsMatching(ctx, r.Client, keep, client.MatchingFields{indexClientAudience: server + "/" + string(s.Spec.Audience)})...)
+	}
+	return reqs
+}
+
+// scopeChanged: a client's outcome depends on a Scope's name, audience
+// and allowedClients policy, not on its description or consent setting
+// (the token server reads those itself). A policy change concerns only the
+// namespaces whose admission it changes.
+func (r *OAuthClientReconciler) scopeChanged(ctx context.Context, o, n client.Object) []reconcile.Request {
+	old, s := o.(*oauthv1.Scope), n.(*oauthv1.Scope)
+	switch {
+	case old.Spec.Name != s.Spec.Name || old.Spec.Audience != s.Spec.Audience || old.Spec.ServerRef != s.Spec.ServerRef ||
+		!old.DeletionTimestamp.Equal(s.DeletionTimestamp):
+		return append(r.scopeClients(ctx, old, nil), r.scopeClients(ctx, s, nil)...)
+	case !equality.Semantic.DeepEqual(old.Spec.AllowedClients, s.Spec.AllowedClients):
+		return r.scopeClients(ctx, s, r.admissionChanged(ctx, old.Spec.AllowedClients.Namespaces, s.Spec.AllowedClients.Namespaces, s.Namespace))
+	}
+	return nil
+}
+
+// admissionChanged keeps the clients whose namespace one of the two
+// policies admits and the other does not. Each namespace is decided once.
+func (r *OAuthClientReconciler) admissionChanged(ctx context.Context, old, new oauthv1.ClientNamespaces, home string) func(*oauthv1.OAuthClient) bool {
+	decided := map[string]bool{}
+	return func(oc *oauthv1.OAuthClient) bool {
+		changed, ok := decided[oc.Namespace]
+		if !ok {
+			before, errB := r.admitsNamespace(ctx, old, home, oc.Namespace)
+			after, errA := r.admitsNamespace(ctx, new, home, oc.Namespace)
+			changed = errB != nil || errA != nil || (before == "") != (after == "")
+			decided[oc.Namespace] = changed
+		}
+		return changed
+	}
+}
+
+// namespaceChanged: only labels matter, to Selector policies.
+func (r *OAuthClientReconciler) namespaceChanged(ctx context.Context, o, n client.Object) []reconcile.Request {
+	if maps.Equal(o.GetLabels(), n.GetLabels()) {
+		return nil
+	}
+	return r.namespaceToClients(ctx, n)
+}
+
+func (r *OAuthClientReconciler) namespaceToClients(ctx context.Context, o client.Object) []reconcile.Request {
+	return clientsMatching(ctx, r.Client, nil, client.InNamespace(o.GetName()))
+}

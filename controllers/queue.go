@@ -1,0 +1,138 @@
+package controllers
+
+import (
+	"context"
+	"sync"
+
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// Work-queue priorities. A new or edited object goes ahead of everything
+// the operator does on its own account, so that a team creating a client
+// during a fan-out of thousands (a Scope edit, a server change, a restart)
+// has its credentials within a second or two rather than after the whole
+// fan-out.
+const (
+	// priorityUser: an object was created, its spec or annotations changed,
+	// or it is being deleted: somebody is waiting for the result.
+	priorityUser = 10
+	// priorityEcho (controller-runtime's default, 0): the watch events of
+	// other objects the client depends on, e.g. its Secret.
+	// priorityFanOut (handler.LowPriority): re-checks of many objects after
+	// a change elsewhere, the initial list after a restart, resyncs, and
+	// the echoes of the operator's own status and finalizer writes.
+	priorityFanOut = handler.LowPriority
+)
+
+// newQueue is controller-runtime's priority queue behind a guard against
+// its shutdown deadlock in v0.24.1 (fixed upstream in v0.25): ShutDown can
+// leave the queue's dispatcher blocked handing an item to a worker that has
+// already left, holding the locks that Get and Done need, so that stopping
+// the manager with a busy queue hung until the grace period ran out. The
+// guard lets workers leave Get and Done once the queue is shut down.
+func newQueue(name string, rl workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+	inner := priorityqueue.New(name, func(o *priorityqueue.Opts[reconcile.Request]) { o.RateLimiter = rl })
+	return &guardedQueue{PriorityQueue: inner, done: make(chan struct{})}
+}
+
+type guardedQueue struct {
+	priorityqueue.PriorityQueue[reconcile.Request]
+	done chan struct{}
+	once sync.Once
+}
+
+type gotItem struct {
+	req      reconcile.Request
+	priority int
+	shutdown bool
+}
+
+// GetWithPriority returns the next item, or shutdown once the queue is
+// shut down, even if the inner queue is stuck.
+func (q *guardedQueue) GetWithPriority() (reconcile.Request, int, bool) {
+	select {
+	case <-q.done:
+		return reconcile.Request{}, 0, true
+	default:
+	}
+	got := make(chan gotItem, 1)
+	go func() {
+		r, p, s := q.PriorityQueue.GetWithPriority()
+		got <- gotItem{r, p, s}
+	}()
+	select {
+	case g := <-got:
+		return g.req, g.priority, g.shutdown
+	case <-q.done:
+		return reconcile.Request{}, 0, true
+	}
+}
+
+func (q *guardedQueue) Get() (reconcile.Request, bool) {
+	r, _, s := q.GetWithPriority()
+	return r, s
+}
+
+// Done releases an item; after shutdown it no longer waits for the inner
+// queue.
+func (q *guardedQueue) Done(item reconcile.Request) {
+	finished := make(chan struct{})
+	go func() {
+		q.PriorityQueue.Done(item)
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-q.done:
+	}
+}
+
+func (q *guardedQueue) ShutDown() {
+	q.once.Do(func() { close(q.done) })
+	q.PriorityQueue.ShutDown()
+}
+
+func (q *guardedQueue) ShutDownWithDrain() { q.ShutDown() }
+
+// add puts reqs into q at priority (a plain queue ignores it).
+func add(q workqueue.TypedRateLimitingInterface[reconcile.Request], priority int, reqs ...reconcile.Request) {
+	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+		pq.AddWithOpts(priorityqueue.AddOpts{Priority: &priority}, reqs...)
+		return
+	}
+	for _, r := range reqs {
+		q.Add(r)
+	}
+}
+
+// fanOut is an event handler that maps an object to the objects depending
+// on it and queues them at priorityFanOut. changed, for an update, returns
+// the requests the change concerns (nil: none; the handler does not map
+// the old and new objects itself, so that an edit that changes nothing for
+// dependents, such as a Scope's description, costs nothing).
+type fanOut[T any] struct {
+	mapFn   func(context.Context, T) []reconcile.Request
+	changed func(ctx context.Context, old, new T) []reconcile.Request
+}
+
+var _ handler.TypedEventHandler[any, reconcile.Request] = fanOut[any]{}
+
+func (f fanOut[T]) Create(ctx context.Context, e event.TypedCreateEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	add(q, priorityFanOut, f.mapFn(ctx, e.Object)...)
+}
+
+func (f fanOut[T]) Update(ctx context.Context, e event.TypedUpdateEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	add(q, priorityFanOut, f.changed(ctx, e.ObjectOld, e.ObjectNew)...)
+}
+
+func (f fanOut[T]) Delete(ctx context.Context, e event.TypedDeleteEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	add(q, priorityFanOut, f.mapFn(ctx, e.Object)...)
+}
+
+func (f fanOut[T]) Generic(ctx context.Context, e event.TypedGenericEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	add(q, priorityFanOut, f.mapFn(ctx, e.Object)...)
+}
