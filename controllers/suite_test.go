@@ -78,7 +78,16 @@ func startOperator(t *testing.T, clock *fakeClock, namespaces ...string) *operat
 // test's own (e.g. one that counts requests).
 func startOperatorWith(t *testing.T, clock *fakeClock, cfg *rest.Config, namespaces ...string) *operator {
 	t.Helper()
+	return startOperatorOpts(t, cfg, controllers.Options{Clock: clock}, namespaces...)
+}
+
+// startOperatorOpts is startOperatorWith with operator options of the
+// test's own (Clock is required).
+func startOperatorOpts(t testing.TB, cfg *rest.Config, opts controllers.Options, namespaces ...string) *operator {
+	t.Helper()
 	cp := testenv.Get(t)
+	clock := opts.Clock.(*fakeClock)
+	opts.ServerImage, opts.SkipNameValidation = "gatehouse:test", true
 	logs := &testenv.LogBuffer{}
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true))
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -91,7 +100,7 @@ func startOperatorWith(t *testing.T, clock *fakeClock, cfg *rest.Config, namespa
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{Clock: clock, ServerImage: "gatehouse:test", SkipNameValidation: true}); err != nil {
+	if err := controllers.Setup(mgr, opts); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

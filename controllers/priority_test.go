@@ -1,0 +1,84 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/controllers"
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+)
+
+// A client created while the operator works through a fan-out (here a
+// Scope edit that refuses hundreds of clients) goes ahead of it: with one
+// worker, it is Ready while most of the fan-out is still queued. In a
+// first-in-first-out queue it would wait for all of it.
+func TestNewClientGoesAheadOfFanOut(t *testing.T) {
+	const n = 200
+	home, apps := newNamespace(t, nil), newNamespace(t, nil)
+	clock := newFakeClock()
+	startOperatorOpts(t, testenv.Get(t).Config, controllers.Options{Clock: clock, MaxConcurrentReconciles: 1}, home, apps)
+	srv := server(home, "auth")
+	srv.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
+	sc := scope(home, "read", "auth", "orders:read")
+	sc.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
+	create(t, srv, sc)
+	for i := range n {
+		create(t, oauthClient(apps, fmt.Sprintf("app-%03d", i), home, "auth", "orders:read"))
+	}
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		if ready, _ := countReasons(t, apps); ready != n {
+			return fmt.Errorf("%d of %d clients Ready", ready, n)
+		}
+		return nil
+	})
+
+	// The edit: only the Scope's own namespace may request it now.
+	get(t, sc)
+	before := sc.DeepCopy()
+	sc.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromSame
+	if err := testenv.Get(t).Client.Patch(context.Background(), sc, client.MergeFrom(before)); err != nil {
+		t.Fatal(err)
+	}
+	fresh := oauthClient(home, "fresh", "", "auth", "orders:read")
+	create(t, fresh)
+	waitCondition(t, fresh, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+	_, refused := countReasons(t, apps)
+	t.Logf("the new client was Ready when %d of %d clients of the fan-out had been done", refused, n)
+	if refused > n/2 {
+		t.Errorf("the new client waited for %d of %d fan-out reconciles, want it ahead of most of them", refused, n)
+	}
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		if _, refused := countReasons(t, apps); refused != n {
+			return fmt.Errorf("%d of %d clients refused after the Scope edit", refused, n)
+		}
+		return nil
+	})
+}
+
+// countReasons counts the clients of ns that are Ready, and those refused
+// with ScopeNotAllowed.
+func countReasons(t *testing.T, ns string) (ready, refused int) {
+	t.Helper()
+	var list oauthv1.OAuthClientList
+	if err := testenv.Get(t).Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, oc := range list.Items {
+		c := meta.FindStatusCondition(oc.Status.Conditions, oauthv1.ConditionReady)
+		switch {
+		case c == nil:
+		case c.Status == metav1.ConditionTrue:
+			ready++
+		case c.Reason == "ScopeNotAllowed":
+			refused++
+		}
+	}
+	return ready, refused
+}
