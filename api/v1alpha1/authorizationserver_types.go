@@ -10,6 +10,7 @@ import (
 // log in, and which namespaces may register clients with it.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas <= 1 || (has(self.storage.type) && self.storage.type == 'Postgres')",message="Memory storage keeps codes and refresh tokens inside one process: use storage type Postgres to run more than one replica"
+// +kubebuilder:validation:XValidation:rule="!has(self.tls) || self.issuer.startsWith('https://')",message="spec.tls makes the server speak HTTPS: the issuer must be an https URL"
 type AuthorizationServerSpec struct {
 	// Issuer is the server's identifier and the base URL of its endpoints
 	// (RFC 8414 §2), e.g. https://auth.example.com. It is the `iss` claim of
@@ -93,6 +94,24 @@ type AuthorizationServerSpec struct {
 	//
 	// +optional
 	Network NetworkSpec `json:"network,omitempty"`
+
+	// TLS makes the token server serve HTTPS itself. Without it the server
+	// speaks plain http and TLS ends in front of it (an Ingress, a
+	// Gateway). Relying parties that reach the server directly need it,
+	// e.g. a kube-apiserver trusting Gatehouse ID tokens.
+	//
+	// +optional
+	TLS *TLSSpec `json:"tls,omitempty"`
+}
+
+// TLSSpec is the token server's serving certificate.
+type TLSSpec struct {
+	// SecretRef names a kubernetes.io/tls Secret (tls.crt, tls.key) in the
+	// server's namespace, e.g. one cert-manager keeps renewed. It is
+	// mounted into the token-server pods, which serve a renewed
+	// certificate without a restart. The certificate must name the
+	// issuer's host.
+	SecretRef LocalObjectReference `json:"secretRef"`
 }
 
 // NetworkSpec describes what stands between clients and the token server.
