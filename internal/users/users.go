@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 	"sigs.k8s.io/yaml"
@@ -88,6 +89,10 @@ type User struct {
 type Directory struct {
 	byName    map[string]User
 	bySubject map[string]User
+	// dummy is what an unknown username is checked against: a hash of the
+	// cost most users have, so that an unknown user costs as much time as
+	// a wrong password (see dummyHash).
+	dummy []byte
 }
 
 type file struct {
@@ -103,6 +108,7 @@ func Parse(data []byte) (*Directory, error) {
 	}
 	d := &Directory{byName: make(map[string]User, len(f.Users)), bySubject: make(map[string]User, len(f.Users))}
 	subjects := map[string]string{}
+	costs := map[int]int{}
 	for i, u := range f.Users {
 		where := fmt.Sprintf("%s: users[%d]", SecretDataKey, i)
 		if u.Username == "" || strings.TrimSpace(u.Username) != u.Username || len(u.Username) > 256 {
@@ -119,6 +125,7 @@ func Parse(data []byte) (*Directory, error) {
 		if cost < MinBcryptCost {
 			return nil, fmt.Errorf("%s: bcrypt cost %d is below the minimum %d", where, cost, MinBcryptCost)
 		}
+		costs[cost]++
 		if u.Subject == "" {
 			u.Subject = u.Username
 			if p, reserved := reservedSubject(u.Subject); reserved {
@@ -146,7 +153,19 @@ func Parse(data []byte) (*Directory, error) {
 		d.byName[u.Username] = u
 		d.bySubject[u.Subject] = u
 	}
+	d.dummy = dummyHash(commonCost(costs))
 	return d, nil
+}
+
+// commonCost is the bcrypt cost most users have (the higher on a tie).
+func commonCost(costs map[int]int) int {
+	best := MinBcryptCost
+	for c, n := range costs {
+		if n > costs[best] || (n == costs[best] && c > best) {
+			best = c
+		}
+	}
+	return best
 }
 
 // ErrInvalidCredentials is the one error Authenticate returns for a wrong
@@ -154,15 +173,27 @@ func Parse(data []byte) (*Directory, error) {
 // learn which usernames exist.
 var ErrInvalidCredentials = errors.New("invalid username or password")
 
-// dummyHash is compared against when the username is unknown, so that an
-// unknown user costs as much time as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("gatehouse-timing-equalizer"), MinBcryptCost)
+// dummyHashes are the hashes unknown usernames are checked against, one
+// per bcrypt cost, made once: Parse runs on every change of the Secret.
+var dummyHashes sync.Map // int → []byte
+
+// dummyHash is a hash of cost: an unknown user then costs as much time as
+// a wrong password of a real one, so timing does not tell whether a
+// username exists.
+func dummyHash(cost int) []byte {
+	if h, ok := dummyHashes.Load(cost); ok {
+		return h.([]byte)
+	}
+	h, _ := bcrypt.GenerateFromPassword([]byte("gatehouse-timing-equalizer"), cost)
+	dummyHashes.Store(cost, h)
+	return h
+}
 
 // Authenticate checks a password. It runs bcrypt: call it only from the
 // login page, never on the token path.
 func (d *Directory) Authenticate(username, password string) (User, error) {
 	u, ok := d.byName[username]
-	hash := dummyHash
+	hash := d.dummy
 	if ok {
 		hash = []byte(u.PasswordHash)
 	}

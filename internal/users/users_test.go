@@ -112,3 +112,26 @@ func TestParseRefusesClientSubjects(t *testing.T) {
 		}
 	}
 }
+
+// An unknown username is checked against a hash of the cost most users
+// have, so that it takes as long as a wrong password of a real user.
+func TestDummyHashHasTheUsersCost(t *testing.T) {
+	h10, h11 := hash(t, "pw", MinBcryptCost), hash(t, "pw", MinBcryptCost+1)
+	d, err := Parse([]byte("users:\n- {username: a, passwordHash: '" + h11 + "'}\n- {username: b, passwordHash: '" + h11 + "'}\n- {username: c, passwordHash: '" + h10 + "'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost, err := bcrypt.Cost(d.dummy); err != nil || cost != MinBcryptCost+1 {
+		t.Errorf("dummy hash cost %d (%v), want %d, the cost of most users", cost, err, MinBcryptCost+1)
+	}
+	if _, err := d.Authenticate("nobody", "pw"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Errorf("unknown user: %v", err)
+	}
+	empty, err := Parse([]byte("users: []"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost, _ := bcrypt.Cost(empty.dummy); cost != MinBcryptCost {
+		t.Errorf("dummy hash of an empty directory has cost %d, want %d", cost, MinBcryptCost)
+	}
+}
