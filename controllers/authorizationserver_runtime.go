@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -276,15 +277,23 @@ func proxyArgs(n oauthv1.NetworkSpec) []string {
 func ptrQuantity(q resource.Quantity) *resource.Quantity { return &q }
 
 // reconcileRBAC gives the token server read access to exactly what it
-// serves from: this server and its Scopes, its keys Secret and users Secret
-// (by name), and OAuthClients, which hold only secret hashes. It cannot
-// read any other Secret, in its namespace or in the apps'.
+// serves from: this server and its Scopes, its keys Secret, users Secret
+// and identity providers' Secrets (by name), and OAuthClients, which hold
+// only secret hashes. It cannot read any other Secret, in its namespace or
+// in the apps'.
 func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *oauthv1.AuthorizationServer) error {
 	name := ServerObjectName(srv)
 	read := []string{"get", "list", "watch"}
 	secrets := []string{keyset.SecretName(srv.Name)}
 	if srv.Spec.Users != nil {
 		secrets = append(secrets, srv.Spec.Users.SecretRef.Name)
+	}
+	for i := range srv.Spec.IdentityProviders {
+		for _, n := range srv.Spec.IdentityProviders[i].SecretNames() {
+			if !slices.Contains(secrets, n) {
+				secrets = append(secrets, n)
+			}
+		}
 	}
 	owned := func(o client.Object) error { return controllerutil.SetControllerReference(srv, o, r.Scheme()) }
 

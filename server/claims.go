@@ -4,7 +4,6 @@ import (
 	"slices"
 
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
-	"github.com/gatehouse-dev/gatehouse/internal/users"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
@@ -20,17 +19,14 @@ type userClaims struct {
 	Groups            []string `json:"groups,omitempty"`
 }
 
-// claimsFor reads the person behind sub from the users directory in
-// memory (never an API call: this runs on the token and userinfo paths)
-// and keeps what scopes release. A person the directory no longer lists
-// releases nothing beyond sub.
-func claimsFor(snap *config.Snapshot, sub string, scopes []string) userClaims {
-	var u users.User
-	if snap.Users != nil {
-		u, _ = snap.Users.BySubject(sub)
-	}
+// claimsFor reads the person behind sub (personFor: memory, or storage
+// for an upstream's people; never an API call or an upstream, as this runs
+// on the token and userinfo paths) and keeps what scopes release. A person
+// no source lists any more releases nothing beyond sub.
+func (s *Server) claimsFor(snap *config.Snapshot, sub string, scopes []string) userClaims {
 	var c userClaims
-	if u.Username == "" {
+	u, ok := s.personFor(snap, sub)
+	if !ok {
 		return c
 	}
 	if slices.Contains(scopes, oidc.ScopeProfile) {

@@ -44,7 +44,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 		s.pages.render(w, http.StatusOK, "consent", ar.RedirectURI, pageData{
 			Title: "Allow access", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.ConsentPath,
 			CSRF: csrfToken(w, r, snap), AuthRequest: ar.ID, ClientName: client.DisplayName,
-			Subject: ar.Subject, Username: usernameOf(snap, ar.Subject), Scopes: need,
+			Subject: ar.Subject, Username: s.usernameOf(snap, ar.Subject), Scopes: need,
 			OfferRemember: !client.Public,
 		})
 		return result{outcome: outcomeSuccess}
@@ -83,11 +83,9 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 
 // usernameOf names the logged-in person on the consent page: the username
 // they typed, rather than an opaque subject.
-func usernameOf(snap *config.Snapshot, subject string) string {
-	if snap.Users != nil {
-		if u, ok := snap.Users.BySubject(subject); ok {
-			return u.Username
-		}
+func (s *Server) usernameOf(snap *config.Snapshot, subject string) string {
+	if u, ok := s.personFor(snap, subject); ok {
+		return u.Username
 	}
 	return subject
 }

@@ -103,7 +103,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 	}
 	resp := newTokenResponse(at, rt, g.Scopes, req.Now)
 	if openID {
-		if resp.IDToken, e = signIDToken(req.Snap, idTokenGrant{tokenGrant: g, Nonce: ac.Nonce, SessionID: ac.SessionID}, at.JWT, req.Now); e != nil {
+		if resp.IDToken, e = s.signIDToken(req.Snap, idTokenGrant{tokenGrant: g, Nonce: ac.Nonce, SessionID: ac.SessionID}, at.JWT, req.Now); e != nil {
 			return nil, e
 		}
 	}

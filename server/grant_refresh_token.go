@@ -66,7 +66,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	// Core §12.2: a new ID token for the same person, client and login
 	// (auth_time and sid of the original authentication), without nonce.
 	if isOpenIDRequest(g.Scopes) {
-		if resp.IDToken, e = signIDToken(req.Snap, idTokenGrant{tokenGrant: g, SessionID: old.SessionID}, at.JWT, req.Now); e != nil {
+		if resp.IDToken, e = s.signIDToken(req.Snap, idTokenGrant{tokenGrant: g, SessionID: old.SessionID}, at.JWT, req.Now); e != nil {
 			return nil, e
 		}
 	}

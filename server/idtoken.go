@@ -55,7 +55,7 @@ func isOpenIDRequest(scopes []string) bool { return slices.Contains(scopes, oidc
 // added RS256 key is still prepublished, as discovery lists both. A client
 // that chose an algorithm gets that or nothing: its relying party accepts
 // no other.
-func signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken string, now time.Time) (string, *Error) {
+func (s *Server) signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken string, now time.Time) (string, *Error) {
 	var key *keyset.Key
 	var ok bool
 	if alg := g.Client.IDTokenAlg; alg != "" {
@@ -89,7 +89,7 @@ func signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken string, now 
 		AZP:        g.Client.ID,
 		SID:        g.SessionID,
 		AMR:        passwordAMR,
-		userClaims: claimsFor(snap, g.Subject, g.Scopes),
+		userClaims: s.claimsFor(snap, g.Subject, g.Scopes),
 	}
 	if !g.AuthTime.IsZero() {
 		claims.AuthTime = g.AuthTime.Unix()

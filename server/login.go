@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -10,11 +12,14 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/identity"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
 // handleLogin shows the login page (GET) and checks a password (POST)
-// against the users Secret. bcrypt runs here and nowhere else.
+// against the password sources: the users Secret and LDAP directories.
+// bcrypt and directory binds run here and nowhere else. Upstream OpenID
+// Providers get a button each (login_upstream.go).
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	now := s.now()
 	form, res, ok := s.readPageForm(w, r, snap, "login")
@@ -25,25 +30,38 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 	if !ok {
 		return result{outcome: ErrInvalidRequest}
 	}
+	set := snap.IdentitySet()
 	data := pageData{
 		Title: "Sign in", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.LoginPath,
 		CSRF: csrfToken(w, r, snap), AuthRequest: ar.ID, ClientName: client.DisplayName,
+		PasswordForm: set.HasPasswordForm(), Upstreams: upstreamButtons(snap, set, ar.ID),
 	}
 	if r.Method == http.MethodGet {
+		// One upstream and nothing to type: straight to the upstream.
+		if !data.PasswordForm && len(data.Upstreams) == 1 {
+			http.Redirect(w, r, data.Upstreams[0].URL, http.StatusFound)
+			return result{outcome: outcomeSuccess}
+		}
 		data.Username = ar.LoginHint // Core §3.1.2.1 login_hint
 		s.pages.render(w, http.StatusOK, "login", ar.RedirectURI, data)
 		return result{outcome: outcomeSuccess}
 	}
-
-	username, password := form.Get("username"), form.Get("password")
-	data.Username = username
-	info := infoFrom(r.Context())
-	addr := s.proxies.clientAddr(r)
-	if snap.Users == nil {
+	if !data.PasswordForm {
 		data.Error = "Sign-in is not available: this server has no users configured."
+		if len(data.Upstreams) > 0 {
+			data.Error = "Sign in with one of the buttons below."
+		}
 		s.pages.render(w, http.StatusServiceUnavailable, "login", ar.RedirectURI, data)
 		return result{outcome: ErrTemporarilyUnavailable}
 	}
+	return s.passwordLogin(w, r, snap, set, client, ar, form, data, now)
+}
+
+// passwordLogin checks the posted username and password, throttled.
+func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, set *identity.Set, client *config.Client, ar storage.AuthRequest, form url.Values, data pageData, now time.Time) result {
+	username, password := form.Get("username"), form.Get("password")
+	data.Username = username
+	addr := s.proxies.clientAddr(r)
 	// A browser that logged in to this account before is throttled on its
 	// own (device.go); any other by the account and the address.
 	devices := s.derive(snap).deviceKeys
@@ -57,17 +75,28 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 		// A username that is no account may be a password typed into the
 		// wrong field: only real accounts are named.
 		who := slog.Bool("username_known", false)
-		if u, known := snap.Users.Lookup(username); known {
-			who = slog.String("username", u.Username)
+		if snap.Users != nil {
+			if u, known := snap.Users.Lookup(username); known {
+				who = slog.String("username", u.Username)
+			}
 		}
-		info.securityEvent(r.Context(), EventLoginThrottled, slog.String("throttled_by", string(why)), who,
+		infoFrom(r.Context()).securityEvent(r.Context(), EventLoginThrottled, slog.String("throttled_by", string(why)), who,
 			slog.String("client_id", client.ID))
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		data.Error = "Too many failed attempts. Wait a minute and try again."
 		s.pages.render(w, http.StatusTooManyRequests, "login", ar.RedirectURI, data)
 		return result{outcome: "throttled"}
 	}
-	user, err := snap.Users.Authenticate(username, password)
+	person, err := set.Authenticate(r.Context(), username, password)
+	if errors.Is(err, identity.ErrUnavailable) {
+		// The directory is down or misconfigured: not the person's fault,
+		// and not counted against them. The error names no password.
+		s.log.Warn("identity provider unavailable", "error", err)
+		s.metrics.logins.WithLabelValues("unavailable").Inc()
+		data.Error = "Sign-in is temporarily unavailable: the directory could not be reached. Try again shortly."
+		s.pages.render(w, http.StatusServiceUnavailable, "login", ar.RedirectURI, data)
+		return result{outcome: ErrTemporarilyUnavailable}
+	}
 	if err != nil {
 		if knownDevice {
 			s.throttle.failedDevice(device, now)
@@ -79,13 +108,29 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 		s.pages.render(w, http.StatusUnauthorized, "login", ar.RedirectURI, data)
 		return result{outcome: "invalid_credentials"}
 	}
-	s.metrics.logins.WithLabelValues(outcomeSuccess).Inc()
+	if key, ok := snap.SigningKey(now); ok {
+		// A new cookie on each login: the device's bucket starts afresh.
+		if v := devices.issue(key.ID, username); v != "" {
+			setCookie(w, snap, deviceCookie, v, deviceCookieMaxAge)
+		}
+	}
+	return s.completeLogin(w, r, snap, client, ar, person, now)
+}
 
+// completeLogin starts the browser's session for person, whichever source
+// logged them in, and continues the flow.
+func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, person identity.Person, now time.Time) result {
+	s.metrics.logins.WithLabelValues(outcomeSuccess).Inc()
+	ctx := r.Context()
+	if err := s.saveIdentity(r, snap, person, now); err != nil {
+		s.log.Error("storing the upstream identity", "error", err)
+		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")
+		return result{outcome: ErrServerError}
+	}
 	// A fresh session value on every login: a value planted before login
 	// (session fixation) never becomes authenticated.
 	cookie := randomToken(32)
-	ctx := r.Context()
-	sess := storage.Session{Hash: storage.HashToken(cookie), Subject: user.Subject, AuthTime: now, ExpiresAt: now.Add(s.sessionTTL)}
+	sess := storage.Session{Hash: storage.HashToken(cookie), Subject: person.Subject, AuthTime: now, ExpiresAt: now.Add(s.sessionTTL)}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		s.log.Error("storing session", "error", err)
 		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")
@@ -95,19 +140,29 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 		_ = s.store.DeleteSession(ctx, storage.HashToken(old))
 	}
 	setCookie(w, snap, sessionCookie, cookie, int(s.sessionTTL/time.Second))
-	if key, ok := snap.SigningKey(now); ok {
-		// A new cookie on each login: the device's bucket starts afresh.
-		if v := devices.issue(key.ID, username); v != "" {
-			setCookie(w, snap, deviceCookie, v, deviceCookieMaxAge)
-		}
-	}
-	ar.Subject, ar.AuthTime, ar.SessionID = user.Subject, now, sessionID(sess)
+	ar.Subject, ar.AuthTime, ar.SessionID = person.Subject, now, sessionID(sess)
 	if err := s.store.UpdateAuthRequest(ctx, ar); err != nil {
 		s.log.Error("updating authorization request", "error", err)
 		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")
 		return result{outcome: ErrServerError}
 	}
 	return s.afterLogin(w, r, snap, client, ar, now)
+}
+
+// saveIdentity keeps what an upstream said of the person, for the claims
+// of the tokens and userinfo responses issued until their next login
+// (claims.go). It lasts as long as the longest grant a login can start.
+// The users Secret's people need nothing kept: the Secret is in memory.
+func (s *Server) saveIdentity(r *http.Request, snap *config.Snapshot, p identity.Person, now time.Time) error {
+	if _, upstream := identity.ProviderOf(p.Subject); !upstream {
+		return nil
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	ttl := max(snap.RefreshTokenTTL, s.sessionTTL)
+	return s.store.SaveIdentity(r.Context(), storage.Identity{Subject: p.Subject, Data: data, UpdatedAt: now, ExpiresAt: now.Add(ttl)})
 }
 
 // loadFlow finds the authorization request a page belongs to, and its
@@ -143,4 +198,40 @@ func trimIssuer(snap *config.Snapshot) string {
 		p = p[:len(p)-1]
 	}
 	return p
+}
+
+// personLookupTimeout bounds the storage read of an upstream's person on
+// the token and userinfo paths, whose callers carry no context.
+const personLookupTimeout = 2 * time.Second
+
+// personFor returns the person behind sub: from the users Secret in
+// memory, or for an upstream's people what their last login said
+// (storage; never the upstream). A person whose provider was removed, or
+// whose record expired, is no one.
+func (s *Server) personFor(snap *config.Snapshot, sub string) (identity.Person, bool) {
+	if _, upstream := identity.ProviderOf(sub); !upstream {
+		if snap.Users == nil {
+			return identity.Person{}, false
+		}
+		u, ok := snap.Users.BySubject(sub)
+		return identity.PersonFromUser(u), ok
+	}
+	if snap.Subject(sub) != config.SubjectActive {
+		return identity.Person{}, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), personLookupTimeout)
+	defer cancel()
+	rec, err := s.store.GetIdentity(ctx, sub, s.now())
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			s.log.Error("reading an upstream identity", "error", err)
+		}
+		return identity.Person{}, false
+	}
+	var p identity.Person
+	if err := json.Unmarshal(rec.Data, &p); err != nil || p.Subject != sub {
+		s.log.Error("reading an upstream identity", "error", "the stored record does not decode to this subject")
+		return identity.Person{}, false
+	}
+	return p, true
 }

@@ -86,7 +86,7 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *
 	if signedIn && !confirmed && (hint == nil || hint.Subject != sess.Subject) {
 		data := pageData{
 			Title: "Sign out", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.EndSessionPath,
-			CSRF: csrfToken(w, r, snap), Username: usernameOf(snap, sess.Subject),
+			CSRF: csrfToken(w, r, snap), Username: s.usernameOf(snap, sess.Subject),
 		}
 		if client != nil {
 			data.ClientName = client.DisplayName

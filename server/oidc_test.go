@@ -428,7 +428,7 @@ func TestIDTokenHint(t *testing.T) {
 	}
 
 	snap := ts.snap()
-	bob, e := signIDToken(snap, idTokenGrant{tokenGrant: tokenGrant{Client: snap.Clients[oidcClientID], Subject: "bob"}}, "at", ts.clock.Now())
+	bob, e := ts.srv.signIDToken(snap, idTokenGrant{tokenGrant: tokenGrant{Client: snap.Clients[oidcClientID], Subject: "bob"}}, "at", ts.clock.Now())
 	if e != nil {
 		t.Fatal(e)
 	}
@@ -442,7 +442,7 @@ func TestIDTokenHint(t *testing.T) {
 	// Signed by a key the server does not have.
 	foreign := &config.Snapshot{Issuer: snap.Issuer, AccessTokenTTL: time.Hour,
 		Keys: &keyset.Set{Keys: []keyset.Key{activeKey(t, keyset.RS256, ts.clock.Now().Add(-time.Hour))}}}
-	forged, e := signIDToken(foreign, idTokenGrant{tokenGrant: tokenGrant{Client: snap.Clients[oidcClientID], Subject: testSubject}}, "at", ts.clock.Now())
+	forged, e := ts.srv.signIDToken(foreign, idTokenGrant{tokenGrant: tokenGrant{Client: snap.Clients[oidcClientID], Subject: testSubject}}, "at", ts.clock.Now())
 	if e != nil {
 		t.Fatal(e)
 	}

@@ -56,6 +56,10 @@ type pageData struct {
 	OfferRemember bool
 	// Hidden are further hidden form fields (the logout page's request).
 	Hidden []hiddenField
+	// PasswordForm shows the login page's username and password form;
+	// Upstreams are its "Sign in with" buttons (login_upstream.go).
+	PasswordForm bool
+	Upstreams    []upstreamButton
 }
 
 type hiddenField struct{ Name, Value string }

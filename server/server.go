@@ -195,6 +195,10 @@ func (s *Server) route(d *derived, path string) (string, handlerFunc) {
 		return "authorize", s.handleAuthorize
 	case endpoints.LoginPath:
 		return "login", s.handleLogin
+	case UpstreamStartPath:
+		return "login_upstream", s.handleUpstreamStart
+	case UpstreamCallbackPath:
+		return "login_callback", s.handleUpstreamCallback
 	case endpoints.ConsentPath:
 		return "consent", s.handleConsent
 	case endpoints.RevokePath:

@@ -19,12 +19,10 @@ func (s *Server) session(ctx context.Context, r *http.Request, snap *config.Snap
 	if err != nil {
 		return storage.Session{}, false
 	}
-	// Without a users directory nobody is logged in, and a user removed
-	// from the users Secret is logged out at once.
-	if snap.Users == nil {
-		return storage.Session{}, false
-	}
-	if _, ok := snap.Users.BySubject(sess.Subject); !ok {
+	// A person removed from the users Secret, or whose identity provider
+	// was removed, is logged out at once; while the users Secret cannot
+	// be read, nobody from it is logged in.
+	if snap.Subject(sess.Subject) != config.SubjectActive {
 		return storage.Session{}, false
 	}
 	return sess, true

@@ -266,3 +266,22 @@ type LDAPGroupSearch struct {
 	// +optional
 	NameAttribute string `json:"nameAttribute,omitempty"`
 }
+
+// SecretNames are the Secrets (in the server's namespace) the provider
+// reads: the token server watches them, and its Role may read them.
+func (p *IdentityProvider) SecretNames() []string {
+	var refs []*SecretKeyReference
+	switch {
+	case p.OIDC != nil:
+		refs = []*SecretKeyReference{&p.OIDC.ClientSecretRef, p.OIDC.CASecretRef}
+	case p.LDAP != nil:
+		refs = []*SecretKeyReference{&p.LDAP.BindPasswordRef, p.LDAP.CASecretRef}
+	}
+	var names []string
+	for _, r := range refs {
+		if r != nil && r.Name != "" {
+			names = append(names, r.Name)
+		}
+	}
+	return names
+}

@@ -42,6 +42,7 @@ type Kube struct {
 
 	mu      sync.Mutex // guards users and builder
 	users   *secretWatch
+	idp     map[string]*secretWatch // identity providers' Secrets (identity.go)
 	builder Builder
 
 	notify  chan struct{}
@@ -188,6 +189,7 @@ func (k *Kube) rebuild(ctx context.Context) {
 			}
 			in.UsersSecret = k.users.get(k.namespace)
 		}
+		in.IdentitySecrets = k.identitySecrets(ctx, in.Server)
 	}
 	snap, err := k.builder.Build(in)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
+	"github.com/gatehouse-dev/gatehouse/server/identity"
 )
 
 // Defaults match the AuthorizationServer CRD's defaults, for objects created
@@ -61,6 +62,9 @@ type Snapshot struct {
 	// unusable right now. Users is nil, but the people in it have not been
 	// removed, so their grants are not ended (see Subject).
 	UsersUnavailable bool
+	// Identity is where people log in from: the users Secret and the
+	// upstream identity providers (identity.go).
+	Identity *identity.Set
 
 	// Problems are configuration errors found while building, for logs and
 	// readiness; the snapshot is still usable for what is not affected.
@@ -170,6 +174,8 @@ type Inputs struct {
 	Clients     []gatehousev1alpha1.OAuthClient
 	KeysSecret  *corev1.Secret
 	UsersSecret *corev1.Secret
+	// IdentitySecrets are the identity providers' Secrets, by name.
+	IdentitySecrets map[string]*corev1.Secret
 }
 
 // Builder builds Snapshots, re-parsing a Secret only when its
@@ -183,6 +189,7 @@ type Builder struct {
 	usersVersion string
 	users        *users.Directory
 	usersErr     error
+	identity     identityCache
 }
 
 // Build makes a Snapshot. It fails only without an AuthorizationServer;
@@ -243,6 +250,7 @@ func (b *Builder) Build(in Inputs) (*Snapshot, error) {
 			}
 		}
 	}
+	b.buildIdentity(s, as, in.IdentitySecrets)
 	return s, nil
 }
 
@@ -400,6 +408,9 @@ const (
 // as the design forbids calling an upstream outside login). It reads
 // memory only: it runs on the token path.
 func (s *Snapshot) Subject(sub string) SubjectStatus {
+	if provider, ok := identity.ProviderOf(sub); ok {
+		return s.upstreamSubject(provider)
+	}
 	switch {
 	case s.Users != nil:
 		if _, ok := s.Users.BySubject(sub); ok {

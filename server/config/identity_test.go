@@ -1,0 +1,89 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/server/identity"
+)
+
+func identityServer() *gatehousev1alpha1.AuthorizationServer {
+	return &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test", IdentityProviders: []gatehousev1alpha1.IdentityProvider{
+			{Name: "corp", DisplayName: "Corp SSO", OIDC: &gatehousev1alpha1.OIDCIdentityProvider{
+				Issuer: "https://login.example.test", ClientID: "gatehouse",
+				ClientSecretRef: gatehousev1alpha1.SecretKeyReference{Name: "corp-oidc", Key: "client-secret"}}},
+			{Name: "ad", LDAP: &gatehousev1alpha1.LDAPIdentityProvider{
+				Host: "ldap.example.test:636", BindDN: "cn=svc", BindPasswordRef: gatehousev1alpha1.SecretKeyReference{Name: "ad-bind", Key: "password"},
+				CASecretRef: &gatehousev1alpha1.SecretKeyReference{Name: "ad-bind", Key: "ca.crt"},
+				UserSearch:  gatehousev1alpha1.LDAPUserSearch{BaseDN: "ou=people"}}},
+		}}}
+}
+
+func secret(name, version string, data map[string]string) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: name, ResourceVersion: version}, Data: map[string][]byte{}}
+	for k, v := range data {
+		s.Data[k] = []byte(v)
+	}
+	return s
+}
+
+// Providers whose Secrets are missing or wrong are listed (their people's
+// grants go on) but cannot log anyone in, and the problem names the Secret
+// and key, never a value. Removing a provider removes its people.
+func TestBuildIdentityProviders(t *testing.T) {
+	as := identityServer()
+	if got := strings.Join(IdentitySecretNames(as), ","); got != "corp-oidc,ad-bind,ad-bind" {
+		t.Fatalf("IdentitySecretNames = %s", got)
+	}
+	var b Builder
+	snap, err := b.Build(Inputs{Server: as, IdentitySecrets: map[string]*corev1.Secret{
+		"ad-bind": secret("ad-bind", "1", map[string]string{"password": "bind-pw-value", "ca.crt": "not a certificate"}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems := strings.Join(snap.Problems, "\n")
+	for _, want := range []string{"identity provider corp: Secret corp-oidc does not exist", "identity provider ad: CA: Secret ad-bind key ca.crt holds no PEM certificate"} {
+		if !strings.Contains(problems, want) {
+			t.Errorf("problems %q lack %q", problems, want)
+		}
+	}
+	if strings.Contains(problems, "bind-pw-value") {
+		t.Fatal("a problem carries a Secret's value")
+	}
+	set := snap.IdentitySet()
+	if len(set.Redirects()) != 1 || !set.HasPasswordForm() {
+		t.Fatalf("the login page would offer %d buttons, form %v", len(set.Redirects()), set.HasPasswordForm())
+	}
+	if _, err := set.Authenticate(t.Context(), "alice", "pw"); err == nil || !strings.Contains(err.Error(), "identity provider unavailable") {
+		t.Fatalf("login through a broken directory: %v", err)
+	}
+	sub := identity.UpstreamSubject("corp", "x")
+	if snap.Subject(sub) != SubjectActive || snap.Subject(identity.UpstreamSubject("gone", "x")) != SubjectRemoved {
+		t.Fatal("a configured provider's people must stay, an unknown provider's go")
+	}
+
+	// Fixed Secrets: the working source replaces the broken one; an
+	// unchanged provider keeps its Source (and its discovery cache).
+	secrets := map[string]*corev1.Secret{"corp-oidc": secret("corp-oidc", "2", map[string]string{"client-secret": "s"})}
+	snap, _ = b.Build(Inputs{Server: as, IdentitySecrets: secrets})
+	first, _ := snap.IdentitySet().Redirect("corp")
+	if _, ok := first.(*identity.OIDCSource); !ok {
+		t.Fatalf("corp is %T after its Secret appeared", first)
+	}
+	snap, _ = b.Build(Inputs{Server: as, IdentitySecrets: secrets})
+	if again, _ := snap.IdentitySet().Redirect("corp"); again != first {
+		t.Fatal("an unchanged provider got a new Source")
+	}
+
+	as.Spec.IdentityProviders = as.Spec.IdentityProviders[1:]
+	snap, _ = b.Build(Inputs{Server: as, IdentitySecrets: secrets})
+	if snap.Subject(sub) != SubjectRemoved {
+		t.Fatal("the people of a removed provider must be removed")
+	}
+}
