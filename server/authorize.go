@@ -40,8 +40,8 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 	if len(q["client_id"]) > 1 || len(q["redirect_uri"]) > 1 {
 		return badPage("Invalid request", "The request names more than one application or return address.")
 	}
-	client, ok := snap.Clients[q.Get("client_id")]
-	if !ok {
+	client := snap.Clients.Get(q.Get("client_id"))
+	if client == nil {
 		return badPage("Unknown application", "The application that sent you here is not registered with this server (unknown client_id).")
 	}
 	redirectURI := q.Get("redirect_uri")

@@ -18,12 +18,11 @@ const nativeClientID = "apps.native"
 // redirect URIs registered without a port.
 func (ts *testServer) addNativeClient(redirectURIs ...string) {
 	ts.update(func(s *config.Snapshot) {
-		s.Clients = cloneClients(s.Clients)
-		s.Clients[nativeClientID] = &config.Client{
+		s.Clients = s.Clients.With(&config.Client{
 			ID: nativeClientID, DisplayName: "Orders CLI", Public: true, AuthMethod: gatehousev1alpha1.AuthNone,
 			GrantTypes:   map[gatehousev1alpha1.GrantType]bool{gatehousev1alpha1.GrantAuthorizationCode: true, gatehousev1alpha1.GrantRefreshToken: true},
 			RedirectURIs: redirectURIs, AllowedScopes: []string{"orders:read"}, RequirePKCE: true,
-		}
+		})
 	})
 }
 

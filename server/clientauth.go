@@ -90,9 +90,9 @@ func decodeBasic(payload string) (id, secret string, err error) {
 func checkClient(snap *config.Snapshot, cred clientCredentials, now time.Time) (*config.Client, string, *Error) {
 	basic := cred.Method == gatehousev1alpha1.AuthClientSecretBasic
 	fail := invalidClient("client authentication failed", basic)
-	c, ok := snap.Clients[cred.ID]
+	c := snap.Clients.Get(cred.ID)
 	switch {
-	case !ok:
+	case c == nil:
 		return nil, "unknown_client", fail
 	case c.AuthMethod != cred.Method:
 		return nil, "wrong_method", fail

@@ -138,11 +138,10 @@ func TestPublicClientAlwaysAsksConsent(t *testing.T) {
 	// Nor does skipConsent, nor asking only for scopes that need no
 	// consent: the page is shown, and says what the app learns.
 	ts.update(func(s *config.Snapshot) {
-		s.Clients = cloneClients(s.Clients)
-		spa := *s.Clients[spaClientID]
+		spa := *s.Clients.Get(spaClientID)
 		spa.SkipConsent = true
 		spa.AllowedScopes = []string{"orders:read", "basic"}
-		s.Clients[spaClientID] = &spa
+		s.Clients = s.Clients.With(&spa)
 	})
 	for _, scopes := range [][]string{{"orders:read"}, {"basic"}} {
 		resp, _ = b.get(ts.spaConfig(scopes...).AuthCodeURL("c", oauth2.S256ChallengeOption(v)))

@@ -135,7 +135,7 @@ func testSnapshot(t testing.TB, issuer string, now time.Time) *config.Snapshot {
 		Issuer: issuer, Endpoints: endpoints.For(issuer),
 		AccessTokenTTL: config.DefaultAccessTokenTTL, RefreshTokenTTL: config.DefaultRefreshTokenTTL, CodeTTL: config.DefaultCodeTTL,
 		PrepublishPeriod: config.DefaultPrepublishPeriod,
-		Clients:          map[string]*config.Client{},
+		Clients:          config.NewClientMap(clients...),
 		Scopes: map[string]*config.Scope{
 			"orders:read":  {Name: "orders:read", Description: "Read your orders", Audience: "https://orders.example.test", RequiresConsent: true},
 			"orders:write": {Name: "orders:write", Description: "Change your orders", Audience: "https://orders.example.test", RequiresConsent: true},
@@ -144,9 +144,6 @@ func testSnapshot(t testing.TB, issuer string, now time.Time) *config.Snapshot {
 		ScopeNames: []string{"basic", "orders:read", "orders:write"},
 		Keys:       set,
 		Users:      dir,
-	}
-	for _, c := range clients {
-		snap.Clients[c.ID] = c
 	}
 	for _, sc := range config.BuiltinScopes() {
 		snap.Scopes[sc.Name] = sc

@@ -163,10 +163,9 @@ func TestInvariantRefreshByOtherClientChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts.update(func(s *config.Snapshot) {
-		cp := *s.Clients[noPKCEClientID]
+		cp := *s.Clients.Get(noPKCEClientID)
 		cp.GrantTypes = map[gatehousev1alpha1.GrantType]bool{"refresh_token": true}
-		s.Clients = cloneClients(s.Clients)
-		s.Clients[noPKCEClientID] = &cp
+		s.Clients = s.Clients.With(&cp)
 	})
 	f := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}
 	assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, f, noPKCEClientID, legacySecret), 400, ErrInvalidGrant)
@@ -340,10 +339,9 @@ func TestInvariantTokenErrorShapes(t *testing.T) {
 	assertOAuthError(t, resp, 405, ErrInvalidRequest)
 	// Expired secret hash: refused.
 	ts.update(func(s *config.Snapshot) {
-		s.Clients = cloneClients(s.Clients)
-		cp := *s.Clients[ccClientID]
+		cp := *s.Clients.Get(ccClientID)
 		cp.SecretHashes = append(secretHash(mustSecret()), config.SecretHash{Hash: cp.SecretHashes[0].Hash, NotAfter: ts.clock.Now().Add(-time.Second)})
-		s.Clients[ccClientID] = &cp
+		s.Clients = s.Clients.With(&cp)
 	})
 	assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, cc, ccClientID, ccSecret), 401, ErrInvalidClient)
 }
@@ -528,14 +526,6 @@ func TestInvariantKeyRotation(t *testing.T) {
 	if _, h := ts.parseAccessToken(t, tok.AccessToken); h["kid"] != next.ID {
 		t.Fatalf("signed with %v after activation, want %s", h["kid"], next.ID)
 	}
-}
-
-func cloneClients(m map[string]*config.Client) map[string]*config.Client {
-	out := make(map[string]*config.Client, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // The strict CSP allows the inline stylesheet only by its hash: the hash

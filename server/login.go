@@ -180,8 +180,8 @@ func (s *Server) loadFlow(w http.ResponseWriter, r *http.Request, snap *config.S
 		s.errorPage(w, snap, http.StatusBadRequest, "Sign-in expired", "This sign-in took too long or was already completed. Go back to the application and start again.")
 		return storage.AuthRequest{}, nil, false
 	}
-	client, ok := snap.Clients[ar.ClientID]
-	if !ok || !client.HasRedirectURI(ar.RedirectURI) {
+	client := snap.Clients.Get(ar.ClientID)
+	if client == nil || !client.HasRedirectURI(ar.RedirectURI) {
 		s.errorPage(w, snap, http.StatusBadRequest, "Unknown application", "The application is no longer registered with this server.")
 		return storage.AuthRequest{}, nil, false
 	}

@@ -43,17 +43,12 @@ func newFederation(t *testing.T) *federation {
 	withOIDC(t, f.a)
 	f.b.update(func(s *config.Snapshot) {
 		s.Issuer, s.Endpoints = bURL, endpoints.For(bURL)
-		clients := map[string]*config.Client{}
-		for id, c := range s.Clients {
-			clients[id] = c
-		}
-		clients[upstreamClientID] = &config.Client{
+		s.Clients = s.Clients.With(&config.Client{
 			ID: upstreamClientID, DisplayName: "Gatehouse A", AuthMethod: gatehousev1alpha1.AuthClientSecretBasic,
 			GrantTypes:   map[gatehousev1alpha1.GrantType]bool{gatehousev1alpha1.GrantAuthorizationCode: true},
 			RedirectURIs: []string{f.a.URL + UpstreamCallbackPath}, RequirePKCE: true, SecretHashes: secretHash(upstreamSecret),
 			AllowedScopes: []string{"openid", "profile", "email", "groups"},
-		}
-		s.Clients = clients
+		})
 	})
 	f.a.update(func(s *config.Snapshot) { s.Identity = identity.NewSet(f.upstream(bURL, upstreamSecret)) })
 	f.rp = newRelyingParty(t, f.a, "openid", "profile", "email", "groups", "offline_access")

@@ -72,8 +72,7 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *
 	}
 	var client *config.Client
 	if clientID != "" {
-		var ok bool
-		if client, ok = snap.Clients[clientID]; !ok {
+		if client = snap.Clients.Get(clientID); client == nil {
 			return bad("The application that sent you here is not registered with this server (unknown client_id).")
 		}
 	}

@@ -125,7 +125,7 @@ func TestEndSessionRefusesBadInput(t *testing.T) {
 	snap := ts.snap()
 	foreign := &config.Snapshot{Issuer: snap.Issuer, AccessTokenTTL: 10 * time.Minute,
 		Keys: &keyset.Set{Keys: []keyset.Key{activeKey(t, keyset.RS256, ts.clock.Now().Add(-time.Hour))}}}
-	forged, e := ts.srv.signIDToken(foreign, idTokenGrant{tokenGrant: tokenGrant{Client: snap.Clients[oidcClientID], Subject: testSubject}}, "at", ts.clock.Now())
+	forged, e := ts.srv.signIDToken(foreign, idTokenGrant{tokenGrant: tokenGrant{Client: snap.Clients.Get(oidcClientID), Subject: testSubject}}, "at", ts.clock.Now())
 	if e != nil {
 		t.Fatal(e)
 	}

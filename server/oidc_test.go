@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/base64"
 	"encoding/json"
-	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -43,18 +42,13 @@ func withOIDC(t testing.TB, ts *testServer) {
 			Keys:                 append(slices.Clone(s.Keys.Keys), activeKey(t, keyset.RS256, ts.clock.Now().Add(-time.Hour))),
 			AccessTokenAlgorithm: keyset.ES256,
 		}
-		clients := map[string]*config.Client{}
-		for id, c := range s.Clients {
-			clients[id] = c
-		}
-		clients[oidcClientID] = &config.Client{
+		s.Clients = s.Clients.With(&config.Client{
 			ID: oidcClientID, DisplayName: "Grafana", AuthMethod: gatehousev1alpha1.AuthClientSecretBasic,
 			GrantTypes:   map[gatehousev1alpha1.GrantType]bool{gatehousev1alpha1.GrantAuthorizationCode: true, gatehousev1alpha1.GrantRefreshToken: true},
 			RedirectURIs: []string{oidcRedirect}, RequirePKCE: true, SecretHashes: secretHash(oidcSecret),
 			PostLogoutRedirectURIs: []string{oidcLoggedOut},
 			AllowedScopes:          []string{"openid", "profile", "email", "groups", "offline_access", "orders:read"},
-		}
-		s.Clients = clients
+		})
 	})
 }
 
@@ -255,10 +249,9 @@ func TestIDTokenAlgorithmOfTheClient(t *testing.T) {
 	ts := newTestServer(t)
 	withOIDC(t, ts)
 	ts.update(func(s *config.Snapshot) {
-		c := *s.Clients[oidcClientID]
+		c := *s.Clients.Get(oidcClientID)
 		c.IDTokenAlg = keyset.ES256
-		s.Clients = maps.Clone(s.Clients)
-		s.Clients[oidcClientID] = &c
+		s.Clients = s.Clients.With(&c)
 	})
 	rp := newRelyingParty(t, ts, "openid")
 	rp.verifier = rp.provider.Verifier(&oidc.Config{ClientID: oidcClientID, Now: ts.clock.Now, SupportedSigningAlgs: []string{oidc.ES256}})
@@ -428,7 +421,7 @@ func TestIDTokenHint(t *testing.T) {
 	}
 
 	snap := ts.snap()
-	bob, e := ts.srv.signIDToken(snap, idTokenGrant{tokenGrant: tokenGrant{Client: snap.Clients[oidcClientID], Subject: "bob"}}, "at", ts.clock.Now())
+	bob, e := ts.srv.signIDToken(snap, idTokenGrant{tokenGrant: tokenGrant{Client: snap.Clients.Get(oidcClientID), Subject: "bob"}}, "at", ts.clock.Now())
 	if e != nil {
 		t.Fatal(e)
 	}
@@ -442,7 +435,7 @@ func TestIDTokenHint(t *testing.T) {
 	// Signed by a key the server does not have.
 	foreign := &config.Snapshot{Issuer: snap.Issuer, AccessTokenTTL: time.Hour,
 		Keys: &keyset.Set{Keys: []keyset.Key{activeKey(t, keyset.RS256, ts.clock.Now().Add(-time.Hour))}}}
-	forged, e := ts.srv.signIDToken(foreign, idTokenGrant{tokenGrant: tokenGrant{Client: snap.Clients[oidcClientID], Subject: testSubject}}, "at", ts.clock.Now())
+	forged, e := ts.srv.signIDToken(foreign, idTokenGrant{tokenGrant: tokenGrant{Client: snap.Clients.Get(oidcClientID), Subject: testSubject}}, "at", ts.clock.Now())
 	if e != nil {
 		t.Fatal(e)
 	}

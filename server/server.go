@@ -116,12 +116,13 @@ type derived struct {
 	openIDConfiguration []byte
 	jwks                []byte
 	jwksErr             error
-	corsOrigins         map[string]bool
 	deviceKeys          deviceKeys
 }
 
 func (s *Server) derive(snap *config.Snapshot) *derived {
-	if d := s.derived.Load(); d != nil && d.snap == snap {
+	// Client changes publish new snapshots with the same server-wide part:
+	// nothing here depends on clients.
+	if d := s.derived.Load(); d != nil && d.snap.SameServer(snap) {
 		return d
 	}
 	d := &derived{snap: snap}
@@ -134,7 +135,6 @@ func (s *Server) derive(snap *config.Snapshot) *derived {
 	d.metadata = buildMetadata(snap)
 	d.openIDConfiguration = buildOpenIDConfiguration(snap)
 	d.jwks, d.jwksErr = buildJWKS(snap)
-	d.corsOrigins = corsOrigins(snap)
 	d.deviceKeys = deriveDeviceKeys(snap.Keys)
 	s.derived.Store(d)
 	return d
@@ -170,7 +170,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if methods, ok := corsMethods[endpoint]; ok {
-		if cors(w, r, d.corsOrigins, methods) {
+		if cors(w, r, snap.Clients.AllowsOrigin, methods) {
 			s.metrics.observe(endpoint, result{outcome: "preflight"}, start)
 			return
 		}

@@ -28,9 +28,11 @@ import (
 // Kube is a Source fed by informers: the AuthorizationServer (by name), its
 // Scopes (its namespace), OAuthClients (all namespaces, filtered by
 // serverRef) and two Secrets, each watched by name with a field selector
-// because the server's RBAC grants Secrets by resourceNames only. Every
-// change rebuilds the snapshot within milliseconds; nothing on a request
-// path talks to the API server.
+// because the server's RBAC grants Secrets by resourceNames only. An
+// OAuthClient event updates that one client in the snapshot at once, at a
+// cost independent of the number of clients; any other change rebuilds the
+// server-wide part (and the clients a Scope change affects). Nothing on a
+// request path talks to the API server.
 type Kube struct {
 	namespace, name string
 	log             *slog.Logger
@@ -40,10 +42,13 @@ type Kube struct {
 
 	keys *secretWatch
 
-	mu      sync.Mutex // guards users and builder
+	mu      sync.Mutex // guards users, builder and started
 	users   *secretWatch
 	idp     map[string]*secretWatch // identity providers' Secrets (identity.go)
 	builder Builder
+	// started: the first snapshot is built; client events before it are
+	// in the cache that build lists.
+	started bool
 
 	notify  chan struct{}
 	current atomic.Pointer[Snapshot]
@@ -59,8 +64,10 @@ func NewKube(cfg *rest.Config, scheme *runtime.Scheme, namespace, name string, l
 		ByObject: map[client.Object]cache.ByObject{
 			&gatehousev1alpha1.AuthorizationServer{}: {Namespaces: map[string]cache.Config{namespace: {FieldSelector: server}}},
 			&gatehousev1alpha1.Scope{}:               {Namespaces: map[string]cache.Config{namespace: {}}},
-			&gatehousev1alpha1.OAuthClient{}:         {Namespaces: map[string]cache.Config{cache.AllNamespaces: {}}},
+			&gatehousev1alpha1.OAuthClient{}: {Namespaces: map[string]cache.Config{cache.AllNamespaces: {}},
+				Transform: leanClient},
 		},
+		DefaultTransform: cache.TransformStripManagedFields(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating cache: %w", err)
@@ -87,16 +94,24 @@ func (k *Kube) Ready() error {
 	return CheckServable(k.current.Load(), time.Now())
 }
 
-// Start runs the informers and rebuilds the snapshot on every change until
+// Start runs the informers and updates the snapshot on every change until
 // ctx ends.
 func (k *Kube) Start(ctx context.Context) error {
-	for _, obj := range []client.Object{&gatehousev1alpha1.AuthorizationServer{}, &gatehousev1alpha1.Scope{}, &gatehousev1alpha1.OAuthClient{}} {
-		inf, err := k.cache.GetInformer(ctx, obj)
+	handlers := []struct {
+		obj client.Object
+		h   toolscache.ResourceEventHandler
+	}{
+		{&gatehousev1alpha1.AuthorizationServer{}, k.handler()},
+		{&gatehousev1alpha1.Scope{}, k.handler()},
+		{&gatehousev1alpha1.OAuthClient{}, k.clientHandler()},
+	}
+	for _, h := range handlers {
+		inf, err := k.cache.GetInformer(ctx, h.obj)
 		if err != nil {
-			return fmt.Errorf("informer for %T: %w", obj, err)
+			return fmt.Errorf("informer for %T: %w", h.obj, err)
 		}
-		if _, err := inf.AddEventHandler(k.handler()); err != nil {
-			return fmt.Errorf("event handler for %T: %w", obj, err)
+		if _, err := inf.AddEventHandler(h.h); err != nil {
+			return fmt.Errorf("event handler for %T: %w", h.obj, err)
 		}
 	}
 	errc := make(chan error, 1)
@@ -135,7 +150,9 @@ func (k *Kube) Start(ctx context.Context) error {
 	if users != nil && !toolscache.WaitForCacheSync(ctx.Done(), users.informer.HasSynced) {
 		return ctx.Err()
 	}
-	k.rebuild(ctx)
+	if err := k.firstBuild(ctx); err != nil {
+		return err
+	}
 	k.synced.Store(true)
 
 	for {
@@ -161,7 +178,8 @@ func (k *Kube) handler() toolscache.ResourceEventHandler {
 	}
 }
 
-// trigger asks for a rebuild; bursts of events coalesce into one.
+// trigger asks for a rebuild of the server-wide part; bursts of events
+// coalesce into one.
 func (k *Kube) trigger() {
 	select {
 	case k.notify <- struct{}{}:
@@ -169,14 +187,68 @@ func (k *Kube) trigger() {
 	}
 }
 
+// clientHandler applies OAuthClient events one client at a time. Events
+// before the first build are skipped: that build lists the cache, which
+// already holds them. Later ones wait for it on k.mu.
+func (k *Kube) clientHandler() toolscache.ResourceEventHandler {
+	apply := func(obj any, deleted bool) {
+		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj, deleted = d.Obj, true
+		}
+		oc, ok := obj.(*gatehousev1alpha1.OAuthClient)
+		if !ok {
+			return
+		}
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if !k.started {
+			return
+		}
+		if deleted {
+			k.publish(k.builder.DeleteClient(oc.Namespace, oc.Name))
+		} else {
+			k.publish(k.builder.SetClient(oc))
+		}
+	}
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { apply(obj, false) },
+		UpdateFunc: func(_, obj any) { apply(obj, false) },
+		DeleteFunc: func(obj any) { apply(obj, true) },
+	}
+}
+
+// firstBuild builds the first snapshot from the server-wide inputs and
+// every OAuthClient in the cache.
+func (k *Kube) firstBuild(ctx context.Context) error {
+	var clients gatehousev1alpha1.OAuthClientList
+	// The cached objects themselves: the builder keeps them, unmodified,
+	// as the informer's event handlers pass them.
+	if err := k.cache.List(ctx, &clients, client.UnsafeDisableDeepCopy); err != nil {
+		return fmt.Errorf("listing OAuthClients from the cache: %w", err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.started = true
+	for i := range clients.Items {
+		k.builder.SetClient(&clients.Items[i])
+	}
+	k.rebuildLocked(ctx)
+	return nil
+}
+
 func (k *Kube) rebuild(ctx context.Context) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.rebuildLocked(ctx)
+}
+
+// rebuildLocked rebuilds the server-wide part. Callers hold k.mu.
+func (k *Kube) rebuildLocked(ctx context.Context) {
 	in, err := k.inputs(ctx)
 	if err != nil {
 		k.log.Error("reading configuration from cache", "error", err)
 		return
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	if in.Server != nil {
 		k.ensureUsersWatch(ctx, in.Server)
 		if k.users != nil {
@@ -191,19 +263,25 @@ func (k *Kube) rebuild(ctx context.Context) {
 		}
 		in.IdentitySecrets = k.identitySecrets(ctx, in.Server)
 	}
-	snap, err := k.builder.Build(in)
+	snap, err := k.builder.SetServer(in)
 	if err != nil {
 		k.log.Error("building configuration", "error", err)
 		k.current.Store(nil)
 		return
 	}
+	k.publish(snap)
+	k.log.Debug("configuration updated", "clients", snap.Clients.Len(), "scopes", len(snap.Scopes))
+}
+
+// publish makes snap current, logging its problems when they changed.
+// Callers hold k.mu.
+func (k *Kube) publish(snap *Snapshot) {
 	prev := k.current.Swap(snap)
-	if prev == nil || !slices.Equal(prev.Problems, snap.Problems) {
+	if snap != nil && (prev == nil || !slices.Equal(prev.Problems, snap.Problems)) {
 		for _, p := range snap.Problems {
 			k.log.Warn("configuration problem", "problem", p)
 		}
 	}
-	k.log.Debug("configuration updated", "clients", len(snap.Clients), "scopes", len(snap.Scopes))
 }
 
 func (k *Kube) inputs(ctx context.Context) (Inputs, error) {
@@ -221,11 +299,6 @@ func (k *Kube) inputs(ctx context.Context) (Inputs, error) {
 		return in, err
 	}
 	in.Scopes = scopes.Items
-	var clients gatehousev1alpha1.OAuthClientList
-	if err := k.cache.List(ctx, &clients); err != nil {
-		return in, err
-	}
-	in.Clients = clients.Items
 	in.KeysSecret = k.keys.get(k.namespace)
 	return in, nil
 }

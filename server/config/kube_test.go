@@ -124,7 +124,7 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 
 	waitFor(t, time.Now(), 30*time.Second, "initial sync", func() bool { return src.Ready() == nil })
 	snap := src.Current()
-	if snap.Issuer != "http://127.0.0.1:8080" || snap.Clients["team-a.first"] == nil || snap.Scopes["orders:read"] == nil {
+	if snap.Issuer != "http://127.0.0.1:8080" || snap.Clients.Get("team-a.first") == nil || snap.Scopes["orders:read"] == nil {
 		t.Fatalf("snapshot = %+v", snap)
 	}
 	if k, _ := snap.SigningKey(time.Now()); k.ID != firstKID {
@@ -134,7 +134,7 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 	// A new client, in another namespace, takes effect within about a second.
 	start := time.Now()
 	readyClient(ctx, t, cp, "team-a", "second", "auth-system")
-	if d := waitFor(t, start, 5*time.Second, "new client", func() bool { return src.Current().Clients["team-a.second"] != nil }); d > 1500*time.Millisecond {
+	if d := waitFor(t, start, 5*time.Second, "new client", func() bool { return src.Current().Clients.Get("team-a.second") != nil }); d > 1500*time.Millisecond {
 		t.Errorf("a new client took %v to take effect, want about a second", d)
 	}
 
@@ -164,8 +164,8 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 	}
 	readyClient(ctx, t, cp, "team-a", "elsewhere", "other-ns")
 	readyClient(ctx, t, cp, "team-a", "third", "auth-system")
-	waitFor(t, time.Now(), 5*time.Second, "third client", func() bool { return src.Current().Clients["team-a.third"] != nil })
-	if c := src.Current().Clients; c["team-a.pending"] != nil || c["team-a.elsewhere"] != nil {
+	waitFor(t, time.Now(), 5*time.Second, "third client", func() bool { return src.Current().Clients.Get("team-a.third") != nil })
+	if c := src.Current().Clients; c.Get("team-a.pending") != nil || c.Get("team-a.elsewhere") != nil {
 		t.Fatalf("served a client that is not Ready or not ours: %v", c)
 	}
 

@@ -39,19 +39,19 @@ func TestScopePolicyLimitsClientScopes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Clients["auth.app"].AllowedScopes; !slices.Equal(got, []string{"same", "all", "selector", "legacy"}) {
+	if got := s.Clients.Get("auth.app").AllowedScopes; !slices.Equal(got, []string{"same", "all", "selector", "legacy"}) {
 		t.Errorf("a client next to the Scopes may request %v, want all four", got)
 	}
 	// Selector needs namespace labels, which only the operator reads.
-	if got := s.Clients["team.app"].AllowedScopes; !slices.Equal(got, []string{"all", "selector"}) {
+	if got := s.Clients.Get("team.app").AllowedScopes; !slices.Equal(got, []string{"all", "selector"}) {
 		t.Errorf("a client in another namespace may request %v, want [all selector]", got)
 	}
 	// Audiences follow the same rule: only APIs whose Scope admits the
 	// client, and never one no Scope names.
-	if got := s.Clients["auth.app"].Audience; !slices.Equal(got, []string{"https://same", "https://all"}) {
+	if got := s.Clients.Get("auth.app").Audience; !slices.Equal(got, []string{"https://same", "https://all"}) {
 		t.Errorf("a client next to the Scopes gets audiences %v, want [https://same https://all]", got)
 	}
-	if got := s.Clients["team.app"].Audience; !slices.Equal(got, []string{"https://all"}) {
+	if got := s.Clients.Get("team.app").Audience; !slices.Equal(got, []string{"https://all"}) {
 		t.Errorf("a client in another namespace gets audiences %v, want [https://all]", got)
 	}
 }

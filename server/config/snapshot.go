@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
@@ -33,6 +34,9 @@ const (
 
 // Snapshot is everything a request needs to know about the server's
 // configuration at one moment. It is never modified after Build returns.
+// Snapshots that differ only in their clients share everything else (see
+// SameServer), so one OAuthClient change publishes a new Snapshot at a cost
+// that does not grow with the number of clients.
 type Snapshot struct {
 	Issuer    string
 	Endpoints endpoints.Endpoints
@@ -47,7 +51,7 @@ type Snapshot struct {
 	PrepublishPeriod time.Duration
 
 	// Clients by client_id.
-	Clients map[string]*Client
+	Clients ClientMap
 	// Scopes by scope string.
 	Scopes map[string]*Scope
 	// ScopeNames is the sorted list of Scopes' names (scopes_supported).
@@ -69,6 +73,17 @@ type Snapshot struct {
 	// Problems are configuration errors found while building, for logs and
 	// readiness; the snapshot is still usable for what is not affected.
 	Problems []string
+
+	// generation numbers the server-wide part a Builder built (everything
+	// but Clients and their problems); 0 in snapshots built by hand.
+	generation uint64
+}
+
+// SameServer reports whether o has the same server-wide part as s (issuer,
+// lifetimes, scopes, keys, users) and may differ only in its clients, so
+// that what is derived from that part (metadata, JWKS) can be kept.
+func (s *Snapshot) SameServer(o *Snapshot) bool {
+	return s == o || (s != nil && o != nil && s.generation != 0 && s.generation == o.generation)
 }
 
 // Client is an OAuthClient the server serves.
@@ -180,7 +195,10 @@ type Inputs struct {
 
 // Builder builds Snapshots, re-parsing a Secret only when its
 // resourceVersion (or, without one, its content) changes: parsing keys and
-// users is slow next to rebuilding the client and scope maps.
+// users is slow next to rebuilding the client and scope maps. Besides Build,
+// it updates a snapshot incrementally: SetServer for the server-wide
+// inputs, SetClient and DeleteClient for one OAuthClient (incremental.go).
+// A Builder is not safe for concurrent use; the Snapshots it returns are.
 type Builder struct {
 	keysVersion  string
 	keys         *keyset.Set
@@ -190,11 +208,31 @@ type Builder struct {
 	users        *users.Directory
 	usersErr     error
 	identity     identityCache
+
+	// server is the last server-wide part (Clients unset), nil without an
+	// AuthorizationServer; target is the server the clients are kept for.
+	server  *Snapshot
+	target  types.NamespacedName
+	clients clientState
 }
 
-// Build makes a Snapshot. It fails only without an AuthorizationServer;
-// other problems are recorded in Snapshot.Problems.
+// Build makes a Snapshot of in alone, forgetting the clients of earlier
+// calls. It fails only without an AuthorizationServer; other problems are
+// recorded in Snapshot.Problems.
 func (b *Builder) Build(in Inputs) (*Snapshot, error) {
+	b.clients, b.target = clientState{}, types.NamespacedName{}
+	if _, err := b.SetServer(in); err != nil {
+		return nil, err
+	}
+	for i := range in.Clients {
+		b.SetClient(&in.Clients[i])
+	}
+	return b.Snapshot(), nil
+}
+
+// buildServer builds the server-wide part of a Snapshot: everything but the
+// clients.
+func (b *Builder) buildServer(in Inputs) (*Snapshot, error) {
 	if in.Server == nil {
 		return nil, fmt.Errorf("the AuthorizationServer does not exist")
 	}
@@ -206,13 +244,11 @@ func (b *Builder) Build(in Inputs) (*Snapshot, error) {
 		RefreshTokenTTL:  as.RefreshTokenLifetime(),
 		CodeTTL:          as.AuthorizationCodeLifetime(),
 		PrepublishPeriod: as.PrepublishPeriod(),
-		Clients:          map[string]*Client{},
 		Scopes:           map[string]*Scope{},
 		StorageType:      cmp.Or(as.Spec.Storage.Type, gatehousev1alpha1.StorageMemory),
 	}
 
 	b.buildScopes(s, as, in.Scopes)
-	b.buildClients(s, as, in.Clients)
 
 	if in.KeysSecret == nil {
 		s.Problems = append(s.Problems, fmt.Sprintf("signing-key Secret %s does not exist yet", keyset.SecretName(as.Name)))
@@ -292,91 +328,6 @@ func (b *Builder) buildScopes(s *Snapshot, as *gatehousev1alpha1.AuthorizationSe
 		s.ScopeNames = append(s.ScopeNames, name)
 	}
 	slices.Sort(s.ScopeNames)
-}
-
-func (b *Builder) buildClients(s *Snapshot, as *gatehousev1alpha1.AuthorizationServer, clients []gatehousev1alpha1.OAuthClient) {
-	for i := range clients {
-		oc := &clients[i]
-		if !References(oc, as.Namespace, as.Name) || oc.DeletionTimestamp != nil || oc.Status.ClientID == "" {
-			continue
-		}
-		// The operator sets Ready only once the namespace is admitted,
-		// every scope exists and the credentials are in place.
-		if !meta.IsStatusConditionTrue(oc.Status.Conditions, gatehousev1alpha1.ConditionReady) {
-			continue
-		}
-		c := &Client{
-			ID:          oc.Status.ClientID,
-			DisplayName: cmp.Or(oc.Spec.DisplayName, oc.Name),
-			Public:      oc.Spec.ClientType == gatehousev1alpha1.ClientPublic,
-			AuthMethod:  oc.Spec.TokenEndpointAuthMethod,
-			GrantTypes:  map[gatehousev1alpha1.GrantType]bool{},
-			SkipConsent: oc.Spec.SkipConsent,
-			IDTokenAlg:  oc.Spec.IDTokenSignedResponseAlg,
-			RequirePKCE: oc.Spec.RequirePKCE == nil || *oc.Spec.RequirePKCE,
-		}
-		if c.AuthMethod == "" {
-			c.AuthMethod = gatehousev1alpha1.AuthClientSecretBasic
-			if c.Public {
-				c.AuthMethod = gatehousev1alpha1.AuthNone
-			}
-		}
-		if c.Public {
-			// RFC 9700 §2.1.1: PKCE is the only protection a public
-			// client's code has; CEL forbids the opt-out, this enforces it.
-			c.RequirePKCE = true
-		}
-		for _, u := range oc.Spec.RedirectURIs {
-			c.RedirectURIs = append(c.RedirectURIs, string(u))
-		}
-		for _, u := range oc.Spec.PostLogoutRedirectURIs {
-			c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, string(u))
-		}
-		grants := oc.Spec.GrantTypes
-		if len(grants) == 0 {
-			grants = []gatehousev1alpha1.GrantType{gatehousev1alpha1.GrantAuthorizationCode}
-		}
-		for _, g := range grants {
-			if g == gatehousev1alpha1.GrantClientCredentials && c.Public {
-				continue // a public client cannot authenticate itself
-			}
-			c.GrantTypes[g] = true
-		}
-		for _, sc := range oc.Spec.Scopes {
-			// The operator keeps such a client from being Ready; this holds
-			// in the moment between a Scope closing and that verdict.
-			if scope := s.Scopes[string(sc)]; scope != nil && !scope.admits(oc.Namespace) {
-				continue
-			}
-			c.AllowedScopes = append(c.AllowedScopes, string(sc))
-		}
-		for _, a := range oc.Spec.Audience {
-			// Like scopes: only an API whose Scope admits the client (the
-			// operator's AudienceNotAllowed, held here too).
-			if !s.audienceAdmits(string(a), oc.Namespace) {
-				continue
-			}
-			c.Audience = append(c.Audience, string(a))
-		}
-		for _, h := range oc.Status.SecretHashes {
-			sh := SecretHash{Hash: h.Hash}
-			if h.NotAfter != nil {
-				sh.NotAfter = h.NotAfter.Time
-			}
-			c.SecretHashes = append(c.SecretHashes, sh)
-		}
-		if _, dup := s.Clients[c.ID]; dup {
-			s.Problems = append(s.Problems, fmt.Sprintf("client_id %q is claimed by more than one OAuthClient; serving neither", c.ID))
-			s.Clients[c.ID] = nil
-			continue
-		}
-		s.Clients[c.ID] = c
-	}
-	for id, c := range s.Clients {
-		if c == nil {
-			delete(s.Clients, id)
-		}
-	}
 }
 
 // References reports whether an OAuthClient's serverRef points at the

@@ -80,14 +80,14 @@ func TestBuildFiltersAndDefaults(t *testing.T) {
 			t.Errorf("built-in scope %s = %+v", name, sc)
 		}
 	}
-	if len(s.Clients) != 2 || s.Clients["auth.same-ns"] == nil || s.Clients["team.explicit"] == nil {
+	if s.Clients.Len() != 2 || s.Clients.Get("auth.same-ns") == nil || s.Clients.Get("team.explicit") == nil {
 		t.Fatalf("clients = %v", s.Clients)
 	}
-	c := s.Clients["auth.same-ns"]
+	c := s.Clients.Get("auth.same-ns")
 	if c.AuthMethod != gatehousev1alpha1.AuthClientSecretBasic || !c.RequirePKCE || !c.GrantTypes[gatehousev1alpha1.GrantAuthorizationCode] || c.DisplayName != "same-ns" {
 		t.Errorf("confidential defaults: %+v", c)
 	}
-	p := s.Clients["team.explicit"]
+	p := s.Clients.Get("team.explicit")
 	if p.AuthMethod != gatehousev1alpha1.AuthNone || !p.RequirePKCE || p.GrantTypes[gatehousev1alpha1.GrantClientCredentials] || !p.SecretHashes[0].NotAfter.Equal(notAfter.Time) {
 		t.Errorf("public client: %+v", p)
 	}
@@ -191,7 +191,7 @@ func TestBuiltinScopesCannotBeRedefined(t *testing.T) {
 	if len(s.Problems) != 2 || !strings.Contains(strings.Join(s.Problems, "\n"), `Scope auth/sneaky: "email" is a built-in OpenID Connect scope`) {
 		t.Errorf("problems = %q", s.Problems)
 	}
-	if c := s.Clients["team.grafana"]; c == nil || !slices.Equal(c.AllowedScopes, []string{"openid", "email", "groups"}) ||
+	if c := s.Clients.Get("team.grafana"); c == nil || !slices.Equal(c.AllowedScopes, []string{"openid", "email", "groups"}) ||
 		!c.HasPostLogoutRedirectURI("https://grafana.example.test/logged-out") || c.HasPostLogoutRedirectURI("https://grafana.example.test/logged-out/x") {
 		t.Errorf("client = %+v", c)
 	}

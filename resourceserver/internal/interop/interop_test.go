@@ -68,12 +68,12 @@ func TestTokensFromTheGatehouseServer(t *testing.T) {
 		Issuer: issuer, Endpoints: endpoints.For(issuer),
 		AccessTokenTTL: config.DefaultAccessTokenTTL, RefreshTokenTTL: config.DefaultRefreshTokenTTL, CodeTTL: config.DefaultCodeTTL,
 		PrepublishPeriod: 2 * time.Minute,
-		Clients: map[string]*config.Client{"apps.worker": {
+		Clients: config.NewClientMap(&config.Client{
 			ID: "apps.worker", AuthMethod: gatehousev1alpha1.AuthClientSecretBasic,
 			GrantTypes:    map[gatehousev1alpha1.GrantType]bool{gatehousev1alpha1.GrantClientCredentials: true},
 			AllowedScopes: []string{"orders:read", "orders:write"}, RequirePKCE: true,
 			SecretHashes: []config.SecretHash{{Hash: clientsecret.Hash(secret)}},
-		}},
+		}),
 		Scopes: map[string]*config.Scope{
 			"orders:read":  {Name: "orders:read", Audience: ordersAudience},
 			"orders:write": {Name: "orders:write", Audience: ordersAudience},

@@ -1,0 +1,113 @@
+package config
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+)
+
+// compileClient turns an OAuthClient of the server into the Client the
+// request paths read, or nil when it is not to be served: being deleted,
+// without a client_id, or not Ready. The Scopes of server decide which of
+// its scopes and audiences are kept. grants interns the grant-type sets,
+// which few distinct values repeat across thousands of clients.
+func compileClient(oc *gatehousev1alpha1.OAuthClient, server *Snapshot, grants map[string]map[gatehousev1alpha1.GrantType]bool) *Client {
+	if oc.DeletionTimestamp != nil || oc.Status.ClientID == "" {
+		return nil
+	}
+	// The operator sets Ready only once the namespace is admitted,
+	// every scope exists and the credentials are in place.
+	if !meta.IsStatusConditionTrue(oc.Status.Conditions, gatehousev1alpha1.ConditionReady) {
+		return nil
+	}
+	c := &Client{
+		ID:          oc.Status.ClientID,
+		DisplayName: cmp.Or(oc.Spec.DisplayName, oc.Name),
+		Public:      oc.Spec.ClientType == gatehousev1alpha1.ClientPublic,
+		AuthMethod:  oc.Spec.TokenEndpointAuthMethod,
+		SkipConsent: oc.Spec.SkipConsent,
+		IDTokenAlg:  oc.Spec.IDTokenSignedResponseAlg,
+		RequirePKCE: oc.Spec.RequirePKCE == nil || *oc.Spec.RequirePKCE,
+	}
+	if c.AuthMethod == "" {
+		c.AuthMethod = gatehousev1alpha1.AuthClientSecretBasic
+		if c.Public {
+			c.AuthMethod = gatehousev1alpha1.AuthNone
+		}
+	}
+	if c.Public {
+		// RFC 9700 §2.1.1: PKCE is the only protection a public
+		// client's code has; CEL forbids the opt-out, this enforces it.
+		c.RequirePKCE = true
+	}
+	c.RedirectURIs = toStrings(oc.Spec.RedirectURIs)
+	c.PostLogoutRedirectURIs = toStrings(oc.Spec.PostLogoutRedirectURIs)
+	c.GrantTypes = grantSet(oc.Spec.GrantTypes, c.Public, grants)
+	for _, sc := range oc.Spec.Scopes {
+		// The operator keeps such a client from being Ready; this holds
+		// in the moment between a Scope closing and that verdict.
+		if scope := server.Scopes[string(sc)]; scope != nil && !scope.admits(oc.Namespace) {
+			continue
+		}
+		c.AllowedScopes = append(c.AllowedScopes, string(sc))
+	}
+	for _, a := range oc.Spec.Audience {
+		// Like scopes: only an API whose Scope admits the client (the
+		// operator's AudienceNotAllowed, held here too).
+		if !server.audienceAdmits(string(a), oc.Namespace) {
+			continue
+		}
+		c.Audience = append(c.Audience, string(a))
+	}
+	for _, h := range oc.Status.SecretHashes {
+		sh := SecretHash{Hash: h.Hash}
+		if h.NotAfter != nil {
+			sh.NotAfter = h.NotAfter.Time
+		}
+		c.SecretHashes = append(c.SecretHashes, sh)
+	}
+	return c
+}
+
+func toStrings[S ~string](in []S) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// grantSet is the client's grant types as a set, shared with every client
+// that has the same set (Clients are never modified).
+func grantSet(grants []gatehousev1alpha1.GrantType, public bool, interned map[string]map[gatehousev1alpha1.GrantType]bool) map[gatehousev1alpha1.GrantType]bool {
+	if len(grants) == 0 {
+		grants = []gatehousev1alpha1.GrantType{gatehousev1alpha1.GrantAuthorizationCode}
+	}
+	var keep []string
+	for _, g := range grants {
+		if g == gatehousev1alpha1.GrantClientCredentials && public {
+			continue // a public client cannot authenticate itself
+		}
+		keep = append(keep, string(g))
+	}
+	slices.Sort(keep)
+	key := strings.Join(slices.Compact(keep), " ")
+	if set, ok := interned[key]; ok {
+		return set
+	}
+	set := map[gatehousev1alpha1.GrantType]bool{}
+	for _, g := range keep {
+		set[gatehousev1alpha1.GrantType(g)] = true
+	}
+	if interned != nil {
+		interned[key] = set
+	}
+	return set
+}
