@@ -112,13 +112,14 @@ func (r *AuthorizationServerReconciler) reconcile(ctx context.Context, srv *oaut
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	recheck := r.reconcileIdentity(ctx, srv, now)
 	if r.ExternalServer != nil {
-		return requeueAt(now, next, now.Add(r.reconcileExternal(ctx, srv))), nil
+		return requeueAt(now, next, recheck, now.Add(r.reconcileExternal(ctx, srv))), nil
 	}
 	if err := r.reconcileRuntime(ctx, srv); err != nil {
 		return ctrl.Result{}, err
 	}
-	return requeueAt(now, next), nil
+	return requeueAt(now, next, recheck), nil
 }
 
 // issuerConflict refuses a server whose issuer an older server already

@@ -81,6 +81,10 @@ func summarizeServerReady(srv *oauthv1.AuthorizationServer) {
 		}
 		available = c
 	}
+	if name, c := brokenIdentityProvider(srv); c != nil {
+		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, false, c.Reason, "identity provider "+name+": "+c.Message)
+		return
+	}
 	setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, true, available.Reason, available.Message)
 }
 

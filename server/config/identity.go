@@ -59,7 +59,7 @@ func (b *Builder) buildIdentity(s *Snapshot, as *gatehousev1alpha1.Authorization
 			sources = append(sources, c.source)
 			continue
 		}
-		src, err := newSource(p, secrets)
+		src, err := NewIdentitySource(p, secrets)
 		if err != nil {
 			s.Problems = append(s.Problems, fmt.Sprintf("identity provider %s: %v", p.Name, err))
 		}
@@ -103,7 +103,9 @@ func fingerprint(p *gatehousev1alpha1.IdentityProvider, secrets map[string]*core
 	return fp
 }
 
-func newSource(p *gatehousev1alpha1.IdentityProvider, secrets map[string]*corev1.Secret) (identity.Source, error) {
+// NewIdentitySource makes the Source of one provider from its Secrets (by
+// name). On error it returns a Source that refuses every login with why.
+func NewIdentitySource(p *gatehousev1alpha1.IdentityProvider, secrets map[string]*corev1.Secret) (identity.Source, error) {
 	display := cmp.Or(p.DisplayName, p.Name)
 	broken := identity.Broken{ProviderName: p.Name, Display: display}
 	switch {

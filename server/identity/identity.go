@@ -39,6 +39,11 @@ var (
 	// ErrUnavailable: the upstream could not be reached or answered
 	// nonsense; the person should try again later.
 	ErrUnavailable = errors.New("identity provider unavailable")
+	// ErrCredentialsRejected: the upstream refused this server's own
+	// credentials (an OpenID Provider the client secret, a directory the
+	// bind password). Always together with ErrUnavailable at login: the
+	// person can do nothing about it.
+	ErrCredentialsRejected = errors.New("the identity provider refused this server's credentials")
 	// ErrRejected: the upstream's answer failed verification (state,
 	// nonce, signature, issuer, audience, expiry): a forged or replayed
 	// callback, or a login that went wrong upstream.

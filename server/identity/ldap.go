@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -132,7 +131,7 @@ func (s *LDAPSource) connect(ctx context.Context) (*ldap.Conn, error) {
 	fail := func(what string, err error) (*ldap.Conn, error) {
 		stop()
 		conn.Close()
-		return nil, fmt.Errorf("%w: ldap %s: %s: %v", ErrUnavailable, s.cfg.Name, what, err)
+		return nil, fmt.Errorf("%w: ldap %s: %s: %w", ErrUnavailable, s.cfg.Name, what, err)
 	}
 	if s.cfg.StartTLS {
 		if err := conn.StartTLS(s.cfg.TLS); err != nil {
@@ -141,7 +140,7 @@ func (s *LDAPSource) connect(ctx context.Context) (*ldap.Conn, error) {
 	}
 	if err := conn.Bind(s.cfg.BindDN, s.cfg.BindPassword); err != nil {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
-			return fail("binding as "+s.cfg.BindDN, errors.New("the directory refused the bind password"))
+			return fail("binding as "+s.cfg.BindDN, ErrCredentialsRejected)
 		}
 		return fail("binding as "+s.cfg.BindDN, err)
 	}

@@ -117,6 +117,9 @@ func TestLDAPUnavailable(t *testing.T) {
 			t.Errorf("%s: login: %v, want ErrUnavailable", name, err)
 		}
 		checkErr := src.Check(ctx)
+		if refused := errors.Is(checkErr, identity.ErrCredentialsRejected); refused != strings.Contains(name, "bind password") {
+			t.Errorf("%s: Check says credentials refused = %v: %v", name, refused, checkErr)
+		}
 		if checkErr == nil || strings.Contains(checkErr.Error(), testldap.ServicePassword) || strings.Contains(err.Error(), testldap.AlicePassword) {
 			t.Errorf("%s: Check: %v (must fail and name no password)", name, checkErr)
 		}

@@ -250,7 +250,7 @@ func (s *OIDCSource) Check(ctx context.Context) error {
 	case err == nil:
 		return fmt.Errorf("%w: the token endpoint accepted a made-up code", ErrRejected)
 	case errors.As(err, &re) && (re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client" || re.Response.StatusCode == http.StatusUnauthorized):
-		return fmt.Errorf("%w: the provider refused client %s's credentials (%s)", ErrRejected, s.cfg.ClientID, re.ErrorCode)
+		return fmt.Errorf("%w: client %s (%s)", ErrCredentialsRejected, s.cfg.ClientID, re.ErrorCode)
 	case errors.As(err, &re):
 		return nil // invalid_grant and the like: the client authenticated.
 	default:

@@ -227,7 +227,7 @@ func TestOIDCUnavailableAndCheck(t *testing.T) {
 	op := newFakeOP(t)
 	cfg := oidcConfig(op)
 	cfg.ClientSecret = "wrong"
-	if err := identity.NewOIDC(cfg).Check(context.Background()); !errors.Is(err, identity.ErrRejected) || strings.Contains(err.Error(), "wrong") {
+	if err := identity.NewOIDC(cfg).Check(context.Background()); !errors.Is(err, identity.ErrCredentialsRejected) || strings.Contains(err.Error(), "wrong") {
 		t.Fatalf("Check with a wrong secret: %v", err)
 	}
 	down := oidcConfig(op)

@@ -1,0 +1,195 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/identity"
+)
+
+// Each identity provider reports its health as a condition of its own,
+// IdentityProvider-<name>: its Secrets are there and usable, an OpenID
+// Provider's discovery answers and it accepts the client credentials, an
+// LDAP directory accepts the connection (TLS verified) and the bind. The
+// operator checks, not the token server: the server calls upstreams only
+// while someone logs in.
+const (
+	// ConditionIdentityProviderPrefix begins each provider's condition.
+	ConditionIdentityProviderPrefix = "IdentityProvider-"
+
+	ReasonIdentityProviderReady               = "IdentityProviderReady"
+	ReasonIdentityProviderSecretInvalid       = "IdentityProviderSecretInvalid"
+	ReasonIdentityProviderUnreachable         = "IdentityProviderUnreachable"
+	ReasonIdentityProviderCredentialsRejected = "IdentityProviderCredentialsRejected"
+)
+
+// identityRecheck is how often a provider is checked again while nothing
+// about it changes; identityCheckTimeout bounds one check.
+const (
+	identityRecheck      = 5 * time.Minute
+	identityCheckTimeout = 10 * time.Second
+)
+
+// checker is what a provider's Source offers for the status.
+type checker interface {
+	Check(ctx context.Context) error
+}
+
+// identityChecks remembers each provider's last check, so that a reconcile
+// for another reason does not call the upstream again.
+type identityChecks struct {
+	mu   sync.Mutex
+	last map[string]identityCheck // by namespace/server/provider
+}
+
+type identityCheck struct {
+	fingerprint string
+	at          time.Time
+	ok          bool
+	reason, msg string
+}
+
+var providerChecks = &identityChecks{last: map[string]identityCheck{}}
+
+// reconcileIdentity sets the providers' conditions, checking those that
+// changed or were last checked identityRecheck ago, and returns when to
+// check again (zero without providers).
+func (r *AuthorizationServerReconciler) reconcileIdentity(ctx context.Context, srv *oauthv1.AuthorizationServer, now time.Time) time.Time {
+	want := map[string]bool{}
+	for _, c := range srv.Status.Conditions {
+		if strings.HasPrefix(c.Type, ConditionIdentityProviderPrefix) {
+			want[c.Type] = false
+		}
+	}
+	results := make([]identityCheck, len(srv.Spec.IdentityProviders))
+	var wg sync.WaitGroup
+	for i := range srv.Spec.IdentityProviders {
+		p := &srv.Spec.IdentityProviders[i]
+		want[ConditionIdentityProviderPrefix+p.Name] = true
+		wg.Go(func() { results[i] = r.checkProvider(ctx, srv, p, now) })
+	}
+	wg.Wait()
+	for typ, keep := range want {
+		if !keep {
+			meta.RemoveStatusCondition(&srv.Status.Conditions, typ)
+		}
+	}
+	next := time.Time{}
+	for i, res := range results {
+		p := &srv.Spec.IdentityProviders[i]
+		typ := ConditionIdentityProviderPrefix + p.Name
+		prev := meta.FindStatusCondition(srv.Status.Conditions, typ)
+		if !res.ok && (prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != res.reason) {
+			r.event(ctx, srv, corev1.EventTypeWarning, res.reason, "identity provider %s: %s", p.Name, res.msg)
+		}
+		setCondition(&srv.Status.Conditions, srv.Generation, typ, res.ok, res.reason, res.msg)
+		if at := res.at.Add(identityRecheck); next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	return next
+}
+
+// checkProvider returns the provider's last check while it is fresh and
+// about the same configuration, or checks it now.
+func (r *AuthorizationServerReconciler) checkProvider(ctx context.Context, srv *oauthv1.AuthorizationServer, p *oauthv1.IdentityProvider, now time.Time) identityCheck {
+	key := srv.Namespace + "/" + srv.Name + "/" + p.Name
+	secrets, missing := r.providerSecrets(ctx, srv.Namespace, p)
+	fp := providerFingerprint(p, secrets)
+	providerChecks.mu.Lock()
+	last, ok := providerChecks.last[key]
+	providerChecks.mu.Unlock()
+	if ok && last.fingerprint == fp && now.Before(last.at.Add(identityRecheck)) {
+		return last
+	}
+	res := identityCheck{fingerprint: fp, at: now}
+	src, err := config.NewIdentitySource(p, secrets)
+	switch {
+	case err != nil:
+		res.reason, res.msg = ReasonIdentityProviderSecretInvalid, err.Error()+missing
+	default:
+		res.ok, res.reason, res.msg = classifyCheck(ctx, src)
+	}
+	providerChecks.mu.Lock()
+	providerChecks.last[key] = res
+	providerChecks.mu.Unlock()
+	return res
+}
+
+func classifyCheck(ctx context.Context, src identity.Source) (bool, string, string) {
+	c, ok := src.(checker)
+	if !ok {
+		return true, ReasonIdentityProviderReady, "configured"
+	}
+	ctx, cancel := context.WithTimeout(ctx, identityCheckTimeout)
+	defer cancel()
+	switch err := c.Check(ctx); {
+	case err == nil:
+		return true, ReasonIdentityProviderReady, "reachable, and it accepts this server's credentials"
+	case errors.Is(err, identity.ErrCredentialsRejected):
+		return false, ReasonIdentityProviderCredentialsRejected, err.Error() + ": check the client secret or bind password in the provider's Secret"
+	default:
+		return false, ReasonIdentityProviderUnreachable, err.Error()
+	}
+}
+
+// providerSecrets reads the provider's Secrets uncached (the operator
+// caches only the Secrets it owns). A Secret that cannot be read is left
+// out; the returned note says why, for a condition message.
+func (r *AuthorizationServerReconciler) providerSecrets(ctx context.Context, namespace string, p *oauthv1.IdentityProvider) (map[string]*corev1.Secret, string) {
+	out := map[string]*corev1.Secret{}
+	var note string
+	for _, name := range p.SecretNames() {
+		if _, done := out[name]; done {
+			continue
+		}
+		sec := &corev1.Secret{}
+		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, sec)
+		switch {
+		case err == nil:
+			out[name] = sec
+		case !apierrors.IsNotFound(err):
+			note = fmt.Sprintf(" (reading Secret %s: %v)", name, err)
+		}
+	}
+	return out, note
+}
+
+// providerFingerprint changes when the provider's spec or one of its
+// Secrets does.
+func providerFingerprint(p *oauthv1.IdentityProvider, secrets map[string]*corev1.Secret) string {
+	b, _ := json.Marshal(p)
+	fp := string(b)
+	for _, n := range p.SecretNames() {
+		if s := secrets[n]; s != nil {
+			fp += "\x00" + n + "@" + s.ResourceVersion
+		}
+	}
+	return fp
+}
+
+// brokenIdentityProvider returns the first provider whose condition is
+// not True, for Ready to name.
+func brokenIdentityProvider(srv *oauthv1.AuthorizationServer) (string, *metav1.Condition) {
+	for i := range srv.Spec.IdentityProviders {
+		name := srv.Spec.IdentityProviders[i].Name
+		c := meta.FindStatusCondition(srv.Status.Conditions, ConditionIdentityProviderPrefix+name)
+		if c != nil && c.Status != metav1.ConditionTrue {
+			return name, c
+		}
+	}
+	return "", nil
+}
