@@ -14,7 +14,7 @@ import (
 
 const testIssuer = "https://127.0.0.1:8443/auth"
 
-func create(t *testing.T, objs ...client.Object) {
+func create(t testing.TB, objs ...client.Object) {
 	t.Helper()
 	for _, o := range objs {
 		if err := testenv.Get(t).Client.Create(context.Background(), o); err != nil {
@@ -23,7 +23,7 @@ func create(t *testing.T, objs ...client.Object) {
 	}
 }
 
-func get(t *testing.T, o client.Object) {
+func get(t testing.TB, o client.Object) {
 	t.Helper()
 	if err := testenv.Get(t).Client.Get(context.Background(), client.ObjectKeyFromObject(o), o); err != nil {
 		t.Fatalf("getting %T %s: %v", o, o.GetName(), err)

@@ -13,6 +13,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -48,7 +49,7 @@ type Options struct {
 	// does not name one: the operator's own image, so that the operator and
 	// the servers it runs are one version.
 	ServerImage string
-	// MaxConcurrentReconciles per controller; default 4.
+	// MaxConcurrentReconciles per controller; default DefaultConcurrency.
 	MaxConcurrentReconciles int
 	// SkipNameValidation lets several managers run in one process (tests).
 	SkipNameValidation bool
@@ -58,12 +59,25 @@ type Options struct {
 	ExternalServer ExternalServerProbe
 }
 
+// Defaults of `gatehouse operator`, sized for 10,000 OAuthClients applied
+// at once (docs/operations.md): a new client costs three writes (its
+// finalizer, its Secret, its status) and an Event, so 500 requests a
+// second is what Ready within a minute takes. The API server protects
+// itself with API Priority and Fairness; the client-side limit only stops
+// a runaway loop. Reconciles wait on the API server, not on the CPU, so
+// more of them at once than cores keeps the requests flowing.
+const (
+	DefaultKubeAPIQPS   = 500
+	DefaultKubeAPIBurst = 1000
+	DefaultConcurrency  = 16
+)
+
 func (o *Options) defaults() {
 	if o.Clock == nil {
 		o.Clock = RealClock{}
 	}
 	if o.MaxConcurrentReconciles <= 0 {
-		o.MaxConcurrentReconciles = 4
+		o.MaxConcurrentReconciles = DefaultConcurrency
 	}
 }
 
@@ -93,7 +107,7 @@ func CacheOptions(namespaces []string) cache.Options {
 		panic(err) // constant input
 	}
 	sel := cache.ByObject{Label: labels.NewSelector().Add(*managed)}
-	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{}}
+	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{}, DefaultTransform: trimForCache}
 	for _, o := range []client.Object{
 		&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}, &corev1.Service{},
 		&appsv1.Deployment{}, &rbacv1.Role{}, &rbacv1.RoleBinding{},
@@ -150,4 +164,31 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("setting up the AuthorizationServer controller: %w", err)
 	}
 	return nil
+}
+
+// lastApplied is the annotation in which `kubectl apply` keeps a copy of
+// the whole object it applied.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// trimForCache drops from every cached object what no reconcile reads:
+// managedFields (often larger than the object), and on the Gatehouse kinds
+// kubectl's last-applied copy of the spec. At 10,000 OAuthClients these
+// were most of the operator's heap. Nothing is lost on write: the operator
+// only patches these objects (a patch names the fields it changes), and
+// an update without managedFields leaves the server's as they are.
+func trimForCache(obj any) (any, error) {
+	o, ok := obj.(client.Object)
+	if !ok {
+		return obj, nil
+	}
+	o.SetManagedFields(nil)
+	switch o.(type) {
+	case *oauthv1.OAuthClient, *oauthv1.Scope, *oauthv1.AuthorizationServer:
+		if _, ok := o.GetAnnotations()[lastApplied]; ok {
+			a := maps.Clone(o.GetAnnotations())
+			delete(a, lastApplied)
+			o.SetAnnotations(a)
+		}
+	}
+	return o, nil
 }

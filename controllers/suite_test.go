@@ -120,7 +120,7 @@ func startOperatorOpts(t testing.TB, cfg *rest.Config, opts controllers.Options,
 	return op
 }
 
-func newNamespace(t *testing.T, labels map[string]string) string {
+func newNamespace(t testing.TB, labels map[string]string) string {
 	t.Helper()
 	cp := testenv.Get(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "gh-", Labels: labels}}
