@@ -25,17 +25,21 @@ import (
 // OAuthClients at once to an operator running in this process against the
 // envtest control plane, with the operator's default QPS, burst and
 // concurrency, and reports:
+//
 //   - clients/s: clients Ready (Secret written, hash published) per second,
 //     from the first create to the last Ready;
+//
 //   - requests/client: the operator's requests for OAuthClients and
 //     Secrets (reads and writes; lists and watches feed the cache);
+//
 //   - heap-B/client: live heap after GC, grown per client, which is the
 //     operator's cache, indexes and queue (the test's own client keeps no
 //     cache);
+//
 //   - fanout-new-ms: how long a client created right after a Scope edit
 //     that refuses every one of them takes to be Ready.
 //
-//	go test ./controllers/ -run '^$' -bench BulkClients -benchtime 1x
+//     go test ./controllers/ -run '^$' -bench BulkClients -benchtime 1x
 func BenchmarkBulkClients(b *testing.B) {
 	n := 1000
 	if v, err := strconv.Atoi(os.Getenv("GATEHOUSE_BENCH_CLIENTS")); err == nil && v > 0 {
