@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,9 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/gatehouse-dev/gatehouse/internal/devenv"
+	"github.com/gatehouse-dev/gatehouse/internal/formlogin"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
@@ -63,20 +70,31 @@ func TestDevCommand(t *testing.T) {
 
 	first := startDev(t, bin, state, port)
 	env1 := first.waitEnv(t)
-	if env1["GATEHOUSE_ISSUER"] != "http://127.0.0.1:"+strconv.Itoa(port) {
+	if env1["GATEHOUSE_ISSUER"] != "https://127.0.0.1:"+strconv.Itoa(port) {
 		t.Errorf("GATEHOUSE_ISSUER = %q", env1["GATEHOUSE_ISSUER"])
 	}
-	for _, k := range devEnvOrder {
+	for _, k := range devenv.EnvOrder {
 		if env1[k] == "" {
 			t.Errorf("demo.env has no %s", k)
 		}
 	}
-	for _, want := range []string{"starting etcd", "kube-apiserver ready in", "/authorize?", "code_challenge_method=S256", "code_verifier", "grant_type=client_credentials", env1["DEMO_PASSWORD"], env1["DEMO_CLIENT_SECRET"]} {
+	for _, want := range []string{"starting etcd", "kube-apiserver ready in", "/authorize?", "code_challenge_method=S256", "code_verifier", "grant_type=client_credentials",
+		env1["DEMO_PASSWORD"], env1["DEMO_CLIENT_SECRET"], "--cacert " + devenv.ShellQuote(env1["GATEHOUSE_CA_FILE"]), "auth whoami"} {
 		if !strings.Contains(first.out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, first.out.String())
 		}
 	}
 	devToken(t, env1)
+	devKubectlLogin(t, env1)
+	// A client still watching must not hold up the stop or make it
+	// report an error (kube-apiserver waited a minute for it).
+	watch := exec.Command(filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl"), "--kubeconfig", env1["KUBECONFIG"], "get", "namespaces", "--watch")
+	if err := watch.Start(); err == nil {
+		defer func() { _ = watch.Process.Kill(); _ = watch.Wait() }()
+		time.Sleep(time.Second)
+	} else {
+		t.Logf("no kubectl watch during the stop: %v", err)
+	}
 	first.interrupt(t, state, port)
 
 	second := startDev(t, bin, state, port)
@@ -119,24 +137,6 @@ func TestDevCommand(t *testing.T) {
 	}
 	devToken(t, env4)
 	fourth.interrupt(t, state, port)
-}
-
-// demo.env must survive any value through a shell's source.
-func TestDemoEnvQuoting(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "demo.env")
-	env := map[string]string{}
-	for i, k := range devEnvOrder {
-		env[k] = fmt.Sprintf("v%d it's $HOME `date` \\ \"q\" ;|&", i)
-	}
-	if err := writeEnvFile(path, env); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range devEnvOrder {
-		out, err := exec.Command("sh", "-c", ". "+shellQuote(path)+` && printf '%s' "$`+k+`"`).Output()
-		if err != nil || string(out) != env[k] {
-			t.Errorf("%s: sourced %q (%v), want %q", k, out, err, env[k])
-		}
-	}
 }
 
 type devProcess struct {
@@ -194,8 +194,8 @@ func (p *devProcess) waitEnv(t *testing.T) map[string]string {
 		}
 	}
 	t.Logf("demo.env written after %s", time.Since(began).Round(100*time.Millisecond))
-	script := ". " + shellQuote(path)
-	for _, k := range devEnvOrder {
+	script := ". " + devenv.ShellQuote(path)
+	for _, k := range devenv.EnvOrder {
 		script += fmt.Sprintf(` && printf '%%s\0' "$%s"`, k)
 	}
 	out, err := exec.Command("sh", "-c", script).Output()
@@ -203,11 +203,11 @@ func (p *devProcess) waitEnv(t *testing.T) map[string]string {
 		t.Fatalf("sourcing demo.env: %v", err)
 	}
 	values := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
-	if len(values) != len(devEnvOrder) {
-		t.Fatalf("demo.env gave %d values, want %d", len(values), len(devEnvOrder))
+	if len(values) != len(devenv.EnvOrder) {
+		t.Fatalf("demo.env gave %d values, want %d", len(values), len(devenv.EnvOrder))
 	}
 	env := map[string]string{}
-	for i, k := range devEnvOrder {
+	for i, k := range devenv.EnvOrder {
 		env[k] = values[i]
 	}
 	return env
@@ -231,8 +231,18 @@ func (p *devProcess) interrupt(t *testing.T, state string, port int) {
 		t.Fatalf("gatehouse dev still running 45s after SIGINT:\n%s", p.out.String())
 	}
 	t.Logf("stopped %s after SIGINT", time.Since(began).Round(100*time.Millisecond))
-	if !strings.Contains(p.out.String(), "stopped in") {
-		t.Errorf("no shutdown report in the output:\n%s", p.out.String())
+	// Stopped in order, each part reported, no error for a clean stop.
+	out := p.out.String()
+	last := -1
+	for _, part := range []string{"shutting down", "stopped the token server in", "stopped the operator in", "stopped kube-apiserver and etcd in"} {
+		i := strings.LastIndex(out, part)
+		if i <= last {
+			t.Errorf("shutdown report lacks %q or has it out of order:\n%s", part, out)
+		}
+		last = i
+	}
+	if tail := out[strings.LastIndex(out, "shutting down"):]; strings.Contains(tail, "timeout") || strings.Contains(tail, "stopping") {
+		t.Errorf("a clean stop reported an error:\n%s", tail)
 	}
 	if left := processesMentioning(state, "127.0.0.1:"+strconv.Itoa(port)); len(left) > 0 {
 		t.Errorf("processes left behind after SIGINT:\n%s", strings.Join(left, "\n"))
@@ -280,6 +290,7 @@ func devToken(t *testing.T, env map[string]string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, devHTTPClient(t, env))
 	tok, err := cfg.Token(ctx)
 	if err != nil {
 		t.Fatalf("client_credentials with the demo client: %v", err)
@@ -297,4 +308,81 @@ func devFreePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// devHTTPClient trusts the local CA of demo.env, as curl --cacert does.
+func devHTTPClient(t *testing.T, env map[string]string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(env["GATEHOUSE_CA_FILE"])
+	if err != nil {
+		t.Fatalf("the CA file of demo.env: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s holds no certificate", env["GATEHOUSE_CA_FILE"])
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// devKubectlLogin uses the demo user's kubeconfig as its summary says:
+// kubectl runs `gatehouse login`, which prints the login URL; formlogin
+// plays the person in the browser. The control plane then knows the demo
+// user and group from the ID token, lets the group view, and refuses
+// anything more.
+func devKubectlLogin(t *testing.T, env map[string]string) {
+	t.Helper()
+	assets, err := devenv.AssetsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubectl := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(filepath.Join(assets, "kubectl"), append([]string{"--kubeconfig", env["DEMO_KUBECONFIG"]}, args...)...)
+		cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(filepath.Dir(env["KUBECONFIG"]), "test-cache"))
+		return cmd
+	}
+	whoami := kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}")
+	stderr, err := whoami.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	whoami.Stdout = &stdout
+	if err := whoami.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The plugin prints the authorization URL; sign in and follow the
+	// redirect back to its loopback listener, as the browser would.
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, env["GATEHOUSE_ISSUER"]+"/authorize?") {
+			continue
+		}
+		b, err := formlogin.New(env["GATEHOUSE_ISSUER"], devHTTPClient(t, env).Transport)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := b.SignIn(context.Background(), line, env["DEMO_USERNAME"], env["DEMO_PASSWORD"])
+		if err != nil {
+			t.Fatalf("signing in as the demo user: %v", err)
+		}
+		if resp, err := http.Get(back.String()); err == nil {
+			resp.Body.Close()
+		}
+		break
+	}
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	if err := whoami.Wait(); err != nil {
+		t.Fatalf("kubectl auth whoami as the demo user: %v", err)
+	}
+	if got := stdout.String(); !strings.HasPrefix(got, devenv.KubePrefix+devenv.Username+" ") || !strings.Contains(got, devenv.KubePrefix+devenv.Group) {
+		t.Errorf("kubectl auth whoami: %q, want user %s%s in group %s%s", got, devenv.KubePrefix, devenv.Username, devenv.KubePrefix, devenv.Group)
+	}
+	// From the cached ID token now: no login.
+	if out, err := kubectl("get", "namespaces", devenv.Namespace, "-o", "name").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "namespace/"+devenv.Namespace {
+		t.Errorf("kubectl get namespaces as the demo user: %v: %s", err, out)
+	}
+	if out, _ := kubectl("auth", "can-i", "create", "pods").Output(); strings.TrimSpace(string(out)) != "no" {
+		t.Errorf("the demo user may create pods (%q): it should only view", out)
+	}
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,7 @@ func commands() []command {
 		{name: "version", summary: "print the version and commit", run: runVersion},
 		{name: "operator", summary: "run the operator: reconcile AuthorizationServers, OAuthClients and Scopes", run: runOperator},
 		{name: "dev", summary: "run everything on this machine with no cluster: control plane, operator, token server, demo data", run: runDev},
+		{name: "login", summary: "log in with OpenID Connect and print the ID token for kubectl (an exec credential plugin)", run: runLogin},
 	}
 }
 
@@ -63,6 +65,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return 2
+}
+
+// parseFlags parses a subcommand's flags. -h gives flag.ErrHelp (the
+// usage is printed, nothing runs); a bad flag or any positional argument
+// is a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
 }
 
 func usage(w io.Writer) {

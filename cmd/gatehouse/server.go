@@ -71,14 +71,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 		server.HeaderXForwardedFor+" or "+server.HeaderForwarded+" (RFC 7239)")
 	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "PEM certificate (chain) to serve the public port with HTTPS; read again when it changes (needs --tls-key-file)")
 	fs.StringVar(&f.tlsKey, "tls-key-file", "", "PEM private key of --tls-cert-file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
 	}
 	ns, name, ok := strings.Cut(*ref, "/")
 	if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {

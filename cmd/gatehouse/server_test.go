@@ -177,20 +177,26 @@ func TestDevFlagsTrustedProxies(t *testing.T) {
 	}
 }
 
-// createServerObjects creates AuthorizationServer "auth" with an active
-// signing key, as the operator would have made it.
-func createServerObjects(t *testing.T, c client.Client, ns, issuer string) {
+// createServerObjects creates AuthorizationServer "auth" with active
+// signing keys, as the operator would have made them, and whatever else
+// is given.
+func createServerObjects(t *testing.T, c client.Client, ns, issuer string, more ...client.Object) {
 	t.Helper()
-	key, err := keyset.Generate(keyset.ES256)
-	if err != nil {
-		t.Fatal(err)
+	set := &keyset.Set{}
+	// ES256 signs access tokens; RS256 ID tokens (OpenID Connect's default).
+	for _, alg := range []string{keyset.ES256, keyset.RS256} {
+		key, err := keyset.Generate(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key.State, key.Created, key.ActivatesAt = keyset.StateActive, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)
+		set.Keys = append(set.Keys, key)
 	}
-	key.State, key.Created, key.ActivatesAt = keyset.StateActive, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)
-	keys, _ := (&keyset.Set{Keys: []keyset.Key{key}}).Marshal()
-	for _, o := range []client.Object{
+	keys, _ := set.Marshal()
+	for _, o := range append([]client.Object{
 		&oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: oauthv1.AuthorizationServerSpec{Issuer: issuer}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: keyset.SecretName("auth")}, Data: map[string][]byte{keyset.SecretDataKey: keys}},
-	} {
+	}, more...) {
 		if err := c.Create(context.Background(), o); err != nil {
 			t.Fatal(err)
 		}
@@ -236,15 +242,7 @@ func TestServerTLS(t *testing.T) {
 	if err := cp.Client.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	ca, err := servingcert.EnsureCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	if err := ca.Issue(certFile, keyFile, []string{"127.0.0.1"}, time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	ca, certFile, keyFile := testServingCert(t)
 	listen, ops := freeAddr(t), freeAddr(t)
 	issuer := "https://" + listen
 	createServerObjects(t, cp.Client, ns.Name, issuer)
@@ -265,7 +263,7 @@ func TestServerTLS(t *testing.T) {
 		return resp.TLS.PeerCertificates[0].SerialNumber.String(), nil
 	}
 	var first string
-	testenv.Eventually(t, 30*time.Second, func() error { first, err = serial(); return err })
+	testenv.Eventually(t, 30*time.Second, func() (err error) { first, err = serial(); return err })
 	if resp, err := http.Get("http://" + listen + "/.well-known/openid-configuration"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest {
@@ -297,15 +295,7 @@ func TestServerTLSNeedsHTTPSIssuer(t *testing.T) {
 	if err := cp.Client.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	ca, err := servingcert.EnsureCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	if err := ca.Issue(certFile, keyFile, []string{"127.0.0.1"}, time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	_, certFile, keyFile := testServingCert(t)
 	listen := freeAddr(t)
 	createServerObjects(t, cp.Client, ns.Name, "http://"+listen)
 	logs, stop := startServer(t, ns.Name, "--listen", listen, "--metrics-listen", freeAddr(t), "--tls-cert-file", certFile, "--tls-key-file", keyFile)
@@ -318,4 +308,19 @@ func TestServerTLSNeedsHTTPSIssuer(t *testing.T) {
 	if code := stop(); code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
+}
+
+// testServingCert is a local CA and a certificate from it for 127.0.0.1.
+func testServingCert(t *testing.T) (*servingcert.CA, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := servingcert.EnsureCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := ca.Issue(certFile, keyFile, []string{"127.0.0.1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	return ca, certFile, keyFile
 }

@@ -37,6 +37,9 @@ type Options struct {
 	EtcdLog, APIServerLog io.Writer
 	// Progress is told about each step and how long it took.
 	Progress func(format string, args ...any)
+	// AuthenticationConfig, when set, is the file of kube-apiserver's
+	// --authentication-config (see AuthenticationConfig).
+	AuthenticationConfig string
 }
 
 // StartControlPlane starts etcd, then kube-apiserver, then provisions an
@@ -91,6 +94,13 @@ func StartControlPlane(opts Options) (*ControlPlane, error) {
 	began = time.Now()
 	progress("starting kube-apiserver…")
 	plane.APIServer.EtcdURL = plane.Etcd.URL
+	// A client's watch (kubectl get -w) would otherwise hold a stopping
+	// kube-apiserver for its HTTP server's shutdown timeout (60s), longer
+	// than StopTimeout: end watches after a short grace instead.
+	plane.APIServer.Configure().Set("shutdown-watch-termination-grace-period", "2s")
+	if opts.AuthenticationConfig != "" {
+		plane.APIServer.Configure().Set("authentication-config", opts.AuthenticationConfig)
+	}
 	if err := plane.APIServer.Start(); err != nil {
 		return nil, errors.Join(fmt.Errorf("starting kube-apiserver: %w", err), plane.Etcd.Stop())
 	}
