@@ -353,11 +353,18 @@ func (s *suite) kubectlT(t *testing.T, args ...string) string {
 // applyYAML pipes a manifest to kubectl apply.
 func (s *suite) applyYAML(t *testing.T, manifest string) {
 	t.Helper()
+	if err := s.applyManifest(manifest); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *suite) applyManifest(manifest string) error {
 	cmd := exec.Command(s.kubectl, "--kubeconfig", s.kubeconfig, "apply", "-n", s.ns, "-f", "-")
 	cmd.Stdin = strings.NewReader(manifest)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("kubectl apply: %v\n%s", err, out)
+		return fmt.Errorf("kubectl apply: %v\n%s", err, out)
 	}
+	return nil
 }
 
 // start runs a child process that gets SIGKILL if the test binary dies.
