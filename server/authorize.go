@@ -88,7 +88,9 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 		return fail(invalidRequest("code_challenge must be 43 characters of base64url (RFC 7636 §4.2)"))
 	}
 
-	var op oidcParams
+	// Without openid there is no max_age: a zero value would mean
+	// max_age=0, and a live session would never be used.
+	op := oidcParams{maxAge: -1}
 	if isOpenIDRequest(scopes) {
 		if op, e = parseOIDCParams(snap, q); e != nil {
 			return fail(e)
@@ -104,36 +106,44 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 		ar.CodeChallengeMethod = method
 	}
 	ctx := r.Context()
-	if sess, ok := s.session(ctx, r, snap, now); ok && !op.reauthenticate(sess, now) {
+	var remembered *storage.Consent
+	if sess, c, ok := s.sessionConsent(ctx, r, snap, client.ID, now); ok && !op.reauthenticate(sess, now) {
 		ar.Subject, ar.AuthTime, ar.SessionID = sess.Subject, sess.AuthTime, sessionID(sess)
+		remembered = c
 	}
-	if op.none {
-		// prompt=none (Core §3.1.2.1): answer now or fail, never show a
-		// page, and store nothing when failing.
-		if ar.Subject == "" {
+	if ar.Subject == "" {
+		if op.none {
+			// prompt=none (Core §3.1.2.1): answer now or fail, never show
+			// a page, and store nothing when failing.
 			return fail(newError(ErrLoginRequired, "prompt=none, but the user is not signed in (or signed in longer ago than max_age, or as someone other than id_token_hint's subject)"))
 		}
-		need, ask, err := s.consentNeeded(ctx, snap, client, ar, now)
-		switch {
-		case err != nil:
-			s.log.Error("reading consent", "error", err)
-			return fail(serverError("consent could not be read"))
-		case ask && len(need) > 0:
-			return fail(newError(ErrConsentRequired, "prompt=none, but the user has not consented to the requested scopes"))
-		case ask:
-			// A public client's request is always shown to the person
-			// (consentNeeded), even with nothing to consent to.
-			return fail(newError(ErrInteractionRequired, "prompt=none, but the user must confirm this application's request"))
-		}
+		return s.startFlow(w, r, snap, ar, endpoints.LoginPath, http.StatusFound)
 	}
-	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
-		s.log.Error("storing authorization request", "error", err)
-		return fail(serverError("the authorization request could not be stored"))
+	need, ask := decideConsent(snap, client, ar, remembered)
+	switch {
+	case !ask:
+		// Single sign-on: the person is known and nothing needs asking,
+		// so the code is issued now and the request is never stored.
+		ar.ID = ""
+		return s.issueCode(w, r, snap, ar, now)
+	case op.none && len(need) > 0:
+		return fail(newError(ErrConsentRequired, "prompt=none, but the user has not consented to the requested scopes"))
+	case op.none:
+		// A public client's request is always shown to the person
+		// (decideConsent), even with nothing to consent to.
+		return fail(newError(ErrInteractionRequired, "prompt=none, but the user must confirm this application's request"))
 	}
-	if ar.Subject != "" {
-		return s.afterLogin(w, r, snap, client, ar, now)
+	return s.startFlow(w, r, snap, ar, endpoints.ConsentPath, http.StatusSeeOther)
+}
+
+// startFlow stores the authorization request and sends the browser to the
+// page that continues it.
+func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, ar storage.AuthRequest, page string, status int) result {
+	if err := s.store.CreateAuthRequest(r.Context(), ar); err != nil {
+		redirectError(w, r, ar.RedirectURI, ar.State, snap.Issuer, s.storageFailed(r.Context(), "storing an authorization request", err))
+		return result{outcome: ErrServerError}
 	}
-	http.Redirect(w, r, pageURL(snap, endpoints.LoginPath, ar.ID), http.StatusFound)
+	http.Redirect(w, r, pageURL(snap, page, ar.ID), status)
 	return result{outcome: outcomeSuccess}
 }
 
@@ -172,6 +182,22 @@ func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, snap *config
 }
 
 // consentNeeded decides whether the person must see the consent page, and
+// which of the requested scopes it lists (see decideConsent), reading the
+// remembered consent from storage.
+func (s *Server) consentNeeded(ctx context.Context, snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, now time.Time) (need []*config.Scope, ask bool, err error) {
+	var remembered *storage.Consent
+	c, err := s.store.GetConsent(ctx, ar.Subject, client.ID, now)
+	switch {
+	case err == nil:
+		remembered = &c
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, false, err
+	}
+	need, ask = decideConsent(snap, client, ar, remembered)
+	return need, ask, nil
+}
+
+// decideConsent decides whether the person must see the consent page, and
 // which of the requested scopes it lists: those that require consent.
 //
 // A confidential client is asked only for what no remembered decision
@@ -183,9 +209,9 @@ func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, snap *config
 // codes from being issued silently to whoever asked (RFC 6749 §10.2,
 // RFC 8252 §8.6). The CRD refuses skipConsent on public clients; this
 // holds for objects stored before that rule.
-func (s *Server) consentNeeded(ctx context.Context, snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, now time.Time) (need []*config.Scope, ask bool, err error) {
+func decideConsent(snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, remembered *storage.Consent) (need []*config.Scope, ask bool) {
 	if client.SkipConsent && !client.Public && !ar.ForceConsent {
-		return nil, false, nil
+		return nil, false
 	}
 	for _, name := range ar.Scopes {
 		if sc, ok := snap.Scopes[name]; ok && sc.RequiresConsent {
@@ -194,20 +220,16 @@ func (s *Server) consentNeeded(ctx context.Context, snap *config.Snapshot, clien
 	}
 	// prompt=consent (Core §3.1.2.1) asks again whatever was remembered.
 	if client.Public || ar.ForceConsent {
-		return need, true, nil
+		return need, true
 	}
 	if len(need) == 0 {
-		return nil, false, nil
+		return nil, false
 	}
-	c, err := s.store.GetConsent(ctx, ar.Subject, client.ID, now)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return need, true, nil
-	case err != nil:
-		return nil, false, err
+	if remembered == nil {
+		return need, true
 	}
-	need = slices.DeleteFunc(need, func(sc *config.Scope) bool { return slices.Contains(c.Scopes, sc.Name) })
-	return need, len(need) > 0, nil
+	need = slices.DeleteFunc(need, func(sc *config.Scope) bool { return slices.Contains(remembered.Scopes, sc.Name) })
+	return need, len(need) > 0
 }
 
 // issueCode ends a flow: it stores a single-use code bound to the client,
@@ -227,8 +249,12 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, snap *config.
 		redirectError(w, r, ar.RedirectURI, ar.State, snap.Issuer, serverError("the authorization code could not be stored"))
 		return result{outcome: ErrServerError}
 	}
-	if err := s.store.DeleteAuthRequest(ctx, ar.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		s.log.Warn("deleting finished authorization request", "error", err)
+	// A request answered at once by single sign-on was never stored
+	// (its ID is empty).
+	if ar.ID != "" {
+		if err := s.store.DeleteAuthRequest(ctx, ar.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.log.Warn("deleting finished authorization request", "error", err)
+		}
 	}
 	http.Redirect(w, r, redirectURL(ar.RedirectURI, url.Values{"code": {code}, "state": {ar.State}, "iss": {snap.Issuer}}), redirectStatus(r))
 	return result{outcome: outcomeSuccess}

@@ -39,7 +39,7 @@ type openIDConfiguration struct {
 	RequestURIParameterSupported bool `json:"request_uri_parameter_supported"`
 }
 
-func buildOpenIDConfiguration(snap *config.Snapshot) []byte {
+func buildOpenIDConfiguration(snap *config.Snapshot) *document {
 	claims := slices.Clone(idTokenClaimNames)
 	for _, c := range oidc.Claims(snap.ScopeNames) {
 		if !slices.Contains(claims, c) {
@@ -56,7 +56,7 @@ func buildOpenIDConfiguration(snap *config.Snapshot) []byte {
 		ClaimTypesSupported:              []string{"normal"},
 		PromptValuesSupported:            promptValues,
 	}, "", "  ")
-	return append(b, '\n')
+	return newDocument(append(b, '\n'), "application/json", metadataCacheControl)
 }
 
 // idTokenAlgorithms are the algorithms an ID token may be signed with:
@@ -80,5 +80,5 @@ func idTokenAlgorithms(snap *config.Snapshot) []string {
 // (Discovery §4) at the issuer's /.well-known/openid-configuration. Like
 // the RFC 8414 document it changes only with the configuration.
 func (s *Server) handleOpenIDConfiguration(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
-	return serveDocument(w, r, s.derive(snap).openIDConfiguration)
+	return s.derive(snap).openIDConfiguration.serve(w, r)
 }

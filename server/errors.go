@@ -116,6 +116,14 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// writeTokenResponse writes an RFC 6749 §5.1 response.
+func writeTokenResponse(w http.ResponseWriter, resp *tokenResponse) {
+	h := w.Header()
+	noStore(h)
+	h.Set("Content-Type", "application/json")
+	_, _ = w.Write(resp.appendJSON(make([]byte, 0, 1024)))
+}
+
 // redirectURL adds params to a registered redirect URI, keeping its own
 // query (RFC 6749 §3.1.2).
 func redirectURL(redirectURI string, params url.Values) string {

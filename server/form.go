@@ -19,8 +19,7 @@ func parsePostForm(w http.ResponseWriter, r *http.Request) (url.Values, *Error) 
 	if r.Method != http.MethodPost {
 		return nil, &Error{Code: ErrInvalidRequest, Description: "the request must use POST", Status: http.StatusMethodNotAllowed}
 	}
-	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || ct != "application/x-www-form-urlencoded" {
+	if !isFormContentType(r.Header.Get("Content-Type")) {
 		return nil, invalidRequest("the request body must be application/x-www-form-urlencoded")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
@@ -32,6 +31,19 @@ func parsePostForm(w http.ResponseWriter, r *http.Request) (url.Values, *Error) 
 		return nil, invalidRequest("the request body could not be read")
 	}
 	return parseFormValues(string(body))
+}
+
+const formContentType = "application/x-www-form-urlencoded"
+
+// isFormContentType: the exact type, as nearly every client sends it,
+// without mime.ParseMediaType's allocations; anything else (parameters,
+// other case) goes through the parser.
+func isFormContentType(v string) bool {
+	if v == formContentType {
+		return true
+	}
+	ct, _, err := mime.ParseMediaType(v)
+	return err == nil && ct == formContentType
 }
 
 // parseFormValues parses an urlencoded parameter list strictly.

@@ -97,7 +97,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 			return nil, s.storageFailed(ctx, "storing a refresh token", err)
 		}
 	}
-	at, e := signAccessToken(req.Snap, g, issued.AccessTokenID, req.Now)
+	at, e := s.signAccessToken(req.Snap, g, issued.AccessTokenID, req.Now)
 	if e != nil {
 		return nil, e
 	}

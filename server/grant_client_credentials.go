@@ -24,7 +24,7 @@ func (s *Server) grantClientCredentials(_ context.Context, req *tokenRequest) (*
 			return nil, invalidScope("scope " + sc + " is about a person and cannot be granted to a client for itself (client_credentials)")
 		}
 	}
-	at, e := signAccessToken(req.Snap, tokenGrant{Client: req.Client, Subject: users.ClientSubject(req.Client.ID), Scopes: scopes}, newID(), req.Now)
+	at, e := s.signAccessToken(req.Snap, tokenGrant{Client: req.Client, Subject: users.ClientSubject(req.Client.ID), Scopes: scopes}, newID(), req.Now)
 	if e != nil {
 		return nil, e
 	}

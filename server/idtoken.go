@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
+	"encoding/json"
 	"hash"
 	"slices"
 	"strings"
@@ -68,10 +69,6 @@ func (s *Server) signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken 
 	} else if key, ok = snap.IDTokenKey(keyset.RS256, now); !ok {
 		return "", newError(ErrTemporarilyUnavailable, "the server has no signing key yet")
 	}
-	method, ok := signingMethods[key.Algorithm]
-	if !ok {
-		return "", serverError("the signing key's algorithm is not supported")
-	}
 	atHash, err := leftHalfHash(key.Algorithm, accessToken)
 	if err != nil {
 		return "", serverError("at_hash: " + err.Error())
@@ -94,14 +91,13 @@ func (s *Server) signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken 
 	if !g.AuthTime.IsZero() {
 		claims.AuthTime = g.AuthTime.Unix()
 	}
-	t := &jwt.Token{
-		Header: map[string]any{"typ": "JWT", "alg": method.Alg(), "kid": key.ID},
-		Claims: claims,
-		Method: method,
-	}
-	signed, err := t.SignedString(key.Signer())
+	payload, err := json.Marshal(claims)
 	if err != nil {
-		return "", serverError("signing the ID token failed")
+		return "", s.signingFailed("ID token", key, err)
+	}
+	signed, err := s.signJWS(snap, key, true, payload)
+	if err != nil {
+		return "", s.signingFailed("ID token", key, err)
 	}
 	return signed, nil
 }

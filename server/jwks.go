@@ -23,7 +23,7 @@ func jwksMaxAge(prepublish time.Duration) string {
 	return strconv.Itoa(int(age / time.Second))
 }
 
-func buildJWKS(snap *config.Snapshot) ([]byte, error) {
+func buildJWKS(snap *config.Snapshot) (*document, error) {
 	if snap.Keys == nil {
 		return nil, errNoKeys
 	}
@@ -31,7 +31,11 @@ func buildJWKS(snap *config.Snapshot) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(jwks)
+	b, err := json.Marshal(jwks)
+	if err != nil {
+		return nil, err
+	}
+	return newDocument(b, "application/jwk-set+json", "public, max-age="+jwksMaxAge(snap.PrepublishPeriod)), nil
 }
 
 type constError string
@@ -42,10 +46,8 @@ const errNoKeys = constError("no signing keys yet")
 
 // handleJWKS serves the public keys (RFC 7517 §5): next, active and retired.
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return result{outcome: "method_not_allowed"}
+	if res, ok := onlyGET(w, r); !ok {
+		return res
 	}
 	d := s.derive(snap)
 	if d.jwksErr != nil {
@@ -53,10 +55,5 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request, snap *config
 		http.Error(w, "signing keys are not available yet", http.StatusServiceUnavailable)
 		return result{outcome: ErrTemporarilyUnavailable}
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/jwk-set+json")
-	h.Set("Cache-Control", "public, max-age="+jwksMaxAge(snap.PrepublishPeriod))
-	h.Set("Access-Control-Allow-Origin", "*")
-	_, _ = w.Write(d.jwks)
-	return result{outcome: outcomeSuccess}
+	return d.jwks.serve(w, r)
 }

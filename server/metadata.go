@@ -30,9 +30,13 @@ type metadata struct {
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
-func buildMetadata(snap *config.Snapshot) []byte {
+// metadataCacheControl: the documents change only with the
+// configuration, so caches may keep them briefly.
+const metadataCacheControl = "public, max-age=300"
+
+func buildMetadata(snap *config.Snapshot) *document {
 	b, _ := json.MarshalIndent(baseMetadata(snap), "", "  ")
-	return append(b, '\n')
+	return newDocument(append(b, '\n'), "application/json", metadataCacheControl)
 }
 
 // baseMetadata is the RFC 8414 document, which the OpenID Connect
@@ -63,23 +67,7 @@ func baseMetadata(snap *config.Snapshot) metadata {
 	}
 }
 
-// handleMetadata serves RFC 8414 metadata. It changes only with the
-// configuration, so caches may keep it briefly.
+// handleMetadata serves RFC 8414 metadata.
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
-	return serveDocument(w, r, s.derive(snap).metadata)
-}
-
-// serveDocument serves a public metadata document: cacheable, readable by
-// any origin (a single-page app discovers its provider from the browser).
-func serveDocument(w http.ResponseWriter, r *http.Request, doc []byte) result {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return result{outcome: "method_not_allowed"}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	w.Header().Set("Access-Control-Allow-Origin", "*")
-	_, _ = w.Write(doc)
-	return result{outcome: outcomeSuccess}
+	return s.derive(snap).metadata.serve(w, r)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,8 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	logins   *prometheus.CounterVec
 	security *prometheus.CounterVec
+	// series caches the children observe uses, by seriesKey.
+	series sync.Map
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -53,9 +56,29 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// observe counts a request. The children of each label combination are
+// looked up once and kept: WithLabelValues hashes every label on each
+// call, a measurable part of a token's cost. The labels are bounded (see
+// metrics), so the cache is too.
 func (m *metrics) observe(endpoint string, r result, start time.Time) {
-	m.requests.WithLabelValues(endpoint, r.grant, r.outcome).Inc()
-	m.latency.WithLabelValues(endpoint, r.grant).Observe(time.Since(start).Seconds())
+	key := seriesKey{endpoint, r.grant, r.outcome}
+	c, ok := m.series.Load(key)
+	if !ok {
+		c, _ = m.series.LoadOrStore(key, &series{
+			requests: m.requests.WithLabelValues(endpoint, r.grant, r.outcome),
+			latency:  m.latency.WithLabelValues(endpoint, r.grant),
+		})
+	}
+	sr := c.(*series)
+	sr.requests.Inc()
+	sr.latency.Observe(time.Since(start).Seconds())
+}
+
+type seriesKey struct{ endpoint, grant, outcome string }
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 func promHandler(g prometheus.Gatherer) http.Handler {

@@ -29,7 +29,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, snap *conf
 	}
 	// token_type_hint only orders the look-ups (§2.1); both are cheap.
 	ctx := r.Context()
-	if claims, ok := verifyAccessToken(snap, token); ok {
+	if claims, ok := s.verifiedAccessToken(snap, token); ok {
 		if claims.ClientID != client.ID {
 			return fail(unauthorizedClient("the token was not issued to this client"))
 		}

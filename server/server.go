@@ -111,12 +111,14 @@ type derived struct {
 	snap         *config.Snapshot
 	basePath     string
 	metadataPath string
-	metadata     []byte
+	metadata     *document
 	// openIDConfiguration is the OpenID Connect discovery document.
-	openIDConfiguration []byte
-	jwks                []byte
+	openIDConfiguration *document
+	jwks                *document
 	jwksErr             error
 	deviceKeys          deviceKeys
+	signers             jwsSigners
+	verified            *verifiedTokens
 }
 
 func (s *Server) derive(snap *config.Snapshot) *derived {
@@ -136,6 +138,8 @@ func (s *Server) derive(snap *config.Snapshot) *derived {
 	d.openIDConfiguration = buildOpenIDConfiguration(snap)
 	d.jwks, d.jwksErr = buildJWKS(snap)
 	d.deviceKeys = deriveDeviceKeys(snap.Keys)
+	d.signers = buildSigners(snap)
+	d.verified = newVerifiedTokens()
 	s.derived.Store(d)
 	return d
 }

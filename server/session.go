@@ -16,16 +16,32 @@ func (s *Server) session(ctx context.Context, r *http.Request, snap *config.Snap
 		return storage.Session{}, false
 	}
 	sess, err := s.store.GetSession(ctx, storage.HashToken(v), now)
-	if err != nil {
-		return storage.Session{}, false
-	}
-	// A person removed from the users Secret, or whose identity provider
-	// was removed, is logged out at once; while the users Secret cannot
-	// be read, nobody from it is logged in.
-	if snap.Subject(sess.Subject) != config.SubjectActive {
+	if err != nil || !userExists(snap, sess.Subject) {
 		return storage.Session{}, false
 	}
 	return sess, true
+}
+
+// sessionConsent is session with the person's remembered consent for
+// clientID (nil if none), read together: one storage round trip on the
+// single-sign-on path.
+func (s *Server) sessionConsent(ctx context.Context, r *http.Request, snap *config.Snapshot, clientID string, now time.Time) (storage.Session, *storage.Consent, bool) {
+	v := readCookie(r, snap, sessionCookie)
+	if v == "" {
+		return storage.Session{}, nil, false
+	}
+	sess, consent, err := s.store.GetSessionConsent(ctx, storage.HashToken(v), clientID, now)
+	if err != nil || !userExists(snap, sess.Subject) {
+		return storage.Session{}, nil, false
+	}
+	return sess, consent, true
+}
+
+// userExists: a person removed from the users Secret, or whose identity
+// provider was removed, is logged out at once; while the users Secret
+// cannot be read, nobody from it is logged in.
+func userExists(snap *config.Snapshot, subject string) bool {
+	return snap.Subject(subject) == config.SubjectActive
 }
 
 // sessionID is the sid of a login session (Core §2; the sid of

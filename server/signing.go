@@ -41,12 +41,6 @@ type accessToken struct {
 	ExpiresAt time.Time
 }
 
-var signingMethods = map[string]jwt.SigningMethod{
-	keyset.ES256: jwt.SigningMethodES256,
-	keyset.RS256: jwt.SigningMethodRS256,
-	keyset.EdDSA: jwt.SigningMethodEdDSA,
-}
-
 // tokenGrant is what a grant decided: whom a token is for and what it
 // carries.
 type tokenGrant struct {
@@ -60,44 +54,87 @@ type tokenGrant struct {
 // signAccessToken signs a JWT access token (RFC 9068) with the key that is
 // active at now. jti is chosen by the caller, so that a code redemption can
 // record it before the token exists.
-func signAccessToken(snap *config.Snapshot, g tokenGrant, jti string, now time.Time) (accessToken, *Error) {
+func (s *Server) signAccessToken(snap *config.Snapshot, g tokenGrant, jti string, now time.Time) (accessToken, *Error) {
 	key, ok := snap.SigningKey(now)
 	if !ok {
 		return accessToken{}, newError(ErrTemporarilyUnavailable, "the server has no signing key yet")
 	}
-	method, ok := signingMethods[key.Algorithm]
-	if !ok {
-		return accessToken{}, serverError("the signing key's algorithm is not supported")
-	}
 	exp := now.Add(snap.AccessTokenTTL)
-	claims := accessTokenClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    snap.Issuer,
-			Subject:   g.Subject,
-			Audience:  audience(snap, g.Client, g.Scopes),
-			ExpiresAt: jwt.NewNumericDate(exp),
-			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        jti,
-		},
-		ClientID: g.Client.ID,
-		Scope:    strings.Join(g.Scopes, " "),
-		GrantID:  g.GrantID,
-	}
+	var authTime int64
 	if !g.AuthTime.IsZero() {
-		claims.AuthTime = g.AuthTime.Unix()
+		authTime = g.AuthTime.Unix()
 	}
-	t := &jwt.Token{
-		// RFC 9068 §2.1: typ at+jwt keeps an access token from being
-		// mistaken for an ID token or any other JWT.
-		Header: map[string]any{"typ": "at+jwt", "alg": method.Alg(), "kid": key.ID},
-		Claims: claims,
-		Method: method,
-	}
-	signed, err := t.SignedString(key.Signer())
+	payload := make([]byte, 0, 512)
+	payload = appendAccessTokenClaims(payload, accessTokenClaimValues{
+		Issuer: snap.Issuer, Subject: g.Subject, Audience: audience(snap, g.Client, g.Scopes),
+		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), ID: jti,
+		ClientID: g.Client.ID, Scopes: g.Scopes, AuthTime: authTime, GrantID: g.GrantID,
+	})
+	signed, err := s.signJWS(snap, key, false, payload)
 	if err != nil {
-		return accessToken{}, serverError("signing the access token failed")
+		return accessToken{}, s.signingFailed("access token", key, err)
 	}
 	return accessToken{JWT: signed, ID: jti, ExpiresAt: exp}, nil
+}
+
+// signJWS signs payload with key: as an access token, or as an ID token.
+func (s *Server) signJWS(snap *config.Snapshot, key *keyset.Key, idToken bool, payload []byte) (string, error) {
+	js, err := s.derive(snap).signers.get(key)
+	if err != nil {
+		return "", err
+	}
+	header := js.atHeader
+	if idToken {
+		header = js.idHeader
+	}
+	return js.compact(header, payload)
+}
+
+// signingFailed logs why a key could not sign; the client learns only
+// that signing failed.
+func (s *Server) signingFailed(what string, key *keyset.Key, err error) *Error {
+	s.log.Error("signing failed", "token", what, "kid", key.ID, "alg", key.Algorithm, "error", err)
+	return serverError("signing the " + what + " failed")
+}
+
+// accessTokenClaimValues are the RFC 9068 §2.2 claims of one token.
+type accessTokenClaimValues struct {
+	Issuer, Subject     string
+	Audience            []string
+	ExpiresAt, IssuedAt int64
+	ID, ClientID        string
+	Scopes              []string
+	AuthTime            int64 // 0 when no person logged in
+	GrantID             string
+}
+
+// appendAccessTokenClaims writes the claim set accessTokenClaims decodes.
+func appendAccessTokenClaims(b []byte, c accessTokenClaimValues) []byte {
+	b = append(b, '{')
+	b = appendJSONMember(b, "iss", c.Issuer)
+	b = appendJSONMember(b, "sub", c.Subject)
+	b = appendJSONStrings(b, "aud", c.Audience)
+	b = appendJSONInt(b, "exp", c.ExpiresAt)
+	b = appendJSONInt(b, "iat", c.IssuedAt)
+	b = appendJSONMember(b, "jti", c.ID)
+	b = appendJSONMember(b, "client_id", c.ClientID)
+	if len(c.Scopes) > 0 {
+		b = append(b, `,"scope":"`...)
+		for i, sc := range c.Scopes {
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = appendJSONChars(b, sc)
+		}
+		b = append(b, '"')
+	}
+	if c.AuthTime != 0 {
+		b = appendJSONInt(b, "auth_time", c.AuthTime)
+	}
+	if c.GrantID != "" {
+		b = appendJSONMember(b, "grant_id", c.GrantID)
+	}
+	return append(b, '}')
 }
 
 // tokenResponse is RFC 6749 §5.1.
@@ -121,33 +158,21 @@ func newTokenResponse(at accessToken, refresh string, scopes []string, now time.
 	}
 }
 
-// verifyAccessToken checks that token is a JWT access token this server
-// signed with a key of the current set (RFC 9068 §4): signature, typ and
-// issuer. Expiry is left to the caller, since revocation wants expired
-// tokens too.
-func verifyAccessToken(snap *config.Snapshot, token string) (*accessTokenClaims, bool) {
-	if snap.Keys == nil || strings.Count(token, ".") != 2 {
-		return nil, false
+// appendJSON writes the response as encoding/json would, by hand, since
+// the token endpoint writes one per request.
+func (r *tokenResponse) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	b = appendJSONMember(b, "access_token", r.AccessToken)
+	b = appendJSONMember(b, "token_type", r.TokenType)
+	b = appendJSONInt(b, "expires_in", r.ExpiresIn)
+	if r.RefreshToken != "" {
+		b = appendJSONMember(b, "refresh_token", r.RefreshToken)
 	}
-	claims := &accessTokenClaims{}
-	p := jwt.NewParser(jwt.WithValidMethods([]string{keyset.ES256, keyset.RS256, keyset.EdDSA}), jwt.WithoutClaimsValidation())
-	t, err := p.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
-		if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "at+jwt") {
-			return nil, errNotAccessToken
-		}
-		kid, _ := t.Header["kid"].(string)
-		for i := range snap.Keys.Keys {
-			k := &snap.Keys.Keys[i]
-			if k.ID == kid && k.Signer() != nil && k.Algorithm == t.Method.Alg() {
-				return k.Signer().Public(), nil
-			}
-		}
-		return nil, errNotAccessToken
-	})
-	if err != nil || !t.Valid || claims.Issuer != snap.Issuer || claims.ID == "" || claims.ExpiresAt == nil {
-		return nil, false
+	if r.Scope != "" {
+		b = appendJSONMember(b, "scope", r.Scope)
 	}
-	return claims, true
+	if r.IDToken != "" {
+		b = appendJSONMember(b, "id_token", r.IDToken)
+	}
+	return append(b, '}', '\n')
 }
-
-const errNotAccessToken = constError("not an access token of this server")

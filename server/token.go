@@ -64,7 +64,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, snap *confi
 	if e != nil {
 		return fail(e)
 	}
-	writeJSON(w, resp)
+	writeTokenResponse(w, resp)
 	res.outcome = outcomeSuccess
 	return res
 }

@@ -169,3 +169,25 @@ func BenchmarkTokenClientCredentialsLoopback(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
 }
+
+// BenchmarkIntrospection introspects one access token again and again, as
+// a resource server does for each request it serves with that token.
+func BenchmarkIntrospection(b *testing.B) {
+	srv, ts := benchServer(b, keyset.ES256)
+	tok, err := ts.ccConfig(ccClientID, ccSecret, "orders:read").Token(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	form := url.Values{"token": {tok.AccessToken}}.Encode()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		r := newTokenHTTPRequest(form, ccClientID, ccSecret)
+		r.URL.Path = endpoints.IntrospectPath
+		w := &discard{h: http.Header{}}
+		srv.ServeHTTP(w, r)
+		if w.status != 0 && w.status != http.StatusOK {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+}

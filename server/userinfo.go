@@ -84,7 +84,7 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request, snap *co
 	invalid := func(desc string) result {
 		return fail(bearerError{Status: http.StatusUnauthorized, Code: ErrInvalidToken, Description: desc})
 	}
-	claims, ok := verifyAccessToken(snap, token)
+	claims, ok := s.verifiedAccessToken(snap, token)
 	switch {
 	case !ok:
 		return invalid("the access token is not one this server issued")

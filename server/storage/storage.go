@@ -206,6 +206,12 @@ type Store interface {
 
 	CreateSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, hash string, now time.Time) (Session, error)
+	// GetSessionConsent is GetSession and, for the session's subject,
+	// GetConsent of clientID, in one round trip: the single-sign-on path
+	// (/authorize with a live session and a remembered consent) needs
+	// both. The consent is nil when there is none (or it expired); a
+	// missing session is ErrNotFound.
+	GetSessionConsent(ctx context.Context, hash, clientID string, now time.Time) (Session, *Consent, error)
 	DeleteSession(ctx context.Context, hash string) error
 
 	// DeleteExpired removes everything expired before now and reports how

@@ -360,6 +360,19 @@ func (s *Store) GetSession(_ context.Context, hash string, now time.Time) (stora
 	return sess, nil
 }
 
+// GetSessionConsent implements storage.Store.
+func (s *Store) GetSessionConsent(ctx context.Context, hash, clientID string, now time.Time) (storage.Session, *storage.Consent, error) {
+	sess, err := s.GetSession(ctx, hash, now)
+	if err != nil {
+		return storage.Session{}, nil, err
+	}
+	c, err := s.GetConsent(ctx, sess.Subject, clientID, now)
+	if err != nil {
+		return sess, nil, nil
+	}
+	return sess, &c, nil
+}
+
 // DeleteSession implements storage.Store.
 func (s *Store) DeleteSession(_ context.Context, hash string) error {
 	s.mu.Lock()

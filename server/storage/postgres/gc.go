@@ -19,6 +19,7 @@ var expiringTables = []string{
 // counted; a family goes only once it has expired and no token references
 // it. Several replicas may run it at once: the deletes are idempotent.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+	s.rev.prune(now)
 	total := 0
 	for _, table := range expiringTables {
 		n, err := s.deleteBatches(ctx, "DELETE FROM "+table+" WHERE expires_at <= $1 AND ctid IN (SELECT ctid FROM "+table+" WHERE expires_at <= $1 LIMIT $2)", now)

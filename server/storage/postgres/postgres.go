@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,9 +29,33 @@ import (
 // Store is a storage.Store in PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
+	rev  *revocations
+	log  *slog.Logger
+	// stop ends the revocation listener.
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 var _ storage.Store = (*Store)(nil)
+
+// Option adjusts how Open connects.
+type Option func(*settings)
+
+type settings struct {
+	pool *pgxpool.Config
+	log  *slog.Logger
+}
+
+// WithQueryTracer traces every statement, e.g. to count round trips.
+func WithQueryTracer(t pgx.QueryTracer) Option {
+	return func(s *settings) { s.pool.ConnConfig.Tracer = t }
+}
+
+// WithLogger is where the driver reports what no caller sees: the
+// revocation listener's failures. slog.Default() otherwise.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *settings) { s.log = l }
+}
 
 // Open connects to the database at url, checks that it answers, and
 // migrates the schema. url is a PostgreSQL connection URL or DSN as pgx
@@ -38,11 +63,15 @@ var _ storage.Store = (*Store)(nil)
 // search_path to keep Gatehouse's tables in a schema of their own in a
 // shared database, or default_query_exec_mode=exec behind a transaction
 // pooler such as PgBouncer.
-func Open(ctx context.Context, url string) (*Store, error) {
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's parse errors can echo the URL, password included.
 		return nil, errors.New("postgres: the connection URL is not valid")
+	}
+	set := settings{pool: cfg, log: slog.Default()}
+	for _, o := range opts {
+		o(&set)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -56,11 +85,16 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	listenCtx, stop := context.WithCancel(context.Background())
+	s := &Store{pool: pool, rev: newRevocations(), log: set.log, stop: stop, done: make(chan struct{})}
+	go func() { defer close(s.done); s.listen(listenCtx) }()
+	return s, nil
 }
 
-// Close closes the pool.
+// Close stops the revocation listener and closes the pool.
 func (s *Store) Close() error {
+	s.stop()
+	<-s.done
 	s.pool.Close()
 	return nil
 }
@@ -381,6 +415,9 @@ func (s *Store) rotateSlow(ctx context.Context, oldHash string, next storage.Ref
 	case err != nil:
 		return storage.RefreshToken{}, wrap("rotate refresh token", err)
 	}
+	if errOutcome != nil {
+		s.rev.add('f', old.FamilyID, familyRevokedUntil(now))
+	}
 	return old, errOutcome
 }
 
@@ -392,6 +429,8 @@ func (s *Store) RevokeFamily(ctx context.Context, familyID string, now time.Time
 	if err := revokeFamily(ctx, s.pool, familyID, now); err != nil {
 		return wrap("revoke family", err)
 	}
+	// This replica knows at once; the others when the notification comes.
+	s.rev.add('f', familyID, familyRevokedUntil(now))
 	return nil
 }
 
@@ -402,11 +441,12 @@ type execer interface {
 // revokeFamily marks a family revoked, leaving a tombstone when it has no
 // row yet (see storage.RevokedFamilyRetention).
 func revokeFamily(ctx context.Context, db execer, familyID string, now time.Time) error {
-	_, err := db.Exec(ctx, `INSERT INTO refresh_families (id, revoked_at, expires_at) VALUES ($1, $2, $3)
+	_, err := db.Exec(ctx, notifySQL("f", `INSERT INTO refresh_families (id, revoked_at, expires_at) VALUES ($1, $2, $3)
 		ON CONFLICT (id) DO UPDATE SET
 			revoked_at = coalesce(refresh_families.revoked_at, excluded.revoked_at),
-			expires_at = greatest(refresh_families.expires_at, excluded.expires_at)`,
-		familyID, now, now.Add(storage.RevokedFamilyRetention))
+			expires_at = greatest(refresh_families.expires_at, excluded.expires_at)
+		RETURNING id, expires_at`),
+		familyID, now, familyRevokedUntil(now))
 	return err
 }
 
@@ -415,17 +455,24 @@ func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt tim
 	if jti == "" || expiresAt.IsZero() {
 		return invalid("access-token revocation needs a jti and an expiry")
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)
-		ON CONFLICT (jti) DO UPDATE SET expires_at = greatest(revoked_access_tokens.expires_at, excluded.expires_at)`,
+	_, err := s.pool.Exec(ctx, notifySQL("a", `INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)
+		ON CONFLICT (jti) DO UPDATE SET expires_at = greatest(revoked_access_tokens.expires_at, excluded.expires_at)
+		RETURNING jti AS id, expires_at`),
 		jti, expiresAt)
 	if err != nil {
 		return wrap("revoke access token", err)
 	}
+	s.rev.add('a', jti, expiresAt)
 	return nil
 }
 
-// IsAccessTokenRevoked implements storage.Store.
+// IsAccessTokenRevoked implements storage.Store. It answers from the
+// replica's copy of the revocations (see revocations) while that is live,
+// from the database otherwise.
 func (s *Store) IsAccessTokenRevoked(ctx context.Context, jti, familyID string, now time.Time) (bool, error) {
+	if revoked, ok := s.rev.revoked(jti, familyID, now); ok {
+		return revoked, nil
+	}
 	var revoked bool
 	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1 AND expires_at > $2)
 		OR EXISTS (SELECT 1 FROM refresh_families WHERE $3 <> '' AND id = $3 AND revoked_at IS NOT NULL AND expires_at > $2)`,
@@ -494,6 +541,28 @@ func (s *Store) GetSession(ctx context.Context, hash string, now time.Time) (sto
 		return storage.Session{}, wrap("get session", err)
 	}
 	return sess, nil
+}
+
+// GetSessionConsent implements storage.Store: the session joined with its
+// subject's consent, one statement.
+func (s *Store) GetSessionConsent(ctx context.Context, hash, clientID string, now time.Time) (storage.Session, *storage.Consent, error) {
+	var sess storage.Session
+	var scopes []string
+	var granted, expires *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT s.hash, s.subject, s.auth_time, s.expires_at, c.scopes, c.granted_at, c.expires_at
+		FROM sessions s LEFT JOIN consents c ON c.subject = s.subject AND c.client_id = $2 AND c.expires_at > $3
+		WHERE s.hash = $1 AND s.expires_at > $3`, hash, clientID, now).
+		Scan(&sess.Hash, &sess.Subject, &sess.AuthTime, &sess.ExpiresAt, &scopes, &granted, &expires)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return storage.Session{}, nil, storage.ErrNotFound
+	case err != nil:
+		return storage.Session{}, nil, wrap("get session and consent", err)
+	}
+	if expires == nil {
+		return sess, nil, nil
+	}
+	return sess, &storage.Consent{Subject: sess.Subject, ClientID: clientID, Scopes: scopes, GrantedAt: *granted, ExpiresAt: *expires}, nil
 }
 
 // DeleteSession implements storage.Store.

@@ -550,10 +550,43 @@ func testSessions(t *testing.T, s storage.Store) {
 	_, err = s.GetSession(ctx, sess.Hash, sess.ExpiresAt)
 	wantErr(t, "GetSession at expiry", err, storage.ErrNotFound)
 
+	testSessionConsent(t, s, sess)
+
 	must(t, "DeleteSession", s.DeleteSession(ctx, sess.Hash))
+	_, _, err = s.GetSessionConsent(ctx, sess.Hash, "client-a", t0)
+	wantErr(t, "GetSessionConsent after logout", err, storage.ErrNotFound)
 	_, err = s.GetSession(ctx, sess.Hash, t0)
 	wantErr(t, "GetSession after logout", err, storage.ErrNotFound)
 	must(t, "DeleteSession unknown", s.DeleteSession(ctx, sess.Hash))
+}
+
+// testSessionConsent: the session with its subject's consent for one
+// client, nil when there is none or it has expired.
+func testSessionConsent(t *testing.T, s storage.Store, sess storage.Session) {
+	ctx := context.Background()
+	got, c, err := s.GetSessionConsent(ctx, sess.Hash, "client-a", t0)
+	must(t, "GetSessionConsent without consent", err)
+	if got.Subject != sess.Subject || !sameTime(got.AuthTime, sess.AuthTime) || c != nil {
+		t.Fatalf("GetSessionConsent without consent: %+v, %+v", got, c)
+	}
+	want := storage.Consent{Subject: sess.Subject, ClientID: "client-a", Scopes: []string{"orders:read"}, GrantedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	must(t, "SaveConsent", s.SaveConsent(ctx, want))
+	must(t, "SaveConsent of another subject", s.SaveConsent(ctx, storage.Consent{Subject: "mallory", ClientID: "client-b",
+		Scopes: []string{"x"}, GrantedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+	got, c, err = s.GetSessionConsent(ctx, sess.Hash, "client-a", t0)
+	must(t, "GetSessionConsent", err)
+	if got.Hash != sess.Hash || c == nil {
+		t.Fatalf("GetSessionConsent: %+v, %+v", got, c)
+	}
+	assertConsent(t, *c, want)
+	if _, c, _ = s.GetSessionConsent(ctx, sess.Hash, "client-b", t0); c != nil {
+		t.Errorf("another client's consent (or another subject's): %+v", c)
+	}
+	if _, c, _ = s.GetSessionConsent(ctx, sess.Hash, "client-a", want.ExpiresAt); c != nil {
+		t.Errorf("an expired consent: %+v", c)
+	}
+	_, _, err = s.GetSessionConsent(ctx, "no-such-session", "client-a", t0)
+	wantErr(t, "GetSessionConsent of an unknown session", err, storage.ErrNotFound)
 }
 
 // testInvalidInput checks that objects a store could never find again (no

@@ -1,0 +1,114 @@
+package server
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+)
+
+// jwsSigner signs compact JWS (RFC 7515 §7.1) with one key. Its protected
+// headers are encoded once per configuration snapshot, not per token.
+type jwsSigner struct {
+	// atHeader and idHeader are BASE64URL(header) + ".": typ at+jwt for
+	// access tokens (RFC 9068 §2.1, so that one is never mistaken for an
+	// ID token or any other JWT), typ JWT for ID tokens.
+	atHeader, idHeader string
+	sign               func(input []byte) ([]byte, error)
+}
+
+func newJWSSigner(k *keyset.Key) (*jwsSigner, error) {
+	signer := k.Signer()
+	if signer == nil {
+		return nil, errors.New("the key has no private part")
+	}
+	js := &jwsSigner{atHeader: encodeJWSHeader(k, "at+jwt"), idHeader: encodeJWSHeader(k, "JWT")}
+	switch k.Algorithm {
+	case keyset.ES256:
+		priv, ok := signer.(*ecdsa.PrivateKey)
+		if !ok {
+			return nil, errors.New("an ES256 key must be an ECDSA private key")
+		}
+		es, err := newES256Key(priv)
+		if err != nil {
+			return nil, err
+		}
+		js.sign = es.sign
+	case keyset.RS256:
+		// RFC 7518 §3.3: RSASSA-PKCS1-v1_5 with SHA-256.
+		js.sign = func(input []byte) ([]byte, error) {
+			digest := sha256.Sum256(input)
+			return signer.Sign(rand.Reader, digest[:], crypto.SHA256)
+		}
+	case keyset.EdDSA:
+		// RFC 8037 §3.1: Ed25519 signs the message itself.
+		js.sign = func(input []byte) ([]byte, error) { return signer.Sign(nil, input, crypto.Hash(0)) }
+	default:
+		return nil, errors.New("algorithm " + k.Algorithm + " is not supported")
+	}
+	return js, nil
+}
+
+func encodeJWSHeader(k *keyset.Key, typ string) string {
+	h, _ := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{k.Algorithm, k.ID, typ})
+	return base64.RawURLEncoding.EncodeToString(h) + "."
+}
+
+// compact is header (an encoded header and its dot), the encoded payload,
+// a dot and the encoded signature.
+func (js *jwsSigner) compact(header string, payload []byte) (string, error) {
+	enc := base64.RawURLEncoding
+	// 683 characters hold a signature of a 4096-bit RSA key.
+	buf := make([]byte, 0, len(header)+enc.EncodedLen(len(payload))+1+683)
+	buf = append(buf, header...)
+	buf = enc.AppendEncode(buf, payload)
+	sig, err := js.sign(buf)
+	if err != nil {
+		return "", err
+	}
+	buf = append(buf, '.')
+	return string(enc.AppendEncode(buf, sig)), nil
+}
+
+// jwsSigners are a snapshot's signers by key; a key that cannot sign has
+// none, and signing with it reports why.
+type jwsSigners map[*keyset.Key]signerOrError
+
+type signerOrError struct {
+	signer *jwsSigner
+	err    error
+}
+
+func buildSigners(snap *config.Snapshot) jwsSigners {
+	out := jwsSigners{}
+	if snap.Keys == nil {
+		return out
+	}
+	for i := range snap.Keys.Keys {
+		k := &snap.Keys.Keys[i]
+		if k.Signer() == nil {
+			continue
+		}
+		js, err := newJWSSigner(k)
+		out[k] = signerOrError{js, err}
+	}
+	return out
+}
+
+func (m jwsSigners) get(k *keyset.Key) (*jwsSigner, error) {
+	se, ok := m[k]
+	if !ok {
+		return nil, errors.New("the key " + k.ID + " has no signer")
+	}
+	return se.signer, se.err
+}
