@@ -103,6 +103,10 @@ test-e2e: $(ENVTEST_PREREQ) ## Run the end-to-end suite: control plane, operator
 bench: ## Run the benchmarks (token endpoint, storage drivers, key set, resource-server validation).
 	go test -run '^$$' -bench . -benchmem ./server/... ./resourceserver/... ./internal/...
 
+.PHONY: bench-http
+bench-http: build $(ENVTEST_PREREQ) ## HTTP benchmark of the token server (gatehouse dev + a gatehouse server of its own): each flow's req/s, latency, errors, server CPU per 1,000 requests, RSS; a table and bench-http.json. BENCH_HTTP_FLAGS="-conns 16 -duration 10s -storage postgres -server-cpus 0".
+	go run ./hack/bench $(BENCH_HTTP_FLAGS)
+
 # N is how many OAuthClients bench-scale applies.
 N ?= 1000
 

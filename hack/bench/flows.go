@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+)
+
+// flow is one benchmarked operation: setup prepares a worker once, op is
+// what is timed.
+type flow struct {
+	setup func(ctx context.Context, e *env, w *worker) error
+	op    func(ctx context.Context, e *env, w *worker) error
+}
+
+var flowTable = map[string]flow{
+	"client_credentials": {op: func(ctx context.Context, e *env, w *worker) error {
+		_, err := w.token(ctx, e, url.Values{"grant_type": {"client_credentials"}, "scope": {"orders:read"}})
+		return err
+	}},
+	"introspection": {setup: func(ctx context.Context, e *env, w *worker) error {
+		tok, err := w.token(ctx, e, url.Values{"grant_type": {"client_credentials"}, "scope": {"orders:read"}})
+		w.accessToken = tok.AccessToken
+		return err
+	}, op: introspect},
+	"jwks":     {op: func(ctx context.Context, e *env, w *worker) error { return w.get(ctx, e.endpoints().JWKS) }},
+	"metadata": {op: func(ctx context.Context, e *env, w *worker) error { return w.get(ctx, e.endpoints().Metadata) }},
+	// The single-sign-on flow: a browser that is logged in and has
+	// consented before gets a code at once, which the app exchanges.
+	"sso_code": {setup: func(ctx context.Context, e *env, w *worker) error {
+		_, err := w.codeFlow(ctx, e)
+		return err
+	}, op: func(ctx context.Context, e *env, w *worker) error {
+		_, err := w.codeFlow(ctx, e)
+		return err
+	}},
+	"refresh": {setup: func(ctx context.Context, e *env, w *worker) error {
+		tok, err := w.codeFlow(ctx, e)
+		w.refreshToken = tok.RefreshToken
+		return err
+	}, op: func(ctx context.Context, e *env, w *worker) error {
+		tok, err := w.token(ctx, e, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {w.refreshToken}})
+		if err == nil {
+			w.refreshToken = tok.RefreshToken
+		}
+		return err
+	}},
+	// A new browser each time: login page, password (bcrypt), code,
+	// token. Consent is remembered after the first.
+	"password_code": {op: func(ctx context.Context, e *env, w *worker) error {
+		w.newBrowser()
+		_, err := w.codeFlow(ctx, e)
+		return err
+	}},
+}
+
+func (e *env) endpoints() endpoints.Endpoints { return endpoints.For(e.issuer) }
+
+// worker is one connection's client: its own transport (one keep-alive
+// connection) and cookie jar.
+type worker struct {
+	http         *http.Client
+	accessToken  string
+	refreshToken string
+	latencies    []float64 // seconds
+	errors       int
+	firstErrors  []string
+}
+
+func newWorker() *worker {
+	w := &worker{}
+	w.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	w.newBrowser()
+	return w
+}
+
+func (w *worker) newBrowser() {
+	jar, _ := cookiejar.New(nil)
+	w.http.Jar = jar
+}
+
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (w *worker) token(ctx context.Context, e *env, form url.Values) (tokenResponse, error) {
+	var tok tokenResponse
+	body, err := w.post(ctx, e.endpoints().Token, form, true, http.StatusOK)
+	if err != nil {
+		return tok, err
+	}
+	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
+		return tok, fmt.Errorf("token response %.200s", body)
+	}
+	return tok, nil
+}
+
+func introspect(ctx context.Context, e *env, w *worker) error {
+	body, err := w.post(ctx, e.endpoints().Introspection, url.Values{"token": {w.accessToken}}, true, http.StatusOK)
+	if err == nil && !strings.Contains(string(body), `"active":true`) {
+		err = fmt.Errorf("introspection %.200s", body)
+	}
+	return err
+}
+
+func (w *worker) get(ctx context.Context, u string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	_, _, err := w.do(req, http.StatusOK)
+	return err
+}
+
+func (w *worker) post(ctx context.Context, u string, form url.Values, clientAuth bool, want int) ([]byte, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if clientAuth {
+		req.SetBasicAuth(url.QueryEscape(demoClientID), url.QueryEscape(demoClientSecret))
+	}
+	_, body, err := w.do(req, want)
+	return body, err
+}
+
+// do sends a request and reads the whole answer, so that the connection
+// is reused; a status other than want is an error.
+func (w *worker) do(req *http.Request, want int) (*http.Response, []byte, error) {
+	resp, err := w.http.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode != want {
+		return resp, body, fmt.Errorf("%s %s: status %d, want %d: %.200s", req.Method, req.URL.Path, resp.StatusCode, want, body)
+	}
+	return resp, body, nil
+}
+
+var debug = os.Getenv("BENCH_DEBUG") != ""
+
+var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
+
+// codeFlow follows /authorize through whatever pages the server shows
+// (login, consent: approved and remembered) to the code, and exchanges
+// it.
+func (w *worker) codeFlow(ctx context.Context, e *env) (tokenResponse, error) {
+	verifier := randomString()
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"response_type": {"code"}, "client_id": {demoClientID}, "redirect_uri": {demoRedirectURI},
+		"scope": {"orders:read"}, "state": {"s"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])},
+		"code_challenge_method": {"S256"}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.endpoints().Authorization+"?"+q.Encode(), nil)
+	resp, _, err := w.do(req, http.StatusFound)
+	for range 4 {
+		if err != nil {
+			return tokenResponse{}, err
+		}
+		next := e.local(resp.Header.Get("Location"))
+		if debug {
+			fmt.Println("redirect", resp.StatusCode, next)
+		}
+		if strings.HasPrefix(next, demoRedirectURI) {
+			u, _ := url.Parse(next)
+			code := u.Query().Get("code")
+			if code == "" {
+				return tokenResponse{}, fmt.Errorf("redirected without a code: %s", next)
+			}
+			return w.token(ctx, e, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+				"redirect_uri": {demoRedirectURI}, "code_verifier": {verifier}})
+		}
+		resp, err = w.page(ctx, next)
+	}
+	return tokenResponse{}, errors.New("too many redirects")
+}
+
+// page shows a login or consent page and submits it.
+func (w *worker) page(ctx context.Context, u string) (*http.Response, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	_, body, err := w.do(req, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	f := url.Values{}
+	for _, m := range hiddenRE.FindAllStringSubmatch(string(body), -1) {
+		f.Set(m[1], m[2])
+	}
+	switch {
+	case strings.Contains(u, endpoints.LoginPath):
+		f.Set("username", demoUsername)
+		f.Set("password", demoPassword)
+	case strings.Contains(u, endpoints.ConsentPath):
+		f.Set("decision", "approve")
+		f.Set("remember", "yes")
+	default:
+		return nil, fmt.Errorf("unexpected page %s", u)
+	}
+	action := u[:strings.IndexByte(u+"?", '?')]
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, action, strings.NewReader(f.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, _, err := w.do(req, http.StatusSeeOther)
+	return resp, err
+}
+
+// local points a URL on the demo issuer at the server under test.
+func (e *env) local(u string) string {
+	if rest, ok := strings.CutPrefix(u, strings.TrimRight(e.demo["GATEHOUSE_ISSUER"], "/")); ok {
+		return e.issuer + rest
+	}
+	return u
+}
+
+func randomString() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,114 @@
+// Command bench is the HTTP benchmark of the token server (make bench-http):
+// it starts `gatehouse dev` (a local control plane, the operator and the demo
+// data), then a `gatehouse server` of its own against that control plane,
+// optionally pinned to CPUs and optionally on a PostgreSQL it starts, and
+// drives each flow with keep-alive connections for a fixed time.
+//
+// For each flow it prints, and writes as JSON: operations per second, p50,
+// p99 and p99.9 latency, errors (any unexpected status fails the run), the
+// server's CPU seconds per 1,000 operations and its RSS. CPU per operation
+// is the figure to compare between runs on a shared machine: throughput
+// depends on what else runs, CPU per request much less.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	gatehouse  string
+	flows      []string
+	conns      int
+	duration   time.Duration
+	warmup     time.Duration
+	storage    string
+	serverCPUs string
+	jsonOut    string
+	bcryptCost int
+	stateDir   string
+}
+
+var allFlows = []string{"client_credentials", "introspection", "jwks", "metadata", "sso_code", "refresh", "password_code"}
+
+func main() {
+	o := &options{}
+	flows := flag.String("flows", strings.Join(allFlows, ","), "comma-separated flows: "+strings.Join(allFlows, ", "))
+	flag.StringVar(&o.gatehouse, "gatehouse", "bin/gatehouse", "the gatehouse binary to benchmark")
+	flag.IntVar(&o.conns, "conns", 16, "concurrent keep-alive connections (one worker each)")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per flow")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured time per flow before it")
+	flag.StringVar(&o.storage, "storage", "memory", "memory, or postgres (a throwaway PostgreSQL the harness starts; needs its binaries, as internal/testpg)")
+	flag.StringVar(&o.serverCPUs, "server-cpus", "", "pin the token server to these CPUs with taskset, e.g. 0")
+	flag.StringVar(&o.jsonOut, "json", "", "where to write the results (default: bench-http.json in the state directory)")
+	flag.IntVar(&o.bcryptCost, "bcrypt-cost", 0, "re-hash the demo user's password at this bcrypt cost (default: as gatehouse dev made it)")
+	flag.StringVar(&o.stateDir, "state-dir", "", "state directory for gatehouse dev and the logs (default: a new temporary one)")
+	flag.Parse()
+	o.flows = strings.Split(*flows, ",")
+	for _, f := range o.flows {
+		if _, ok := flowTable[f]; !ok {
+			fmt.Fprintf(os.Stderr, "bench: unknown flow %q (want some of %s)\n", f, strings.Join(allFlows, ", "))
+			os.Exit(2)
+		}
+	}
+	if o.conns < 1 || o.duration <= 0 || (o.storage != "memory" && o.storage != "postgres") {
+		fmt.Fprintln(os.Stderr, "bench: -conns must be at least 1, -duration positive, -storage memory or postgres")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+// run sets everything up, runs each flow and reports. A flow with errors
+// fails the run, after the report.
+func run(ctx context.Context, o *options) error {
+	e, err := startEnv(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer e.stop()
+	if o.jsonOut == "" {
+		o.jsonOut = filepath.Join(e.dir, "bench-http.json")
+	}
+	rep := &report{Machine: machine(), Storage: o.storage, Conns: o.conns, Duration: o.duration.String(),
+		ServerCPUs: o.serverCPUs, Command: strings.Join(os.Args, " "), Started: time.Now().UTC().Format(time.RFC3339)}
+	failed := []string{}
+	for _, name := range o.flows {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		res, err := e.measure(ctx, name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		rep.Flows = append(rep.Flows, res)
+		progress("%s: %.0f/s, %d errors", name, res.PerSecond, res.Errors)
+		if res.Errors > 0 {
+			failed = append(failed, name)
+		}
+	}
+	rep.print(os.Stdout)
+	if err := rep.write(o.jsonOut); err != nil {
+		return err
+	}
+	progress("wrote %s", o.jsonOut)
+	if len(failed) > 0 {
+		return fmt.Errorf("errors in %s (first ones in the JSON)", strings.Join(failed, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+)
+
+type report struct {
+	Machine    string       `json:"machine"`
+	Command    string       `json:"command"`
+	Started    string       `json:"started"`
+	Storage    string       `json:"storage"`
+	Conns      int          `json:"conns"`
+	Duration   string       `json:"duration"`
+	ServerCPUs string       `json:"serverCPUs,omitempty"`
+	Flows      []flowResult `json:"flows"`
+}
+
+type flowResult struct {
+	Flow             string   `json:"flow"`
+	Ops              int      `json:"ops"`
+	Seconds          float64  `json:"seconds"`
+	PerSecond        float64  `json:"perSecond"`
+	P50              float64  `json:"p50ms"`
+	P99              float64  `json:"p99ms"`
+	P999             float64  `json:"p999ms"`
+	Errors           int      `json:"errors"`
+	FirstErrors      []string `json:"firstErrors,omitempty"`
+	ServerCPUSeconds float64  `json:"serverCPUSeconds"`
+	CPUPer1000       float64  `json:"serverCPUSecondsPer1000"`
+	RSSMiB           float64  `json:"serverRSSMiB"`
+	LoadAvg          string   `json:"loadAverage"`
+}
+
+func (r *report) print(w io.Writer) {
+	fmt.Fprintf(w, "%s; storage %s; %d connections; %s per flow; server CPUs %q\n", r.Machine, r.Storage, r.Conns, r.Duration, r.ServerCPUs)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "flow\tops/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tCPU s/1000\tµs/op\tRSS MiB\tload avg\t")
+	for _, f := range r.Flows {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%.3f\t%.0f\t%.0f\t%s\t\n", f.Flow, f.PerSecond, f.P50, f.P99, f.P999,
+			f.Errors, f.CPUPer1000, f.CPUPer1000*1000, f.RSSMiB, f.LoadAvg)
+	}
+	_ = tw.Flush()
+}
+
+func (r *report) write(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// machine names the CPU and core count, from /proc/cpuinfo.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d CPUs, %s", model, runtime.NumCPU(), runtime.Version())
+}
