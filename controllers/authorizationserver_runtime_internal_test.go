@@ -6,7 +6,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -62,5 +64,25 @@ func TestMemoryStorageRefusesReplicas(t *testing.T) {
 	}
 	if dep.ResourceVersion != rv || *dep.Spec.Replicas != 1 {
 		t.Errorf("the Deployment was changed: replicas %d", *dep.Spec.Replicas)
+	}
+}
+
+// The token server gets the default resources unless spec.resources says
+// otherwise, and then exactly what it says.
+func TestServerResources(t *testing.T) {
+	r := &AuthorizationServerReconciler{ServerImage: "gatehouse:test"}
+	srv := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "auth"},
+		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://127.0.0.1:8443/auth"}}
+	dep := &appsv1.Deployment{}
+	r.mutateDeployment(srv, dep, 1)
+	got := dep.Spec.Template.Spec.Containers[0].Resources
+	if got.Limits.Memory().Cmp(resource.MustParse("512Mi")) < 0 || got.Requests.Memory().IsZero() || got.Requests.Cpu().IsZero() {
+		t.Errorf("default resources %+v: want requests and at least a 512Mi memory limit", got)
+	}
+	own := corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")}}
+	srv.Spec.Resources = &own
+	r.mutateDeployment(srv, dep, 1)
+	if got := dep.Spec.Template.Spec.Containers[0].Resources; !equality.Semantic.DeepEqual(got, own) {
+		t.Errorf("spec.resources %+v became %+v", own, got)
 	}
 }

@@ -54,14 +54,14 @@ func parseOperatorFlags(args []string, stderr io.Writer) (*operatorFlags, error)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster config, or $KUBECONFIG")
 	namespaces := fs.String("namespaces", "", "comma-separated namespaces to watch; default: all")
-	fs.IntVar(&f.concurrency, "concurrency", 4, "reconciles run at once per kind")
+	fs.IntVar(&f.concurrency, "concurrency", controllers.DefaultConcurrency, "reconciles run at once per kind")
 	fs.StringVar(&f.serverImage, "server-image", os.Getenv(imageEnv), "token server image for AuthorizationServers without spec.image (default $"+imageEnv+")")
 	fs.StringVar(&f.metricsListen, "metrics-listen", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&f.healthListen, "health-listen", ":8081", "address of /healthz and /readyz; 0 disables them")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader, so that only one replica reconciles")
 	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; default: the operator's own (required outside a cluster)")
-	fs.Float64Var(&f.qps, "kube-api-qps", 50, "sustained requests per second to the API server")
-	fs.IntVar(&f.burst, "kube-api-burst", 100, "burst of requests to the API server")
+	fs.Float64Var(&f.qps, "kube-api-qps", controllers.DefaultKubeAPIQPS, "sustained requests per second to the API server (a new OAuthClient costs about 4)")
+	fs.IntVar(&f.burst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "burst of requests to the API server")
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -111,7 +111,8 @@ func runOperator(ctx context.Context, args []string, _, stderr io.Writer) error 
 		return err
 	}
 	// client-go's default of 5 requests per second would make creating a
-	// few hundred OAuthClients at once take minutes.
+	// few hundred OAuthClients at once take minutes (see
+	// controllers.DefaultKubeAPIQPS).
 	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
 	cfg.UserAgent = "gatehouse-operator/" + version.Version
 	scheme := runtime.NewScheme()
