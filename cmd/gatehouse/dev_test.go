@@ -302,12 +302,11 @@ func devToken(t *testing.T, env map[string]string) {
 
 func devFreePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := devenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // devHTTPClient trusts the local CA of demo.env, as curl --cacert does.
