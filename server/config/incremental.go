@@ -92,6 +92,8 @@ func (b *Builder) SetClient(oc *gatehousev1alpha1.OAuthClient) *Snapshot {
 		e = &clientEntry{}
 		st.entries[key] = e
 	}
+	// Out of the indexes under the old spec, before it is replaced.
+	b.unserve(e)
 	e.obj = oc
 	b.recompile(e)
 	return b.Snapshot()

@@ -1,0 +1,80 @@
+package config
+
+import (
+	"reflect"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+)
+
+// fullClient is an OAuthClient as the API server sends it after a
+// kubectl apply and a few reconciles.
+func fullClient(ns, name string) *gatehousev1alpha1.OAuthClient {
+	f := false
+	now := metav1.Now()
+	return &gatehousev1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: "0b5c1d1e-7f4a-4b7e-9a57-1f1b7a8e9c2d",
+			ResourceVersion: "123456", Generation: 3, CreationTimestamp: now, Finalizers: []string{"oauth.gatehouse.dev/finalizer"},
+			Labels: map[string]string{"app.kubernetes.io/name": name, "team": ns},
+			Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"apiVersion":"oauth.gatehouse.dev/v1alpha1","kind":"OAuthClient","metadata":{"name":"` + name +
+				`","namespace":"` + ns + `"},"spec":{"serverRef":{"name":"main","namespace":"auth"},"grantTypes":["authorization_code","refresh_token"],"scopes":["openid","orders:read"]}}`},
+			ManagedFields: []metav1.ManagedFieldsEntry{
+				{Manager: "kubectl-client-side-apply", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "oauth.gatehouse.dev/v1alpha1", Time: &now,
+					FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{}},"f:spec":{"f:grantTypes":{},"f:scopes":{},"f:serverRef":{}}}`)}},
+				{Manager: "gatehouse-operator", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "oauth.gatehouse.dev/v1alpha1", Time: &now, Subresource: "status",
+					FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:clientID":{},"f:conditions":{},"f:secretHashes":{},"f:secretName":{}}}`)}},
+			}},
+		Spec: gatehousev1alpha1.OAuthClientSpec{
+			ServerRef:   gatehousev1alpha1.ServerReference{Name: "main", Namespace: "auth"},
+			DisplayName: "Orders " + name, ClientType: gatehousev1alpha1.ClientConfidential,
+			RedirectURIs: []gatehousev1alpha1.RedirectURI{gatehousev1alpha1.RedirectURI("https://" + name + ".example/callback")},
+			GrantTypes:   []gatehousev1alpha1.GrantType{gatehousev1alpha1.GrantAuthorizationCode, gatehousev1alpha1.GrantRefreshToken},
+			Scopes:       []gatehousev1alpha1.ScopeName{"openid", "orders:read"},
+			Audience:     []gatehousev1alpha1.Audience{"https://orders.example"},
+			RequirePKCE:  &f, SecretName: name + "-credentials",
+		},
+		Status: gatehousev1alpha1.OAuthClientStatus{ObservedGeneration: 3, ClientID: ns + "." + name, SecretName: name + "-credentials",
+			Conditions: []metav1.Condition{
+				{Type: gatehousev1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready", Message: "the client is registered and its Secret is in place", ObservedGeneration: 3, LastTransitionTime: now},
+				{Type: "SecretRotated", Status: metav1.ConditionFalse, Reason: "NotDue", Message: "the next rotation is due later", LastTransitionTime: now},
+			},
+			SecretHashes:     []gatehousev1alpha1.SecretHash{{Hash: "sha256:6b3a55e0261b0304143f805a24924d0c1c44524821305f31d9277843b8a10f4e"}},
+			LastRotationTime: &now,
+		},
+	}
+}
+
+// TestLeanClientCompilesTheSame: the informer's lean copy gives the same
+// Client as the whole object, and keeps nothing the server does not read.
+func TestLeanClientCompilesTheSame(t *testing.T) {
+	server := &Snapshot{Scopes: map[string]*Scope{"orders:read": {Name: "orders:read", Audience: "https://orders.example", from: gatehousev1alpha1.NamespacesFromAll}}}
+	full := fullClient("team-a", "shop")
+	obj, err := leanClient(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lean := obj.(*gatehousev1alpha1.OAuthClient)
+	want := compileClient(full, server, map[string]map[gatehousev1alpha1.GrantType]bool{})
+	got := compileClient(lean, server, map[string]map[gatehousev1alpha1.GrantType]bool{})
+	if want == nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("lean compiles to %+v, want %+v", got, want)
+	}
+	if lean.ManagedFields != nil || lean.Annotations != nil || lean.Labels != nil || lean.UID != "" || lean.Spec.SecretName != "" ||
+		len(lean.Status.Conditions) != 1 || lean.Status.Conditions[0].Message != "" || lean.Status.LastRotationTime != nil {
+		t.Errorf("lean copy keeps more than needed: %+v", lean)
+	}
+	if lean.Namespace != full.Namespace || lean.Name != full.Name || lean.ResourceVersion != full.ResourceVersion {
+		t.Errorf("lean copy lost its identity: %s/%s@%s", lean.Namespace, lean.Name, lean.ResourceVersion)
+	}
+	// Not Ready: still not Ready when lean.
+	full.Status.Conditions[0].Status = metav1.ConditionFalse
+	obj, _ = leanClient(full)
+	if c := compileClient(obj.(*gatehousev1alpha1.OAuthClient), server, nil); c != nil {
+		t.Errorf("a client not Ready compiles to %+v", c)
+	}
+	if other, _ := leanClient("not a client"); other != "not a client" {
+		t.Errorf("other objects must pass through, got %v", other)
+	}
+}
