@@ -36,6 +36,7 @@ type options struct {
 	jsonOut    string
 	scenarios  map[string]bool
 	keep       bool
+	label      string
 }
 
 var allScenarios = []string{"fanout", "restart", "churn"}
@@ -51,6 +52,7 @@ func parseFlags() (*options, error) {
 	flag.StringVar(&o.jsonOut, "json", "", "also write the JSON report here (default: STATE-DIR/benchscale.json)")
 	scen := flag.String("scenarios", strings.Join(allScenarios, ","), "scenarios after the bulk apply: any of "+strings.Join(allScenarios, ","))
 	flag.BoolVar(&o.keep, "keep", false, "keep the state directory")
+	flag.StringVar(&o.label, "label", "", "what is measured, for the report (default: git describe of the working directory)")
 	flag.Parse()
 	if o.n < 1 || o.namespaces < 1 || o.workers < 1 || o.churn < 0 {
 		return nil, fmt.Errorf("-n, -namespaces and -workers must be positive and -churn not negative")

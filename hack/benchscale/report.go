@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"runtime"
@@ -43,7 +44,7 @@ type bulkResult struct {
 }
 
 func newReport(o *options) *report {
-	return &report{N: o.n, Namespaces: o.namespaces, Commit: gitCommit(), Started: time.Now().UTC().Format(time.RFC3339), CPUs: runtime.NumCPU()}
+	return &report{N: o.n, Namespaces: o.namespaces, Commit: cmp.Or(o.label, gitCommit()), Started: time.Now().UTC().Format(time.RFC3339), CPUs: runtime.NumCPU()}
 }
 
 // print writes the human-readable table.

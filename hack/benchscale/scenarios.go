@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
@@ -28,7 +29,7 @@ type fanoutResult struct {
 // fanout edits the Scope every client uses, creates a new client at once
 // and times it through the fan-out the edit starts.
 func (e *env) fanout(ctx context.Context) (*fanoutResult, error) {
-	progress("fan-out: editing the Scope all %d clients use, then creating a client…", e.o.n)
+	progress("fan-out: changing whom the Scope all %d clients use admits, then creating a client…", e.o.n)
 	s0, err := e.operatorState(ctx)
 	if err != nil {
 		return nil, err
@@ -38,16 +39,27 @@ func (e *env) fanout(ctx context.Context) (*fanoutResult, error) {
 		return nil, err
 	}
 	patch := client.MergeFrom(sc.DeepCopy())
-	sc.Spec.Description = "Read orders (edited " + time.Now().UTC().Format(time.RFC3339Nano) + ")"
+	// An edit that can change every client's outcome, so that the operator
+	// must re-decide them all (a description edit needs none): whom the
+	// Scope admits, from every namespace to every namespace by label (the
+	// same clients), or back.
+	ns := &sc.Spec.AllowedClients.Namespaces
+	if ns.From == oauthv1.NamespacesFromSelector {
+		ns.From, ns.Selector = oauthv1.NamespacesFromAll, nil
+	} else {
+		ns.From = oauthv1.NamespacesFromSelector
+		ns.Selector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpExists}}}
+	}
 	if err := e.c.Patch(ctx, sc, patch); err != nil {
 		return nil, fmt.Errorf("editing the Scope: %w", err)
 	}
 	began := time.Now()
-	ns, name := teamNamespace(0, e.o.namespaces), "fanout-new"
-	if err := e.c.Create(ctx, newClient(ns, name)); err != nil {
+	team, name := teamNamespace(0, e.o.namespaces), "fanout-new"
+	if err := e.c.Create(ctx, newClient(team, name)); err != nil {
 		return nil, err
 	}
-	secretAt, tokenAt, err := e.untilToken(ctx, ns, name, readyTimeout(e.o.n))
+	secretAt, tokenAt, err := e.untilToken(ctx, team, name, readyTimeout(e.o.n))
 	if err != nil {
 		return nil, err
 	}
