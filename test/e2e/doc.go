@@ -25,6 +25,15 @@
 //     period, the new one after, the old one fails once it is over.
 //   - TestDeletedClientIsRefused: after the OAuthClient is deleted, the
 //     token endpoint refuses the client within seconds.
+//   - TestKubernetesTrustsGatehouse (tier 7, local mode): a second
+//     kube-apiserver whose AuthenticationConfiguration trusts a second,
+//     https Gatehouse (oidc_rp_test.go; `gatehouse server --tls-cert-file`
+//     with a local CA): kubectl auth whoami, RBAC on a group, another
+//     client's ID token refused.
+//   - TestOAuth2ProxyInFrontOfAnApp (tier 7, local mode): oauth2-proxy
+//     with --provider=oidc in front of a small app, login and consent in
+//     Chromium, the identity headers the app sees, sign-out through
+//     Gatehouse's end_session_endpoint.
 //
 // Local mode (default). The suite starts kube-apiserver and etcd (the
 // binaries `make envtest` builds into bin/k8s, or $KUBEBUILDER_ASSETS),
@@ -54,7 +63,10 @@
 // to be Ready (its Deployment available), and runs the same scenarios.
 //
 // Dependencies. Chromium (/usr/bin/chromium, Debian package chromium; or
-// $GATEHOUSE_E2E_CHROMIUM), kubectl and the control-plane binaries. A
+// $GATEHOUSE_E2E_CHROMIUM), kubectl and the control-plane binaries, and
+// oauth2-proxy, which hack/oauth2-proxy.sh builds from its Go module into
+// bin/oauth2-proxy-v7.15.6 the first time (a few minutes; the Go module
+// proxy must be reachable then). A
 // missing one skips the tests that need it loudly, or fails them under
 // GATEHOUSE_REQUIRE_ALL=1, as CI runs.
 package e2e
