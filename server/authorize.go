@@ -54,56 +54,9 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 		redirectError(w, r, redirectURI, state, snap.Issuer, e)
 		return failed(e)
 	}
-	q, e := strictValues(q)
+	ar, op, e := authorizeRequest(snap, client, redirectURI, q, now)
 	if e != nil {
 		return fail(e)
-	}
-	switch rt := q.Get("response_type"); {
-	case rt == "":
-		return fail(invalidRequest("response_type is required"))
-	case rt != "code":
-		return fail(newError(ErrUnsupportedResponseType, "only response_type=code is supported"))
-	}
-	if !client.GrantTypes[gatehousev1alpha1.GrantAuthorizationCode] {
-		return fail(unauthorizedClient("the client is not allowed the authorization_code grant"))
-	}
-	requested, e := parseScope(q.Get("scope"))
-	if e != nil {
-		return fail(e)
-	}
-	scopes, e := grantableScopes(snap, client, requested)
-	if e != nil {
-		return fail(e)
-	}
-	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
-	switch {
-	case challenge == "" && method != "":
-		return fail(invalidRequest("code_challenge_method without code_challenge"))
-	case challenge == "" && client.RequirePKCE:
-		return fail(invalidRequest("code_challenge is required: this client must use PKCE with S256 (RFC 7636)"))
-	case challenge != "" && method != "S256":
-		// RFC 7636 §4.4.1; "plain" would let a stolen code be redeemed.
-		return fail(invalidRequest("code_challenge_method must be S256"))
-	case challenge != "" && !validChallenge(challenge):
-		return fail(invalidRequest("code_challenge must be 43 characters of base64url (RFC 7636 §4.2)"))
-	}
-
-	// Without openid there is no max_age: a zero value would mean
-	// max_age=0, and a live session would never be used.
-	op := oidcParams{maxAge: -1}
-	if isOpenIDRequest(scopes) {
-		if op, e = parseOIDCParams(snap, q); e != nil {
-			return fail(e)
-		}
-	}
-
-	ar := storage.AuthRequest{
-		ID: randomToken(32), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, State: state,
-		CodeChallenge: challenge, ExpiresAt: now.Add(authRequestTTL),
-		Nonce: op.nonce, LoginHint: op.loginHint, ForceConsent: op.consent,
-	}
-	if challenge != "" {
-		ar.CodeChallengeMethod = method
 	}
 	ctx := r.Context()
 	var remembered *storage.Consent
@@ -134,6 +87,65 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 		return fail(newError(ErrInteractionRequired, "prompt=none, but the user must confirm this application's request"))
 	}
 	return s.startFlow(w, r, snap, ar, endpoints.ConsentPath, http.StatusSeeOther)
+}
+
+// authorizeRequest checks the parameters of an authorization request
+// whose client and redirect URI are valid, and builds the request to
+// store: response type, grant, scopes, PKCE (RFC 7636 §4.4.1) and the
+// OpenID Connect parameters.
+func authorizeRequest(snap *config.Snapshot, client *config.Client, redirectURI string, q url.Values, now time.Time) (ar storage.AuthRequest, op oidcParams, e *Error) {
+	q, e = strictValues(q)
+	if e != nil {
+		return ar, op, e
+	}
+	switch rt := q.Get("response_type"); {
+	case rt == "":
+		return ar, op, invalidRequest("response_type is required")
+	case rt != "code":
+		return ar, op, newError(ErrUnsupportedResponseType, "only response_type=code is supported")
+	}
+	if !client.GrantTypes[gatehousev1alpha1.GrantAuthorizationCode] {
+		return ar, op, unauthorizedClient("the client is not allowed the authorization_code grant")
+	}
+	requested, e := parseScope(q.Get("scope"))
+	if e != nil {
+		return ar, op, e
+	}
+	scopes, e := grantableScopes(snap, client, requested)
+	if e != nil {
+		return ar, op, e
+	}
+	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
+	switch {
+	case challenge == "" && method != "":
+		return ar, op, invalidRequest("code_challenge_method without code_challenge")
+	case challenge == "" && client.RequirePKCE:
+		return ar, op, invalidRequest("code_challenge is required: this client must use PKCE with S256 (RFC 7636)")
+	case challenge != "" && method != "S256":
+		// RFC 7636 §4.4.1; "plain" would let a stolen code be redeemed.
+		return ar, op, invalidRequest("code_challenge_method must be S256")
+	case challenge != "" && !validChallenge(challenge):
+		return ar, op, invalidRequest("code_challenge must be 43 characters of base64url (RFC 7636 §4.2)")
+	}
+
+	// Without openid there is no max_age: a zero value would mean
+	// max_age=0, and a live session would never be used.
+	op = oidcParams{maxAge: -1}
+	if isOpenIDRequest(scopes) {
+		if op, e = parseOIDCParams(snap, q); e != nil {
+			return ar, op, e
+		}
+	}
+
+	ar = storage.AuthRequest{
+		ID: randomToken(32), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, State: q.Get("state"),
+		CodeChallenge: challenge, ExpiresAt: now.Add(authRequestTTL),
+		Nonce: op.nonce, LoginHint: op.loginHint, ForceConsent: op.consent,
+	}
+	if challenge != "" {
+		ar.CodeChallengeMethod = method
+	}
+	return ar, op, nil
 }
 
 // startFlow stores the authorization request and sends the browser to the

@@ -82,19 +82,9 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 	}
 	var rt string
 	if refresh {
-		rt = randomToken(32)
-		err := s.store.CreateRefreshToken(ctx, storage.RefreshToken{
-			Hash: storage.HashToken(rt), FamilyID: issued.RefreshFamilyID, ClientID: req.Client.ID,
-			Subject: ac.Subject, Scopes: g.Scopes, AuthTime: ac.AuthTime, IssuedAt: req.Now,
-			ExpiresAt: refreshExpiry(req, ac.AuthTime), SessionID: ac.SessionID,
-		})
-		switch {
-		case errors.Is(err, storage.ErrRevoked):
-			// A replay of this code revoked the family between our
-			// redemption and now: the code was stolen, so nothing is issued.
-			return nil, invalidGrant("the authorization code was used more than once")
-		case err != nil:
-			return nil, s.storageFailed(ctx, "storing a refresh token", err)
+		var e *Error
+		if rt, e = s.firstRefreshToken(ctx, req, ac, g); e != nil {
+			return nil, e
 		}
 	}
 	at, e := s.signAccessToken(req.Snap, g, issued.AccessTokenID, req.Now)
@@ -108,6 +98,26 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 		}
 	}
 	return resp, nil
+}
+
+// firstRefreshToken stores the first refresh token of the family the
+// code's redemption named (g.GrantID) and returns it.
+func (s *Server) firstRefreshToken(ctx context.Context, req *tokenRequest, ac storage.AuthCode, g tokenGrant) (string, *Error) {
+	rt := randomToken(32)
+	err := s.store.CreateRefreshToken(ctx, storage.RefreshToken{
+		Hash: storage.HashToken(rt), FamilyID: g.GrantID, ClientID: req.Client.ID,
+		Subject: ac.Subject, Scopes: g.Scopes, AuthTime: ac.AuthTime, IssuedAt: req.Now,
+		ExpiresAt: refreshExpiry(req, ac.AuthTime), SessionID: ac.SessionID,
+	})
+	switch {
+	case errors.Is(err, storage.ErrRevoked):
+		// A replay of this code revoked the family between our redemption
+		// and now: the code was stolen, so nothing is issued.
+		return "", invalidGrant("the authorization code was used more than once")
+	case err != nil:
+		return "", s.storageFailed(ctx, "storing a refresh token", err)
+	}
+	return rt, nil
 }
 
 // revokeIssued revokes what a code's first redemption issued. Best effort:

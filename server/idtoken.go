@@ -117,14 +117,7 @@ func verifyIDTokenHint(snap *config.Snapshot, hint string) (*idTokenClaims, bool
 		if typ, _ := t.Header["typ"].(string); strings.EqualFold(typ, "at+jwt") {
 			return nil, errNotIDToken
 		}
-		kid, _ := t.Header["kid"].(string)
-		for i := range snap.Keys.Keys {
-			k := &snap.Keys.Keys[i]
-			if k.ID == kid && k.Signer() != nil && k.Algorithm == t.Method.Alg() {
-				return k.Signer().Public(), nil
-			}
-		}
-		return nil, errNotIDToken
+		return verificationKey(snap, t, errNotIDToken)
 	})
 	if err != nil || !t.Valid || claims.Issuer != snap.Issuer || claims.Subject == "" || claims.AZP == "" {
 		return nil, false

@@ -23,15 +23,7 @@ import (
 // revokes what was issued, and a refresh token rotated on one and reused
 // on the other revokes the family.
 func TestTwoReplicasSharePostgres(t *testing.T) {
-	pg, err := testpg.Start()
-	if err != nil {
-		if missing := (*testpg.MissingBinariesError)(nil); errors.As(err, &missing) {
-			testenv.MissingDependency(t, err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Stop() })
-	dbURL := pg.NewDatabase(t)
+	dbURL := startPostgres(t)
 
 	// One issuer in front (a "load balancer" sending each request to the
 	// replica the test picks), two servers behind it.
@@ -109,4 +101,19 @@ func TestTwoReplicasSharePostgres(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// startPostgres starts a PostgreSQL for the test (skipping loudly when its
+// binaries are missing) and returns the URL of an empty database.
+func startPostgres(t *testing.T) string {
+	t.Helper()
+	pg, err := testpg.Start()
+	if err != nil {
+		if missing := (*testpg.MissingBinariesError)(nil); errors.As(err, &missing) {
+			testenv.MissingDependency(t, err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Stop() })
+	return pg.NewDatabase(t)
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -12,8 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/oauth2"
 
-	"github.com/gatehouse-dev/gatehouse/internal/testenv"
-	"github.com/gatehouse-dev/gatehouse/internal/testpg"
 	"github.com/gatehouse-dev/gatehouse/server/storage/postgres"
 )
 
@@ -53,16 +50,8 @@ func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryE
 // never stored; the code is stored, redeemed, and the refresh token
 // stored.
 func TestSingleSignOnStorageRoundTrips(t *testing.T) {
-	pg, err := testpg.Start()
-	if err != nil {
-		if missing := (*testpg.MissingBinariesError)(nil); errors.As(err, &missing) {
-			testenv.MissingDependency(t, err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Stop() })
 	counter := &queryCounter{}
-	store, err := postgres.Open(t.Context(), pg.NewDatabase(t), postgres.WithQueryTracer(counter))
+	store, err := postgres.Open(t.Context(), startPostgres(t), postgres.WithQueryTracer(counter))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,14 +91,7 @@ func verifyAccessToken(snap *config.Snapshot, token string) (*accessTokenClaims,
 		if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "at+jwt") {
 			return nil, errNotAccessToken
 		}
-		kid, _ := t.Header["kid"].(string)
-		for i := range snap.Keys.Keys {
-			k := &snap.Keys.Keys[i]
-			if k.ID == kid && k.Signer() != nil && k.Algorithm == t.Method.Alg() {
-				return k.Signer().Public(), nil
-			}
-		}
-		return nil, errNotAccessToken
+		return verificationKey(snap, t, errNotAccessToken)
 	})
 	if err != nil || !t.Valid || claims.Issuer != snap.Issuer || claims.ID == "" || claims.ExpiresAt == nil {
 		return nil, false
@@ -107,3 +100,16 @@ func verifyAccessToken(snap *config.Snapshot, token string) (*accessTokenClaims,
 }
 
 const errNotAccessToken = constError("not an access token of this server")
+
+// verificationKey is the public key of the set's key that t names by kid,
+// for t's algorithm; notOurs when there is none.
+func verificationKey(snap *config.Snapshot, t *jwt.Token, notOurs error) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	for i := range snap.Keys.Keys {
+		k := &snap.Keys.Keys[i]
+		if k.ID == kid && k.Signer() != nil && k.Algorithm == t.Method.Alg() {
+			return k.Signer().Public(), nil
+		}
+	}
+	return nil, notOurs
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -80,7 +79,7 @@ func startEnv(ctx context.Context, o *options) (_ *env, err error) {
 
 // startDev runs `gatehouse dev` in plain HTTP and waits for its demo.env.
 func (e *env) startDev(ctx context.Context) error {
-	port, err := freePort()
+	port, err := devenv.FreePort()
 	if err != nil {
 		return err
 	}
@@ -202,11 +201,11 @@ func (e *env) startPostgres(ctx context.Context, c client.Client) (string, error
 // startServer runs the token server under test, pinned with taskset when
 // asked, and waits until it answers.
 func (e *env) startServer(ctx context.Context, postgresURL string) error {
-	port, err := freePort()
+	port, err := devenv.FreePort()
 	if err != nil {
 		return err
 	}
-	mport, err := freePort()
+	mport, err := devenv.FreePort()
 	if err != nil {
 		return err
 	}
@@ -270,14 +269,6 @@ func (e *env) stop() {
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
 
 // procStats are a process's CPU seconds (user+system) and RSS bytes.
 func procStats(pid int) (cpu float64, rss int64, err error) {
