@@ -99,4 +99,15 @@ func TestLDAPLoginPage(t *testing.T) {
 			t.Fatalf("%q reads %q, another failure %q: the page tells them apart", c[0], msg, first)
 		}
 	}
+
+	// A directory that is down: a clear 503 page, not "wrong password",
+	// never a 500.
+	ts.update(func(s *config.Snapshot) {
+		down := identity.NewLDAP(identity.LDAPConfig{Name: "corp", Host: "127.0.0.1:1", BindDN: "cn=x", BindPassword: "y", UserBaseDN: "ou=people", UsernameAttr: "uid"})
+		s.Identity = identity.NewSet(identity.SecretSource{Dir: s.Users}, down)
+	})
+	resp, page = postLogin(t, ts, newBrowser(t, ts), rp, "bob", testldap.BobPassword)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "the directory could not be reached") {
+		t.Fatalf("directory down: %d %s", resp.StatusCode, page)
+	}
 }

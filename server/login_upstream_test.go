@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -133,6 +134,19 @@ func TestUpstreamOIDCLogin(t *testing.T) {
 	at, _ := f.a.parseAccessToken(t, tok.AccessToken)
 	if at["sub"] != sub {
 		t.Fatalf("access token sub %v, ID token sub %v", at["sub"], sub)
+	}
+	// Userinfo and introspection answer from what the login stored.
+	resp = userinfoRequest(t, f.a, http.MethodGet, "Bearer "+tok.AccessToken, "")
+	var ui map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&ui); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("userinfo: %d %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	if ui["sub"] != sub || ui["email"] != "alice@example.com" || !slices.Equal(toStrings(ui["groups"]), []string{"admins", "team:orders"}) {
+		t.Fatalf("userinfo for the upstream person: %v", ui)
+	}
+	if info := f.a.introspect(t, tok.AccessToken); info["active"] != true || info["sub"] != sub {
+		t.Fatalf("introspection: %v", info)
 	}
 
 	// No request to B on the token path: refresh with B gone.
