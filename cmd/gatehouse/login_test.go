@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -233,4 +234,39 @@ func jwtClaims(t *testing.T, token string) map[string]any {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// The loopback listener takes only the redirect back carrying this
+// login's state; anything else gets a 400 and changes nothing.
+func TestLoginCallback(t *testing.T) {
+	results := make(chan callbackResult, 1)
+	h := callbackHandler("the-state", results)
+	for _, target := range []string{"/callback?code=c&state=other", "/callback?code=c", "/favicon.ico?state=the-state&code=c", "/callback?state=the-state"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+		if target != "/callback?state=the-state" && rec.Code != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", target, rec.Code)
+		}
+		if target == "/callback?state=the-state" {
+			if res := <-results; res.err == nil || !strings.Contains(res.err.Error(), "no code") {
+				t.Errorf("%s: %+v, want an error saying there is no code", target, res)
+			}
+			continue
+		}
+		select {
+		case res := <-results:
+			t.Errorf("%s was taken as the redirect back: %+v", target, res)
+		default:
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/callback?code=the-code&state=the-state", nil))
+	if res := <-results; res.err != nil || res.code != "the-code" || rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "logged in") {
+		t.Errorf("the right redirect back: %+v, %d %s", res, rec.Code, rec.Body.String())
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/callback?error=access_denied&error_description=%3Cb%3Eno%3C%2Fb%3E&state=the-state", nil))
+	if res := <-results; res.err == nil || !strings.Contains(res.err.Error(), "access_denied: <b>no</b>") || strings.Contains(rec.Body.String(), "<b>") {
+		t.Errorf("an error redirect: %+v; page %s (must be escaped)", res, rec.Body.String())
+	}
 }
