@@ -145,7 +145,32 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 		Type:          appsv1.RollingUpdateDeploymentStrategyType,
 		RollingUpdate: &appsv1.RollingUpdateDeployment{MaxUnavailable: &maxUnavailable, MaxSurge: &maxSurge},
 	}
+	tpl := &dep.Spec.Template
+	tpl.Labels = podLabels
+	tpl.Spec.ServiceAccountName = ServerObjectName(srv)
+	yes := true
+	tpl.Spec.AutomountServiceAccountToken = &yes // it watches the API
+	tpl.Spec.Affinity = serverAffinity(srv, replicas)
+	// A writable /tmp on the read-only root: the binary's package init
+	// (controller-runtime's envtest, linked in for `gatehouse dev`) creates
+	// a directory there and panics if it cannot.
+	tpl.Spec.Volumes = []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{
+		EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptrQuantity(resource.MustParse("16Mi"))},
+	}}}
+	tlsVolume, tlsMount, tlsArgs := servingCert(srv)
+	tpl.Spec.Volumes = append(tpl.Spec.Volumes, tlsVolume...)
+	uid := int64(65532)
+	tpl.Spec.SecurityContext = &corev1.PodSecurityContext{
+		RunAsNonRoot:   &yes,
+		RunAsUser:      &uid,
+		RunAsGroup:     &uid,
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	mergeContainer(tpl, r.serverContainer(srv, tlsMount, tlsArgs))
+}
 
+// serverContainer is the token-server container.
+func (r *AuthorizationServerReconciler) serverContainer(srv *oauthv1.AuthorizationServer, tlsMount []corev1.VolumeMount, tlsArgs []string) corev1.Container {
 	var env []corev1.EnvVar
 	if srv.Spec.Storage.Type == oauthv1.StoragePostgres && srv.Spec.Storage.Postgres != nil {
 		ref := srv.Spec.Storage.Postgres.URLSecretRef
@@ -158,45 +183,13 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 		resources = *srv.Spec.Resources
 	}
 	yes, no := true, false
-	uid := int64(65532)
 	probe := func(path string, period int32) *corev1.Probe {
 		return &corev1.Probe{
 			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("metrics")}},
 			PeriodSeconds: period, TimeoutSeconds: 2, FailureThreshold: 3,
 		}
 	}
-	var affinity *corev1.Affinity
-	if replicas > 1 {
-		affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
-			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
-				Weight: 100,
-				PodAffinityTerm: corev1.PodAffinityTerm{
-					TopologyKey:   "kubernetes.io/hostname",
-					LabelSelector: &metav1.LabelSelector{MatchLabels: selectorLabels(srv)},
-				},
-			}},
-		}}
-	}
-	tpl := &dep.Spec.Template
-	tpl.Labels = podLabels
-	tpl.Spec.ServiceAccountName = ServerObjectName(srv)
-	tpl.Spec.AutomountServiceAccountToken = &yes // it watches the API
-	tpl.Spec.Affinity = affinity
-	// A writable /tmp on the read-only root: the binary's package init
-	// (controller-runtime's envtest, linked in for `gatehouse dev`) creates
-	// a directory there and panics if it cannot.
-	tpl.Spec.Volumes = []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{
-		EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptrQuantity(resource.MustParse("16Mi"))},
-	}}}
-	tlsVolume, tlsMount, tlsArgs := servingCert(srv)
-	tpl.Spec.Volumes = append(tpl.Spec.Volumes, tlsVolume...)
-	tpl.Spec.SecurityContext = &corev1.PodSecurityContext{
-		RunAsNonRoot:   &yes,
-		RunAsUser:      &uid,
-		RunAsGroup:     &uid,
-		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-	}
-	container := corev1.Container{
+	return corev1.Container{
 		Name:  "server",
 		Image: r.image(srv),
 		Args: append([]string{"server",
@@ -226,8 +219,28 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}
-	// Merge into the existing container so API-server defaults
-	// (imagePullPolicy, terminationMessagePath) do not cause endless updates.
+}
+
+// serverAffinity spreads several replicas over nodes.
+func serverAffinity(srv *oauthv1.AuthorizationServer, replicas int32) *corev1.Affinity {
+	if replicas <= 1 {
+		return nil
+	}
+	return &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+			Weight: 100,
+			PodAffinityTerm: corev1.PodAffinityTerm{
+				TopologyKey:   "kubernetes.io/hostname",
+				LabelSelector: &metav1.LabelSelector{MatchLabels: selectorLabels(srv)},
+			},
+		}},
+	}}
+}
+
+// mergeContainer merges the wanted container into the existing one, so
+// that API-server defaults (imagePullPolicy, terminationMessagePath) do
+// not cause endless updates.
+func mergeContainer(tpl *corev1.PodTemplateSpec, container corev1.Container) {
 	if len(tpl.Spec.Containers) == 1 && tpl.Spec.Containers[0].Name == container.Name {
 		c := &tpl.Spec.Containers[0]
 		c.Image, c.Args, c.Ports, c.Env, c.Resources = container.Image, container.Args, container.Ports, container.Env, container.Resources

@@ -361,33 +361,55 @@ type secretEvent struct {
 //
 // Hashes past their grace period are pruned last.
 func decideSecret(f secretFacts, generate func() (string, error)) (secretPlan, error) {
-	oc := &oauthv1.OAuthClient{Status: oauthv1.OAuthClientStatus{
-		SecretHashes: slices.Clone(f.hashes), LastRotationTime: f.lastRotation}}
-	var plan secretPlan
-	tell := func(typ, reason, counted, format string, args ...any) {
-		plan.events = append(plan.events, secretEvent{typ, reason, fmt.Sprintf(format, args...), counted})
+	d := &secretDecision{f: f, generate: generate, oc: &oauthv1.OAuthClient{Status: oauthv1.OAuthClientStatus{
+		SecretHashes: slices.Clone(f.hashes), LastRotationTime: f.lastRotation}}}
+	d.recorded = f.rotateHandled != nil
+	if d.recorded {
+		d.handled = *f.rotateHandled
 	}
-	current := currentHash(oc.Status.SecretHashes)
-	handled, recorded := "", f.rotateHandled != nil
-	if recorded {
-		handled = *f.rotateHandled
+	if err := d.valueFound(); err != nil || d.plan.weak != nil {
+		return d.plan, err
 	}
+	if err := d.rotation(); err != nil {
+		return secretPlan{}, err
+	}
+	pruneHashes(d.oc, f.now)
+	d.plan.hashes, d.plan.lastRotation = d.oc.Status.SecretHashes, d.oc.Status.LastRotationTime
+	return d.plan, nil
+}
 
-	// 1. The value found.
+// secretDecision is decideSecret's state between its two steps.
+type secretDecision struct {
+	f        secretFacts
+	generate func() (string, error)
+	oc       *oauthv1.OAuthClient // holds the status being decided
+	plan     secretPlan
+	handled  string // the rotate-secret value last acted on
+	recorded bool   // handled is known
+}
+
+func (d *secretDecision) tell(typ, reason, counted, format string, args ...any) {
+	d.plan.events = append(d.plan.events, secretEvent{typ, reason, fmt.Sprintf(format, args...), counted})
+}
+
+// valueFound is step 1: the value in the Secret against the current hash.
+func (d *secretDecision) valueFound() error {
+	f, oc, plan := d.f, d.oc, &d.plan
+	current := currentHash(oc.Status.SecretHashes)
 	switch {
 	case f.value == "":
 		var err error
-		if plan.plaintext, err = generate(); err != nil {
-			return secretPlan{}, err
+		if plan.plaintext, err = d.generate(); err != nil {
+			return err
 		}
 		oc.Status.SecretHashes = []oauthv1.SecretHash{{Hash: clientsecret.Hash(plan.plaintext)}}
 		oc.Status.LastRotationTime = &metav1.Time{Time: f.now}
-		handled, recorded = f.rotateWanted, true
+		d.handled, d.recorded = f.rotateWanted, true
 		note := "generated a client secret in Secret %s"
 		if current != "" {
 			note = "the client secret in Secret %s was deleted: generated a new one and revoked the old one"
 		}
-		tell(corev1.EventTypeNormal, EventGenerated, operatormetrics.SecretGenerated, note, f.secretName)
+		d.tell(corev1.EventTypeNormal, EventGenerated, operatormetrics.SecretGenerated, note, f.secretName)
 	case clientsecret.Hash(f.value) == current:
 		plan.plaintext = f.value
 	case current == "" && f.generatedHere:
@@ -398,7 +420,8 @@ func decideSecret(f secretFacts, generate func() (string, error)) (secretPlan, e
 		}
 	default:
 		if err := clientsecret.CheckAdoptable(f.value); err != nil {
-			return secretPlan{weak: err}, nil
+			d.plan = secretPlan{weak: err}
+			return nil
 		}
 		plan.plaintext = f.value
 		graceUntil := time.Time{}
@@ -407,16 +430,21 @@ func decideSecret(f secretFacts, generate func() (string, error)) (secretPlan, e
 		}
 		replaceCurrent(oc, clientsecret.Hash(f.value), graceUntil)
 		oc.Status.LastRotationTime = &metav1.Time{Time: f.now}
-		handled, recorded = f.rotateWanted, true
+		d.handled, d.recorded = f.rotateWanted, true
 		note := "adopted the client secret found in Secret %s"
 		if current != "" {
 			note = "the client secret in Secret %s changed outside the operator: adopted it; the previous one is accepted for the grace period"
 		}
-		tell(corev1.EventTypeNormal, EventAdopted, operatormetrics.SecretAdopted, note, f.secretName)
+		d.tell(corev1.EventTypeNormal, EventAdopted, operatormetrics.SecretAdopted, note, f.secretName)
 	}
+	return nil
+}
 
-	// 2. Rotation.
-	onDemand := f.rotateWanted != "" && recorded && handled != f.rotateWanted
+// rotation is step 2, for secrets the operator writes: on the interval,
+// or when the rotate-secret annotation changed since it was last acted on.
+func (d *secretDecision) rotation() error {
+	f, oc, plan := d.f, d.oc, &d.plan
+	onDemand := f.rotateWanted != "" && d.recorded && d.handled != f.rotateWanted
 	switch {
 	case f.generatedHere:
 		if f.interval > 0 && oc.Status.LastRotationTime != nil {
@@ -425,25 +453,22 @@ func decideSecret(f secretFacts, generate func() (string, error)) (secretPlan, e
 		due := !plan.nextRotation.IsZero() && !f.now.Before(plan.nextRotation)
 		if onDemand || due {
 			var err error
-			if plan.plaintext, err = generate(); err != nil {
-				return secretPlan{}, err
+			if plan.plaintext, err = d.generate(); err != nil {
+				return err
 			}
 			replaceCurrent(oc, clientsecret.Hash(plan.plaintext), f.now.Add(f.grace))
 			oc.Status.LastRotationTime = &metav1.Time{Time: f.now}
 			if !plan.nextRotation.IsZero() {
 				plan.nextRotation = f.now.Add(f.interval)
 			}
-			tell(corev1.EventTypeNormal, EventRotated, operatormetrics.SecretRotated,
+			d.tell(corev1.EventTypeNormal, EventRotated, operatormetrics.SecretRotated,
 				"rotated the client secret in Secret %s; the previous one is accepted for %s", f.secretName, f.grace)
 		}
 	case onDemand:
-		tell(corev1.EventTypeWarning, EventRotationExternal, "",
+		d.tell(corev1.EventTypeWarning, EventRotationExternal, "",
 			"the client secret in Secret %s is adopted: rotate it where it comes from; the operator never overwrites it", f.secretName)
 	}
-
-	pruneHashes(oc, f.now)
-	plan.hashes, plan.lastRotation = oc.Status.SecretHashes, oc.Status.LastRotationTime
-	return plan, nil
+	return nil
 }
 
 // secretRecheck schedules another look at a Secret the client is waiting

@@ -148,8 +148,8 @@ func TestOperatorRestartRegeneratesNothing(t *testing.T) {
 	// (its finalizer and status, its Secret).
 	counts := counter.take()
 	t.Logf("requests of the restarted operator: %v", counts)
-	for req, want := range map[string]int{"PATCH oauthclients": 2, "POST secrets": 1, "PATCH secrets": 0,
-		"PUT oauthclients": 0, "PUT secrets": 0, "DELETE secrets": 0, "GET oauthclients": 0} {
+	for req, want := range map[string]int{"PATCH oauthclients": 2, "POST secrets": 1, "PATCH client-secrets": 0, "PATCH secrets": 0,
+		"PUT oauthclients": 0, "PUT client-secrets": 0, "DELETE client-secrets": 0, "GET oauthclients": 0, "GET client-secrets": 0} {
 		if counts[req] > want {
 			t.Errorf("after the restart: %d %s requests, want at most %d (those of the new client)", counts[req], req, want)
 		}

@@ -76,22 +76,21 @@ func removeFinalizer(ctx context.Context, c client.Client, obj client.Object, na
 // setAnnotation sets one annotation on a copy of o's map, so that a
 // "before" copy sharing the map stays as it was.
 func setAnnotation(o metav1.Object, k, v string) {
-	a := maps.Clone(o.GetAnnotations())
-	if a == nil {
-		a = map[string]string{}
-	}
-	a[k] = v
-	o.SetAnnotations(a)
+	o.SetAnnotations(withEntry(o.GetAnnotations(), k, v))
 }
 
 // setLabel is setAnnotation for labels.
 func setLabel(o metav1.Object, k, v string) {
-	l := maps.Clone(o.GetLabels())
-	if l == nil {
-		l = map[string]string{}
+	o.SetLabels(withEntry(o.GetLabels(), k, v))
+}
+
+func withEntry(m map[string]string, k, v string) map[string]string {
+	m = maps.Clone(m)
+	if m == nil {
+		m = map[string]string{}
 	}
-	l[k] = v
-	o.SetLabels(l)
+	m[k] = v
+	return m
 }
 
 // serverLabels adds the labels of objects the operator makes for a server.
