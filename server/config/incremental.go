@@ -16,16 +16,17 @@ import (
 // affect back to the clients it affects.
 type clientState struct {
 	entries map[types.NamespacedName]*clientEntry
-	// owners are the served entries claiming each client_id; an ID with
-	// more than one is served by none (a problem).
-	owners map[string][]*clientEntry
+	// owner is the served entry claiming each client_id; dups lists, for
+	// an ID more than one claims, all of them: such an ID is served by
+	// none (a problem).
+	owner map[string]*clientEntry
+	dups  map[string][]*clientEntry
 	// byScope and byAudience index served entries by the scope names and
 	// audiences their spec lists, whether or not a Scope exists for them.
 	byScope    map[string]map[*clientEntry]struct{}
 	byAudience map[string]map[*clientEntry]struct{}
 	grants     map[string]map[gatehousev1alpha1.GrantType]bool
 
-	dups      map[string]struct{} // client_ids with more than one owner
 	published ClientMap
 	problems  []string // naming dups, sorted; rebuilt when dups change
 }
@@ -189,24 +190,27 @@ func (b *Builder) serve(e *clientEntry) {
 	for _, a := range e.obj.Spec.Audience {
 		st.byAudience = addIndex(st.byAudience, string(a), e)
 	}
-	if st.owners == nil {
-		st.owners = map[string][]*clientEntry{}
-	}
 	id := e.client.ID
-	owners := append(st.owners[id], e)
-	st.owners[id] = owners
-	if len(owners) == 1 {
+	if claims, dup := st.dups[id]; dup {
+		st.dups[id] = append(claims, e)
+		return
+	}
+	first, taken := st.owner[id]
+	if !taken {
+		if st.owner == nil {
+			st.owner = map[string]*clientEntry{}
+		}
+		st.owner[id] = e
 		st.published = st.published.With(e.client)
 		return
 	}
-	st.published = st.published.Without(id)
-	if len(owners) == 2 {
-		if st.dups == nil {
-			st.dups = map[string]struct{}{}
-		}
-		st.dups[id] = struct{}{}
-		b.duplicatesChanged()
+	delete(st.owner, id)
+	if st.dups == nil {
+		st.dups = map[string][]*clientEntry{}
 	}
+	st.dups[id] = []*clientEntry{first, e}
+	st.published = st.published.Without(id)
+	b.duplicatesChanged()
 }
 
 // unserve takes e's client out of the published map and the indexes.
@@ -222,20 +226,22 @@ func (b *Builder) unserve(e *clientEntry) {
 		removeIndex(st.byAudience, string(a), e)
 	}
 	id := e.client.ID
-	owners := slices.DeleteFunc(st.owners[id], func(o *clientEntry) bool { return o == e })
-	switch len(owners) {
-	case 0:
-		delete(st.owners, id)
-		st.published = st.published.Without(id)
-	case 1:
-		st.owners[id] = owners
-		st.published = st.published.With(owners[0].client)
-		delete(st.dups, id)
-		b.duplicatesChanged()
-	default:
-		st.owners[id] = owners
-	}
 	e.client = nil
+	if st.owner[id] == e {
+		delete(st.owner, id)
+		st.published = st.published.Without(id)
+		return
+	}
+	claims := slices.DeleteFunc(st.dups[id], func(o *clientEntry) bool { return o == e })
+	if len(claims) > 1 {
+		st.dups[id] = claims
+		return
+	}
+	// One claim is left: it is served again.
+	delete(st.dups, id)
+	st.owner[claims[0].client.ID] = claims[0]
+	st.published = st.published.With(claims[0].client)
+	b.duplicatesChanged()
 }
 
 // duplicatesChanged rebuilds the problems naming client_ids claimed by more
