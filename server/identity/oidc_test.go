@@ -35,16 +35,25 @@ type fakeOP struct {
 	shape     func(c jwt.MapClaims) bool // edits the claims; true: sign with otherKey
 }
 
+// opKeys are the fake provider's key and another one, made once: RSA key
+// generation is slow.
+var opKeys = sync.OnceValue(func() [2]*rsa.PrivateKey {
+	var keys [2]*rsa.PrivateKey
+	for i := range keys {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		keys[i] = k
+	}
+	return keys
+})
+
 func newFakeOP(t *testing.T) *fakeOP {
 	t.Helper()
 	op := &fakeOP{}
-	var err error
-	if op.key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		t.Fatal(err)
-	}
-	if op.otherKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		t.Fatal(err)
-	}
+	keys := opKeys()
+	op.key, op.otherKey = keys[0], keys[1]
 	mux := http.NewServeMux()
 	op.Server = httptest.NewServer(mux)
 	t.Cleanup(op.Close)
