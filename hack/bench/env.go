@@ -269,7 +269,6 @@ func (e *env) stop() {
 	}
 }
 
-
 // procStats are a process's CPU seconds (user+system) and RSS bytes.
 func procStats(pid int) (cpu float64, rss int64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
