@@ -169,6 +169,32 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 		t.Fatalf("served a client that is not Ready or not ours: %v", c)
 	}
 
+	// A deleted client is refused at once: its event removes that one
+	// client, whatever the number of others.
+	start = time.Now()
+	if err := cp.Client.Delete(ctx, &gatehousev1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "third"}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := waitFor(t, start, 5*time.Second, "deleted client gone", func() bool { return src.Current().Clients.Get("team-a.third") == nil }); d > 1500*time.Millisecond {
+		t.Errorf("a deleted client was served for %v", d)
+	}
+	// A Scope that changes whom it admits changes the scopes of the
+	// clients listing it, both ways.
+	for _, from := range []gatehousev1alpha1.FromNamespaces{gatehousev1alpha1.NamespacesFromAll, gatehousev1alpha1.NamespacesFromSame} {
+		if err := cp.Client.Get(ctx, clientKey(scope), scope); err != nil {
+			t.Fatal(err)
+		}
+		scope.Spec.AllowedClients.Namespaces.From = from
+		if err := cp.Client.Update(ctx, scope); err != nil {
+			t.Fatal(err)
+		}
+		want := from == gatehousev1alpha1.NamespacesFromAll
+		waitFor(t, time.Now(), 5*time.Second, "scope admission "+string(from), func() bool {
+			c := src.Current().Clients.Get("team-a.first")
+			return c != nil && c.AllowsScope("orders:read") == want
+		})
+	}
+
 	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost+6)
 	if err != nil {
 		t.Fatal(err)
