@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/controllers"
@@ -81,4 +82,85 @@ func countReasons(t *testing.T, ns string) (ready, refused int) {
 		}
 	}
 	return ready, refused
+}
+
+// A Scope edit re-reconciles only the clients whose outcome it can change:
+// none for a new description, none for a policy that admits the same
+// namespaces, every requesting client for one that refuses them.
+func TestScopeEditRequeuesOnlyAffectedClients(t *testing.T) {
+	const n = 30
+	home, apps := newNamespace(t, nil), newNamespace(t, map[string]string{"team": "apps"})
+	startOperator(t, newFakeClock(), home, apps)
+	srv := server(home, "auth")
+	srv.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
+	sc := scope(home, "read", "auth", "orders:read")
+	sc.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
+	create(t, srv, sc)
+	for i := range n {
+		create(t, oauthClient(apps, fmt.Sprintf("app-%02d", i), home, "auth", "orders:read"))
+	}
+	testenv.Eventually(t, time.Minute, func() error {
+		if ready, _ := countReasons(t, apps); ready != n {
+			return fmt.Errorf("%d of %d clients Ready", ready, n)
+		}
+		return nil
+	})
+	edit := func(change func(*oauthv1.Scope)) int {
+		t.Helper()
+		time.Sleep(time.Second) // the echoes of the last writes
+		before := reconciles(t)
+		get(t, sc)
+		orig := sc.DeepCopy()
+		change(sc)
+		if err := testenv.Get(t).Client.Patch(context.Background(), sc, client.MergeFrom(orig)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		return reconciles(t) - before
+	}
+	if got := edit(func(s *oauthv1.Scope) { s.Spec.Description = "Read the orders" }); got != 0 {
+		t.Errorf("a description edit reconciled %d clients, want none", got)
+	}
+	if got := edit(func(s *oauthv1.Scope) {
+		s.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromSelector
+		s.Spec.AllowedClients.Namespaces.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "apps"}}
+	}); got != 0 {
+		t.Errorf("a policy admitting the same namespaces reconciled %d clients, want none", got)
+	}
+	if got := edit(func(s *oauthv1.Scope) {
+		s.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromSame
+		s.Spec.AllowedClients.Namespaces.Selector = nil
+	}); got < n {
+		t.Errorf("a policy refusing every client reconciled %d of them, want all %d", got, n)
+	}
+	testenv.Eventually(t, time.Minute, func() error {
+		if _, refused := countReasons(t, apps); refused != n {
+			return fmt.Errorf("%d of %d clients refused", refused, n)
+		}
+		return nil
+	})
+}
+
+// reconciles is how many OAuthClient reconciles the operators of this
+// process have run.
+func reconciles(t *testing.T) int {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "oauthclient" {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return int(total)
 }
