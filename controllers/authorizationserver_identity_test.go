@@ -3,12 +3,14 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -49,6 +51,20 @@ func TestIdentityProviderConditions(t *testing.T) {
 	waitCondition(t, srv, controllers.ConditionIdentityProviderPrefix+"corp", metav1.ConditionTrue, controllers.ReasonIdentityProviderReady)
 	waitCondition(t, srv, controllers.ConditionIdentityProviderPrefix+"sso", metav1.ConditionFalse, controllers.ReasonIdentityProviderUnreachable)
 	waitEvent(t, ns, "main", controllers.ReasonIdentityProviderUnreachable)
+
+	// The token server may read the providers' Secrets, by name.
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: controllers.ServerObjectName(srv)}}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if err := c.Get(ctx, objKey(ns, role.Name), role); err != nil {
+			return err
+		}
+		for _, r := range role.Rules {
+			if slices.Contains(r.Resources, "secrets") && slices.Contains(r.ResourceNames, "corp-ldap") && slices.Contains(r.ResourceNames, "sso") {
+				return nil
+			}
+		}
+		return fmt.Errorf("the server's Role does not grant the providers' Secrets: %+v", role.Rules)
+	})
 
 	// With everything else up, Ready names the broken provider.
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: controllers.ServerObjectName(srv)}}
