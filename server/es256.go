@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"math/big"
+	"sync"
 )
 
 // es256Key signs ES256 JWS (RFC 7518 §3.4): ECDSA over P-256 with SHA-256.
@@ -45,60 +46,73 @@ func newES256Key(priv *ecdsa.PrivateKey) (*es256Key, error) {
 	return &es256Key{d: new(big.Int).SetBytes(raw)}, nil
 }
 
+// es256Scratch holds the big integers of one signature, reused through
+// es256Scratches: math/big reuses a value's memory when it is large
+// enough, and a signature's arithmetic otherwise allocates about twenty
+// times.
+type es256Scratch struct {
+	e, nonce, r, blind, inv, s, q big.Int
+	random                        [96]byte
+	scalar                        [32]byte
+}
+
+var es256Scratches = sync.Pool{New: func() any { return new(es256Scratch) }}
+
 // sign returns the JWS signature of input: r and s, 32 bytes each
 // (RFC 7518 §3.4), not ASN.1.
 func (k *es256Key) sign(input []byte) ([]byte, error) {
+	x := es256Scratches.Get().(*es256Scratch)
+	defer es256Scratches.Put(x)
 	digest := sha256.Sum256(input)
-	e := new(big.Int).SetBytes(digest[:])
-	var random [96]byte
+	x.e.SetBytes(digest[:])
 	for range 8 {
-		_, _ = rand.Read(random[:]) // never fails (Go 1.24+)
-		nonce := new(big.Int).SetBytes(random[:48])
-		nonce.Mod(nonce, p256N)
-		r, ok := es256R(nonce)
-		if !ok {
+		_, _ = rand.Read(x.random[:]) // never fails (Go 1.24+)
+		x.nonce.SetBytes(x.random[:48])
+		x.q.QuoRem(&x.nonce, p256N, &x.nonce)
+		if !x.setR() {
 			continue
 		}
-		blind := new(big.Int).SetBytes(random[48:])
-		blind.Mod(blind, p256N)
-		if blind.Sign() == 0 {
+		x.blind.SetBytes(x.random[48:])
+		x.q.QuoRem(&x.blind, p256N, &x.blind)
+		if x.blind.Sign() == 0 {
 			continue
 		}
-		inv := new(big.Int).Mul(nonce, blind)
-		inv.Mod(inv, p256N)
-		inv.ModInverse(inv, p256N)
-		inv.Mul(inv, blind)
-		inv.Mod(inv, p256N)
-		s := new(big.Int).Mul(r, k.d)
-		s.Add(s, e)
-		s.Mod(s, p256N)
-		s.Mul(s, inv)
-		s.Mod(s, p256N)
-		if s.Sign() == 0 {
+		x.inv.Mul(&x.nonce, &x.blind)
+		x.q.QuoRem(&x.inv, p256N, &x.inv)
+		x.inv.ModInverse(&x.inv, p256N)
+		x.inv.Mul(&x.inv, &x.blind)
+		x.q.QuoRem(&x.inv, p256N, &x.inv)
+		x.s.Mul(&x.r, k.d)
+		x.s.Add(&x.s, &x.e)
+		x.q.QuoRem(&x.s, p256N, &x.s)
+		x.s.Mul(&x.s, &x.inv)
+		x.q.QuoRem(&x.s, p256N, &x.s)
+		if x.s.Sign() == 0 {
 			continue
 		}
 		sig := make([]byte, 64)
-		r.FillBytes(sig[:32])
-		s.FillBytes(sig[32:])
+		x.r.FillBytes(sig[:32])
+		x.s.FillBytes(sig[32:])
 		return sig, nil
 	}
 	// Each round fails with probability about 2^-256.
 	return nil, errors.New("ES256: no usable nonce")
 }
 
-// es256R is the x coordinate of kG mod n, false when k or r is zero.
-func es256R(k *big.Int) (*big.Int, bool) {
-	if k.Sign() == 0 {
-		return nil, false
+// setR sets r to the x coordinate of nonce·G mod n; false when the nonce
+// or r is zero. The values are non-negative and below 2^384, so QuoRem
+// is the modulus.
+func (x *es256Scratch) setR() bool {
+	if x.nonce.Sign() == 0 {
+		return false
 	}
-	var scalar [32]byte
-	k.FillBytes(scalar[:])
-	priv, err := ecdh.P256().NewPrivateKey(scalar[:])
+	x.nonce.FillBytes(x.scalar[:])
+	priv, err := ecdh.P256().NewPrivateKey(x.scalar[:])
 	if err != nil {
-		return nil, false
+		return false
 	}
 	point := priv.PublicKey().Bytes() // 0x04 || X || Y
-	r := new(big.Int).SetBytes(point[1:33])
-	r.Mod(r, p256N)
-	return r, r.Sign() != 0
+	x.r.SetBytes(point[1:33])
+	x.q.QuoRem(&x.r, p256N, &x.r)
+	return x.r.Sign() != 0
 }
