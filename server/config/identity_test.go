@@ -1,13 +1,19 @@
 package config
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
 )
 
@@ -86,4 +92,60 @@ func TestBuildIdentityProviders(t *testing.T) {
 	if snap.Subject(sub) != SubjectRemoved {
 		t.Fatal("the people of a removed provider must be removed")
 	}
+}
+
+// The token server watches the providers' Secrets by name: a provider
+// whose Secret appears after the start becomes usable without a restart,
+// and a provider removed from the spec takes its people with it.
+func TestKubeSourceWatchesIdentitySecrets(t *testing.T) {
+	cp := testenv.Get(t)
+	ctx := t.Context()
+	const ns = "auth-identity"
+	if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	keyData, _ := keysSecretData(t, time.Now())
+	as := identityServer()
+	as.Namespace, as.Spec.Issuer = ns, "http://127.0.0.1:8080"
+	as.Spec.IdentityProviders = as.Spec.IdentityProviders[:1]
+	for _, o := range []client.Object{as, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: keyset.SecretName("main")}, Data: keyData}} {
+		if err := cp.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := NewKube(cp.Config, cp.Scheme, ns, "main", slog.New(slog.NewTextHandler(&testenv.LogBuffer{}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- src.Start(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, time.Now(), 30*time.Second, "initial sync", func() bool { return src.Ready() == nil })
+	corp := func() identity.RedirectSource { r, _ := src.Current().IdentitySet().Redirect("corp"); return r }
+	if _, broken := corp().(*identity.BrokenRedirect); !broken {
+		t.Fatalf("corp without its Secret is %T", corp())
+	}
+
+	start := time.Now()
+	sec := secret("corp-oidc", "", map[string]string{"client-secret": "s"})
+	sec.Namespace = ns
+	if err := cp.Client.Create(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, start, 10*time.Second, "provider Secret picked up", func() bool { _, ok := corp().(*identity.OIDCSource); return ok })
+
+	sub := identity.UpstreamSubject("corp", "x")
+	if src.Current().Subject(sub) != SubjectActive {
+		t.Fatal("corp's person is not active")
+	}
+	start = time.Now()
+	if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(as), as); err != nil {
+		t.Fatal(err)
+	}
+	as.Spec.IdentityProviders = nil
+	if err := cp.Client.Update(ctx, as); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, start, 10*time.Second, "provider removed", func() bool { return src.Current().Subject(sub) == SubjectRemoved })
 }
