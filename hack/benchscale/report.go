@@ -73,6 +73,7 @@ func (r *report) print(w io.Writer) {
 		row("fan-out: new client's Secret", "%.2f s", f.NewClientSecretSeconds)
 		row("fan-out: new client's first token", "%.2f s", f.NewClientTokenSeconds)
 		row("fan-out: reconciles, operator idle", "%.0f, %.1f s", f.Reconciles, f.IdleSeconds)
+		row("fan-out undone: all Ready again", "%.1f s (%.0f reconciles)", f.RestoredSeconds, f.RestoreReconciles)
 	}
 	if s := r.Restart; s != nil {
 		row("restart: operator idle", "%.1f s", s.IdleSeconds)

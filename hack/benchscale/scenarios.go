@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
@@ -24,42 +23,31 @@ type fanoutResult struct {
 	// Reconciles the edit caused (all kinds), and how long until idle.
 	Reconciles  float64 `json:"reconciles"`
 	IdleSeconds float64 `json:"idleSeconds"`
+	// RestoredSeconds: after the edit is undone, until every client is
+	// Ready again and the operator idle; RestoreReconciles it took.
+	RestoredSeconds   float64 `json:"restoredSeconds"`
+	RestoreReconciles float64 `json:"restoreReconciles"`
 }
 
-// fanout edits the Scope every client uses, creates a new client at once
-// and times it through the fan-out the edit starts.
+// fanout makes the Scope every client uses admit only its own namespace,
+// which changes every team client's outcome (Ready=False), creates a
+// client in the Scope's namespace at once and times it through the
+// fan-out; then it reopens the Scope and waits until all are Ready again.
 func (e *env) fanout(ctx context.Context) (*fanoutResult, error) {
-	progress("fan-out: changing whom the Scope all %d clients use admits, then creating a client…", e.o.n)
+	progress("fan-out: closing the Scope all %d clients use to its own namespace, then creating a client there…", e.o.n)
 	s0, err := e.operatorState(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sc := &oauthv1.Scope{}
-	if err := e.c.Get(ctx, client.ObjectKey{Namespace: benchNamespace, Name: "orders-read"}, sc); err != nil {
+	if err := e.setScopeFrom(ctx, oauthv1.NamespacesFromSame); err != nil {
 		return nil, err
-	}
-	patch := client.MergeFrom(sc.DeepCopy())
-	// An edit that can change every client's outcome, so that the operator
-	// must re-decide them all (a description edit needs none): whom the
-	// Scope admits, from every namespace to every namespace by label (the
-	// same clients), or back.
-	ns := &sc.Spec.AllowedClients.Namespaces
-	if ns.From == oauthv1.NamespacesFromSelector {
-		ns.From, ns.Selector = oauthv1.NamespacesFromAll, nil
-	} else {
-		ns.From = oauthv1.NamespacesFromSelector
-		ns.Selector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-			{Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpExists}}}
-	}
-	if err := e.c.Patch(ctx, sc, patch); err != nil {
-		return nil, fmt.Errorf("editing the Scope: %w", err)
 	}
 	began := time.Now()
-	team, name := teamNamespace(0, e.o.namespaces), "fanout-new"
-	if err := e.c.Create(ctx, newClient(team, name)); err != nil {
+	name := "fanout-new"
+	if err := e.c.Create(ctx, newClient(benchNamespace, name)); err != nil {
 		return nil, err
 	}
-	secretAt, tokenAt, err := e.untilToken(ctx, team, name, readyTimeout(e.o.n))
+	secretAt, tokenAt, err := e.untilToken(ctx, benchNamespace, name, readyTimeout(e.o.n))
 	if err != nil {
 		return nil, err
 	}
@@ -75,8 +63,40 @@ func (e *env) fanout(ctx context.Context) (*fanoutResult, error) {
 		return r, err
 	}
 	r.Reconciles, r.IdleSeconds = s1.reconciles-s0.reconciles, seconds(waitStart.Sub(began)+idle)
-	progress("fan-out: %0.f reconciles; operator idle %.1f s after the edit", r.Reconciles, r.IdleSeconds)
+	progress("fan-out: %0.f reconciles; operator idle %.1f s after the edit; reopening the Scope…", r.Reconciles, r.IdleSeconds)
+	if err := e.setScopeFrom(ctx, oauthv1.NamespacesFromAll); err != nil {
+		return r, err
+	}
+	reopened := time.Now()
+	want := e.o.n + 1
+	status := func() string { return fmt.Sprintf("%d/%d Ready", e.tracker.readyCount(), want) }
+	if _, err := waitFor(ctx, readyTimeout(e.o.n), "all Ready again", func() bool { return e.tracker.readyCount() >= want }, status); err != nil {
+		return r, err
+	}
+	if _, err := e.waitOperatorIdle(ctx, readyTimeout(e.o.n)); err != nil {
+		return r, err
+	}
+	s2, err := e.operatorState(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.RestoredSeconds, r.RestoreReconciles = seconds(time.Since(reopened)), s2.reconciles-s1.reconciles
+	progress("fan-out: all Ready again %.1f s after reopening (%0.f reconciles)", r.RestoredSeconds, r.RestoreReconciles)
 	return r, nil
+}
+
+// setScopeFrom sets whom the bench Scope admits.
+func (e *env) setScopeFrom(ctx context.Context, from oauthv1.FromNamespaces) error {
+	sc := &oauthv1.Scope{}
+	if err := e.c.Get(ctx, client.ObjectKey{Namespace: benchNamespace, Name: "orders-read"}, sc); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(sc.DeepCopy())
+	sc.Spec.AllowedClients.Namespaces = oauthv1.ClientNamespaces{From: from}
+	if err := e.c.Patch(ctx, sc, patch); err != nil {
+		return fmt.Errorf("editing the Scope: %w", err)
+	}
+	return nil
 }
 
 type restartResult struct {
