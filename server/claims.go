@@ -42,6 +42,16 @@ func (s *Server) claimsFor(snap *config.Snapshot, sub string, scopes []string) u
 	return c
 }
 
+// accessTokenGroups are the groups an access token carries: the person's,
+// when the groups scope was granted; none for a client's own token.
+func (s *Server) accessTokenGroups(snap *config.Snapshot, g tokenGrant) []string {
+	if g.AuthTime.IsZero() || !slices.Contains(g.Scopes, oidc.ScopeGroups) {
+		return nil
+	}
+	p, _ := s.personFor(snap, g.Subject)
+	return p.Groups
+}
+
 // passwordAMR is the amr of a login with the users Secret's passwords
 // (RFC 8176 §2, "pwd"), the only way a person logs in today.
 var passwordAMR = []string{"pwd"}

@@ -75,6 +75,9 @@ func TestLDAPLoginPage(t *testing.T) {
 	if claims["sub"] != identity.UpstreamSubject("corp", "bob") || claims["email"] != "bob@example.com" || !slices.Equal(toStrings(claims["groups"]), []string{"developers"}) {
 		t.Fatalf("bob's ID token: %v", claims)
 	}
+	if at, _ := ts.parseAccessToken(t, tok.AccessToken); !slices.Equal(toStrings(at["groups"]), []string{"developers"}) {
+		t.Fatalf("bob's access token groups: %v", at["groups"])
+	}
 	if !strings.Contains(page, "(bob)") {
 		t.Errorf("the consent page does not name bob: %s", page)
 	}

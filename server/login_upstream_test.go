@@ -132,8 +132,8 @@ func TestUpstreamOIDCLogin(t *testing.T) {
 		t.Fatalf("groups from B = %v, want [admins team:orders]", g)
 	}
 	at, _ := f.a.parseAccessToken(t, tok.AccessToken)
-	if at["sub"] != sub {
-		t.Fatalf("access token sub %v, ID token sub %v", at["sub"], sub)
+	if at["sub"] != sub || !slices.Equal(toStrings(at["groups"]), []string{"admins", "team:orders"}) {
+		t.Fatalf("access token sub %v (ID token sub %v), groups %v", at["sub"], sub, at["groups"])
 	}
 	// Userinfo and introspection answer from what the login stored.
 	resp = userinfoRequest(t, f.a, http.MethodGet, "Bearer "+tok.AccessToken, "")

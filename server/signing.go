@@ -32,6 +32,9 @@ type accessTokenClaims struct {
 	// so that revoking the family revokes the token at introspection
 	// (RFC 7009 §2.1). Absent when no refresh token was issued.
 	GrantID string `json:"grant_id,omitempty"`
+	// Groups are the person's groups when the groups scope was granted
+	// (RFC 9068 §2.2.3.1), whichever source logged them in.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // accessToken is what signing produced.
@@ -69,6 +72,7 @@ func (s *Server) signAccessToken(snap *config.Snapshot, g tokenGrant, jti string
 		Issuer: snap.Issuer, Subject: g.Subject, Audience: audience(snap, g.Client, g.Scopes),
 		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), ID: jti,
 		ClientID: g.Client.ID, Scopes: g.Scopes, AuthTime: authTime, GrantID: g.GrantID,
+		Groups: s.accessTokenGroups(snap, g),
 	})
 	signed, err := s.signJWS(snap, key, false, payload)
 	if err != nil {
@@ -106,6 +110,7 @@ type accessTokenClaimValues struct {
 	Scopes              []string
 	AuthTime            int64 // 0 when no person logged in
 	GrantID             string
+	Groups              []string
 }
 
 // appendAccessTokenClaims writes the claim set accessTokenClaims decodes.
@@ -133,6 +138,9 @@ func appendAccessTokenClaims(b []byte, c accessTokenClaimValues) []byte {
 	}
 	if c.GrantID != "" {
 		b = appendJSONMember(b, "grant_id", c.GrantID)
+	}
+	if len(c.Groups) > 0 {
+		b = appendJSONStrings(b, "groups", c.Groups)
 	}
 	return append(b, '}')
 }
