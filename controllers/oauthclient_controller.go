@@ -24,7 +24,11 @@ import (
 
 const (
 	// clientFinalizer lets the operator clean up what owner references
-	// cannot: the keys it added to an adopted Secret it does not own.
+	// cannot: the keys it added to an adopted Secret it does not own. A
+	// client gets it only before the operator first writes into such a
+	// Secret; the Secrets the operator creates are deleted after their
+	// client (cleanupDeleted, and the garbage collector through their
+	// owner reference), which saves every new client a write.
 	clientFinalizer = "oauth.gatehouse.dev/oauthclient"
 	kindOAuthClient = "OAuthClient"
 )
@@ -73,6 +77,9 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	// stale status would look like an outside change (see freshReader).
 	oc := &oauthv1.OAuthClient{}
 	if err := r.read(ctx, req.NamespacedName, oc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, r.cleanupDeleted(ctx, req.NamespacedName)
+		}
 		return staleOr(err)
 	}
 	if !oc.DeletionTimestamp.IsZero() {
@@ -81,20 +88,14 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		return ctrl.Result{}, nil
 	}
-	// A separate write: the API server takes finalizers only through the
-	// object and status only through its subresource.
-	if added, err := addFinalizer(ctx, r.Client, oc, clientFinalizer); err != nil {
-		return ctrl.Result{}, err
-	} else if added {
-		r.wrote(oc, true)
-	}
 
 	orig := oc.DeepCopy()
 	res, err := r.reconcile(ctx, oc)
-	if errors.Is(err, errStale) {
-		// The Secret in the cache is older than the operator's write:
-		// change nothing now, its watch event brings the client back.
-		return staleOr(err)
+	if errors.Is(err, errStale) || errors.Is(err, errFinalizerAdded) {
+		// The Secret in the cache is older than the operator's write, or
+		// the client has just changed: change nothing more now, the watch
+		// event brings the client back.
+		return staleOr(errStale)
 	}
 	oc.Status.ObservedGeneration = oc.Generation
 	wrote, patchErr := patchStatus(ctx, r.Client, oc, orig, orig.Status, oc.Status)
@@ -322,6 +323,30 @@ func (r *OAuthClientReconciler) admitsNamespace(ctx context.Context, policy oaut
 		}
 		return "", nil
 	}
+}
+
+// cleanupDeleted deletes the Secrets the operator created for a client
+// that is gone without a finalizer: those in the cache (the operator's own)
+// labelled for that name and controlled by an OAuthClient of that name. No
+// client of that name exists, so none of them is in use. The garbage
+// collector would delete them too, later, and only where one runs.
+func (r *OAuthClientReconciler) cleanupDeleted(ctx context.Context, key types.NamespacedName) error {
+	var secrets corev1.SecretList
+	if err := r.List(ctx, &secrets, client.InNamespace(key.Namespace), client.MatchingLabels{oauthv1.LabelClient: key.Name}); err != nil {
+		return fmt.Errorf("listing Secrets of OAuthClient %s: %w", key.Name, err)
+	}
+	for i := range secrets.Items {
+		sec := &secrets.Items[i]
+		ctl := metav1.GetControllerOf(sec)
+		if ctl == nil || ctl.Kind != kindOAuthClient || ctl.APIVersion != oauthv1.GroupVersion.String() || ctl.Name != key.Name {
+			continue
+		}
+		if err := r.Delete(ctx, sec, client.Preconditions{UID: &sec.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting Secret %s: %w", sec.Name, err)
+		}
+		r.deleted(sec)
+	}
+	return nil
 }
 
 // reconcileDelete removes what owner references cannot: on a Secret the

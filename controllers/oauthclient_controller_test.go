@@ -319,6 +319,12 @@ func TestOAuthClientAdoption(t *testing.T) {
 	}
 	waitCondition(t, wc, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
 
+	// A client writing into someone else's Secret holds a finalizer, so
+	// that it can take out what it put in.
+	get(t, oc)
+	if !slices.Contains(oc.Finalizers, "oauth.gatehouse.dev/oauthclient") {
+		t.Errorf("the adopting client has finalizers %v, want the operator's", oc.Finalizers)
+	}
 	// Deleting the client leaves the adopted secret and removes the rest.
 	if err := c.Delete(ctx, oc); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -131,7 +132,7 @@ func pruneHashes(oc *oauthv1.OAuthClient, now time.Time) {
 // server: the Secret is created at once, and only when one already exists
 // (someone else's, to adopt; the cache holds only the operator's) is it
 // read and the decision made again. A new client costs two writes, the
-// Secret and the status, besides its finalizer.
+// Secret and the status.
 func (r *OAuthClientReconciler) reconcileSecret(ctx context.Context, oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) (ctrlresult.Result, error) {
 	name := SecretName(oc)
 	sec := &corev1.Secret{}
@@ -189,6 +190,17 @@ func (r *OAuthClientReconciler) applySecret(ctx context.Context, oc *oauthv1.OAu
 		}
 		oc.Status.SecretName, oc.Status.SecretHashes, hashes = name, nil, nil
 	}
+	if access == secretHosted || access == secretAdopted {
+		// Before the first write into someone else's Secret: on deletion
+		// the operator must take out what it put in.
+		if added, err := addFinalizer(ctx, r.Client, oc, clientFinalizer); err != nil || added {
+			if added {
+				r.wrote(oc, true)
+				err = errFinalizerAdded
+			}
+			return ctrlresult.Result{}, err
+		}
+	}
 	sec := existing
 	if sec == nil {
 		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: oc.Namespace, Name: name}}
@@ -212,6 +224,11 @@ func (r *OAuthClientReconciler) applySecret(ctx context.Context, oc *oauthv1.OAu
 	}
 	return r.secretWritten(ctx, oc, plan, now), nil
 }
+
+// errFinalizerAdded ends a reconcile that added the client's finalizer:
+// the client changed under the reconcile, whose status patch would fail on
+// the old resourceVersion; the finalizer's watch event brings it back.
+var errFinalizerAdded = errors.New("finalizer added")
 
 // secretFactsOf gathers what decideSecret looks at.
 func secretFactsOf(oc *oauthv1.OAuthClient, sec *corev1.Secret, access secretAccess, hashes []oauthv1.SecretHash, now time.Time) secretFacts {

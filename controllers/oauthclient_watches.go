@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -54,7 +55,8 @@ func (clientEvents) Update(_ context.Context, e event.UpdateEvent, q workqueue.T
 	p := priorityFanOut
 	o, n := e.ObjectOld, e.ObjectNew
 	if o.GetResourceVersion() != n.GetResourceVersion() && (o.GetGeneration() != n.GetGeneration() ||
-		!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) || !maps.Equal(o.GetAnnotations(), n.GetAnnotations())) {
+		!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) || !maps.Equal(o.GetAnnotations(), n.GetAnnotations()) ||
+		!slices.Equal(o.GetFinalizers(), n.GetFinalizers())) {
 		p = priorityUser
 	}
 	add(q, p, requestOf(n))

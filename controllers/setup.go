@@ -60,9 +60,9 @@ type Options struct {
 }
 
 // Defaults of `gatehouse operator`, sized for 10,000 OAuthClients applied
-// at once (docs/operations.md): a new client costs three writes (its
-// finalizer, its Secret, its status) and an Event, so 500 requests a
-// second is what Ready within a minute takes. The API server protects
+// at once (docs/operations.md): a new client costs two writes (its Secret
+// and its status) and an Event, so 500 requests a second leaves room for
+// Ready within a minute, retries and the other kinds. The API server protects
 // itself with API Priority and Fairness; the client-side limit only stops
 // a runaway loop. Reconciles wait on the API server, not on the CPU, so
 // more of them at once than cores keeps the requests flowing.
