@@ -63,7 +63,7 @@ func TestLDAPLoginPage(t *testing.T) {
 	f.Set("username", "bob")
 	f.Set("password", testldap.BobPassword)
 	resp, _ = b.post(ts.URL+endpoints.LoginPath, f)
-	resp, page = b.get(location(t, resp).String())
+	_, page = b.get(location(t, resp).String())
 	f = hiddenFields(page)
 	f.Set("decision", "approve")
 	resp, _ = b.post(ts.URL+endpoints.ConsentPath, f)

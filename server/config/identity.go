@@ -176,11 +176,11 @@ func newLDAP(name, display string, l *gatehousev1alpha1.LDAPIdentityProvider, se
 func secretValue(secrets map[string]*corev1.Secret, ref *gatehousev1alpha1.SecretKeyReference) ([]byte, error) {
 	sec := secrets[ref.Name]
 	if sec == nil {
-		return nil, fmt.Errorf("Secret %s does not exist", ref.Name)
+		return nil, fmt.Errorf("the Secret %s does not exist", ref.Name)
 	}
 	v, ok := sec.Data[ref.Key]
 	if !ok || len(v) == 0 {
-		return nil, fmt.Errorf("Secret %s has no key %s", ref.Name, ref.Key)
+		return nil, fmt.Errorf("the Secret %s has no key %s", ref.Name, ref.Key)
 	}
 	return v, nil
 }

@@ -54,7 +54,7 @@ func TestBuildIdentityProviders(t *testing.T) {
 		t.Fatal(err)
 	}
 	problems := strings.Join(snap.Problems, "\n")
-	for _, want := range []string{"identity provider corp: Secret corp-oidc does not exist", "identity provider ad: CA: Secret ad-bind key ca.crt holds no PEM certificate"} {
+	for _, want := range []string{"identity provider corp: the Secret corp-oidc does not exist", "identity provider ad: CA: Secret ad-bind key ca.crt holds no PEM certificate"} {
 		if !strings.Contains(problems, want) {
 			t.Errorf("problems %q lack %q", problems, want)
 		}
