@@ -25,11 +25,7 @@ func TestNewClientGoesAheadOfFanOut(t *testing.T) {
 	home, apps := newNamespace(t, nil), newNamespace(t, nil)
 	clock := newFakeClock()
 	startOperatorOpts(t, testenv.Get(t).Config, controllers.Options{Clock: clock, MaxConcurrentReconciles: 1}, home, apps)
-	srv := server(home, "auth")
-	srv.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
-	sc := scope(home, "read", "auth", "orders:read")
-	sc.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
-	create(t, srv, sc)
+	sc := openScope(t, home)
 	for i := range n {
 		create(t, oauthClient(apps, fmt.Sprintf("app-%03d", i), home, "auth", "orders:read"))
 	}
@@ -91,11 +87,7 @@ func TestScopeEditRequeuesOnlyAffectedClients(t *testing.T) {
 	const n = 30
 	home, apps := newNamespace(t, nil), newNamespace(t, map[string]string{"team": "apps"})
 	startOperator(t, newFakeClock(), home, apps)
-	srv := server(home, "auth")
-	srv.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
-	sc := scope(home, "read", "auth", "orders:read")
-	sc.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
-	create(t, srv, sc)
+	sc := openScope(t, home)
 	for i := range n {
 		create(t, oauthClient(apps, fmt.Sprintf("app-%02d", i), home, "auth", "orders:read"))
 	}
@@ -163,4 +155,16 @@ func reconciles(t *testing.T) int {
 		}
 	}
 	return int(total)
+}
+
+// openScope creates, in home, the server "auth" and its Scope for
+// "orders:read", both admitting clients from every namespace.
+func openScope(t testing.TB, home string) *oauthv1.Scope {
+	t.Helper()
+	srv := server(home, "auth")
+	srv.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
+	sc := scope(home, "read", "auth", "orders:read")
+	sc.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
+	create(t, srv, sc)
+	return sc
 }

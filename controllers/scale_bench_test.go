@@ -60,11 +60,7 @@ func benchBulkClients(b *testing.B, n int) {
 	}
 	heapBefore := liveHeap()
 	startOperatorOpts(b, cfg, controllers.Options{Clock: newFakeClock()}, home, apps)
-	srv := server(home, "auth")
-	srv.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
-	sc := scope(home, "read", "auth", "orders:read")
-	sc.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
-	create(b, srv, sc)
+	sc := openScope(b, home)
 	counter.take()
 
 	began := time.Now()
