@@ -56,10 +56,6 @@ func (e *env) op() *proc {
 	return e.operator
 }
 
-func (e *env) operatorMetrics() string {
-	return fmt.Sprintf("http://127.0.0.1:%d/metrics", e.operatorPort)
-}
-
 // startEnv starts the control plane, installs the CRDs and starts the
 // harness's own watch of OAuthClients. The caller stops it with e.stop.
 func startEnv(ctx context.Context, o *options) (*env, error) {
@@ -142,7 +138,7 @@ func (e *env) afterControlPlane(ctx context.Context, crds string) error {
 // startGatehouse starts the operator and the token server and waits until
 // the server is ready (it needs the signing key the operator makes).
 func (e *env) startGatehouse(ctx context.Context) error {
-	port, err := freePort()
+	port, err := devenv.FreePort()
 	if err != nil {
 		return err
 	}
@@ -154,7 +150,7 @@ func (e *env) startGatehouse(ctx context.Context) error {
 	if err := e.startOperator(ctx); err != nil {
 		return err
 	}
-	mport, err := freePort()
+	mport, err := devenv.FreePort()
 	if err != nil {
 		return err
 	}
@@ -179,11 +175,11 @@ func (e *env) startGatehouse(ctx context.Context) error {
 
 // startOperator starts `gatehouse operator` and waits for its /readyz.
 func (e *env) startOperator(ctx context.Context) error {
-	mport, err := freePort()
+	mport, err := devenv.FreePort()
 	if err != nil {
 		return err
 	}
-	hport, err := freePort()
+	hport, err := devenv.FreePort()
 	if err != nil {
 		return err
 	}

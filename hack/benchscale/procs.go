@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -142,14 +141,6 @@ func (p *proc) sample(ctx context.Context) {
 	}
 }
 
-// resetPeaks starts a new measurement window for the heap peak (VmHWM
-// cannot be reset from outside).
-func (p *proc) resetPeaks() {
-	p.mu.Lock()
-	p.peakHeap = 0
-	p.mu.Unlock()
-}
-
 func (p *proc) peaks() (rss, heap, last int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -241,16 +232,6 @@ func matchAll(labels string, match []string) bool {
 		}
 	}
 	return true
-}
-
-// freePort asks the kernel for a free TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitHTTP waits until url answers 200.

@@ -22,9 +22,9 @@ func fullClient(ns, name string) *gatehousev1alpha1.OAuthClient {
 				`","namespace":"` + ns + `"},"spec":{"serverRef":{"name":"main","namespace":"auth"},"grantTypes":["authorization_code","refresh_token"],"scopes":["openid","orders:read"]}}`},
 			ManagedFields: []metav1.ManagedFieldsEntry{
 				{Manager: "kubectl-client-side-apply", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "oauth.gatehouse.dev/v1alpha1", Time: &now,
-					FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{}},"f:spec":{"f:grantTypes":{},"f:scopes":{},"f:serverRef":{}}}`)}},
+					FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{}},"f:spec":{"f:grantTypes":{},"f:scopes":{},"f:serverRef":{}}}`)},
 				{Manager: "gatehouse-operator", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "oauth.gatehouse.dev/v1alpha1", Time: &now, Subresource: "status",
-					FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:clientID":{},"f:conditions":{},"f:secretHashes":{},"f:secretName":{}}}`)}},
+					FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:status":{"f:clientID":{},"f:conditions":{},"f:secretHashes":{},"f:secretName":{}}}`)},
 			}},
 		Spec: gatehousev1alpha1.OAuthClientSpec{
 			ServerRef:   gatehousev1alpha1.ServerReference{Name: "main", Namespace: "auth"},
