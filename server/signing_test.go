@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-// Every ES256 signature of our own signer verifies with crypto/ecdsa, and
+// Every ES256 signature verifies with crypto/ecdsa in the JWS form, and
 // two signatures of one input differ (the nonce is random).
 func TestES256SignaturesVerify(t *testing.T) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
