@@ -70,7 +70,11 @@ func startEnv(ctx context.Context, o *options) (*env, error) {
 		return nil, err
 	}
 	if o.jsonOut == "" {
-		o.jsonOut = filepath.Join(dir, "benchscale.json")
+		// Beside the state directory, which is removed unless kept.
+		o.jsonOut = filepath.Join(filepath.Dir(dir), fmt.Sprintf("benchscale-n%d-%s.json", o.n, time.Now().UTC().Format("20060102T150405")))
+		if o.stateDir != "" || o.keep {
+			o.jsonOut = filepath.Join(dir, "benchscale.json")
+		}
 	}
 	e := &env{o: o, dir: dir}
 	assets, err := devenv.AssetsDir()

@@ -49,7 +49,7 @@ func parseFlags() (*options, error) {
 	flag.IntVar(&o.workers, "workers", 16, "concurrent API writes while applying clients")
 	flag.StringVar(&o.gatehouse, "gatehouse", "bin/gatehouse", "the gatehouse binary (make build)")
 	flag.StringVar(&o.stateDir, "state-dir", "", "directory for etcd data, logs and the JSON report (default: a new temporary directory)")
-	flag.StringVar(&o.jsonOut, "json", "", "also write the JSON report here (default: STATE-DIR/benchscale.json)")
+	flag.StringVar(&o.jsonOut, "json", "", "also write the JSON report here (default: STATE-DIR/benchscale.json with -state-dir or -keep, else benchscale-nN-TIME.json in the temporary directory)")
 	scen := flag.String("scenarios", strings.Join(allScenarios, ","), "scenarios after the bulk apply: any of "+strings.Join(allScenarios, ","))
 	flag.BoolVar(&o.keep, "keep", false, "keep the state directory")
 	flag.StringVar(&o.label, "label", "", "what is measured, for the report (default: git describe of the working directory)")
@@ -127,5 +127,6 @@ func (r *report) writeJSON(path string) error {
 	if path == "" {
 		return nil
 	}
+	progress("report written to %s", path)
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
