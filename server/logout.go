@@ -6,6 +6,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
 // handleEndSession is the end_session_endpoint of OpenID Connect
@@ -29,24 +30,9 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *
 		s.errorPage(w, snap, http.StatusBadRequest, "Sign-out not possible", msg)
 		return result{outcome: ErrInvalidRequest}
 	}
-	var form url.Values
-	switch r.Method {
-	case http.MethodGet:
-		q, e := strictValues(r.URL.Query())
-		if e != nil {
-			return bad(e.Description)
-		}
-		form = q
-	case http.MethodPost:
-		f, e := parsePostForm(w, r)
-		if e != nil {
-			return bad(e.Description)
-		}
-		form = f
-	default:
-		w.Header().Set("Allow", "GET, POST")
-		s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "The sign-out page accepts GET and POST requests only.")
-		return result{outcome: "method_not_allowed"}
+	form, res, ok := s.endSessionForm(w, r, snap)
+	if !ok {
+		return res
 	}
 	// The confirmation form posts back with decision=logout; it alone
 	// must carry the CSRF token.
@@ -83,20 +69,7 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *
 
 	sess, signedIn := s.session(r.Context(), r, snap, now)
 	if signedIn && !confirmed && (hint == nil || hint.Subject != sess.Subject) {
-		data := pageData{
-			Title: "Sign out", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.EndSessionPath,
-			CSRF: csrfToken(w, r, snap), Username: s.usernameOf(snap, sess.Subject),
-		}
-		if client != nil {
-			data.ClientName = client.DisplayName
-			data.Hidden = append(data.Hidden, hiddenField{"client_id", client.ID})
-		}
-		for _, k := range []string{"post_logout_redirect_uri", "state"} {
-			if v := form.Get(k); v != "" {
-				data.Hidden = append(data.Hidden, hiddenField{k, v})
-			}
-		}
-		s.pages.render(w, http.StatusOK, "logout", redirect, data)
+		s.confirmLogout(w, r, snap, form, client, sess, redirect)
 		return result{outcome: "confirm"}
 	}
 	if signedIn {
@@ -115,4 +88,44 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *
 	s.pages.render(w, http.StatusOK, "signed_out", "", pageData{Title: "Signed out", Issuer: snap.Issuer,
 		Error: "You are signed out. You can close this page."})
 	return result{outcome: outcomeSuccess}
+}
+
+// endSessionForm reads the logout request's parameters from the query (GET)
+// or the body (POST); on failure the answer is written and ok is false.
+func (s *Server) endSessionForm(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) (form url.Values, res result, ok bool) {
+	var e *Error
+	switch r.Method {
+	case http.MethodGet:
+		form, e = strictValues(r.URL.Query())
+	case http.MethodPost:
+		form, e = parsePostForm(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "The sign-out page accepts GET and POST requests only.")
+		return nil, result{outcome: "method_not_allowed"}, false
+	}
+	if e != nil {
+		s.errorPage(w, snap, http.StatusBadRequest, "Sign-out not possible", e.Description)
+		return nil, result{outcome: ErrInvalidRequest}, false
+	}
+	return form, result{}, true
+}
+
+// confirmLogout asks the person signed in whether to sign out, carrying the
+// relying party's parameters through the form.
+func (s *Server) confirmLogout(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, form url.Values, client *config.Client, sess storage.Session, redirect string) {
+	data := pageData{
+		Title: "Sign out", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.EndSessionPath,
+		CSRF: csrfToken(w, r, snap), Username: s.usernameOf(snap, sess.Subject),
+	}
+	if client != nil {
+		data.ClientName = client.DisplayName
+		data.Hidden = append(data.Hidden, hiddenField{"client_id", client.ID})
+	}
+	for _, k := range []string{"post_logout_redirect_uri", "state"} {
+		if v := form.Get(k); v != "" {
+			data.Hidden = append(data.Hidden, hiddenField{k, v})
+		}
+	}
+	s.pages.render(w, http.StatusOK, "logout", redirect, data)
 }
