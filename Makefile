@@ -67,7 +67,7 @@ fmt: ## Format the Go code.
 	gofmt -w $$(git ls-files --cached --others --exclude-standard '*.go')
 
 .PHONY: lint
-lint: $(STATICCHECK) ## Run gofmt, go vet and staticcheck.
+lint: $(STATICCHECK) ## Run gofmt, go vet, staticcheck and the function-length check.
 	@echo "lint: gofmt"
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt would change these files (run 'make fmt'):"; echo "$$out"; exit 1; fi
@@ -75,6 +75,8 @@ lint: $(STATICCHECK) ## Run gofmt, go vet and staticcheck.
 	@go vet ./...
 	@echo "lint: staticcheck $(STATICCHECK_VERSION) ./..."
 	@$(STATICCHECK) ./...
+	@echo "lint: no product function over 80 lines (hack/funclen)"
+	@go run ./hack/funclen -max 80
 
 ##@ Test
 
