@@ -20,6 +20,9 @@ HELM_VERSION := v4.3.1
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 HELM := $(BIN)/helm-$(HELM_VERSION)
+# oauth2-proxy, the relying party the e2e suite puts in front of an app;
+# the version is pinned in hack/oauth2-proxy.sh.
+OAUTH2_PROXY := $(BIN)/oauth2-proxy-$(shell awk -F= '$$1 == "VERSION" {print $$2}' hack/oauth2-proxy.sh)
 export HELM
 
 # The image `make deploy` installs.
@@ -93,12 +96,12 @@ ENVTEST_PREREQ :=
 endif
 
 .PHONY: test
-test: lint $(ENVTEST_PREREQ) $(HELM) ## Run lint and every test (unit, envtest, storage, chart).
+test: lint $(ENVTEST_PREREQ) $(HELM) $(OAUTH2_PROXY) ## Run lint and every test (unit, envtest, storage, chart, e2e).
 	@echo "test: go test ./... (KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS)"
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
-test-e2e: $(ENVTEST_PREREQ) ## Run the end-to-end suite: control plane, operator and server processes, Chromium, orders-api.
+test-e2e: $(ENVTEST_PREREQ) $(OAUTH2_PROXY) ## Run the end-to-end suite: control plane, operator and server processes, Chromium, orders-api.
 	go test $(GO_TEST_FLAGS) -v ./test/e2e/...
 
 .PHONY: bench
@@ -161,6 +164,9 @@ $(CONTROLLER_GEN):
 	@echo "tools: installing controller-gen $(CONTROLLER_GEN_VERSION) into bin/"
 	@GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
 	@mv $(BIN)/controller-gen $@
+
+$(OAUTH2_PROXY):
+	@hack/oauth2-proxy.sh >/dev/null
 
 $(HELM):
 	@echo "tools: building helm $(HELM_VERSION) into bin/ (a few minutes the first time)"
