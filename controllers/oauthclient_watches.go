@@ -39,8 +39,8 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, opts controll
 }
 
 // clientEvents queues an OAuthClient itself: at priorityUser when a person
-// made or changed it, at priorityFanOut for the initial list, resyncs and
-// the echoes of the operator's own status and finalizer writes.
+// made, changed or deleted it, at priorityFanOut for the initial list,
+// resyncs and the echoes of the operator's own status writes.
 type clientEvents struct{}
 
 func (clientEvents) Create(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
@@ -62,8 +62,10 @@ func (clientEvents) Update(_ context.Context, e event.UpdateEvent, q workqueue.T
 	add(q, p, requestOf(n))
 }
 
+// Delete: the operator deletes the client's own Secret now (cleanupDeleted),
+// ahead of any fan-out, so that its plaintext does not outlive it long.
 func (clientEvents) Delete(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	add(q, priorityFanOut, requestOf(e.Object))
+	add(q, priorityUser, requestOf(e.Object))
 }
 
 func (clientEvents) Generic(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
