@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -75,7 +76,7 @@ func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request, sna
 	}
 	dest, pend, err := src.Start(r.Context(), upstreamCallbackURL(snap))
 	if err != nil {
-		return s.upstreamFailed(w, snap, src, err)
+		return s.upstreamFailed(w, r, snap, src, err)
 	}
 	v, _ := json.Marshal(pendingUpstream{AuthRequest: ar.ID, Provider: src.Name(), Pending: pend})
 	setCookie(w, snap, upstreamCookie, base64.RawURLEncoding.EncodeToString(v), upstreamCookieMaxAge)
@@ -97,7 +98,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request, 
 	var pend pendingUpstream
 	raw, err := base64.RawURLEncoding.DecodeString(readCookie(r, snap, upstreamCookie))
 	if err != nil || len(raw) == 0 || json.Unmarshal(raw, &pend) != nil {
-		s.log.Warn("upstream callback refused", "reason", "no pending sign-in in this browser")
+		infoFrom(r.Context()).securityEvent(r.Context(), EventUpstreamCallbackRejected, slog.String("reason", "no pending sign-in in this browser"))
 		s.errorPage(w, snap, http.StatusBadRequest, "Sign-in could not be completed", "This browser has no sign-in waiting for that answer (it expired, finished already, or was started elsewhere). Go back to the application and start again.")
 		return result{outcome: "upstream_rejected"}
 	}
@@ -113,7 +114,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request, 
 	}
 	person, err := src.Finish(r.Context(), upstreamCallbackURL(snap), pend.Pending, r.URL.Query())
 	if err != nil {
-		return s.upstreamFailed(w, snap, src, err)
+		return s.upstreamFailed(w, r, snap, src, err)
 	}
 	return s.completeLogin(w, r, snap, client, ar, person, now)
 }
@@ -121,7 +122,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request, 
 // upstreamFailed shows what went wrong at or with the provider: a page
 // the person can act on, never a stack. The log line says why, without
 // codes or tokens (identity's errors carry none).
-func (s *Server) upstreamFailed(w http.ResponseWriter, snap *config.Snapshot, src identity.Source, err error) result {
+func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, src identity.Source, err error) result {
 	name := src.DisplayName()
 	switch {
 	case errors.Is(err, identity.ErrNotAllowed):
@@ -129,7 +130,7 @@ func (s *Server) upstreamFailed(w http.ResponseWriter, snap *config.Snapshot, sr
 		s.errorPage(w, snap, http.StatusForbidden, "Not allowed", "Your "+name+" account is not allowed to sign in here. Ask your administrator for access.")
 		return result{outcome: "upstream_not_allowed"}
 	case errors.Is(err, identity.ErrRejected):
-		s.log.Warn("upstream callback refused", "provider", src.Name(), "error", err)
+		infoFrom(r.Context()).securityEvent(r.Context(), EventUpstreamCallbackRejected, slog.String("provider", src.Name()), slog.String("reason", err.Error()))
 		s.errorPage(w, snap, http.StatusBadRequest, "Sign-in could not be completed", "The answer from "+name+" could not be verified. Go back to the application and start again.")
 		return result{outcome: "upstream_rejected"}
 	default:

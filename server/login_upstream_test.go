@@ -230,6 +230,10 @@ func TestUpstreamCallbackRefusals(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("a callback out of nowhere: %d", resp.StatusCode)
 	}
+	// Each refusal is a security event an operator can alert on.
+	if n := strings.Count(f.logs.String(), "event="+EventUpstreamCallbackRejected); n != 3 {
+		t.Fatalf("%d %s events for 3 refused callbacks:\n%s", n, EventUpstreamCallbackRejected, f.logs)
+	}
 }
 
 // An upstream that is down, or that refuses A's credentials, gets a page

@@ -22,11 +22,15 @@ const (
 	// EventClientAuthFailed: client authentication was refused at the
 	// token, revocation or introspection endpoint.
 	EventClientAuthFailed = "client_authentication_failed"
+	// EventUpstreamCallbackRejected: an upstream identity provider's
+	// callback did not match this browser's sign-in, or its answer failed
+	// verification (login CSRF, a forged or replayed callback).
+	EventUpstreamCallbackRejected = "upstream_callback_rejected"
 )
 
 // securityEvents lists every event, so that each counter exists at zero
 // from the start and rate() alerts work before the first occurrence.
-var securityEvents = []string{EventCodeReplay, EventRefreshTokenReuse, EventLoginThrottled, EventClientAuthFailed}
+var securityEvents = []string{EventCodeReplay, EventRefreshTokenReuse, EventLoginThrottled, EventClientAuthFailed, EventUpstreamCallbackRejected}
 
 // maxLoggedValue bounds a client-chosen string (a client_id that does not
 // exist) in a log line.
