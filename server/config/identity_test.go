@@ -2,7 +2,12 @@ package config
 
 import (
 	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -148,4 +153,35 @@ func TestKubeSourceWatchesIdentitySecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, start, 10*time.Second, "provider removed", func() bool { return src.Current().Subject(sub) == SubjectRemoved })
+}
+
+// caSecretRef: an OpenID Provider behind a private CA is trusted through
+// the PEM in the Secret, and only through it.
+func TestOIDCProviderCA(t *testing.T) {
+	var op *httptest.Server
+	op = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": op.URL, "authorization_endpoint": op.URL + "/authorize",
+			"token_endpoint": op.URL + "/token", "jwks_uri": op.URL + "/jwks"})
+	}))
+	defer op.Close()
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: op.Certificate().Raw})
+	p := &gatehousev1alpha1.IdentityProvider{Name: "corp", OIDC: &gatehousev1alpha1.OIDCIdentityProvider{
+		Issuer: op.URL, ClientID: "c", ClientSecretRef: gatehousev1alpha1.SecretKeyReference{Name: "sso", Key: "secret"},
+		CASecretRef: &gatehousev1alpha1.SecretKeyReference{Name: "sso", Key: "ca.crt"}}}
+	start := func(secrets map[string]*corev1.Secret) error {
+		src, err := NewIdentitySource(p, secrets)
+		if err != nil {
+			return err
+		}
+		_, _, err = src.(identity.RedirectSource).Start(t.Context(), "https://auth.example.test/login/callback")
+		return err
+	}
+	if err := start(map[string]*corev1.Secret{"sso": secret("sso", "1", map[string]string{"secret": "s", "ca.crt": string(ca)})}); err != nil {
+		t.Fatalf("with the provider's CA: %v", err)
+	}
+	p.OIDC.CASecretRef = nil
+	if err := start(map[string]*corev1.Secret{"sso": secret("sso", "1", map[string]string{"secret": "s"})}); !errors.Is(err, identity.ErrUnavailable) {
+		t.Fatalf("without it, the system's CAs must not trust the provider: %v", err)
+	}
 }
