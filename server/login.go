@@ -165,40 +165,6 @@ func (s *Server) saveIdentity(r *http.Request, snap *config.Snapshot, p identity
 	return s.store.SaveIdentity(r.Context(), storage.Identity{Subject: p.Subject, Data: data, UpdatedAt: now, ExpiresAt: now.Add(ttl)})
 }
 
-// loadFlow finds the authorization request a page belongs to, and its
-// client; when either is gone it shows an error page.
-func (s *Server) loadFlow(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, id string, now time.Time) (storage.AuthRequest, *config.Client, bool) {
-	if id == "" {
-		s.errorPage(w, snap, http.StatusBadRequest, "Start from the application", "Sign-in starts at the application you want to use; open it and sign in from there.")
-		return storage.AuthRequest{}, nil, false
-	}
-	ar, err := s.store.GetAuthRequest(r.Context(), id, now)
-	if err != nil {
-		if !errors.Is(err, storage.ErrNotFound) {
-			s.log.Error("reading authorization request", "error", err)
-		}
-		s.errorPage(w, snap, http.StatusBadRequest, "Sign-in expired", "This sign-in took too long or was already completed. Go back to the application and start again.")
-		return storage.AuthRequest{}, nil, false
-	}
-	client := snap.Clients.Get(ar.ClientID)
-	if client == nil || !client.HasRedirectURI(ar.RedirectURI) {
-		s.errorPage(w, snap, http.StatusBadRequest, "Unknown application", "The application is no longer registered with this server.")
-		return storage.AuthRequest{}, nil, false
-	}
-	return ar, client, true
-}
-
-func trimIssuer(snap *config.Snapshot) string {
-	u, err := url.Parse(snap.Issuer)
-	if err != nil {
-		return ""
-	}
-	p := u.EscapedPath()
-	for len(p) > 0 && p[len(p)-1] == '/' {
-		p = p[:len(p)-1]
-	}
-	return p
-}
 
 // personLookupTimeout bounds the storage read of an upstream's person on
 // the token and userinfo paths, whose callers carry no context.
