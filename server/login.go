@@ -165,7 +165,6 @@ func (s *Server) saveIdentity(r *http.Request, snap *config.Snapshot, p identity
 	return s.store.SaveIdentity(r.Context(), storage.Identity{Subject: p.Subject, Data: data, UpdatedAt: now, ExpiresAt: now.Add(ttl)})
 }
 
-
 // personLookupTimeout bounds the storage read of an upstream's person on
 // the token and userinfo paths, whose callers carry no context.
 const personLookupTimeout = 2 * time.Second
