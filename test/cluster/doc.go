@@ -40,6 +40,12 @@
 //     token and refresh traffic (zero failures), then one is killed with
 //     SIGKILL (failures counted and reported); every refresh token not
 //     caught in a failed request stays usable.
+//   - TestOperatorNeverDeletesForeignSecrets: a Secret someone else made is
+//     never taken over or deleted, with the garbage collector running.
+//   - TestTokenServerTLSFromSecret: an https issuer from a kubernetes.io/tls
+//     Secret named in spec.tls; tokens over https validate against the JWKS
+//     fetched over https; a renewed certificate in the Secret is served by
+//     the same pods, with no restart.
 //   - TestHelmLifecycle (only with GATEHOUSE_CLUSTER_LIFECYCLE=1, run last
 //     by make test-cluster): helm upgrade to a changed value, then helm
 //     uninstall, leave the CRDs and the users' objects intact.
