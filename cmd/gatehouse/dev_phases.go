@@ -11,13 +11,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/controllers"
 	"github.com/gatehouse-dev/gatehouse/internal/devenv"
+	"github.com/gatehouse-dev/gatehouse/internal/kubescheme"
 	"github.com/gatehouse-dev/gatehouse/internal/servingcert"
 )
 
@@ -138,11 +137,7 @@ func (d *devRun) startControlPlane(context.Context) error {
 	if err := os.WriteFile(d.kubeconfig(), cp.Kubeconfig, 0o600); err != nil {
 		return err
 	}
-	d.scheme = runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(d.scheme); err != nil {
-		return err
-	}
-	if err := oauthv1.AddToScheme(d.scheme); err != nil {
+	if d.scheme, err = kubescheme.New(); err != nil {
 		return err
 	}
 	d.c, err = client.New(cp.Config, client.Options{Scheme: d.scheme})

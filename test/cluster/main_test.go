@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -24,13 +23,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/internal/kubescheme"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
@@ -147,11 +144,8 @@ func setup() (*suite, error) {
 	if err != nil {
 		return nil, err
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := oauthv1.AddToScheme(scheme); err != nil {
+	scheme, err := kubescheme.New()
+	if err != nil {
 		return nil, err
 	}
 	if s.c, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
@@ -328,23 +322,12 @@ func (s *suite) applyT(t *testing.T, namespace, manifest string) {
 }
 
 func (s *suite) run(args ...string) (string, error) {
-	cmd := exec.Command(s.kubectl, append([]string{"--kubeconfig", s.kubeconfig}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return string(out), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return string(out), nil
+	return testenv.Kubectl(s.kubectl, s.kubeconfig, args...)
 }
 
 func (s *suite) kubectlT(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := s.run(args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testenv.KubectlT(t, s.kubectl, s.kubeconfig, args...)
 }
 
 func (s *suite) helmRun(args ...string) (string, error) {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,13 +20,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/devenv"
+	"github.com/gatehouse-dev/gatehouse/internal/kubescheme"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
@@ -202,11 +200,8 @@ func setup() (_ *suite, err error) {
 	if err != nil {
 		return nil, err
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := oauthv1.AddToScheme(scheme); err != nil {
+	scheme, err := kubescheme.New()
+	if err != nil {
 		return nil, err
 	}
 	if s.c, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
@@ -330,24 +325,13 @@ patches:
 
 // run runs kubectl against the cluster.
 func (s *suite) run(args ...string) (string, error) {
-	cmd := exec.Command(s.kubectl, append([]string{"--kubeconfig", s.kubeconfig}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return string(out), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return string(out), nil
+	return testenv.Kubectl(s.kubectl, s.kubeconfig, args...)
 }
 
-// kubectl runs kubectl or fails the test.
+// kubectlT runs kubectl or fails the test.
 func (s *suite) kubectlT(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := s.run(args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testenv.KubectlT(t, s.kubectl, s.kubeconfig, args...)
 }
 
 // applyYAML pipes a manifest to kubectl apply.
