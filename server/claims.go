@@ -5,6 +5,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/identity"
 )
 
 // userClaims are the claims about a person that the built-in scopes
@@ -21,35 +22,65 @@ type userClaims struct {
 
 // claimsFor reads the person behind sub (personFor: memory, or storage
 // for an upstream's people; never an API call or an upstream, as this runs
-// on the token and userinfo paths) and keeps what scopes release. A person
-// no source lists any more releases nothing beyond sub.
+// on the userinfo path) and keeps what scopes release.
 func (s *Server) claimsFor(snap *config.Snapshot, sub string, scopes []string) userClaims {
-	var c userClaims
-	u, ok := s.personFor(snap, sub)
+	if !releasesPersonClaims(scopes) {
+		return userClaims{}
+	}
+	p, ok := s.personFor(snap, sub)
 	if !ok {
+		return userClaims{}
+	}
+	return releasedClaims(&p, scopes)
+}
+
+// releasedClaims keeps of p what scopes release. A person no source lists
+// any more (nil) releases nothing beyond sub.
+func releasedClaims(p *identity.Person, scopes []string) userClaims {
+	var c userClaims
+	if p == nil {
 		return c
 	}
 	if slices.Contains(scopes, oidc.ScopeProfile) {
-		c.PreferredUsername, c.Name = u.Username, u.Name
+		c.PreferredUsername, c.Name = p.Username, p.Name
 	}
-	if slices.Contains(scopes, oidc.ScopeEmail) && u.Email != "" {
-		verified := u.EmailVerified
-		c.Email, c.EmailVerified = u.Email, &verified
+	if slices.Contains(scopes, oidc.ScopeEmail) && p.Email != "" {
+		verified := p.EmailVerified
+		c.Email, c.EmailVerified = p.Email, &verified
 	}
 	if slices.Contains(scopes, oidc.ScopeGroups) {
-		c.Groups = slices.Clone(u.Groups)
+		c.Groups = slices.Clone(p.Groups)
 	}
 	return c
 }
 
+// releasesPersonClaims reports whether scopes release any claim about the
+// person beyond sub.
+func releasesPersonClaims(scopes []string) bool {
+	return slices.Contains(scopes, oidc.ScopeProfile) || slices.Contains(scopes, oidc.ScopeEmail) ||
+		slices.Contains(scopes, oidc.ScopeGroups)
+}
+
+// withPerson looks the person of a grant up once for the whole token
+// response (access token and ID token alike): for an upstream's people
+// that is a storage read, not to be paid twice.
+func (s *Server) withPerson(snap *config.Snapshot, g tokenGrant) tokenGrant {
+	if g.AuthTime.IsZero() || !releasesPersonClaims(g.Scopes) {
+		return g
+	}
+	if p, ok := s.personFor(snap, g.Subject); ok {
+		g.Person = &p
+	}
+	return g
+}
+
 // accessTokenGroups are the groups an access token carries: the person's,
 // when the groups scope was granted; none for a client's own token.
-func (s *Server) accessTokenGroups(snap *config.Snapshot, g tokenGrant) []string {
-	if g.AuthTime.IsZero() || !slices.Contains(g.Scopes, oidc.ScopeGroups) {
+func accessTokenGroups(g tokenGrant) []string {
+	if g.Person == nil || !slices.Contains(g.Scopes, oidc.ScopeGroups) {
 		return nil
 	}
-	p, _ := s.personFor(snap, g.Subject)
-	return p.Groups
+	return g.Person.Groups
 }
 
 // passwordAMR is the amr of a login with the users Secret's passwords

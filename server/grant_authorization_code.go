@@ -87,6 +87,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 			return nil, e
 		}
 	}
+	g = s.withPerson(req.Snap, g)
 	at, e := s.signAccessToken(req.Snap, g, issued.AccessTokenID, req.Now)
 	if e != nil {
 		return nil, e

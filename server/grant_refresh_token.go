@@ -58,6 +58,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	}
 	g := tokenGrant{Client: req.Client, Subject: old.Subject, Scopes: usableScopes(req.Snap, req.Client, scopes), AuthTime: old.AuthTime,
 		GrantID: old.FamilyID}
+	g = s.withPerson(req.Snap, g)
 	at, e := s.signAccessToken(req.Snap, g, newID(), req.Now)
 	if e != nil {
 		return nil, e

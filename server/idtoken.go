@@ -86,7 +86,7 @@ func (s *Server) signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken 
 		AZP:        g.Client.ID,
 		SID:        g.SessionID,
 		AMR:        passwordAMR,
-		userClaims: s.claimsFor(snap, g.Subject, g.Scopes),
+		userClaims: releasedClaims(g.Person, g.Scopes),
 	}
 	if !g.AuthTime.IsZero() {
 		claims.AuthTime = g.AuthTime.Unix()

@@ -1,13 +1,16 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
 // A second Gatehouse is the upstream OpenID Provider: Gatehouse A ("a")
@@ -28,6 +32,20 @@ type federation struct {
 	a, b *testServer
 	logs *testenv.LogBuffer // A's log
 	rp   *relyingParty      // an app of A's
+	// aStore counts A's reads of stored upstream identities.
+	aStore *identityReadCounter
+}
+
+// identityReadCounter counts GetIdentity calls: each is a storage round
+// trip with PostgreSQL.
+type identityReadCounter struct {
+	storage.Store
+	reads atomic.Int64
+}
+
+func (c *identityReadCounter) GetIdentity(ctx context.Context, subject string, now time.Time) (storage.Identity, error) {
+	c.reads.Add(1)
+	return c.Store.GetIdentity(ctx, subject, now)
 }
 
 // newFederation starts B, with alice (groups admins and team:orders) and a
@@ -40,7 +58,11 @@ func newFederation(t *testing.T) *federation {
 	f.b = newTestServer(t)
 	withOIDC(t, f.b)
 	bURL := strings.Replace(f.b.URL, "127.0.0.1", "localhost", 1)
-	f.a = newTestServerWith(t, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(f.logs, nil)) })
+	f.a = newTestServerWith(t, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(f.logs, nil))
+		f.aStore = &identityReadCounter{Store: o.Store}
+		o.Store = f.aStore
+	})
 	withOIDC(t, f.a)
 	f.b.update(func(s *config.Snapshot) {
 		s.Issuer, s.Endpoints = bURL, endpoints.For(bURL)
@@ -116,9 +138,15 @@ func TestUpstreamOIDCLogin(t *testing.T) {
 	if !strings.HasPrefix(back.String(), oidcRedirect) || back.Query().Get("code") == "" {
 		t.Fatalf("did not return to the app with a code: %d %s %s", resp.StatusCode, back, page)
 	}
+	readsBefore := f.aStore.reads.Load()
 	tok, err := f.rp.cfg.Exchange(ctx(t), back.Query().Get("code"), oauth2.VerifierOption(v))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The access token's groups and the ID token's claims come from one
+	// read of the stored identity.
+	if n := f.aStore.reads.Load() - readsBefore; n != 1 {
+		t.Errorf("the code exchange read the stored identity %d times, want 1", n)
 	}
 	_, claims := f.rp.verify(t, tok)
 	sub, _ := claims["sub"].(string)

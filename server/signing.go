@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/identity"
 )
 
 // randomToken returns n random bytes, base64url: codes and refresh tokens
@@ -52,6 +53,9 @@ type tokenGrant struct {
 	Scopes   []string
 	AuthTime time.Time // zero for client_credentials
 	GrantID  string    // refresh-token family; empty when there is none
+	// Person is who Subject is, when the scopes release any of their
+	// claims (withPerson); nil otherwise, and for a client's own token.
+	Person *identity.Person
 }
 
 // signAccessToken signs a JWT access token (RFC 9068) with the key that is
@@ -72,7 +76,7 @@ func (s *Server) signAccessToken(snap *config.Snapshot, g tokenGrant, jti string
 		Issuer: snap.Issuer, Subject: g.Subject, Audience: audience(snap, g.Client, g.Scopes),
 		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), ID: jti,
 		ClientID: g.Client.ID, Scopes: g.Scopes, AuthTime: authTime, GrantID: g.GrantID,
-		Groups: s.accessTokenGroups(snap, g),
+		Groups: accessTokenGroups(g),
 	})
 	signed, err := s.signJWS(snap, key, false, payload)
 	if err != nil {
