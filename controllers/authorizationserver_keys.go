@@ -127,7 +127,8 @@ func (r *AuthorizationServerReconciler) reconcileKeys(ctx context.Context, srv *
 	srv.Status.ActiveKeyID = set.ActiveKeyID()
 	srv.Status.NextRotationTime = nil
 	if t, ok := set.NextRotation(policy.RotationInterval); ok {
-		srv.Status.NextRotationTime = &metav1.Time{Time: t}
+		rotation := metav1.NewTime(t).Rfc3339Copy() // what the API stores
+		srv.Status.NextRotationTime = &rotation
 	}
 	setCondition(&srv.Status.Conditions, srv.Generation, ConditionKeysReady, true, ReasonKeysReady,
 		fmt.Sprintf("key %s signs and %d key(s) are published in ConfigMap %s", srv.Status.ActiveKeyID, len(set.Keys), keyset.JWKSConfigMapName(srv.Name)))

@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"time"
@@ -34,15 +36,29 @@ func mergeFrom(before client.Object) client.Patch {
 // patchStatus writes obj's status when it differs from what the reconcile
 // started from (orig), and says whether it wrote. Unchanged status costs
 // no request: an idle operator, or one restarted over thousands of
-// objects, sends nothing.
+// objects, sends nothing. Unchanged means unchanged on the wire: a time
+// recomputed with sub-second precision is not a change when the API
+// stores seconds, and sending it would be a patch of nothing but the
+// resourceVersion.
 func patchStatus(ctx context.Context, c client.Client, obj, orig client.Object, before, after any) (bool, error) {
-	if equality.Semantic.DeepEqual(before, after) {
+	if sameJSON(before, after) {
 		return false, nil
 	}
 	if err := c.Status().Patch(ctx, obj, mergeFrom(orig)); err != nil {
 		return false, fmt.Errorf("patching status: %w", err)
 	}
 	return true, nil
+}
+
+// sameJSON says whether a and b serialize alike; cheap when they are
+// semantically equal already.
+func sameJSON(a, b any) bool {
+	if equality.Semantic.DeepEqual(a, b) {
+		return true
+	}
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
 // addFinalizer adds name to obj's finalizers, if missing, and says whether
