@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/controllers"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
@@ -37,7 +38,7 @@ func (c *requestCounter) config(base *rest.Config) *rest.Config {
 func (c *requestCounter) count(req *http.Request) {
 	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
 	for i, p := range parts {
-		if p != "oauthclients" && p != "secrets" {
+		if p != "oauthclients" && p != "secrets" && p != "events" {
 			continue
 		}
 		named := i+1 < len(parts)
@@ -77,7 +78,11 @@ func TestOAuthClientAPIRequests(t *testing.T) {
 	counter := &requestCounter{counts: map[string]int{}}
 	cfg := counter.config(testenv.Get(t).Config)
 	first := startOperatorWith(t, clock, cfg, ns)
-	create(t, server(ns, "auth"))
+	srv := server(ns, "auth")
+	create(t, srv)
+	// The server's own key Events go out after its keys are ready.
+	waitCondition(t, srv, controllers.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
+	time.Sleep(time.Second)
 	counter.take()
 
 	var clients []*oauthv1.OAuthClient
@@ -105,6 +110,9 @@ func TestOAuthClientAPIRequests(t *testing.T) {
 	}
 	if counts["GET client-secrets"] > 0 {
 		t.Errorf("%d uncached reads of client Secrets (%v), want none", counts["GET client-secrets"], counts)
+	}
+	if counts["POST events"] > 0 {
+		t.Errorf("%d Events for %d new clients (%v), want none: their status says where the secret is", counts["POST events"], n, counts)
 	}
 	// A conflict retried now and then costs one or two more; reading
 	// through on every reconcile cost about 12 per client, reading before

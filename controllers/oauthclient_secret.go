@@ -311,7 +311,9 @@ func (r *OAuthClientReconciler) secretWritten(ctx context.Context, oc *oauthv1.O
 	oc.Status.SecretHashes = plan.hashes
 	oc.Status.LastRotationTime = plan.lastRotation
 	for _, e := range plan.events {
-		r.event(ctx, oc, e.typ, e.reason, "%s", e.note)
+		if e.reason != "" {
+			r.event(ctx, oc, e.typ, e.reason, "%s", e.note)
+		}
 		if e.counted != "" {
 			operatormetrics.ClientSecrets.WithLabelValues(e.counted).Inc()
 		}
@@ -355,7 +357,7 @@ type secretPlan struct {
 }
 
 type secretEvent struct {
-	typ, reason, note string
+	typ, reason, note string // no Event when reason is empty
 	counted           string // the operatormetrics.ClientSecrets label, if any
 }
 
@@ -409,6 +411,11 @@ func (d *secretDecision) tell(typ, reason, counted, format string, args ...any) 
 	d.plan.events = append(d.plan.events, secretEvent{typ, reason, fmt.Sprintf(format, args...), counted})
 }
 
+// count counts a change in the metrics without an Event.
+func (d *secretDecision) count(counted string) {
+	d.plan.events = append(d.plan.events, secretEvent{counted: counted})
+}
+
 // valueFound is step 1: the value in the Secret against the current hash.
 func (d *secretDecision) valueFound() error {
 	f, oc, plan := d.f, d.oc, &d.plan
@@ -422,11 +429,16 @@ func (d *secretDecision) valueFound() error {
 		oc.Status.SecretHashes = []oauthv1.SecretHash{{Hash: clientsecret.Hash(plan.plaintext)}}
 		oc.Status.LastRotationTime = &metav1.Time{Time: f.now}
 		d.handled, d.recorded = f.rotateWanted, true
-		note := "generated a client secret in Secret %s"
-		if current != "" {
-			note = "the client secret in Secret %s was deleted: generated a new one and revoked the old one"
+		if current == "" {
+			// A new client's first secret is news to nobody: its status
+			// says where the secret is. An Event for each would be one
+			// more API write per client, and held in the operator's event
+			// cache for minutes, for nothing anyone acts on.
+			d.count(operatormetrics.SecretGenerated)
+			break
 		}
-		d.tell(corev1.EventTypeNormal, EventGenerated, operatormetrics.SecretGenerated, note, f.secretName)
+		d.tell(corev1.EventTypeNormal, EventGenerated, operatormetrics.SecretGenerated,
+			"the client secret in Secret %s was deleted: generated a new one and revoked the old one", f.secretName)
 	case clientsecret.Hash(f.value) == current:
 		plan.plaintext = f.value
 	case current == "" && f.generatedHere:

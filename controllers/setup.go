@@ -61,7 +61,7 @@ type Options struct {
 
 // Defaults of `gatehouse operator`, sized for 10,000 OAuthClients applied
 // at once (docs/operations.md): a new client costs two writes (its Secret
-// and its status) and an Event, so 500 requests a second leaves room for
+// and its status), so 500 requests a second leaves room for
 // Ready within a minute, retries and the other kinds. The API server protects
 // itself with API Priority and Fairness; the client-side limit only stops
 // a runaway loop. Reconciles wait on the API server, not on the CPU, so

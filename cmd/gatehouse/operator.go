@@ -58,7 +58,7 @@ func parseOperatorFlags(args []string, stderr io.Writer) (*operatorFlags, error)
 	fs.StringVar(&f.healthListen, "health-listen", ":8081", "address of /healthz and /readyz; 0 disables them")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader, so that only one replica reconciles")
 	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; default: the operator's own (required outside a cluster)")
-	fs.Float64Var(&f.qps, "kube-api-qps", controllers.DefaultKubeAPIQPS, "sustained requests per second to the API server (a new OAuthClient costs 3: its Secret, its status, an Event)")
+	fs.Float64Var(&f.qps, "kube-api-qps", controllers.DefaultKubeAPIQPS, "sustained requests per second to the API server (a new OAuthClient costs 2: its Secret and its status)")
 	fs.IntVar(&f.burst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "burst of requests to the API server")
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
