@@ -21,7 +21,9 @@ import (
 // family the response will carry; only then are its bindings checked. So a
 // code is burnt by any attempt, right or wrong, and a replay finds the
 // first redemption's tokens and revokes them (RFC 6749 §4.1.2,
-// RFC 9700 §4.5).
+// RFC 9700 §4.5). The first refresh token is stored by the redemption
+// itself, on the condition that the bindings hold (storage.FirstRefresh):
+// a successful exchange is one storage round trip.
 func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
 	code := req.Form.Get("code")
 	redirectURI := req.Form.Get("redirect_uri")
@@ -34,16 +36,12 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 	case verifier != "" && !validVerifier(verifier):
 		return nil, invalidRequest("code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)")
 	}
-
-	// The family is named before the code is read, so that a replay can
-	// revoke it; whether a refresh token is issued under it depends on the
-	// code's scopes, known only after redemption.
-	mayRefresh := req.Client.GrantTypes[gatehousev1alpha1.GrantRefreshToken]
-	issued := storage.Issued{AccessTokenID: newID(), AccessTokenExpiresAt: req.Now.Add(req.Snap.AccessTokenTTL)}
-	if mayRefresh {
-		issued.RefreshFamilyID = newID()
+	challenge := ""
+	if verifier != "" {
+		challenge = s256Challenge(verifier)
 	}
-	ac, err := s.store.RedeemCode(ctx, storage.HashToken(code), issued, req.Now)
+	issued, first, rt := s.codeIssue(req, redirectURI, challenge)
+	ac, stored, err := s.store.RedeemCode(ctx, storage.HashToken(code), issued, first, req.Now)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, invalidGrant("the authorization code is invalid or has expired")
@@ -56,36 +54,29 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 	case err != nil:
 		return nil, s.storageFailed(ctx, "redeeming an authorization code", err)
 	}
-	switch {
-	case ac.ClientID != req.Client.ID:
-		return nil, invalidGrant("the authorization code was issued to another client")
-	case ac.RedirectURI != redirectURI:
-		return nil, invalidGrant("redirect_uri does not match the authorization request")
-	case ac.CodeChallenge == "" && verifier != "":
-		// RFC 9700 §2.1.1: a verifier without a challenge is a PKCE
-		// downgrade attempt.
-		return nil, invalidGrant("code_verifier sent, but the authorization request had no code_challenge")
-	case ac.CodeChallenge != "" && verifier == "":
-		return nil, invalidGrant("code_verifier is required: the authorization request had a code_challenge")
-	case ac.CodeChallenge != "" && !verifyS256(verifier, ac.CodeChallenge):
-		return nil, invalidGrant("code_verifier does not match the code_challenge")
+	if e := checkCodeBindings(ac, req.Client.ID, redirectURI, verifier, challenge); e != nil {
+		return nil, e
 	}
 
 	g := tokenGrant{Client: req.Client, Subject: ac.Subject, Scopes: usableScopes(req.Snap, req.Client, ac.Scopes), AuthTime: ac.AuthTime}
 	// An OpenID Connect request gets a refresh token only with
 	// offline_access (Core §11); a plain OAuth request whenever the client
-	// may refresh, as before.
+	// may refresh, as before. The store applied the same rule (first).
 	openID := isOpenIDRequest(g.Scopes)
-	refresh := mayRefresh && (!openID || slices.Contains(g.Scopes, oidc.ScopeOfflineAccess))
+	refresh := first != nil && (!openID || slices.Contains(g.Scopes, oidc.ScopeOfflineAccess))
 	if refresh {
 		g.GrantID = issued.RefreshFamilyID
-	}
-	var rt string
-	if refresh {
-		var e *Error
-		if rt, e = s.firstRefreshToken(ctx, req, ac, g); e != nil {
-			return nil, e
+		if !stored {
+			if e := s.firstRefreshToken(ctx, req, ac, g, rt); e != nil {
+				return nil, e
+			}
 		}
+	} else {
+		// The store applied this rule too, so it stored no token. Had it
+		// stored one, that token would be unreachable, which is safe: the
+		// store has only its hash, the value is dropped here, and its
+		// family, named on the code, dies with a replay or its TTL.
+		rt = ""
 	}
 	g = s.withPerson(req.Snap, g)
 	at, e := s.signAccessToken(req.Snap, g, issued.AccessTokenID, req.Now)
@@ -101,10 +92,53 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 	return resp, nil
 }
 
-// firstRefreshToken stores the first refresh token of the family the
-// code's redemption named (g.GrantID) and returns it.
-func (s *Server) firstRefreshToken(ctx context.Context, req *tokenRequest, ac storage.AuthCode, g tokenGrant) (string, *Error) {
+// codeIssue is what a code's redemption will issue: the access token's jti
+// and, for a client that may refresh, the refresh family the redemption
+// names (so that a replay can revoke it) and its first token rt, which the
+// store keeps only if the code's bindings are the request's (client,
+// redirect_uri, the challenge the verifier hashes to) and its scopes get a
+// refresh token.
+func (s *Server) codeIssue(req *tokenRequest, redirectURI, challenge string) (storage.Issued, *storage.FirstRefresh, string) {
+	issued := storage.Issued{AccessTokenID: newID(), AccessTokenExpiresAt: req.Now.Add(req.Snap.AccessTokenTTL)}
+	if !req.Client.GrantTypes[gatehousev1alpha1.GrantRefreshToken] {
+		return issued, nil, ""
+	}
+	issued.RefreshFamilyID = newID()
 	rt := randomToken(32)
+	return issued, &storage.FirstRefresh{
+		Hash: storage.HashToken(rt), ClientID: req.Client.ID, RedirectURI: redirectURI, CodeChallenge: challenge,
+		AllowedScopes: usableScopes(req.Snap, req.Client, req.Client.AllowedScopes),
+		OpenIDScope:   oidc.ScopeOpenID, OfflineScope: oidc.ScopeOfflineAccess,
+		TTL: req.Snap.RefreshTokenTTL,
+	}, rt
+}
+
+// checkCodeBindings is the authoritative check that the redeemed code was
+// issued to this client, for this redirect_uri, with the challenge this
+// verifier answers (challenge is its S256; both "" without one).
+func checkCodeBindings(ac storage.AuthCode, clientID, redirectURI, verifier, challenge string) *Error {
+	switch {
+	case ac.ClientID != clientID:
+		return invalidGrant("the authorization code was issued to another client")
+	case ac.RedirectURI != redirectURI:
+		return invalidGrant("redirect_uri does not match the authorization request")
+	case ac.CodeChallenge == "" && verifier != "":
+		// RFC 9700 §2.1.1: a verifier without a challenge is a PKCE
+		// downgrade attempt.
+		return invalidGrant("code_verifier sent, but the authorization request had no code_challenge")
+	case ac.CodeChallenge != "" && verifier == "":
+		return invalidGrant("code_verifier is required: the authorization request had a code_challenge")
+	case ac.CodeChallenge != "" && subtle.ConstantTimeCompare([]byte(challenge), []byte(ac.CodeChallenge)) != 1:
+		return invalidGrant("code_verifier does not match the code_challenge")
+	}
+	return nil
+}
+
+// firstRefreshToken stores rt as the first refresh token of the family the
+// code's redemption named (g.GrantID), when the redemption did not: the
+// store is to store it whenever this server issues one, so this is only a
+// safety net, an extra round trip on a path that should not be taken.
+func (s *Server) firstRefreshToken(ctx context.Context, req *tokenRequest, ac storage.AuthCode, g tokenGrant, rt string) *Error {
 	err := s.store.CreateRefreshToken(ctx, storage.RefreshToken{
 		Hash: storage.HashToken(rt), FamilyID: g.GrantID, ClientID: req.Client.ID,
 		Subject: ac.Subject, Scopes: g.Scopes, AuthTime: ac.AuthTime, IssuedAt: req.Now,
@@ -114,11 +148,11 @@ func (s *Server) firstRefreshToken(ctx context.Context, req *tokenRequest, ac st
 	case errors.Is(err, storage.ErrRevoked):
 		// A replay of this code revoked the family between our redemption
 		// and now: the code was stolen, so nothing is issued.
-		return "", invalidGrant("the authorization code was used more than once")
+		return invalidGrant("the authorization code was used more than once")
 	case err != nil:
-		return "", s.storageFailed(ctx, "storing a refresh token", err)
+		return s.storageFailed(ctx, "storing a refresh token", err)
 	}
-	return rt, nil
+	return nil
 }
 
 // revokeIssued revokes what a code's first redemption issued. Best effort:
@@ -150,12 +184,11 @@ func validVerifier(v string) bool {
 	return true
 }
 
-// verifyS256 is RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge,
-// compared in constant time.
-func verifyS256(verifier, challenge string) bool {
+// s256Challenge is RFC 7636 §4.2's S256 code_challenge of a verifier:
+// BASE64URL(SHA256(verifier)).
+func s256Challenge(verifier string) string {
 	sum := sha256.Sum256([]byte(verifier))
-	got := base64.RawURLEncoding.EncodeToString(sum[:])
-	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // refreshExpiry is when a new refresh-token family ends: the refresh-token

@@ -35,11 +35,11 @@ func (f *faultyStore) err(op string) error {
 	return nil
 }
 
-func (f *faultyStore) RedeemCode(ctx context.Context, hash string, is storage.Issued, now time.Time) (storage.AuthCode, error) {
+func (f *faultyStore) RedeemCode(ctx context.Context, hash string, is storage.Issued, first *storage.FirstRefresh, now time.Time) (storage.AuthCode, bool, error) {
 	if err := f.err("RedeemCode"); err != nil {
-		return storage.AuthCode{}, err
+		return storage.AuthCode{}, false, err
 	}
-	return f.Store.RedeemCode(ctx, hash, is, now)
+	return f.Store.RedeemCode(ctx, hash, is, first, now)
 }
 
 func (f *faultyStore) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) error {
@@ -94,8 +94,9 @@ func TestStorageErrorsAreLoggedNotSent(t *testing.T) {
 		// stored first.
 		request func(t *testing.T, ts *testServer) *http.Response
 	}{
+		// The first refresh token is stored by the redemption (see
+		// TestCodeExchangeStoresRefreshTokenTheStoreDidNot for the rest).
 		{"RedeemCode", "redeeming an authorization code", exchangeCode},
-		{"CreateRefreshToken", "storing a refresh token", exchangeCode},
 		{"GetRefreshToken", "reading a refresh token", func(t *testing.T, ts *testServer) *http.Response {
 			return ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {storedRefreshToken(t, ts)}}, webClientID, webSecret)
 		}},

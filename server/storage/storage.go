@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -109,6 +110,67 @@ type Issued struct {
 	RefreshFamilyID      string // empty when no refresh token was issued
 }
 
+// FirstRefresh asks RedeemCode to store the first refresh token of the
+// family the redemption names (Issued.RefreshFamilyID) in the same atomic
+// step, so that a successful code exchange is one round trip. The token is
+// stored only when the redeemed code has the bindings the caller is about
+// to check and the scope rule below holds; otherwise the code is redeemed
+// all the same and nothing else is stored. The caller still checks the
+// bindings itself: these conditions only decide whether the token is
+// stored, so that one is never stored for a redemption the caller refuses.
+//
+// The stored token is copied from the code: its client, subject, AuthTime
+// and SessionID, and the scopes described at AllowedScopes; IssuedAt is
+// the redemption's now.
+type FirstRefresh struct {
+	// Hash is HashToken of the refresh token.
+	Hash string
+	// The code must have been issued to ClientID for RedirectURI, with
+	// CodeChallenge: "" for a token request without a code_verifier,
+	// otherwise the S256 challenge its verifier hashes to.
+	ClientID      string
+	RedirectURI   string
+	CodeChallenge string
+	// AllowedScopes are the scopes the client may still use: the token
+	// carries the code's scopes that are among them, in the code's order.
+	AllowedScopes []string
+	// When the token's scopes include OpenIDScope, it is stored only if
+	// they include OfflineScope too (OpenID Connect Core §11). An empty
+	// OpenIDScope means no such rule.
+	OpenIDScope  string
+	OfflineScope string
+	// TTL is the refresh token's lifetime, counted from the code's
+	// AuthTime (from now for a code without one): rotation never extends
+	// a family past the login that started it.
+	TTL time.Duration
+}
+
+// Token is the refresh token f describes for the redeemed code c in
+// family familyID, and whether c and the scope rule let it be stored.
+// Drivers that decide in Go share it; SQL drivers spell out the same rule.
+func (f *FirstRefresh) Token(c AuthCode, familyID string, now time.Time) (RefreshToken, bool) {
+	if c.ClientID != f.ClientID || c.RedirectURI != f.RedirectURI || c.CodeChallenge != f.CodeChallenge {
+		return RefreshToken{}, false
+	}
+	scopes := make([]string, 0, len(c.Scopes))
+	for _, sc := range c.Scopes {
+		if slices.Contains(f.AllowedScopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	if f.OpenIDScope != "" && slices.Contains(scopes, f.OpenIDScope) && !slices.Contains(scopes, f.OfflineScope) {
+		return RefreshToken{}, false
+	}
+	from := c.AuthTime
+	if from.IsZero() {
+		from = now
+	}
+	return RefreshToken{
+		Hash: f.Hash, FamilyID: familyID, ClientID: c.ClientID, Subject: c.Subject, Scopes: scopes,
+		AuthTime: c.AuthTime, IssuedAt: now, ExpiresAt: from.Add(f.TTL), SessionID: c.SessionID,
+	}, true
+}
+
 // RefreshToken is stored under HashToken(token). Tokens that replace one
 // another on rotation share a FamilyID.
 type RefreshToken struct {
@@ -165,15 +227,25 @@ type Store interface {
 	// CreateCode stores a new authorization code.
 	CreateCode(ctx context.Context, c AuthCode) error
 	// RedeemCode atomically marks the code redeemed and records issued.
+	// With first (non-nil), the same atomic step also stores the family's
+	// first refresh token if the code and first's conditions allow (see
+	// FirstRefresh) and the family is not revoked; stored reports whether
+	// it did. first needs a Hash, a positive TTL and issued to name a
+	// RefreshFamilyID (ErrInvalid). Were the token to be stored but one
+	// with its hash exists, it is ErrAlreadyExists and nothing changes,
+	// the code included.
 	// An unknown or expired code is ErrNotFound. A code redeemed before is
 	// ErrCodeReplayed, returned with the stored code (and its first Issued)
-	// so the caller can revoke that.
-	RedeemCode(ctx context.Context, hash string, issued Issued, now time.Time) (AuthCode, error)
+	// so the caller can revoke that; revoking Issued.RefreshFamilyID
+	// revokes the token a first redemption stored.
+	RedeemCode(ctx context.Context, hash string, issued Issued, first *FirstRefresh, now time.Time) (c AuthCode, stored bool, err error)
 
 	// CreateRefreshToken stores the first token of a family. If the family
 	// was revoked already (a replayed code can revoke the family its first
 	// redemption named before that redemption stores the token), it is
-	// ErrRevoked and nothing is stored.
+	// ErrRevoked and nothing is stored. The token endpoint stores the
+	// first token with RedeemCode and calls this only when the store did
+	// not (see FirstRefresh).
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	// GetRefreshToken returns a token; ErrNotFound if unknown or expired,
 	// ErrRevoked if its family is revoked.

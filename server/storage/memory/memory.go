@@ -153,21 +153,48 @@ func (s *Store) CreateCode(_ context.Context, c storage.AuthCode) error {
 	return nil
 }
 
-// RedeemCode implements storage.Store.
-func (s *Store) RedeemCode(_ context.Context, hash string, issued storage.Issued, now time.Time) (storage.AuthCode, error) {
+// RedeemCode implements storage.Store: the redemption and the first
+// refresh token are one step under the write lock.
+func (s *Store) RedeemCode(_ context.Context, hash string, issued storage.Issued, first *storage.FirstRefresh, now time.Time) (storage.AuthCode, bool, error) {
+	if err := validFirstRefresh(issued, first); err != nil {
+		return storage.AuthCode{}, false, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.codes[hash]
 	if !ok || !live(c.ExpiresAt, now) {
-		return storage.AuthCode{}, storage.ErrNotFound
+		return storage.AuthCode{}, false, storage.ErrNotFound
 	}
 	if c.RedeemedAt != nil {
-		return copyCode(c), storage.ErrCodeReplayed
+		return copyCode(c), false, storage.ErrCodeReplayed
+	}
+	var t storage.RefreshToken
+	stored := false
+	if first != nil {
+		t, stored = first.Token(c, issued.RefreshFamilyID, now)
+		if f, ok := s.families[t.FamilyID]; stored && ok && f.revoked {
+			stored = false
+		}
+		if _, ok := s.refresh[t.Hash]; stored && ok {
+			return storage.AuthCode{}, false, storage.ErrAlreadyExists
+		}
 	}
 	c.RedeemedAt = &now
 	c.Issued = issued
 	s.codes[hash] = c
-	return copyCode(c), nil
+	if stored {
+		s.putRefreshToken(t)
+	}
+	return copyCode(c), stored, nil
+}
+
+// validFirstRefresh is RedeemCode's ErrInvalid: a first refresh token
+// needs a hash, a lifetime and a family.
+func validFirstRefresh(issued storage.Issued, first *storage.FirstRefresh) error {
+	if first != nil && (first.Hash == "" || first.TTL <= 0 || issued.RefreshFamilyID == "") {
+		return invalid("a first refresh token needs a hash, a lifetime and a family")
+	}
+	return nil
 }
 
 // CreateRefreshToken implements storage.Store.

@@ -216,42 +216,87 @@ func (s *Store) CreateCode(ctx context.Context, c storage.AuthCode) error {
 const codeColumns = `hash, client_id, redirect_uri, scopes, subject, auth_time, code_challenge, code_challenge_method,
 	expires_at, redeemed_at, issued_access_token_id, issued_access_token_expires_at, issued_refresh_family_id, nonce, session_id`
 
-func scanCode(row pgx.Row) (storage.AuthCode, error) {
+// scanCode reads codeColumns, then any extra columns into extra.
+func scanCode(row pgx.Row, extra ...any) (storage.AuthCode, error) {
 	var c storage.AuthCode
-	err := row.Scan(&c.Hash, &c.ClientID, &c.RedirectURI, &c.Scopes, &c.Subject, &c.AuthTime, &c.CodeChallenge, &c.CodeChallengeMethod,
-		&c.ExpiresAt, &c.RedeemedAt, &c.Issued.AccessTokenID, &c.Issued.AccessTokenExpiresAt, &c.Issued.RefreshFamilyID, &c.Nonce, &c.SessionID)
+	dest := append([]any{&c.Hash, &c.ClientID, &c.RedirectURI, &c.Scopes, &c.Subject, &c.AuthTime, &c.CodeChallenge, &c.CodeChallengeMethod,
+		&c.ExpiresAt, &c.RedeemedAt, &c.Issued.AccessTokenID, &c.Issued.AccessTokenExpiresAt, &c.Issued.RefreshFamilyID, &c.Nonce, &c.SessionID},
+		extra...)
+	err := row.Scan(dest...)
 	return c, err
 }
+
+// redeemSQL redeems a code and, in the same statement, stores the first
+// refresh token of the family it names when the code's bindings and scopes
+// allow (storage.FirstRefresh; an empty $6 for none). The family row is
+// upserted first, which locks it against a concurrent RevokeFamily; a
+// revoked family yields no row to insert the token from. The last column
+// reports whether the token was stored.
+const redeemSQL = `WITH redeemed AS (
+		UPDATE auth_codes SET redeemed_at = $2,
+			issued_access_token_id = $3, issued_access_token_expires_at = $4, issued_refresh_family_id = $5
+		WHERE hash = $1 AND expires_at > $2 AND redeemed_at IS NULL
+		RETURNING ` + codeColumns + `
+	), bound AS (
+		SELECT r.client_id, r.subject, r.auth_time, r.session_id,
+			ARRAY(SELECT u.s FROM unnest(r.scopes) WITH ORDINALITY AS u(s, i) WHERE u.s = ANY($10::text[]) ORDER BY u.i) AS scopes,
+			CASE WHEN r.auth_time > '0001-01-01 00:00:00+00' THEN r.auth_time ELSE $2 END + $13::interval AS expires_at
+		FROM redeemed r
+		WHERE $6 <> '' AND r.client_id = $7 AND r.redirect_uri = $8 AND r.code_challenge = $9
+	), refresh AS (
+		SELECT * FROM bound WHERE $11 = '' OR NOT ($11 = ANY(bound.scopes)) OR $12 = ANY(bound.scopes)
+	), family AS (
+		INSERT INTO refresh_families (id, expires_at) SELECT $5, expires_at FROM refresh
+		ON CONFLICT (id) DO UPDATE SET expires_at = greatest(refresh_families.expires_at, excluded.expires_at)
+		RETURNING revoked_at
+	), token AS (
+		INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at, session_id)
+		SELECT $6, $5, t.client_id, t.subject, t.scopes, t.auth_time, $2, t.expires_at, t.session_id
+		FROM refresh t, family f WHERE f.revoked_at IS NULL
+		RETURNING hash
+	)
+	SELECT redeemed.*, EXISTS (SELECT 1 FROM token) FROM redeemed`
 
 // RedeemCode implements storage.Store. The conditional UPDATE is the whole
 // decision: PostgreSQL re-checks "redeemed_at IS NULL" on the latest row
 // version after waiting for a concurrent redeemer, so only one caller, on
-// any replica, gets the row back.
-func (s *Store) RedeemCode(ctx context.Context, hash string, issued storage.Issued, now time.Time) (storage.AuthCode, error) {
-	c, err := scanCode(s.pool.QueryRow(ctx, `UPDATE auth_codes SET redeemed_at = $2,
-		issued_access_token_id = $3, issued_access_token_expires_at = $4, issued_refresh_family_id = $5
-		WHERE hash = $1 AND expires_at > $2 AND redeemed_at IS NULL
-		RETURNING `+codeColumns,
-		hash, now, issued.AccessTokenID, issued.AccessTokenExpiresAt, issued.RefreshFamilyID))
-	if err == nil {
-		return c, nil
+// any replica, gets the row back. The first refresh token is stored by the
+// same statement (redeemSQL), so a replay, which can only see the
+// redemption once it has committed, always finds the token in the family
+// it revokes.
+func (s *Store) RedeemCode(ctx context.Context, hash string, issued storage.Issued, first *storage.FirstRefresh, now time.Time) (storage.AuthCode, bool, error) {
+	f := storage.FirstRefresh{}
+	if first != nil {
+		if first.Hash == "" || first.TTL <= 0 || issued.RefreshFamilyID == "" {
+			return storage.AuthCode{}, false, invalid("a first refresh token needs a hash, a lifetime and a family")
+		}
+		f = *first
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return storage.AuthCode{}, wrap("redeem code", err)
+	var stored bool
+	c, err := scanCode(s.pool.QueryRow(ctx, redeemSQL,
+		hash, now, issued.AccessTokenID, issued.AccessTokenExpiresAt, issued.RefreshFamilyID,
+		f.Hash, f.ClientID, f.RedirectURI, f.CodeChallenge, scopes(f.AllowedScopes), f.OpenIDScope, f.OfflineScope, f.TTL), &stored)
+	switch {
+	case err == nil:
+		return c, stored, nil
+	case isUniqueViolation(err):
+		return storage.AuthCode{}, false, storage.ErrAlreadyExists
+	case !errors.Is(err, pgx.ErrNoRows):
+		return storage.AuthCode{}, false, wrap("redeem code", err)
 	}
 	// Unknown, expired, or redeemed before: find out which.
 	c, err = scanCode(s.pool.QueryRow(ctx, `SELECT `+codeColumns+` FROM auth_codes WHERE hash = $1 AND expires_at > $2`, hash, now))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return storage.AuthCode{}, storage.ErrNotFound
+		return storage.AuthCode{}, false, storage.ErrNotFound
 	case err != nil:
-		return storage.AuthCode{}, wrap("redeem code", err)
+		return storage.AuthCode{}, false, wrap("redeem code", err)
 	case c.RedeemedAt == nil:
 		// The UPDATE saw no redeemable row, yet the code is unredeemed:
 		// that cannot happen while codes are only created and redeemed.
-		return storage.AuthCode{}, wrap("redeem code", errors.New("code is neither redeemable nor redeemed"))
+		return storage.AuthCode{}, false, wrap("redeem code", errors.New("code is neither redeemable nor redeemed"))
 	}
-	return c, storage.ErrCodeReplayed
+	return c, false, storage.ErrCodeReplayed
 }
 
 // CreateRefreshToken implements storage.Store. The family row is upserted

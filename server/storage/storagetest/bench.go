@@ -46,7 +46,7 @@ func BenchmarkRedeemCode(b *testing.B, newStore NewStore) {
 			}
 			b.StartTimer()
 			for _, h := range hashes {
-				if _, err := s.RedeemCode(ctx, h, issued, now); err != nil {
+				if _, _, err := s.RedeemCode(ctx, h, issued, nil, now); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -65,7 +65,7 @@ func BenchmarkRedeemCode(b *testing.B, newStore NewStore) {
 				if err := s.CreateCode(ctx, c); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := s.RedeemCode(ctx, c.Hash, issued, t0); err != nil {
+				if _, _, err := s.RedeemCode(ctx, c.Hash, issued, nil, t0); err != nil {
 					b.Fatal(err)
 				}
 			}

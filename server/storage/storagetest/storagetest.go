@@ -33,6 +33,7 @@ var t0 = time.Date(2026, time.March, 4, 5, 6, 7, 0, time.UTC)
 func Run(t *testing.T, newStore NewStore) {
 	t.Run("AuthRequests", func(t *testing.T) { testAuthRequests(t, newStore(t)) })
 	t.Run("Codes", func(t *testing.T) { testCodes(t, newStore(t)) })
+	t.Run("FirstRefresh", func(t *testing.T) { testFirstRefresh(t, newStore(t)) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, newStore(t)) })
 	t.Run("RefreshFamilies", func(t *testing.T) { testRefreshFamilies(t, newStore(t)) })
 	t.Run("AccessTokenRevocation", func(t *testing.T) { testAccessTokenRevocation(t, newStore(t)) })
@@ -177,11 +178,11 @@ func testCodes(t *testing.T, s storage.Store) {
 	second := storage.Issued{AccessTokenID: "jti-2", AccessTokenExpiresAt: t0.Add(2 * time.Hour), RefreshFamilyID: "fam-2"}
 
 	// The code is stored under its hash, never under the value itself.
-	_, err := s.RedeemCode(ctx, plain, first, t0)
+	_, _, err := s.RedeemCode(ctx, plain, first, nil, t0)
 	wantErr(t, "RedeemCode by plaintext", err, storage.ErrNotFound)
 
 	redeemAt := t0.Add(5 * time.Second)
-	got, err := s.RedeemCode(ctx, storage.HashToken(plain), first, redeemAt)
+	got, _, err := s.RedeemCode(ctx, storage.HashToken(plain), first, nil, redeemAt)
 	must(t, "RedeemCode", err)
 	if got.Hash != c.Hash || got.ClientID != c.ClientID || got.RedirectURI != c.RedirectURI ||
 		!slices.Equal(got.Scopes, c.Scopes) || got.Subject != c.Subject || !sameTime(got.AuthTime, c.AuthTime) ||
@@ -196,7 +197,7 @@ func testCodes(t *testing.T, s storage.Store) {
 
 	// A replay fails and reports what the first redemption issued, not
 	// what the replay would have issued.
-	replayed, err := s.RedeemCode(ctx, c.Hash, second, t0.Add(10*time.Second))
+	replayed, _, err := s.RedeemCode(ctx, c.Hash, second, nil, t0.Add(10*time.Second))
 	wantErr(t, "RedeemCode replay", err, storage.ErrCodeReplayed)
 	assertIssued(t, replayed.Issued, first)
 	if !sameTimePtr(replayed.RedeemedAt, &redeemAt) {
@@ -207,26 +208,26 @@ func testCodes(t *testing.T, s storage.Store) {
 	}
 
 	// After expiry the code is gone, redeemed or not.
-	_, err = s.RedeemCode(ctx, c.Hash, second, c.ExpiresAt)
+	_, _, err = s.RedeemCode(ctx, c.Hash, second, nil, c.ExpiresAt)
 	wantErr(t, "RedeemCode redeemed code at expiry", err, storage.ErrNotFound)
 
 	_, fresh := newCode(t, "expires")
 	must(t, "CreateCode", s.CreateCode(ctx, fresh))
-	_, err = s.RedeemCode(ctx, fresh.Hash, first, fresh.ExpiresAt)
+	_, _, err = s.RedeemCode(ctx, fresh.Hash, first, nil, fresh.ExpiresAt)
 	wantErr(t, "RedeemCode at expiry", err, storage.ErrNotFound)
-	_, err = s.RedeemCode(ctx, fresh.Hash, first, fresh.ExpiresAt.Add(-time.Microsecond))
+	_, _, err = s.RedeemCode(ctx, fresh.Hash, first, nil, fresh.ExpiresAt.Add(-time.Microsecond))
 	must(t, "RedeemCode just before expiry", err)
 
-	_, err = s.RedeemCode(ctx, storage.HashToken("never issued"), first, t0)
+	_, _, err = s.RedeemCode(ctx, storage.HashToken("never issued"), first, nil, t0)
 	wantErr(t, "RedeemCode unknown", err, storage.ErrNotFound)
 
 	// A redemption without a refresh token records an empty family.
 	_, bare := newCode(t, "no-refresh")
 	must(t, "CreateCode", s.CreateCode(ctx, bare))
 	onlyAccess := storage.Issued{AccessTokenID: "jti-3", AccessTokenExpiresAt: t0.Add(time.Hour)}
-	_, err = s.RedeemCode(ctx, bare.Hash, onlyAccess, t0)
+	_, _, err = s.RedeemCode(ctx, bare.Hash, onlyAccess, nil, t0)
 	must(t, "RedeemCode", err)
-	replayed, err = s.RedeemCode(ctx, bare.Hash, first, t0)
+	replayed, _, err = s.RedeemCode(ctx, bare.Hash, first, nil, t0)
 	wantErr(t, "RedeemCode replay", err, storage.ErrCodeReplayed)
 	assertIssued(t, replayed.Issued, onlyAccess)
 }
@@ -628,7 +629,7 @@ func testInvalidInput(t *testing.T, s storage.Store) {
 
 	_, err := s.GetAuthRequest(ctx, "r", t0)
 	wantErr(t, "GetAuthRequest", err, storage.ErrNotFound)
-	_, err = s.RedeemCode(ctx, code.Hash, storage.Issued{}, t0)
+	_, _, err = s.RedeemCode(ctx, code.Hash, storage.Issued{}, nil, t0)
 	wantErr(t, "RedeemCode", err, storage.ErrNotFound)
 	_, err = s.GetRefreshToken(ctx, rt.Hash, t0)
 	wantErr(t, "GetRefreshToken", err, storage.ErrNotFound)
@@ -710,7 +711,7 @@ func testDeleteExpired(t *testing.T, s storage.Store) {
 	_, err = s.GetAuthRequest(ctx, "req-1", cut)
 	must(t, "GetAuthRequest live", err)
 	_, c := newCode(t, "code-1")
-	_, err = s.RedeemCode(ctx, c.Hash, storage.Issued{AccessTokenID: "x", AccessTokenExpiresAt: live}, cut)
+	_, _, err = s.RedeemCode(ctx, c.Hash, storage.Issued{AccessTokenID: "x", AccessTokenExpiresAt: live}, nil, cut)
 	must(t, "RedeemCode live", err)
 	_, rt := newRefreshToken(t, "rt-1", "")
 	_, err = s.GetRefreshToken(ctx, rt.Hash, cut)
@@ -742,18 +743,22 @@ func testDeleteExpired(t *testing.T, s storage.Store) {
 
 // RaceRedeemCode has many goroutines, spread over the given stores (which
 // may be one store several times, or several stores sharing one
-// database), redeem one code at once. Exactly one must win; every other
-// caller must see ErrCodeReplayed carrying the winner's Issued.
+// database), redeem one code at once, half of them with a first refresh
+// token of their own. Exactly one must win; every other caller must see
+// ErrCodeReplayed carrying the winner's Issued; only the winner's refresh
+// token, if it brought one, is stored.
 func RaceRedeemCode(t *testing.T, stores ...storage.Store) {
 	t.Helper()
 	ctx := context.Background()
-	_, c := newCode(t, "raced")
+	c := offlineCode(t, "raced")
 	must(t, "CreateCode", stores[0].CreateCode(ctx, c))
 
 	const callers = 32
 	type result struct {
-		code storage.AuthCode
-		err  error
+		code   storage.AuthCode
+		first  *storage.FirstRefresh
+		stored bool
+		err    error
 	}
 	results := make([]result, callers)
 	start := make(chan struct{})
@@ -762,12 +767,25 @@ func RaceRedeemCode(t *testing.T, stores ...storage.Store) {
 		wg.Go(func() {
 			<-start
 			issued := storage.Issued{AccessTokenID: fmt.Sprintf("jti-%d", i), AccessTokenExpiresAt: t0.Add(time.Hour), RefreshFamilyID: fmt.Sprintf("fam-%d", i)}
-			code, err := stores[i%len(stores)].RedeemCode(ctx, c.Hash, issued, t0)
-			results[i] = result{code, err}
+			var first *storage.FirstRefresh
+			if i%2 == 0 {
+				first = firstRefreshFor(t, fmt.Sprintf("rt-%d", i), c)
+			}
+			code, stored, err := stores[i%len(stores)].RedeemCode(ctx, c.Hash, issued, first, t0)
+			results[i] = result{code, first, stored, err}
 		})
 	}
 	close(start)
 	wg.Wait()
+	for i, r := range results {
+		if r.first == nil {
+			continue
+		}
+		_, err := stores[0].GetRefreshToken(ctx, r.first.Hash, t0)
+		if won := r.err == nil; r.stored != won || (err == nil) != won {
+			t.Errorf("caller %d (won %t): stored %t, GetRefreshToken %v; want only the winner's token stored", i, won, r.stored, err)
+		}
+	}
 
 	var winners []int
 	for i, r := range results {
