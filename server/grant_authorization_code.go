@@ -54,6 +54,8 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 	case err != nil:
 		return nil, s.storageFailed(ctx, "redeeming an authorization code", err)
 	}
+	// The store stored the first refresh token only under these same
+	// bindings (storage.FirstRefresh), so a code refused here has none.
 	if e := checkCodeBindings(ac, req.Client.ID, redirectURI, verifier, challenge); e != nil {
 		return nil, e
 	}

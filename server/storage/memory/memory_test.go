@@ -14,4 +14,8 @@ func TestConformance(t *testing.T) { storagetest.Run(t, newStore) }
 
 func BenchmarkRedeemCode(b *testing.B) { storagetest.BenchmarkRedeemCode(b, newStore) }
 
+func BenchmarkRedeemCodeWithRefreshToken(b *testing.B) {
+	storagetest.BenchmarkRedeemCodeWithRefreshToken(b, newStore)
+}
+
 func BenchmarkRotateRefreshToken(b *testing.B) { storagetest.BenchmarkRotateRefreshToken(b, newStore) }

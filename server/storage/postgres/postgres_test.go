@@ -156,6 +156,10 @@ func connect(t *testing.T, url string) *pgx.Conn {
 
 func BenchmarkRedeemCode(b *testing.B) { storagetest.BenchmarkRedeemCode(b, newStore) }
 
+func BenchmarkRedeemCodeWithRefreshToken(b *testing.B) {
+	storagetest.BenchmarkRedeemCodeWithRefreshToken(b, newStore)
+}
+
 func BenchmarkRotateRefreshToken(b *testing.B) { storagetest.BenchmarkRotateRefreshToken(b, newStore) }
 
 // DeleteExpired removes a backlog larger than one batch, and counts it.

@@ -73,6 +73,71 @@ func BenchmarkRedeemCode(b *testing.B, newStore NewStore) {
 	})
 }
 
+// BenchmarkRedeemCodeWithRefreshToken measures the store's part of an
+// authorization_code grant that issues a refresh token: one-statement is
+// RedeemCode with a FirstRefresh, the token endpoint's path; then-create
+// is RedeemCode then CreateRefreshToken, its path before (and its fallback
+// for a store that does not store the token with the redemption). Codes
+// are created beforehand, outside the timer, in chunks.
+func BenchmarkRedeemCodeWithRefreshToken(b *testing.B, newStore NewStore) {
+	ctx := context.Background()
+	c := offlineCode(b, "bench")
+	issue := func(round, i int) (storage.Issued, *storage.FirstRefresh) {
+		name := fmt.Sprintf("%d/%d", round, i)
+		first := firstRefreshFor(b, "rt/"+name, c)
+		return storage.Issued{AccessTokenID: "jti/" + name, AccessTokenExpiresAt: t0.Add(time.Hour), RefreshFamilyID: "fam/" + name}, first
+	}
+	b.Run("one-statement", func(b *testing.B) {
+		redeemChunks(b, newStore(b), c, func(s storage.Store, hash string, round, i int, now time.Time) error {
+			issued, first := issue(round, i)
+			_, stored, err := s.RedeemCode(ctx, hash, issued, first, now)
+			if err == nil && !stored {
+				err = fmt.Errorf("refresh token not stored")
+			}
+			return err
+		})
+	})
+	b.Run("then-create", func(b *testing.B) {
+		redeemChunks(b, newStore(b), c, func(s storage.Store, hash string, round, i int, now time.Time) error {
+			issued, first := issue(round, i)
+			code, _, err := s.RedeemCode(ctx, hash, issued, nil, now)
+			if err != nil {
+				return err
+			}
+			t, _ := first.Token(code, issued.RefreshFamilyID, now)
+			return s.CreateRefreshToken(ctx, t)
+		})
+	})
+}
+
+// redeemChunks calls redeem b.N times, each on a code of its own created
+// (like c) before the timer runs, a chunk at a time.
+func redeemChunks(b *testing.B, s storage.Store, c storage.AuthCode, redeem func(s storage.Store, hash string, round, i int, now time.Time) error) {
+	ctx := context.Background()
+	const chunk = 2000
+	hashes := make([]string, 0, chunk)
+	b.ReportAllocs()
+	for done, round := 0, 0; done < b.N; round++ {
+		b.StopTimer()
+		c.ExpiresAt = t0.Add(time.Minute)
+		hashes = hashes[:0]
+		for i := range min(chunk, b.N-done) {
+			c.Hash = storage.HashToken(fmt.Sprintf("%s/%d/%d", b.Name(), round, i))
+			if err := s.CreateCode(ctx, c); err != nil {
+				b.Fatal(err)
+			}
+			hashes = append(hashes, c.Hash)
+		}
+		b.StartTimer()
+		for i, h := range hashes {
+			if err := redeem(s, h, round, i, t0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		done += len(hashes)
+	}
+}
+
 // BenchmarkRotateRefreshToken measures RotateRefreshToken, the store's part
 // of every refresh_token grant: each iteration rotates the newest token of
 // a family. serial starts a new family every chunk of rotations and deletes
