@@ -120,6 +120,11 @@ func (f *freshReader) forget(obj client.Object, key client.ObjectKey) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.written, f.key(obj, key))
+	if len(f.written) == 0 {
+		// A Go map keeps its size: without this, one bulk apply of 10,000
+		// clients would hold their slots for good.
+		f.written = map[client.ObjectKey]writtenVersion{}
+	}
 }
 
 // size is the number of writes not yet seen by the cache (tests, memory).

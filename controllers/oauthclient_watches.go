@@ -76,8 +76,9 @@ func requestOf(o client.Object) reconcile.Request {
 	return reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)}
 }
 
-// secretToClients maps a Secret to the client it belongs to and to any
-// client that wants that Secret name (one waiting on a SecretConflict).
+// secretToClients maps a Secret to the client it belongs to (its client
+// label: the cache holds only Secrets the operator labelled) and to any
+// client waiting for that Secret name (one with a SecretConflict).
 func (r *OAuthClientReconciler) secretToClients(ctx context.Context, o client.Object) []reconcile.Request {
 	reqs := clientsMatching(ctx, r.Client, nil, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClientSecret: o.GetName()})
 	if name := o.GetLabels()[oauthv1.LabelClient]; name != "" {

@@ -13,7 +13,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"maps"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -164,31 +163,4 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("setting up the AuthorizationServer controller: %w", err)
 	}
 	return nil
-}
-
-// lastApplied is the annotation in which `kubectl apply` keeps a copy of
-// the whole object it applied.
-const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
-
-// trimForCache drops from every cached object what no reconcile reads:
-// managedFields (often larger than the object), and on the Gatehouse kinds
-// kubectl's last-applied copy of the spec. At 10,000 OAuthClients these
-// were most of the operator's heap. Nothing is lost on write: the operator
-// only patches these objects (a patch names the fields it changes), and
-// an update without managedFields leaves the server's as they are.
-func trimForCache(obj any) (any, error) {
-	o, ok := obj.(client.Object)
-	if !ok {
-		return obj, nil
-	}
-	o.SetManagedFields(nil)
-	switch o.(type) {
-	case *oauthv1.OAuthClient, *oauthv1.Scope, *oauthv1.AuthorizationServer:
-		if _, ok := o.GetAnnotations()[lastApplied]; ok {
-			a := maps.Clone(o.GetAnnotations())
-			delete(a, lastApplied)
-			o.SetAnnotations(a)
-		}
-	}
-	return o, nil
 }
