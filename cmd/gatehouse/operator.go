@@ -39,6 +39,7 @@ type operatorFlags struct {
 	serverImage             string
 	metricsListen           string
 	healthListen            string
+	pprofListen             string
 	leaderElect             bool
 	leaderElectionNamespace string
 	qps                     float64
@@ -56,6 +57,7 @@ func parseOperatorFlags(args []string, stderr io.Writer) (*operatorFlags, error)
 	fs.StringVar(&f.serverImage, "server-image", os.Getenv(imageEnv), "token server image for AuthorizationServers without spec.image (default $"+imageEnv+")")
 	fs.StringVar(&f.metricsListen, "metrics-listen", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&f.healthListen, "health-listen", ":8081", "address of /healthz and /readyz; 0 disables them")
+	fs.StringVar(&f.pprofListen, "pprof-listen", "", "address of Go's /debug/pprof profiles, for diagnosing memory and CPU; off by default (they reveal the operator's internals: bind to localhost)")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader, so that only one replica reconciles")
 	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; default: the operator's own (required outside a cluster)")
 	fs.Float64Var(&f.qps, "kube-api-qps", controllers.DefaultKubeAPIQPS, "sustained requests per second to the API server (a new OAuthClient costs 2: its Secret and its status)")
@@ -123,6 +125,7 @@ func runOperator(ctx context.Context, args []string, _, stderr io.Writer) error 
 		Cache:                         controllers.CacheOptions(f.namespaces),
 		Metrics:                       metricsserver.Options{BindAddress: f.metricsListen},
 		HealthProbeBindAddress:        f.healthListen,
+		PprofBindAddress:              f.pprofListen,
 		LeaderElection:                f.leaderElect,
 		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       f.leaderElectionNamespace,

@@ -40,6 +40,7 @@ type env struct {
 	retired      []*proc // operators stopped by the restart scenario
 	operatorPort int     // metrics
 	healthPort   int
+	pprofPort    int
 }
 
 func (e *env) procs() []*proc {
@@ -182,7 +183,12 @@ func (e *env) startOperator(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pport, err := devenv.FreePort()
+	if err != nil {
+		return err
+	}
 	p, err := startProc("operator", e.o.gatehouse, []string{"operator",
+		"--pprof-listen", "127.0.0.1:" + strconv.Itoa(pport),
 		"--kubeconfig", e.kubeconfig,
 		"--leader-elect=false",
 		"--metrics-listen", "127.0.0.1:" + strconv.Itoa(mport),
@@ -193,7 +199,7 @@ func (e *env) startOperator(ctx context.Context) error {
 		return err
 	}
 	e.mu.Lock()
-	e.operator, e.operatorPort, e.healthPort = p, mport, hport
+	e.operator, e.operatorPort, e.healthPort, e.pprofPort = p, mport, hport, pport
 	e.mu.Unlock()
 	return waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", hport), 2*time.Minute, p)
 }

@@ -27,16 +27,18 @@ import (
 )
 
 type options struct {
-	n          int
-	namespaces int
-	churn      int
-	workers    int
-	gatehouse  string
-	stateDir   string
-	jsonOut    string
-	scenarios  map[string]bool
-	keep       bool
-	label      string
+	n              int
+	namespaces     int
+	churn          int
+	workers        int
+	gatehouse      string
+	stateDir       string
+	jsonOut        string
+	scenarios      map[string]bool
+	keep           bool
+	label          string
+	profileDir     string
+	profileSeconds int
 }
 
 var allScenarios = []string{"fanout", "restart", "churn"}
@@ -52,6 +54,8 @@ func parseFlags() (*options, error) {
 	flag.StringVar(&o.jsonOut, "json", "", "also write the JSON report here (default: STATE-DIR/benchscale.json with -state-dir or -keep, else benchscale-nN-TIME.json in the temporary directory)")
 	scen := flag.String("scenarios", strings.Join(allScenarios, ","), "scenarios after the bulk apply: any of "+strings.Join(allScenarios, ","))
 	flag.BoolVar(&o.keep, "keep", false, "keep the state directory")
+	flag.StringVar(&o.profileDir, "profile", "", "write profiles here: kube-apiserver's and the operator's CPU during the bulk apply, the operator's heap after it (go tool pprof)")
+	flag.IntVar(&o.profileSeconds, "profile-seconds", 30, "length of the CPU profiles, from the first write of the bulk apply")
 	flag.StringVar(&o.label, "label", "", "what is measured, for the report (default: git describe of the working directory)")
 	flag.Parse()
 	if o.n < 1 || o.namespaces < 1 || o.workers < 1 || o.churn < 0 {

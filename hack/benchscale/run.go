@@ -35,6 +35,7 @@ func run(ctx context.Context, o *options) (*report, error) {
 		return rep, err
 	}
 	after := e.idleHeaps(ctx)
+	e.profileHeap(ctx)
 	for name, h := range after {
 		rep.Bulk.LiveHeapMiB[name] = mib(h)
 		rep.Bulk.HeapPerClientKiB[name] = float64(h-base[name]) / 1024 / float64(o.n)
@@ -69,6 +70,7 @@ func (e *env) bulk(ctx context.Context) (*bulkResult, error) {
 	cpu0 := e.cpu()
 	progress("applying %d OAuthClients over %d namespaces with %d writers…", n, e.o.namespaces, e.o.workers)
 	began := time.Now()
+	profiled := e.profileCPU(ctx)
 	err := forEach(ctx, n, e.o.workers, func(ctx context.Context, i int) error {
 		return retry(ctx, func() error { return e.c.Create(ctx, newClient(teamNamespace(i, e.o.namespaces), clientName(i))) })
 	})
@@ -82,6 +84,7 @@ func (e *env) bulk(ctx context.Context) (*bulkResult, error) {
 		return r, err
 	}
 	r.AllReadySeconds = seconds(time.Since(began))
+	profiled()
 	r.ReadyPerSecond = float64(n) / r.AllReadySeconds
 	progress("all %d clients Ready %s after the first write (%.0f/s)", n, since(began), r.ReadyPerSecond)
 	last := n - 1
