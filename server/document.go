@@ -44,7 +44,7 @@ func (doc *document) serve(w http.ResponseWriter, r *http.Request) result {
 	h["Etag"] = doc.etag
 	h["Cache-Control"] = doc.cacheControl
 	h["Access-Control-Allow-Origin"] = anyOrigin
-	if etagListMatches(r.Header.Get("If-None-Match"), doc.etag[0]) {
+	if etagListMatches(r.Header["If-None-Match"], doc.etag[0]) {
 		w.WriteHeader(http.StatusNotModified)
 		return result{outcome: "not_modified"}
 	}
@@ -57,15 +57,17 @@ func (doc *document) serve(w http.ResponseWriter, r *http.Request) result {
 }
 
 // etagListMatches is If-None-Match's weak comparison (RFC 9110 §13.1.2):
-// "*" or any listed tag, W/ or not, with the same opaque value.
-func etagListMatches(header, etag string) bool {
-	if header == "" {
-		return false
-	}
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
-			return true
+// "*" or any listed tag, W/ or not, with the same opaque value, in any of
+// the header's lines (a list may be split over several, §5.3). The lines
+// are read from the map directly: the key is canonical already, and most
+// requests have none.
+func etagListMatches(lines []string, etag string) bool {
+	for _, line := range lines {
+		for t := range strings.SplitSeq(line, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+				return true
+			}
 		}
 	}
 	return false

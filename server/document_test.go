@@ -59,3 +59,64 @@ func TestDocumentsRevalidateWithETag(t *testing.T) {
 		t.Errorf("after a key was added: %d with ETag %q, want 200 with a new tag", resp.StatusCode, resp.Header.Get("ETag"))
 	}
 }
+
+// The documents are readable from any origin, a list of tags split over
+// several If-None-Match lines still matches, and every answer is counted
+// in the request metrics by outcome, although the documents skip the
+// request info other endpoints get.
+func TestDocumentsCORSAndMetrics(t *testing.T) {
+	ts := newTestServer(t)
+	etag := ""
+	for _, path := range []string{endpoints.JWKSPath, endpoints.MetadataWellKnown, endpoints.OpenIDConfigurationPath} {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
+		req.Header.Set("Origin", "https://any.example")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("%s: %d, Access-Control-Allow-Origin %q; want 200, *", path, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+		if path == endpoints.JWKSPath {
+			etag = resp.Header.Get("ETag")
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+endpoints.JWKSPath, nil)
+	req.Header.Add("If-None-Match", `"other"`)
+	req.Header.Add("If-None-Match", `"another", `+etag)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotModified {
+		t.Errorf("tag on the second If-None-Match line: %d, want 304", resp.StatusCode)
+	}
+	resp, err = http.Post(ts.URL+endpoints.JWKSPath, "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST to the JWKS: %d Allow %q, want 405 GET, HEAD", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	resp, err = http.Get(httptestServer(t, ts.srv.OpsHandler()) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range []string{
+		`gatehouse_server_requests_total{endpoint="jwks",grant="",outcome="success"} 1`,
+		`gatehouse_server_requests_total{endpoint="jwks",grant="",outcome="not_modified"} 1`,
+		`gatehouse_server_requests_total{endpoint="jwks",grant="",outcome="method_not_allowed"} 1`,
+		`gatehouse_server_requests_total{endpoint="metadata",grant="",outcome="success"} 1`,
+		`gatehouse_server_requests_total{endpoint="openid_configuration",grant="",outcome="success"} 1`,
+		`gatehouse_server_request_duration_seconds_count{endpoint="jwks",grant=""} 3`,
+	} {
+		if !strings.Contains(string(body), line) {
+			t.Errorf("metrics lack %s", line)
+		}
+	}
+}

@@ -88,10 +88,20 @@ func (s *Server) storageFailed(ctx context.Context, op string, err error) *Error
 	return serverError(storageUnavailable)
 }
 
+// Header values built once and assigned to a response's header map
+// directly: Header.Set canonicalises the name and allocates a slice each
+// time. The slices are capped at their length, so that an Add elsewhere
+// appends to a copy, never to these.
+var (
+	noStoreValue  = []string{"no-store"}[:1:1]
+	noCacheValue  = []string{"no-cache"}[:1:1]
+	jsonTypeValue = []string{"application/json"}[:1:1]
+)
+
 // noStore marks a response as carrying credentials (RFC 6749 §5.1).
 func noStore(h http.Header) {
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	h["Cache-Control"] = noStoreValue
+	h["Pragma"] = noCacheValue
 }
 
 // writeError writes an RFC 6749 §5.2 JSON error response.
@@ -120,7 +130,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 func writeTokenResponse(w http.ResponseWriter, resp *tokenResponse) {
 	h := w.Header()
 	noStore(h)
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = jsonTypeValue
 	_, _ = w.Write(resp.appendJSON(make([]byte, 0, 1024)))
 }
 

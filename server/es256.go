@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
-	"math/big"
+
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // es256Key signs ES256 JWS (RFC 7518 §3.4): ECDSA over P-256 with
@@ -30,20 +32,30 @@ func newES256Key(priv *ecdsa.PrivateKey) (*es256Key, error) {
 	return &es256Key{priv: priv}, nil
 }
 
-// sign returns the JWS signature of input.
+// sign returns the JWS signature of input. ecdsa.SignASN1 rather than
+// ecdsa.Sign: the latter parses the same DER into two big.Ints, four
+// allocations per token only to be written back as bytes.
 func (k *es256Key) sign(input []byte) ([]byte, error) {
 	digest := sha256.Sum256(input)
-	r, s, err := ecdsa.Sign(rand.Reader, k.priv, digest[:])
+	der, err := ecdsa.SignASN1(rand.Reader, k.priv, digest[:])
 	if err != nil {
 		return nil, err
 	}
-	return fillRS(r, s), nil
+	return derToRS(der)
 }
 
-// fillRS writes r and s as two 32-byte big-endian halves (RFC 7518 §3.4).
-func fillRS(r, s *big.Int) []byte {
+// derToRS turns an ASN.1 ECDSA-Sig-Value (SEQUENCE of two INTEGERs) into r
+// and s as two 32-byte big-endian halves (RFC 7518 §3.4).
+func derToRS(der []byte) ([]byte, error) {
+	var seq cryptobyte.String
+	var r, s []byte
+	in := cryptobyte.String(der)
+	if !in.ReadASN1(&seq, asn1.SEQUENCE) || !in.Empty() ||
+		!seq.ReadASN1Integer(&r) || !seq.ReadASN1Integer(&s) || !seq.Empty() || len(r) > 32 || len(s) > 32 {
+		return nil, errors.New("ecdsa returned a malformed signature")
+	}
 	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return sig
+	copy(sig[32-len(r):32], r)
+	copy(sig[64-len(s):], s)
+	return sig, nil
 }

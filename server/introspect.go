@@ -87,7 +87,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, snap *
 	}
 	h := w.Header()
 	noStore(h)
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = jsonTypeValue
 	_, _ = w.Write(resp.appendJSON(make([]byte, 0, 512)))
 	return result{outcome: outcomeSuccess}
 }

@@ -48,8 +48,23 @@ type requestInfo struct {
 
 type requestInfoKey struct{}
 
-func withRequestInfo(ctx context.Context, ri *requestInfo) context.Context {
-	return context.WithValue(ctx, requestInfoKey{}, ri)
+// infoContext carries a request's info: one allocation for the context
+// and the info together, where context.WithValue and the info would be
+// two.
+type infoContext struct {
+	context.Context
+	info requestInfo
+}
+
+func (c *infoContext) Value(key any) any {
+	if key == (requestInfoKey{}) {
+		return &c.info
+	}
+	return c.Context.Value(key)
+}
+
+func withRequestInfo(ctx context.Context, ri requestInfo) context.Context {
+	return &infoContext{Context: ctx, info: ri}
 }
 
 // infoFrom returns the request's info; nil outside ServeHTTP (unit tests

@@ -155,7 +155,9 @@ const outcomeSuccess = "success"
 
 func failed(e *Error) result { return result{outcome: e.Code} }
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result
+// handlerFunc is a method expression ((*Server).handleX), not a method
+// value: a method value bound to s would be allocated on every request.
+type handlerFunc func(s *Server, w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result
 
 // ServeHTTP routes a public request under the issuer's path.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -173,20 +175,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.observe("not_found", result{outcome: "not_found"}, start)
 		return
 	}
+	if isDocument(endpoint) {
+		// The public documents are the same bytes for every caller and
+		// readable from any origin (document.serve): no CORS decision, and
+		// nothing in them needs the request's info, whose context and
+		// request copy would be most of the server's own work here.
+		s.metrics.observe(endpoint, h(s, w, r, snap), start)
+		return
+	}
 	if methods, ok := corsMethods[endpoint]; ok {
 		if cors(w, r, snap.Clients.AllowsOrigin, methods) {
 			s.metrics.observe(endpoint, result{outcome: "preflight"}, start)
 			return
 		}
 	}
-	r = r.WithContext(withRequestInfo(r.Context(), &requestInfo{s: s, endpoint: endpoint, addr: s.proxies.clientAddr(r)}))
-	res := h(w, r, snap)
+	r = r.WithContext(withRequestInfo(r.Context(), requestInfo{s: s, endpoint: endpoint, addr: s.proxies.clientAddr(r)}))
+	res := h(s, w, r, snap)
 	s.metrics.observe(endpoint, res, start)
+}
+
+// isDocument: the endpoints that serve a document (document.go).
+func isDocument(endpoint string) bool {
+	return endpoint == "jwks" || endpoint == "metadata" || endpoint == "openid_configuration"
 }
 
 func (s *Server) route(d *derived, path string) (string, handlerFunc) {
 	if path == d.metadataPath {
-		return "metadata", s.handleMetadata
+		return "metadata", (*Server).handleMetadata
 	}
 	rest, ok := strings.CutPrefix(path, d.basePath)
 	if !ok {
@@ -194,29 +209,29 @@ func (s *Server) route(d *derived, path string) (string, handlerFunc) {
 	}
 	switch rest {
 	case endpoints.TokenPath:
-		return "token", s.handleToken
+		return "token", (*Server).handleToken
 	case endpoints.AuthorizePath:
-		return "authorize", s.handleAuthorize
+		return "authorize", (*Server).handleAuthorize
 	case endpoints.LoginPath:
-		return "login", s.handleLogin
+		return "login", (*Server).handleLogin
 	case UpstreamStartPath:
-		return "login_upstream", s.handleUpstreamStart
+		return "login_upstream", (*Server).handleUpstreamStart
 	case UpstreamCallbackPath:
-		return "login_callback", s.handleUpstreamCallback
+		return "login_callback", (*Server).handleUpstreamCallback
 	case endpoints.ConsentPath:
-		return "consent", s.handleConsent
+		return "consent", (*Server).handleConsent
 	case endpoints.RevokePath:
-		return "revoke", s.handleRevoke
+		return "revoke", (*Server).handleRevoke
 	case endpoints.IntrospectPath:
-		return "introspect", s.handleIntrospect
+		return "introspect", (*Server).handleIntrospect
 	case endpoints.JWKSPath:
-		return "jwks", s.handleJWKS
+		return "jwks", (*Server).handleJWKS
 	case endpoints.EndSessionPath:
-		return "end_session", s.handleEndSession
+		return "end_session", (*Server).handleEndSession
 	case endpoints.UserinfoPath:
-		return "userinfo", s.handleUserinfo
+		return "userinfo", (*Server).handleUserinfo
 	case endpoints.OpenIDConfigurationPath:
-		return "openid_configuration", s.handleOpenIDConfiguration
+		return "openid_configuration", (*Server).handleOpenIDConfiguration
 	}
 	return "", nil
 }

@@ -1,11 +1,15 @@
 package server
 
 import (
+	"bufio"
 	"encoding/base64"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -190,4 +194,110 @@ func BenchmarkIntrospection(b *testing.B) {
 			b.Fatalf("status %d", w.status)
 		}
 	}
+}
+
+// rawConn is one keep-alive HTTP/1.1 connection that writes a pre-built
+// request and reads the answer minimally (status line, Content-Length,
+// body), so that a loopback profile shows the server, not a client.
+type rawConn struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(tb testing.TB, addr string) *rawConn {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &rawConn{c: c, br: bufio.NewReaderSize(c, 16<<10)}
+}
+
+// roundTrip sends req and returns the status and body.
+func (rc *rawConn) roundTrip(req []byte) (int, []byte, error) {
+	if _, err := rc.c.Write(req); err != nil {
+		return 0, nil, err
+	}
+	line, err := rc.br.ReadSlice('\n')
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(line) < 12 {
+		return 0, nil, fmt.Errorf("status line %q", line)
+	}
+	status, _ := strconv.Atoi(string(line[9:12]))
+	length := 0
+	for {
+		h, err := rc.br.ReadSlice('\n')
+		if err != nil {
+			return 0, nil, err
+		}
+		if len(h) <= 2 {
+			break
+		}
+		if k, v, ok := strings.Cut(string(h), ":"); ok && strings.EqualFold(k, "Content-Length") {
+			length, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	body := make([]byte, length)
+	_, err = io.ReadFull(rc.br, body)
+	return status, body, err
+}
+
+// benchmarkLoopback sends req over parallel keep-alive connections to addr
+// and reports requests per second; every answer must have status want.
+func benchmarkLoopback(b *testing.B, addr string, req []byte, want int) {
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		rc := dialRaw(b, addr)
+		defer rc.c.Close()
+		for pb.Next() {
+			status, body, err := rc.roundTrip(req)
+			if err != nil || status != want {
+				b.Fatalf("status %d, err %v: %.200s", status, err, body)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
+
+func rawRequest(method, host, path string, header ...string) []byte {
+	s := method + " " + path + " HTTP/1.1\r\nHost: " + host + "\r\n"
+	for _, h := range header {
+		s += h + "\r\n"
+	}
+	return []byte(s + "\r\n")
+}
+
+// BenchmarkJWKSLoopback serves the JWKS over loopback: "gatehouse" is the
+// server, "floor" a bare net/http handler writing the same bytes and
+// headers, the least net/http can cost for this response.
+func BenchmarkJWKSLoopback(b *testing.B) {
+	_, ts := benchServer(b, keyset.ES256)
+	host := strings.TrimPrefix(ts.URL, "http://")
+	req := rawRequest(http.MethodGet, host, endpoints.JWKSPath)
+	b.Run("gatehouse", func(b *testing.B) { benchmarkLoopback(b, host, req, http.StatusOK) })
+	b.Run("floor", func(b *testing.B) {
+		doc := ts.srv.derive(ts.snap()).jwks
+		floor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			h := w.Header()
+			h["Etag"], h["Cache-Control"], h["Content-Type"], h["Content-Length"] = doc.etag, doc.cacheControl, doc.contentType, doc.length
+			_, _ = w.Write(doc.body)
+		}))
+		defer floor.Close()
+		benchmarkLoopback(b, strings.TrimPrefix(floor.URL, "http://"), req, http.StatusOK)
+	})
+}
+
+// BenchmarkTokenClientCredentialsRaw is the loopback token benchmark with
+// the raw client: nearly all of its profile is the server's.
+func BenchmarkTokenClientCredentialsRaw(b *testing.B) {
+	_, ts := benchServer(b, keyset.ES256)
+	host := strings.TrimPrefix(ts.URL, "http://")
+	body := "grant_type=client_credentials&scope=orders%3Aread"
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(ccClientID)+":"+url.QueryEscape(ccSecret)))
+	req := append(rawRequest(http.MethodPost, host, endpoints.TokenPath, "Content-Type: application/x-www-form-urlencoded",
+		"Authorization: "+auth, "Content-Length: "+strconv.Itoa(len(body))), body...)
+	benchmarkLoopback(b, host, req, http.StatusOK)
 }
