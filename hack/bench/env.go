@@ -35,9 +35,15 @@ type env struct {
 	dir    string
 	demo   map[string]string // demo.env
 	issuer string            // the server under test's base URL
-	dev    *exec.Cmd
-	server *exec.Cmd
-	pg     *testpg.Server
+	addr   string            // its host:port
+	// metricsURL is its /metrics.
+	metricsURL string
+	dev        *exec.Cmd
+	// devExited is closed once gatehouse dev has exited (and been waited
+	// for).
+	devExited chan struct{}
+	server    *exec.Cmd
+	pg        *testpg.Server
 }
 
 func startEnv(ctx context.Context, o *options) (_ *env, err error) {
@@ -99,8 +105,15 @@ func (e *env) startDev(ctx context.Context) error {
 		return fmt.Errorf("starting gatehouse dev: %w", err)
 	}
 	progress("started gatehouse dev (log %s)", log.Name())
+	e.devExited = make(chan struct{})
+	go func() { _ = e.dev.Wait(); close(e.devExited) }()
 	envFile := filepath.Join(state, "demo.env")
 	for began := time.Now(); ; time.Sleep(500 * time.Millisecond) {
+		select {
+		case <-e.devExited:
+			return fmt.Errorf("gatehouse dev exited (see %s)", log.Name())
+		default:
+		}
 		if b, err := os.ReadFile(envFile); err == nil {
 			e.demo = parseEnvFile(string(b))
 			demoClientID, demoClientSecret = e.demo["DEMO_CLIENT_ID"], e.demo["DEMO_CLIENT_SECRET"]
@@ -230,7 +243,9 @@ func (e *env) startServer(ctx context.Context, postgresURL string) error {
 	if i := strings.IndexByte(host, '/'); i >= 0 {
 		host = host[:i]
 	}
-	e.issuer = strings.Replace(issuerURL, host, "127.0.0.1:"+strconv.Itoa(port), 1)
+	e.addr = "127.0.0.1:" + strconv.Itoa(port)
+	e.issuer = strings.Replace(issuerURL, host, e.addr, 1)
+	e.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", mport)
 	for began := time.Now(); ; time.Sleep(200 * time.Millisecond) {
 		if resp, err := http.Get(readyz); err == nil {
@@ -252,8 +267,11 @@ func (e *env) stop() {
 			continue
 		}
 		_ = c.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = c.Wait(); close(done) }()
+		done := e.devExited
+		if c != e.dev || done == nil {
+			done = make(chan struct{})
+			go func() { _ = c.Wait(); close(done) }()
+		}
 		select {
 		case <-done:
 		case <-time.After(30 * time.Second):
@@ -263,6 +281,15 @@ func (e *env) stop() {
 	if e.pg != nil {
 		_ = e.pg.Stop()
 	}
+}
+
+// serverPID is the token server's process: this one when the server runs
+// in it (the tests).
+func (e *env) serverPID() int {
+	if e.server == nil {
+		return os.Getpid()
+	}
+	return e.server.Process.Pid
 }
 
 // procStats are a process's CPU seconds (user+system) and RSS bytes.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -20,24 +21,44 @@ import (
 )
 
 // flow is one benchmarked operation: setup prepares a worker once, op is
-// what is timed.
+// what is timed. A flow with lean can also be driven by the lean client
+// (-client lean): one request built once per worker, sent again and again.
 type flow struct {
 	setup func(ctx context.Context, e *env, w *worker) error
 	op    func(ctx context.Context, e *env, w *worker) error
+	lean  *leanFlow
+}
+
+// leanFlow is a flow as the lean client drives it: the request (built
+// after setup) and what a good answer is.
+type leanFlow struct {
+	request func(e *env, w *worker) ([]byte, error)
+	// want is the status every answer must have; check, when set, looks
+	// at the body.
+	want  int
+	check func(body []byte) error
 }
 
 var flowTable = map[string]flow{
 	"client_credentials": {op: func(ctx context.Context, e *env, w *worker) error {
-		_, err := w.token(ctx, e, url.Values{"grant_type": {"client_credentials"}, "scope": {"orders:read"}})
+		_, err := w.token(ctx, e, ccForm)
 		return err
-	}},
+	}, lean: &leanFlow{request: func(e *env, _ *worker) ([]byte, error) {
+		return leanPost(e.endpoints().Token, ccForm)
+	}, want: http.StatusOK, check: contains(`"access_token":"`)}},
 	"introspection": {setup: func(ctx context.Context, e *env, w *worker) error {
-		tok, err := w.token(ctx, e, url.Values{"grant_type": {"client_credentials"}, "scope": {"orders:read"}})
+		tok, err := w.token(ctx, e, ccForm)
 		w.accessToken = tok.AccessToken
 		return err
-	}, op: introspect},
-	"jwks":     {op: func(ctx context.Context, e *env, w *worker) error { return w.get(ctx, e.endpoints().JWKS) }},
-	"metadata": {op: func(ctx context.Context, e *env, w *worker) error { return w.get(ctx, e.endpoints().Metadata) }},
+	}, op: introspect, lean: &leanFlow{request: func(e *env, w *worker) ([]byte, error) {
+		return leanPost(e.endpoints().Introspection, url.Values{"token": {w.accessToken}})
+	}, want: http.StatusOK, check: contains(`"active":true`)}},
+	"jwks": {op: func(ctx context.Context, e *env, w *worker) error { return w.get(ctx, e.endpoints().JWKS) },
+		lean: &leanFlow{request: func(e *env, _ *worker) ([]byte, error) { return leanGet(e.endpoints().JWKS) },
+			want: http.StatusOK, check: contains(`"keys":[`)}},
+	"metadata": {op: func(ctx context.Context, e *env, w *worker) error { return w.get(ctx, e.endpoints().Metadata) },
+		lean: &leanFlow{request: func(e *env, _ *worker) ([]byte, error) { return leanGet(e.endpoints().Metadata) },
+			want: http.StatusOK, check: contains(`"issuer"`)}},
 	// The single-sign-on flow: a browser that is logged in and has
 	// consented before gets a code at once, which the app exchanges.
 	"sso_code": {setup: func(ctx context.Context, e *env, w *worker) error {
@@ -67,17 +88,69 @@ var flowTable = map[string]flow{
 	}},
 }
 
+var ccForm = url.Values{"grant_type": {"client_credentials"}, "scope": {"orders:read"}}
+
 func (e *env) endpoints() endpoints.Endpoints { return endpoints.For(e.issuer) }
+
+// host is where the lean client connects: the server under test.
+func (e *env) host() string { return e.addr }
+
+func leanGet(u string) ([]byte, error) {
+	req, _, err := buildRequest(http.MethodGet, u, nil, "")
+	return req, err
+}
+
+// leanPost is a form POST with the demo client's HTTP Basic credentials.
+func leanPost(u string, form url.Values) ([]byte, error) {
+	basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(demoClientID) + ":" + url.QueryEscape(demoClientSecret)))
+	req, _, err := buildRequest(http.MethodPost, u, map[string]string{
+		"Content-Type": "application/x-www-form-urlencoded", "Authorization": "Basic " + basic}, form.Encode())
+	return req, err
+}
+
+func contains(s string) func([]byte) error {
+	return func(body []byte) error {
+		if !bytes.Contains(body, []byte(s)) {
+			return fmt.Errorf("answer without %s: %.200s", s, body)
+		}
+		return nil
+	}
+}
+
+// leanOp is one operation of the lean client: the worker's request, its
+// answer's status and body checked.
+func (w *worker) leanOp(lf *leanFlow) error {
+	status, body, err := w.lean.do(w.leanReq, false)
+	if err != nil {
+		return err
+	}
+	if status != lf.want {
+		return fmt.Errorf("status %d, want %d: %.200s", status, lf.want, body)
+	}
+	if lf.check != nil {
+		return lf.check(body)
+	}
+	return nil
+}
 
 // worker is one connection's client: its own transport (one keep-alive
 // connection) and cookie jar.
 type worker struct {
-	http         *http.Client
+	http *http.Client
+	// lean and leanReq drive a flow with the lean client.
+	lean    *leanConn
+	leanReq []byte
+	// op is what the worker does, with either client.
+	op           func(ctx context.Context, e *env, w *worker) error
 	accessToken  string
 	refreshToken string
 	latencies    []float64 // seconds
-	errors       int
-	firstErrors  []string
+	ops          int
+	// countOnly counts operations without keeping their latencies (the
+	// soak, whose millions of them would only grow this process).
+	countOnly   bool
+	errors      int
+	firstErrors []string
 }
 
 func newWorker() *worker {

@@ -12,63 +12,110 @@ import (
 // measure runs one flow: setup on every worker, warm-up, then the measured
 // period, with the server's CPU and RSS read from /proc around it.
 func (e *env) measure(ctx context.Context, name string) (flowResult, error) {
-	fl := flowTable[name]
-	workers := make([]*worker, e.o.conns)
-	for i := range workers {
-		workers[i] = newWorker()
-		if fl.setup != nil {
-			if err := fl.setup(ctx, e, workers[i]); err != nil {
-				return flowResult{}, err
-			}
-		}
+	workers, client, err := e.prepare(ctx, name, e.o.conns)
+	if err != nil {
+		return flowResult{}, err
 	}
-	drive(ctx, e, fl, workers, e.o.warmup)
+	defer closeWorkers(workers)
+	drive(ctx, e, workers, e.o.warmup)
 	for _, w := range workers {
-		w.latencies, w.errors, w.firstErrors = w.latencies[:0], 0, nil
+		w.latencies, w.ops, w.errors, w.firstErrors = w.latencies[:0], 0, 0, nil
 	}
-	pid := e.server.Process.Pid
+	pid := e.serverPID()
 	cpu0, _, err := procStats(pid)
 	if err != nil {
 		return flowResult{}, err
 	}
 	began := time.Now()
-	drive(ctx, e, fl, workers, e.o.duration)
+	drive(ctx, e, workers, e.o.duration)
 	elapsed := time.Since(began)
 	cpu1, rss, err := procStats(pid)
 	if err != nil {
 		return flowResult{}, err
 	}
-	res := flowResult{Flow: name, Seconds: elapsed.Seconds(), ServerCPUSeconds: cpu1 - cpu0, RSSMiB: float64(rss) / (1 << 20), LoadAvg: loadAvg()}
+	res := flowResult{Flow: name, Client: client, Seconds: elapsed.Seconds(), ServerCPUSeconds: cpu1 - cpu0,
+		RSSMiB: float64(rss) / (1 << 20), LoadAvg: loadAvg()}
+	res.add(workers)
+	if res.Ops > 0 {
+		res.CPUPer1000 = res.ServerCPUSeconds / float64(res.Ops) * 1000
+	}
+	return res, nil
+}
+
+// add sums the workers' operations, errors and latencies into res.
+func (res *flowResult) add(workers []*worker) {
 	var all []float64
 	for _, w := range workers {
 		all = append(all, w.latencies...)
+		res.Ops += w.ops
 		res.Errors += w.errors
 		if len(res.FirstErrors) < 5 {
 			res.FirstErrors = append(res.FirstErrors, w.firstErrors...)
 		}
 	}
-	res.Ops = len(all)
-	res.PerSecond = float64(res.Ops) / elapsed.Seconds()
-	if res.Ops > 0 {
-		res.CPUPer1000 = res.ServerCPUSeconds / float64(res.Ops) * 1000
-	}
+	res.PerSecond = float64(res.Ops) / res.Seconds
 	slices.Sort(all)
 	res.P50, res.P99, res.P999 = quantile(all, .5), quantile(all, .99), quantile(all, .999)
-	return res, nil
+}
+
+// prepare makes n workers for a flow and runs its setup on each. The lean
+// client drives the flow when it can and -client asks for it; which one
+// does is returned.
+func (e *env) prepare(ctx context.Context, name string, n int) ([]*worker, string, error) {
+	fl := flowTable[name]
+	lean := e.o.client == clientLean && fl.lean != nil
+	client := clientNetHTTP
+	if lean {
+		client = clientLean
+	}
+	workers := make([]*worker, n)
+	for i := range workers {
+		w := newWorker()
+		workers[i] = w
+		if fl.setup != nil {
+			if err := fl.setup(ctx, e, w); err != nil {
+				closeWorkers(workers[:i+1])
+				return nil, "", err
+			}
+		}
+		w.op = fl.op
+		if lean {
+			req, err := fl.lean.request(e, w)
+			if err != nil {
+				closeWorkers(workers[:i+1])
+				return nil, "", err
+			}
+			w.lean, w.leanReq = newLeanConn(e.host()), req
+			w.op = func(context.Context, *env, *worker) error { return w.leanOp(fl.lean) }
+		}
+	}
+	return workers, client, nil
+}
+
+func closeWorkers(workers []*worker) {
+	for _, w := range workers {
+		if w == nil {
+			continue
+		}
+		if w.lean != nil {
+			w.lean.close()
+		}
+		w.http.CloseIdleConnections()
+	}
 }
 
 // drive runs every worker's op in a loop for d. An operation under way at
 // the end is finished, not cut off: a refresh token rotated by the server
 // but never received would be reused by the next one, and its whole family
 // revoked.
-func drive(ctx context.Context, e *env, fl flow, workers []*worker, d time.Duration) {
+func drive(ctx context.Context, e *env, workers []*worker, d time.Duration) {
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Go(func() {
 			for ctx.Err() == nil && time.Now().Before(deadline) {
 				t := time.Now()
-				err := fl.op(ctx, e, w)
+				err := w.op(ctx, e, w)
 				if ctx.Err() != nil {
 					return
 				}
@@ -79,7 +126,10 @@ func drive(ctx context.Context, e *env, fl flow, workers []*worker, d time.Durat
 					}
 					continue
 				}
-				w.latencies = append(w.latencies, time.Since(t).Seconds())
+				w.ops++
+				if !w.countOnly {
+					w.latencies = append(w.latencies, time.Since(t).Seconds())
+				}
 			}
 		})
 	}

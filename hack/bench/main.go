@@ -34,7 +34,21 @@ type options struct {
 	jsonOut    string
 	bcryptCost int
 	stateDir   string
+	client     string
+	// The soak: all flows at once for soak, the heap sampled every
+	// soakInterval, judged after soakWarmup.
+	soak          time.Duration
+	soakInterval  time.Duration
+	soakWarmup    time.Duration
+	soakMaxGrowth float64
 }
+
+// The load generator's clients: lean (wrk-like, for the flows that are
+// one request) and net/http (every flow; the only one for browser flows).
+const (
+	clientLean    = "lean"
+	clientNetHTTP = "nethttp"
+)
 
 var allFlows = []string{"client_credentials", "introspection", "jwks", "metadata", "sso_code", "refresh", "password_code"}
 
@@ -49,6 +63,11 @@ func main() {
 	flag.StringVar(&o.serverCPUs, "server-cpus", "", "pin the token server to these CPUs with taskset, e.g. 0")
 	flag.StringVar(&o.jsonOut, "json", "", "where to write the results (default: bench-http.json in the state directory)")
 	flag.IntVar(&o.bcryptCost, "bcrypt-cost", 0, "re-hash the demo user's password at this bcrypt cost (default: as gatehouse dev made it)")
+	flag.StringVar(&o.client, "client", clientLean, "load generator client: lean (a minimal HTTP/1.1 keep-alive client, for client_credentials, introspection, jwks and metadata; the others use net/http) or nethttp (net/http's client for every flow)")
+	flag.DurationVar(&o.soak, "soak", 0, "instead of one flow after another, run all -flows at once for this long (e.g. 5m), sampling the server's heap, and fail if it grows (issue 13 goal 6)")
+	flag.DurationVar(&o.soakInterval, "soak-interval", 5*time.Second, "how often the soak samples the server's heap")
+	flag.DurationVar(&o.soakWarmup, "soak-warmup", 30*time.Second, "the first part of the soak, whose samples are shown but not judged")
+	flag.Float64Var(&o.soakMaxGrowth, "soak-max-growth", 10, "how much the live heap may grow from the start to the end of the soak, in percent (at least 1 MiB)")
 	flag.StringVar(&o.stateDir, "state-dir", "", "state directory for gatehouse dev and the logs (default: a new temporary one)")
 	flag.Parse()
 	o.flows = strings.Split(*flows, ",")
@@ -58,8 +77,8 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if o.conns < 1 || o.duration <= 0 || (o.storage != "memory" && o.storage != "postgres") {
-		fmt.Fprintln(os.Stderr, "bench: -conns must be at least 1, -duration positive, -storage memory or postgres")
+	if o.conns < 1 || o.duration <= 0 || (o.storage != "memory" && o.storage != "postgres") || (o.client != clientLean && o.client != clientNetHTTP) {
+		fmt.Fprintln(os.Stderr, "bench: -conns must be at least 1, -duration positive, -storage memory or postgres, -client lean or nethttp")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -87,6 +106,9 @@ func run(ctx context.Context, o *options) error {
 	}
 	rep := &report{Machine: machine(), Storage: o.storage, Conns: o.conns, Duration: o.duration.String(),
 		ServerCPUs: o.serverCPUs, Command: strings.Join(os.Args, " "), Started: time.Now().UTC().Format(time.RFC3339)}
+	if o.soak > 0 {
+		return runSoak(ctx, e, rep)
+	}
 	failed := []string{}
 	for _, name := range o.flows {
 		if ctx.Err() != nil {
@@ -109,6 +131,34 @@ func run(ctx context.Context, o *options) error {
 	progress("wrote %s", o.jsonOut)
 	if len(failed) > 0 {
 		return fmt.Errorf("errors in %s (first ones in the JSON)", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// runSoak runs the soak and reports it; errors in any flow or a growing
+// heap fail the run.
+func runSoak(ctx context.Context, e *env, rep *report) error {
+	sr, err := e.soak(ctx)
+	if err != nil {
+		return err
+	}
+	rep.Duration, rep.Soak = sr.Duration, sr
+	rep.print(os.Stdout)
+	if err := rep.write(e.o.jsonOut); err != nil {
+		return err
+	}
+	progress("wrote %s", e.o.jsonOut)
+	failed := []string{}
+	for _, f := range sr.Flows {
+		if f.Errors > 0 {
+			failed = append(failed, f.Flow)
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		return fmt.Errorf("errors in %s (first ones in the JSON)", strings.Join(failed, ", "))
+	case !sr.Passed:
+		return fmt.Errorf("soak: %s", sr.Verdict)
 	}
 	return nil
 }

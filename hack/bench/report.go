@@ -19,10 +19,12 @@ type report struct {
 	Duration   string       `json:"duration"`
 	ServerCPUs string       `json:"serverCPUs,omitempty"`
 	Flows      []flowResult `json:"flows"`
+	Soak       *soakResult  `json:"soak,omitempty"`
 }
 
 type flowResult struct {
 	Flow             string   `json:"flow"`
+	Client           string   `json:"client"`
 	Ops              int      `json:"ops"`
 	Seconds          float64  `json:"seconds"`
 	PerSecond        float64  `json:"perSecond"`
@@ -39,13 +41,28 @@ type flowResult struct {
 
 func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "%s; storage %s; %d connections; %s per flow; server CPUs %q\n", r.Machine, r.Storage, r.Conns, r.Duration, r.ServerCPUs)
+	if r.Soak != nil {
+		r.Soak.print(w)
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "flow\tops/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tCPU s/1000\tµs/op\tRSS MiB\tload avg\t")
+	fmt.Fprintln(tw, "flow\tclient\tops/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tCPU s/1000\tµs/op\tRSS MiB\tload avg\t")
 	for _, f := range r.Flows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%.3f\t%.0f\t%.0f\t%s\t\n", f.Flow, f.PerSecond, f.P50, f.P99, f.P999,
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%.3f\t%.0f\t%.0f\t%s\t\n", f.Flow, f.Client, f.PerSecond, f.P50, f.P99, f.P999,
 			f.Errors, f.CPUPer1000, f.CPUPer1000*1000, f.RSSMiB, f.LoadAvg)
 	}
 	_ = tw.Flush()
+}
+
+func (sr *soakResult) print(w io.Writer) {
+	fmt.Fprintf(w, "soak %s (warm-up %s), server CPU %.0f µs per operation\n", sr.Duration, sr.Warmup, sr.ServerCPUPerOp)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "flow\tclient\tops\tops/s\terrors\t")
+	for _, f := range sr.Flows {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%d\t\n", f.Flow, f.Client, f.Ops, f.PerSecond, f.Errors)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, sr.Verdict)
 }
 
 func (r *report) write(path string) error {
