@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"k8s.io/client-go/rest"
@@ -34,7 +35,7 @@ func (e *env) profileCPU(ctx context.Context) (wait func()) {
 		url string
 		c   *http.Client
 	}{
-		"kube-apiserver": {fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", e.cp.Config.Host, secs), apiHTTP},
+		"kube-apiserver": {fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimSuffix(e.cp.Config.Host, "/"), secs), apiHTTP},
 		"operator":       {fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", e.pprofPort, secs), http.DefaultClient},
 	} {
 		wg.Add(1)

@@ -40,6 +40,8 @@ type Options struct {
 	// AuthenticationConfig, when set, is the file of kube-apiserver's
 	// --authentication-config (see AuthenticationConfig).
 	AuthenticationConfig string
+	// Profiling serves kube-apiserver's /debug/pprof (benchmarks).
+	Profiling bool
 }
 
 // StartControlPlane starts etcd, then kube-apiserver, then provisions an
@@ -94,13 +96,7 @@ func StartControlPlane(opts Options) (*ControlPlane, error) {
 	began = time.Now()
 	progress("starting kube-apiserver…")
 	plane.APIServer.EtcdURL = plane.Etcd.URL
-	// A client's watch (kubectl get -w) would otherwise hold a stopping
-	// kube-apiserver for its HTTP server's shutdown timeout (60s), longer
-	// than StopTimeout: end watches after a short grace instead.
-	plane.APIServer.Configure().Set("shutdown-watch-termination-grace-period", "2s")
-	if opts.AuthenticationConfig != "" {
-		plane.APIServer.Configure().Set("authentication-config", opts.AuthenticationConfig)
-	}
+	configureAPIServer(plane.APIServer, opts)
 	if err := plane.APIServer.Start(); err != nil {
 		return nil, errors.Join(fmt.Errorf("starting kube-apiserver: %w", err), plane.Etcd.Stop())
 	}
@@ -122,6 +118,20 @@ func StartControlPlane(opts Options) (*ControlPlane, error) {
 	}
 	progress("kube-apiserver ready in %s at %s", since(began), user.Config().Host)
 	return &ControlPlane{Config: user.Config(), Kubeconfig: kubeconfig, plane: plane}, nil
+}
+
+// configureAPIServer sets kube-apiserver's flags beyond envtest's.
+func configureAPIServer(api *envtest.APIServer, opts Options) {
+	// A client's watch (kubectl get -w) would otherwise hold a stopping
+	// kube-apiserver for its HTTP server's shutdown timeout (60s), longer
+	// than StopTimeout: end watches after a short grace instead.
+	api.Configure().Set("shutdown-watch-termination-grace-period", "2s")
+	if opts.Profiling {
+		api.Configure().Set("profiling", "true")
+	}
+	if opts.AuthenticationConfig != "" {
+		api.Configure().Set("authentication-config", opts.AuthenticationConfig)
+	}
 }
 
 // Stop stops kube-apiserver, then etcd, and waits for both to exit. The
