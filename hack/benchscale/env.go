@@ -91,7 +91,7 @@ func startEnv(ctx context.Context, o *options) (*env, error) {
 		}
 	}
 	e.cp, err = devenv.StartControlPlane(devenv.Options{AssetsDir: assets, StateDir: dir,
-		EtcdLog: logs["etcd"], APIServerLog: logs["kube-apiserver"], Progress: progress, Profiling: o.profileDir != ""})
+		EtcdLog: logs["etcd"], APIServerLog: logs["kube-apiserver"], Progress: progress})
 	if err != nil {
 		return nil, err
 	}

@@ -40,8 +40,6 @@ type Options struct {
 	// AuthenticationConfig, when set, is the file of kube-apiserver's
 	// --authentication-config (see AuthenticationConfig).
 	AuthenticationConfig string
-	// Profiling serves kube-apiserver's /debug/pprof (benchmarks).
-	Profiling bool
 }
 
 // StartControlPlane starts etcd, then kube-apiserver, then provisions an
@@ -126,9 +124,6 @@ func configureAPIServer(api *envtest.APIServer, opts Options) {
 	// kube-apiserver for its HTTP server's shutdown timeout (60s), longer
 	// than StopTimeout: end watches after a short grace instead.
 	api.Configure().Set("shutdown-watch-termination-grace-period", "2s")
-	if opts.Profiling {
-		api.Configure().Set("profiling", "true")
-	}
 	if opts.AuthenticationConfig != "" {
 		api.Configure().Set("authentication-config", opts.AuthenticationConfig)
 	}
