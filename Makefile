@@ -109,8 +109,19 @@ bench: ## Run the benchmarks (token endpoint, storage drivers, key set, resource
 	go test -run '^$$' -bench . -benchmem ./server/... ./resourceserver/... ./internal/...
 
 .PHONY: bench-http
-bench-http: build $(ENVTEST_PREREQ) ## HTTP benchmark of the token server (gatehouse dev + a gatehouse server of its own): each flow's req/s, latency, errors, server CPU per 1,000 requests, RSS; a table and bench-http.json. BENCH_HTTP_FLAGS="-conns 16 -duration 10s -storage postgres -server-cpus 0".
+bench-http: build $(ENVTEST_PREREQ) ## HTTP benchmark of the token server (gatehouse dev + a gatehouse server of its own): each flow's req/s, latency, errors, server CPU per 1,000 requests, RSS; a table and bench-http.json. BENCH_HTTP_FLAGS="-conns 16 -duration 10s -storage postgres -server-cpus 0 -client nethttp -soak 5m".
 	go run ./hack/bench $(BENCH_HTTP_FLAGS)
+
+# BENCH_OUT is where bench-http-goals writes its three JSON reports.
+BENCH_OUT ?= bin/bench-http-goals
+
+.PHONY: bench-http-goals
+bench-http-goals: build $(ENVTEST_PREREQ) ## Issue 13's HTTP goals on memory storage (about 8 minutes): the one-request flows with server and load generator unpinned, again with the server pinned to CPU 0, then the 5-minute heap soak; JSON in $(BENCH_OUT)/.
+	mkdir -p $(BENCH_OUT)
+	go build -o $(BENCH_OUT)/bench ./hack/bench
+	$(BENCH_OUT)/bench -flows jwks,metadata,client_credentials,introspection -duration 10s -json $(BENCH_OUT)/unpinned.json
+	$(BENCH_OUT)/bench -server-cpus 0 -flows jwks,metadata,client_credentials,introspection -duration 10s -json $(BENCH_OUT)/pinned.json
+	$(BENCH_OUT)/bench -soak 5m -flows client_credentials,introspection,jwks -json $(BENCH_OUT)/soak.json
 
 # N is how many OAuthClients bench-scale applies.
 N ?= 1000

@@ -16,6 +16,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 )
@@ -117,13 +118,18 @@ func contains(s string) func([]byte) error {
 	}
 }
 
-// leanOp is one operation of the lean client: the worker's request, its
-// answer's status and body checked.
-func (w *worker) leanOp(lf *leanFlow) error {
+// leanOp is one operation of the lean client over its blocking
+// connection (the event loop does the same for many at once).
+func (w *worker) leanOp() error {
 	status, body, err := w.lean.do(w.leanReq, false)
 	if err != nil {
 		return err
 	}
+	return w.checkLean(w.leanFlow, status, body)
+}
+
+// checkLean checks an answer of a lean flow.
+func (w *worker) checkLean(lf *leanFlow, status int, body []byte) error {
 	if status != lf.want {
 		return fmt.Errorf("status %d, want %d: %.200s", status, lf.want, body)
 	}
@@ -133,13 +139,34 @@ func (w *worker) leanOp(lf *leanFlow) error {
 	return nil
 }
 
+// record counts one operation that began at began: a success with its
+// latency, or an error.
+func (w *worker) record(began time.Time, err error) {
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	w.ops++
+	if !w.countOnly {
+		w.latencies = append(w.latencies, time.Since(began).Seconds())
+	}
+}
+
+func (w *worker) fail(err error) {
+	w.errors++
+	if len(w.firstErrors) < 2 {
+		w.firstErrors = append(w.firstErrors, err.Error())
+	}
+}
+
 // worker is one connection's client: its own transport (one keep-alive
 // connection) and cookie jar.
 type worker struct {
 	http *http.Client
 	// lean and leanReq drive a flow with the lean client.
-	lean    *leanConn
-	leanReq []byte
+	lean     *leanConn
+	leanReq  []byte
+	leanFlow *leanFlow
 	// op is what the worker does, with either client.
 	op           func(ctx context.Context, e *env, w *worker) error
 	accessToken  string

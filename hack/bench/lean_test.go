@@ -94,11 +94,8 @@ func TestLeanClientCountsBadStatus(t *testing.T) {
 	}
 }
 
-// The lean client frames every kind of answer HTTP/1.1 allows: a
-// Content-Length, a chunked body with a trailer, no body (304, HEAD), and
-// a server that closes the connection after answering, on which it dials
-// again.
-func TestLeanClientFraming(t *testing.T) {
+// framingServer answers with each framing the lean client must read.
+func framingServer(t *testing.T) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/length", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("hello")) })
 	mux.HandleFunc("/chunked", func(w http.ResponseWriter, _ *http.Request) {
@@ -115,7 +112,52 @@ func TestLeanClientFraming(t *testing.T) {
 		_, _ = w.Write([]byte("bye"))
 	})
 	ts := httptest.NewServer(mux)
-	defer ts.Close()
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// The event loop reads the same framings, dials again after a server
+// closed the connection, and counts a wrong status as an error.
+func TestEventLoop(t *testing.T) {
+	ts := framingServer(t)
+	for _, c := range []struct {
+		path, body string
+		status     int
+		ok         bool
+	}{
+		{"/length", "hello", 200, true}, {"/chunked", "part0;part1;part2;", 200, true}, {"/close", "bye", 200, true},
+		{"/304", "", 304, true}, {"/missing", "", 200, false},
+	} {
+		req, _, err := buildRequest("GET", ts.URL+c.path, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var workers []*worker
+		for range 3 {
+			workers = append(workers, &worker{leanReq: req, leanFlow: &leanFlow{want: c.status, check: func(b []byte) error {
+				if string(b) != c.body {
+					return fmt.Errorf("body %q", b)
+				}
+				return nil
+			}}})
+		}
+		if err := runEventLoop(t.Context(), strings.TrimPrefix(ts.URL, "http://"), workers, time.Now().Add(150*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		res := flowResult{Seconds: .15}
+		res.add(workers)
+		if c.ok && (res.Ops < 10 || res.Errors != 0) || !c.ok && (res.Ops != 0 || res.Errors == 0) {
+			t.Errorf("%s: %d ops, %d errors %v", c.path, res.Ops, res.Errors, res.FirstErrors)
+		}
+	}
+}
+
+// The lean client frames every kind of answer HTTP/1.1 allows: a
+// Content-Length, a chunked body with a trailer, no body (304, HEAD), and
+// a server that closes the connection after answering, on which it dials
+// again.
+func TestLeanClientFraming(t *testing.T) {
+	ts := framingServer(t)
 	lc := newLeanConn(strings.TrimPrefix(ts.URL, "http://"))
 	defer lc.close()
 	for _, c := range []struct {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -26,9 +27,11 @@ func (e *env) measure(ctx context.Context, name string) (flowResult, error) {
 	if err != nil {
 		return flowResult{}, err
 	}
+	gen0 := selfCPU()
 	began := time.Now()
 	drive(ctx, e, workers, e.o.duration)
 	elapsed := time.Since(began)
+	gen1 := selfCPU()
 	cpu1, rss, err := procStats(pid)
 	if err != nil {
 		return flowResult{}, err
@@ -38,6 +41,7 @@ func (e *env) measure(ctx context.Context, name string) (flowResult, error) {
 	res.add(workers)
 	if res.Ops > 0 {
 		res.CPUPer1000 = res.ServerCPUSeconds / float64(res.Ops) * 1000
+		res.LoadGenCPUPerOp = (gen1 - gen0) / float64(res.Ops) * 1e6
 	}
 	return res, nil
 }
@@ -85,8 +89,8 @@ func (e *env) prepare(ctx context.Context, name string, n int) ([]*worker, strin
 				closeWorkers(workers[:i+1])
 				return nil, "", err
 			}
-			w.lean, w.leanReq = newLeanConn(e.host()), req
-			w.op = func(context.Context, *env, *worker) error { return w.leanOp(fl.lean) }
+			w.lean, w.leanReq, w.leanFlow = newLeanConn(e.host()), req, fl.lean
+			w.op = func(context.Context, *env, *worker) error { return w.leanOp() }
 		}
 	}
 	return workers, client, nil
@@ -111,7 +115,12 @@ func closeWorkers(workers []*worker) {
 func drive(ctx context.Context, e *env, workers []*worker, d time.Duration) {
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
+	var loop []*worker
 	for _, w := range workers {
+		if w.leanFlow != nil {
+			loop = append(loop, w)
+			continue
+		}
 		wg.Go(func() {
 			for ctx.Err() == nil && time.Now().Before(deadline) {
 				t := time.Now()
@@ -119,17 +128,14 @@ func drive(ctx context.Context, e *env, workers []*worker, d time.Duration) {
 				if ctx.Err() != nil {
 					return
 				}
-				if err != nil {
-					w.errors++
-					if len(w.firstErrors) < 2 {
-						w.firstErrors = append(w.firstErrors, err.Error())
-					}
-					continue
-				}
-				w.ops++
-				if !w.countOnly {
-					w.latencies = append(w.latencies, time.Since(t).Seconds())
-				}
+				w.record(t, err)
+			}
+		})
+	}
+	if len(loop) > 0 {
+		wg.Go(func() {
+			if err := runEventLoop(ctx, e.host(), loop, deadline); err != nil {
+				loop[0].fail(err)
 			}
 		})
 	}
@@ -151,4 +157,14 @@ func loadAvg() string {
 		return ""
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// selfCPU is the CPU seconds (user+system) this process, the load
+// generator, has used.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,8 @@ type options struct {
 	soakInterval  time.Duration
 	soakWarmup    time.Duration
 	soakMaxGrowth float64
+	// genProcs is the load generator's GOMAXPROCS (0: Go's default).
+	genProcs int
 }
 
 // The load generator's clients: lean (wrk-like, for the flows that are
@@ -68,6 +71,7 @@ func main() {
 	flag.DurationVar(&o.soakInterval, "soak-interval", 5*time.Second, "how often the soak samples the server's heap")
 	flag.DurationVar(&o.soakWarmup, "soak-warmup", 30*time.Second, "the first part of the soak, whose samples are shown but not judged")
 	flag.Float64Var(&o.soakMaxGrowth, "soak-max-growth", 10, "how much the live heap may grow from the start to the end of the soak, in percent (at least 1 MiB)")
+	flag.IntVar(&o.genProcs, "gen-procs", 0, "the load generator's GOMAXPROCS (default: Go's, the CPUs it may use); the server's is its own")
 	flag.StringVar(&o.stateDir, "state-dir", "", "state directory for gatehouse dev and the logs (default: a new temporary one)")
 	flag.Parse()
 	o.flows = strings.Split(*flows, ",")
@@ -80,6 +84,10 @@ func main() {
 	if o.conns < 1 || o.duration <= 0 || (o.storage != "memory" && o.storage != "postgres") || (o.client != clientLean && o.client != clientNetHTTP) {
 		fmt.Fprintln(os.Stderr, "bench: -conns must be at least 1, -duration positive, -storage memory or postgres, -client lean or nethttp")
 		os.Exit(2)
+	}
+	if o.genProcs > 0 {
+		// Set here, not through the environment, which the servers inherit.
+		runtime.GOMAXPROCS(o.genProcs)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
