@@ -131,7 +131,9 @@ func writeTokenResponse(w http.ResponseWriter, resp *tokenResponse) {
 	h := w.Header()
 	noStore(h)
 	h["Content-Type"] = jsonTypeValue
-	_, _ = w.Write(resp.appendJSON(make([]byte, 0, 1024)))
+	// The tokens and the scope, and room for the names and punctuation.
+	size := len(resp.AccessToken) + len(resp.RefreshToken) + len(resp.IDToken) + len(resp.Scope) + 128
+	_, _ = w.Write(resp.appendJSON(make([]byte, 0, size)))
 }
 
 // redirectURL adds params to a registered redirect URI, keeping its own

@@ -21,6 +21,9 @@ type jwsSigner struct {
 	// ID token or any other JWT), typ JWT for ID tokens.
 	atHeader, idHeader string
 	sign               func(input []byte) ([]byte, error)
+	// sigLen is the longest encoded signature, so that a token's buffer
+	// is allocated once at the right size.
+	sigLen int
 }
 
 func newJWSSigner(k *keyset.Key) (*jwsSigner, error) {
@@ -28,7 +31,12 @@ func newJWSSigner(k *keyset.Key) (*jwsSigner, error) {
 	if signer == nil {
 		return nil, errors.New("the key has no private part")
 	}
-	js := &jwsSigner{atHeader: encodeJWSHeader(k, "at+jwt"), idHeader: encodeJWSHeader(k, "JWT")}
+	// 64 bytes for ES256 and Ed25519 (RFC 7518 §3.4, RFC 8032 §5.1.6);
+	// 683 characters hold a 4096-bit RSA signature.
+	js := &jwsSigner{atHeader: encodeJWSHeader(k, "at+jwt"), idHeader: encodeJWSHeader(k, "JWT"), sigLen: base64.RawURLEncoding.EncodedLen(64)}
+	if k.Algorithm == keyset.RS256 {
+		js.sigLen = 683
+	}
 	switch k.Algorithm {
 	case keyset.ES256:
 		priv, ok := signer.(*ecdsa.PrivateKey)
@@ -68,8 +76,7 @@ func encodeJWSHeader(k *keyset.Key, typ string) string {
 // a dot and the encoded signature.
 func (js *jwsSigner) compact(header string, payload []byte) (string, error) {
 	enc := base64.RawURLEncoding
-	// 683 characters hold a signature of a 4096-bit RSA key.
-	buf := make([]byte, 0, len(header)+enc.EncodedLen(len(payload))+1+683)
+	buf := make([]byte, 0, len(header)+enc.EncodedLen(len(payload))+1+js.sigLen)
 	buf = append(buf, header...)
 	buf = enc.AppendEncode(buf, payload)
 	sig, err := js.sign(buf)
