@@ -70,14 +70,18 @@ const maxFormParams = 10000
 // parameter sent twice is invalid_request, an empty one is dropped. It
 // accepts and returns what url.ParseQuery followed by those two rules
 // would (FuzzParseFormValues compares them), with fewer allocations: the
-// one-element value slices share one array, and the map is sized once.
+// one-element value slices share one array, and the map is sized once for
+// a request of up to 16 parameters.
 func parseFormValues(s string) (url.Values, *Error) {
 	n := strings.Count(s, "&") + 1
 	if n > maxFormParams {
 		return nil, invalidRequest("the request body is not valid form encoding")
 	}
-	form := make(url.Values, n)
-	values := make([]string, 0, n)
+	// Sized for an OAuth request, not for what a body claims: a body of
+	// ampersands must not buy a large allocation. Should values grow, the
+	// entries made so far keep the old array, each still capped.
+	form := make(url.Values, min(n, 16))
+	values := make([]string, 0, min(n, 16))
 	bad, isRepeated, repeated := false, false, ""
 	for rest := s; rest != ""; {
 		var pair string

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -47,12 +48,21 @@ func FuzzParseFormValues(f *testing.F) {
 // another parameter's value: they share one array, each capped at its
 // length.
 func TestParseFormValuesSharedArray(t *testing.T) {
-	form, e := parseFormValues("a=1&b=2&c=3")
+	body := "a=1&b=2&c=3"
+	for i := range 30 { // more than the initial array holds
+		body += "&p" + strconv.Itoa(i) + "=" + strconv.Itoa(i)
+	}
+	form, e := parseFormValues(body)
 	if e != nil {
 		t.Fatal(e)
 	}
 	form["a"] = append(form["a"], "x")
-	if form.Get("b") != "2" || form.Get("c") != "3" || len(form["a"]) != 2 {
+	if form.Get("b") != "2" || form.Get("c") != "3" || len(form["a"]) != 2 || len(form) != 33 {
 		t.Fatalf("after append: %v", form)
+	}
+	for i := range 30 {
+		if form.Get("p"+strconv.Itoa(i)) != strconv.Itoa(i) {
+			t.Fatalf("p%d = %q", i, form.Get("p"+strconv.Itoa(i)))
+		}
 	}
 }
