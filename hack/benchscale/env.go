@@ -194,7 +194,7 @@ func (e *env) startOperator(ctx context.Context) error {
 		"--metrics-listen", "127.0.0.1:" + strconv.Itoa(mport),
 		"--health-listen", "127.0.0.1:" + strconv.Itoa(hport),
 		"--server-image", "gatehouse:benchscale",
-	}, nil, e.dir, fmt.Sprintf("http://127.0.0.1:%d/metrics", mport))
+	}, e.operatorEnv(), e.dir, fmt.Sprintf("http://127.0.0.1:%d/metrics", mport))
 	if err != nil {
 		return err
 	}

@@ -101,8 +101,13 @@ func (e *env) waitOperatorIdle(ctx context.Context, timeout time.Duration) (time
 // idleHeaps estimates the live heap of the operator and the server: half
 // the next GC goal (GOGC=100 sets the goal at twice the heap marked live by
 // the last collection), which, unlike heap_alloc, does not count garbage.
+// The operator collects first (its pprof endpoint's gc=1), so that what
+// was live at a collection during the work, in-flight watch events and
+// requests, does not count either; the token server has no such endpoint,
+// and its figure may hold some.
 func (e *env) idleHeaps(ctx context.Context) map[string]int64 {
 	out := map[string]int64{}
+	e.collectOperatorGarbage(ctx)
 	for _, p := range []*proc{e.op(), e.server} {
 		if v, err := scrape(ctx, p.metrics, "go_memstats_next_gc_bytes", nil); err == nil {
 			out[p.name] = int64(v / 2)
