@@ -23,6 +23,7 @@ import (
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/devenv"
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/kubescheme"
 	"github.com/gatehouse-dev/gatehouse/internal/testpg"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
@@ -44,10 +45,18 @@ type env struct {
 	devExited chan struct{}
 	server    *exec.Cmd
 	pg        *testpg.Server
+	// product names what is measured in the report: gatehouse, or a peer
+	// and its configuration.
+	product string
+	// A peer's endpoints, its introspection listener (host:port) and the
+	// client registered there; empty for Gatehouse.
+	eps                    *endpoints.Endpoints
+	introspectAddr         string
+	clientID, clientSecret string
 }
 
 func startEnv(ctx context.Context, o *options) (_ *env, err error) {
-	e := &env{o: o, dir: o.stateDir}
+	e := &env{o: o, dir: o.stateDir, product: "gatehouse"}
 	if e.dir == "" {
 		if e.dir, err = os.MkdirTemp("", "bench-http-"); err != nil {
 			return nil, err

@@ -45,14 +45,14 @@ var flowTable = map[string]flow{
 		_, err := w.token(ctx, e, ccForm)
 		return err
 	}, lean: &leanFlow{request: func(e *env, _ *worker) ([]byte, error) {
-		return leanPost(e.endpoints().Token, ccForm)
+		return e.leanPost(e.endpoints().Token, ccForm)
 	}, want: http.StatusOK, check: contains(`"access_token":"`)}},
 	"introspection": {setup: func(ctx context.Context, e *env, w *worker) error {
 		tok, err := w.token(ctx, e, ccForm)
 		w.accessToken = tok.AccessToken
 		return err
 	}, op: introspect, lean: &leanFlow{request: func(e *env, w *worker) ([]byte, error) {
-		return leanPost(e.endpoints().Introspection, url.Values{"token": {w.accessToken}})
+		return e.leanPost(e.endpoints().Introspection, url.Values{"token": {w.accessToken}})
 	}, want: http.StatusOK, check: contains(`"active":true`)}},
 	"jwks": {op: func(ctx context.Context, e *env, w *worker) error { return w.get(ctx, e.endpoints().JWKS) },
 		lean: &leanFlow{request: func(e *env, _ *worker) ([]byte, error) { return leanGet(e.endpoints().JWKS) },
@@ -91,19 +91,40 @@ var flowTable = map[string]flow{
 
 var ccForm = url.Values{"grant_type": {"client_credentials"}, "scope": {"orders:read"}}
 
-func (e *env) endpoints() endpoints.Endpoints { return endpoints.For(e.issuer) }
+func (e *env) endpoints() endpoints.Endpoints {
+	if e.eps != nil {
+		return *e.eps
+	}
+	return endpoints.For(e.issuer)
+}
 
-// host is where the lean client connects: the server under test.
-func (e *env) host() string { return e.addr }
+// host is where the lean client connects for a flow: the server under
+// test, or a peer's admin listener for its introspection.
+func (e *env) host(flow string) string {
+	if flow == "introspection" && e.introspectAddr != "" {
+		return e.introspectAddr
+	}
+	return e.addr
+}
+
+// credentials are the client the flows authenticate as: the demo client,
+// or the one registered at a peer.
+func (e *env) credentials() (id, secret string) {
+	if e.clientID != "" {
+		return e.clientID, e.clientSecret
+	}
+	return demoClientID, demoClientSecret
+}
 
 func leanGet(u string) ([]byte, error) {
 	req, _, err := buildRequest(http.MethodGet, u, nil, "")
 	return req, err
 }
 
-// leanPost is a form POST with the demo client's HTTP Basic credentials.
-func leanPost(u string, form url.Values) ([]byte, error) {
-	basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(demoClientID) + ":" + url.QueryEscape(demoClientSecret)))
+// leanPost is a form POST with the client's HTTP Basic credentials.
+func (e *env) leanPost(u string, form url.Values) ([]byte, error) {
+	id, secret := e.credentials()
+	basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secret)))
 	req, _, err := buildRequest(http.MethodPost, u, map[string]string{
 		"Content-Type": "application/x-www-form-urlencoded", "Authorization": "Basic " + basic}, form.Encode())
 	return req, err
@@ -171,8 +192,13 @@ type worker struct {
 	op           func(ctx context.Context, e *env, w *worker) error
 	accessToken  string
 	refreshToken string
-	latencies    []float64 // seconds
-	ops          int
+	// clientID and clientSecret, when set, replace the demo client's (a
+	// peer's client).
+	clientID, clientSecret string
+	// leanHost is where the lean client connects.
+	leanHost  string
+	latencies []float64 // seconds
+	ops       int
 	// countOnly counts operations without keeping their latencies (the
 	// soak, whose millions of them would only grow this process).
 	countOnly   bool
@@ -228,7 +254,11 @@ func (w *worker) post(ctx context.Context, u string, form url.Values, clientAuth
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if clientAuth {
-		req.SetBasicAuth(url.QueryEscape(demoClientID), url.QueryEscape(demoClientSecret))
+		id, secret := demoClientID, demoClientSecret
+		if w.clientID != "" {
+			id, secret = w.clientID, w.clientSecret
+		}
+		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
 	}
 	_, body, err := w.do(req, want)
 	return body, err

@@ -76,6 +76,7 @@ func (e *env) prepare(ctx context.Context, name string, n int) ([]*worker, strin
 	for i := range workers {
 		w := newWorker()
 		workers[i] = w
+		w.clientID, w.clientSecret = e.clientID, e.clientSecret
 		if fl.setup != nil {
 			if err := fl.setup(ctx, e, w); err != nil {
 				closeWorkers(workers[:i+1])
@@ -89,7 +90,8 @@ func (e *env) prepare(ctx context.Context, name string, n int) ([]*worker, strin
 				closeWorkers(workers[:i+1])
 				return nil, "", err
 			}
-			w.lean, w.leanReq, w.leanFlow = newLeanConn(e.host()), req, fl.lean
+			w.leanHost = e.host(name)
+			w.lean, w.leanReq, w.leanFlow = newLeanConn(w.leanHost), req, fl.lean
 			w.op = func(context.Context, *env, *worker) error { return w.leanOp() }
 		}
 	}
@@ -134,7 +136,7 @@ func drive(ctx context.Context, e *env, workers []*worker, d time.Duration) {
 	}
 	if len(loop) > 0 {
 		wg.Go(func() {
-			if err := runEventLoop(ctx, e.host(), loop, deadline); err != nil {
+			if err := runEventLoop(ctx, loop[0].leanHost, loop, deadline); err != nil {
 				loop[0].fail(err)
 			}
 		})

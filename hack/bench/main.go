@@ -44,6 +44,13 @@ type options struct {
 	soakMaxGrowth float64
 	// genProcs is the load generator's GOMAXPROCS (0: Go's default).
 	genProcs int
+	// The peer measured in the same run (peer_hydra.go): its name (""
+	// none), binary and configurations; rounds of all products in turn.
+	peer        string
+	peerBin     string
+	peerConfigs []string
+	hydraPBKDF2 int
+	rounds      int
 }
 
 // The load generator's clients: lean (wrk-like, for the flows that are
@@ -73,8 +80,18 @@ func main() {
 	flag.Float64Var(&o.soakMaxGrowth, "soak-max-growth", 10, "how much the live heap may grow from the start to the end of the soak, in percent (at least 1 MiB)")
 	flag.IntVar(&o.genProcs, "gen-procs", 0, "the load generator's GOMAXPROCS (default: Go's, the CPUs it may use); the server's is its own")
 	flag.StringVar(&o.stateDir, "state-dir", "", "state directory for gatehouse dev and the logs (default: a new temporary one)")
+	flag.StringVar(&o.peer, "peer", "", "also measure this peer in the same run, flow by flow in turn with Gatehouse: hydra (Ory Hydra, -peer-bin; flows client_credentials, introspection, jwks, metadata)")
+	flag.StringVar(&o.peerBin, "peer-bin", "bin/hydra", "the peer's binary (hack/hydra.sh builds Hydra with SQLite for its memory storage)")
+	peerConfigs := flag.String("peer-configs", hydraOpaque+","+hydraJWT, "the peer's configurations, each its own process: opaque (Hydra's default access tokens), jwt (JWT access tokens signed ES256)")
+	flag.IntVar(&o.hydraPBKDF2, "hydra-pbkdf2-iterations", 0, "Hydra's PBKDF2 iterations for client secrets (default: Hydra's, 25,000)")
+	flag.IntVar(&o.rounds, "rounds", 1, "how many times to measure every flow of every product, in turn")
 	flag.Parse()
 	o.flows = strings.Split(*flows, ",")
+	o.peerConfigs = strings.Split(*peerConfigs, ",")
+	if err := checkPeer(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	for _, f := range o.flows {
 		if _, ok := flowTable[f]; !ok {
 			fmt.Fprintf(os.Stderr, "bench: unknown flow %q (want some of %s)\n", f, strings.Join(allFlows, ", "))
@@ -117,20 +134,22 @@ func run(ctx context.Context, o *options) error {
 	if o.soak > 0 {
 		return runSoak(ctx, e, rep)
 	}
-	failed := []string{}
-	for _, name := range o.flows {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		res, err := e.measure(ctx, name)
+	products := []*env{e}
+	if o.peer != "" {
+		peers, err := startPeers(ctx, o, e.dir)
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return err
 		}
-		rep.Flows = append(rep.Flows, res)
-		progress("%s: %.0f/s, %d errors", name, res.PerSecond, res.Errors)
-		if res.Errors > 0 {
-			failed = append(failed, name)
-		}
+		defer func() {
+			for _, p := range peers {
+				p.stop()
+			}
+		}()
+		products = append(products, peers...)
+	}
+	failed, err := measureAll(ctx, o, products, rep)
+	if err != nil {
+		return err
 	}
 	rep.print(os.Stdout)
 	if err := rep.write(o.jsonOut); err != nil {
@@ -141,6 +160,59 @@ func run(ctx context.Context, o *options) error {
 		return fmt.Errorf("errors in %s (first ones in the JSON)", strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// checkPeer checks the peer options: a known peer, flows it can be driven
+// through, and no soak.
+func checkPeer(o *options) error {
+	if o.rounds < 1 {
+		return fmt.Errorf("-rounds must be at least 1")
+	}
+	if o.peer == "" {
+		return nil
+	}
+	if o.peer != "hydra" || o.soak > 0 {
+		return fmt.Errorf("-peer: only hydra, and not with -soak")
+	}
+	for _, f := range o.flows {
+		if !peerFlows[f] {
+			return fmt.Errorf("-peer: flow %s is not driven at the peer (client_credentials, introspection, jwks, metadata)", f)
+		}
+	}
+	for _, c := range o.peerConfigs {
+		if c != hydraOpaque && c != hydraJWT {
+			return fmt.Errorf("-peer-configs: %q is neither %s nor %s", c, hydraOpaque, hydraJWT)
+		}
+	}
+	return nil
+}
+
+// measureAll measures every flow of every product, the products in turn
+// flow by flow (Gatehouse, the peer, Gatehouse, ...), -rounds times, so
+// that a change in what else runs on the machine falls on all of them. It
+// returns the flows with errors.
+func measureAll(ctx context.Context, o *options, products []*env, rep *report) ([]string, error) {
+	failed := []string{}
+	for round := 1; round <= o.rounds; round++ {
+		for _, name := range o.flows {
+			for _, e := range products {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				res, err := e.measure(ctx, name)
+				if err != nil {
+					return nil, fmt.Errorf("%s, %s: %w", e.product, name, err)
+				}
+				res.Product, res.Round = e.product, round
+				rep.Flows = append(rep.Flows, res)
+				progress("%s, %s: %.0f/s, %d errors", e.product, name, res.PerSecond, res.Errors)
+				if res.Errors > 0 {
+					failed = append(failed, e.product+" "+name)
+				}
+			}
+		}
+	}
+	return failed, nil
 }
 
 // runSoak runs the soak and reports it; errors in any flow or a growing

@@ -23,6 +23,10 @@ type report struct {
 }
 
 type flowResult struct {
+	// Product is gatehouse, or the peer and its configuration (-peer);
+	// Round the pass of -rounds.
+	Product          string   `json:"product,omitempty"`
+	Round            int      `json:"round,omitempty"`
 	Flow             string   `json:"flow"`
 	Client           string   `json:"client"`
 	Ops              int      `json:"ops"`
@@ -49,9 +53,9 @@ func (r *report) print(w io.Writer) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "flow\tclient\tops/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tCPU s/1000\tµs/op\tgen µs/op\tRSS MiB\tload avg\t")
+	fmt.Fprintln(tw, "product\tround\tflow\tclient\tops/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tCPU s/1000\tµs/op\tgen µs/op\tRSS MiB\tload avg\t")
 	for _, f := range r.Flows {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%.3f\t%.0f\t%.0f\t%.0f\t%s\t\n", f.Flow, f.Client, f.PerSecond, f.P50, f.P99, f.P999,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%.3f\t%.0f\t%.0f\t%.0f\t%s\t\n", f.Product, f.Round, f.Flow, f.Client, f.PerSecond, f.P50, f.P99, f.P999,
 			f.Errors, f.CPUPer1000, f.CPUPer1000*1000, f.LoadGenCPUPerOp, f.RSSMiB, f.LoadAvg)
 	}
 	_ = tw.Flush()
