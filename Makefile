@@ -123,6 +123,20 @@ bench-http-goals: build $(ENVTEST_PREREQ) ## Issue 13's HTTP goals on memory sto
 	$(BENCH_OUT)/bench -server-cpus 0 -flows jwks,metadata,client_credentials,introspection -duration 10s -json $(BENCH_OUT)/pinned.json
 	$(BENCH_OUT)/bench -soak 5m -flows client_credentials,introspection,jwks -json $(BENCH_OUT)/soak.json
 
+# HYDRA_VERSION is the Ory Hydra bench-peers builds (hack/hydra.sh) into
+# bin/hydra; PEER_FLAGS are passed to both of its runs.
+HYDRA_VERSION ?= v2.3.0
+PEER_OUT ?= bin/bench-peers
+PEER_FLAGS ?= -flows client_credentials,introspection,jwks,metadata -duration 5s -warmup 1s -rounds 2
+
+.PHONY: bench-peers
+bench-peers: build $(ENVTEST_PREREQ) ## Gatehouse against Ory Hydra $(HYDRA_VERSION) in the same run, about 8 minutes (builds bin/hydra first with hack/hydra.sh; never part of make test): Gatehouse and Hydra (opaque, JWT ES256) in turn flow by flow, twice, server pinned to CPU 0 and unpinned; JSON in $(PEER_OUT)/.
+	hack/hydra.sh $(BIN)/hydra $(HYDRA_VERSION)
+	mkdir -p $(PEER_OUT)
+	go build -o $(PEER_OUT)/bench ./hack/bench
+	$(PEER_OUT)/bench -peer hydra -peer-bin $(BIN)/hydra -server-cpus 0 $(PEER_FLAGS) -json $(PEER_OUT)/pinned.json
+	$(PEER_OUT)/bench -peer hydra -peer-bin $(BIN)/hydra $(PEER_FLAGS) -json $(PEER_OUT)/unpinned.json
+
 # N is how many OAuthClients bench-scale applies.
 N ?= 1000
 
