@@ -64,7 +64,7 @@ var allFlows = []string{"client_credentials", "introspection", "jwks", "metadata
 
 func main() {
 	o := &options{}
-	flows := flag.String("flows", strings.Join(allFlows, ","), "comma-separated flows: "+strings.Join(allFlows, ", "))
+	flows := flag.String("flows", strings.Join(allFlows, ","), "comma-separated flows: "+strings.Join(allFlows, ", ")+" (with -peer: the four it can drive)")
 	flag.StringVar(&o.gatehouse, "gatehouse", "bin/gatehouse", "the gatehouse binary to benchmark")
 	flag.IntVar(&o.conns, "conns", 16, "concurrent keep-alive connections (one worker each)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per flow")
@@ -87,6 +87,9 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 1, "how many times to measure every flow of every product, in turn")
 	flag.Parse()
 	o.flows = strings.Split(*flows, ",")
+	if o.peer != "" && !flagSet("flows") {
+		o.flows = []string{"client_credentials", "introspection", "jwks", "metadata"}
+	}
 	o.peerConfigs = strings.Split(*peerConfigs, ",")
 	if err := checkPeer(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -112,6 +115,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// flagSet reports whether a flag was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func progress(format string, args ...any) {
@@ -173,6 +183,9 @@ func checkPeer(o *options) error {
 	}
 	if o.peer != "hydra" || o.soak > 0 {
 		return fmt.Errorf("-peer: only hydra, and not with -soak")
+	}
+	if _, err := os.Stat(o.peerBin); err != nil {
+		return fmt.Errorf("-peer-bin: %w (hack/hydra.sh builds it)", err)
 	}
 	for _, f := range o.flows {
 		if !peerFlows[f] {
