@@ -132,6 +132,8 @@ PEER_FLAGS ?= -flows client_credentials,introspection,jwks,metadata -duration 5s
 .PHONY: bench-peers
 bench-peers: build $(ENVTEST_PREREQ) ## Gatehouse against Ory Hydra $(HYDRA_VERSION) in the same run, about 8 minutes (builds bin/hydra first with hack/hydra.sh; never part of make test): Gatehouse and Hydra (opaque, JWT ES256) in turn flow by flow, twice, server pinned to CPU 0 and unpinned; JSON in $(PEER_OUT)/.
 	hack/hydra.sh $(BIN)/hydra $(HYDRA_VERSION)
+	@echo "bench-peers: checking the peer set-up (go test -tags hydra ./hack/bench -run TestHydraPeer)"
+	GATEHOUSE_BENCH_HYDRA=$(BIN)/hydra go test -tags hydra -count=1 -run TestHydraPeer ./hack/bench
 	mkdir -p $(PEER_OUT)
 	go build -o $(PEER_OUT)/bench ./hack/bench
 	$(PEER_OUT)/bench -peer hydra -peer-bin $(BIN)/hydra -server-cpus 0 $(PEER_FLAGS) -json $(PEER_OUT)/pinned.json

@@ -21,7 +21,17 @@ if [[ -x $out && "$(cat "$out.version" 2>/dev/null)" == "$version sqlite" ]]; th
 	echo "hydra.sh: $out is Ory Hydra $version (with SQLite) already"
 	exit 0
 fi
-command -v cc >/dev/null || { echo "hydra.sh: a C compiler (cc) is needed for Hydra's SQLite (cgo)" >&2; exit 1; }
+if ! command -v cc >/dev/null; then
+	# Hydra's SQLite needs cgo. On Debian as root, install the compiler;
+	# elsewhere say what is missing.
+	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+		echo "hydra.sh: installing a C compiler for Hydra's SQLite (cgo): apt-get install gcc"
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc
+	else
+		echo "hydra.sh: a C compiler (cc) is needed for Hydra's SQLite (cgo); install gcc" >&2
+		exit 1
+	fi
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
