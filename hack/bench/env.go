@@ -219,14 +219,11 @@ func (e *env) startPostgres(ctx context.Context, c client.Client) (string, error
 // startServer runs the token server under test, pinned with taskset when
 // asked, and waits until it answers.
 func (e *env) startServer(ctx context.Context, postgresURL string) error {
-	port, err := devenv.FreePort()
+	ports, err := devenv.FreePorts(2)
 	if err != nil {
 		return err
 	}
-	mport, err := devenv.FreePort()
-	if err != nil {
-		return err
-	}
+	port, mport := ports[0], ports[1]
 	args := []string{e.o.gatehouse, "server", "--authorization-server", devenv.Namespace + "/" + devenv.Server,
 		"--listen", "127.0.0.1:" + strconv.Itoa(port), "--metrics-listen", "127.0.0.1:" + strconv.Itoa(mport), "--log-level", "warn"}
 	if postgresURL != "" {

@@ -71,14 +71,11 @@ func startPeers(ctx context.Context, o *options, dir string) ([]*env, error) {
 // startHydra runs `hydra serve all --dev` with a generated configuration,
 // waits until it is ready and registers the client.
 func startHydra(ctx context.Context, o *options, dir, config string) (_ *env, err error) {
-	public, err := devenv.FreePort()
+	ports, err := devenv.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	admin, err := devenv.FreePort()
-	if err != nil {
-		return nil, err
-	}
+	public, admin := ports[0], ports[1]
 	sub := filepath.Join(dir, "hydra-"+config)
 	if err := os.MkdirAll(sub, 0o755); err != nil {
 		return nil, err

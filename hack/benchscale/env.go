@@ -175,18 +175,11 @@ func (e *env) startGatehouse(ctx context.Context) error {
 
 // startOperator starts `gatehouse operator` and waits for its /readyz.
 func (e *env) startOperator(ctx context.Context) error {
-	mport, err := devenv.FreePort()
+	ports, err := devenv.FreePorts(3)
 	if err != nil {
 		return err
 	}
-	hport, err := devenv.FreePort()
-	if err != nil {
-		return err
-	}
-	pport, err := devenv.FreePort()
-	if err != nil {
-		return err
-	}
+	mport, hport, pport := ports[0], ports[1], ports[2]
 	p, err := startProc("operator", e.o.gatehouse, []string{"operator",
 		"--pprof-listen", "127.0.0.1:" + strconv.Itoa(pport),
 		"--kubeconfig", e.kubeconfig,
