@@ -1,16 +1,14 @@
 package server
 
 import (
-	"context"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"golang.org/x/oauth2"
 
+	"github.com/gatehouse-dev/gatehouse/internal/testpg"
 	"github.com/gatehouse-dev/gatehouse/server/storage/postgres"
 )
 
@@ -34,15 +32,6 @@ func TestSingleSignOnWithoutOpenID(t *testing.T) {
 	}
 }
 
-// queryCounter counts the statements a pgx pool sends.
-type queryCounter struct{ n atomic.Int64 }
-
-func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	q.n.Add(1)
-	return ctx
-}
-func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
 // The single-sign-on flow against real PostgreSQL: /authorize with a live
 // session and a remembered consent, then the code exchange, in counted
 // statements (each one round trip: prepared statements are cached after
@@ -50,7 +39,7 @@ func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryE
 // never stored; the code is stored, then redeemed by a statement that
 // stores the refresh token too.
 func TestSingleSignOnStorageRoundTrips(t *testing.T) {
-	counter := &queryCounter{}
+	counter := &testpg.StatementCounter{}
 	store, err := postgres.Open(t.Context(), startPostgres(t), postgres.WithQueryTracer(counter))
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +56,7 @@ func TestSingleSignOnStorageRoundTrips(t *testing.T) {
 	cfg := ts.webConfig("orders:read")
 	flow := func() int64 {
 		t.Helper()
-		before := counter.n.Load()
+		before := counter.Count()
 		verifier := oauth2.GenerateVerifier()
 		resp, _ := b.get(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
 		if resp.StatusCode != http.StatusFound {
@@ -77,7 +66,7 @@ func TestSingleSignOnStorageRoundTrips(t *testing.T) {
 		if _, err := cfg.Exchange(ctx(t), code, oauth2.VerifierOption(verifier)); err != nil {
 			t.Fatalf("exchange: %v", err)
 		}
-		return counter.n.Load() - before
+		return counter.Count() - before
 	}
 	ts.codeFor(t, b, "orders:read") // login and remembered consent
 	flow()                          // prepares the statements

@@ -2,11 +2,8 @@ package postgres_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse-dev/gatehouse/internal/testpg"
 	"github.com/gatehouse-dev/gatehouse/server/storage/postgres"
@@ -17,14 +14,6 @@ import (
 // performance figure: NOTIFY takes milliseconds.
 const propagationBound = time.Second
 
-type statementCounter struct{ n atomic.Int64 }
-
-func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
 // Two replicas on one database: a revocation on one reaches the other
 // within propagationBound, and the other answers revocation checks from
 // memory, without a statement. A replica started later loads what was
@@ -32,7 +21,7 @@ func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQu
 func TestRevocationReachesOtherReplicas(t *testing.T) {
 	url := testpg.Get(t).NewDatabase(t)
 	a := open(t, url)
-	counter := &statementCounter{}
+	counter := &testpg.StatementCounter{}
 	b, err := postgres.Open(context.Background(), url, postgres.WithQueryTracer(counter))
 	if err != nil {
 		t.Fatal(err)
@@ -42,11 +31,11 @@ func TestRevocationReachesOtherReplicas(t *testing.T) {
 	now := time.Now()
 
 	waitLive(t, b)
-	before := counter.n.Load()
+	before := counter.Count()
 	if revoked, err := b.IsAccessTokenRevoked(ctx, "jti-1", "family-1", now); err != nil || revoked {
 		t.Fatalf("before any revocation: %v, %v", revoked, err)
 	}
-	if n := counter.n.Load() - before; n != 0 {
+	if n := counter.Count() - before; n != 0 {
 		t.Errorf("a revocation check sent %d statements, want none (answered from memory)", n)
 	}
 
