@@ -1,6 +1,6 @@
 // Command funclen fails when a function in the product code is longer than a
 // limit. A long function is where one decision hides beside another; the
-// limit keeps each function one readable step (see docs/architecture.md,
+// limit keeps each function one readable step (see CONTRIBUTING.md,
 // Conventions). Test files and generated files are not product code.
 //
 // Usage: go run ./hack/funclen [-max 80] [file.go ...]
