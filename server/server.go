@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/jose"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
@@ -117,7 +118,7 @@ type derived struct {
 	jwks                *document
 	jwksErr             error
 	deviceKeys          deviceKeys
-	signers             jwsSigners
+	signers             jose.Signers
 	verified            *verifiedTokens
 }
 
@@ -138,7 +139,7 @@ func (s *Server) derive(snap *config.Snapshot) *derived {
 	d.openIDConfiguration = buildOpenIDConfiguration(snap)
 	d.jwks, d.jwksErr = buildJWKS(snap)
 	d.deviceKeys = deriveDeviceKeys(snap.Keys)
-	d.signers = buildSigners(snap)
+	d.signers = jose.NewSigners(snap.Keys)
 	d.verified = newVerifiedTokens()
 	s.derived.Store(d)
 	return d

@@ -87,15 +87,14 @@ func (s *Server) signAccessToken(snap *config.Snapshot, g tokenGrant, jti string
 
 // signJWS signs payload with key: as an access token, or as an ID token.
 func (s *Server) signJWS(snap *config.Snapshot, key *keyset.Key, idToken bool, payload []byte) (string, error) {
-	js, err := s.derive(snap).signers.get(key)
+	js, err := s.derive(snap).signers.Get(key)
 	if err != nil {
 		return "", err
 	}
-	header := js.atHeader
 	if idToken {
-		header = js.idHeader
+		return js.SignIDToken(payload)
 	}
-	return js.compact(header, payload)
+	return js.SignAccessToken(payload)
 }
 
 // signingFailed logs why a key could not sign; the client learns only

@@ -1,4 +1,6 @@
-package server
+// Package jose signs the compact JWS the token server issues (RFC 7515,
+// RFC 7518): one Signer per key, its protected headers encoded once.
+package jose
 
 import (
 	"crypto/ecdsa"
@@ -20,7 +22,8 @@ import (
 // in the private key; a token server's signing key is the one secret that
 // must never leak, so the faster signer is not worth it. What the token
 // path saves instead is around the signature: the header encoded once per
-// key (jws.go) and the claims written without reflection (jsonappend.go).
+// key (jws.go) and the claims written without reflection (package
+// jsonappend).
 type es256Key struct {
 	priv *ecdsa.PrivateKey
 }

@@ -1,4 +1,4 @@
-package server
+package jose
 
 import (
 	"crypto"
@@ -10,12 +10,11 @@ import (
 	"errors"
 
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
-	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
-// jwsSigner signs compact JWS (RFC 7515 §7.1) with one key. Its protected
+// Signer signs compact JWS (RFC 7515 §7.1) with one key. Its protected
 // headers are encoded once per configuration snapshot, not per token.
-type jwsSigner struct {
+type Signer struct {
 	// atHeader and idHeader are BASE64URL(header) + ".": typ at+jwt for
 	// access tokens (RFC 9068 §2.1, so that one is never mistaken for an
 	// ID token or any other JWT), typ JWT for ID tokens.
@@ -26,14 +25,15 @@ type jwsSigner struct {
 	sigLen int
 }
 
-func newJWSSigner(k *keyset.Key) (*jwsSigner, error) {
+// NewSigner builds the signer of a key that has a private part.
+func NewSigner(k *keyset.Key) (*Signer, error) {
 	signer := k.Signer()
 	if signer == nil {
 		return nil, errors.New("the key has no private part")
 	}
 	// 64 bytes for ES256 and Ed25519 (RFC 7518 §3.4, RFC 8032 §5.1.6);
 	// 683 characters hold a 4096-bit RSA signature.
-	js := &jwsSigner{atHeader: encodeJWSHeader(k, "at+jwt"), idHeader: encodeJWSHeader(k, "JWT"), sigLen: base64.RawURLEncoding.EncodedLen(64)}
+	js := &Signer{atHeader: encodeJWSHeader(k, "at+jwt"), idHeader: encodeJWSHeader(k, "JWT"), sigLen: base64.RawURLEncoding.EncodedLen(64)}
 	if k.Algorithm == keyset.RS256 {
 		js.sigLen = 683
 	}
@@ -72,9 +72,19 @@ func encodeJWSHeader(k *keyset.Key, typ string) string {
 	return base64.RawURLEncoding.EncodeToString(h) + "."
 }
 
+// SignAccessToken signs payload as an access token (typ at+jwt).
+func (js *Signer) SignAccessToken(payload []byte) (string, error) {
+	return js.compact(js.atHeader, payload)
+}
+
+// SignIDToken signs payload as an ID token (typ JWT).
+func (js *Signer) SignIDToken(payload []byte) (string, error) {
+	return js.compact(js.idHeader, payload)
+}
+
 // compact is header (an encoded header and its dot), the encoded payload,
 // a dot and the encoded signature.
-func (js *jwsSigner) compact(header string, payload []byte) (string, error) {
+func (js *Signer) compact(header string, payload []byte) (string, error) {
 	enc := base64.RawURLEncoding
 	buf := make([]byte, 0, len(header)+enc.EncodedLen(len(payload))+1+js.sigLen)
 	buf = append(buf, header...)
@@ -87,32 +97,35 @@ func (js *jwsSigner) compact(header string, payload []byte) (string, error) {
 	return string(enc.AppendEncode(buf, sig)), nil
 }
 
-// jwsSigners are a snapshot's signers by key; a key that cannot sign has
+// Signers are a key set's signers by key; a key that cannot sign has
 // none, and signing with it reports why.
-type jwsSigners map[*keyset.Key]signerOrError
+type Signers map[*keyset.Key]signerOrError
 
 type signerOrError struct {
-	signer *jwsSigner
+	signer *Signer
 	err    error
 }
 
-func buildSigners(snap *config.Snapshot) jwsSigners {
-	out := jwsSigners{}
-	if snap.Keys == nil {
+// NewSigners builds the signers of every key in set that has a private
+// part; set may be nil.
+func NewSigners(set *keyset.Set) Signers {
+	out := Signers{}
+	if set == nil {
 		return out
 	}
-	for i := range snap.Keys.Keys {
-		k := &snap.Keys.Keys[i]
+	for i := range set.Keys {
+		k := &set.Keys[i]
 		if k.Signer() == nil {
 			continue
 		}
-		js, err := newJWSSigner(k)
+		js, err := NewSigner(k)
 		out[k] = signerOrError{js, err}
 	}
 	return out
 }
 
-func (m jwsSigners) get(k *keyset.Key) (*jwsSigner, error) {
+// Get returns k's signer, or why k cannot sign.
+func (m Signers) Get(k *keyset.Key) (*Signer, error) {
 	se, ok := m[k]
 	if !ok {
 		return nil, errors.New("the key " + k.ID + " has no signer")
