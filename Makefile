@@ -17,9 +17,11 @@ LDFLAGS := -X github.com/gatehouse-dev/gatehouse/internal/version.Version=$(VERS
 CONTROLLER_GEN_VERSION := v0.23.0
 STATICCHECK_VERSION := v0.8.2
 HELM_VERSION := v4.3.1
+CRD_REF_DOCS_VERSION := v0.3.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 HELM := $(BIN)/helm-$(HELM_VERSION)
+CRD_REF_DOCS := $(BIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 # oauth2-proxy, the relying party the e2e suite puts in front of an app;
 # the version is pinned in hack/oauth2-proxy.sh.
 OAUTH2_PROXY := $(BIN)/oauth2-proxy-$(shell awk -F= '$$1 == "VERSION" {print $$2}' hack/oauth2-proxy.sh)
@@ -30,7 +32,7 @@ IMG ?= ghcr.io/gatehouse-dev/gatehouse:0.1.0
 
 # Generated files that `make verify` keeps honest.
 GENERATED := config/crd/bases config/rbac/role.yaml api/v1alpha1/zz_generated.deepcopy.go \
-             charts/gatehouse/crds charts/gatehouse/files/operator-rules.yaml
+             charts/gatehouse/crds charts/gatehouse/files/operator-rules.yaml docs/reference/api.md
 
 GO_TEST_FLAGS ?= -count=1
 
@@ -43,11 +45,14 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs (config/crd/bases, chart crds/) and operator RBAC (config/rbac, chart) from the Go types and markers.
+manifests: $(CONTROLLER_GEN) $(CRD_REF_DOCS) ## Generate CRDs (config/crd/bases, chart crds/), operator RBAC (config/rbac, chart) and the API reference (docs/reference/api.md) from the Go types and markers.
 	@echo "manifests: controller-gen $(CONTROLLER_GEN_VERSION) -> config/crd/bases, config/rbac"
 	@$(CONTROLLER_GEN) rbac:roleName=gatehouse-operator crd paths="./..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	@hack/sync-chart.sh
+	@echo "manifests: crd-ref-docs $(CRD_REF_DOCS_VERSION) -> docs/reference/api.md"
+	@$(CRD_REF_DOCS) --log-level=ERROR --renderer=markdown --source-path=api/v1alpha1 \
+		--config=hack/api-docs/config.yaml --templates-dir=hack/api-docs/templates --output-path=docs/reference/api.md
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
@@ -55,7 +60,7 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
 	@$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: verify
-verify: $(CONTROLLER_GEN) ## Fail when a generated file differs from what `make manifests generate` writes now.
+verify: $(CONTROLLER_GEN) $(CRD_REF_DOCS) ## Fail when a generated file differs from what `make manifests generate` writes now.
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	for f in $(GENERATED); do if [ -e "$$f" ]; then mkdir -p "$$tmp/$$(dirname $$f)"; cp -r "$$f" "$$tmp/$$f"; fi; done; \
 	$(MAKE) -s manifests generate; \
@@ -191,6 +196,11 @@ $(CONTROLLER_GEN):
 	@echo "tools: installing controller-gen $(CONTROLLER_GEN_VERSION) into bin/"
 	@GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
 	@mv $(BIN)/controller-gen $@
+
+$(CRD_REF_DOCS):
+	@echo "tools: installing crd-ref-docs $(CRD_REF_DOCS_VERSION) into bin/"
+	@GOBIN=$(BIN) go install github.com/elastic/crd-ref-docs@$(CRD_REF_DOCS_VERSION)
+	@mv $(BIN)/crd-ref-docs $@
 
 $(OAUTH2_PROXY):
 	@hack/oauth2-proxy.sh >/dev/null
