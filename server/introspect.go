@@ -8,6 +8,7 @@ import (
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/jsonappend"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
@@ -103,26 +104,26 @@ func (in *introspection) appendJSON(b []byte) []byte {
 		{"scope", in.Scope}, {"client_id", in.ClientID}, {"token_type", in.TokenType},
 	} {
 		if m.value != "" {
-			b = appendJSONMember(b, m.name, m.value)
+			b = jsonappend.Member(b, m.name, m.value)
 		}
 	}
 	if in.Exp != 0 {
-		b = appendJSONInt(b, "exp", in.Exp)
+		b = jsonappend.Int(b, "exp", in.Exp)
 	}
 	if in.Iat != 0 {
-		b = appendJSONInt(b, "iat", in.Iat)
+		b = jsonappend.Int(b, "iat", in.Iat)
 	}
 	if in.Sub != "" {
-		b = appendJSONMember(b, "sub", in.Sub)
+		b = jsonappend.Member(b, "sub", in.Sub)
 	}
 	if len(in.Aud) > 0 {
-		b = appendJSONStrings(b, "aud", in.Aud)
+		b = jsonappend.Strings(b, "aud", in.Aud)
 	}
 	if in.Iss != "" {
-		b = appendJSONMember(b, "iss", in.Iss)
+		b = jsonappend.Member(b, "iss", in.Iss)
 	}
 	if in.JTI != "" {
-		b = appendJSONMember(b, "jti", in.JTI)
+		b = jsonappend.Member(b, "jti", in.JTI)
 	}
 	return append(b, '}', '\n')
 }

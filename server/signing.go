@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
+	"github.com/gatehouse-dev/gatehouse/server/internal/jsonappend"
 )
 
 // randomToken returns n random bytes, base64url: codes and refresh tokens
@@ -119,31 +120,31 @@ type accessTokenClaimValues struct {
 // appendAccessTokenClaims writes the claim set accessTokenClaims decodes.
 func appendAccessTokenClaims(b []byte, c accessTokenClaimValues) []byte {
 	b = append(b, '{')
-	b = appendJSONMember(b, "iss", c.Issuer)
-	b = appendJSONMember(b, "sub", c.Subject)
-	b = appendJSONStrings(b, "aud", c.Audience)
-	b = appendJSONInt(b, "exp", c.ExpiresAt)
-	b = appendJSONInt(b, "iat", c.IssuedAt)
-	b = appendJSONMember(b, "jti", c.ID)
-	b = appendJSONMember(b, "client_id", c.ClientID)
+	b = jsonappend.Member(b, "iss", c.Issuer)
+	b = jsonappend.Member(b, "sub", c.Subject)
+	b = jsonappend.Strings(b, "aud", c.Audience)
+	b = jsonappend.Int(b, "exp", c.ExpiresAt)
+	b = jsonappend.Int(b, "iat", c.IssuedAt)
+	b = jsonappend.Member(b, "jti", c.ID)
+	b = jsonappend.Member(b, "client_id", c.ClientID)
 	if len(c.Scopes) > 0 {
 		b = append(b, `,"scope":"`...)
 		for i, sc := range c.Scopes {
 			if i > 0 {
 				b = append(b, ' ')
 			}
-			b = appendJSONChars(b, sc)
+			b = jsonappend.Chars(b, sc)
 		}
 		b = append(b, '"')
 	}
 	if c.AuthTime != 0 {
-		b = appendJSONInt(b, "auth_time", c.AuthTime)
+		b = jsonappend.Int(b, "auth_time", c.AuthTime)
 	}
 	if c.GrantID != "" {
-		b = appendJSONMember(b, "grant_id", c.GrantID)
+		b = jsonappend.Member(b, "grant_id", c.GrantID)
 	}
 	if len(c.Groups) > 0 {
-		b = appendJSONStrings(b, "groups", c.Groups)
+		b = jsonappend.Strings(b, "groups", c.Groups)
 	}
 	return append(b, '}')
 }
@@ -173,17 +174,17 @@ func newTokenResponse(at accessToken, refresh string, scopes []string, now time.
 // the token endpoint writes one per request.
 func (r *tokenResponse) appendJSON(b []byte) []byte {
 	b = append(b, '{')
-	b = appendJSONMember(b, "access_token", r.AccessToken)
-	b = appendJSONMember(b, "token_type", r.TokenType)
-	b = appendJSONInt(b, "expires_in", r.ExpiresIn)
+	b = jsonappend.Member(b, "access_token", r.AccessToken)
+	b = jsonappend.Member(b, "token_type", r.TokenType)
+	b = jsonappend.Int(b, "expires_in", r.ExpiresIn)
 	if r.RefreshToken != "" {
-		b = appendJSONMember(b, "refresh_token", r.RefreshToken)
+		b = jsonappend.Member(b, "refresh_token", r.RefreshToken)
 	}
 	if r.Scope != "" {
-		b = appendJSONMember(b, "scope", r.Scope)
+		b = jsonappend.Member(b, "scope", r.Scope)
 	}
 	if r.IDToken != "" {
-		b = appendJSONMember(b, "id_token", r.IDToken)
+		b = jsonappend.Member(b, "id_token", r.IDToken)
 	}
 	return append(b, '}', '\n')
 }

@@ -7,23 +7,12 @@ import (
 	"testing"
 )
 
-// The hand-written JSON decodes to what encoding/json would have written,
-// for the strings that need escaping too.
+// The claims and token response written by hand decode to what
+// encoding/json would have written (the strings themselves: package
+// jsonappend's tests).
 func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	strs := []string{"", "plain", `q"uote`, `back\slash`, "nl\nTab\tcr\r", "ctl\x00\x01\x1f\x7f", "ünïcödé ✓ 𝄞",
 		"bad\xffutf8\xc3", "\u2028\u2029", "<script>&"}
-	for _, s := range strs {
-		var got string
-		if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil {
-			t.Fatalf("%q: %v", s, err)
-		}
-		want, _ := json.Marshal(s)
-		var wantS string
-		_ = json.Unmarshal(want, &wantS)
-		if got != wantS {
-			t.Errorf("%q decodes to %q, encoding/json gives %q", s, got, wantS)
-		}
-	}
 	c := accessTokenClaimValues{Issuer: "https://id.example/\"x", Subject: strs[5], Audience: []string{"a", strs[7]},
 		ExpiresAt: 1900000000, IssuedAt: 1899999400, ID: "jti", ClientID: "c\\id", Scopes: []string{"orders:read", "x\"y"},
 		AuthTime: 1899990000, GrantID: "g"}

@@ -1,28 +1,27 @@
-package server
+// Package jsonappend writes JSON by appending to a byte slice. The token
+// endpoint writes its JSON (claims and responses) this way instead of
+// through encoding/json's reflection: it is a large part of a token's cost
+// otherwise. The output is what encoding/json would accept and decode to
+// the same values (RFC 8259 §7); the tests compare the two.
+package jsonappend
 
 import (
 	"strconv"
 	"unicode/utf8"
 )
 
-// The token endpoint writes its JSON (claims and responses) by appending
-// to a byte slice instead of through encoding/json's reflection: it is a
-// large part of a token's cost otherwise. The output is what
-// encoding/json would accept and decode to the same values (RFC 8259 §7);
-// the tests compare the two.
-
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
+// String appends s as a JSON string.
+func String(b []byte, s string) []byte {
 	b = append(b, '"')
-	b = appendJSONChars(b, s)
+	b = Chars(b, s)
 	return append(b, '"')
 }
 
-// appendJSONChars appends s escaped for the inside of a JSON string.
+// Chars appends s escaped for the inside of a JSON string.
 // Invalid UTF-8 becomes U+FFFD, as encoding/json does.
-func appendJSONChars(b []byte, s string) []byte {
+func Chars(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -61,19 +60,19 @@ func appendJSONChars(b []byte, s string) []byte {
 	return append(b, s[start:]...)
 }
 
-// appendJSONMember appends ,"name":"value" (without the comma when first).
-func appendJSONMember(b []byte, name, value string) []byte {
+// Member appends ,"name":"value" (without the comma when first).
+func Member(b []byte, name, value string) []byte {
 	if len(b) > 0 && b[len(b)-1] != '{' {
 		b = append(b, ',')
 	}
 	b = append(b, '"')
 	b = append(b, name...)
 	b = append(b, '"', ':')
-	return appendJSONString(b, value)
+	return String(b, value)
 }
 
-// appendJSONInt appends ,"name":n.
-func appendJSONInt(b []byte, name string, n int64) []byte {
+// Int appends ,"name":n.
+func Int(b []byte, name string, n int64) []byte {
 	if len(b) > 0 && b[len(b)-1] != '{' {
 		b = append(b, ',')
 	}
@@ -83,8 +82,8 @@ func appendJSONInt(b []byte, name string, n int64) []byte {
 	return strconv.AppendInt(b, n, 10)
 }
 
-// appendJSONStrings appends ,"name":["v1",...].
-func appendJSONStrings(b []byte, name string, values []string) []byte {
+// Strings appends ,"name":["v1",...].
+func Strings(b []byte, name string, values []string) []byte {
 	if len(b) > 0 && b[len(b)-1] != '{' {
 		b = append(b, ',')
 	}
@@ -95,7 +94,7 @@ func appendJSONStrings(b []byte, name string, values []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, v)
+		b = String(b, v)
 	}
 	return append(b, ']')
 }
