@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/throttle"
 )
 
 // codeFor runs a web-client flow and returns a fresh code and its verifier.
@@ -463,16 +464,16 @@ func TestLoginThrottled(t *testing.T) {
 	f := hiddenFields(page)
 	f.Set("username", testUser)
 	f.Set("password", "wrong")
-	for i := range DefaultLoginThrottle.UserBurst {
+	for i := range throttle.Default.UserBurst {
 		if resp, _ = b.post(ts.URL+endpoints.LoginPath, f); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("attempt %d: %d", i, resp.StatusCode)
 		}
 	}
 	f.Set("password", testPassword) // even the right password waits
 	if resp, _ = b.post(ts.URL+endpoints.LoginPath, f); resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("after %d failures: %d, want 429", DefaultLoginThrottle.UserBurst, resp.StatusCode)
+		t.Fatalf("after %d failures: %d, want 429", throttle.Default.UserBurst, resp.StatusCode)
 	}
-	ts.clock.Advance(DefaultLoginThrottle.UserInterval)
+	ts.clock.Advance(throttle.Default.UserInterval)
 	if resp, _ = b.post(ts.URL+endpoints.LoginPath, f); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("after the bucket refilled: %d", resp.StatusCode)
 	}

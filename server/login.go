@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
+	"github.com/gatehouse-dev/gatehouse/server/internal/devicecookie"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
@@ -63,12 +64,12 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *con
 	data.Username = username
 	addr := s.proxies.clientAddr(r)
 	// A browser that logged in to this account before is throttled on its
-	// own (device.go); any other by the account and the address.
+	// own (package devicecookie); any other by the account and the address.
 	devices := s.derive(snap).deviceKeys
-	device, knownDevice := devices.verify(readCookie(r, snap, deviceCookie), username)
-	ok, why, wait := s.throttle.allowed(username, addr, now)
+	device, knownDevice := devices.Verify(readCookie(r, snap, devicecookie.Name), username)
+	ok, why, wait := s.throttle.Allowed(username, addr, now)
 	if knownDevice {
-		ok, why, wait = s.throttle.allowedDevice(device, now)
+		ok, why, wait = s.throttle.AllowedDevice(device, now)
 	}
 	if !ok {
 		s.metrics.logins.WithLabelValues("throttled").Inc()
@@ -99,9 +100,9 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *con
 	}
 	if err != nil {
 		if knownDevice {
-			s.throttle.failedDevice(device, now)
+			s.throttle.FailedDevice(device, now)
 		} else {
-			s.throttle.failed(username, addr, now)
+			s.throttle.Failed(username, addr, now)
 		}
 		s.metrics.logins.WithLabelValues("invalid_credentials").Inc()
 		data.Error = "Incorrect username or password."
@@ -110,8 +111,8 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *con
 	}
 	if key, ok := snap.SigningKey(now); ok {
 		// A new cookie on each login: the device's bucket starts afresh.
-		if v := devices.issue(key.ID, username); v != "" {
-			setCookie(w, snap, deviceCookie, v, deviceCookieMaxAge)
+		if v := devices.Issue(key.ID, username); v != "" {
+			setCookie(w, snap, devicecookie.Name, v, devicecookie.MaxAge)
 		}
 	}
 	return s.completeLogin(w, r, snap, client, ar, person, now)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+	"github.com/gatehouse-dev/gatehouse/server/internal/throttle"
 )
 
 // securityLog reads the "security event" lines a test server logged.
@@ -162,7 +163,7 @@ func TestSecurityEventsAreLoggedAndCounted(t *testing.T) {
 		f.Set("username", username)
 		f.Set("password", "wrong-password-"+username)
 		secrets = append(secrets, "wrong-password-"+username)
-		for range DefaultLoginThrottle.UserBurst + 1 {
+		for range throttle.Default.UserBurst + 1 {
 			resp2, _ = lb.post(ts.URL+endpoints.LoginPath, f)
 		}
 		if resp2.StatusCode != http.StatusTooManyRequests {

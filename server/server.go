@@ -18,7 +18,9 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/devicecookie"
 	"github.com/gatehouse-dev/gatehouse/server/internal/jose"
+	"github.com/gatehouse-dev/gatehouse/server/internal/throttle"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
@@ -35,12 +37,16 @@ type Options struct {
 	SessionTTL time.Duration
 	// ConsentTTL is how long a remembered consent lasts; 90 days when zero.
 	ConsentTTL time.Duration
-	// LoginThrottle limits failed logins; DefaultLoginThrottle when zero.
+	// LoginThrottle limits failed logins; throttle.Default when zero.
 	LoginThrottle ThrottleConfig
 	// TrustedProxies may report the client address in a forwarding
 	// header; without them the connection's peer is the client.
 	TrustedProxies TrustedProxies
 }
+
+// ThrottleConfig limits failed logins per account and per client address
+// (package throttle).
+type ThrottleConfig = throttle.Config
 
 // Server serves the public endpoints (ServeHTTP) and the operational ones
 // (OpsHandler).
@@ -53,7 +59,7 @@ type Server struct {
 	gatherer   prometheus.Gatherer
 	sessionTTL time.Duration
 	consentTTL time.Duration
-	throttle   *loginThrottle
+	throttle   *throttle.Logins
 	proxies    TrustedProxies
 	pages      *pages
 	grants     map[string]grantHandler
@@ -94,7 +100,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
-	s.throttle = newLoginThrottle(o.LoginThrottle)
+	s.throttle = throttle.New(o.LoginThrottle)
 	if s.pages, err = newPages(); err != nil {
 		return nil, err
 	}
@@ -117,7 +123,7 @@ type derived struct {
 	openIDConfiguration *document
 	jwks                *document
 	jwksErr             error
-	deviceKeys          deviceKeys
+	deviceKeys          devicecookie.Keys
 	signers             jose.Signers
 	verified            *verifiedTokens
 }
@@ -138,7 +144,7 @@ func (s *Server) derive(snap *config.Snapshot) *derived {
 	d.metadata = buildMetadata(snap)
 	d.openIDConfiguration = buildOpenIDConfiguration(snap)
 	d.jwks, d.jwksErr = buildJWKS(snap)
-	d.deviceKeys = deriveDeviceKeys(snap.Keys)
+	d.deviceKeys = devicecookie.DeriveKeys(snap.Keys)
 	d.signers = jose.NewSigners(snap.Keys)
 	d.verified = newVerifiedTokens()
 	s.derived.Store(d)

@@ -1,4 +1,8 @@
-package server
+// Package devicecookie issues and verifies the login page's device
+// cookies, which let the login throttle tell a browser that has signed in
+// to an account before from everyone else. (Not RFC 8628's device
+// authorization grant, which is unrelated.)
+package devicecookie
 
 import (
 	"crypto/hmac"
@@ -26,21 +30,28 @@ import (
 // cookie; a cookie for another account does not verify. Every replica holds
 // the same keys, and a cookie lapses when its key leaves the key set.
 const (
-	deviceCookie        = "gatehouse-device"
-	deviceCookieMaxAge  = 30 * 24 * 60 * 60 // seconds: the default key rotation interval
-	deviceNonceBytes    = 16
-	deviceKeyDerivation = "gatehouse device cookie v1"
+	// Name is the cookie's name (before the __Host- prefix an https
+	// issuer adds).
+	Name = "gatehouse-device"
+	// MaxAge is the cookie's lifetime in seconds: the default key rotation
+	// interval.
+	MaxAge        = 30 * 24 * 60 * 60
+	nonceBytes    = 16
+	keyDerivation = "gatehouse device cookie v1"
 )
 
-type deviceID [deviceNonceBytes]byte
+// ID names one browser: the cookie's nonce.
+type ID [nonceBytes]byte
 
-// deviceKeys are the HMAC keys of a key set, by kid, derived once per
+// Keys are the HMAC keys of a key set, by kid, derived once per
 // snapshot: deriving on the login path would marshal private keys per
 // request.
-type deviceKeys map[string][]byte
+type Keys map[string][]byte
 
-func deriveDeviceKeys(set *keyset.Set) deviceKeys {
-	dk := deviceKeys{}
+// DeriveKeys derives the cookie keys of every key in set that has a
+// private part; set may be nil.
+func DeriveKeys(set *keyset.Set) Keys {
+	dk := Keys{}
 	if set == nil {
 		return dk
 	}
@@ -55,37 +66,37 @@ func deriveDeviceKeys(set *keyset.Set) deviceKeys {
 		}
 		// HMAC as a key-derivation function (HKDF-Extract): the signing
 		// key's secret never serves two purposes directly.
-		m := hmac.New(sha256.New, []byte(deviceKeyDerivation))
+		m := hmac.New(sha256.New, []byte(keyDerivation))
 		m.Write(der)
 		dk[k.ID] = m.Sum(nil)
 	}
 	return dk
 }
 
-func deviceMAC(key []byte, nonce deviceID, username string) []byte {
+func mac(key []byte, nonce ID, username string) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write(nonce[:])
 	m.Write([]byte(username))
 	return m.Sum(nil)
 }
 
-// issue returns a new device cookie value for username, made with key
+// Issue returns a new device cookie value for username, made with key
 // kid; "" when there is no such key.
-func (dk deviceKeys) issue(kid, username string) string {
+func (dk Keys) Issue(kid, username string) string {
 	key, ok := dk[kid]
 	if !ok {
 		return ""
 	}
-	var nonce deviceID
+	var nonce ID
 	_, _ = rand.Read(nonce[:])
 	enc := base64.RawURLEncoding
-	return kid + "." + enc.EncodeToString(nonce[:]) + "." + enc.EncodeToString(deviceMAC(key, nonce, username))
+	return kid + "." + enc.EncodeToString(nonce[:]) + "." + enc.EncodeToString(mac(key, nonce, username))
 }
 
-// verify reports whether value is a device cookie issued for username,
+// Verify reports whether value is a device cookie issued for username,
 // and which device it names.
-func (dk deviceKeys) verify(value, username string) (deviceID, bool) {
-	var nonce deviceID
+func (dk Keys) Verify(value, username string) (ID, bool) {
+	var nonce ID
 	kid, rest, ok := strings.Cut(value, ".")
 	if !ok {
 		return nonce, false
@@ -97,16 +108,16 @@ func (dk deviceKeys) verify(value, username string) (deviceID, bool) {
 	}
 	enc := base64.RawURLEncoding
 	n, err := enc.DecodeString(rawNonce)
-	if err != nil || len(n) != deviceNonceBytes {
+	if err != nil || len(n) != nonceBytes {
 		return nonce, false
 	}
-	mac, err := enc.DecodeString(rawMAC)
+	got, err := enc.DecodeString(rawMAC)
 	if err != nil {
 		return nonce, false
 	}
 	copy(nonce[:], n)
-	if !hmac.Equal(mac, deviceMAC(key, nonce, username)) {
-		return deviceID{}, false
+	if !hmac.Equal(got, mac(key, nonce, username)) {
+		return ID{}, false
 	}
 	return nonce, true
 }

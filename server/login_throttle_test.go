@@ -4,16 +4,15 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
-	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/server/internal/devicecookie"
+	"github.com/gatehouse-dev/gatehouse/server/internal/throttle"
 )
 
 func TestClientAddr(t *testing.T) {
@@ -98,62 +97,6 @@ func TestParseTrustedProxies(t *testing.T) {
 	}
 }
 
-// Failed logins are throttled per client address, across usernames; an
-// IPv6 client's /64 is one address.
-func TestLoginThrottlePerAddress(t *testing.T) {
-	th := newLoginThrottle(ThrottleConfig{UserBurst: 100, UserInterval: time.Second, IPBurst: 3, IPInterval: time.Minute})
-	now := time.Now()
-	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	for i := range 3 {
-		user := string(rune('a' + i))
-		if ok, _, _ := th.allowed(user, a, now); !ok {
-			t.Fatalf("attempt %d refused", i)
-		}
-		th.failed(user, a, now)
-	}
-	if ok, why, wait := th.allowed("someone-else", a, now); ok || why != throttledAddress || wait != time.Minute {
-		t.Errorf("a fourth username from the same address: allowed %v (%s, retry in %v), want refused by address for 1m", ok, why, wait)
-	}
-	if ok, _, _ := th.allowed("someone-else", b, now); !ok {
-		t.Error("another address is not affected")
-	}
-	if ok, _, _ := th.allowed("someone-else", a, now.Add(time.Minute)); !ok {
-		t.Error("the address bucket must refill")
-	}
-
-	v6 := newLoginThrottle(ThrottleConfig{UserBurst: 100, UserInterval: time.Second, IPBurst: 1, IPInterval: time.Minute})
-	v6.failed("x", netip.MustParseAddr("2001:db8:1:2::1"), now)
-	if ok, _, _ := v6.allowed("y", netip.MustParseAddr("2001:db8:1:2:ffff::9"), now); ok {
-		t.Error("another address of the same IPv6 /64 must share its bucket")
-	}
-	if ok, _, _ := v6.allowed("y", netip.MustParseAddr("2001:db8:1:3::1"), now); !ok {
-		t.Error("another /64 is not affected")
-	}
-}
-
-// However many and however long the usernames sprayed at the login page,
-// the throttle keeps a bounded number of fixed-size entries, and the
-// account under attack stays throttled.
-func TestLoginThrottleMemoryIsBounded(t *testing.T) {
-	th := newLoginThrottle(DefaultLoginThrottle)
-	now := time.Now()
-	victim := netip.MustParseAddr("198.51.100.1")
-	for range DefaultLoginThrottle.UserBurst {
-		th.failed("alice", victim, now)
-	}
-	long := strings.Repeat("x", 1024)
-	for i := range 3 * maxThrottleKeys {
-		addr := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		th.failed(fmt.Sprintf("%s-%d", long, i), addr, now)
-	}
-	if n, m := len(th.users.m), len(th.addrs.m); n > maxThrottleKeys || m > maxThrottleKeys {
-		t.Fatalf("throttle holds %d account and %d address buckets, want at most %d each", n, m, maxThrottleKeys)
-	}
-	if ok, why, _ := th.allowed("alice", netip.MustParseAddr("203.0.113.50"), now); ok || why != throttledAccount {
-		t.Errorf("the attacked account was forgotten under the flood: allowed %v (%s)", ok, why)
-	}
-}
-
 // The issue 14 attack: behind a proxy, a spray of wrong passwords for
 // random usernames must not lock everyone out. With the proxy trusted, the
 // attacker's real address is throttled and a person elsewhere, whose
@@ -184,7 +127,7 @@ func TestLoginSprayBehindProxyLocksOutOnlyTheAttacker(t *testing.T) {
 
 	attacker := newBrowser(t, ts)
 	refused := 0
-	for i := range DefaultLoginThrottle.IPBurst + 5 {
+	for i := range throttle.Default.IPBurst + 5 {
 		spoofed := fmt.Sprintf("192.0.2.%d", i)
 		switch status := login(attacker, "203.0.113.9", spoofed, fmt.Sprintf("user-%d", i), "guess"); status {
 		case http.StatusUnauthorized:
@@ -214,7 +157,7 @@ func TestLoginThrottleIgnoresForwardingHeaderByDefault(t *testing.T) {
 	_, page := b.get(location(t, resp).String())
 	f := hiddenFields(page)
 	f.Set("password", "guess")
-	for i := range DefaultLoginThrottle.IPBurst + 1 {
+	for i := range throttle.Default.IPBurst + 1 {
 		f.Set("username", fmt.Sprintf("user-%d", i))
 		req, _ := http.NewRequest(http.MethodPost, ts.URL+endpoints.LoginPath, strings.NewReader(f.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -222,7 +165,7 @@ func TestLoginThrottleIgnoresForwardingHeaderByDefault(t *testing.T) {
 		resp, _ = b.do(req)
 	}
 	if resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("attempt %d with a fresh X-Forwarded-For: %d, want 429", DefaultLoginThrottle.IPBurst+1, resp.StatusCode)
+		t.Fatalf("attempt %d with a fresh X-Forwarded-For: %d, want 429", throttle.Default.IPBurst+1, resp.StatusCode)
 	}
 	if ra := resp.Header.Get("Retry-After"); ra != "5" {
 		t.Errorf("Retry-After = %q, want 5 (one address token)", ra)
@@ -256,7 +199,7 @@ func TestDeviceCookieLetsTheOwnerInDuringAnAttack(t *testing.T) {
 	}
 
 	attacker := newBrowser(t, ts)
-	for i := range DefaultLoginThrottle.IPBurst {
+	for i := range throttle.Default.IPBurst {
 		loginAttempt(t, ts, attacker, fmt.Sprintf("user-%d", i), "guess")
 	}
 	if status := loginAttempt(t, ts, attacker, testUser, "guess"); status != http.StatusTooManyRequests {
@@ -276,7 +219,7 @@ func TestDeviceCookieLetsTheOwnerInDuringAnAttack(t *testing.T) {
 	u, _ := url.Parse(ts.URL)
 	var device string
 	for _, c := range owner.client.Jar.Cookies(u) {
-		if c.Name == deviceCookie {
+		if c.Name == devicecookie.Name {
 			device = c.Value
 		}
 	}
@@ -291,7 +234,7 @@ func TestDeviceCookieLetsTheOwnerInDuringAnAttack(t *testing.T) {
 		"not a cookie": "x",
 	} {
 		b := newBrowser(t, ts)
-		b.client.Jar.SetCookies(u, []*http.Cookie{{Name: deviceCookie, Value: forged, Path: "/"}})
+		b.client.Jar.SetCookies(u, []*http.Cookie{{Name: devicecookie.Name, Value: forged, Path: "/"}})
 		if status := loginAttempt(t, ts, b, testUser, testPassword); status != http.StatusTooManyRequests {
 			t.Errorf("%s: %d, want 429", name, status)
 		}
@@ -307,13 +250,13 @@ func TestDeviceCookieHasItsOwnBucket(t *testing.T) {
 	if status := loginAttempt(t, ts, owner, testUser, testPassword); status != http.StatusSeeOther {
 		t.Fatalf("first login: %d", status)
 	}
-	for i := range DefaultLoginThrottle.UserBurst {
+	for i := range throttle.Default.UserBurst {
 		if status := loginAttempt(t, ts, owner, testUser, "typo"); status != http.StatusUnauthorized {
 			t.Fatalf("failure %d: %d", i, status)
 		}
 	}
 	if status := loginAttempt(t, ts, owner, testUser, testPassword); status != http.StatusTooManyRequests {
-		t.Fatalf("after %d failures with the cookie: %d, want 429", DefaultLoginThrottle.UserBurst, status)
+		t.Fatalf("after %d failures with the cookie: %d, want 429", throttle.Default.UserBurst, status)
 	}
 	if status := loginAttempt(t, ts, newBrowser(t, ts), testUser, testPassword); status != http.StatusSeeOther {
 		t.Fatalf("another browser after the cookie's failures: %d, want 303", status)
@@ -326,25 +269,6 @@ func flip(c byte) string {
 		return "B"
 	}
 	return "A"
-}
-
-func TestDeviceKeysFollowTheKeySet(t *testing.T) {
-	now := time.Now()
-	k1, k2 := activeKey(t, "ES256", now), activeKey(t, "ES256", now)
-	both := deriveDeviceKeys(&keyset.Set{Keys: []keyset.Key{k1, k2}})
-	v := both.issue(k1.ID, "alice")
-	if _, ok := both.verify(v, "alice"); !ok {
-		t.Fatal("a fresh device cookie does not verify")
-	}
-	if _, ok := both.verify(v, "alice2"); ok {
-		t.Error("a device cookie verified for another username")
-	}
-	if _, ok := deriveDeviceKeys(&keyset.Set{Keys: []keyset.Key{k2}}).verify(v, "alice"); ok {
-		t.Error("a device cookie verified after its key left the key set")
-	}
-	if both.issue("unknown", "alice") != "" || len(deriveDeviceKeys(nil)) != 0 {
-		t.Error("issued without a key")
-	}
 }
 
 // A client can send any number of X-Forwarded-For entries through the

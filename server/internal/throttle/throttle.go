@@ -1,4 +1,6 @@
-package server
+// Package throttle limits failed logins per account, per client address
+// and per device cookie, in bounded memory.
+package throttle
 
 import (
 	"crypto/sha256"
@@ -8,9 +10,11 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/gatehouse-dev/gatehouse/server/internal/devicecookie"
 )
 
-// ThrottleConfig limits failed logins per account and per client address.
+// Config limits failed logins per account and per client address.
 // Each failure spends a token from both buckets; a bucket refills at one
 // token per interval. When either bucket is empty, the login page refuses
 // to check a password until it refills (OWASP Authentication Cheat Sheet:
@@ -24,71 +28,73 @@ import (
 // is never held up. That needs the real client address: behind a proxy,
 // configure TrustedProxies, or every client shares the proxy's address.
 // And a browser that has logged in to the account before is throttled by
-// its device cookie alone (see device.go), so even an account under attack,
+// its device cookie alone (package devicecookie), so even an account under attack,
 // or an address shared with an attacker, lets its owner in.
-type ThrottleConfig struct {
+type Config struct {
 	UserBurst    int
 	UserInterval time.Duration
 	IPBurst      int
 	IPInterval   time.Duration
 }
 
-// DefaultLoginThrottle allows 5 failures per account, then one per 30 s,
-// and 20 per client address, then one per 5 s.
-var DefaultLoginThrottle = ThrottleConfig{UserBurst: 5, UserInterval: 30 * time.Second, IPBurst: 20, IPInterval: 5 * time.Second}
+// Default allows 5 failures per account, then one per 30 s, and 20 per
+// client address, then one per 5 s.
+var Default = Config{UserBurst: 5, UserInterval: 30 * time.Second, IPBurst: 20, IPInterval: 5 * time.Second}
 
-// maxThrottleKeys bounds each bucket map. Keys are fixed-size (a SHA-256 of
+// maxKeys bounds each bucket map. Keys are fixed-size (a SHA-256 of
 // the username, an address prefix), so however long the usernames an
 // attacker sends, the throttle holds at most this many small entries per
 // map: a few megabytes.
-const maxThrottleKeys = 50_000
+const maxKeys = 50_000
 
 // evictionSample is how many buckets a full map looks at to pick one to
 // drop, in the manner of Redis's approximated LRU: bounded work per insert
 // rather than a scan of the whole map.
 const evictionSample = 16
 
-// throttleReason says which bucket refused a login.
-type throttleReason string
+// Reason says which bucket refused a login.
+type Reason string
 
 const (
-	throttledAccount throttleReason = "account"
-	throttledAddress throttleReason = "address"
-	throttledDevice  throttleReason = "device"
+	Account Reason = "account"
+	Address Reason = "address"
+	Device  Reason = "device"
 )
 
 type accountKey [sha256.Size]byte
 
-type loginThrottle struct {
-	cfg   ThrottleConfig
+// Logins is the throttle of one server's login page.
+type Logins struct {
+	cfg   Config
 	mu    sync.Mutex
 	users *buckets[accountKey]
 	addrs *buckets[netip.Prefix]
 	// devices are the buckets of browsers with a device cookie; each gets
 	// an account's allowance.
-	devices *buckets[deviceID]
+	devices *buckets[devicecookie.ID]
 }
 
-func newLoginThrottle(cfg ThrottleConfig) *loginThrottle {
-	if cfg == (ThrottleConfig{}) {
-		cfg = DefaultLoginThrottle
+// New builds a throttle; the zero Config means Default.
+func New(cfg Config) *Logins {
+	if cfg == (Config{}) {
+		cfg = Default
 	}
-	return &loginThrottle{
+	return &Logins{
 		cfg:     cfg,
-		users:   newBuckets[accountKey](rate.Every(cfg.UserInterval), cfg.UserBurst, maxThrottleKeys),
-		addrs:   newBuckets[netip.Prefix](rate.Every(cfg.IPInterval), cfg.IPBurst, maxThrottleKeys),
-		devices: newBuckets[deviceID](rate.Every(cfg.UserInterval), cfg.UserBurst, maxThrottleKeys),
+		users:   newBuckets[accountKey](rate.Every(cfg.UserInterval), cfg.UserBurst, maxKeys),
+		addrs:   newBuckets[netip.Prefix](rate.Every(cfg.IPInterval), cfg.IPBurst, maxKeys),
+		devices: newBuckets[devicecookie.ID](rate.Every(cfg.UserInterval), cfg.UserBurst, maxKeys),
 	}
 }
 
-// throttleAccount is the bucket key of a username. Hashing bounds the key
+// accountOf is the bucket key of a username. Hashing bounds the key
 // size whatever the form carried.
-func throttleAccount(username string) accountKey { return sha256.Sum256([]byte(username)) }
+func accountOf(username string) accountKey { return sha256.Sum256([]byte(username)) }
 
-// throttleAddress is the bucket key of a client address. An IPv6 client
+// addressOf is the bucket key of a client address. An IPv6 client
 // usually holds a whole /64, so its addresses share one bucket; an IPv4
 // address is its own. An invalid address (a test's pipe) is one bucket.
-func throttleAddress(a netip.Addr) netip.Prefix {
+func addressOf(a netip.Addr) netip.Prefix {
 	a = a.Unmap()
 	bits := 32
 	if a.Is6() {
@@ -101,43 +107,43 @@ func throttleAddress(a netip.Addr) netip.Prefix {
 	return p
 }
 
-// allowed reports whether a login attempt for username from addr may be
+// Allowed reports whether a login attempt for username from addr may be
 // checked at now; if not, which bucket refused it and when to retry.
-func (t *loginThrottle) allowed(username string, addr netip.Addr, now time.Time) (bool, throttleReason, time.Duration) {
+func (t *Logins) Allowed(username string, addr netip.Addr, now time.Time) (bool, Reason, time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if wait := t.users.wait(throttleAccount(username), now); wait > 0 {
-		return false, throttledAccount, wait
+	if wait := t.users.wait(accountOf(username), now); wait > 0 {
+		return false, Account, wait
 	}
-	if wait := t.addrs.wait(throttleAddress(addr), now); wait > 0 {
-		return false, throttledAddress, wait
+	if wait := t.addrs.wait(addressOf(addr), now); wait > 0 {
+		return false, Address, wait
 	}
 	return true, "", 0
 }
 
-// failed records a failed attempt against both buckets.
-func (t *loginThrottle) failed(username string, addr netip.Addr, now time.Time) {
+// Failed records a failed attempt against both buckets.
+func (t *Logins) Failed(username string, addr netip.Addr, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.users.spend(throttleAccount(username), now)
-	t.addrs.spend(throttleAddress(addr), now)
+	t.users.spend(accountOf(username), now)
+	t.addrs.spend(addressOf(addr), now)
 }
 
-// allowedDevice is allowed for a login from a browser whose device cookie
+// AllowedDevice is Allowed for a login from a browser whose device cookie
 // verified for the username.
-func (t *loginThrottle) allowedDevice(device deviceID, now time.Time) (bool, throttleReason, time.Duration) {
+func (t *Logins) AllowedDevice(device devicecookie.ID, now time.Time) (bool, Reason, time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if wait := t.devices.wait(device, now); wait > 0 {
-		return false, throttledDevice, wait
+		return false, Device, wait
 	}
 	return true, "", 0
 }
 
-// failedDevice records a failed attempt from a browser with a device
+// FailedDevice records a failed attempt from a browser with a device
 // cookie: against its own bucket only, so that its owner mistyping a
 // password does not help lock the account or the address.
-func (t *loginThrottle) failedDevice(device deviceID, now time.Time) {
+func (t *Logins) FailedDevice(device devicecookie.ID, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.devices.spend(device, now)
