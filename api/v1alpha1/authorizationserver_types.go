@@ -82,6 +82,14 @@ type AuthorizationServerSpec struct {
 	// +optional
 	IdentityProviders []IdentityProvider `json:"identityProviders,omitempty"`
 
+	// WorkloadIdentity says which workload tokens may authenticate clients
+	// that have no secret: the cluster's service-account tokens and those
+	// of further trusted issuers (OAuthClient spec.authentication).
+	//
+	// +kubebuilder:default={}
+	// +optional
+	WorkloadIdentity WorkloadIdentity `json:"workloadIdentity,omitempty"`
+
 	// AllowedClients decides which namespaces may register OAuthClients with
 	// this server.
 	//

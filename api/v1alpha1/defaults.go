@@ -22,6 +22,11 @@ const (
 	DefaultPrepublishPeriod          = 24 * time.Hour
 	DefaultSigningAlgorithm          = SigningES256
 	DefaultSecretGracePeriod         = 24 * time.Hour
+	// DefaultServiceAccountTokenMaxLifetime is Kubernetes' default
+	// lifetime of a projected service-account token.
+	DefaultServiceAccountTokenMaxLifetime = time.Hour
+	DefaultTrustedIssuerMaxTokenLifetime  = time.Hour
+	DefaultTokenReuse                     = TokenSingleUse
 )
 
 // orDefault is d, or def when d is unset or not positive (the CRD refuses
@@ -133,4 +138,70 @@ func ScopeOwner(scopes []Scope) *Scope {
 // SortScopeClaims sorts scopes in place, holders first (CompareScopeClaims).
 func SortScopeClaims(scopes []Scope) {
 	slices.SortFunc(scopes, func(a, b Scope) int { return CompareScopeClaims(&a, &b) })
+}
+
+// AuthMethod is how the client authenticates at the token, introspection
+// and revocation endpoints: spec.tokenEndpointAuthMethod, or when unset
+// the method spec.authentication implies, client_secret_basic for a
+// confidential client and none for a public one. The operator and the
+// token server both read it here.
+func (c *OAuthClient) AuthMethod() TokenEndpointAuthMethod {
+	if m := c.Spec.TokenEndpointAuthMethod; m != "" {
+		return m
+	}
+	switch a := c.Spec.Authentication; {
+	case a != nil && a.PrivateKeyJWT != nil:
+		return AuthPrivateKeyJWT
+	case a != nil:
+		return AuthFederatedJWT
+	case c.Spec.ClientType == ClientPublic:
+		return AuthNone
+	}
+	return AuthClientSecretBasic
+}
+
+// HasSecret reports whether the client authenticates with a client secret,
+// and so gets one in its Secret: a confidential client without
+// spec.authentication.
+func (c *OAuthClient) HasSecret() bool {
+	return c.Spec.ClientType != ClientPublic && c.Spec.Authentication == nil
+}
+
+// ServiceAccountTokenMaxLifetime is
+// spec.workloadIdentity.serviceAccountTokens.maxTokenLifetime, defaulted.
+func (s *AuthorizationServer) ServiceAccountTokenMaxLifetime() time.Duration {
+	return orDefault(s.Spec.WorkloadIdentity.ServiceAccountTokens.MaxTokenLifetime, DefaultServiceAccountTokenMaxLifetime)
+}
+
+// TrustedIssuer returns the trusted issuer called name, or nil.
+func (s *AuthorizationServer) TrustedIssuer(name string) *TrustedIssuer {
+	for i := range s.Spec.WorkloadIdentity.TrustedIssuers {
+		if t := &s.Spec.WorkloadIdentity.TrustedIssuers[i]; t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// TokenMaxLifetime is spec.maxTokenLifetime, defaulted.
+func (t *TrustedIssuer) TokenMaxLifetime() time.Duration {
+	return orDefault(t.MaxTokenLifetime, DefaultTrustedIssuerMaxTokenLifetime)
+}
+
+// TokenReuse is spec.reuse, defaulted.
+func (t *TrustedIssuer) TokenReuse() TokenReuse {
+	return cmp.Or(t.Reuse, DefaultTokenReuse)
+}
+
+// AcceptedAudiences is spec.audiences, or when empty serverIssuer, the
+// issuer of the AuthorizationServer that trusts t.
+func (t *TrustedIssuer) AcceptedAudiences(serverIssuer string) []string {
+	if len(t.Audiences) == 0 {
+		return []string{serverIssuer}
+	}
+	out := make([]string, len(t.Audiences))
+	for i, a := range t.Audiences {
+		out[i] = string(a)
+	}
+	return out
 }

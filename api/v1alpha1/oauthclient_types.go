@@ -31,14 +31,27 @@ const (
 // TokenEndpointAuthMethod is how a client authenticates to the token,
 // revocation and introspection endpoints (RFC 7591 §2).
 //
-// +kubebuilder:validation:Enum=client_secret_basic;client_secret_post;none
+// +kubebuilder:validation:Enum=client_secret_basic;client_secret_post;none;private_key_jwt;federated_jwt
 type TokenEndpointAuthMethod string
 
 const (
 	AuthClientSecretBasic TokenEndpointAuthMethod = "client_secret_basic"
 	AuthClientSecretPost  TokenEndpointAuthMethod = "client_secret_post"
 	AuthNone              TokenEndpointAuthMethod = "none"
+	// AuthPrivateKeyJWT: a JWT client assertion the client signs with its
+	// own private key (RFC 7523 §2.2, OpenID Connect Core §9).
+	AuthPrivateKeyJWT TokenEndpointAuthMethod = "private_key_jwt"
+	// AuthFederatedJWT: a JWT client assertion issued by someone the server
+	// trusts, not by the client: the cluster's service-account token, or a
+	// trusted issuer's token (RFC 7523 §2.2 with a third-party issuer). A
+	// Gatehouse name; the request is the same as for private_key_jwt, with
+	// the client_id.
+	AuthFederatedJWT TokenEndpointAuthMethod = "federated_jwt"
 )
+
+// ClientAssertionTypeJWTBearer is the client_assertion_type of a JWT
+// client assertion (RFC 7523 §2.2).
+const ClientAssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 // RedirectURI is where the server sends the browser back with the code. It
 // is matched exactly, character for character (RFC 9700 §4.1.3), so it
@@ -65,6 +78,13 @@ type RedirectURI string
 // +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || (!has(self.secretName) && !has(self.secretRotation))",message="a public client has no secret: remove secretName and secretRotation"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'none' || self.clientType == 'public'",message="tokenEndpointAuthMethod none is for public clients only; a confidential client authenticates with its secret"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'none' || self.clientType != 'public'",message="a public client has no secret, so its tokenEndpointAuthMethod must be none"
+// +kubebuilder:validation:XValidation:rule="!has(self.authentication) || self.clientType != 'public'",message="a public client cannot have authentication: it proves nothing about itself (use clientType confidential)"
+// +kubebuilder:validation:XValidation:rule="!has(self.authentication) || (!has(self.secretName) && !has(self.secretRotation))",message="a client with spec.authentication has no secret: remove secretName and secretRotation (its client_id and endpoints go to the ConfigMap spec.configMapName)"
+// +kubebuilder:validation:XValidation:rule="has(self.authentication) || !has(self.configMapName)",message="configMapName is for clients with spec.authentication; a client with a secret gets its Secret (spec.secretName)"
+// +kubebuilder:validation:XValidation:rule="!has(self.authentication) || !has(self.authentication.privateKeyJWT) || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'private_key_jwt'",message="authentication.privateKeyJWT means tokenEndpointAuthMethod private_key_jwt: leave it unset or set it to that"
+// +kubebuilder:validation:XValidation:rule="!has(self.authentication) || has(self.authentication.privateKeyJWT) || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'federated_jwt'",message="authentication.serviceAccount and authentication.federated mean tokenEndpointAuthMethod federated_jwt: leave it unset or set it to that"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'private_key_jwt' || (has(self.authentication) && has(self.authentication.privateKeyJWT))",message="tokenEndpointAuthMethod private_key_jwt needs the client's public keys in authentication.privateKeyJWT"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'federated_jwt' || (has(self.authentication) && (has(self.authentication.serviceAccount) || has(self.authentication.federated)))",message="tokenEndpointAuthMethod federated_jwt needs authentication.serviceAccount or authentication.federated"
 // +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || self.requirePKCE",message="PKCE cannot be turned off for a public client (RFC 9700 §2.1.1)"
 // +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || !has(self.skipConsent) || !self.skipConsent",message="skipConsent is not allowed for a public client: anyone can use its client_id, so the person must approve each request on the consent page (RFC 6749 §10.2, RFC 8252 §8.6)"
 // +kubebuilder:validation:XValidation:rule="!('refresh_token' in self.grantTypes) || 'authorization_code' in self.grantTypes",message="grant type refresh_token requires authorization_code: refresh tokens are issued only with an authorization code"
@@ -92,12 +112,35 @@ type OAuthClientSpec struct {
 	// +optional
 	ClientType ClientType `json:"clientType,omitempty"`
 
-	// TokenEndpointAuthMethod is how the client authenticates at the token
-	// endpoint. When unset: client_secret_basic for confidential clients,
-	// none for public ones.
+	// TokenEndpointAuthMethod is how the client authenticates at the token,
+	// introspection and revocation endpoints. When unset: private_key_jwt
+	// or federated_jwt as spec.authentication says, otherwise
+	// client_secret_basic for confidential clients and none for public
+	// ones.
 	//
 	// +optional
 	TokenEndpointAuthMethod TokenEndpointAuthMethod `json:"tokenEndpointAuthMethod,omitempty"`
+
+	// Authentication is the client's credential when it is not a client
+	// secret: its Kubernetes ServiceAccount, its own key pair, or tokens of
+	// an issuer the server trusts. Such a client has no client_secret
+	// anywhere.
+	//
+	// +optional
+	Authentication *ClientAuthentication `json:"authentication,omitempty"`
+
+	// ConfigMapName is the ConfigMap, in this namespace, that receives the
+	// connection data of a client with spec.authentication: client_id,
+	// issuer, the endpoints, token_endpoint_auth_method and, for a
+	// ServiceAccount, the audience its projected token needs. Nothing in
+	// it is secret. Defaults to "<name>-oauth-client". The operator
+	// creates it and owns it; it never takes over a ConfigMap it did not
+	// create (Ready=False, reason ConfigMapConflict).
+	//
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="configMapName must be a valid ConfigMap name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+	// +optional
+	ConfigMapName string `json:"configMapName,omitempty"`
 
 	// RedirectURIs the server may send the browser back to, matched
 	// exactly. Required for authorization_code.
@@ -291,6 +334,29 @@ type OAuthClientStatus struct {
 	//
 	// +optional
 	LastRotationTime *metav1.Time `json:"lastRotationTime,omitempty"`
+
+	// ConfigMapName is the ConfigMap that holds the connection data of a
+	// client with spec.authentication.
+	//
+	// +optional
+	ConfigMapName string `json:"configMapName,omitempty"`
+
+	// ServiceAccountUID is the UID of the ServiceAccount named by
+	// spec.authentication.serviceAccount. The server accepts only tokens
+	// of that very ServiceAccount: one deleted and re-created under the
+	// same name has another UID, and its old tokens are refused.
+	//
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	ServiceAccountUID string `json:"serviceAccountUID,omitempty"`
+
+	// PublicKeys are the public keys the operator read from
+	// spec.authentication.privateKeyJWT.secretRef, which the server checks
+	// assertions with (it cannot read app Secrets itself).
+	//
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	PublicKeys []JSONWebKey `json:"publicKeys,omitempty"`
 }
 
 // OAuthClient registers an application with an AuthorizationServer. The
@@ -321,7 +387,7 @@ type OAuthClientStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=oac,categories=gatehouse
-// +kubebuilder:validation:XValidation:rule="self.spec.clientType == 'public' || has(self.spec.secretName) || size(self.metadata.name) <= 240",message="the default Secret name <name>-oauth-client would be longer than 253 characters: use a name of at most 240 characters, or set spec.secretName"
+// +kubebuilder:validation:XValidation:rule="self.spec.clientType == 'public' || has(self.spec.secretName) || has(self.spec.configMapName) || size(self.metadata.name) <= 240",message="the default Secret or ConfigMap name <name>-oauth-client would be longer than 253 characters: use a name of at most 240 characters, or set spec.secretName (spec.configMapName for a client with spec.authentication)"
 // +kubebuilder:printcolumn:name="Server",type=string,JSONPath=`.spec.serverRef.name`
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.clientType`
 // +kubebuilder:printcolumn:name="Client ID",type=string,JSONPath=`.status.clientID`

@@ -25,7 +25,7 @@ const (
 	LabelManagedByValue = "gatehouse"
 	// LabelServer names the AuthorizationServer an object belongs to.
 	LabelServer = "oauth.gatehouse.dev/server"
-	// LabelClient names the OAuthClient a Secret belongs to.
+	// LabelClient names the OAuthClient a Secret or ConfigMap belongs to.
 	LabelClient = "oauth.gatehouse.dev/client"
 )
 
@@ -41,4 +41,24 @@ const (
 	// SecretKeyOIDCDiscoveryURL is the issuer's OpenID Connect Discovery
 	// 1.0 §4 document, from which OIDC libraries configure themselves.
 	SecretKeyOIDCDiscoveryURL = "oidc_discovery_url"
+)
+
+// Further data keys of a ConfigMap the operator writes for a client with
+// spec.authentication (no secret), besides client_id, issuer, the
+// endpoints and jwks_uri above: RFC 8414 and RFC 7591 names where they
+// exist.
+const (
+	ConnectionKeyIntrospectionEndpoint   = "introspection_endpoint"
+	ConnectionKeyRevocationEndpoint      = "revocation_endpoint"
+	ConnectionKeyTokenEndpointAuthMethod = "token_endpoint_auth_method"
+	// ConnectionKeyClientAssertionType is the client_assertion_type to
+	// send (urn:ietf:params:oauth:client-assertion-type:jwt-bearer).
+	ConnectionKeyClientAssertionType = "client_assertion_type"
+	// ConnectionKeyServiceAccountTokenAudience is the audience a projected
+	// service-account token needs to be accepted: the issuer.
+	ConnectionKeyServiceAccountTokenAudience = "service_account_token_audience"
+	// ConnectionKeyGrantTypes and ConnectionKeyScope list, space-separated,
+	// the grants and scopes the client may use.
+	ConnectionKeyGrantTypes = "grant_types"
+	ConnectionKeyScope      = "scope"
 )

@@ -28,16 +28,10 @@ func compileClient(oc *gatehousev1alpha1.OAuthClient, server *Snapshot, grants m
 		ID:          oc.Status.ClientID,
 		DisplayName: cmp.Or(oc.Spec.DisplayName, oc.Name),
 		Public:      oc.Spec.ClientType == gatehousev1alpha1.ClientPublic,
-		AuthMethod:  oc.Spec.TokenEndpointAuthMethod,
+		AuthMethod:  oc.AuthMethod(),
 		SkipConsent: oc.Spec.SkipConsent,
 		IDTokenAlg:  oc.Spec.IDTokenSignedResponseAlg,
 		RequirePKCE: oc.Spec.RequirePKCE == nil || *oc.Spec.RequirePKCE,
-	}
-	if c.AuthMethod == "" {
-		c.AuthMethod = gatehousev1alpha1.AuthClientSecretBasic
-		if c.Public {
-			c.AuthMethod = gatehousev1alpha1.AuthNone
-		}
 	}
 	if c.Public {
 		// RFC 9700 §2.1.1: PKCE is the only protection a public

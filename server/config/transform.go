@@ -41,9 +41,12 @@ func leanClient(obj any) (any, error) {
 		RequirePKCE:              sp.RequirePKCE,
 		SkipConsent:              sp.SkipConsent,
 		IDTokenSignedResponseAlg: intern.String(sp.IDTokenSignedResponseAlg),
+		Authentication:           sp.Authentication,
 	}
 	lean.Status.ClientID = oc.Status.ClientID
 	lean.Status.SecretHashes = oc.Status.SecretHashes
+	lean.Status.ServiceAccountUID = oc.Status.ServiceAccountUID
+	lean.Status.PublicKeys = oc.Status.PublicKeys
 	// Only whether it is Ready; reason, message and times are for people.
 	if c := meta.FindStatusCondition(oc.Status.Conditions, gatehousev1alpha1.ConditionReady); c != nil {
 		lean.Status.Conditions = []metav1.Condition{{Type: gatehousev1alpha1.ConditionReady, Status: intern.String(c.Status)}}

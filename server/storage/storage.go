@@ -217,6 +217,7 @@ type Session struct {
 // Deleting something that does not exist is not an error.
 type Store interface {
 	IdentityStore
+	AssertionStore
 
 	// Authorization requests between /authorize and the redirect back.
 	CreateAuthRequest(ctx context.Context, r AuthRequest) error

@@ -12,7 +12,7 @@ const gcBatch = 5000
 // expiringTables are the tables DeleteExpired counts, in an order that
 // deletes refresh tokens before their families.
 var expiringTables = []string{
-	"auth_requests", "auth_codes", "refresh_tokens", "revoked_access_tokens", "consents", "sessions", "identities",
+	"auth_requests", "auth_codes", "refresh_tokens", "revoked_access_tokens", "consents", "sessions", "identities", "used_assertions",
 }
 
 // DeleteExpired implements storage.Store. Family rows are internal and not

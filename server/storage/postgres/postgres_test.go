@@ -52,6 +52,12 @@ func TestTwoInstancesRotateRefreshToken(t *testing.T) {
 	storagetest.RaceRotateRefreshToken(t, open(t, url), open(t, url))
 }
 
+// A client assertion presented at two replicas at once is accepted by one.
+func TestTwoInstancesUseAssertion(t *testing.T) {
+	url := testpg.Get(t).NewDatabase(t)
+	storagetest.RaceUseAssertion(t, open(t, url), open(t, url))
+}
+
 // Replicas that start together on an empty database all come up, and each
 // migration is applied once.
 func TestConcurrentMigration(t *testing.T) {

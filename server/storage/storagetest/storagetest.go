@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Consents", func(t *testing.T) { testConsents(t, newStore(t)) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStore(t)) })
 	t.Run("Identities", func(t *testing.T) { testIdentities(t, newStore(t)) })
+	t.Run("Assertions", func(t *testing.T) { testAssertions(t, newStore(t)) })
 	t.Run("InvalidInput", func(t *testing.T) { testInvalidInput(t, newStore(t)) })
 	t.Run("DeleteExpired", func(t *testing.T) { testDeleteExpired(t, newStore(t)) })
 	t.Run("Ping", func(t *testing.T) {
@@ -55,6 +56,10 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("ConcurrentRotateRefreshToken", func(t *testing.T) {
 		s := newStore(t)
 		RaceRotateRefreshToken(t, s, s)
+	})
+	t.Run("ConcurrentUseAssertion", func(t *testing.T) {
+		s := newStore(t)
+		RaceUseAssertion(t, s, s)
 	})
 }
 
@@ -678,6 +683,7 @@ func testDeleteExpired(t *testing.T, s storage.Store) {
 		must(t, "RevokeAccessToken", s.RevokeAccessToken(ctx, "jti-"+sfx, exp))
 		must(t, "SaveConsent", s.SaveConsent(ctx, storage.Consent{Subject: "alice", ClientID: "c-" + sfx, Scopes: []string{"openid"}, GrantedAt: t0, ExpiresAt: exp}))
 		must(t, "CreateSession", s.CreateSession(ctx, storage.Session{Hash: storage.HashToken(token(t, "s-"+sfx)), Subject: "alice", AuthTime: t0, ExpiresAt: exp}))
+		must(t, "UseAssertion", s.UseAssertion(ctx, storage.AssertionID("c", "jti-"+sfx), exp, t0))
 	}
 	// A rotated pair in one family: both expire with the family.
 	_, r1 := newRefreshToken(t, "chain-1", "fam-chain")
@@ -697,7 +703,7 @@ func testDeleteExpired(t *testing.T, s storage.Store) {
 
 	n, err := s.DeleteExpired(ctx, cut)
 	must(t, "DeleteExpired", err)
-	if want := 8; n != want { // 6 kinds + the rotated pair
+	if want := 9; n != want { // 7 kinds + the rotated pair
 		t.Fatalf("DeleteExpired removed %d objects, want %d", n, want)
 	}
 	n, err = s.DeleteExpired(ctx, cut)
@@ -725,6 +731,7 @@ func testDeleteExpired(t *testing.T, s storage.Store) {
 	must(t, "GetConsent live", err)
 	_, err = s.GetSession(ctx, storage.HashToken(token(t, "s-1")), cut)
 	must(t, "GetSession live", err)
+	wantErr(t, "UseAssertion live", s.UseAssertion(ctx, storage.AssertionID("c", "jti-1"), live, cut), storage.ErrAssertionReplayed)
 
 	// The expired ones are gone even to a reader with an old clock.
 	_, err = s.GetAuthRequest(ctx, "req-0", t0)
@@ -733,6 +740,7 @@ func testDeleteExpired(t *testing.T, s storage.Store) {
 	wantErr(t, "GetRefreshToken deleted", err, storage.ErrNotFound)
 	_, err = s.GetSession(ctx, storage.HashToken(token(t, "s-0")), t0)
 	wantErr(t, "GetSession deleted", err, storage.ErrNotFound)
+	must(t, "UseAssertion deleted", s.UseAssertion(ctx, storage.AssertionID("c", "jti-0"), live, t0))
 
 	later := t0.Add(2 * storage.RevokedFamilyRetention)
 	_, err = s.DeleteExpired(ctx, later)
