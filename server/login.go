@@ -62,7 +62,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, set *identity.Set, client *config.Client, ar storage.AuthRequest, form url.Values, data pageData, now time.Time) result {
 	username, password := form.Get("username"), form.Get("password")
 	data.Username = username
-	addr := s.proxies.clientAddr(r)
+	addr := s.proxies.ClientAddr(r)
 	// A browser that logged in to this account before is throttled on its
 	// own (package devicecookie); any other by the account and the address.
 	devices := s.derive(snap).deviceKeys

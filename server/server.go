@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/internal/devicecookie"
@@ -41,7 +42,7 @@ type Options struct {
 	LoginThrottle ThrottleConfig
 	// TrustedProxies may report the client address in a forwarding
 	// header; without them the connection's peer is the client.
-	TrustedProxies TrustedProxies
+	TrustedProxies clientaddr.TrustedProxies
 }
 
 // ThrottleConfig limits failed logins per account and per client address
@@ -60,7 +61,7 @@ type Server struct {
 	sessionTTL time.Duration
 	consentTTL time.Duration
 	throttle   *throttle.Logins
-	proxies    TrustedProxies
+	proxies    clientaddr.TrustedProxies
 	pages      *pages
 	grants     map[string]grantHandler
 
@@ -196,7 +197,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	r = r.WithContext(withRequestInfo(r.Context(), requestInfo{s: s, endpoint: endpoint, addr: s.proxies.clientAddr(r)}))
+	r = r.WithContext(withRequestInfo(r.Context(), requestInfo{s: s, endpoint: endpoint, addr: s.proxies.ClientAddr(r)}))
 	res := h(s, w, r, snap)
 	s.metrics.observe(endpoint, res, start)
 }

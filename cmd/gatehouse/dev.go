@@ -13,9 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
 	"github.com/gatehouse-dev/gatehouse/internal/devenv"
 	"github.com/gatehouse-dev/gatehouse/internal/servingcert"
-	"github.com/gatehouse-dev/gatehouse/server"
 )
 
 type devFlags struct {
@@ -41,7 +41,7 @@ func parseDevFlags(args []string, stderr io.Writer) (*devFlags, error) {
 	fs.BoolVar(&f.reset, "reset", false, "delete the state of earlier runs (the local CA too) and start afresh")
 	fs.StringVar(&f.crds, "crds", "", "directory of the CRD manifests; default: config/crd/bases of the repository around the working directory")
 	proxies := fs.String("trusted-proxies", "", "as for gatehouse server: CIDR prefixes of a reverse proxy you run in front of the token server")
-	header := fs.String("forwarded-header", server.HeaderXForwardedFor, "as for gatehouse server: "+server.HeaderXForwardedFor+" or "+server.HeaderForwarded)
+	header := fs.String("forwarded-header", clientaddr.HeaderXForwardedFor, "as for gatehouse server: "+clientaddr.HeaderXForwardedFor+" or "+clientaddr.HeaderForwarded)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: gatehouse dev [flags]")
 		fmt.Fprintln(stderr)
@@ -59,7 +59,7 @@ func parseDevFlags(args []string, stderr io.Writer) (*devFlags, error) {
 	if strings.TrimSpace(f.stateDir) == "" {
 		return nil, fmt.Errorf("%w: --state-dir must not be empty", errUsage)
 	}
-	if _, err := server.ParseTrustedProxies(strings.Split(*proxies, ","), *header); err != nil {
+	if _, err := clientaddr.ParseTrustedProxies(strings.Split(*proxies, ","), *header); err != nil {
 		return nil, fmt.Errorf("%w: --trusted-proxies / --forwarded-header: %v", errUsage, err)
 	}
 	f.proxyArgs = []string{"--trusted-proxies", *proxies, "--forwarded-header", *header}

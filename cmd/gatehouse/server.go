@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
 	"github.com/gatehouse-dev/gatehouse/internal/kubescheme"
 	"github.com/gatehouse-dev/gatehouse/internal/servingcert"
 	"github.com/gatehouse-dev/gatehouse/internal/version"
@@ -42,7 +43,7 @@ type serverFlags struct {
 	postgresURL     string
 	logLevel        slog.Level
 	gcInterval      time.Duration
-	proxies         server.TrustedProxies
+	proxies         clientaddr.TrustedProxies
 	// tlsCert and tlsKey make the public port serve HTTPS.
 	tlsCert, tlsKey string
 }
@@ -66,8 +67,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	proxies := fs.String("trusted-proxies", "", "comma-separated CIDR prefixes of the proxies in front of the server (ingress, load balancer); "+
 		"only from them is the client address read from the forwarded header, which the login throttle keys on")
-	header := fs.String("forwarded-header", server.HeaderXForwardedFor, "the header the trusted proxies write the client address to: "+
-		server.HeaderXForwardedFor+" or "+server.HeaderForwarded+" (RFC 7239)")
+	header := fs.String("forwarded-header", clientaddr.HeaderXForwardedFor, "the header the trusted proxies write the client address to: "+
+		clientaddr.HeaderXForwardedFor+" or "+clientaddr.HeaderForwarded+" (RFC 7239)")
 	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "PEM certificate (chain) to serve the public port with HTTPS; read again when it changes (needs --tls-key-file)")
 	fs.StringVar(&f.tlsKey, "tls-key-file", "", "PEM private key of --tls-cert-file")
 	if err := parseFlags(fs, args); err != nil {
@@ -98,7 +99,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	if f.gcInterval < time.Second {
 		return nil, fmt.Errorf("%w: --gc-interval must be at least 1s", errUsage)
 	}
-	if f.proxies, err = server.ParseTrustedProxies(strings.Split(*proxies, ","), *header); err != nil {
+	if f.proxies, err = clientaddr.ParseTrustedProxies(strings.Split(*proxies, ","), *header); err != nil {
 		return nil, fmt.Errorf("%w: --trusted-proxies / --forwarded-header: %v", errUsage, err)
 	}
 	return f, nil

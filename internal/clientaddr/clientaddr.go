@@ -1,4 +1,8 @@
-package server
+// Package clientaddr finds the address of the client behind a request:
+// the connection's peer, or what trusted proxies report in X-Forwarded-For
+// or Forwarded (RFC 7239). The token server throttles logins and logs
+// security events by it; its command parses the flags with it.
+package clientaddr
 
 import (
 	"fmt"
@@ -74,14 +78,14 @@ func (tp *TrustedProxies) trusts(a netip.Addr) bool {
 	return false
 }
 
-// clientAddr is the address of the client behind r. It starts from the
+// ClientAddr is the address of the client behind r. It starts from the
 // connection's peer and, while that peer is a trusted proxy, steps one
 // entry leftwards through the forwarding header: each entry was appended by
 // the proxy to its right, so the first untrusted one is the client. Entries
 // further left were written by the client and are never believed. An
 // entry that is not an address ("unknown", an obfuscated name) stops the
 // walk at the proxy that wrote it.
-func (tp *TrustedProxies) clientAddr(r *http.Request) netip.Addr {
+func (tp *TrustedProxies) ClientAddr(r *http.Request) netip.Addr {
 	peer, ok := parseHostAddr(r.RemoteAddr)
 	if !ok || len(tp.Prefixes) == 0 || !tp.trusts(peer) {
 		return peer
