@@ -115,6 +115,21 @@ func authorizeRequest(snap *config.Snapshot, client *config.Client, redirectURI 
 	if e != nil {
 		return ar, op, e
 	}
+	// RFC 8707 §2: the resources the tokens of this grant may be for.
+	// The code and its refresh tokens remember them, so no later request
+	// can widen them.
+	resources, e := parseResources(q["resource"])
+	if e != nil {
+		return ar, op, e
+	}
+	targets, e := resolveTargets(snap, client, nil, resources)
+	if e != nil {
+		return ar, op, e
+	}
+	if e := checkScopesFitTargets(snap, requested, targets); e != nil {
+		return ar, op, e
+	}
+	scopes = scopesForTargets(snap, scopes, targets)
 	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
 	switch {
 	case challenge == "" && method != "":
@@ -138,7 +153,7 @@ func authorizeRequest(snap *config.Snapshot, client *config.Client, redirectURI 
 	}
 
 	ar = storage.AuthRequest{
-		ID: randomToken(32), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, State: q.Get("state"),
+		ID: randomToken(32), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, Resources: targets, State: q.Get("state"),
 		CodeChallenge: challenge, ExpiresAt: now.Add(authRequestTTL),
 		Nonce: op.nonce, LoginHint: op.loginHint, ForceConsent: op.consent,
 	}
@@ -251,7 +266,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, snap *config.
 	code := randomToken(32)
 	ctx := r.Context()
 	err := s.store.CreateCode(ctx, storage.AuthCode{
-		Hash: storage.HashToken(code), ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Scopes: ar.Scopes,
+		Hash: storage.HashToken(code), ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Scopes: ar.Scopes, Resources: ar.Resources,
 		Subject: ar.Subject, AuthTime: ar.AuthTime, CodeChallenge: ar.CodeChallenge,
 		CodeChallengeMethod: ar.CodeChallengeMethod, ExpiresAt: now.Add(snap.CodeTTL),
 		Nonce: ar.Nonce, SessionID: ar.SessionID,

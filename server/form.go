@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -15,7 +16,8 @@ const maxFormBytes = 64 << 10
 
 // parsePostForm reads an application/x-www-form-urlencoded POST body
 // (RFC 6749 §3.2). A parameter sent more than once is invalid_request
-// (§3.1, §3.2); one sent without a value counts as omitted.
+// (§3.1, §3.2), except the repeatable ones; one sent without a value
+// counts as omitted.
 func parsePostForm(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
 	if r.Method != http.MethodPost {
 		return nil, &Error{Code: ErrInvalidRequest, Description: "the request must use POST", Status: http.StatusMethodNotAllowed}
@@ -66,8 +68,14 @@ func isFormContentType(v string) bool {
 // move it there; a form here never comes near).
 const maxFormParams = 10000
 
+// repeatable reports whether a parameter may be sent more than once:
+// resource (RFC 8707 §2) and audience (RFC 8693 §2.1) name one target
+// each.
+func repeatable(k string) bool { return k == "resource" || k == "audience" }
+
 // parseFormValues parses an urlencoded parameter list strictly: a
-// parameter sent twice is invalid_request, an empty one is dropped. It
+// parameter sent twice is invalid_request (unless repeatable), an empty
+// one is dropped. It
 // accepts and returns what url.ParseQuery followed by those two rules
 // would (FuzzParseFormValues compares them), with fewer allocations: the
 // one-element value slices share one array, and the map is sized once for
@@ -100,8 +108,12 @@ func parseFormValues(s string) (url.Values, *Error) {
 			bad = true
 			continue
 		}
-		if _, dup := form[k]; dup {
-			isRepeated, repeated = true, k
+		if vs, dup := form[k]; dup {
+			if repeatable(k) {
+				form[k] = append(vs, v)
+			} else {
+				isRepeated, repeated = true, k
+			}
 			continue
 		}
 		values = append(values, v)
@@ -113,12 +125,21 @@ func parseFormValues(s string) (url.Values, *Error) {
 	case isRepeated:
 		return nil, invalidRequest("parameter " + safeName(repeated) + " is repeated")
 	}
+	dropEmpty(form)
+	return form, nil
+}
+
+// dropEmpty removes the values sent empty, which count as omitted.
+func dropEmpty(form url.Values) {
 	for k, vs := range form {
-		if vs[0] == "" {
+		if len(vs) > 1 {
+			vs = slices.DeleteFunc(vs, func(v string) bool { return v == "" })
+			form[k] = vs
+		}
+		if len(vs) == 0 || vs[0] == "" {
 			delete(form, k)
 		}
 	}
-	return form, nil
 }
 
 // safeName quotes a parameter name for an error description, bounded and
@@ -140,16 +161,14 @@ func safeName(k string) string {
 	return string(append(out, '"'))
 }
 
-// strictValues rejects repeated parameters and drops empty ones, for
-// parameters parsed elsewhere (a query string).
+// strictValues rejects repeated parameters (but the repeatable ones) and
+// drops empty ones, for parameters parsed elsewhere (a query string).
 func strictValues(form url.Values) (url.Values, *Error) {
 	for k, vs := range form {
-		if len(vs) > 1 {
+		if len(vs) > 1 && !repeatable(k) {
 			return nil, invalidRequest("parameter " + safeName(k) + " is repeated")
 		}
-		if vs[0] == "" {
-			delete(form, k)
-		}
 	}
+	dropEmpty(form)
 	return form, nil
 }

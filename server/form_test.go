@@ -17,6 +17,7 @@ func FuzzParseFormValues(f *testing.F) {
 		"grant_type=client_credentials&scope=orders%3Aread+orders%3Awrite",
 		"a=1&a=2", "a=&a=2", "a=&b=1", "%zz", "a=%zz", "a;b=1", "&&a=1&&", "=x", "a", "a=1=2", "k%20ey=v+al",
 		"a=1&b=%", strings.Repeat("x=1&", 3),
+		"resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb", "audience=&audience=b", "resource=&resource=", "audience=x&a=1&audience=y",
 	} {
 		f.Add(s)
 	}

@@ -60,7 +60,15 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 		return nil, e
 	}
 
-	g := tokenGrant{Client: req.Client, Subject: ac.Subject, Scopes: usableScopes(req.Snap, req.Client, ac.Scopes), AuthTime: ac.AuthTime}
+	// RFC 8707 §2.2: resource at the token endpoint picks, among the
+	// resources the code was granted for, what this access token is for.
+	// The refresh token keeps the code's resources (FirstRefresh).
+	targets, e := resolveTargets(req.Snap, req.Client, ac.Resources, req.Resources)
+	if e != nil {
+		return nil, e
+	}
+	g := tokenGrant{Client: req.Client, Subject: ac.Subject, AuthTime: ac.AuthTime, Resources: targets,
+		Scopes: scopesForTargets(req.Snap, usableScopes(req.Snap, req.Client, ac.Scopes), targets)}
 	// An OpenID Connect request gets a refresh token only with
 	// offline_access (Core §11); a plain OAuth request whenever the client
 	// may refresh, as before. The store applied the same rule (first).
@@ -143,7 +151,7 @@ func checkCodeBindings(ac storage.AuthCode, clientID, redirectURI, verifier, cha
 func (s *Server) firstRefreshToken(ctx context.Context, req *tokenRequest, ac storage.AuthCode, g tokenGrant, rt string) *Error {
 	err := s.store.CreateRefreshToken(ctx, storage.RefreshToken{
 		Hash: storage.HashToken(rt), FamilyID: g.GrantID, ClientID: req.Client.ID,
-		Subject: ac.Subject, Scopes: g.Scopes, AuthTime: ac.AuthTime, IssuedAt: req.Now,
+		Subject: ac.Subject, Scopes: usableScopes(req.Snap, req.Client, ac.Scopes), Resources: ac.Resources, AuthTime: ac.AuthTime, IssuedAt: req.Now,
 		ExpiresAt: refreshExpiry(req, ac.AuthTime), SessionID: ac.SessionID,
 	})
 	switch {

@@ -17,6 +17,14 @@ func (s *Server) grantClientCredentials(_ context.Context, req *tokenRequest) (*
 	if e != nil {
 		return nil, e
 	}
+	targets, e := resolveTargets(req.Snap, req.Client, nil, req.Resources)
+	if e != nil {
+		return nil, e
+	}
+	if e := checkScopesFitTargets(req.Snap, req.Scopes, targets); e != nil {
+		return nil, e
+	}
+	scopes = scopesForTargets(req.Snap, scopes, targets)
 	for _, sc := range scopes {
 		// The built-in scopes release a person's claims; a client's own
 		// token has no person behind it.
@@ -24,7 +32,7 @@ func (s *Server) grantClientCredentials(_ context.Context, req *tokenRequest) (*
 			return nil, invalidScope("scope " + sc + " is about a person and cannot be granted to a client for itself (client_credentials)")
 		}
 	}
-	at, e := s.signAccessToken(req.Snap, tokenGrant{Client: req.Client, Subject: users.ClientSubject(req.Client.ID), Scopes: scopes}, newID(), req.Now)
+	at, e := s.signAccessToken(req.Snap, tokenGrant{Client: req.Client, Subject: users.ClientSubject(req.Client.ID), Scopes: scopes, Resources: targets}, newID(), req.Now)
 	if e != nil {
 		return nil, e
 	}

@@ -43,10 +43,21 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	if e != nil {
 		return nil, e
 	}
+	// RFC 8707 §2.2: the family's resources bound every access token of
+	// it; resource may narrow one token, and the family keeps them all.
+	// Decided before rotating, so a refused request does not use up the
+	// refresh token.
+	targets, e := resolveTargets(req.Snap, req.Client, old.Resources, req.Resources)
+	if e != nil {
+		return nil, e
+	}
+	if e := checkScopesFitTargets(req.Snap, req.Scopes, targets); e != nil {
+		return nil, e
+	}
 	next := randomToken(32)
 	_, err = s.store.RotateRefreshToken(ctx, hash, storage.RefreshToken{
 		Hash: storage.HashToken(next), FamilyID: old.FamilyID, ClientID: old.ClientID,
-		Subject: old.Subject, Scopes: old.Scopes, AuthTime: old.AuthTime,
+		Subject: old.Subject, Scopes: old.Scopes, Resources: old.Resources, AuthTime: old.AuthTime,
 		IssuedAt: req.Now, ExpiresAt: old.ExpiresAt, SessionID: old.SessionID,
 	}, req.Now)
 	if errors.Is(err, storage.ErrRefreshTokenReused) {
@@ -56,8 +67,8 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	if e := s.refreshStoreError(ctx, "rotating a refresh token", err); e != nil {
 		return nil, e
 	}
-	g := tokenGrant{Client: req.Client, Subject: old.Subject, Scopes: usableScopes(req.Snap, req.Client, scopes), AuthTime: old.AuthTime,
-		GrantID: old.FamilyID}
+	g := tokenGrant{Client: req.Client, Subject: old.Subject, AuthTime: old.AuthTime, GrantID: old.FamilyID, Resources: targets,
+		Scopes: scopesForTargets(req.Snap, usableScopes(req.Snap, req.Client, scopes), targets)}
 	g = s.withPerson(req.Snap, g)
 	at, e := s.signAccessToken(req.Snap, g, newID(), req.Now)
 	if e != nil {

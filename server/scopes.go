@@ -105,6 +105,15 @@ func narrowScopes(original, requested []string) ([]string, *Error) {
 	return requested, nil
 }
 
+// grantAudience is a token's aud: its resource indicators' targets when
+// it has any (resolveTargets allowed them), else audience.
+func grantAudience(snap *config.Snapshot, g tokenGrant) []string {
+	if len(g.Resources) > 0 {
+		return g.Resources
+	}
+	return audience(snap, g.Client, g.Scopes)
+}
+
 // audience is an access token's aud (RFC 9068 §3): the client's audience
 // and the granted scopes' audiences. With none of those the token is for
 // the client itself, so aud is the client_id, which keeps aud non-empty as

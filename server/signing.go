@@ -54,6 +54,9 @@ type tokenGrant struct {
 	Scopes   []string
 	AuthTime time.Time // zero for client_credentials
 	GrantID  string    // refresh-token family; empty when there is none
+	// Resources restrict the token's aud to these targets (RFC 8707),
+	// chosen by resolveTargets; nil for the default audience.
+	Resources []string
 	// Person is who Subject is, when the scopes release any of their
 	// claims (withPerson); nil otherwise, and for a client's own token.
 	Person *identity.Person
@@ -74,7 +77,7 @@ func (s *Server) signAccessToken(snap *config.Snapshot, g tokenGrant, jti string
 	}
 	payload := make([]byte, 0, 512)
 	payload = appendAccessTokenClaims(payload, accessTokenClaimValues{
-		Issuer: snap.Issuer, Subject: g.Subject, Audience: audience(snap, g.Client, g.Scopes),
+		Issuer: snap.Issuer, Subject: g.Subject, Audience: grantAudience(snap, g),
 		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), ID: jti,
 		ClientID: g.Client.ID, Scopes: g.Scopes, AuthTime: authTime, GrantID: g.GrantID,
 		Groups: accessTokenGroups(g),

@@ -19,7 +19,10 @@ type tokenRequest struct {
 	Form   url.Values
 	// Scopes is the parsed scope parameter, nil when absent.
 	Scopes []string
-	Now    time.Time
+	// Resources are the parsed resource parameters (RFC 8707), nil when
+	// absent; each grant decides with resolveTargets which it allows.
+	Resources []string
+	Now       time.Time
 }
 
 // grantHandler carries out one grant type (one file each).
@@ -60,7 +63,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, snap *confi
 	if e != nil {
 		return fail(e)
 	}
-	resp, e := handler(r.Context(), &tokenRequest{Snap: snap, Client: client, Form: form, Scopes: scopes, Now: now})
+	resources, e := parseResources(form["resource"])
+	if e != nil {
+		return fail(e)
+	}
+	resp, e := handler(r.Context(), &tokenRequest{Snap: snap, Client: client, Form: form, Scopes: scopes, Resources: resources, Now: now})
 	if e != nil {
 		return fail(e)
 	}

@@ -60,10 +60,14 @@ func HashToken(token string) string {
 // AuthRequest is a validated /authorize request waiting for login and
 // consent.
 type AuthRequest struct {
-	ID                  string // random, carried by the login and consent pages
-	ClientID            string
-	RedirectURI         string
-	Scopes              []string
+	ID          string // random, carried by the login and consent pages
+	ClientID    string
+	RedirectURI string
+	Scopes      []string
+	// Resources are the RFC 8707 resource indicators the request named:
+	// the audiences its tokens may be for. Empty: no restriction beyond
+	// the scopes' and the client's audiences.
+	Resources           []string
 	State               string
 	CodeChallenge       string
 	CodeChallengeMethod string
@@ -84,10 +88,13 @@ type AuthRequest struct {
 
 // AuthCode is an issued authorization code, stored under HashToken(code).
 type AuthCode struct {
-	Hash                string
-	ClientID            string
-	RedirectURI         string
-	Scopes              []string
+	Hash        string
+	ClientID    string
+	RedirectURI string
+	Scopes      []string
+	// Resources are the authorization request's resource indicators
+	// (RFC 8707), which the code's tokens may not exceed.
+	Resources           []string
 	Subject             string
 	AuthTime            time.Time
 	CodeChallenge       string
@@ -119,8 +126,8 @@ type Issued struct {
 // bindings itself: these conditions only decide whether the token is
 // stored, so that one is never stored for a redemption the caller refuses.
 //
-// The stored token is copied from the code: its client, subject, AuthTime
-// and SessionID, and the scopes described at AllowedScopes; IssuedAt is
+// The stored token is copied from the code: its client, subject, AuthTime,
+// SessionID and Resources, and the scopes described at AllowedScopes; IssuedAt is
 // the redemption's now.
 type FirstRefresh struct {
 	// Hash is HashToken of the refresh token.
@@ -167,7 +174,8 @@ func (f *FirstRefresh) Token(c AuthCode, familyID string, now time.Time) (Refres
 	}
 	return RefreshToken{
 		Hash: f.Hash, FamilyID: familyID, ClientID: c.ClientID, Subject: c.Subject, Scopes: scopes,
-		AuthTime: c.AuthTime, IssuedAt: now, ExpiresAt: from.Add(f.TTL), SessionID: c.SessionID,
+		Resources: slices.Clone(c.Resources),
+		AuthTime:  c.AuthTime, IssuedAt: now, ExpiresAt: from.Add(f.TTL), SessionID: c.SessionID,
 	}, true
 }
 
@@ -179,6 +187,10 @@ type RefreshToken struct {
 	ClientID string
 	Subject  string
 	Scopes   []string
+	// Resources are the resource indicators (RFC 8707) the family was
+	// granted for; a refresh may narrow the audience within them, never
+	// widen it. Empty: no restriction beyond the scopes'.
+	Resources []string
 	// AuthTime is when the user logged in; the family expires at
 	// ExpiresAt, which rotation does not extend.
 	AuthTime  time.Time

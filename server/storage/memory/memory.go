@@ -64,11 +64,13 @@ func invalid(what string) error { return fmt.Errorf("%s: %w", what, storage.ErrI
 
 func copyAuthRequest(r storage.AuthRequest) storage.AuthRequest {
 	r.Scopes = slices.Clone(r.Scopes)
+	r.Resources = slices.Clone(r.Resources)
 	return r
 }
 
 func copyCode(c storage.AuthCode) storage.AuthCode {
 	c.Scopes = slices.Clone(c.Scopes)
+	c.Resources = slices.Clone(c.Resources)
 	if c.RedeemedAt != nil {
 		at := *c.RedeemedAt
 		c.RedeemedAt = &at
@@ -78,6 +80,7 @@ func copyCode(c storage.AuthCode) storage.AuthCode {
 
 func copyRefreshToken(t storage.RefreshToken) storage.RefreshToken {
 	t.Scopes = slices.Clone(t.Scopes)
+	t.Resources = slices.Clone(t.Resources)
 	if t.RotatedAt != nil {
 		at := *t.RotatedAt
 		t.RotatedAt = &at

@@ -132,10 +132,10 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO auth_requests
 		(id, client_id, redirect_uri, scopes, state, code_challenge, code_challenge_method, subject, auth_time, expires_at,
-		nonce, login_hint, force_consent, session_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		nonce, login_hint, force_consent, session_id, resources)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		r.ID, r.ClientID, r.RedirectURI, scopes(r.Scopes), r.State, r.CodeChallenge, r.CodeChallengeMethod, r.Subject, r.AuthTime, r.ExpiresAt,
-		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID)
+		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID, scopes(r.Resources))
 	switch {
 	case isUniqueViolation(err):
 		return storage.ErrAlreadyExists
@@ -149,10 +149,10 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 func (s *Store) GetAuthRequest(ctx context.Context, id string, now time.Time) (storage.AuthRequest, error) {
 	var r storage.AuthRequest
 	err := s.pool.QueryRow(ctx, `SELECT id, client_id, redirect_uri, scopes, state, code_challenge, code_challenge_method, subject, auth_time, expires_at,
-		nonce, login_hint, force_consent, session_id
+		nonce, login_hint, force_consent, session_id, resources
 		FROM auth_requests WHERE id = $1 AND expires_at > $2`, id, now).
 		Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.Scopes, &r.State, &r.CodeChallenge, &r.CodeChallengeMethod, &r.Subject, &r.AuthTime, &r.ExpiresAt,
-			&r.Nonce, &r.LoginHint, &r.ForceConsent, &r.SessionID)
+			&r.Nonce, &r.LoginHint, &r.ForceConsent, &r.SessionID, &r.Resources)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return storage.AuthRequest{}, storage.ErrNotFound
@@ -170,10 +170,10 @@ func (s *Store) UpdateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 	tag, err := s.pool.Exec(ctx, `UPDATE auth_requests SET
 		client_id = $2, redirect_uri = $3, scopes = $4, state = $5, code_challenge = $6,
 		code_challenge_method = $7, subject = $8, auth_time = $9, expires_at = $10,
-		nonce = $11, login_hint = $12, force_consent = $13, session_id = $14
+		nonce = $11, login_hint = $12, force_consent = $13, session_id = $14, resources = $15
 		WHERE id = $1`,
 		r.ID, r.ClientID, r.RedirectURI, scopes(r.Scopes), r.State, r.CodeChallenge, r.CodeChallengeMethod, r.Subject, r.AuthTime, r.ExpiresAt,
-		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID)
+		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID, scopes(r.Resources))
 	switch {
 	case err != nil:
 		return wrap("update auth request", err)
@@ -200,10 +200,11 @@ func (s *Store) CreateCode(ctx context.Context, c storage.AuthCode) error {
 		return invalid("a new authorization code cannot be redeemed already")
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO auth_codes
-		(hash, client_id, redirect_uri, scopes, subject, auth_time, code_challenge, code_challenge_method, expires_at, nonce, session_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		(hash, client_id, redirect_uri, scopes, subject, auth_time, code_challenge, code_challenge_method, expires_at, nonce, session_id,
+		resources)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		c.Hash, c.ClientID, c.RedirectURI, scopes(c.Scopes), c.Subject, c.AuthTime, c.CodeChallenge, c.CodeChallengeMethod, c.ExpiresAt,
-		c.Nonce, c.SessionID)
+		c.Nonce, c.SessionID, scopes(c.Resources))
 	switch {
 	case isUniqueViolation(err):
 		return storage.ErrAlreadyExists
@@ -214,13 +215,15 @@ func (s *Store) CreateCode(ctx context.Context, c storage.AuthCode) error {
 }
 
 const codeColumns = `hash, client_id, redirect_uri, scopes, subject, auth_time, code_challenge, code_challenge_method,
-	expires_at, redeemed_at, issued_access_token_id, issued_access_token_expires_at, issued_refresh_family_id, nonce, session_id`
+	expires_at, redeemed_at, issued_access_token_id, issued_access_token_expires_at, issued_refresh_family_id, nonce, session_id,
+	resources`
 
 // scanCode reads codeColumns, then any extra columns into extra.
 func scanCode(row pgx.Row, extra ...any) (storage.AuthCode, error) {
 	var c storage.AuthCode
 	dest := append([]any{&c.Hash, &c.ClientID, &c.RedirectURI, &c.Scopes, &c.Subject, &c.AuthTime, &c.CodeChallenge, &c.CodeChallengeMethod,
-		&c.ExpiresAt, &c.RedeemedAt, &c.Issued.AccessTokenID, &c.Issued.AccessTokenExpiresAt, &c.Issued.RefreshFamilyID, &c.Nonce, &c.SessionID},
+		&c.ExpiresAt, &c.RedeemedAt, &c.Issued.AccessTokenID, &c.Issued.AccessTokenExpiresAt, &c.Issued.RefreshFamilyID, &c.Nonce, &c.SessionID,
+		&c.Resources},
 		extra...)
 	err := row.Scan(dest...)
 	return c, err
@@ -238,7 +241,7 @@ const redeemSQL = `WITH redeemed AS (
 		WHERE hash = $1 AND expires_at > $2 AND redeemed_at IS NULL
 		RETURNING ` + codeColumns + `
 	), bound AS (
-		SELECT r.client_id, r.subject, r.auth_time, r.session_id,
+		SELECT r.client_id, r.subject, r.auth_time, r.session_id, r.resources,
 			ARRAY(SELECT u.s FROM unnest(r.scopes) WITH ORDINALITY AS u(s, i) WHERE u.s = ANY($10::text[]) ORDER BY u.i) AS scopes,
 			CASE WHEN r.auth_time > '0001-01-01 00:00:00+00' THEN r.auth_time ELSE $2 END + $13::interval AS expires_at
 		FROM redeemed r
@@ -250,8 +253,8 @@ const redeemSQL = `WITH redeemed AS (
 		ON CONFLICT (id) DO UPDATE SET expires_at = greatest(refresh_families.expires_at, excluded.expires_at)
 		RETURNING revoked_at
 	), token AS (
-		INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at, session_id)
-		SELECT $6, $5, t.client_id, t.subject, t.scopes, t.auth_time, $2, t.expires_at, t.session_id
+		INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at, session_id, resources)
+		SELECT $6, $5, t.client_id, t.subject, t.scopes, t.auth_time, $2, t.expires_at, t.session_id, t.resources
 		FROM refresh t, family f WHERE f.revoked_at IS NULL
 		RETURNING hash
 	)
@@ -314,9 +317,9 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) 
 			ON CONFLICT (id) DO UPDATE SET expires_at = greatest(refresh_families.expires_at, excluded.expires_at)
 			RETURNING revoked_at
 		)
-		INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at, session_id)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM family WHERE family.revoked_at IS NULL`,
-		t.Hash, t.FamilyID, t.ClientID, t.Subject, scopes(t.Scopes), t.AuthTime, t.IssuedAt, t.ExpiresAt, t.SessionID)
+		INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at, session_id, resources)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM family WHERE family.revoked_at IS NULL`,
+		t.Hash, t.FamilyID, t.ClientID, t.Subject, scopes(t.Scopes), t.AuthTime, t.IssuedAt, t.ExpiresAt, t.SessionID, scopes(t.Resources))
 	switch {
 	case isUniqueViolation(err):
 		return storage.ErrAlreadyExists
@@ -335,12 +338,12 @@ type refreshRow struct {
 
 func scanRefreshToken(row pgx.Row) (refreshRow, error) {
 	var r refreshRow
-	err := row.Scan(&r.Hash, &r.FamilyID, &r.ClientID, &r.Subject, &r.Scopes, &r.AuthTime, &r.IssuedAt, &r.ExpiresAt, &r.RotatedAt, &r.SessionID, &r.revoked)
+	err := row.Scan(&r.Hash, &r.FamilyID, &r.ClientID, &r.Subject, &r.Scopes, &r.AuthTime, &r.IssuedAt, &r.ExpiresAt, &r.RotatedAt, &r.SessionID, &r.Resources, &r.revoked)
 	return r, err
 }
 
 const refreshSelect = `SELECT t.hash, t.family_id, t.client_id, t.subject, t.scopes, t.auth_time, t.issued_at, t.expires_at, t.rotated_at,
-	t.session_id, f.revoked_at IS NOT NULL
+	t.session_id, t.resources, f.revoked_at IS NOT NULL
 	FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
 	WHERE t.hash = $1 AND t.expires_at > $2`
 
@@ -382,17 +385,17 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, next sto
 			WHERE t.hash = $10 AND t.rotated_at IS NULL AND t.expires_at > $9
 				AND f.id = t.family_id AND f.revoked_at IS NULL AND ($2 = '' OR t.family_id = $2)
 			RETURNING t.hash, t.family_id, t.client_id, t.subject, t.scopes, t.auth_time, t.issued_at, t.expires_at, t.rotated_at,
-				t.session_id
+				t.session_id, t.resources
 		), family AS (
 			UPDATE refresh_families SET expires_at = greatest(expires_at, $8)
 			WHERE id = (SELECT family_id FROM rotated)
 		), successor AS (
-			INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at, session_id)
-			SELECT $1, rotated.family_id, $3, $4, $5, $6, $7, $8, $11 FROM rotated
+			INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at, session_id, resources)
+			SELECT $1, rotated.family_id, $3, $4, $5, $6, $7, $8, $11, $12 FROM rotated
 		)
 		SELECT *, false FROM rotated`,
 		next.Hash, next.FamilyID, next.ClientID, next.Subject, scopes(next.Scopes), next.AuthTime, next.IssuedAt, next.ExpiresAt,
-		now, oldHash, next.SessionID))
+		now, oldHash, next.SessionID, scopes(next.Resources)))
 	switch {
 	case err == nil:
 		return r.RefreshToken, nil
@@ -440,10 +443,10 @@ func (s *Store) rotateSlow(ctx context.Context, oldHash string, next storage.Ref
 			), family AS (
 				UPDATE refresh_families SET expires_at = greatest(expires_at, $8) WHERE id = $2
 			)
-			INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at, session_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11)`,
+			INSERT INTO refresh_tokens (hash, family_id, client_id, subject, scopes, auth_time, issued_at, expires_at, session_id, resources)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $12)`,
 			next.Hash, next.FamilyID, next.ClientID, next.Subject, scopes(next.Scopes), next.AuthTime, next.IssuedAt, next.ExpiresAt,
-			now, oldHash, next.SessionID)
+			now, oldHash, next.SessionID, scopes(next.Resources))
 		if isUniqueViolation(err) {
 			return storage.ErrAlreadyExists
 		}

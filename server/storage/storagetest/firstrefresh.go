@@ -69,7 +69,7 @@ func testFirstRefreshStored(t *testing.T, s storage.Store) {
 	// Scopes: the code's that are allowed, in the code's order.
 	assertRefreshToken(t, rt, storage.RefreshToken{
 		Hash: first.Hash, FamilyID: "fam-code", ClientID: c.ClientID, Subject: c.Subject,
-		Scopes: []string{"orders:write", "openid", "offline_access", "orders:read"}, AuthTime: c.AuthTime, IssuedAt: at,
+		Scopes: []string{"orders:write", "openid", "offline_access", "orders:read"}, Resources: c.Resources, AuthTime: c.AuthTime, IssuedAt: at,
 		ExpiresAt: c.AuthTime.Add(firstRefreshTTL), SessionID: c.SessionID,
 	})
 	// The family lasts as long as its token: it is not revoked or gone

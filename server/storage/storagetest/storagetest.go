@@ -99,6 +99,7 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 		ClientID:            "client-a",
 		RedirectURI:         "https://app.example/callback",
 		Scopes:              []string{"openid", "orders:read"},
+		Resources:           []string{"https://orders.example", "https://billing.example"},
 		State:               "xyz",
 		CodeChallenge:       "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
 		CodeChallengeMethod: "S256",
@@ -116,12 +117,14 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 
 	// The returned value is the caller's: changing it changes nothing stored.
 	got.Scopes[0] = "admin"
+	got.Resources[0] = "https://admin.example"
 	got, err = s.GetAuthRequest(ctx, r.ID, t0)
 	must(t, "GetAuthRequest", err)
 	assertAuthRequest(t, got, r)
 
 	// Login fills in the subject.
 	r.Subject, r.AuthTime, r.SessionID = "alice", t0.Add(time.Minute), "sid-1"
+	r.Resources = []string{"https://orders.example"}
 	must(t, "UpdateAuthRequest", s.UpdateAuthRequest(ctx, r))
 	got, err = s.GetAuthRequest(ctx, r.ID, t0.Add(time.Minute))
 	must(t, "GetAuthRequest after update", err)
@@ -148,7 +151,7 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 func assertAuthRequest(t *testing.T, got, want storage.AuthRequest) {
 	t.Helper()
 	if got.ID != want.ID || got.ClientID != want.ClientID || got.RedirectURI != want.RedirectURI ||
-		!slices.Equal(got.Scopes, want.Scopes) || got.State != want.State ||
+		!slices.Equal(got.Scopes, want.Scopes) || !slices.Equal(got.Resources, want.Resources) || got.State != want.State ||
 		got.CodeChallenge != want.CodeChallenge || got.CodeChallengeMethod != want.CodeChallengeMethod ||
 		got.Subject != want.Subject || !sameTime(got.AuthTime, want.AuthTime) || !sameTime(got.ExpiresAt, want.ExpiresAt) ||
 		got.Nonce != want.Nonce || got.LoginHint != want.LoginHint || got.ForceConsent != want.ForceConsent || got.SessionID != want.SessionID {
@@ -163,6 +166,7 @@ func newCode(t testing.TB, name string) (string, storage.AuthCode) {
 		ClientID:            "client-a",
 		RedirectURI:         "https://app.example/callback",
 		Scopes:              []string{"openid", "orders:read"},
+		Resources:           []string{"https://orders.example"},
 		Subject:             "alice",
 		AuthTime:            t0.Add(-time.Minute),
 		CodeChallenge:       "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
@@ -190,7 +194,7 @@ func testCodes(t *testing.T, s storage.Store) {
 	got, _, err := s.RedeemCode(ctx, storage.HashToken(plain), first, nil, redeemAt)
 	must(t, "RedeemCode", err)
 	if got.Hash != c.Hash || got.ClientID != c.ClientID || got.RedirectURI != c.RedirectURI ||
-		!slices.Equal(got.Scopes, c.Scopes) || got.Subject != c.Subject || !sameTime(got.AuthTime, c.AuthTime) ||
+		!slices.Equal(got.Scopes, c.Scopes) || !slices.Equal(got.Resources, c.Resources) || got.Subject != c.Subject || !sameTime(got.AuthTime, c.AuthTime) ||
 		got.CodeChallenge != c.CodeChallenge || got.CodeChallengeMethod != c.CodeChallengeMethod ||
 		!sameTime(got.ExpiresAt, c.ExpiresAt) || got.Nonce != c.Nonce || got.SessionID != c.SessionID {
 		t.Fatalf("RedeemCode returned\n %+v\nwant the stored code\n %+v", got, c)
@@ -257,6 +261,7 @@ func newRefreshToken(t testing.TB, name, family string) (string, storage.Refresh
 		ClientID:  "client-a",
 		Subject:   "alice",
 		Scopes:    []string{"openid", "offline_access", "orders:read"},
+		Resources: []string{"https://orders.example", "https://billing.example"},
 		AuthTime:  t0.Add(-time.Minute),
 		IssuedAt:  t0,
 		ExpiresAt: t0.Add(24 * time.Hour),
@@ -267,7 +272,7 @@ func newRefreshToken(t testing.TB, name, family string) (string, storage.Refresh
 func assertRefreshToken(t *testing.T, got, want storage.RefreshToken) {
 	t.Helper()
 	if got.Hash != want.Hash || got.FamilyID != want.FamilyID || got.ClientID != want.ClientID ||
-		got.Subject != want.Subject || !slices.Equal(got.Scopes, want.Scopes) ||
+		got.Subject != want.Subject || !slices.Equal(got.Scopes, want.Scopes) || !slices.Equal(got.Resources, want.Resources) ||
 		!sameTime(got.AuthTime, want.AuthTime) || !sameTime(got.IssuedAt, want.IssuedAt) ||
 		!sameTime(got.ExpiresAt, want.ExpiresAt) || !sameTimePtr(got.RotatedAt, want.RotatedAt) || got.SessionID != want.SessionID {
 		t.Fatalf("refresh token:\n got %+v\nwant %+v", got, want)
@@ -290,6 +295,7 @@ func testRefreshTokens(t *testing.T, s storage.Store) {
 	// expiry (the caller does not extend it).
 	_, rt2 := newRefreshToken(t, "rt2", "")
 	rt2.Scopes = []string{"orders:read"}
+	rt2.Resources = []string{"https://orders.example"}
 	rt2.IssuedAt = t0.Add(time.Hour)
 	rotateAt := t0.Add(time.Hour)
 	old, err := s.RotateRefreshToken(ctx, rt1.Hash, rt2, rotateAt)
