@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/formparse"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
@@ -54,7 +55,7 @@ func parseOIDCParams(snap *config.Snapshot, q interface{ Get(string) string }) (
 				p.consent = true
 			default:
 				// select_account included: one browser holds one login.
-				return p, invalidRequest("prompt value " + safeName(v) + " is not supported; use none, login or consent")
+				return p, invalidRequest("prompt value " + formparse.SafeName(v) + " is not supported; use none, login or consent")
 			}
 		}
 		if p.none && len(values) > 1 {

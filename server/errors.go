@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+
+	"github.com/gatehouse-dev/gatehouse/server/internal/formparse"
 )
 
 // Error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 7009 §2.2.1.
@@ -70,6 +72,31 @@ func invalidClient(desc string, challenge bool) *Error {
 }
 
 func unauthorizedClient(desc string) *Error { return newError(ErrUnauthorizedClient, desc) }
+
+// formRefused is a request the form parser refused, as the
+// invalid_request it is, with the parser's status (405, 413 or 400).
+func formRefused(e *formparse.Error) *Error {
+	return &Error{Code: ErrInvalidRequest, Description: e.Description, Status: e.Status}
+}
+
+// parsePostForm reads a strict form POST body (package form).
+func parsePostForm(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
+	v, e := formparse.ParsePost(w, r)
+	if e != nil {
+		return nil, formRefused(e)
+	}
+	return v, nil
+}
+
+// strictValues applies the form rules to parameters parsed elsewhere (a
+// query string).
+func strictValues(v url.Values) (url.Values, *Error) {
+	v, e := formparse.Strict(v)
+	if e != nil {
+		return nil, formRefused(e)
+	}
+	return v, nil
+}
 
 // storageUnavailable is what a client is told when storage fails: a
 // driver's message can name hosts, tables or values, and RFC 6749 §5.2's

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/server/internal/formparse"
 )
 
 // FuzzParseTokenRequest: form parsing and scope parsing never panic, and
@@ -27,7 +28,7 @@ func FuzzParseTokenRequest(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		form, e := parseFormValues(body)
+		form, e := parseForm(body)
 		if e != nil {
 			if e.Code != ErrInvalidRequest || e.Description == "" {
 				t.Fatalf("form error %+v", e)
@@ -73,7 +74,7 @@ func FuzzClientAuthentication(f *testing.F) {
 	f.Add(basic(ccClientID, ccSecret), "client_secret=x")
 	f.Add(basic(ccClientID, ccSecret), "client_id=other")
 	f.Fuzz(func(t *testing.T, authorization, body string) {
-		form, e := parseFormValues(body)
+		form, e := parseForm(body)
 		if e != nil {
 			return
 		}
@@ -102,4 +103,13 @@ func FuzzClientAuthentication(f *testing.F) {
 			t.Fatalf("authenticated %s with method %s and secret %q", c.ID, cred.Method, cred.Secret)
 		}
 	})
+}
+
+// parseForm parses a body as the token endpoint does.
+func parseForm(body string) (url.Values, *Error) {
+	v, e := formparse.Parse(body)
+	if e != nil {
+		return nil, formRefused(e)
+	}
+	return v, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/formparse"
 )
 
 // ErrInvalidTarget is RFC 8707 §2's error for a resource (and RFC 8693
@@ -35,14 +36,14 @@ func parseResources(values []string) ([]string, *Error) {
 	out := make([]string, 0, len(values))
 	for _, v := range values {
 		if len(v) > maxResourceLength {
-			return nil, invalidTarget("resource " + safeName(v) + " is longer than 256 characters")
+			return nil, invalidTarget("resource " + formparse.SafeName(v) + " is longer than 256 characters")
 		}
 		u, err := url.Parse(v)
 		switch {
 		case err != nil || !u.IsAbs():
-			return nil, invalidTarget("resource " + safeName(v) + " is not an absolute URI (RFC 8707 §2)")
+			return nil, invalidTarget("resource " + formparse.SafeName(v) + " is not an absolute URI (RFC 8707 §2)")
 		case strings.Contains(v, "#"):
-			return nil, invalidTarget("resource " + safeName(v) + " has a fragment, which RFC 8707 §2 forbids")
+			return nil, invalidTarget("resource " + formparse.SafeName(v) + " has a fragment, which RFC 8707 §2 forbids")
 		}
 		if !slices.Contains(out, v) {
 			out = append(out, v)
@@ -88,16 +89,16 @@ func resolveTargets(snap *config.Snapshot, c *config.Client, granted, requested 
 		for _, r := range requested {
 			switch {
 			case len(granted) > 0 && !slices.Contains(granted, r):
-				return nil, invalidTarget("resource " + safeName(r) + " was not part of the original grant; a token can only be narrowed to the resources granted")
+				return nil, invalidTarget("resource " + formparse.SafeName(r) + " was not part of the original grant; a token can only be narrowed to the resources granted")
 			case !slices.Contains(reach, r):
-				return nil, invalidTarget("the client may not have a token for " + safeName(r) + ": no Scope it may request, and none of its spec.audience, is for that API")
+				return nil, invalidTarget("the client may not have a token for " + formparse.SafeName(r) + ": no Scope it may request, and none of its spec.audience, is for that API")
 			}
 		}
 		targets = requested
 	}
 	for _, r := range targets {
 		if !slices.Contains(reach, r) {
-			return nil, invalidTarget("the client may no longer have a token for " + safeName(r) + ", which this grant was for")
+			return nil, invalidTarget("the client may no longer have a token for " + formparse.SafeName(r) + ", which this grant was for")
 		}
 	}
 	return targets, nil
@@ -135,7 +136,7 @@ func checkScopesFitTargets(snap *config.Snapshot, requested, targets []string) *
 	}
 	for _, sc := range requested {
 		if !scopeFitsTargets(snap, sc, targets) {
-			return invalidScope("scope " + safeName(sc) + " is for " + safeName(snap.Scopes[sc].Audience) + ", which is not among the requested resources")
+			return invalidScope("scope " + formparse.SafeName(sc) + " is for " + formparse.SafeName(snap.Scopes[sc].Audience) + ", which is not among the requested resources")
 		}
 	}
 	return nil

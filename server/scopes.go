@@ -7,6 +7,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/formparse"
 )
 
 // Limits on a scope parameter. A client may be allowed at most 64 scopes
@@ -42,11 +43,11 @@ func parseScope(s string) ([]string, *Error) {
 			return nil, invalidScope("scope has an empty entry: separate scopes with single spaces")
 		}
 		if len(tok) > maxScopeLength {
-			return nil, invalidScope(fmt.Sprintf("scope %s is longer than %d characters", safeName(tok), maxScopeLength))
+			return nil, invalidScope(fmt.Sprintf("scope %s is longer than %d characters", formparse.SafeName(tok), maxScopeLength))
 		}
 		for i := 0; i < len(tok); i++ {
 			if c := tok[i]; c < 0x21 || c == '"' || c == '\\' || c > 0x7e {
-				return nil, invalidScope("scope " + safeName(tok) + " contains a character RFC 6749 §3.3 does not allow")
+				return nil, invalidScope("scope " + formparse.SafeName(tok) + " contains a character RFC 6749 §3.3 does not allow")
 			}
 		}
 		if _, dup := seen[tok]; !dup {
@@ -70,10 +71,10 @@ func grantableScopes(snap *config.Snapshot, c *config.Client, requested []string
 	}
 	for _, sc := range requested {
 		if !c.AllowsScope(sc) {
-			return nil, invalidScope("the client is not allowed scope " + safeName(sc))
+			return nil, invalidScope("the client is not allowed scope " + formparse.SafeName(sc))
 		}
 		if _, ok := snap.Scopes[sc]; !ok {
-			return nil, invalidScope("scope " + safeName(sc) + " is not defined by this server")
+			return nil, invalidScope("scope " + formparse.SafeName(sc) + " is not defined by this server")
 		}
 	}
 	return requested, nil
@@ -99,7 +100,7 @@ func narrowScopes(original, requested []string) ([]string, *Error) {
 	}
 	for _, sc := range requested {
 		if !slices.Contains(original, sc) {
-			return nil, invalidScope("scope " + safeName(sc) + " was not part of the original grant")
+			return nil, invalidScope("scope " + formparse.SafeName(sc) + " was not part of the original grant")
 		}
 	}
 	return requested, nil

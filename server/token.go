@@ -8,6 +8,7 @@ import (
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/formparse"
 )
 
 // tokenRequest is a token request that passed the dispatcher's shared
@@ -55,7 +56,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, snap *confi
 	case grant == "":
 		return fail(invalidRequest("grant_type is required"))
 	case !known:
-		return fail(newError(ErrUnsupportedGrantType, "grant_type "+safeName(grant)+" is not supported"))
+		return fail(newError(ErrUnsupportedGrantType, "grant_type "+formparse.SafeName(grant)+" is not supported"))
 	case !client.GrantTypes[gatehousev1alpha1.GrantType(grant)]:
 		return fail(unauthorizedClient("the client is not allowed the " + grant + " grant"))
 	}

@@ -1,4 +1,8 @@
-package server
+// Package formparse reads the application/x-www-form-urlencoded requests of
+// OAuth 2.0 (RFC 6749 §3.1, §3.2) strictly: bounded, a repeated parameter
+// refused, an empty one dropped. Its refusals are invalid_request; the
+// server turns them into its typed errors.
+package formparse
 
 import (
 	"errors"
@@ -10,30 +14,42 @@ import (
 	"strings"
 )
 
+// Error is a request the parser refuses: an invalid_request (RFC 6749
+// §4.1.2.1, §5.2) with Status as its HTTP status. Description never
+// carries a value from the request, only a parameter's quoted name.
+type Error struct {
+	Status      int
+	Description string
+}
+
+func (e *Error) Error() string { return e.Description }
+
+func invalid(desc string) *Error { return &Error{Status: http.StatusBadRequest, Description: desc} }
+
 // maxFormBytes bounds a request body: no legitimate OAuth request comes
 // close, and an unbounded read is a cheap denial of service.
 const maxFormBytes = 64 << 10
 
-// parsePostForm reads an application/x-www-form-urlencoded POST body
+// ParsePost reads an application/x-www-form-urlencoded POST body
 // (RFC 6749 §3.2). A parameter sent more than once is invalid_request
 // (§3.1, §3.2), except the repeatable ones; one sent without a value
 // counts as omitted.
-func parsePostForm(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
+func ParsePost(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
 	if r.Method != http.MethodPost {
-		return nil, &Error{Code: ErrInvalidRequest, Description: "the request must use POST", Status: http.StatusMethodNotAllowed}
+		return nil, &Error{Description: "the request must use POST", Status: http.StatusMethodNotAllowed}
 	}
 	if !isFormContentType(r.Header.Get("Content-Type")) {
-		return nil, invalidRequest("the request body must be application/x-www-form-urlencoded")
+		return nil, invalid("the request body must be application/x-www-form-urlencoded")
 	}
 	body, err := readFormBody(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, &Error{Code: ErrInvalidRequest, Description: "the request body is too large", Status: http.StatusRequestEntityTooLarge}
+			return nil, &Error{Description: "the request body is too large", Status: http.StatusRequestEntityTooLarge}
 		}
-		return nil, invalidRequest("the request body could not be read")
+		return nil, invalid("the request body could not be read")
 	}
-	return parseFormValues(string(body))
+	return Parse(string(body))
 }
 
 // readFormBody reads a body of at most maxFormBytes. A declared length
@@ -73,17 +89,17 @@ const maxFormParams = 10000
 // each.
 func repeatable(k string) bool { return k == "resource" || k == "audience" }
 
-// parseFormValues parses an urlencoded parameter list strictly: a
+// Parse parses an urlencoded parameter list strictly: a
 // parameter sent twice is invalid_request (unless repeatable), an empty
 // one is dropped. It
 // accepts and returns what url.ParseQuery followed by those two rules
-// would (FuzzParseFormValues compares them), with fewer allocations: the
+// would (FuzzParse compares them), with fewer allocations: the
 // one-element value slices share one array, and the map is sized once for
 // a request of up to 16 parameters.
-func parseFormValues(s string) (url.Values, *Error) {
+func Parse(s string) (url.Values, *Error) {
 	n := strings.Count(s, "&") + 1
 	if n > maxFormParams {
-		return nil, invalidRequest("the request body is not valid form encoding")
+		return nil, invalid("the request body is not valid form encoding")
 	}
 	// Sized for an OAuth request, not for what a body claims: a body of
 	// ampersands must not buy a large allocation. Should values grow, the
@@ -121,9 +137,9 @@ func parseFormValues(s string) (url.Values, *Error) {
 	}
 	switch {
 	case bad:
-		return nil, invalidRequest("the request body is not valid form encoding")
+		return nil, invalid("the request body is not valid form encoding")
 	case isRepeated:
-		return nil, invalidRequest("parameter " + safeName(repeated) + " is repeated")
+		return nil, invalid("parameter " + SafeName(repeated) + " is repeated")
 	}
 	dropEmpty(form)
 	return form, nil
@@ -142,9 +158,10 @@ func dropEmpty(form url.Values) {
 	}
 }
 
-// safeName quotes a parameter name for an error description, bounded and
-// printable so that it cannot inject into logs or JSON consumers' displays.
-func safeName(k string) string {
+// SafeName quotes a request's value (a parameter name, a scope) for an
+// error description, bounded and printable so that it cannot inject into
+// logs or JSON consumers' displays.
+func SafeName(k string) string {
 	const limit = 40
 	out := make([]byte, 0, len(k)+2)
 	out = append(out, '"')
@@ -161,12 +178,12 @@ func safeName(k string) string {
 	return string(append(out, '"'))
 }
 
-// strictValues rejects repeated parameters (but the repeatable ones) and
+// Strict rejects repeated parameters (but the repeatable ones) and
 // drops empty ones, for parameters parsed elsewhere (a query string).
-func strictValues(form url.Values) (url.Values, *Error) {
+func Strict(form url.Values) (url.Values, *Error) {
 	for k, vs := range form {
 		if len(vs) > 1 && !repeatable(k) {
-			return nil, invalidRequest("parameter " + safeName(k) + " is repeated")
+			return nil, invalid("parameter " + SafeName(k) + " is repeated")
 		}
 	}
 	dropEmpty(form)

@@ -1,7 +1,8 @@
-package server
+package formparse
 
 import (
 	"maps"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -9,10 +10,10 @@ import (
 	"testing"
 )
 
-// FuzzParseFormValues: the form parser accepts exactly what url.ParseQuery
+// FuzzParse: the form parser accepts exactly what url.ParseQuery
 // followed by the strict rules (no repeats, empty dropped) accepts, with
 // the same values.
-func FuzzParseFormValues(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"grant_type=client_credentials&scope=orders%3Aread+orders%3Awrite",
 		"a=1&a=2", "a=&a=2", "a=&b=1", "%zz", "a=%zz", "a;b=1", "&&a=1&&", "=x", "a", "a=1=2", "k%20ey=v+al",
@@ -22,19 +23,19 @@ func FuzzParseFormValues(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		got, gotErr := parseFormValues(body)
+		got, gotErr := Parse(body)
 		want, err := url.ParseQuery(body)
 		var wantErr *Error
 		if err != nil {
-			wantErr = invalidRequest("the request body is not valid form encoding")
+			wantErr = invalid("the request body is not valid form encoding")
 		} else {
-			want, wantErr = strictValues(want)
+			want, wantErr = Strict(want)
 		}
 		if (gotErr == nil) != (wantErr == nil) {
-			t.Fatalf("%q: error %v, url.ParseQuery and strictValues: %v", body, gotErr, wantErr)
+			t.Fatalf("%q: error %v, url.ParseQuery and Strict: %v", body, gotErr, wantErr)
 		}
 		if gotErr != nil {
-			if gotErr.Code != ErrInvalidRequest || strings.Contains(wantErr.Description, "encoding") != strings.Contains(gotErr.Description, "encoding") {
+			if gotErr.Status != http.StatusBadRequest || strings.Contains(wantErr.Description, "encoding") != strings.Contains(gotErr.Description, "encoding") {
 				t.Fatalf("%q: error %v, want like %v", body, gotErr, wantErr)
 			}
 			return
@@ -53,7 +54,7 @@ func TestParseFormValuesSharedArray(t *testing.T) {
 	for i := range 30 { // more than the initial array holds
 		body += "&p" + strconv.Itoa(i) + "=" + strconv.Itoa(i)
 	}
-	form, e := parseFormValues(body)
+	form, e := Parse(body)
 	if e != nil {
 		t.Fatal(e)
 	}
