@@ -7,12 +7,15 @@
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+# The resourceserver module, which go.mod replaces with ./resourceserver.
+COPY resourceserver/go.mod resourceserver/go.sum resourceserver/
 RUN go mod download
 COPY api/ api/
 COPY cmd/ cmd/
 COPY controllers/ controllers/
 COPY internal/ internal/
 COPY server/ server/
+COPY resourceserver/ resourceserver/
 ARG VERSION=dev
 ARG COMMIT=unknown
 RUN CGO_ENABLED=0 go build -trimpath \

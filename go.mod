@@ -6,6 +6,7 @@ require (
 	github.com/chromedp/chromedp v0.22.1
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/evanphx/json-patch/v5 v5.9.11
+	github.com/gatehouse-dev/gatehouse/resourceserver v0.0.0-00010101000000-000000000000
 	github.com/go-jose/go-jose/v4 v4.1.4
 	github.com/go-ldap/ldap/v3 v3.4.15
 	github.com/go-logr/logr v1.4.3
@@ -76,3 +77,7 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.3 // indirect
 )
+
+// resourceserver is its own module (resource servers import it without
+// Kubernetes); this module builds and tests against the copy beside it.
+replace github.com/gatehouse-dev/gatehouse/resourceserver => ./resourceserver

@@ -5,14 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-
-	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 )
 
 // BenchmarkValidate measures validation with the key cached: the cost on
 // every request of a resource server.
 func BenchmarkValidate(b *testing.B) {
-	for _, alg := range []string{keyset.ES256, keyset.RS256, keyset.EdDSA} {
+	for _, alg := range []string{es256, rs256, edDSA} {
 		b.Run(alg, func(b *testing.B) {
 			f := newIssuer(b, alg)
 			v := f.validator(nil)
@@ -51,7 +49,7 @@ func BenchmarkRequire(b *testing.B) {
 func BenchmarkRejectUnknownKid(b *testing.B) {
 	f := newIssuer(b)
 	v := f.validator(nil)
-	other, _ := keyset.Generate(keyset.ES256)
+	other, _ := generateKey(es256)
 	token := f.tokenWith(other, nil)
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -1,25 +1,63 @@
-// Package resourceserver lets a Go API accept Gatehouse access tokens.
+// Package resourceserver lets a Go HTTP API accept Gatehouse access tokens.
 //
-// Gatehouse issues JWT access tokens in the profile of RFC 9068. A
-// Validator checks them the way §4 of that RFC prescribes: the typ header
-// is at+jwt, the signature verifies with a key from the issuer's JWKS
-// under an allow-listed algorithm that is the key's own, the issuer is
-// exactly the configured one, the audience contains this API, and the
-// token is within its lifetime (with a small leeway for clock skew). The
-// middleware from Require then checks scopes and answers refusals as
-// RFC 6750 §3 prescribes.
+// Make one Validator per issuer and audience when the program starts, and
+// wrap each route in Validator.Require with the scopes it needs:
 //
 //	v, err := resourceserver.New(ctx, resourceserver.Config{
-//		Issuer:   "https://auth.example.com",
-//		Audience: "orders-api",
+//		Issuer:   "https://auth.example.com", // status.issuer of the AuthorizationServer
+//		Audience: "https://orders.example.com", // spec.audience of its Scopes
 //	})
-//	if err != nil { ... }
-//	mux.Handle("GET /orders", v.Require("orders:read")(listOrders))
+//	if err != nil {
+//		log.Fatal(err) // wrong issuer, issuer unreachable, no usable key
+//	}
+//	mux.Handle("GET /orders", v.Require("orders:read")(http.HandlerFunc(listOrders)))
 //
 //	func listOrders(w http.ResponseWriter, r *http.Request) {
 //		claims, _ := resourceserver.ClaimsFrom(r.Context())
 //		...
 //	}
+//
+// New fails rather than starting a server that would refuse every token:
+// it checks the configuration, discovers the issuer's keys and fetches
+// them once before it returns.
+//
+// # What a token must be
+//
+// Gatehouse issues JWT access tokens in the profile of RFC 9068. A
+// Validator checks them as §4 of that RFC prescribes:
+//
+//   - the typ header is at+jwt, so an ID token or any other JWT from the
+//     same issuer is not taken for an access token;
+//   - the signature verifies with the key its kid names in the issuer's
+//     JWKS, under the algorithm of that key, which must be on the
+//     allow-list (Config.Algorithms; never none or HMAC);
+//   - iss is exactly Config.Issuer and aud contains Config.Audience;
+//   - exp, iat and nbf hold at the current time, give or take
+//     Config.Leeway for clock skew;
+//   - sub, client_id, jti, exp and iat are present.
+//
+// Require then checks that the token was granted every scope the route
+// needs. Nothing from the payload is read before the signature verified.
+//
+// # Refusals
+//
+// Require answers a refused request itself, as RFC 6750 §3 prescribes,
+// with a WWW-Authenticate challenge, Cache-Control: no-store and a small
+// JSON body:
+//
+//   - 401 with a bare challenge: no bearer token was sent;
+//   - 400 invalid_request: a malformed Authorization header, or a token
+//     in the URI (refused, since URIs end up in logs);
+//   - 401 invalid_token: the token failed validation;
+//   - 403 insufficient_scope: a valid token without a needed scope;
+//   - 503 with Retry-After: the issuer's keys could not be fetched, so
+//     the token could not be checked at all.
+//
+// The error a refusal carries wraps one of the Err* values (ErrExpired,
+// ErrAudience, ...), so Config.OnReject can log or count refusals by
+// reason with errors.Is. To answer differently (optional authentication,
+// another transport), use Validator.Validate or Validator.ValidateRequest
+// and WriteError.
 //
 // # Users and clients
 //
@@ -41,14 +79,34 @@
 // whose sub starts with "client:" but names another client than its
 // client_id. Tokens of a user also carry auth_time; a client's do not.
 //
-// Keys come from the jwks_uri in the issuer's RFC 8414 metadata. They are
-// cached for as long as the JWKS response's Cache-Control allows, refreshed
-// in the background after that, and fetched at once when a token names a
-// kid the cache does not know — at most once per MinRefreshInterval, with
-// concurrent requests sharing one fetch. A failed fetch keeps the keys
-// already known. Inside the cluster, JWKSFile reads the
-// AuthorizationServer's JWKS ConfigMap from a mounted volume instead, so
-// validation needs no network at all.
+// # Keys
 //
-// The package imports only the standard library and golang-jwt/jwt/v5.
+// Keys come from the jwks_uri in the issuer's RFC 8414 metadata (or from
+// Config.JWKSURL). They are cached for as long as the JWKS response's
+// Cache-Control allows, refreshed in the background after that, and
+// fetched at once when a token names a kid the cache does not know — at
+// most once per Config.MinRefreshInterval, with concurrent requests
+// sharing one fetch, so tokens with made-up kids cannot make the
+// Validator hammer the issuer. A failed fetch keeps the keys already
+// known. Gatehouse publishes a new key well before it signs with it, so
+// key rotation never makes a valid token fail.
+//
+// Inside the cluster, JWKSFile reads the AuthorizationServer's JWKS
+// ConfigMap (<server name>-jwks, data key jwks.json) from a mounted
+// volume instead, so validation needs no network at all. StaticJWKS pins
+// a fixed set.
+//
+// # Testing handlers
+//
+// A handler behind Require reads the token's claims with ClaimsFrom. In
+// tests, put claims in a request's context with NewContext and call the
+// handler directly: no token, key or issuer is needed.
+//
+// # Module and Go version
+//
+// This package is a Go module of its own,
+// github.com/gatehouse-dev/gatehouse/resourceserver. It needs Go 1.25 or
+// later and depends only on the standard library and
+// github.com/golang-jwt/jwt/v5: importing it brings none of the
+// Kubernetes libraries the Gatehouse server is built on.
 package resourceserver

@@ -2,15 +2,12 @@ package resourceserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 )
 
 var reasons = []error{ErrMalformed, ErrTokenType, ErrAlgorithm, ErrUnknownKey, ErrSignature,
@@ -22,12 +19,7 @@ var reasons = []error{ErrMalformed, ErrTokenType, ErrAlgorithm, ErrUnknownKey, E
 func FuzzValidate(f *testing.F) {
 	iss := newIssuer(f)
 	key := iss.key(0)
-	jwks, err := (&keyset.Set{Keys: []keyset.Key{key}}).PublicJWKS()
-	if err != nil {
-		f.Fatal(err)
-	}
-	doc, _ := json.Marshal(jwks)
-	v := iss.validator(func(c *Config) { c.Keys = StaticJWKS(doc) })
+	v := iss.validator(func(c *Config) { c.Keys = StaticJWKS(jwksJSON(key)) })
 	valid := iss.token(nil)
 	f.Add(valid)
 	f.Add(iss.token(func(h map[string]any, c jwt.MapClaims) { h["typ"] = "JWT" }))

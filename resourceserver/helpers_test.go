@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 )
 
 const testAudience = "orders-api"
@@ -48,7 +46,7 @@ type fakeIssuer struct {
 	clock *clock
 
 	mu           sync.Mutex
-	published    []keyset.Key
+	published    []testKey
 	status       int    // JWKS response status; 0 means 200
 	body         []byte // JWKS body override
 	cacheControl string
@@ -72,7 +70,7 @@ func newIssuer(t testing.TB, algs ...string) *fakeIssuer {
 	t.Cleanup(f.srv.Close)
 	f.URL = f.srv.URL
 	if len(algs) == 0 {
-		algs = []string{keyset.ES256}
+		algs = []string{es256}
 	}
 	for _, alg := range algs {
 		f.addKey(alg)
@@ -84,7 +82,7 @@ func (f *fakeIssuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	f.jwksFetches.Add(1)
 	f.mu.Lock()
 	gate, status, body, cc := f.gate, f.status, f.body, f.cacheControl
-	set := keyset.Set{Keys: append([]keyset.Key(nil), f.published...)}
+	published := append([]testKey(nil), f.published...)
 	f.mu.Unlock()
 	if gate != nil {
 		<-gate
@@ -94,11 +92,7 @@ func (f *fakeIssuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body == nil {
-		jwks, err := set.PublicJWKS()
-		if err != nil {
-			f.t.Errorf("PublicJWKS: %v", err)
-		}
-		body, _ = json.Marshal(jwks)
+		body = jwksJSON(published...)
 	}
 	if cc != "" {
 		w.Header().Set("Cache-Control", cc)
@@ -108,12 +102,9 @@ func (f *fakeIssuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 }
 
 // addKey generates a key and publishes it.
-func (f *fakeIssuer) addKey(alg string) keyset.Key {
+func (f *fakeIssuer) addKey(alg string) testKey {
 	f.t.Helper()
-	k, err := keyset.Generate(alg)
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	k := mustGenerateKey(f.t, alg)
 	f.mu.Lock()
 	f.published = append(f.published, k)
 	f.mu.Unlock()
@@ -138,7 +129,7 @@ func (f *fakeIssuer) set(fn func(f *fakeIssuer)) {
 	f.mu.Unlock()
 }
 
-func (f *fakeIssuer) key(i int) keyset.Key {
+func (f *fakeIssuer) key(i int) testKey {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.published[i]
@@ -161,7 +152,7 @@ func (f *fakeIssuer) claims() jwt.MapClaims {
 }
 
 // token signs a token with key; edit may change header and claims.
-func (f *fakeIssuer) tokenWith(key keyset.Key, edit func(h map[string]any, c jwt.MapClaims)) string {
+func (f *fakeIssuer) tokenWith(key testKey, edit func(h map[string]any, c jwt.MapClaims)) string {
 	f.t.Helper()
 	method := jwt.GetSigningMethod(key.Algorithm)
 	t := &jwt.Token{
@@ -240,7 +231,7 @@ func unsigned(f *fakeIssuer, alg, kid string) string {
 
 // hmacWithPublicKey is the algorithm-confusion forgery: HS256 keyed with
 // the bytes of the issuer's public key.
-func hmacWithPublicKey(t *testing.T, f *fakeIssuer, k keyset.Key) string {
+func hmacWithPublicKey(t *testing.T, f *fakeIssuer, k testKey) string {
 	t.Helper()
 	pub, err := x509.MarshalPKIXPublicKey(k.Signer().Public())
 	if err != nil {
@@ -256,7 +247,7 @@ func hmacWithPublicKey(t *testing.T, f *fakeIssuer, k keyset.Key) string {
 }
 
 // signedPayload signs an arbitrary payload.
-func signedPayload(t *testing.T, k keyset.Key, payload string) string {
+func signedPayload(t *testing.T, k testKey, payload string) string {
 	t.Helper()
 	hj, _ := json.Marshal(map[string]any{"typ": "at+jwt", "alg": k.Algorithm, "kid": k.ID})
 	enc := base64.RawURLEncoding.EncodeToString
@@ -267,5 +258,3 @@ func signedPayload(t *testing.T, k keyset.Key, payload string) string {
 	}
 	return input + "." + enc(sig)
 }
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

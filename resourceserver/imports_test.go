@@ -1,6 +1,7 @@
 package resourceserver
 
 import (
+	"bufio"
 	"go/parser"
 	"go/token"
 	"os"
@@ -9,11 +10,13 @@ import (
 	"testing"
 )
 
-// The package is imported by users' APIs: it must stay light, with the
-// standard library and golang-jwt only — never Kubernetes or
-// controller-runtime, nor this module's internal packages.
+// lightDependencies are the only modules outside the standard library the
+// package may use. Resource servers import it: it must never bring them
+// Kubernetes, controller-runtime or the Gatehouse server's own modules.
+var lightDependencies = map[string]bool{"github.com/golang-jwt/jwt/v5": true}
+
+// The package's own imports stay light.
 func TestImportsStayLight(t *testing.T) {
-	allowed := map[string]bool{"github.com/golang-jwt/jwt/v5": true, "golang.org/x/time/rate": true}
 	entries, err := os.ReadDir(".")
 	if err != nil {
 		t.Fatal(err)
@@ -31,9 +34,50 @@ func TestImportsStayLight(t *testing.T) {
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
 			first, _, _ := strings.Cut(path, "/")
-			if strings.Contains(first, ".") && !allowed[path] {
+			if strings.Contains(first, ".") && !lightDependencies[path] {
 				t.Errorf("%s imports %s", name, path)
 			}
 		}
+	}
+}
+
+// The module requires nothing else either, tests included: go.mod lists
+// every module that provides a package to the module's build or tests
+// (module graph pruning, Go 1.17), so what an importer downloads is what
+// go.mod says.
+func TestModuleRequiresStayLight(t *testing.T) {
+	f, err := os.Open("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	inBlock := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line, _, _ := strings.Cut(sc.Text(), "//")
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) == 0:
+		case fields[0] == "require" && len(fields) > 1 && fields[1] == "(":
+			inBlock = true
+		case inBlock && fields[0] == ")":
+			inBlock = false
+		case fields[0] == "require" && len(fields) == 3:
+			checkRequire(t, fields[1])
+		case inBlock:
+			checkRequire(t, fields[0])
+		case fields[0] == "replace":
+			t.Errorf("go.mod has %q: a replace directive is ignored by importers, so the module would build differently for them", sc.Text())
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checkRequire(t *testing.T, module string) {
+	t.Helper()
+	if !lightDependencies[module] {
+		t.Errorf("go.mod requires %s", module)
 	}
 }

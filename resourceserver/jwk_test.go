@@ -8,24 +8,11 @@ import (
 	"math/big"
 	"strings"
 	"testing"
-
-	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 )
 
 func publicJWK(t *testing.T, alg string) map[string]any {
 	t.Helper()
-	k, err := keyset.Generate(alg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks, err := (&keyset.Set{Keys: []keyset.Key{k}}).PublicJWKS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(jwks.Keys[0])
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	return m
+	return mustGenerateKey(t, alg).publicJWK()
 }
 
 func jwksDoc(keys ...map[string]any) []byte {
@@ -42,10 +29,10 @@ func allowedAll() map[string]bool {
 }
 
 func TestParseJWKSKeepsUsableKeys(t *testing.T) {
-	es, rs, ed := publicJWK(t, keyset.ES256), publicJWK(t, keyset.RS256), publicJWK(t, keyset.EdDSA)
-	noAlg := publicJWK(t, keyset.ES256)
+	es, rs, ed := publicJWK(t, es256), publicJWK(t, rs256), publicJWK(t, edDSA)
+	noAlg := publicJWK(t, es256)
 	delete(noAlg, "alg")
-	enc := publicJWK(t, keyset.ES256)
+	enc := publicJWK(t, es256)
 	enc["use"] = "enc"
 	hmac := map[string]any{"kty": "oct", "kid": "hmac", "alg": "HS256", "k": "c2VjcmV0"}
 	keys, err := parseJWKS(jwksDoc(es, rs, ed, noAlg, enc, hmac), allowedAll())
@@ -74,19 +61,19 @@ func TestParseJWKSRejectsUnsafeKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	offCurve := publicJWK(t, keyset.ES256)
+	offCurve := publicJWK(t, es256)
 	offCurve["y"] = b64(make([]byte, 32))
-	shortX := publicJWK(t, keyset.EdDSA)
+	shortX := publicJWK(t, edDSA)
 	shortX["x"] = b64(make([]byte, 31))
-	mismatched := publicJWK(t, keyset.ES256)
+	mismatched := publicJWK(t, es256)
 	mismatched["alg"] = "RS256"
-	wrongCurve := publicJWK(t, keyset.ES256)
+	wrongCurve := publicJWK(t, es256)
 	wrongCurve["alg"] = "ES384"
-	verifyOps := publicJWK(t, keyset.ES256)
+	verifyOps := publicJWK(t, es256)
 	verifyOps["key_ops"] = []string{"encrypt"}
-	noKid := publicJWK(t, keyset.ES256)
+	noKid := publicJWK(t, es256)
 	delete(noKid, "kid")
-	dup1, dup2 := publicJWK(t, keyset.ES256), publicJWK(t, keyset.ES256)
+	dup1, dup2 := publicJWK(t, es256), publicJWK(t, es256)
 	dup2["kid"] = dup1["kid"]
 	cases := map[string]map[string]any{
 		"RSA 1024":                {"kty": "RSA", "kid": "small", "alg": "RS256", "n": b64(small.N.Bytes()), "e": b64(big.NewInt(int64(small.E)).Bytes())},
@@ -106,13 +93,13 @@ func TestParseJWKSRejectsUnsafeKeys(t *testing.T) {
 		})
 	}
 	t.Run("duplicate kid", func(t *testing.T) {
-		keys, err := parseJWKS(jwksDoc(dup1, dup2, publicJWK(t, keyset.EdDSA)), allowedAll())
+		keys, err := parseJWKS(jwksDoc(dup1, dup2, publicJWK(t, edDSA)), allowedAll())
 		if err != nil || len(keys) != 1 || keys[dup1["kid"].(string)] != nil {
 			t.Fatalf("keys = %v, err = %v", keys, err)
 		}
 	})
 	t.Run("not allowed", func(t *testing.T) {
-		if _, err := parseJWKS(jwksDoc(publicJWK(t, keyset.RS256)), map[string]bool{"ES256": true}); err == nil || !strings.Contains(err.Error(), "no usable") {
+		if _, err := parseJWKS(jwksDoc(publicJWK(t, rs256)), map[string]bool{"ES256": true}); err == nil || !strings.Contains(err.Error(), "no usable") {
 			t.Fatalf("err = %v", err)
 		}
 	})

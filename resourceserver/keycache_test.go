@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 )
 
 func TestDiscoveryAndInitialFetch(t *testing.T) {
@@ -51,7 +49,7 @@ func TestMetadataURL(t *testing.T) {
 func TestUnknownKidConcurrentRequestsShareOneFetch(t *testing.T) {
 	f := newIssuer(t)
 	v := f.validator(nil)
-	newKey := f.addKey(keyset.ES256)
+	newKey := f.addKey(es256)
 	token := f.tokenWith(newKey, nil)
 	f.clock.Advance(DefaultMinRefreshInterval)
 
@@ -131,7 +129,7 @@ func TestRotationWithoutRestart(t *testing.T) {
 	oldToken := f.tokenWith(oldKey, nil)
 
 	f.clock.Advance(time.Minute)
-	newKey := f.addKey(keyset.ES256)
+	newKey := f.addKey(es256)
 	newToken := f.tokenWith(newKey, nil)
 	for _, tok := range []string{newToken, oldToken} {
 		if _, err := v.Validate(context.Background(), tok); err != nil {
@@ -233,7 +231,7 @@ func TestFailedRefreshKeepsOldKeys(t *testing.T) {
 			if _, err := v.Validate(context.Background(), token); err != nil {
 				t.Fatalf("after a failed refresh: %v", err)
 			}
-			unknown := f.tokenWith(f.addKey(keyset.ES256), nil)
+			unknown := f.tokenWith(f.addKey(es256), nil)
 			f.clock.Advance(DefaultMinRefreshInterval)
 			if _, err := v.Validate(context.Background(), unknown); !errors.Is(err, ErrKeysUnavailable) {
 				t.Fatalf("unknown kid while the issuer is broken: %v", err)
@@ -271,7 +269,7 @@ func TestWaitingCallerCanGiveUp(t *testing.T) {
 	f.clock.Advance(DefaultMinRefreshInterval)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := v.Validate(ctx, f.tokenWith(f.addKey(keyset.ES256), nil))
+	_, err := v.Validate(ctx, f.tokenWith(f.addKey(es256), nil))
 	if !errors.Is(err, ErrKeysUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Validate = %v", err)
 	}
@@ -281,12 +279,8 @@ func TestWaitingCallerCanGiveUp(t *testing.T) {
 func TestJWKSFile(t *testing.T) {
 	f := newIssuer(t)
 	path := filepath.Join(t.TempDir(), "jwks.json")
-	writeJWKS := func(keys ...keyset.Key) {
-		jwks, err := (&keyset.Set{Keys: keys}).PublicJWKS()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := jsonMarshal(jwks)
+	writeJWKS := func(keys ...testKey) {
+		b := jwksJSON(keys...)
 		// Write and rename, as the kubelet swaps a ConfigMap volume.
 		tmp := path + ".tmp"
 		if err := os.WriteFile(tmp, b, 0o600); err != nil {
@@ -303,7 +297,7 @@ func TestJWKSFile(t *testing.T) {
 	if _, err := v.Validate(context.Background(), f.token(nil)); err != nil {
 		t.Fatal(err)
 	}
-	next := f.addKey(keyset.EdDSA)
+	next := f.addKey(edDSA)
 	writeJWKS(f.key(0), next)
 	f.clock.Advance(DefaultMinRefreshInterval)
 	if _, err := v.Validate(context.Background(), f.tokenWith(next, nil)); err != nil {
@@ -320,17 +314,12 @@ func TestJWKSFile(t *testing.T) {
 
 func TestStaticJWKS(t *testing.T) {
 	f := newIssuer(t)
-	jwks, err := (&keyset.Set{Keys: []keyset.Key{f.key(0)}}).PublicJWKS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, _ := jsonMarshal(jwks)
-	v := f.validator(func(c *Config) { c.Keys = StaticJWKS(doc) })
+	v := f.validator(func(c *Config) { c.Keys = StaticJWKS(jwksJSON(f.key(0))) })
 	if _, err := v.Validate(context.Background(), f.token(nil)); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(time.Hour)
-	if _, err := v.Validate(context.Background(), f.tokenWith(f.addKey(keyset.ES256), nil)); !errors.Is(err, ErrUnknownKey) {
+	if _, err := v.Validate(context.Background(), f.tokenWith(f.addKey(es256), nil)); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("key outside the static set: %v", err)
 	}
 }

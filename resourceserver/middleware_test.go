@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 )
 
 // serve runs one request through Require(scopes...) around a handler that
@@ -134,7 +132,7 @@ func TestRequireAnswers503WhenKeysAreUnavailable(t *testing.T) {
 	v := f.validator(nil)
 	f.set(func(f *fakeIssuer) { f.status = http.StatusBadGateway })
 	f.clock.Advance(DefaultMinRefreshInterval)
-	rec := serve(t, v, withAuth("Bearer "+f.tokenWith(f.addKey(keyset.ES256), nil)))
+	rec := serve(t, v, withAuth("Bearer "+f.tokenWith(f.addKey(es256), nil)))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("status = %d; body %s", rec.Code, rec.Body)
 	}

@@ -6,16 +6,7 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/gatehouse-dev/gatehouse/internal/users"
 )
-
-// The prefix the token server and this package agree on.
-func TestClientSubjectPrefixMatchesServer(t *testing.T) {
-	if ClientSubjectPrefix != users.ClientSubjectPrefix || users.ClientSubject("a.b") != ClientSubjectPrefix+"a.b" {
-		t.Fatalf("resourceserver prefix %q, token server prefix %q", ClientSubjectPrefix, users.ClientSubjectPrefix)
-	}
-}
 
 // A client's own token and a user's token are told apart, even when the
 // user is named exactly like the client (RFC 9700 §4.15).

@@ -9,12 +9,10 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 )
 
 func TestValidateAcceptsGatehouseTokens(t *testing.T) {
-	for _, alg := range []string{keyset.ES256, keyset.RS256, keyset.EdDSA} {
+	for _, alg := range []string{es256, rs256, edDSA} {
 		t.Run(alg, func(t *testing.T) {
 			f := newIssuer(t, alg)
 			v := f.validator(nil)
@@ -71,11 +69,11 @@ func TestValidateAcceptsVariants(t *testing.T) {
 }
 
 func TestValidateRejects(t *testing.T) {
-	f := newIssuer(t, keyset.ES256, keyset.RS256)
+	f := newIssuer(t, es256, rs256)
 	ecKey, rsaKey := f.key(0), f.key(1)
 	v := f.validator(nil)
 	now := f.clock.Now()
-	other, err := keyset.Generate(keyset.ES256)
+	other, err := generateKey(es256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +153,7 @@ func TestValidateRejects(t *testing.T) {
 }
 
 func TestValidateAlgorithmAllowList(t *testing.T) {
-	f := newIssuer(t, keyset.ES256, keyset.EdDSA)
+	f := newIssuer(t, es256, edDSA)
 	v := f.validator(func(c *Config) { c.Algorithms = []string{"EdDSA"} })
 	if _, err := v.Validate(context.Background(), f.tokenWith(f.key(0), nil)); !errors.Is(err, ErrAlgorithm) {
 		t.Fatalf("ES256 token with only EdDSA allowed: %v", err)

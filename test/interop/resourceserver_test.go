@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/internal/users"
 	"github.com/gatehouse-dev/gatehouse/resourceserver"
 	"github.com/gatehouse-dev/gatehouse/server"
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -35,6 +36,15 @@ func (c *testClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
+}
+
+// The prefix that keeps a client's own subject apart from users' (RFC 9700
+// §4.15) is written on both sides: the token server's and the one
+// resource servers check.
+func TestClientSubjectPrefixMatchesServer(t *testing.T) {
+	if resourceserver.ClientSubjectPrefix != users.ClientSubjectPrefix || users.ClientSubject("a.b") != resourceserver.ClientSubjectPrefix+"a.b" {
+		t.Fatalf("resourceserver prefix %q, token server prefix %q", resourceserver.ClientSubjectPrefix, users.ClientSubjectPrefix)
+	}
 }
 
 func signingKey(t *testing.T, activates time.Time) keyset.Key {
