@@ -270,7 +270,8 @@ func (c *checker) checkQualified(d *document, line int, s string) {
 	}
 	c.count("Go identifiers")
 	if decls, ok := c.repo.pkgDecls[left]; ok && !isType(c.repo, left) {
-		if right[:1] == strings.ToUpper(right[:1]) && !decls[right] {
+		// A name another module's package also has (oidc) may mean that one.
+		if right[:1] == strings.ToUpper(right[:1]) && !decls[right] && !c.repo.externals[left] {
 			c.report(d, line, "%s: package %s declares no %s", s, left, right)
 		}
 		return

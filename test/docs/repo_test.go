@@ -42,6 +42,7 @@ type repo struct {
 
 	pkgDecls    map[string]map[string]bool // package name or import alias -> its top-level names
 	aliases     [][2]string                // import alias, package name
+	externals   map[string]bool            // names of packages imported from other modules (oidc: go-oidc's)
 	typeMembers map[string]map[string]bool // type name -> its methods and fields
 	names       map[string]bool            // every declared Go name, struct tag name, CRD field, chart value
 	tests       map[string]bool            // Test*, Fuzz*, Benchmark*, Example* functions
@@ -56,7 +57,7 @@ type repo struct {
 func loadRepo(root string) (*repo, error) {
 	r := &repo{root: root, files: map[string]bool{}, dirs: map[string]bool{}, top: map[string]bool{}, basenames: map[string]bool{},
 		pkgDecls: map[string]map[string]bool{}, typeMembers: map[string]map[string]bool{}, names: map[string]bool{},
-		tests: map[string]bool{}, metrics: map[string][]string{}, codeWords: map[string]bool{}, makeTargets: map[string]bool{}}
+		tests: map[string]bool{}, externals: map[string]bool{}, metrics: map[string][]string{}, codeWords: map[string]bool{}, makeTargets: map[string]bool{}}
 	steps := []func() error{r.listFiles, r.readGitignore, r.readModule, r.readGo, r.readWords, r.readMakefile, r.readCRDs, r.readValues}
 	r.readKubernetesFields()
 	for _, step := range steps {
@@ -313,18 +314,38 @@ func receiverType(e ast.Expr) string {
 // (oauthv1 for api/v1alpha1) name that package's declarations too.
 func (r *repo) readImports(af *ast.File, pkgOfDir map[string]string) {
 	for _, imp := range af.Imports {
-		if imp.Name == nil || imp.Name.Name == "_" || imp.Name.Name == "." {
+		if imp.Name != nil && (imp.Name.Name == "_" || imp.Name.Name == ".") {
 			continue
+		}
+		if p, _ := strconv.Unquote(imp.Path.Value); !strings.HasPrefix(p, r.module+"/") && strings.Contains(p, ".") {
+			r.externals[importName(imp, p)] = true
 		}
 		p, _ := strconv.Unquote(imp.Path.Value)
 		dir, ok := strings.CutPrefix(p, r.module+"/")
 		if !ok {
 			continue
 		}
+		if imp.Name == nil {
+			continue
+		}
 		if pkg, ok := pkgOfDir[dir]; ok && imp.Name.Name != pkg {
 			r.aliases = append(r.aliases, [2]string{imp.Name.Name, pkg})
 		}
 	}
+}
+
+// importName is the name an import is used by: its alias, or the last
+// element of its path that is not a major version.
+func importName(imp *ast.ImportSpec, p string) string {
+	if imp.Name != nil {
+		return imp.Name.Name
+	}
+	parts := strings.Split(p, "/")
+	last := parts[len(parts)-1]
+	if regexp.MustCompile(`^v[0-9]+$`).MatchString(last) && len(parts) > 1 {
+		last = parts[len(parts)-2]
+	}
+	return last
 }
 
 func (r *repo) readTests(af *ast.File) {
