@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/cors"
 	"github.com/gatehouse-dev/gatehouse/server/internal/devicecookie"
 	"github.com/gatehouse-dev/gatehouse/server/internal/jose"
 	"github.com/gatehouse-dev/gatehouse/server/internal/throttle"
@@ -192,7 +193,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if methods, ok := corsMethods[endpoint]; ok {
-		if cors(w, r, snap.Clients.AllowsOrigin, methods) {
+		if cors.Apply(w, r, snap.Clients.AllowsOrigin, methods) {
 			s.metrics.observe(endpoint, result{outcome: "preflight"}, start)
 			return
 		}
@@ -201,6 +202,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res := h(s, w, r, snap)
 	s.metrics.observe(endpoint, res, start)
 }
+
+// corsMethods are the endpoints open to browsers, with their methods: a
+// single-page app redeems, refreshes and revokes, and reads userinfo
+// (OpenID Connect Core §5.3), from the browser. The origins allowed are
+// those of public clients' redirect URIs (config.ClientMap.AllowsOrigin):
+// a single-page app (a public client) needs CORS there; confidential
+// clients call from back ends and need none. Introspection is never open
+// to browsers.
+var corsMethods = map[string]string{"token": "POST", "revoke": "POST", "userinfo": "GET, POST"}
 
 // isDocument: the endpoints that serve a document (document.go).
 func isDocument(endpoint string) bool {
