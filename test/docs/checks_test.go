@@ -260,8 +260,9 @@ func (c *checker) checkPath(d *document, line int, s string) {
 
 // checkQualified: pkg.Name must be declared in a package of that name
 // (or import alias); Type.Member must be a method or field of a type of
-// that name. Anything else (a local variable, a file name, an unexported
-// name after a package, which is more often a host name) is not checked.
+// that exported name. Anything else (a local variable, a file name, a
+// YAML path such as issuer.url, an unexported name after a package, which
+// is more often a host name) is not checked.
 func (c *checker) checkQualified(d *document, line int, s string) {
 	m := qualified.FindStringSubmatch(s)
 	left, right := m[1], m[2]
@@ -276,7 +277,7 @@ func (c *checker) checkQualified(d *document, line int, s string) {
 		}
 		return
 	}
-	if members, ok := c.repo.typeMembers[left]; ok && !members[right] {
+	if members, ok := c.repo.typeMembers[left]; ok && isType(c.repo, left) && !members[right] {
 		c.report(d, line, "%s: type %s has no method or field %s", s, left, right)
 	}
 }
