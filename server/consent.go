@@ -6,6 +6,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/pages"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
@@ -41,7 +42,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 		if !ask {
 			return s.issueCode(w, r, snap, ar, now)
 		}
-		s.pages.render(w, http.StatusOK, "consent", ar.RedirectURI, pageData{
+		s.pages.Render(w, http.StatusOK, "consent", ar.RedirectURI, pages.Data{
 			Title: "Allow access", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.ConsentPath,
 			CSRF: csrfToken(w, r, snap), AuthRequest: ar.ID, ClientName: client.DisplayName,
 			Subject: ar.Subject, Username: s.usernameOf(snap, ar.Subject), Scopes: need,

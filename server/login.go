@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
 	"github.com/gatehouse-dev/gatehouse/server/internal/devicecookie"
+	"github.com/gatehouse-dev/gatehouse/server/internal/pages"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
@@ -32,7 +33,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 		return result{outcome: ErrInvalidRequest}
 	}
 	set := snap.IdentitySet()
-	data := pageData{
+	data := pages.Data{
 		Title: "Sign in", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.LoginPath,
 		CSRF: csrfToken(w, r, snap), AuthRequest: ar.ID, ClientName: client.DisplayName,
 		PasswordForm: set.HasPasswordForm(), Upstreams: upstreamButtons(snap, set, ar.ID),
@@ -44,7 +45,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 			return result{outcome: outcomeSuccess}
 		}
 		data.Username = ar.LoginHint // Core §3.1.2.1 login_hint
-		s.pages.render(w, http.StatusOK, "login", ar.RedirectURI, data)
+		s.pages.Render(w, http.StatusOK, "login", ar.RedirectURI, data)
 		return result{outcome: outcomeSuccess}
 	}
 	if !data.PasswordForm {
@@ -52,14 +53,14 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 		if len(data.Upstreams) > 0 {
 			data.Error = "Sign in with one of the buttons below."
 		}
-		s.pages.render(w, http.StatusServiceUnavailable, "login", ar.RedirectURI, data)
+		s.pages.Render(w, http.StatusServiceUnavailable, "login", ar.RedirectURI, data)
 		return result{outcome: ErrTemporarilyUnavailable}
 	}
 	return s.passwordLogin(w, r, snap, set, client, ar, form, data, now)
 }
 
 // passwordLogin checks the posted username and password, throttled.
-func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, set *identity.Set, client *config.Client, ar storage.AuthRequest, form url.Values, data pageData, now time.Time) result {
+func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, set *identity.Set, client *config.Client, ar storage.AuthRequest, form url.Values, data pages.Data, now time.Time) result {
 	username, password := form.Get("username"), form.Get("password")
 	data.Username = username
 	addr := s.proxies.ClientAddr(r)
@@ -85,7 +86,7 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *con
 			slog.String("client_id", client.ID))
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		data.Error = "Too many failed attempts. Wait a minute and try again."
-		s.pages.render(w, http.StatusTooManyRequests, "login", ar.RedirectURI, data)
+		s.pages.Render(w, http.StatusTooManyRequests, "login", ar.RedirectURI, data)
 		return result{outcome: "throttled"}
 	}
 	person, err := set.Authenticate(r.Context(), username, password)
@@ -95,7 +96,7 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *con
 		s.log.Warn("identity provider unavailable", "error", err)
 		s.metrics.logins.WithLabelValues("unavailable").Inc()
 		data.Error = "Sign-in is temporarily unavailable: the directory could not be reached. Try again shortly."
-		s.pages.render(w, http.StatusServiceUnavailable, "login", ar.RedirectURI, data)
+		s.pages.Render(w, http.StatusServiceUnavailable, "login", ar.RedirectURI, data)
 		return result{outcome: ErrTemporarilyUnavailable}
 	}
 	if err != nil {
@@ -106,7 +107,7 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *con
 		}
 		s.metrics.logins.WithLabelValues("invalid_credentials").Inc()
 		data.Error = "Incorrect username or password."
-		s.pages.render(w, http.StatusUnauthorized, "login", ar.RedirectURI, data)
+		s.pages.Render(w, http.StatusUnauthorized, "login", ar.RedirectURI, data)
 		return result{outcome: "invalid_credentials"}
 	}
 	if key, ok := snap.SigningKey(now); ok {

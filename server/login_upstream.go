@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
+	"github.com/gatehouse-dev/gatehouse/server/internal/pages"
 )
 
 // Upstream OpenID Provider logins. The login page links to
@@ -38,17 +39,11 @@ type pendingUpstream struct {
 	Pending     identity.Pending `json:"x"`
 }
 
-// upstreamButton is one "Sign in with" link on the login page. A link, not
-// a form: the CSP's form-action would block a form's redirect to the
-// provider, and starting a login changes nothing the callback does not
-// check.
-type upstreamButton struct{ Name, DisplayName, URL string }
-
-func upstreamButtons(snap *config.Snapshot, set *identity.Set, authRequest string) []upstreamButton {
-	var out []upstreamButton
+func upstreamButtons(snap *config.Snapshot, set *identity.Set, authRequest string) []pages.UpstreamButton {
+	var out []pages.UpstreamButton
 	for _, src := range set.Redirects() {
 		u := strings.TrimSuffix(snap.Issuer, "/") + UpstreamStartPath + "?" + url.Values{"auth_request": {authRequest}, "provider": {src.Name()}}.Encode()
-		out = append(out, upstreamButton{Name: src.Name(), DisplayName: src.DisplayName(), URL: u})
+		out = append(out, pages.UpstreamButton{Name: src.Name(), DisplayName: src.DisplayName(), URL: u})
 	}
 	return out
 }

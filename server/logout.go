@@ -6,6 +6,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/pages"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
@@ -85,7 +86,7 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *
 		http.Redirect(w, r, redirectURL(redirect, url.Values{"state": {form.Get("state")}}), redirectStatus(r))
 		return result{outcome: outcomeSuccess}
 	}
-	s.pages.render(w, http.StatusOK, "signed_out", "", pageData{Title: "Signed out", Issuer: snap.Issuer,
+	s.pages.Render(w, http.StatusOK, "signed_out", "", pages.Data{Title: "Signed out", Issuer: snap.Issuer,
 		Error: "You are signed out. You can close this page."})
 	return result{outcome: outcomeSuccess}
 }
@@ -114,18 +115,18 @@ func (s *Server) endSessionForm(w http.ResponseWriter, r *http.Request, snap *co
 // confirmLogout asks the person signed in whether to sign out, carrying the
 // relying party's parameters through the form.
 func (s *Server) confirmLogout(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, form url.Values, client *config.Client, sess storage.Session, redirect string) {
-	data := pageData{
+	data := pages.Data{
 		Title: "Sign out", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.EndSessionPath,
 		CSRF: csrfToken(w, r, snap), Username: s.usernameOf(snap, sess.Subject),
 	}
 	if client != nil {
 		data.ClientName = client.DisplayName
-		data.Hidden = append(data.Hidden, hiddenField{"client_id", client.ID})
+		data.Hidden = append(data.Hidden, pages.HiddenField{Name: "client_id", Value: client.ID})
 	}
 	for _, k := range []string{"post_logout_redirect_uri", "state"} {
 		if v := form.Get(k); v != "" {
-			data.Hidden = append(data.Hidden, hiddenField{k, v})
+			data.Hidden = append(data.Hidden, pages.HiddenField{Name: k, Value: v})
 		}
 	}
-	s.pages.render(w, http.StatusOK, "logout", redirect, data)
+	s.pages.Render(w, http.StatusOK, "logout", redirect, data)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/server/internal/cors"
 	"github.com/gatehouse-dev/gatehouse/server/internal/devicecookie"
 	"github.com/gatehouse-dev/gatehouse/server/internal/jose"
+	"github.com/gatehouse-dev/gatehouse/server/internal/pages"
 	"github.com/gatehouse-dev/gatehouse/server/internal/throttle"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
@@ -63,7 +64,7 @@ type Server struct {
 	consentTTL time.Duration
 	throttle   *throttle.Logins
 	proxies    clientaddr.TrustedProxies
-	pages      *pages
+	pages      *pages.Renderer
 	grants     map[string]grantHandler
 
 	derived atomic.Pointer[derived]
@@ -103,7 +104,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.metrics = m
 	s.throttle = throttle.New(o.LoginThrottle)
-	if s.pages, err = newPages(); err != nil {
+	if s.pages, err = pages.New(); err != nil {
 		return nil, err
 	}
 	s.grants = map[string]grantHandler{

@@ -1,0 +1,138 @@
+// Package pages renders the token server's browser pages (login, consent,
+// logout, errors) from embedded templates, with the security headers every
+// page carries. What a page says and when it is shown is the endpoints'.
+package pages
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/server/config"
+)
+
+//go:embed templates/layout.html templates/style.css
+var templateFS embed.FS
+
+// Renderer renders the browser pages. The stylesheet is inlined and
+// allowed by its hash, so the pages load nothing from anywhere and the CSP
+// can forbid everything else.
+type Renderer struct {
+	tmpl    *template.Template
+	css     template.CSS
+	cssHash string
+}
+
+// New parses the embedded templates.
+func New() (*Renderer, error) {
+	t, err := template.ParseFS(templateFS, "templates/layout.html")
+	if err != nil {
+		return nil, err
+	}
+	css, err := templateFS.ReadFile("templates/style.css")
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(css)
+	return &Renderer{tmpl: t, css: template.CSS(css), cssHash: "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"}, nil
+}
+
+// Data is what every page template sees.
+type Data struct {
+	Title       string
+	CSS         template.CSS
+	Issuer      string
+	Action      string
+	CSRF        string
+	AuthRequest string
+	ClientName  string
+	Subject     string
+	Username    string
+	Error       string
+	Scopes      []*config.Scope
+	// OfferRemember shows "Remember this decision" on the consent page.
+	OfferRemember bool
+	// Hidden are further hidden form fields (the logout page's request).
+	Hidden []HiddenField
+	// PasswordForm shows the login page's username and password form;
+	// Upstreams are its "Sign in with" buttons.
+	PasswordForm bool
+	Upstreams    []UpstreamButton
+}
+
+// HiddenField is a hidden form field of a page.
+type HiddenField struct{ Name, Value string }
+
+// UpstreamButton is one "Sign in with" link on the login page. A link, not
+// a form: the CSP's form-action would block a form's redirect to the
+// provider, and starting a login changes nothing the callback does not
+// check.
+type UpstreamButton struct{ Name, DisplayName, URL string }
+
+// securityHeaders are sent with every page. The CSP allows nothing but
+// the inline stylesheet, by its hash: no script at all, no images, fonts,
+// frames or connections, so markup that slipped into a page could neither
+// run nor load anything. form-action allows the server itself and, for
+// pages in an authorization flow, the client's redirect URI: browsers
+// apply form-action to the redirect that follows a form post, so without
+// it the redirect back to the app would be blocked.
+func (p *Renderer) securityHeaders(h http.Header, redirectURI string) {
+	formAction := "'self'"
+	if src := cspSource(redirectURI); src != "" {
+		formAction += " " + src
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'none'; style-src "+p.cssHash+"; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+// cspSource is the CSP source expression for a redirect URI: its origin,
+// or its scheme for a native app's private-use scheme (RFC 8252 §7.1).
+func cspSource(redirectURI string) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil || u.Scheme == "" {
+		return ""
+	}
+	if u.Host == "" {
+		return u.Scheme + ":"
+	}
+	if strings.ContainsAny(u.Host, "; '") {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// StyleSource is the CSP source expression of the inline stylesheet.
+func (p *Renderer) StyleSource() string { return p.cssHash }
+
+// Render writes page name with d, its security headers and status. The
+// redirect URI, when the page is part of an authorization flow, is allowed
+// as a form-action (the client's origin).
+func (p *Renderer) Render(w http.ResponseWriter, status int, name, redirectURI string, d Data) {
+	d.CSS = p.css
+	var buf bytes.Buffer
+	p.securityHeaders(w.Header(), redirectURI)
+	if strings.HasPrefix(d.Issuer, "https://") {
+		// Once a browser has seen the pages over https it never sends the
+		// password or the cookies over plain http to this host again, even
+		// if a link or a network attacker says http://. No
+		// includeSubDomains: other hosts under the issuer's are not ours.
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+	}
+	if err := p.tmpl.ExecuteTemplate(&buf, name, d); err != nil {
+		http.Error(w, "page rendering failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
