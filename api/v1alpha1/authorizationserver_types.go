@@ -262,6 +262,18 @@ type TokenLifetimes struct {
 	// +kubebuilder:validation:XValidation:rule="!self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self) >= duration('10s') && duration(self) <= duration('10m'))",message="authorizationCode lifetime must be between 10s and 10m"
 	// +optional
 	AuthorizationCode *metav1.Duration `json:"authorizationCode,omitempty"`
+
+	// DeviceCode is how long a device authorization (RFC 8628 §3.2: its
+	// device_code and user_code) waits for the person to enter the code
+	// and approve, between 1m and 30m. Default 10m.
+	//
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="deviceCode lifetime must be a duration such as 10m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self) >= duration('1m') && duration(self) <= duration('30m'))",message="deviceCode lifetime must be between 1m and 30m"
+	// +optional
+	DeviceCode *metav1.Duration `json:"deviceCode,omitempty"`
 }
 
 // StorageType selects a storage driver.

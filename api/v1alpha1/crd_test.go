@@ -154,6 +154,9 @@ func TestValidationRejectsBadObjects(t *testing.T) {
 		{"refresh shorter than access", validServer, `spec: {tokens: {accessToken: 2h, refreshToken: 1h}}`, "refreshToken lifetime must be longer than accessToken lifetime"},
 		{"code lifetime too long", validServer, `spec: {tokens: {authorizationCode: 1h}}`, "authorizationCode lifetime must be between 10s and 10m"},
 		{"code lifetime not a duration", validServer, `spec: {tokens: {authorizationCode: soon}}`, "authorizationCode lifetime must be a duration such as 60s"},
+		{"device code lifetime too short", validServer, `spec: {tokens: {deviceCode: 30s}}`, "deviceCode lifetime must be between 1m and 30m"},
+		{"device code lifetime too long", validServer, `spec: {tokens: {deviceCode: 2h}}`, "deviceCode lifetime must be between 1m and 30m"},
+		{"device code lifetime not a duration", validServer, `spec: {tokens: {deviceCode: 10}}`, "deviceCode lifetime must be a duration such as 10m"},
 		// AuthorizationServer: client namespaces.
 		{"selector without selector", validServer, `spec: {allowedClients: {namespaces: {from: Selector}}}`, "selector must be set when, and only when, from is Selector"},
 		{"selector with All", validServer, `spec: {allowedClients: {namespaces: {from: All, selector: {matchLabels: {team: a}}}}}`, "selector must be set when, and only when, from is Selector"},
@@ -170,8 +173,10 @@ func TestValidationRejectsBadObjects(t *testing.T) {
 		{"https redirect without host", validClient, `spec: {redirectURIs: ["https:/callback"]}`, "a redirect URI must use https"},
 		{"authorization_code without redirect URI", validClient, `spec: {redirectURIs: null}`, "grant type authorization_code needs at least one redirect URI"},
 		// OAuthClient: grants.
-		{"refresh without authorization_code", validClient, `spec: {grantTypes: [refresh_token]}`, "grant type refresh_token requires authorization_code"},
-		{"password grant", validClient, `spec: {grantTypes: [password]}`, `Unsupported value: "password": supported values: "authorization_code", "refresh_token", "client_credentials"`},
+		{"refresh without authorization_code", validClient, `spec: {grantTypes: [refresh_token]}`, "grant type refresh_token requires authorization_code or urn:ietf:params:oauth:grant-type:device_code"},
+		{"refresh with client_credentials only", validClient, `spec: {grantTypes: [client_credentials, refresh_token], redirectURIs: null}`, "grant type refresh_token requires authorization_code or urn:ietf:params:oauth:grant-type:device_code"},
+		{"password grant", validClient, `spec: {grantTypes: [password]}`, `Unsupported value: "password": supported values: "authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"`},
+		{"device grant misspelt", validPublicClient, `spec: {grantTypes: [device_code]}`, `Unsupported value: "device_code"`},
 		{"implicit grant", validClient, `spec: {grantTypes: [implicit]}`, `Unsupported value: "implicit"`},
 		{"no grants", validClient, `spec: {grantTypes: []}`, "spec.grantTypes in body should have at least 1 items"},
 		{"duplicate grant", validClient, `spec: {grantTypes: [authorization_code, authorization_code]}`, `Duplicate value: "authorization_code"`},
@@ -256,6 +261,10 @@ func TestValidationAcceptsEdgeCases(t *testing.T) {
 		{"confidential client opting out of PKCE", validClient, `spec: {requirePKCE: false}`},
 		{"client_credentials only", validClient, `spec: {grantTypes: [client_credentials], redirectURIs: null, tokenEndpointAuthMethod: client_secret_post}`},
 		{"public client auth none", validPublicClient, `spec: {tokenEndpointAuthMethod: none}`},
+		{"device grant alone, no redirect URI", validPublicClient, `spec: {grantTypes: ["urn:ietf:params:oauth:grant-type:device_code"], redirectURIs: null}`},
+		{"device grant with refresh tokens", validPublicClient, `spec: {grantTypes: ["urn:ietf:params:oauth:grant-type:device_code", refresh_token], redirectURIs: null}`},
+		{"every grant of a confidential client", validClient, `spec: {grantTypes: [authorization_code, refresh_token, client_credentials, "urn:ietf:params:oauth:grant-type:device_code"]}`},
+		{"device code lifetime at its bounds", validServer, `spec: {tokens: {deviceCode: 30m}}`},
 		{"on-demand rotation only", validClient, `spec: {secretRotation: {gracePeriod: 0s}}`},
 		{"scope without consent", validScope, `spec: {requiresConsent: false, audience: "https://orders.example.com"}`},
 		{"long name with its own Secret name", validClient, `{metadata: {name: ` + longName(245) + `}, spec: {secretName: app-oauth}}`},
@@ -301,6 +310,7 @@ func TestDefaultsAreFilledIn(t *testing.T) {
 	check(t, "tokens.accessToken", got.Tokens.AccessToken.Duration.String(), "10m0s")
 	check(t, "tokens.refreshToken", got.Tokens.RefreshToken.Duration.String(), "720h0m0s")
 	check(t, "tokens.authorizationCode", got.Tokens.AuthorizationCode.Duration.String(), "1m0s")
+	check(t, "tokens.deviceCode", got.Tokens.DeviceCode.Duration.String(), "10m0s")
 	check(t, "storage.type", got.Storage.Type, v1.StorageMemory)
 	check(t, "allowedClients.namespaces.from", got.AllowedClients.Namespaces.From, v1.NamespacesFromSame)
 

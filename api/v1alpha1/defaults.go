@@ -18,6 +18,7 @@ const (
 	DefaultAccessTokenLifetime       = 10 * time.Minute
 	DefaultRefreshTokenLifetime      = 720 * time.Hour
 	DefaultAuthorizationCodeLifetime = 60 * time.Second
+	DefaultDeviceCodeLifetime        = 10 * time.Minute
 	DefaultRotationInterval          = 720 * time.Hour
 	DefaultPrepublishPeriod          = 24 * time.Hour
 	DefaultSigningAlgorithm          = SigningES256
@@ -51,6 +52,11 @@ func (s *AuthorizationServer) RefreshTokenLifetime() time.Duration {
 // AuthorizationCodeLifetime is spec.tokens.authorizationCode, defaulted.
 func (s *AuthorizationServer) AuthorizationCodeLifetime() time.Duration {
 	return orDefault(s.Spec.Tokens.AuthorizationCode, DefaultAuthorizationCodeLifetime)
+}
+
+// DeviceCodeLifetime is spec.tokens.deviceCode, defaulted.
+func (s *AuthorizationServer) DeviceCodeLifetime() time.Duration {
+	return orDefault(s.Spec.Tokens.DeviceCode, DefaultDeviceCodeLifetime)
 }
 
 // RotationInterval is spec.signing.rotationInterval, defaulted.

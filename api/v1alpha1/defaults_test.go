@@ -146,6 +146,7 @@ func TestDefaultsMatchCRD(t *testing.T) {
 		{"tokens", "accessToken", v1.DefaultAccessTokenLifetime},
 		{"tokens", "refreshToken", v1.DefaultRefreshTokenLifetime},
 		{"tokens", "authorizationCode", v1.DefaultAuthorizationCodeLifetime},
+		{"tokens", "deviceCode", v1.DefaultDeviceCodeLifetime},
 		{"signing", "rotationInterval", v1.DefaultRotationInterval},
 		{"signing", "prepublishPeriod", v1.DefaultPrepublishPeriod},
 	} {

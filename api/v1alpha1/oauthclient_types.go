@@ -19,13 +19,17 @@ const (
 
 // GrantType is an OAuth grant the client may use at the token endpoint.
 //
-// +kubebuilder:validation:Enum=authorization_code;refresh_token;client_credentials
+// +kubebuilder:validation:Enum=authorization_code;refresh_token;client_credentials;"urn:ietf:params:oauth:grant-type:device_code"
 type GrantType string
 
 const (
 	GrantAuthorizationCode GrantType = "authorization_code"
 	GrantRefreshToken      GrantType = "refresh_token"
 	GrantClientCredentials GrantType = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628): a
+	// device without a browser, or a command line on a remote host, shows
+	// a code that the person enters on another device's browser.
+	GrantDeviceCode GrantType = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // TokenEndpointAuthMethod is how a client authenticates to the token,
@@ -87,7 +91,7 @@ type RedirectURI string
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'federated_jwt' || (has(self.authentication) && (has(self.authentication.serviceAccount) || has(self.authentication.federated)))",message="tokenEndpointAuthMethod federated_jwt needs authentication.serviceAccount or authentication.federated"
 // +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || self.requirePKCE",message="PKCE cannot be turned off for a public client (RFC 9700 §2.1.1)"
 // +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || !has(self.skipConsent) || !self.skipConsent",message="skipConsent is not allowed for a public client: anyone can use its client_id, so the person must approve each request on the consent page (RFC 6749 §10.2, RFC 8252 §8.6)"
-// +kubebuilder:validation:XValidation:rule="!('refresh_token' in self.grantTypes) || 'authorization_code' in self.grantTypes",message="grant type refresh_token requires authorization_code: refresh tokens are issued only with an authorization code"
+// +kubebuilder:validation:XValidation:rule="!('refresh_token' in self.grantTypes) || 'authorization_code' in self.grantTypes || 'urn:ietf:params:oauth:grant-type:device_code' in self.grantTypes",message="grant type refresh_token requires authorization_code or urn:ietf:params:oauth:grant-type:device_code: refresh tokens are issued only with a person's login"
 // +kubebuilder:validation:XValidation:rule="!('authorization_code' in self.grantTypes) || (has(self.redirectURIs) && size(self.redirectURIs) > 0)",message="grant type authorization_code needs at least one redirect URI"
 type OAuthClientSpec struct {
 	// ServerRef is the AuthorizationServer this client registers with. The
@@ -161,10 +165,14 @@ type OAuthClientSpec struct {
 	PostLogoutRedirectURIs []RedirectURI `json:"postLogoutRedirectURIs,omitempty"`
 
 	// GrantTypes the client may use. Default [authorization_code].
+	// urn:ietf:params:oauth:grant-type:device_code is the device
+	// authorization grant (RFC 8628), for command lines and devices that
+	// cannot open a browser; public clients may use it, and it needs no
+	// redirect URI.
 	//
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=3
+	// +kubebuilder:validation:MaxItems=4
 	// +kubebuilder:default={"authorization_code"}
 	// +optional
 	GrantTypes []GrantType `json:"grantTypes,omitempty"`

@@ -139,7 +139,9 @@ func demoObjects(issuer, password string, usersYAML []byte) []demoObject {
 			spec.DisplayName = "kubectl (gatehouse login)"
 			spec.ClientType = oauthv1.ClientPublic
 			spec.TokenEndpointAuthMethod = oauthv1.AuthNone
-			spec.GrantTypes = []oauthv1.GrantType{oauthv1.GrantAuthorizationCode, oauthv1.GrantRefreshToken}
+			// The device grant serves `gatehouse login --device` on a host
+			// with no browser.
+			spec.GrantTypes = []oauthv1.GrantType{oauthv1.GrantAuthorizationCode, oauthv1.GrantRefreshToken, oauthv1.GrantDeviceCode}
 			spec.RedirectURIs = []oauthv1.RedirectURI{KubectlRedirectURI}
 			spec.Scopes = nil
 			for _, s := range KubectlScopes {

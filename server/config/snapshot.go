@@ -29,6 +29,7 @@ const (
 	DefaultAccessTokenTTL   = gatehousev1alpha1.DefaultAccessTokenLifetime
 	DefaultRefreshTokenTTL  = gatehousev1alpha1.DefaultRefreshTokenLifetime
 	DefaultCodeTTL          = gatehousev1alpha1.DefaultAuthorizationCodeLifetime
+	DefaultDeviceCodeTTL    = gatehousev1alpha1.DefaultDeviceCodeLifetime
 	DefaultPrepublishPeriod = gatehousev1alpha1.DefaultPrepublishPeriod
 )
 
@@ -44,6 +45,9 @@ type Snapshot struct {
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
 	CodeTTL         time.Duration
+	// DeviceCodeTTL is how long a device authorization (RFC 8628) waits
+	// for the person; DefaultDeviceCodeTTL when zero (DeviceCodeLifetime).
+	DeviceCodeTTL time.Duration
 	// StorageType is the AuthorizationServer's spec.storage.type; the
 	// store is chosen once at start.
 	StorageType gatehousev1alpha1.StorageType
@@ -77,6 +81,15 @@ type Snapshot struct {
 	// generation numbers the server-wide part a Builder built (everything
 	// but Clients and their problems); 0 in snapshots built by hand.
 	generation uint64
+}
+
+// DeviceCodeLifetime is DeviceCodeTTL, or its default for a snapshot
+// built without it.
+func (s *Snapshot) DeviceCodeLifetime() time.Duration {
+	if s.DeviceCodeTTL <= 0 {
+		return DefaultDeviceCodeTTL
+	}
+	return s.DeviceCodeTTL
 }
 
 // SameServer reports whether o has the same server-wide part as s (issuer,
@@ -243,6 +256,7 @@ func (b *Builder) buildServer(in Inputs) (*Snapshot, error) {
 		AccessTokenTTL:   as.AccessTokenLifetime(),
 		RefreshTokenTTL:  as.RefreshTokenLifetime(),
 		CodeTTL:          as.AuthorizationCodeLifetime(),
+		DeviceCodeTTL:    as.DeviceCodeLifetime(),
 		PrepublishPeriod: as.PrepublishPeriod(),
 		Scopes:           map[string]*Scope{},
 		StorageType:      cmp.Or(as.Spec.Storage.Type, gatehousev1alpha1.StorageMemory),
