@@ -84,6 +84,11 @@ type AuthRequest struct {
 	LoginHint    string
 	ForceConsent bool
 	SessionID    string
+
+	// Device is the Hash of the device authorization (RFC 8628) this
+	// request is the person's approval of, on the /device page; empty
+	// for a request from /authorize, which has a RedirectURI instead.
+	Device string
 }
 
 // AuthCode is an issued authorization code, stored under HashToken(code).
@@ -230,6 +235,7 @@ type Session struct {
 type Store interface {
 	IdentityStore
 	AssertionStore
+	DeviceStore
 
 	// Authorization requests between /authorize and the redirect back.
 	CreateAuthRequest(ctx context.Context, r AuthRequest) error
@@ -299,8 +305,9 @@ type Store interface {
 	GetSessionConsent(ctx context.Context, hash, clientID string, now time.Time) (Session, *Consent, error)
 	DeleteSession(ctx context.Context, hash string) error
 
-	// DeleteExpired removes everything expired before now and reports how
-	// many objects it removed.
+	// DeleteExpired removes everything expired before now (device
+	// authorizations DeviceExpiredRetention after they expired) and
+	// reports how many objects it removed.
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)
 
 	// Ping reports whether the store can serve (readiness).

@@ -26,6 +26,7 @@ type Store struct {
 	sessions     map[string]storage.Session
 	identities   map[string]storage.Identity
 	assertions   map[string]time.Time // used client assertions' expiry, by AssertionID
+	devices      deviceAuthorizations
 }
 
 // family is what the store knows of a refresh-token family as a whole. A
@@ -51,6 +52,7 @@ func New() *Store {
 		sessions:     map[string]storage.Session{},
 		identities:   map[string]storage.Identity{},
 		assertions:   map[string]time.Time{},
+		devices:      newDeviceAuthorizations(),
 	}
 }
 
@@ -426,6 +428,7 @@ func (s *Store) DeleteExpired(_ context.Context, now time.Time) (int, error) {
 	n += deleteExpired(s.sessions, now, func(sess storage.Session) time.Time { return sess.ExpiresAt })
 	n += deleteExpired(s.identities, now, func(id storage.Identity) time.Time { return id.ExpiresAt })
 	n += deleteExpired(s.assertions, now, func(exp time.Time) time.Time { return exp })
+	n += s.deleteExpiredDevices(now)
 	// A family outlives its tokens (its expiry is their latest), so no
 	// live token loses its family here.
 	deleteExpired(s.families, now, func(f *family) time.Time { return f.expiresAt })

@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
 // gcBatch bounds the rows one DELETE removes, so the collector never holds
@@ -28,9 +30,15 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 			return total, wrap("delete expired "+table, err)
 		}
 	}
+	n, err := s.deleteBatches(ctx, `DELETE FROM device_authorizations WHERE expires_at <= $1 AND ctid IN (
+		SELECT ctid FROM device_authorizations WHERE expires_at <= $1 LIMIT $2)`, now.Add(-storage.DeviceExpiredRetention))
+	total += n
+	if err != nil {
+		return total, wrap("delete expired device_authorizations", err)
+	}
 	// expires_at is checked again outside the subquery: a concurrent
 	// CreateRefreshToken that extends the family makes PostgreSQL skip it.
-	_, err := s.deleteBatches(ctx, `DELETE FROM refresh_families WHERE expires_at <= $1 AND id IN (
+	_, err = s.deleteBatches(ctx, `DELETE FROM refresh_families WHERE expires_at <= $1 AND id IN (
 		SELECT f.id FROM refresh_families f
 		WHERE f.expires_at <= $1 AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id)
 		LIMIT $2)`, now)

@@ -47,6 +47,13 @@ func TestTwoInstancesRedeemCode(t *testing.T) {
 	storagetest.RaceRedeemCode(t, open(t, url), open(t, url))
 }
 
+// Of two replicas' concurrent polls of one approved device code, exactly
+// one redeems it.
+func TestTwoInstancesPollDeviceAuthorization(t *testing.T) {
+	url := testpg.Get(t).NewDatabase(t)
+	storagetest.RacePollDeviceAuthorization(t, open(t, url), open(t, url))
+}
+
 func TestTwoInstancesRotateRefreshToken(t *testing.T) {
 	url := testpg.Get(t).NewDatabase(t)
 	storagetest.RaceRotateRefreshToken(t, open(t, url), open(t, url))
@@ -111,6 +118,7 @@ func TestOnlyHashesStored(t *testing.T) {
 	s := open(t, url)
 	ctx := context.Background()
 	code, refresh, cookie := "code-Zm9vYmFyYmF6cXV4", "refresh-cXV4YmF6YmFyZm9v", "cookie-YmF6cXV4Zm9vYmFy"
+	deviceCode, userCode := "device-Zm9vcXV4YmF6YmFy", "WDJBMJHT"
 	exp := t0()
 	if err := s.CreateCode(ctx, storage.AuthCode{Hash: storage.HashToken(code), ClientID: "c", ExpiresAt: exp}); err != nil {
 		t.Fatal(err)
@@ -121,16 +129,21 @@ func TestOnlyHashesStored(t *testing.T) {
 	if err := s.CreateSession(ctx, storage.Session{Hash: storage.HashToken(cookie), ExpiresAt: exp}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.CreateDeviceAuthorization(ctx, storage.DeviceAuthorization{Hash: storage.HashToken(deviceCode), UserCode: storage.HashToken(userCode),
+		ClientID: "c", ExpiresAt: exp, Interval: 5 * time.Second, Status: storage.DevicePending}, exp.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
 	conn := connect(t, url)
 	var dump string
 	err := conn.QueryRow(ctx, `SELECT concat_ws(' ',
 		(SELECT string_agg(c::text, ' ') FROM auth_codes c),
 		(SELECT string_agg(r::text, ' ') FROM refresh_tokens r),
-		(SELECT string_agg(s::text, ' ') FROM sessions s))`).Scan(&dump)
+		(SELECT string_agg(s::text, ' ') FROM sessions s),
+		(SELECT string_agg(d::text, ' ') FROM device_authorizations d))`).Scan(&dump)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{code, refresh, cookie} {
+	for _, secret := range []string{code, refresh, cookie, deviceCode, userCode} {
 		if strings.Contains(dump, secret) {
 			t.Errorf("the database holds the plaintext %q", secret)
 		}

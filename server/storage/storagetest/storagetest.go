@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStore(t)) })
 	t.Run("Identities", func(t *testing.T) { testIdentities(t, newStore(t)) })
 	t.Run("Assertions", func(t *testing.T) { testAssertions(t, newStore(t)) })
+	t.Run("DeviceAuthorizations", func(t *testing.T) { testDevices(t, newStore) })
 	t.Run("InvalidInput", func(t *testing.T) { testInvalidInput(t, newStore(t)) })
 	t.Run("DeleteExpired", func(t *testing.T) { testDeleteExpired(t, newStore(t)) })
 	t.Run("Ping", func(t *testing.T) {
@@ -154,7 +155,8 @@ func assertAuthRequest(t *testing.T, got, want storage.AuthRequest) {
 		!slices.Equal(got.Scopes, want.Scopes) || !slices.Equal(got.Resources, want.Resources) || got.State != want.State ||
 		got.CodeChallenge != want.CodeChallenge || got.CodeChallengeMethod != want.CodeChallengeMethod ||
 		got.Subject != want.Subject || !sameTime(got.AuthTime, want.AuthTime) || !sameTime(got.ExpiresAt, want.ExpiresAt) ||
-		got.Nonce != want.Nonce || got.LoginHint != want.LoginHint || got.ForceConsent != want.ForceConsent || got.SessionID != want.SessionID {
+		got.Nonce != want.Nonce || got.LoginHint != want.LoginHint || got.ForceConsent != want.ForceConsent || got.SessionID != want.SessionID ||
+		got.Device != want.Device {
 		t.Fatalf("auth request:\n got %+v\nwant %+v", got, want)
 	}
 }
