@@ -195,6 +195,11 @@ func pageURL(snap *config.Snapshot, path, authRequest string) string {
 // afterLogin continues a flow once the person is known: to the consent
 // page if the person must be asked, else straight back with a code.
 func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, now time.Time) result {
+	if ar.Device != "" {
+		// A device approval always asks (deviceConsent).
+		http.Redirect(w, r, pageURL(snap, endpoints.ConsentPath, ar.ID), http.StatusSeeOther)
+		return result{outcome: outcomeSuccess}
+	}
 	_, ask, err := s.consentNeeded(r.Context(), snap, client, ar, now)
 	if err != nil {
 		s.log.Error("reading consent", "error", err)

@@ -32,6 +32,9 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 		http.Redirect(w, r, pageURL(snap, endpoints.LoginPath, ar.ID), http.StatusSeeOther)
 		return result{outcome: "login_required"}
 	}
+	if ar.Device != "" {
+		return s.deviceConsent(w, r, snap, form, ar, client, now)
+	}
 	need, ask, err := s.consentNeeded(ctx, snap, client, ar, now)
 	if err != nil {
 		s.log.Error("reading consent", "error", err)

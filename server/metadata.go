@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
@@ -23,6 +24,7 @@ type metadata struct {
 	GrantTypesSupported                        []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	DeviceAuthorizationEndpoint                string   `json:"device_authorization_endpoint"`
 	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
 	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
 	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
@@ -48,16 +50,18 @@ func baseMetadata(snap *config.Snapshot) metadata {
 		scopes = []string{}
 	}
 	return metadata{
-		Issuer:                                 ep.Issuer,
-		AuthorizationEndpoint:                  ep.Authorization,
-		TokenEndpoint:                          ep.Token,
-		JWKSURI:                                ep.JWKS,
-		ScopesSupported:                        scopes,
-		ResponseTypesSupported:                 []string{"code"},
-		ResponseModesSupported:                 []string{"query"},
-		GrantTypesSupported:                    []string{"authorization_code", "refresh_token", "client_credentials"},
-		TokenEndpointAuthMethodsSupported:      authMethods,
-		RevocationEndpoint:                     ep.Revocation,
+		Issuer:                            ep.Issuer,
+		AuthorizationEndpoint:             ep.Authorization,
+		TokenEndpoint:                     ep.Token,
+		JWKSURI:                           ep.JWKS,
+		ScopesSupported:                   scopes,
+		ResponseTypesSupported:            []string{"code"},
+		ResponseModesSupported:            []string{"query"},
+		GrantTypesSupported:               []string{"authorization_code", "refresh_token", "client_credentials", string(gatehousev1alpha1.GrantDeviceCode)},
+		TokenEndpointAuthMethodsSupported: authMethods,
+		RevocationEndpoint:                ep.Revocation,
+		// RFC 8628 §4.
+		DeviceAuthorizationEndpoint:            ep.DeviceAuthorization,
 		RevocationEndpointAuthMethodsSupported: authMethods,
 		IntrospectionEndpoint:                  ep.Introspection,
 		// Introspection reveals token contents: public clients may not use it.

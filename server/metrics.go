@@ -39,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"outcome"}),
 		security: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "gatehouse", Subsystem: "server", Name: "security_events_total",
-			Help: "Security events to alert on, each also logged as \"security event\": code_replay, refresh_token_reuse, login_throttled, client_authentication_failed.",
+			Help: "Security events to alert on, each also logged as \"security event\": code_replay, device_code_replay, refresh_token_reuse, login_throttled, client_authentication_failed, upstream_callback_rejected.",
 		}, []string{"event"}),
 	}
 	for _, e := range securityEvents {

@@ -14,6 +14,9 @@ const (
 	// EventCodeReplay: an authorization code was presented again; what its
 	// first redemption issued is revoked (RFC 6749 §4.1.2).
 	EventCodeReplay = "code_replay"
+	// EventDeviceCodeReplay: a redeemed device code was presented again;
+	// what its redemption issued is revoked (RFC 8628, treated as a code).
+	EventDeviceCodeReplay = "device_code_replay"
 	// EventRefreshTokenReuse: a rotated refresh token was presented; its
 	// family and the family's access tokens are revoked (RFC 9700 §4.14.2).
 	EventRefreshTokenReuse = "refresh_token_reuse"
@@ -30,7 +33,7 @@ const (
 
 // securityEvents lists every event, so that each counter exists at zero
 // from the start and rate() alerts work before the first occurrence.
-var securityEvents = []string{EventCodeReplay, EventRefreshTokenReuse, EventLoginThrottled, EventClientAuthFailed, EventUpstreamCallbackRejected}
+var securityEvents = []string{EventCodeReplay, EventDeviceCodeReplay, EventRefreshTokenReuse, EventLoginThrottled, EventClientAuthFailed, EventUpstreamCallbackRejected}
 
 // maxLoggedValue bounds a client-chosen string (a client_id that does not
 // exist) in a log line.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -108,9 +109,10 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.grants = map[string]grantHandler{
-		"authorization_code": s.grantAuthorizationCode,
-		"refresh_token":      s.grantRefreshToken,
-		"client_credentials": s.grantClientCredentials,
+		"authorization_code":                      s.grantAuthorizationCode,
+		"refresh_token":                           s.grantRefreshToken,
+		"client_credentials":                      s.grantClientCredentials,
+		string(gatehousev1alpha1.GrantDeviceCode): s.grantDeviceCode,
 	}
 	return s, nil
 }
@@ -245,6 +247,10 @@ func (s *Server) route(d *derived, path string) (string, handlerFunc) {
 		return "introspect", (*Server).handleIntrospect
 	case endpoints.JWKSPath:
 		return "jwks", (*Server).handleJWKS
+	case endpoints.DeviceAuthorizationPath:
+		return "device_authorization", (*Server).handleDeviceAuthorization
+	case endpoints.DevicePath:
+		return "device", (*Server).handleDevice
 	case endpoints.EndSessionPath:
 		return "end_session", (*Server).handleEndSession
 	case endpoints.UserinfoPath:

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
@@ -68,7 +69,7 @@ func (s *Server) loadFlow(w http.ResponseWriter, r *http.Request, snap *config.S
 		return storage.AuthRequest{}, nil, false
 	}
 	client := snap.Clients.Get(ar.ClientID)
-	if client == nil || !client.HasRedirectURI(ar.RedirectURI) {
+	if client == nil || !flowAllowed(client, ar) {
 		s.errorPage(w, snap, http.StatusBadRequest, "Unknown application", "The application is no longer registered with this server.")
 		return storage.AuthRequest{}, nil, false
 	}
@@ -87,4 +88,14 @@ func trimIssuer(snap *config.Snapshot) string {
 		p = p[:len(p)-1]
 	}
 	return p
+}
+
+// flowAllowed: the client still may finish the flow ar began: its redirect
+// URI is still registered or, for a device approval (RFC 8628), it still
+// may use the device grant.
+func flowAllowed(client *config.Client, ar storage.AuthRequest) bool {
+	if ar.Device != "" {
+		return client.GrantTypes[gatehousev1alpha1.GrantDeviceCode]
+	}
+	return client.HasRedirectURI(ar.RedirectURI)
 }

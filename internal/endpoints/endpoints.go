@@ -21,6 +21,11 @@ const (
 	UserinfoPath   = "/userinfo"
 	// EndSessionPath is RP-Initiated Logout 1.0's end_session_endpoint.
 	EndSessionPath = "/logout"
+	// DeviceAuthorizationPath is RFC 8628 §3.1's device authorization
+	// endpoint; DevicePath its verification_uri, the page where the person
+	// enters the user code.
+	DeviceAuthorizationPath = "/device_authorization"
+	DevicePath              = "/device"
 	// OpenIDConfigurationPath is where OpenID Connect Discovery 1.0 §4
 	// puts the provider configuration: appended to the issuer, path and
 	// all (unlike RFC 8414's well-known URL).
@@ -33,6 +38,9 @@ const (
 type Endpoints struct {
 	Issuer, Authorization, Token, Revocation, Introspection, JWKS, Metadata string
 	Userinfo, OpenIDConfiguration, EndSession                               string
+	// DeviceAuthorization is RFC 8628's device_authorization_endpoint;
+	// Device its verification_uri.
+	DeviceAuthorization, Device string
 }
 
 // For returns the endpoints of an issuer such as https://auth.example.com or
@@ -49,6 +57,9 @@ func For(issuer string) Endpoints {
 		Metadata:      MetadataURL(issuer),
 		Userinfo:      base + UserinfoPath,
 		EndSession:    base + EndSessionPath,
+		// RFC 8628 §3.1, §3.2.
+		DeviceAuthorization: base + DeviceAuthorizationPath,
+		Device:              base + DevicePath,
 		// OIDC Discovery 1.0 §4.1.
 		OpenIDConfiguration: base + OpenIDConfigurationPath,
 	}

@@ -26,6 +26,13 @@ const (
 // adds to the interval, for it and every later poll (RFC 8628 §3.5).
 const DeviceSlowDownStep = 5 * time.Second
 
+// DevicePollLeeway is how much sooner than the interval a poll may come
+// and still count as on time. A client that waits the interval between
+// sending its polls (a ticker, as golang.org/x/oauth2 does) has them
+// arrive a little sooner whenever one travels faster than the last, and
+// replicas' clocks differ a little: neither should earn a slow_down.
+const DevicePollLeeway = time.Second
+
 // DeviceExpiredRetention is how long a store keeps a device authorization
 // after it expired, so that a device polling late is told expired_token
 // (RFC 8628 §3.5) rather than that its code is unknown.
@@ -177,8 +184,8 @@ func (d *DeviceAuthorization) Decide(dec DeviceDecision, now time.Time) error {
 //  2. a device code redeemed before is ErrDeviceCodeRedeemed;
 //  3. an expired one is ErrDeviceExpired; a denied one ErrDeviceDenied;
 //  4. a pending one records the poll and is ErrDevicePending, or, when it
-//     came sooner than Interval after the previous poll, ErrDeviceSlowDown
-//     with Interval DeviceSlowDownStep longer;
+//     came sooner than Interval (less DevicePollLeeway) after the previous
+//     poll, ErrDeviceSlowDown with Interval DeviceSlowDownStep longer;
 //  5. an approved one is redeemed: RedeemedAt and Issued are set, and the
 //     poll succeeds.
 //
@@ -198,7 +205,7 @@ func (d *DeviceAuthorization) Poll(clientID string, issued Issued, now time.Time
 	case d.Status == DeviceDenied:
 		return false, ErrDeviceDenied
 	case d.Status == DevicePending:
-		tooSoon := !d.LastPolledAt.IsZero() && now.Before(d.LastPolledAt.Add(d.Interval))
+		tooSoon := !d.LastPolledAt.IsZero() && now.Before(d.LastPolledAt.Add(d.Interval-DevicePollLeeway))
 		d.LastPolledAt = now
 		if tooSoon {
 			d.Interval += DeviceSlowDownStep

@@ -63,6 +63,11 @@ type Data struct {
 	// Upstreams are its "Sign in with" buttons.
 	PasswordForm bool
 	Upstreams    []UpstreamButton
+	// Device marks the consent page of a device authorization (RFC 8628),
+	// which warns that a device, not this browser, will get the tokens;
+	// UserCode is the code on the /device page's form.
+	Device   bool
+	UserCode string
 }
 
 // HiddenField is a hidden form field of a page.

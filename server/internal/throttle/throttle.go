@@ -129,6 +129,24 @@ func (t *Logins) Failed(username string, addr netip.Addr, now time.Time) {
 	t.addrs.spend(addressOf(addr), now)
 }
 
+// AllowedAddress is Allowed for a form that guesses no account: the
+// /device page's user code (RFC 8628 §5.1). Only the address bucket, the
+// one logins share, holds it: a wrong code spends it (FailedAddress), so
+// an address gets as many code guesses as password guesses, together.
+func (t *Logins) AllowedAddress(addr netip.Addr, now time.Time) (bool, time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	wait := t.addrs.wait(addressOf(addr), now)
+	return wait == 0, wait
+}
+
+// FailedAddress records a wrong user code against the address's bucket.
+func (t *Logins) FailedAddress(addr netip.Addr, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.addrs.spend(addressOf(addr), now)
+}
+
 // AllowedDevice is Allowed for a login from a browser whose device cookie
 // verified for the username.
 func (t *Logins) AllowedDevice(device devicecookie.ID, now time.Time) (bool, Reason, time.Duration) {

@@ -135,12 +135,14 @@ func testDevicePollInterval(t *testing.T, s storage.Store) {
 			t.Fatalf("after the poll at +%s: interval %s, last polled %s, redeemed %v; want interval %s", at, got.Interval, got.LastPolledAt, got.RedeemedAt, interval)
 		}
 	}
+	// Within DevicePollLeeway (1 s) of the interval is on time.
 	poll(0, storage.ErrDevicePending, 5*time.Second) // the first poll may come at once
 	poll(5*time.Second, storage.ErrDevicePending, 5*time.Second)
-	poll(9*time.Second, storage.ErrDeviceSlowDown, 10*time.Second)
-	poll(18*time.Second, storage.ErrDeviceSlowDown, 15*time.Second) // 9 s after, under the new 10 s
-	poll(33*time.Second, storage.ErrDevicePending, 15*time.Second)
-	poll(48*time.Second, storage.ErrDevicePending, 15*time.Second)
+	poll(9*time.Second, storage.ErrDevicePending, 5*time.Second) // 4 s after: within the leeway
+	poll(12*time.Second, storage.ErrDeviceSlowDown, 10*time.Second)
+	poll(20*time.Second, storage.ErrDeviceSlowDown, 15*time.Second) // 8 s after, under the new 10 s
+	poll(34*time.Second, storage.ErrDevicePending, 15*time.Second)
+	poll(49*time.Second, storage.ErrDevicePending, 15*time.Second)
 
 	// Another client's poll with this device code learns nothing and
 	// changes nothing: its owner's next poll is on time.

@@ -1,0 +1,105 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
+)
+
+// devicePollInterval is the interval a device authorization starts with
+// (RFC 8628 §3.2: 5 seconds when the response says none).
+const devicePollInterval = 5 * time.Second
+
+// userCodeAttempts is how many user codes a device authorization draws
+// before giving up: a collision with a live code is rare (1 in 2.56·10^7
+// with a thousand live), two in a row rarer still.
+const userCodeAttempts = 4
+
+// deviceAuthorizationResponse is RFC 8628 §3.2.
+type deviceAuthorizationResponse struct {
+	DeviceCode              string `json:"device_code"`
+	UserCode                string `json:"user_code"`
+	VerificationURI         string `json:"verification_uri"`
+	VerificationURIComplete string `json:"verification_uri_complete"`
+	ExpiresIn               int    `json:"expires_in"`
+	Interval                int    `json:"interval"`
+}
+
+// handleDeviceAuthorization is the device authorization endpoint (RFC 8628
+// §3.1): a client that may use the device grant asks for a device code
+// and a user code. It authenticates as at the token endpoint, by its own
+// method, so a public client sends its client_id alone. Errors are RFC
+// 6749 §5.2's (RFC 8628 §3.2).
+func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
+	now := s.now()
+	fail := func(e *Error) result {
+		writeError(w, e, snap.Issuer)
+		return failed(e)
+	}
+	form, client, e := authenticatedForm(w, r, snap, now)
+	if e != nil {
+		return fail(e)
+	}
+	if !client.GrantTypes[gatehousev1alpha1.GrantDeviceCode] {
+		return fail(unauthorizedClient("the client is not allowed the " + string(gatehousev1alpha1.GrantDeviceCode) + " grant"))
+	}
+	requested, e := parseScope(form.Get("scope"))
+	if e != nil {
+		return fail(e)
+	}
+	scopes, e := grantableScopes(snap, client, requested)
+	if e != nil {
+		return fail(e)
+	}
+	// RFC 8707, as at /authorize: the resources this grant's tokens may
+	// be for, remembered so that no poll or refresh can widen them.
+	resources, e := parseResources(form["resource"])
+	if e != nil {
+		return fail(e)
+	}
+	targets, e := resolveTargets(snap, client, nil, resources)
+	if e != nil {
+		return fail(e)
+	}
+	if e := checkScopesFitTargets(snap, requested, targets); e != nil {
+		return fail(e)
+	}
+	scopes = scopesForTargets(snap, scopes, targets)
+
+	deviceCode := randomToken(32)
+	ttl := snap.DeviceCodeLifetime()
+	d := storage.DeviceAuthorization{
+		Hash: storage.HashToken(deviceCode), ClientID: client.ID, Scopes: scopes, Resources: targets,
+		ExpiresAt: now.Add(ttl), Interval: devicePollInterval, Status: storage.DevicePending,
+	}
+	var userCode string
+	err := storage.ErrAlreadyExists
+	for range userCodeAttempts {
+		userCode = newUserCode()
+		d.UserCode = storage.HashToken(userCode)
+		if err = s.store.CreateDeviceAuthorization(r.Context(), d, now); !errors.Is(err, storage.ErrAlreadyExists) {
+			break
+		}
+	}
+	if err != nil {
+		return fail(s.storageFailed(r.Context(), "storing a device authorization", err))
+	}
+	writeJSON(w, deviceAuthorizationResponse{
+		DeviceCode: deviceCode, UserCode: displayUserCode(userCode),
+		VerificationURI:         snap.Endpoints.Device,
+		VerificationURIComplete: snap.Endpoints.Device + "?" + url.Values{"user_code": {displayUserCode(userCode)}}.Encode(),
+		ExpiresIn:               int(ttl / time.Second), Interval: int(devicePollInterval / time.Second),
+	})
+	return result{outcome: outcomeSuccess}
+}
+
+// retryAfterSeconds is a Retry-After value for a wait.
+func retryAfterSeconds(wait time.Duration) string {
+	return strconv.Itoa(int((wait + time.Second - 1) / time.Second))
+}
