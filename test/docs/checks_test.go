@@ -99,6 +99,7 @@ var (
 	qualified     = regexp.MustCompile(`^([A-Za-z_]\w*)\.([A-Za-z_]\w*)(\(\))?$`)
 	dotted        = regexp.MustCompile(`^[a-z]\w*(\.[A-Za-z]\w*)+$`)
 	camelCase     = regexp.MustCompile(`^[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*$`)
+	pascalCase    = regexp.MustCompile(`^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+$`)
 	pathLike      = regexp.MustCompile(`^(\./)?[\w.<>*-]+(/[\w.<>*-]*)*(/\.\.\.)?$`)
 	commandStart  = regexp.MustCompile(`^(sudo\s+)?(make|gatehouse|bin/gatehouse|\./bin/gatehouse|go)\s|^DEV_FLAGS=`)
 )
@@ -135,6 +136,12 @@ func (c *checker) checkSpan(d *document, line int, s string) {
 		}
 	case qualified.MatchString(s):
 		c.checkQualified(d, line, s)
+	case pascalCase.MatchString(s):
+		c.count("reasons, kinds and types")
+		if !c.repo.names[s] && !c.repo.terms[s] && externalNames[s] == "" {
+			c.report(d, line, "%s is neither a Go name nor a word of the code's strings or YAML (a condition reason, kind or enum value) "+
+				"(if it is another project's, add it to externalNames in test/docs)", s)
+		}
 	case camelCase.MatchString(s):
 		c.count("Go and field names")
 		if !c.repo.names[s] && externalNames[s] == "" {
@@ -209,7 +216,10 @@ func firstSegment(s string) string {
 
 // externalNames are other projects' camelCase names the docs compare
 // Gatehouse with.
-var externalNames = map[string]string{"allowedRoutes": "Gateway API"}
+var externalNames = map[string]string{
+	"allowedRoutes":    "Gateway API",
+	"ImagePullBackOff": "kubelet", "CreateContainerConfigError": "kubelet",
+}
 
 // externalFlags are flags of other programs that the docs name on their
 // own, in a span without the command: they are not gatehouse's.

@@ -48,6 +48,7 @@ type repo struct {
 	tests       map[string]bool            // Test*, Fuzz*, Benchmark*, Example* functions
 	metrics     map[string][]string        // metric name -> label names (nil: not known)
 	codeWords   map[string]bool            // gatehouse_* and GATEHOUSE_* words in the code and scripts
+	terms       map[string]bool            // CamelCase words in Go string literals and YAML: reasons, kinds, enum values
 
 	makeTargets map[string]bool
 	crdRoots    []*apiextensionsv1.JSONSchemaProps // each kind's schema
@@ -57,7 +58,7 @@ type repo struct {
 func loadRepo(root string) (*repo, error) {
 	r := &repo{root: root, files: map[string]bool{}, dirs: map[string]bool{}, top: map[string]bool{}, basenames: map[string]bool{},
 		pkgDecls: map[string]map[string]bool{}, typeMembers: map[string]map[string]bool{}, names: map[string]bool{},
-		tests: map[string]bool{}, externals: map[string]bool{}, metrics: map[string][]string{}, codeWords: map[string]bool{}, makeTargets: map[string]bool{}}
+		tests: map[string]bool{}, externals: map[string]bool{}, terms: map[string]bool{}, metrics: map[string][]string{}, codeWords: map[string]bool{}, makeTargets: map[string]bool{}}
 	steps := []func() error{r.listFiles, r.readGitignore, r.readModule, r.readGo, r.readWords, r.readMakefile, r.readCRDs, r.readValues}
 	r.readKubernetesFields()
 	for _, step := range steps {
@@ -204,6 +205,7 @@ func (r *repo) readGo() error {
 			r.readTests(af)
 		} else {
 			r.readMetrics(af, dirs[i])
+			r.readStrings(af)
 		}
 	}
 	for _, a := range r.aliases {
@@ -479,6 +481,21 @@ func (r *repo) stringConsts(af *ast.File) map[string]string {
 	return out
 }
 
+var term = regexp.MustCompile(`\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+\b`)
+
+// readStrings collects the CamelCase words of a file's string literals:
+// condition and Event reasons, kinds, enum values.
+func (r *repo) readStrings(af *ast.File) {
+	ast.Inspect(af, func(n ast.Node) bool {
+		if b, ok := n.(*ast.BasicLit); ok && b.Kind == token.STRING {
+			for _, w := range term.FindAllString(b.Value, -1) {
+				r.terms[w] = true
+			}
+		}
+		return true
+	})
+}
+
 var codeWord = regexp.MustCompile(`\b(gatehouse_[a-z0-9_]+|GATEHOUSE_[A-Z0-9_]+)\b`)
 
 // readWords collects the gatehouse_* and GATEHOUSE_* words of every file
@@ -497,6 +514,11 @@ func (r *repo) readWords() error {
 		}
 		for _, w := range codeWord.FindAll(b, -1) {
 			r.codeWords[string(w)] = true
+		}
+		if strings.HasSuffix(f, ".yaml") || strings.HasSuffix(f, ".yml") {
+			for _, w := range term.FindAll(b, -1) {
+				r.terms[string(w)] = true
+			}
 		}
 	}
 	return nil
@@ -631,6 +653,7 @@ func (r *repo) readKubernetesFields() {
 			return
 		}
 		seen[t] = true
+		r.terms[t.Name()] = true
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
