@@ -102,6 +102,34 @@ func TestCLIReferenceMatchesHelp(t *testing.T) {
 	}
 }
 
+// TestMetricsReferenceIsComplete: every gatehouse_* metric the code
+// registers is in docs/reference/metrics.md.
+func TestMetricsReferenceIsComplete(t *testing.T) {
+	r, _ := setup(t)
+	const file = "docs/reference/metrics.md"
+	c := &checker{repo: r, docs: map[string]*document{}}
+	d := c.document(file)
+	if d == nil {
+		t.Fatalf("%s cannot be read", file)
+	}
+	listed := map[string]bool{}
+	for _, s := range d.spans {
+		for _, m := range metricRef.FindAllStringSubmatch(s.text, -1) {
+			listed[strings.TrimSuffix(m[0], m[1])] = true
+		}
+	}
+	var missing []string
+	for name, dir := range r.metricFiles {
+		if strings.HasPrefix(name, "gatehouse_") && !listed[name] {
+			missing = append(missing, fmt.Sprintf("%s (registered in %s/)", name, dir))
+		}
+	}
+	sort.Strings(missing)
+	for _, m := range missing {
+		t.Errorf("%s: metric %s is not listed", file, m)
+	}
+}
+
 var (
 	cliSection  = regexp.MustCompile(`^## gatehouse ([a-z-]+)\s*$`)
 	cliCommand  = regexp.MustCompile("^\\|\\s*`gatehouse ([a-z-]+)`\\s*\\|")

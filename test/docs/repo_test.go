@@ -47,6 +47,7 @@ type repo struct {
 	names       map[string]bool            // every declared Go name, struct tag name, CRD field, chart value
 	tests       map[string]bool            // Test*, Fuzz*, Benchmark*, Example* functions
 	metrics     map[string][]string        // metric name -> label names (nil: not known)
+	metricFiles map[string]string          // metric name (not a histogram's series) -> the file that registers it
 	codeWords   map[string]bool            // gatehouse_* and GATEHOUSE_* words in the code and scripts
 	terms       map[string]bool            // CamelCase words in Go string literals and YAML: reasons, kinds, enum values
 
@@ -58,7 +59,7 @@ type repo struct {
 func loadRepo(root string) (*repo, error) {
 	r := &repo{root: root, files: map[string]bool{}, dirs: map[string]bool{}, top: map[string]bool{}, basenames: map[string]bool{},
 		pkgDecls: map[string]map[string]bool{}, typeMembers: map[string]map[string]bool{}, names: map[string]bool{},
-		tests: map[string]bool{}, externals: map[string]bool{}, terms: map[string]bool{}, metrics: map[string][]string{}, codeWords: map[string]bool{}, makeTargets: map[string]bool{}}
+		tests: map[string]bool{}, externals: map[string]bool{}, terms: map[string]bool{}, metrics: map[string][]string{}, metricFiles: map[string]string{}, codeWords: map[string]bool{}, makeTargets: map[string]bool{}}
 	steps := []func() error{r.listFiles, r.readGitignore, r.readModule, r.readGo, r.readWords, r.readMakefile, r.readCRDs, r.readValues}
 	r.readKubernetesFields()
 	for _, step := range steps {
@@ -387,6 +388,7 @@ func (r *repo) readMetrics(af *ast.File, dir string) {
 			return true
 		}
 		r.metrics[name] = labels
+		r.metricFiles[name] = dir
 		switch kind {
 		case "HistogramOpts":
 			r.metrics[name+"_bucket"] = append(append([]string(nil), labels...), "le")
