@@ -52,8 +52,9 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	}
 	if err := idx.IndexField(ctx, &oauthv1.OAuthClient{}, indexClientAudience, func(o client.Object) []string {
 		oc := o.(*oauthv1.OAuthClient)
-		keys := make([]string, 0, len(oc.Spec.Audience))
-		for _, a := range oc.Spec.Audience {
+		auds := oc.Audiences()
+		keys := make([]string, 0, len(auds))
+		for _, a := range auds {
 			keys = append(keys, oc.ServerKey()+"/"+string(a))
 		}
 		return keys

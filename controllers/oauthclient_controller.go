@@ -248,12 +248,15 @@ func (r *OAuthClientReconciler) resolve(ctx context.Context, oc *oauthv1.OAuthCl
 	return srv, nil, nil
 }
 
-// checkAudiences lets a client name in spec.audience only APIs that have
-// opened themselves to its namespace: the audience of a Scope of its
-// server whose allowedClients admits it. Otherwise any team could mint
-// tokens for any API by naming it, the Scopes' policies notwithstanding.
+// checkAudiences lets a client name in spec.audience, and in
+// spec.tokenExchange as the APIs whose callers' tokens it may exchange,
+// only APIs that have opened themselves to its namespace: the audience of
+// a Scope of its server whose allowedClients admits it. Otherwise any team
+// could mint tokens for any API by naming it, or trade tokens meant for
+// it, the Scopes' policies notwithstanding.
 func (r *OAuthClientReconciler) checkAudiences(ctx context.Context, oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) (*problem, error) {
-	if len(oc.Spec.Audience) == 0 {
+	auds := oc.Audiences()
+	if len(auds) == 0 {
 		return nil, nil
 	}
 	var scopes oauthv1.ScopeList
@@ -262,7 +265,7 @@ func (r *OAuthClientReconciler) checkAudiences(ctx context.Context, oc *oauthv1.
 	}
 	var refused []string
 next:
-	for _, aud := range oc.Spec.Audience {
+	for _, aud := range auds {
 		for _, sc := range scopes.Items {
 			if sc.Spec.Audience != aud {
 				continue

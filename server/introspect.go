@@ -24,6 +24,9 @@ type introspection struct {
 	Aud       []string `json:"aud,omitempty"`
 	Iss       string   `json:"iss,omitempty"`
 	JTI       string   `json:"jti,omitempty"`
+	// Act is a token exchange's act claim (RFC 8693 §4.1 allows it in
+	// introspection responses): a resource server learns who acted.
+	Act *actor `json:"act,omitempty"`
 }
 
 // handleIntrospect is token introspection (RFC 7662). Callers must be
@@ -64,7 +67,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, snap *
 				resp = introspection{
 					Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
 					Exp: unixTime(claims.ExpiresAt.Time), Sub: claims.Subject, Aud: claims.Audience,
-					Iss: claims.Issuer, JTI: claims.ID,
+					Iss: claims.Issuer, JTI: claims.ID, Act: claims.Act,
 				}
 				if claims.IssuedAt != nil {
 					resp.Iat = unixTime(claims.IssuedAt.Time)
@@ -124,6 +127,9 @@ func (in *introspection) appendJSON(b []byte) []byte {
 	}
 	if in.JTI != "" {
 		b = jsonappend.Member(b, "jti", in.JTI)
+	}
+	if in.Act != nil {
+		b = appendActor(b, "act", in.Act)
 	}
 	return append(b, '}', '\n')
 }

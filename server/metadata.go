@@ -2,15 +2,19 @@ package server
 
 import (
 	"encoding/json"
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"net/http"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
 // authMethods are the client authentication methods the token, revocation
 // and introspection endpoints accept.
 var authMethods = []string{"client_secret_basic", "client_secret_post", "none"}
+
+// grantTypesSupported are the grants of the token endpoint's grant map.
+var grantTypesSupported = []string{"authorization_code", "refresh_token", "client_credentials",
+	string(gatehousev1alpha1.GrantDeviceCode), string(gatehousev1alpha1.GrantTokenExchange)}
 
 // metadata is the RFC 8414 §2 document.
 type metadata struct {
@@ -57,7 +61,7 @@ func baseMetadata(snap *config.Snapshot) metadata {
 		ScopesSupported:                   scopes,
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},
-		GrantTypesSupported:               []string{"authorization_code", "refresh_token", "client_credentials", string(gatehousev1alpha1.GrantDeviceCode)},
+		GrantTypesSupported:               grantTypesSupported,
 		TokenEndpointAuthMethodsSupported: authMethods,
 		RevocationEndpoint:                ep.Revocation,
 		// RFC 8628 §4.

@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"errors"
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -109,10 +109,11 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.grants = map[string]grantHandler{
-		"authorization_code":                      s.grantAuthorizationCode,
-		"refresh_token":                           s.grantRefreshToken,
-		"client_credentials":                      s.grantClientCredentials,
-		string(gatehousev1alpha1.GrantDeviceCode): s.grantDeviceCode,
+		"authorization_code":                         s.grantAuthorizationCode,
+		"refresh_token":                              s.grantRefreshToken,
+		"client_credentials":                         s.grantClientCredentials,
+		string(gatehousev1alpha1.GrantDeviceCode):    s.grantDeviceCode,
+		string(gatehousev1alpha1.GrantTokenExchange): s.grantTokenExchange,
 	}
 	return s, nil
 }

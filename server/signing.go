@@ -37,6 +37,45 @@ type accessTokenClaims struct {
 	// Groups are the person's groups when the groups scope was granted
 	// (RFC 9068 §2.2.3.1), whichever source logged them in.
 	Groups []string `json:"groups,omitempty"`
+	// Act names who acts for the subject in a token from a token exchange
+	// (RFC 8693 §4.1), the earlier actors nested inside.
+	Act *actor `json:"act,omitempty"`
+}
+
+// actor is an RFC 8693 §4.1 act claim: the current actor, and inside it
+// the actor before it.
+type actor struct {
+	Subject string `json:"sub"`
+	// Issuer is set for an actor named by another issuer's token.
+	Issuer string `json:"iss,omitempty"`
+	Act    *actor `json:"act,omitempty"`
+}
+
+// depth is the number of actors in the chain.
+func (a *actor) depth() int {
+	n := 0
+	for ; a != nil; a = a.Act {
+		n++
+	}
+	return n
+}
+
+// appendActor writes ,"name":{...} for a chain of actors.
+func appendActor(b []byte, name string, a *actor) []byte {
+	if len(b) > 0 && b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	b = append(b, '"')
+	b = append(b, name...)
+	b = append(b, `":{`...)
+	b = jsonappend.Member(b, "sub", a.Subject)
+	if a.Issuer != "" {
+		b = jsonappend.Member(b, "iss", a.Issuer)
+	}
+	if a.Act != nil {
+		b = appendActor(b, "act", a.Act)
+	}
+	return append(b, '}')
 }
 
 // accessToken is what signing produced.
@@ -60,6 +99,11 @@ type tokenGrant struct {
 	// Person is who Subject is, when the scopes release any of their
 	// claims (withPerson); nil otherwise, and for a client's own token.
 	Person *identity.Person
+	// Act is the act claim of a token from a token exchange.
+	Act *actor
+	// NotAfter caps the token's expiry when not zero: a token exchanged
+	// for another never outlives it.
+	NotAfter time.Time
 }
 
 // signAccessToken signs a JWT access token (RFC 9068) with the key that is
@@ -71,6 +115,9 @@ func (s *Server) signAccessToken(snap *config.Snapshot, g tokenGrant, jti string
 		return accessToken{}, newError(ErrTemporarilyUnavailable, "the server has no signing key yet")
 	}
 	exp := now.Add(snap.AccessTokenTTL)
+	if !g.NotAfter.IsZero() && g.NotAfter.Before(exp) {
+		exp = g.NotAfter
+	}
 	var authTime int64
 	if !g.AuthTime.IsZero() {
 		authTime = g.AuthTime.Unix()
@@ -80,7 +127,7 @@ func (s *Server) signAccessToken(snap *config.Snapshot, g tokenGrant, jti string
 		Issuer: snap.Issuer, Subject: g.Subject, Audience: grantAudience(snap, g),
 		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), ID: jti,
 		ClientID: g.Client.ID, Scopes: g.Scopes, AuthTime: authTime, GrantID: g.GrantID,
-		Groups: accessTokenGroups(g),
+		Groups: accessTokenGroups(g), Act: g.Act,
 	})
 	signed, err := s.signJWS(snap, key, false, payload)
 	if err != nil {
@@ -118,6 +165,7 @@ type accessTokenClaimValues struct {
 	AuthTime            int64 // 0 when no person logged in
 	GrantID             string
 	Groups              []string
+	Act                 *actor
 }
 
 // appendAccessTokenClaims writes the claim set accessTokenClaims decodes.
@@ -149,6 +197,9 @@ func appendAccessTokenClaims(b []byte, c accessTokenClaimValues) []byte {
 	if len(c.Groups) > 0 {
 		b = jsonappend.Strings(b, "groups", c.Groups)
 	}
+	if c.Act != nil {
+		b = appendActor(b, "act", c.Act)
+	}
 	return append(b, '}')
 }
 
@@ -161,6 +212,8 @@ type tokenResponse struct {
 	Scope        string `json:"scope,omitempty"`
 	// IDToken answers an OpenID Connect request (Core §3.1.3.3, §12.2).
 	IDToken string `json:"id_token,omitempty"`
+	// IssuedTokenType answers a token exchange (RFC 8693 §2.2.1).
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 func newTokenResponse(at accessToken, refresh string, scopes []string, now time.Time) *tokenResponse {
@@ -188,6 +241,9 @@ func (r *tokenResponse) appendJSON(b []byte) []byte {
 	}
 	if r.IDToken != "" {
 		b = jsonappend.Member(b, "id_token", r.IDToken)
+	}
+	if r.IssuedTokenType != "" {
+		b = jsonappend.Member(b, "issued_token_type", r.IssuedTokenType)
 	}
 	return append(b, '}', '\n')
 }

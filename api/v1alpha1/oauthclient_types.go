@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"slices"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -19,7 +21,7 @@ const (
 
 // GrantType is an OAuth grant the client may use at the token endpoint.
 //
-// +kubebuilder:validation:Enum=authorization_code;refresh_token;client_credentials;"urn:ietf:params:oauth:grant-type:device_code"
+// +kubebuilder:validation:Enum=authorization_code;refresh_token;client_credentials;"urn:ietf:params:oauth:grant-type:device_code";"urn:ietf:params:oauth:grant-type:token-exchange"
 type GrantType string
 
 const (
@@ -30,7 +32,80 @@ const (
 	// device without a browser, or a command line on a remote host, shows
 	// a code that the person enters on another device's browser.
 	GrantDeviceCode GrantType = "urn:ietf:params:oauth:grant-type:device_code"
+	// GrantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693): the
+	// client trades a token it was given for an access token of this
+	// server. It needs spec.tokenExchange.
+	GrantTokenExchange GrantType = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
+
+// ExchangeableTokenType is a kind of token a client may present in a
+// token exchange.
+//
+// +kubebuilder:validation:Enum=AccessToken
+type ExchangeableTokenType string
+
+const (
+	// ExchangeAccessToken is an access token this AuthorizationServer
+	// issued, sent with token type
+	// urn:ietf:params:oauth:token-type:access_token.
+	ExchangeAccessToken ExchangeableTokenType = "AccessToken"
+)
+
+// ExchangeableToken names tokens a client may present in a token exchange.
+type ExchangeableToken struct {
+	// Type of the token. AccessToken: an access token of this
+	// AuthorizationServer, unexpired and unrevoked. The client may always
+	// present an access token that was issued to it; one issued to another
+	// client only when its aud holds one of Audiences.
+	Type ExchangeableTokenType `json:"type"`
+
+	// Audiences (for AccessToken) are the APIs this client serves: it may
+	// also present access tokens issued to other clients for these APIs,
+	// typically to call another API on the caller's behalf. Each must be
+	// the audience of a Scope of the server that admits this client's
+	// namespace, as for spec.audience (otherwise Ready=False,
+	// AudienceNotAllowed).
+	//
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Audiences []Audience `json:"audiences,omitempty"`
+}
+
+// TokenExchange is what a client may do with OAuth 2.0 Token Exchange
+// (RFC 8693). Nothing is allowed that is not listed: the tokens it may
+// present, and whether the new token may hide that it acts for someone.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.allowImpersonation) || !self.allowImpersonation || self.subjectTokens.exists(t, has(t.audiences) && size(t.audiences) > 0)",message="allowImpersonation has no effect here: the client may exchange only access tokens issued to itself, which never get an act claim; list in subjectTokens[].audiences the APIs whose callers' tokens it may exchange"
+type TokenExchange struct {
+	// SubjectTokens are the tokens the client may present as
+	// subject_token: whom the new token is about. Anything else is
+	// refused.
+	//
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	SubjectTokens []ExchangeableToken `json:"subjectTokens"`
+
+	// ActorTokens are the tokens the client may present as actor_token:
+	// who acts. The new token names the actor in its act claim (RFC 8693
+	// §4.1), nested below an act the subject token already had. Without
+	// ActorTokens an actor_token is refused, and the client itself is the
+	// actor (act.sub is client:<client_id>).
+	//
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	ActorTokens []ExchangeableToken `json:"actorTokens,omitempty"`
+
+	// AllowImpersonation lets the client exchange another client's token
+	// without an actor_token for one without a new act claim: a token that
+	// looks like the subject's own (RFC 8693 §1.1). Default false: every
+	// exchanged token says who acted.
+	//
+	// +optional
+	AllowImpersonation bool `json:"allowImpersonation,omitempty"`
+}
 
 // TokenEndpointAuthMethod is how a client authenticates to the token,
 // revocation and introspection endpoints (RFC 7591 §2).
@@ -93,6 +168,9 @@ type RedirectURI string
 // +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || !has(self.skipConsent) || !self.skipConsent",message="skipConsent is not allowed for a public client: anyone can use its client_id, so the person must approve each request on the consent page (RFC 6749 §10.2, RFC 8252 §8.6)"
 // +kubebuilder:validation:XValidation:rule="!('refresh_token' in self.grantTypes) || 'authorization_code' in self.grantTypes || 'urn:ietf:params:oauth:grant-type:device_code' in self.grantTypes",message="grant type refresh_token requires authorization_code or urn:ietf:params:oauth:grant-type:device_code: refresh tokens are issued only with a person's login"
 // +kubebuilder:validation:XValidation:rule="!('authorization_code' in self.grantTypes) || (has(self.redirectURIs) && size(self.redirectURIs) > 0)",message="grant type authorization_code needs at least one redirect URI"
+// +kubebuilder:validation:XValidation:rule="!('urn:ietf:params:oauth:grant-type:token-exchange' in self.grantTypes) || has(self.tokenExchange)",message="grant type urn:ietf:params:oauth:grant-type:token-exchange needs spec.tokenExchange: which tokens the client may exchange"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || 'urn:ietf:params:oauth:grant-type:token-exchange' in self.grantTypes",message="spec.tokenExchange is set, but grantTypes does not include urn:ietf:params:oauth:grant-type:token-exchange"
+// +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || !('urn:ietf:params:oauth:grant-type:token-exchange' in self.grantTypes)",message="a public client cannot use token exchange: anyone could use its client_id to trade tokens they found"
 type OAuthClientSpec struct {
 	// ServerRef is the AuthorizationServer this client registers with. The
 	// server's allowedClients decides whether this namespace may. Immutable.
@@ -172,7 +250,7 @@ type OAuthClientSpec struct {
 	//
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:MaxItems=8
 	// +kubebuilder:default={"authorization_code"}
 	// +optional
 	GrantTypes []GrantType `json:"grantTypes,omitempty"`
@@ -197,6 +275,15 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	Audience []Audience `json:"audience,omitempty"`
+
+	// TokenExchange allows, and bounds, token exchange (RFC 8693): which
+	// tokens the client may trade for access tokens of this server, and
+	// on whose behalf. Required with the token-exchange grant type and
+	// allowed only with it. The new token's audience and scopes are
+	// chosen as for every grant: among those the client may have.
+	//
+	// +optional
+	TokenExchange *TokenExchange `json:"tokenExchange,omitempty"`
 
 	// RequirePKCE makes the authorization code flow require PKCE with S256
 	// (RFC 7636). On by default (RFC 9700 §2.1.1); a confidential client may
@@ -301,6 +388,26 @@ type SecretHash struct {
 	//
 	// +optional
 	NotAfter *metav1.Time `json:"notAfter,omitempty"`
+}
+
+// Audiences are every audience the client names and that the Scopes'
+// admission rule applies to: spec.audience and the APIs whose callers'
+// tokens it may exchange.
+func (oc *OAuthClient) Audiences() []Audience {
+	if oc.Spec.TokenExchange == nil {
+		return oc.Spec.Audience
+	}
+	out := append([]Audience(nil), oc.Spec.Audience...)
+	for _, lists := range [][]ExchangeableToken{oc.Spec.TokenExchange.SubjectTokens, oc.Spec.TokenExchange.ActorTokens} {
+		for _, t := range lists {
+			for _, a := range t.Audiences {
+				if !slices.Contains(out, a) {
+					out = append(out, a)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // OAuthClientStatus is what the operator observed and did.

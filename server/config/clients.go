@@ -57,6 +57,13 @@ func compileClient(oc *gatehousev1alpha1.OAuthClient, server *Snapshot, grants m
 		}
 		c.Audience = append(c.Audience, string(a))
 	}
+	if te := oc.Spec.TokenExchange; te != nil && c.GrantTypes[gatehousev1alpha1.GrantTokenExchange] {
+		c.TokenExchange = &TokenExchange{
+			SubjectTokens:      exchangeable(te.SubjectTokens, server, oc.Namespace),
+			ActorTokens:        exchangeable(te.ActorTokens, server, oc.Namespace),
+			AllowImpersonation: te.AllowImpersonation,
+		}
+	}
 	for _, h := range oc.Status.SecretHashes {
 		sh := SecretHash{Hash: h.Hash}
 		if h.NotAfter != nil {
@@ -65,6 +72,25 @@ func compileClient(oc *gatehousev1alpha1.OAuthClient, server *Snapshot, grants m
 		c.SecretHashes = append(c.SecretHashes, sh)
 	}
 	return c
+}
+
+// exchangeable compiles a list of exchangeable tokens, keeping only the
+// audiences whose Scope admits the client, like spec.audience.
+func exchangeable(in []gatehousev1alpha1.ExchangeableToken, server *Snapshot, namespace string) []ExchangeableToken {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]ExchangeableToken, 0, len(in))
+	for _, t := range in {
+		et := ExchangeableToken{Type: t.Type}
+		for _, a := range t.Audiences {
+			if server.audienceAdmits(string(a), namespace) {
+				et.Audiences = append(et.Audiences, string(a))
+			}
+		}
+		out = append(out, et)
+	}
+	return out
 }
 
 func toStrings[S ~string](in []S) []string {
@@ -86,7 +112,7 @@ func grantSet(grants []gatehousev1alpha1.GrantType, public bool, interned map[st
 	}
 	var keep []string
 	for _, g := range grants {
-		if g == gatehousev1alpha1.GrantClientCredentials && public {
+		if (g == gatehousev1alpha1.GrantClientCredentials || g == gatehousev1alpha1.GrantTokenExchange) && public {
 			continue // a public client cannot authenticate itself
 		}
 		keep = append(keep, string(g))

@@ -187,7 +187,7 @@ func (b *Builder) serve(e *clientEntry) {
 	for _, sc := range e.obj.Spec.Scopes {
 		st.byScope = addIndex(st.byScope, string(sc), e)
 	}
-	for _, a := range e.obj.Spec.Audience {
+	for _, a := range e.obj.Audiences() {
 		st.byAudience = addIndex(st.byAudience, string(a), e)
 	}
 	id := e.client.ID
@@ -222,7 +222,7 @@ func (b *Builder) unserve(e *clientEntry) {
 	for _, sc := range e.obj.Spec.Scopes {
 		removeIndex(st.byScope, string(sc), e)
 	}
-	for _, a := range e.obj.Spec.Audience {
+	for _, a := range e.obj.Audiences() {
 		removeIndex(st.byAudience, string(a), e)
 	}
 	id := e.client.ID

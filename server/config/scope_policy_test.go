@@ -55,3 +55,46 @@ func TestScopePolicyLimitsClientScopes(t *testing.T) {
 		t.Errorf("a client in another namespace gets audiences %v, want [https://all]", got)
 	}
 }
+
+// The APIs a client says it serves in spec.tokenExchange follow the
+// audience rule too: a client cannot accept tokens meant for an API whose
+// Scope does not admit it. Without the grant type there is no exchange.
+func TestScopePolicyLimitsExchangeAudiences(t *testing.T) {
+	as := &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
+	scope := func(name string, from gatehousev1alpha1.FromNamespaces) gatehousev1alpha1.Scope {
+		return gatehousev1alpha1.Scope{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: name},
+			Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"},
+				Name: gatehousev1alpha1.ScopeName(name), Description: name, Audience: gatehousev1alpha1.Audience("https://" + name),
+				AllowedClients: gatehousev1alpha1.AllowedClients{Namespaces: gatehousev1alpha1.ClientNamespaces{From: from}}}}
+	}
+	client := func(name string, grants ...gatehousev1alpha1.GrantType) gatehousev1alpha1.OAuthClient {
+		return gatehousev1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: name},
+			Spec: gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "main", Namespace: "auth"},
+				GrantTypes: grants,
+				TokenExchange: &gatehousev1alpha1.TokenExchange{
+					SubjectTokens: []gatehousev1alpha1.ExchangeableToken{{Type: gatehousev1alpha1.ExchangeAccessToken,
+						Audiences: []gatehousev1alpha1.Audience{"https://same", "https://all", "https://nobody"}}},
+					AllowImpersonation: true,
+				}},
+			Status: gatehousev1alpha1.OAuthClientStatus{ClientID: "team." + name, Conditions: ready(metav1.ConditionTrue)}}
+	}
+	var b Builder
+	s, err := b.Build(Inputs{Server: as,
+		Scopes:  []gatehousev1alpha1.Scope{scope("same", gatehousev1alpha1.NamespacesFromSame), scope("all", gatehousev1alpha1.NamespacesFromAll)},
+		Clients: []gatehousev1alpha1.OAuthClient{client("exchanger", gatehousev1alpha1.GrantTokenExchange), client("plain", gatehousev1alpha1.GrantClientCredentials)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	te := s.Clients.Get("team.exchanger").TokenExchange
+	if te == nil || len(te.SubjectTokens) != 1 || !te.AllowImpersonation {
+		t.Fatalf("token exchange compiled to %+v", te)
+	}
+	if got := te.SubjectTokens[0].Audiences; !slices.Equal(got, []string{"https://all"}) {
+		t.Errorf("a client in another namespace may exchange tokens for %v, want [https://all]", got)
+	}
+	if te := s.Clients.Get("team.plain").TokenExchange; te != nil {
+		t.Errorf("a client without the token-exchange grant may exchange: %+v", te)
+	}
+}

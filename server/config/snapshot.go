@@ -119,6 +119,24 @@ type Client struct {
 	// IDTokenAlg is spec.idTokenSignedResponseAlg; empty for the default,
 	// RS256.
 	IDTokenAlg string
+	// TokenExchange is what the client may exchange (RFC 8693); nil when
+	// it may not.
+	TokenExchange *TokenExchange
+}
+
+// TokenExchange is an OAuthClient's spec.tokenExchange.
+type TokenExchange struct {
+	SubjectTokens      []ExchangeableToken
+	ActorTokens        []ExchangeableToken
+	AllowImpersonation bool
+}
+
+// ExchangeableToken is tokens a client may present in an exchange.
+type ExchangeableToken struct {
+	Type gatehousev1alpha1.ExchangeableTokenType
+	// Audiences are the APIs the client serves, kept only where a Scope
+	// for that API admits the client (as for Client.Audience).
+	Audiences []string
 }
 
 // SecretHash is a client-secret hash the server accepts until NotAfter

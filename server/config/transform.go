@@ -42,6 +42,7 @@ func leanClient(obj any) (any, error) {
 		SkipConsent:              sp.SkipConsent,
 		IDTokenSignedResponseAlg: intern.String(sp.IDTokenSignedResponseAlg),
 		Authentication:           sp.Authentication,
+		TokenExchange:            sp.TokenExchange,
 	}
 	lean.Status.ClientID = oc.Status.ClientID
 	lean.Status.SecretHashes = oc.Status.SecretHashes

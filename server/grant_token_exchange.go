@@ -1,0 +1,243 @@
+package server
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/users"
+	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/formparse"
+)
+
+// Token type identifiers (RFC 8693 §3).
+const (
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+)
+
+// maxActorChain bounds the act claim's nesting: a chain of delegations
+// longer than this is more likely a loop than a design.
+const maxActorChain = 8
+
+// exchangedToken is a subject or actor token that verified and that the
+// client may present: whom it names, and what it carries over.
+type exchangedToken struct {
+	Subject   string
+	ClientID  string // the client it was issued to
+	Scopes    []string
+	AuthTime  time.Time
+	GrantID   string
+	ExpiresAt time.Time
+	Act       *actor
+}
+
+// grantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693): the client
+// trades a subject token, and optionally an actor token, for an access
+// token of this server about the same subject.
+//
+// What the client may present is spec.tokenExchange's to say, and nothing
+// else is accepted: access tokens issued to the client itself, and those
+// issued to others for the APIs it serves. The new token is decided as
+// every grant's is, and can only shrink:
+//   - scopes: those of the subject token that the client may request,
+//     narrowed by scope;
+//   - audience: audience and resource select among the audiences the
+//     client may have (resolveTargets), invalid_target for any other;
+//   - expiry: never after the subject or actor token's;
+//   - act (§4.1): the actor token's subject, or the client's own when it
+//     acts for someone else's token, with the subject token's actors
+//     nested inside; nothing new only when the client exchanges its own
+//     token, or impersonation is allowed and no actor token was sent.
+//
+// The new token inherits the subject token's grant_id, so revoking that
+// refresh-token family (revocation, reuse, a replayed code) revokes the
+// exchanged tokens as well; and there is no refresh token: the client
+// exchanges again. Refusals are §2.2.2's: invalid_request for a token
+// that is malformed, invalid or against policy, unauthorized_client for a
+// kind of token the client may not present at all, invalid_target for an
+// audience it may not have, invalid_scope for a scope.
+func (s *Server) grantTokenExchange(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
+	te := req.Client.TokenExchange
+	if te == nil {
+		return nil, unauthorizedClient("the client has no spec.tokenExchange: it may not exchange tokens")
+	}
+	f := req.Form
+	switch {
+	case f.Get("subject_token") == "":
+		return nil, invalidRequest("subject_token is required")
+	case f.Get("subject_token_type") == "":
+		return nil, invalidRequest("subject_token_type is required")
+	case f.Get("actor_token") != "" && f.Get("actor_token_type") == "":
+		return nil, invalidRequest("actor_token_type is required with actor_token (RFC 8693 §2.1)")
+	case f.Get("actor_token") == "" && f.Get("actor_token_type") != "":
+		return nil, invalidRequest("actor_token_type was sent without actor_token")
+	}
+	if rt := f.Get("requested_token_type"); rt != "" && rt != TokenTypeAccessToken {
+		return nil, invalidRequest("requested_token_type " + formparse.SafeName(rt) + " cannot be issued; this server issues " + TokenTypeAccessToken)
+	}
+	audiences, e := parseAudiences(f["audience"])
+	if e != nil {
+		return nil, e
+	}
+
+	subject, e := s.exchangeable(ctx, req, "subject", te.SubjectTokens, f.Get("subject_token"), f.Get("subject_token_type"))
+	if e != nil {
+		return nil, e
+	}
+	var act *exchangedToken
+	if f.Get("actor_token") != "" {
+		if len(te.ActorTokens) == 0 {
+			return nil, unauthorizedClient("the client may not present an actor_token: its spec.tokenExchange.actorTokens is empty, so it acts only as itself")
+		}
+		if act, e = s.exchangeable(ctx, req, "actor", te.ActorTokens, f.Get("actor_token"), f.Get("actor_token_type")); e != nil {
+			return nil, e
+		}
+	}
+
+	// Scopes: never more than the subject token carried, and only what
+	// the client may request itself.
+	available := usableScopes(req.Snap, req.Client, subject.Scopes)
+	scopes := available
+	if len(req.Scopes) > 0 {
+		for _, sc := range req.Scopes {
+			if !slices.Contains(available, sc) {
+				return nil, invalidScope("scope " + formparse.SafeName(sc) + " is not among the subject token's scopes that this client may request; an exchange can only narrow the scope")
+			}
+		}
+		scopes = req.Scopes
+	}
+	targets, e := resolveTargets(req.Snap, req.Client, nil, append(slices.Clip(audiences), req.Resources...))
+	if e != nil {
+		return nil, e
+	}
+	if e := checkScopesFitTargets(req.Snap, req.Scopes, targets); e != nil {
+		return nil, e
+	}
+	scopes = scopesForTargets(req.Snap, scopes, targets)
+
+	g := tokenGrant{
+		Client: req.Client, Subject: subject.Subject, Scopes: scopes, AuthTime: subject.AuthTime,
+		GrantID: subject.GrantID, Resources: targets, NotAfter: subject.ExpiresAt,
+		Act: exchangeActor(req.Client, te, subject, act),
+	}
+	if act != nil && act.ExpiresAt.Before(g.NotAfter) {
+		g.NotAfter = act.ExpiresAt
+	}
+	if g.Act.depth() > maxActorChain {
+		return nil, invalidRequest("the subject token's chain of actors is already " + strconv.Itoa(maxActorChain) + " deep; this server delegates no further")
+	}
+	g = s.withPerson(req.Snap, g)
+	at, e := s.signAccessToken(req.Snap, g, newID(), req.Now)
+	if e != nil {
+		return nil, e
+	}
+	resp := newTokenResponse(at, "", g.Scopes, req.Now)
+	resp.IssuedTokenType = TokenTypeAccessToken
+	return resp, nil
+}
+
+// exchangeActor decides the new token's act claim (RFC 8693 §4.1). The
+// subject token's own actors stay, innermost: who acted before.
+func exchangeActor(c *config.Client, te *config.TokenExchange, subject, act *exchangedToken) *actor {
+	switch {
+	case act != nil:
+		return &actor{Subject: act.Subject, Act: subject.Act}
+	case subject.ClientID == c.ID:
+		// Its own token, narrowed: it acted for the subject already.
+		return subject.Act
+	case te.AllowImpersonation:
+		return subject.Act
+	default:
+		return &actor{Subject: users.ClientSubject(c.ID), Act: subject.Act}
+	}
+}
+
+// exchangeable verifies a subject or actor token (role) of type tokenType
+// and checks that the client may present it (list).
+func (s *Server) exchangeable(ctx context.Context, req *tokenRequest, role string, list []config.ExchangeableToken, token, tokenType string) (*exchangedToken, *Error) {
+	switch tokenType {
+	case TokenTypeAccessToken:
+		return s.exchangeableAccessToken(ctx, req, role, list, token)
+	default:
+		return nil, invalidRequest(role + "_token_type " + formparse.SafeName(tokenType) + " is not supported; this server accepts " + TokenTypeAccessToken)
+	}
+}
+
+// exchangeableAccessToken accepts an access token of this server: valid,
+// unexpired, unrevoked, of a subject that still exists, and issued to the
+// client or for an API it serves.
+func (s *Server) exchangeableAccessToken(ctx context.Context, req *tokenRequest, role string, list []config.ExchangeableToken, token string) (*exchangedToken, *Error) {
+	allowed := slices.IndexFunc(list, func(t config.ExchangeableToken) bool { return t.Type == gatehousev1alpha1.ExchangeAccessToken }) >= 0
+	if !allowed {
+		return nil, unauthorizedClient("the client may not present an access token as " + role + "_token: spec.tokenExchange." + role + "Tokens lists no AccessToken")
+	}
+	claims, ok := s.verifiedAccessToken(req.Snap, token)
+	switch {
+	case !ok:
+		return nil, invalidRequest("the " + role + "_token is not an access token of this server (signature, issuer or type)")
+	case !claims.ExpiresAt.After(req.Now):
+		return nil, invalidRequest("the " + role + "_token has expired")
+	case claims.ClientID != req.Client.ID && !servesAudience(list, claims.Audience):
+		return nil, invalidRequest("the " + role + "_token was issued to another client for an API this client does not serve; list that API in spec.tokenExchange." + role + "Tokens[].audiences")
+	}
+	revoked, err := s.store.IsAccessTokenRevoked(ctx, claims.ID, claims.GrantID, req.Now)
+	if err != nil {
+		return nil, s.storageFailed(ctx, "checking an access token's revocation", err)
+	}
+	if revoked {
+		return nil, invalidRequest("the " + role + "_token has been revoked")
+	}
+	et := &exchangedToken{
+		Subject: claims.Subject, ClientID: claims.ClientID, Scopes: strings.Fields(claims.Scope),
+		GrantID: claims.GrantID, ExpiresAt: claims.ExpiresAt.Time, Act: claims.Act,
+	}
+	if claims.AuthTime != 0 {
+		et.AuthTime = time.Unix(claims.AuthTime, 0)
+		// A person's token: they must still exist, as at refresh.
+		switch req.Snap.Subject(claims.Subject) {
+		case config.SubjectRemoved:
+			return nil, invalidRequest("the user the " + role + "_token was issued for no longer exists")
+		case config.SubjectUndetermined:
+			return nil, newError(ErrTemporarilyUnavailable, "the users directory cannot be read right now; try again later")
+		}
+	}
+	return et, nil
+}
+
+// servesAudience reports whether aud names an API the client serves
+// according to the access-token entries of list.
+func servesAudience(list []config.ExchangeableToken, aud []string) bool {
+	for _, t := range list {
+		if t.Type != gatehousev1alpha1.ExchangeAccessToken {
+			continue
+		}
+		for _, a := range aud {
+			if slices.Contains(t.Audiences, a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parseAudiences checks the audience parameters of a token exchange
+// (RFC 8693 §2.1): logical names of targets, bounded like resources.
+func parseAudiences(values []string) ([]string, *Error) {
+	if len(values) > maxResources {
+		return nil, invalidTarget("at most 16 audience values are accepted")
+	}
+	var out []string
+	for _, v := range values {
+		if len(v) > maxResourceLength {
+			return nil, invalidTarget("audience " + formparse.SafeName(v) + " is longer than 256 characters")
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
