@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/controllers/internal/queue"
 )
 
 // SetupWithManager watches OAuthClients and everything their readiness
@@ -25,51 +26,51 @@ import (
 //
 // A change elsewhere re-queues only the clients whose outcome it can
 // change, behind the clients somebody just created or edited (see the
-// priorities in queue.go).
+// priorities in package queue).
 func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("oauthclient").
 		WithOptions(opts).
 		Watches(&oauthv1.OAuthClient{}, clientEvents{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToClients)).
-		Watches(&oauthv1.AuthorizationServer{}, fanOut[client.Object]{mapFn: r.serverToClients, changed: r.serverChanged}).
-		Watches(&oauthv1.Scope{}, fanOut[client.Object]{mapFn: r.scopeToClients, changed: r.scopeChanged}).
-		Watches(&corev1.Namespace{}, fanOut[client.Object]{mapFn: r.namespaceToClients, changed: r.namespaceChanged}).
+		Watches(&oauthv1.AuthorizationServer{}, queue.FanOut[client.Object]{MapFn: r.serverToClients, Changed: r.serverChanged}).
+		Watches(&oauthv1.Scope{}, queue.FanOut[client.Object]{MapFn: r.scopeToClients, Changed: r.scopeChanged}).
+		Watches(&corev1.Namespace{}, queue.FanOut[client.Object]{MapFn: r.namespaceToClients, Changed: r.namespaceChanged}).
 		Complete(r)
 }
 
-// clientEvents queues an OAuthClient itself: at priorityUser when a person
-// made, changed or deleted it, at priorityFanOut for the initial list,
+// clientEvents queues an OAuthClient itself: at queue.PriorityUser when a person
+// made, changed or deleted it, at queue.PriorityFanOut for the initial list,
 // resyncs and the echoes of the operator's own status writes.
 type clientEvents struct{}
 
 func (clientEvents) Create(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	p := priorityUser
+	p := queue.PriorityUser
 	if e.IsInInitialList {
-		p = priorityFanOut
+		p = queue.PriorityFanOut
 	}
-	add(q, p, requestOf(e.Object))
+	queue.Add(q, p, requestOf(e.Object))
 }
 
 func (clientEvents) Update(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	p := priorityFanOut
+	p := queue.PriorityFanOut
 	o, n := e.ObjectOld, e.ObjectNew
 	if o.GetResourceVersion() != n.GetResourceVersion() && (o.GetGeneration() != n.GetGeneration() ||
 		!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) || !maps.Equal(o.GetAnnotations(), n.GetAnnotations()) ||
 		!slices.Equal(o.GetFinalizers(), n.GetFinalizers())) {
-		p = priorityUser
+		p = queue.PriorityUser
 	}
-	add(q, p, requestOf(n))
+	queue.Add(q, p, requestOf(n))
 }
 
 // Delete: the operator deletes the client's own Secret now (cleanupDeleted),
 // ahead of any fan-out, so that its plaintext does not outlive it long.
 func (clientEvents) Delete(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	add(q, priorityUser, requestOf(e.Object))
+	queue.Add(q, queue.PriorityUser, requestOf(e.Object))
 }
 
 func (clientEvents) Generic(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	add(q, priorityFanOut, requestOf(e.Object))
+	queue.Add(q, queue.PriorityFanOut, requestOf(e.Object))
 }
 
 func requestOf(o client.Object) reconcile.Request {

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/controllers/internal/queue"
 )
 
 // Clock tells the time. The reconcilers never call time.Now themselves, so
@@ -82,9 +83,9 @@ func (o *Options) defaults() {
 
 func (o Options) controllerOptions() controller.Options {
 	// controller-runtime's priority queue, so that new and edited objects
-	// go ahead of fan-outs and restarts (queue.go), behind a guard against
+	// go ahead of fan-outs and restarts (package queue), behind a guard against
 	// its shutdown deadlock.
-	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, NewQueue: newQueue}
+	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, NewQueue: queue.New}
 	if o.SkipNameValidation {
 		skip := true
 		opts.SkipNameValidation = &skip

@@ -1,4 +1,7 @@
-package controllers
+// Package queue is the reconcilers' work queue: controller-runtime's
+// priority queue with user-made changes ahead of the operator's own
+// fan-outs, and an event handler that fans a change out to its dependents.
+package queue
 
 import (
 	"context"
@@ -17,24 +20,24 @@ import (
 // has its credentials within a second or two rather than after the whole
 // fan-out.
 const (
-	// priorityUser: an object was created, its spec or annotations changed,
+	// PriorityUser: an object was created, its spec or annotations changed,
 	// or it is being deleted: somebody is waiting for the result.
-	priorityUser = 10
-	// priorityEcho (controller-runtime's default, 0): the watch events of
+	PriorityUser = 10
+	// The echo priority (controller-runtime's default, 0): the watch events of
 	// other objects the client depends on, e.g. its Secret.
-	// priorityFanOut (handler.LowPriority): re-checks of many objects after
+	// PriorityFanOut (handler.LowPriority): re-checks of many objects after
 	// a change elsewhere, the initial list after a restart, resyncs, and
 	// the echoes of the operator's own status and finalizer writes.
-	priorityFanOut = handler.LowPriority
+	PriorityFanOut = handler.LowPriority
 )
 
-// newQueue is controller-runtime's priority queue behind a guard against
+// New is controller-runtime's priority queue behind a guard against
 // its shutdown deadlock in v0.24.1 (fixed upstream in v0.25): ShutDown can
 // leave the queue's dispatcher blocked handing an item to a worker that has
 // already left, holding the locks that Get and Done need, so that stopping
 // the manager with a busy queue hung until the grace period ran out. The
 // guard lets workers leave Get and Done once the queue is shut down.
-func newQueue(name string, rl workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+func New(name string, rl workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
 	inner := priorityqueue.New(name, func(o *priorityqueue.Opts[reconcile.Request]) { o.RateLimiter = rl })
 	return &guardedQueue{PriorityQueue: inner, done: make(chan struct{})}
 }
@@ -98,8 +101,8 @@ func (q *guardedQueue) ShutDown() {
 
 func (q *guardedQueue) ShutDownWithDrain() { q.ShutDown() }
 
-// add puts reqs into q at priority (a plain queue ignores it).
-func add(q workqueue.TypedRateLimitingInterface[reconcile.Request], priority int, reqs ...reconcile.Request) {
+// Add puts reqs into q at priority (a plain queue ignores it).
+func Add(q workqueue.TypedRateLimitingInterface[reconcile.Request], priority int, reqs ...reconcile.Request) {
 	if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
 		pq.AddWithOpts(priorityqueue.AddOpts{Priority: &priority}, reqs...)
 		return
@@ -109,30 +112,30 @@ func add(q workqueue.TypedRateLimitingInterface[reconcile.Request], priority int
 	}
 }
 
-// fanOut is an event handler that maps an object to the objects depending
-// on it and queues them at priorityFanOut. changed, for an update, returns
+// FanOut is an event handler that maps an object to the objects depending
+// on it and queues them at PriorityFanOut. Changed, for an update, returns
 // the requests the change concerns (nil: none; the handler does not map
 // the old and new objects itself, so that an edit that changes nothing for
 // dependents, such as a Scope's description, costs nothing).
-type fanOut[T any] struct {
-	mapFn   func(context.Context, T) []reconcile.Request
-	changed func(ctx context.Context, old, new T) []reconcile.Request
+type FanOut[T any] struct {
+	MapFn   func(context.Context, T) []reconcile.Request
+	Changed func(ctx context.Context, old, new T) []reconcile.Request
 }
 
-var _ handler.TypedEventHandler[any, reconcile.Request] = fanOut[any]{}
+var _ handler.TypedEventHandler[any, reconcile.Request] = FanOut[any]{}
 
-func (f fanOut[T]) Create(ctx context.Context, e event.TypedCreateEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	add(q, priorityFanOut, f.mapFn(ctx, e.Object)...)
+func (f FanOut[T]) Create(ctx context.Context, e event.TypedCreateEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	Add(q, PriorityFanOut, f.MapFn(ctx, e.Object)...)
 }
 
-func (f fanOut[T]) Update(ctx context.Context, e event.TypedUpdateEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	add(q, priorityFanOut, f.changed(ctx, e.ObjectOld, e.ObjectNew)...)
+func (f FanOut[T]) Update(ctx context.Context, e event.TypedUpdateEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	Add(q, PriorityFanOut, f.Changed(ctx, e.ObjectOld, e.ObjectNew)...)
 }
 
-func (f fanOut[T]) Delete(ctx context.Context, e event.TypedDeleteEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	add(q, priorityFanOut, f.mapFn(ctx, e.Object)...)
+func (f FanOut[T]) Delete(ctx context.Context, e event.TypedDeleteEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	Add(q, PriorityFanOut, f.MapFn(ctx, e.Object)...)
 }
 
-func (f fanOut[T]) Generic(ctx context.Context, e event.TypedGenericEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	add(q, priorityFanOut, f.mapFn(ctx, e.Object)...)
+func (f FanOut[T]) Generic(ctx context.Context, e event.TypedGenericEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	Add(q, PriorityFanOut, f.MapFn(ctx, e.Object)...)
 }
