@@ -397,12 +397,12 @@ func (r *OAuthClientReconciler) releaseSecret(ctx context.Context, oc *oauthv1.O
 		for k := range writtenKeys(sec, oc) {
 			delete(sec.Data, k)
 		}
-		if _, ok := sec.Annotations[annotationWrittenKeys]; !ok && sec.Labels[oauthv1.LabelManagedBy] == oauthv1.LabelManagedByValue {
+		if _, ok := sec.Annotations[oauthv1.AnnotationWrittenKeys]; !ok && sec.Labels[oauthv1.LabelManagedBy] == oauthv1.LabelManagedByValue {
 			delete(sec.Labels, oauthv1.LabelManagedBy) // added by operators before written-keys
 		}
 		delete(sec.Labels, oauthv1.LabelClient)
-		delete(sec.Annotations, annotationRotateSecretHandled)
-		delete(sec.Annotations, annotationWrittenKeys)
+		delete(sec.Annotations, oauthv1.AnnotationRotateSecretHandled)
+		delete(sec.Annotations, oauthv1.AnnotationWrittenKeys)
 		if err := r.Patch(ctx, sec, mergeFrom(before)); err != nil {
 			return fmt.Errorf("releasing Secret %s: %w", name, err)
 		}

@@ -24,20 +24,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/operatormetrics"
 )
 
-const (
-	// annotationWrittenKeys, on a Secret the operator does not own, lists
-	// the data keys it wrote there: on release it removes those and only
-	// those.
-	annotationWrittenKeys = "oauth.gatehouse.dev/written-keys"
-
-	// annotationRotateSecretHandled, on the app's Secret, records the value
-	// of the OAuthClient's rotate-secret annotation last acted on, so that a
-	// restart does not rotate again.
-	annotationRotateSecretHandled = "oauth.gatehouse.dev/rotate-secret-handled"
-
-	// maxSecretHashes is status.secretHashes' MaxItems.
-	maxSecretHashes = 16
-)
+// maxSecretHashes is status.secretHashes' MaxItems.
+const maxSecretHashes = 16
 
 // Event reasons for client secrets.
 const (
@@ -246,7 +234,7 @@ func secretFactsOf(oc *oauthv1.OAuthClient, sec *corev1.Secret, access secretAcc
 		interval:      oc.SecretRotationInterval(),
 		rotateWanted:  oc.Annotations[oauthv1.AnnotationRotateSecret],
 	}
-	if handled, ok := sec.Annotations[annotationRotateSecretHandled]; ok {
+	if handled, ok := sec.Annotations[oauthv1.AnnotationRotateSecretHandled]; ok {
 		f.rotateHandled = &handled
 	}
 	return f
@@ -258,7 +246,7 @@ func secretFactsOf(oc *oauthv1.OAuthClient, sec *corev1.Secret, access secretAcc
 func (r *OAuthClientReconciler) writeSecret(ctx context.Context, oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer,
 	sec *corev1.Secret, create bool, access secretAccess, written map[string]bool, plaintext string) error {
 	before := sec.DeepCopy()
-	setAnnotation(sec, annotationRotateSecretHandled, oc.Annotations[oauthv1.AnnotationRotateSecret])
+	setAnnotation(sec, oauthv1.AnnotationRotateSecretHandled, oc.Annotations[oauthv1.AnnotationRotateSecret])
 	want := metadataFor(oc, srv)
 	if access != secretAdopted {
 		want[oauthv1.SecretKeyClientSecret] = plaintext
@@ -279,7 +267,7 @@ func (r *OAuthClientReconciler) writeSecret(ctx context.Context, oc *oauthv1.OAu
 	if ours {
 		setLabel(sec, oauthv1.LabelManagedBy, oauthv1.LabelManagedByValue)
 	} else {
-		setAnnotation(sec, annotationWrittenKeys, strings.Join(slices.Sorted(maps.Keys(written)), ","))
+		setAnnotation(sec, oauthv1.AnnotationWrittenKeys, strings.Join(slices.Sorted(maps.Keys(written)), ","))
 	}
 	setLabel(sec, oauthv1.LabelClient, oc.Name)
 	switch {
@@ -607,7 +595,7 @@ func writtenKeys(sec *corev1.Secret, oc *oauthv1.OAuthClient) map[string]bool {
 	if sec.Labels[oauthv1.LabelClient] != oc.Name {
 		return keys
 	}
-	list, ok := sec.Annotations[annotationWrittenKeys]
+	list, ok := sec.Annotations[oauthv1.AnnotationWrittenKeys]
 	if !ok {
 		for _, k := range legacyMetadataKeys {
 			keys[k] = true

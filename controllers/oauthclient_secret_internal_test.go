@@ -110,7 +110,7 @@ func TestClassifySecret(t *testing.T) {
 		{"handed to this client", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: adoptBy("me")}, Data: data("username", "u")},
 			secretHosted, "", ""},
 		{"hosted, with the secret the operator wrote", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: mine,
-			Annotations: map[string]string{annotationWrittenKeys: "client_id,client_secret"}}, Data: data("client_secret", "s", "client_id", "x")},
+			Annotations: map[string]string{oauthv1.AnnotationWrittenKeys: "client_id,client_secret"}}, Data: data("client_secret", "s", "client_id", "x")},
 			secretHosted, "", "client_id,client_secret"},
 		{"a client_secret to adopt", &corev1.Secret{Data: data("client_secret", "s")}, secretAdopted, "", ""},
 		{"adopted by an operator before written-keys", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: mine}, Data: data("client_secret", "s")},

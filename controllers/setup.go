@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/controllers/internal/cachetrim"
 	"github.com/gatehouse-dev/gatehouse/controllers/internal/queue"
 )
 
@@ -107,7 +108,7 @@ func CacheOptions(namespaces []string) cache.Options {
 		panic(err) // constant input
 	}
 	sel := cache.ByObject{Label: labels.NewSelector().Add(*managed)}
-	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{}, DefaultTransform: trimForCache}
+	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{}, DefaultTransform: cachetrim.Transform}
 	for _, o := range []client.Object{
 		&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}, &corev1.Service{},
 		&appsv1.Deployment{}, &rbacv1.Role{}, &rbacv1.RoleBinding{},

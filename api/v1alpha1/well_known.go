@@ -19,6 +19,18 @@ const (
 	AnnotationAdoptBy = "oauth.gatehouse.dev/adopt-by"
 )
 
+// Annotations the operator writes on the Secrets it uses.
+const (
+	// AnnotationWrittenKeys, on a Secret the operator does not own, lists
+	// the data keys it wrote there: on release it removes those and only
+	// those.
+	AnnotationWrittenKeys = "oauth.gatehouse.dev/written-keys"
+	// AnnotationRotateSecretHandled, on the app's Secret, records the value
+	// of the OAuthClient's rotate-secret annotation last acted on, so that
+	// a restart does not rotate again.
+	AnnotationRotateSecretHandled = "oauth.gatehouse.dev/rotate-secret-handled"
+)
+
 // Labels the operator puts on what it creates.
 const (
 	LabelManagedBy      = "app.kubernetes.io/managed-by"

@@ -1,4 +1,7 @@
-package controllers
+// Package cachetrim is the informer transform of the operator's cache:
+// what no reconcile reads is dropped, and what thousands of objects repeat
+// is shared.
+package cachetrim
 
 import (
 	"maps"
@@ -15,7 +18,7 @@ import (
 // the whole object it applied.
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
-// trimForCache is the informer transform of every cached object. It drops
+// Transform is the informer transform of every cached object. It drops
 // what no reconcile reads: managedFields (often larger than the object),
 // and on the Gatehouse kinds kubectl's last-applied copy of the spec.
 // Nothing is lost on write: the operator only patches these objects (a
@@ -27,7 +30,7 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // which the decoder gives each object a copy of. The values stay equal, so
 // reads and patches see no difference. At 10,000 clients these copies, and
 // the fields dropped above, were most of the operator's heap.
-func trimForCache(obj any) (any, error) {
+func Transform(obj any) (any, error) {
 	o, ok := obj.(client.Object)
 	if !ok {
 		return obj, nil
@@ -58,7 +61,7 @@ func dropLastApplied(o client.Object) {
 func internMeta(m *metav1.ObjectMeta) {
 	m.Namespace = intern.String(m.Namespace)
 	m.Labels = intern.Keys(m.Labels, func(k string) bool { return k == oauthv1.LabelManagedBy })
-	m.Annotations = intern.Keys(m.Annotations, func(k string) bool { return k == annotationWrittenKeys })
+	m.Annotations = intern.Keys(m.Annotations, func(k string) bool { return k == oauthv1.AnnotationWrittenKeys })
 	for i := range m.OwnerReferences {
 		ref := &m.OwnerReferences[i]
 		ref.APIVersion, ref.Kind = intern.String(ref.APIVersion), intern.String(ref.Kind)

@@ -1,4 +1,4 @@
-package controllers
+package cachetrim
 
 import (
 	"testing"
@@ -10,11 +10,11 @@ import (
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 )
 
-func TestTrimForCache(t *testing.T) {
+func TestTransform(t *testing.T) {
 	fields := []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}
 	annotations := map[string]string{lastApplied: `{"spec":{}}`, oauthv1.AnnotationRotateSecret: "v1"}
 	oc := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "web", ManagedFields: fields, Annotations: annotations}}
-	got, err := trimForCache(oc)
+	got, err := Transform(oc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestTrimForCache(t *testing.T) {
 	// written back whole.
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ManagedFields: fields, Annotations: map[string]string{lastApplied: "{}"}},
 		Data: map[string][]byte{"client_secret": []byte("s")}}
-	got, _ = trimForCache(sec)
+	got, _ = Transform(sec)
 	if s := got.(*corev1.Secret); s.ManagedFields != nil || s.Annotations[lastApplied] != "{}" || string(s.Data["client_secret"]) != "s" {
 		t.Errorf("Secret trimmed to %+v", s.ObjectMeta)
 	}
@@ -44,7 +44,7 @@ func TestTrimForCache(t *testing.T) {
 
 // Interning changes no value, and a cached Secret read and written by a
 // reconcile never writes into the bytes other cached Secrets share.
-func TestTrimForCacheInternsWithoutChangingValues(t *testing.T) {
+func TestTransformInternsWithoutChangingValues(t *testing.T) {
 	secret := func(client string) *corev1.Secret {
 		return &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: client + "-oauth-client",
@@ -56,8 +56,8 @@ func TestTrimForCacheInternsWithoutChangingValues(t *testing.T) {
 			},
 		}
 	}
-	a, _ := trimForCache(secret("web"))
-	b, _ := trimForCache(secret("api"))
+	a, _ := Transform(secret("web"))
+	b, _ := Transform(secret("api"))
 	sa, sb := a.(*corev1.Secret), b.(*corev1.Secret)
 	if want := secret("web"); !equality.Semantic.DeepEqual(sa, want) {
 		t.Errorf("trimmed Secret %+v, want %+v", sa, want)
@@ -78,7 +78,7 @@ func TestTrimForCacheInternsWithoutChangingValues(t *testing.T) {
 
 	oc := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
 		Spec: oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "auth"}, Scopes: []oauthv1.ScopeName{"orders:read"}}}
-	got, _ := trimForCache(oc.DeepCopy())
+	got, _ := Transform(oc.DeepCopy())
 	if !equality.Semantic.DeepEqual(got, oc) {
 		t.Errorf("trimmed client %+v, want %+v", got, oc)
 	}
