@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/controllers/internal/freshread"
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 )
 
@@ -53,7 +54,7 @@ type OAuthClientReconciler struct {
 	// fresh, when set (Setup does), serves reads from the cache unless it
 	// may be older than the operator's own writes; otherwise every read
 	// goes to APIReader.
-	fresh *freshReader
+	fresh *freshread.Reader
 }
 
 // ClientID is the client_id of an OAuthClient: "<namespace>.<name>".
@@ -74,7 +75,7 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	defer func() { countError(kindOAuthClient, retErr) }()
 	// Never from a cached copy older than the operator's own last write:
 	// secret decisions compare the Secret with status.secretHashes, and a
-	// stale status would look like an outside change (see freshReader).
+	// stale status would look like an outside change (see package freshread).
 	oc := &oauthv1.OAuthClient{}
 	if err := r.read(ctx, req.NamespacedName, oc); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -91,11 +92,11 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 	orig := oc.DeepCopy()
 	res, err := r.reconcile(ctx, oc)
-	if errors.Is(err, errStale) || errors.Is(err, errFinalizerAdded) {
+	if errors.Is(err, freshread.ErrStale) || errors.Is(err, errFinalizerAdded) {
 		// The Secret in the cache is older than the operator's write, or
 		// the client has just changed: change nothing more now, the watch
 		// event brings the client back.
-		return staleOr(errStale)
+		return staleOr(freshread.ErrStale)
 	}
 	oc.Status.ObservedGeneration = oc.Generation
 	wrote, patchErr := patchStatus(ctx, r.Client, oc, orig, orig.Status, oc.Status)
@@ -105,21 +106,21 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return res, errors.Join(err, patchErr)
 }
 
-// staleRecheck is a backstop for errStale: the watch event of the
+// staleRecheck is a backstop for freshread.ErrStale: the watch event of the
 // operator's own write normally requeues the object long before.
 const staleRecheck = 5 * time.Second
 
 // staleOr ends a reconcile that failed: a stale cache waits for its
 // event, a deleted object is done, anything else is retried.
 func staleOr(err error) (ctrl.Result, error) {
-	if errors.Is(err, errStale) {
+	if errors.Is(err, freshread.ErrStale) {
 		return ctrl.Result{RequeueAfter: staleRecheck}, nil
 	}
 	return ctrl.Result{}, client.IgnoreNotFound(err)
 }
 
 // read gets an object from the cache when that is as new as the
-// operator's last write of it (errStale otherwise); see freshReader.
+// operator's last write of it (freshread.ErrStale otherwise); see package freshread.
 func (r *OAuthClientReconciler) read(ctx context.Context, key client.ObjectKey, obj client.Object) error {
 	if r.fresh == nil {
 		return r.APIReader.Get(ctx, key, obj)
@@ -140,15 +141,15 @@ func (r *OAuthClientReconciler) readUncached(ctx context.Context, key client.Obj
 func (r *OAuthClientReconciler) deleted(obj client.Object) {
 	if r.fresh != nil {
 		obj.SetResourceVersion("")
-		r.fresh.remember(obj, true)
+		r.fresh.Remember(obj, true)
 	}
 }
 
 // wrote records the version a write returned; cached says whether the
-// informer cache holds the object (see freshReader).
+// informer cache holds the object (see package freshread).
 func (r *OAuthClientReconciler) wrote(obj client.Object, cached bool) {
 	if r.fresh != nil {
-		r.fresh.remember(obj, cached)
+		r.fresh.Remember(obj, cached)
 	}
 }
 
@@ -367,7 +368,7 @@ func (r *OAuthClientReconciler) reconcileDelete(ctx context.Context, oc *oauthv1
 		return err
 	}
 	if r.fresh != nil {
-		r.fresh.forget(oc, client.ObjectKeyFromObject(oc)) // gone now; keep the map to live objects
+		r.fresh.Forget(oc, client.ObjectKeyFromObject(oc)) // gone now; keep the map to live objects
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/controllers/internal/cachetrim"
+	"github.com/gatehouse-dev/gatehouse/controllers/internal/freshread"
 	"github.com/gatehouse-dev/gatehouse/controllers/internal/queue"
 )
 
@@ -140,7 +141,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("gatehouse-oauthclient"),
 		Clock:     opts.Clock,
-		fresh:     newFreshReader(mgr.GetClient(), mgr.GetAPIReader()),
+		fresh:     freshread.New(mgr.GetClient(), mgr.GetAPIReader()),
 	}
 	if err := clients.SetupWithManager(mgr, opts.controllerOptions()); err != nil {
 		return fmt.Errorf("setting up the OAuthClient controller: %w", err)

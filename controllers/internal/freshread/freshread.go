@@ -1,4 +1,6 @@
-package controllers
+// Package freshread reads objects from the informer cache unless the
+// cache may be older than the operator's own last write of them.
+package freshread
 
 import (
 	"context"
@@ -11,13 +13,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// errStale says the informer cache holds an object older than the
+// ErrStale says the informer cache holds an object older than the
 // operator's own last write of it. The reconcile can stop there: the watch
 // event of that write is on its way and brings the object back to the
 // queue, so reading it through the API server now would only cost a GET.
-var errStale = errors.New("the cache is older than the operator's last write")
+var ErrStale = errors.New("the cache is older than the operator's last write")
 
-// freshReader reads objects from the informer cache unless the cache may
+// Reader reads objects from the informer cache unless the cache may
 // be older than the operator's own last write of that object.
 //
 // Secret decisions compare a client's Secret with its status.secretHashes,
@@ -30,11 +32,11 @@ var errStale = errors.New("the cache is older than the operator's last write")
 // Resource versions of one resource are ordered (apimachinery's
 // CompareResourceVersion; KEP-5504), so the cache is fresh enough when it
 // holds the version the last write returned, or a later one: only then is
-// the write remembered no longer. An older cached copy is errStale. An
+// the write remembered no longer. An older cached copy is ErrStale. An
 // object the cache cannot hold (a Secret the operator has not labelled) is
 // read through the API server, and so is anything whose version is not a
 // well-formed number.
-type freshReader struct {
+type Reader struct {
 	cache client.Reader
 	api   client.Reader
 
@@ -50,17 +52,18 @@ type writtenVersion struct {
 	cached bool
 }
 
-func newFreshReader(cache, api client.Reader) *freshReader {
-	return &freshReader{cache: cache, api: api, written: map[client.ObjectKey]writtenVersion{}}
+// New reads from cache, or through api when the cache may be stale.
+func New(cache, api client.Reader) *Reader {
+	return &Reader{cache: cache, api: api, written: map[client.ObjectKey]writtenVersion{}}
 }
 
-// Get fills obj from the cache when it is fresh. It returns errStale when
+// Get fills obj from the cache when it is fresh. It returns ErrStale when
 // the cache is behind a write whose watch event will still come, and
 // reads through the API server when no event would: the object was
 // written by the operator but is not cached, or a version cannot be
 // compared. An object neither cached nor written is NotFound: the caller
-// decides whether it may exist outside the cache (see readSecret).
-func (f *freshReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object) error {
+// decides whether it may exist outside the cache.
+func (f *Reader) Get(ctx context.Context, key client.ObjectKey, obj client.Object) error {
 	err := f.cache.Get(ctx, key, obj)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
@@ -72,51 +75,51 @@ func (f *freshReader) Get(ctx context.Context, key client.ObjectKey, obj client.
 	case !known:
 		return err
 	case err == nil && w.rv == "":
-		return errStale // deleted; the cache has not seen it yet
+		return ErrStale // deleted; the cache has not seen it yet
 	case err == nil:
 		c, cmpErr := resourceversion.CompareResourceVersion(obj.GetResourceVersion(), w.rv)
 		if cmpErr == nil && c >= 0 {
-			f.forget(obj, key) // caught up: trust the cache again
+			f.Forget(obj, key) // caught up: trust the cache again
 			return nil
 		}
 		if cmpErr == nil {
-			return errStale
+			return ErrStale
 		}
 	case w.rv == "":
-		f.forget(obj, key) // deleted, and the cache agrees
+		f.Forget(obj, key) // deleted, and the cache agrees
 		return err
 	case w.cached:
-		return errStale // written, and its add event is still on the way
+		return ErrStale // written, and its add event is still on the way
 	}
 	return f.readThrough(ctx, key, obj)
 }
 
 // GetUncached reads obj through the API server and remembers its version.
-func (f *freshReader) GetUncached(ctx context.Context, key client.ObjectKey, obj client.Object) error {
+func (f *Reader) GetUncached(ctx context.Context, key client.ObjectKey, obj client.Object) error {
 	return f.readThrough(ctx, key, obj)
 }
 
-func (f *freshReader) readThrough(ctx context.Context, key client.ObjectKey, obj client.Object) error {
+func (f *Reader) readThrough(ctx context.Context, key client.ObjectKey, obj client.Object) error {
 	if err := f.api.Get(ctx, key, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			f.forget(obj, key)
+			f.Forget(obj, key)
 		}
 		return err
 	}
-	f.remember(obj, false)
+	f.Remember(obj, false)
 	return nil
 }
 
-// remember records the version of obj returned by a write (or an uncached
+// Remember records the version of obj returned by a write (or an uncached
 // read); cached says whether the informer cache will hold this version.
-func (f *freshReader) remember(obj client.Object, cached bool) {
+func (f *Reader) Remember(obj client.Object, cached bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.written[f.key(obj, client.ObjectKeyFromObject(obj))] = writtenVersion{rv: obj.GetResourceVersion(), cached: cached}
 }
 
-// forget drops what is known of an object.
-func (f *freshReader) forget(obj client.Object, key client.ObjectKey) {
+// Forget drops what is known of an object.
+func (f *Reader) Forget(obj client.Object, key client.ObjectKey) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.written, f.key(obj, key))
@@ -128,7 +131,7 @@ func (f *freshReader) forget(obj client.Object, key client.ObjectKey) {
 }
 
 // size is the number of writes not yet seen by the cache (tests, memory).
-func (f *freshReader) size() int {
+func (f *Reader) size() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.written)
@@ -136,6 +139,6 @@ func (f *freshReader) size() int {
 
 // key keeps objects of different kinds apart: a Secret may share its
 // namespace and name with an OAuthClient.
-func (f *freshReader) key(obj client.Object, k client.ObjectKey) client.ObjectKey {
+func (f *Reader) key(obj client.Object, k client.ObjectKey) client.ObjectKey {
 	return client.ObjectKey{Namespace: fmt.Sprintf("%T/%s", obj, k.Namespace), Name: k.Name}
 }
