@@ -60,6 +60,15 @@ type Config struct {
 	// max-age. Default: DefaultRefreshInterval.
 	RefreshInterval time.Duration
 
+	// Metadata, if set, makes the Validator describe this resource
+	// server as RFC 9728 Protected Resource Metadata: MetadataHandler
+	// serves it at MetadataPath, and every refusal's WWW-Authenticate
+	// challenge names its URL (resource_metadata), so that a client with
+	// no configuration but this API's URL (an MCP client, an agent) finds
+	// the authorization server and the scopes. Config.Audience is then
+	// the resource identifier and must be the API's https URL.
+	Metadata *ProtectedResourceMetadata
+
 	// Now is the clock, for tests. Default: time.Now.
 	Now func() time.Time
 	// OnReject, if set, is told about every request the middleware
@@ -79,6 +88,7 @@ type Validator struct {
 	now      func() time.Time
 	onReject func(*http.Request, *Error)
 	keys     *keyCache
+	meta     *resourceMetadata // nil without Config.Metadata
 }
 
 // New checks cfg, discovers the issuer's jwks_uri from its RFC 8414
@@ -114,6 +124,12 @@ func New(ctx context.Context, cfg Config) (*Validator, error) {
 		allowed:  allowed,
 		now:      cfg.Now,
 		onReject: cfg.OnReject,
+	}
+	if cfg.Metadata != nil {
+		var err error
+		if v.meta, err = newResourceMetadata(cfg.Metadata, &cfg); err != nil {
+			return nil, fmt.Errorf("resourceserver: %w", err)
+		}
 	}
 	switch {
 	case v.leeway == 0:

@@ -96,6 +96,26 @@
 // volume instead, so validation needs no network at all. StaticJWKS pins
 // a fixed set.
 //
+// # Protected Resource Metadata (RFC 9728)
+//
+// With Config.Metadata the Validator describes the API to clients that
+// know nothing but its URL (MCP clients, agents): serve
+// Validator.MetadataHandler at Validator.MetadataPath, and every refusal
+// of Require carries resource_metadata, the document's URL, in its
+// WWW-Authenticate challenge (§5.1). The document names the API
+// (resource: Config.Audience, which must then be the API's https URL),
+// the issuer, the scopes the routes need and that tokens go in the
+// Authorization header. A client then asks the issuer for a token with
+// resource set to that URL (RFC 8707) and gets one for this API alone.
+//
+//	v, err := resourceserver.New(ctx, resourceserver.Config{
+//		Issuer:   "https://auth.example.com",
+//		Audience: "https://api.example.com/mcp",
+//		Metadata: &resourceserver.ProtectedResourceMetadata{ResourceName: "Example MCP server"},
+//	})
+//	mux.Handle("GET "+v.MetadataPath(), v.MetadataHandler())
+//	mux.Handle("POST /mcp", v.Require("tools:call")(mcp))
+//
 // # Testing handlers
 //
 // A handler behind Require reads the token's claims with ClaimsFrom. In

@@ -57,7 +57,12 @@ type Error struct {
 	// Scope lists the scopes the resource needs, sent with
 	// insufficient_scope.
 	Scope []string
-	Err   error
+	// ResourceMetadata is the URL of the resource's RFC 9728 metadata,
+	// sent as resource_metadata in the challenge (§5.1) so that a client
+	// can find out how to get a token. Validator sets it when it has
+	// Config.Metadata.
+	ResourceMetadata string
+	Err              error
 }
 
 func (e *Error) Error() string {
@@ -100,6 +105,11 @@ func (e *Error) challenge(realm string) string {
 	if len(e.Scope) > 0 {
 		b.WriteString(`, scope="`)
 		b.WriteString(quotable(strings.Join(e.Scope, " ")))
+		b.WriteByte('"')
+	}
+	if e.ResourceMetadata != "" {
+		b.WriteString(`, resource_metadata="`)
+		b.WriteString(quotable(e.ResourceMetadata))
 		b.WriteByte('"')
 	}
 	return b.String()

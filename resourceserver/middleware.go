@@ -35,6 +35,7 @@ func (v *Validator) Require(scopes ...string) func(http.Handler) http.Handler {
 			panic(fmt.Sprintf("resourceserver: Require(%q): not a valid scope token (RFC 6749 §3.3)", s))
 		}
 	}
+	v.meta.require(scopes)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			claims, err := v.ValidateRequest(r)
@@ -42,7 +43,7 @@ func (v *Validator) Require(scopes ...string) func(http.Handler) http.Handler {
 				err = checkScopes(claims, scopes)
 			}
 			if err != nil {
-				e := errorFor(err)
+				e := v.withMetadata(errorFor(err))
 				if v.onReject != nil {
 					v.onReject(r, e)
 				}
@@ -60,13 +61,21 @@ func (v *Validator) Require(scopes ...string) func(http.Handler) http.Handler {
 func (v *Validator) ValidateRequest(r *http.Request) (*Claims, error) {
 	token, e := bearerToken(r)
 	if e != nil {
-		return nil, e
+		return nil, v.withMetadata(e)
 	}
 	claims, err := v.Validate(r.Context(), token)
 	if err != nil {
-		return nil, errorFor(err)
+		return nil, v.withMetadata(errorFor(err))
 	}
 	return claims, nil
+}
+
+// withMetadata points a refusal at the resource's metadata, if it has any.
+func (v *Validator) withMetadata(e *Error) *Error {
+	if v.meta != nil && e.ResourceMetadata == "" {
+		e.ResourceMetadata = v.meta.url
+	}
+	return e
 }
 
 func checkScopes(c *Claims, required []string) error {
