@@ -1,13 +1,18 @@
 package server
 
 import (
+	"crypto/x509"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
 // metrics are the server's Prometheus metrics. Labels are bounded: the
@@ -22,7 +27,10 @@ type metrics struct {
 	series sync.Map
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics registers the server's metrics with reg: the request
+// counters, the state gauges (stateCollector) and, when the store exports
+// metrics of its own (PostgreSQL's error counter), the store's.
+func newMetrics(reg prometheus.Registerer, state *stateCollector, store any) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "gatehouse", Subsystem: "server", Name: "requests_total",
@@ -35,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"endpoint", "grant"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "gatehouse", Subsystem: "server", Name: "login_attempts_total",
-			Help: "Login attempts by outcome: success, invalid_credentials or throttled.",
+			Help: "Login attempts by outcome: success, invalid_credentials, throttled or unavailable.",
 		}, []string{"outcome"}),
 		security: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "gatehouse", Subsystem: "server", Name: "security_events_total",
@@ -45,7 +53,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, e := range securityEvents {
 		m.security.WithLabelValues(e)
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.logins, m.security} {
+	// Every outcome exists at zero from the start, so that the first
+	// failure already shows in rate() and increase().
+	for _, o := range loginOutcomes {
+		m.logins.WithLabelValues(o)
+	}
+	cs := []prometheus.Collector{m.requests, m.latency, m.logins, m.security, state}
+	if c, ok := store.(prometheus.Collector); ok {
+		cs = append(cs, c)
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -74,6 +91,9 @@ func (m *metrics) observe(endpoint string, r result, start time.Time) {
 	sr.latency.Observe(time.Since(start).Seconds())
 }
 
+// loginOutcomes are the values of login_attempts_total's outcome label.
+var loginOutcomes = []string{outcomeSuccess, "invalid_credentials", "throttled", "unavailable"}
+
 type seriesKey struct{ endpoint, grant, outcome string }
 
 type series struct {
@@ -83,4 +103,192 @@ type series struct {
 
 func promHandler(g prometheus.Gatherer) http.Handler {
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+}
+
+// Gauges read from the served snapshot and the process's state at scrape
+// time, for the alerts on signing keys, configuration freshness and the
+// TLS certificate (docs/operations.md, "Alerts"). Computed per scrape, not
+// on a request path.
+var (
+	signingKeysDesc = prometheus.NewDesc("gatehouse_server_signing_keys",
+		"Keys in the served key set by algorithm and state: active (signs now), next (published, signs later), retired (published, no longer signs).",
+		[]string{"algorithm", "state"}, nil)
+	keyActivatedDesc = prometheus.NewDesc("gatehouse_server_signing_key_activated_timestamp_seconds",
+		"Unix time at which the key that signs now with this algorithm started signing.",
+		[]string{"algorithm"}, nil)
+	keyRotationDesc = prometheus.NewDesc("gatehouse_server_signing_key_rotation_timestamp_seconds",
+		"Unix time at which the key that signs now is due to be replaced: its published successor's activation time, else its activation time plus spec.signing.rotationInterval.",
+		[]string{"algorithm"}, nil)
+	keySuccessorDesc = prometheus.NewDesc("gatehouse_server_signing_key_successor_published",
+		"1 when the key that signs now has a published successor (a key that takes over later), else 0.",
+		[]string{"algorithm"}, nil)
+	prepublishDesc = prometheus.NewDesc("gatehouse_server_signing_key_prepublish_period_seconds",
+		"spec.signing.prepublishPeriod: how long before it signs a successor key is published.",
+		nil, nil)
+	configVerifiedDesc = prometheus.NewDesc("gatehouse_server_config_verified_timestamp_seconds",
+		"Unix time at which the server last confirmed against the API server that the configuration it serves is current; 0 before the first confirmation.",
+		nil, nil)
+	tlsExpiryDesc = prometheus.NewDesc("gatehouse_server_tls_certificate_expiry_timestamp_seconds",
+		"Unix time at which the certificate the public port serves expires (its NotAfter); absent without --tls-cert-file.",
+		nil, nil)
+)
+
+// verifiedSource is a Source that confirms its snapshot against the API
+// server (config.Kube).
+type verifiedSource interface {
+	VerifiedAt() time.Time
+}
+
+// stateCollector exports the gauges above.
+type stateCollector struct {
+	src config.Source
+	now func() time.Time
+	// tlsLeaf returns the served certificate; nil without TLS.
+	tlsLeaf func() *x509.Certificate
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{signingKeysDesc, keyActivatedDesc, keyRotationDesc, keySuccessorDesc, prepublishDesc} {
+		ch <- d
+	}
+	if _, ok := c.src.(verifiedSource); ok {
+		ch <- configVerifiedDesc
+	}
+	if c.tlsLeaf != nil {
+		ch <- tlsExpiryDesc
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	if v, ok := c.src.(verifiedSource); ok {
+		ch <- prometheus.MustNewConstMetric(configVerifiedDesc, prometheus.GaugeValue, unixSeconds(v.VerifiedAt()))
+	}
+	if c.tlsLeaf != nil {
+		if leaf := c.tlsLeaf(); leaf != nil {
+			ch <- prometheus.MustNewConstMetric(tlsExpiryDesc, prometheus.GaugeValue, unixSeconds(leaf.NotAfter))
+		}
+	}
+	snap := c.src.Current()
+	if snap == nil || snap.Keys == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(prepublishDesc, prometheus.GaugeValue, snap.PrepublishPeriod.Seconds())
+	for _, ks := range keySchedules(snap.Keys, c.now(), snap.RotationInterval) {
+		for _, st := range []keyset.State{keyset.StateActive, keyset.StateNext, keyset.StateRetired} {
+			ch <- prometheus.MustNewConstMetric(signingKeysDesc, prometheus.GaugeValue, float64(ks.count[st]), ks.algorithm, string(st))
+		}
+		if ks.activated.IsZero() {
+			continue
+		}
+		successor := 0.0
+		if ks.successor {
+			successor = 1
+		}
+		ch <- prometheus.MustNewConstMetric(keyActivatedDesc, prometheus.GaugeValue, unixSeconds(ks.activated), ks.algorithm)
+		ch <- prometheus.MustNewConstMetric(keySuccessorDesc, prometheus.GaugeValue, successor, ks.algorithm)
+		if !ks.rotation.IsZero() {
+			ch <- prometheus.MustNewConstMetric(keyRotationDesc, prometheus.GaugeValue, unixSeconds(ks.rotation), ks.algorithm)
+		}
+	}
+}
+
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
+}
+
+// keySchedule is one algorithm's keys as the server sees them at a moment.
+type keySchedule struct {
+	algorithm string
+	// count is the keys by effective state: a next key whose time has
+	// come signs (KeyFor picks it before the operator promotes it), and
+	// a key it superseded no longer does.
+	count map[keyset.State]int
+	// activated is when the signing key started signing; zero when no
+	// key of the algorithm signs.
+	activated time.Time
+	// successor: a key that takes over from the signing one is published.
+	successor bool
+	// rotation is when the signing key is due to be replaced.
+	rotation time.Time
+}
+
+// keySchedules describes every algorithm of the set at now, sorted by
+// algorithm. The access-token algorithm's successor may be a key of
+// another algorithm: after spec.signing.algorithm changes, the new
+// algorithm's first key takes over from it.
+func keySchedules(set *keyset.Set, now time.Time, interval time.Duration) []keySchedule {
+	var out []keySchedule
+	signing := map[string]*keyset.Key{}
+	for _, alg := range algorithmsOf(set) {
+		ks := keySchedule{algorithm: alg, count: map[keyset.State]int{}}
+		k, ok := set.KeyFor(alg, now)
+		if ok {
+			signing[alg] = k
+			ks.activated = k.ActivatesAt
+		}
+		for i := range set.Keys {
+			key := &set.Keys[i]
+			if key.Algorithm != alg {
+				continue
+			}
+			switch {
+			case key.State == keyset.StateRetired:
+				ks.count[keyset.StateRetired]++
+			case key.ActivatesAt.After(now):
+				ks.count[keyset.StateNext]++
+			case key == k:
+				ks.count[keyset.StateActive]++
+			default:
+				ks.count[keyset.StateRetired]++
+			}
+		}
+		out = append(out, ks)
+	}
+	for i := range out {
+		ks := &out[i]
+		if ks.activated.IsZero() {
+			continue
+		}
+		next, ok := successorOf(set, ks.algorithm, now, signing)
+		ks.successor = ok
+		switch {
+		case ok:
+			ks.rotation = next
+		case interval > 0:
+			ks.rotation = ks.activated.Add(interval)
+		}
+	}
+	return out
+}
+
+// successorOf returns when the earliest published key that takes over from
+// alg's signing key activates: a later key of alg, or, for the access-token
+// algorithm, a later key of an algorithm that signs nothing yet.
+func successorOf(set *keyset.Set, alg string, now time.Time, signing map[string]*keyset.Key) (time.Time, bool) {
+	var at time.Time
+	for _, k := range set.Keys {
+		if k.State == keyset.StateRetired || !k.ActivatesAt.After(now) {
+			continue
+		}
+		newLineage := alg == set.AccessTokenAlgorithm && signing[k.Algorithm] == nil
+		if (k.Algorithm == alg || newLineage) && (at.IsZero() || k.ActivatesAt.Before(at)) {
+			at = k.ActivatesAt
+		}
+	}
+	return at, !at.IsZero()
+}
+
+// algorithmsOf lists, sorted, the algorithms of every key in the set.
+func algorithmsOf(set *keyset.Set) []string {
+	var algs []string
+	for _, k := range set.Keys {
+		if !slices.Contains(algs, k.Algorithm) {
+			algs = append(algs, k.Algorithm)
+		}
+	}
+	slices.Sort(algs)
+	return algs
 }

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"log/slog"
@@ -46,6 +47,9 @@ type Options struct {
 	// TrustedProxies may report the client address in a forwarding
 	// header; without them the connection's peer is the client.
 	TrustedProxies clientaddr.TrustedProxies
+	// TLSCertificate returns the certificate the public port serves, for
+	// the expiry metric; nil when TLS ends before the server.
+	TLSCertificate func() *x509.Certificate
 }
 
 // ThrottleConfig limits failed logins per account and per client address
@@ -99,7 +103,7 @@ func New(o Options) (*Server, error) {
 	} else if g, ok := reg.(prometheus.Gatherer); ok {
 		s.gatherer = g
 	}
-	m, err := newMetrics(reg)
+	m, err := newMetrics(reg, &stateCollector{src: o.Source, now: s.now, tlsLeaf: o.TLSCertificate}, o.Store)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/controllers"
 	"github.com/gatehouse-dev/gatehouse/internal/kubescheme"
+	"github.com/gatehouse-dev/gatehouse/internal/operatormetrics"
 	"github.com/gatehouse-dev/gatehouse/internal/version"
 )
 
@@ -140,6 +141,11 @@ func runOperator(ctx context.Context, args []string, _, stderr io.Writer) error 
 	}); err != nil {
 		return err
 	}
+	unregister, err := operatormetrics.RegisterObjects(mgr.GetCache())
+	if err != nil {
+		return err
+	}
+	defer unregister()
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}

@@ -114,6 +114,10 @@ func TestOperatorCommand(t *testing.T) {
 		if err == nil && !strings.Contains(body, `gatehouse_client_secrets_total{event="generated"}`) {
 			err = fmt.Errorf("no generated-secret counter yet")
 		}
+		// The Ready client, counted from the operator's cache.
+		if err == nil && !strings.Contains(body, `gatehouse_oauthclients{reason="Ready",status="True"} 1`) {
+			err = fmt.Errorf("the Ready client is not counted yet")
+		}
 		return err
 	})
 	for _, want := range []string{"controller_runtime_reconcile_total", "gatehouse_signing_keys_rotated_total", "leader_election_master_status"} {

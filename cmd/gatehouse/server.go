@@ -154,7 +154,11 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer store.Close()
 
-	srv, err := server.New(server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies})
+	opts := server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies}
+	if cert != nil {
+		opts.TLSCertificate = cert.Leaf
+	}
+	srv, err := server.New(opts)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -39,13 +40,19 @@ type Kube struct {
 
 	cache     cache.Cache
 	clientset kubernetes.Interface
+	// metadata reads objects' metadata for the freshness check
+	// (freshness.go).
+	metadata metadata.Interface
 
 	keys *secretWatch
 
-	mu      sync.Mutex // guards users, builder and started
+	mu      sync.Mutex // guards users, builder, built and started
 	users   *secretWatch
 	idp     map[string]*secretWatch // identity providers' Secrets (identity.go)
 	builder Builder
+	// built are the resourceVersions of the AuthorizationServer and the
+	// keys Secret the served snapshot was built from (freshness.go).
+	built [2]string
 	// started: the first snapshot is built; client events before it are
 	// in the cache that build lists.
 	started bool
@@ -53,6 +60,10 @@ type Kube struct {
 	notify  chan struct{}
 	current atomic.Pointer[Snapshot]
 	synced  atomic.Bool
+
+	verifyInterval time.Duration
+	// verifiedAt is VerifiedAt in Unix nanoseconds, 0 before the first.
+	verifiedAt atomic.Int64
 }
 
 // NewKube prepares a Source for the AuthorizationServer namespace/name.
@@ -76,10 +87,15 @@ func NewKube(cfg *rest.Config, scheme *runtime.Scheme, namespace, name string, l
 	if err != nil {
 		return nil, fmt.Errorf("creating clientset: %w", err)
 	}
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating metadata client: %w", err)
+	}
 	return &Kube{
 		namespace: namespace, name: name, log: log,
-		cache: c, clientset: cs,
-		notify: make(chan struct{}, 1),
+		cache: c, clientset: cs, metadata: md,
+		notify:         make(chan struct{}, 1),
+		verifyInterval: DefaultVerifyInterval,
 	}, nil
 }
 
@@ -154,6 +170,7 @@ func (k *Kube) Start(ctx context.Context) error {
 		return err
 	}
 	k.synced.Store(true)
+	go k.verifyLoop(ctx)
 
 	for {
 		select {
@@ -267,9 +284,11 @@ func (k *Kube) rebuildLocked(ctx context.Context) {
 	if err != nil {
 		k.log.Error("building configuration", "error", err)
 		k.current.Store(nil)
+		k.built = [2]string{}
 		return
 	}
 	k.publish(snap)
+	k.built = builtFrom(in)
 	k.log.Debug("configuration updated", "clients", snap.Clients.Len(), "scopes", len(snap.Scopes))
 }
 

@@ -69,6 +69,8 @@ func TestKubeSourceNeedsOnlyReadAccessByName(t *testing.T) {
 	go func() { done <- src.Start(runCtx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	waitFor(t, time.Now(), 30*time.Second, "sync with restricted RBAC", func() bool { return src.Ready() == nil })
+	// The freshness check reads only what the server may read.
+	waitFor(t, time.Now(), 10*time.Second, "freshness confirmed with restricted RBAC", func() bool { return !src.VerifiedAt().IsZero() })
 	if k, _ := src.Current().SigningKey(time.Now()); k.ID != kid {
 		t.Fatalf("signing kid %s, want %s", k.ID, kid)
 	}

@@ -53,6 +53,10 @@ type Snapshot struct {
 	StorageType gatehousev1alpha1.StorageType
 	// PrepublishPeriod is how long a key is published before it signs.
 	PrepublishPeriod time.Duration
+	// RotationInterval is how long a key signs before its successor takes
+	// over (spec.signing.rotationInterval); the metrics report when the
+	// signing key is due for rotation from it.
+	RotationInterval time.Duration
 
 	// Clients by client_id.
 	Clients ClientMap
@@ -276,6 +280,7 @@ func (b *Builder) buildServer(in Inputs) (*Snapshot, error) {
 		CodeTTL:          as.AuthorizationCodeLifetime(),
 		DeviceCodeTTL:    as.DeviceCodeLifetime(),
 		PrepublishPeriod: as.PrepublishPeriod(),
+		RotationInterval: as.RotationInterval(),
 		Scopes:           map[string]*Scope{},
 		StorageType:      cmp.Or(as.Spec.Storage.Type, gatehousev1alpha1.StorageMemory),
 	}

@@ -375,6 +375,10 @@ func (r *repo) readMetrics(af *ast.File, dir string) {
 		if !ok || len(call.Args) == 0 {
 			return true
 		}
+		if name, labels, ok := descMetric(call); ok {
+			r.metrics[name] = labels
+			return true
+		}
 		lit, kind := optsLiteral(call.Args[0])
 		if lit == nil {
 			return true
@@ -398,6 +402,21 @@ func (r *repo) readMetrics(af *ast.File, dir string) {
 		}
 		return true
 	})
+}
+
+// descMetric reads prometheus.NewDesc("name", "help", []string{labels}, ...),
+// the metrics a custom collector exports.
+func descMetric(call *ast.CallExpr) (name string, labels []string, ok bool) {
+	sel, isSel := call.Fun.(*ast.SelectorExpr)
+	if !isSel || sel.Sel.Name != "NewDesc" || len(call.Args) < 3 {
+		return "", nil, false
+	}
+	lit, isLit := call.Args[0].(*ast.BasicLit)
+	if !isLit || lit.Kind != token.STRING {
+		return "", nil, false
+	}
+	name, _ = strconv.Unquote(lit.Value)
+	return name, stringList(call.Args[2]), name != ""
 }
 
 func optsLiteral(e ast.Expr) (*ast.CompositeLit, string) {

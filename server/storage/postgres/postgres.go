@@ -31,6 +31,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	rev  *revocations
 	log  *slog.Logger
+	// errs counts failed statements (metrics.go).
+	errs *errorCounter
 	// stop ends the revocation listener.
 	stop context.CancelFunc
 	done chan struct{}
@@ -73,6 +75,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(&set)
 	}
+	errs := newErrorCounter()
+	cfg.ConnConfig.Tracer = errs.tracer(cfg.ConnConfig.Tracer)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -86,7 +90,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	listenCtx, stop := context.WithCancel(context.Background())
-	s := &Store{pool: pool, rev: newRevocations(), log: set.log, stop: stop, done: make(chan struct{})}
+	s := &Store{pool: pool, rev: newRevocations(), log: set.log, errs: errs, stop: stop, done: make(chan struct{})}
 	go func() { defer close(s.done); s.listen(listenCtx) }()
 	return s, nil
 }
