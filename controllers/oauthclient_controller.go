@@ -387,7 +387,7 @@ func (r *OAuthClientReconciler) releaseSecret(ctx context.Context, oc *oauthv1.O
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return fmt.Errorf("getting Secret %s: %w", name, err)
-	case metav1.IsControlledBy(sec, oc):
+	case ownsSecret(sec, claimantOf(oc)):
 		if err := r.Delete(ctx, sec); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting Secret %s: %w", name, err)
 		}
@@ -395,7 +395,7 @@ func (r *OAuthClientReconciler) releaseSecret(ctx context.Context, oc *oauthv1.O
 	case sec.Labels[oauthv1.LabelClient] == oc.Name:
 		// Not the operator's Secret: take out exactly what it put in.
 		before := sec.DeepCopy()
-		for k := range writtenKeys(sec, oc) {
+		for k := range writtenKeys(sec, oc.Name) {
 			delete(sec.Data, k)
 		}
 		if _, ok := sec.Annotations[oauthv1.AnnotationWrittenKeys]; !ok && sec.Labels[oauthv1.LabelManagedBy] == oauthv1.LabelManagedByValue {

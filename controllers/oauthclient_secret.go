@@ -24,9 +24,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/operatormetrics"
 )
 
-// maxSecretHashes is status.secretHashes' MaxItems.
-const maxSecretHashes = 16
-
 // Event reasons for client secrets.
 const (
 	EventGenerated        = "Generated"
@@ -36,21 +33,6 @@ const (
 	EventRotationExternal = "RotationSkipped"
 )
 
-// metadataKeys are the Secret keys the operator writes besides
-// client_secret; on an adopted Secret they are all it writes.
-var metadataKeys = append(slices.Clone(legacyMetadataKeys), oauthv1.SecretKeyOIDCDiscoveryURL)
-
-// legacyMetadataKeys are the keys operators before the written-keys
-// annotation wrote into Secrets they did not own: on release only these
-// are taken out of such a Secret.
-var legacyMetadataKeys = []string{
-	oauthv1.SecretKeyClientID,
-	oauthv1.SecretKeyIssuer,
-	oauthv1.SecretKeyAuthorizationEndpoint,
-	oauthv1.SecretKeyTokenEndpoint,
-	oauthv1.SecretKeyJWKSURI,
-}
-
 // SecretName is the app Secret of a confidential client.
 func SecretName(oc *oauthv1.OAuthClient) string {
 	if oc.Spec.SecretName != "" {
@@ -59,60 +41,11 @@ func SecretName(oc *oauthv1.OAuthClient) string {
 	return oc.Name + "-oauth-client"
 }
 
-func currentHash(hashes []oauthv1.SecretHash) string {
-	for _, h := range hashes {
-		if h.NotAfter == nil {
-			return h.Hash
-		}
-	}
-	return ""
-}
-
-// replaceCurrent makes hash the current secret. The previous current one
-// stays valid until graceUntil, or is dropped at once when graceUntil is
-// zero.
-func replaceCurrent(oc *oauthv1.OAuthClient, hash string, graceUntil time.Time) {
-	var kept []oauthv1.SecretHash
-	for _, h := range oc.Status.SecretHashes {
-		if h.Hash == hash {
-			continue
-		}
-		if h.NotAfter == nil {
-			if graceUntil.IsZero() {
-				continue
-			}
-			h.NotAfter = &metav1.Time{Time: graceUntil}
-		}
-		kept = append(kept, h)
-	}
-	oc.Status.SecretHashes = append(kept, oauthv1.SecretHash{Hash: hash})
-}
-
-// pruneHashes drops hashes past their not-after time and, beyond
-// MaxItems, the ones that expire first.
-func pruneHashes(oc *oauthv1.OAuthClient, now time.Time) {
-	hashes := slices.DeleteFunc(oc.Status.SecretHashes, func(h oauthv1.SecretHash) bool {
-		return h.NotAfter != nil && !now.Before(h.NotAfter.Time)
-	})
-	for len(hashes) > maxSecretHashes {
-		oldest := -1
-		for i, h := range hashes {
-			if h.NotAfter != nil && (oldest < 0 || h.NotAfter.Before(hashes[oldest].NotAfter)) {
-				oldest = i
-			}
-		}
-		hashes = slices.Delete(hashes, oldest, oldest+1)
-	}
-	if len(hashes) == 0 {
-		hashes = nil
-	}
-	oc.Status.SecretHashes = hashes
-}
-
 // reconcileSecret keeps the app's Secret and status.secretHashes
 // consistent, by the rules in the OAuthClient type's documentation. It
 // reads the Secret, decides what the operator may do with it
-// (classifySecret) and what the secret is (decideSecret), and only then
+// (classifySecret, by the ordered rules of secretOwnership) and what the
+// secret is (decideSecret), and only then
 // writes: the Secret first, and the status only once that write is done,
 // so that no hash is ever published for a secret that is nowhere.
 //
@@ -160,7 +93,7 @@ func (r *OAuthClientReconciler) readSecret(ctx context.Context, oc *oauthv1.OAut
 // none), then records the outcome in the client's status.
 func (r *OAuthClientReconciler) applySecret(ctx context.Context, oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer, existing *corev1.Secret) (ctrlresult.Result, error) {
 	name := SecretName(oc)
-	access, written, p := classifySecret(existing, oc)
+	access, written, p := classifySecret(existing, claimantOf(oc))
 	if p == nil && (access == secretHosted || access == secretAdopted) {
 		p = foreignMetadata(existing, written, metadataFor(oc, srv))
 	}
@@ -318,176 +251,6 @@ func (r *OAuthClientReconciler) secretWritten(ctx context.Context, oc *oauthv1.O
 	return requeueAt(now, append(expiries, plan.nextRotation)...)
 }
 
-// secretFacts is everything the secret decision looks at, read before it.
-type secretFacts struct {
-	now           time.Time
-	secretName    string
-	generatedHere bool   // the operator may write and rotate client_secret
-	value         string // the client_secret in the Secret; "" for none
-	hashes        []oauthv1.SecretHash
-	lastRotation  *metav1.Time
-	grace         time.Duration
-	interval      time.Duration // between rotations; 0 for on demand only
-	rotateWanted  string        // the client's rotate-secret annotation
-	rotateHandled *string       // the value last acted on, as recorded on the Secret; nil: none
-}
-
-// secretPlan is what reconcileSecret writes: the client_secret (used only
-// when the operator may write it), the status, and what to tell the user.
-type secretPlan struct {
-	// weak, when set, refuses the value found; nothing else applies.
-	weak         error
-	plaintext    string
-	hashes       []oauthv1.SecretHash
-	lastRotation *metav1.Time
-	nextRotation time.Time
-	events       []secretEvent
-}
-
-type secretEvent struct {
-	typ, reason, note string // no Event when reason is empty
-	counted           string // the operatormetrics.ClientSecrets label, if any
-}
-
-// decideSecret is the secret decision, in two ordered steps, with no I/O
-// (generate makes new secrets):
-//
-//  1. The value in the Secret against the current hash:
-//     a. none: generate one; every earlier hash goes at once (deleting the
-//     Secret, or its key, is how to revoke a leaked secret);
-//     b. the current one: keep it;
-//     c. none published yet, in a Secret the operator writes: its own
-//     secret whose status write was lost: take it back, no strength check;
-//     d. anything else was put there by someone else: refuse it if weak,
-//     otherwise adopt it, the previous secret staying valid for the grace
-//     period.
-//  2. Rotation, for secrets the operator writes: on the interval, or when
-//     the rotate-secret annotation changed since it was last acted on (a
-//     first value is only recorded). An adopted secret is rotated at its
-//     source: asking the operator to rotate it only gets a warning.
-//
-// Hashes past their grace period are pruned last.
-func decideSecret(f secretFacts, generate func() (string, error)) (secretPlan, error) {
-	d := &secretDecision{f: f, generate: generate, oc: &oauthv1.OAuthClient{Status: oauthv1.OAuthClientStatus{
-		SecretHashes: slices.Clone(f.hashes), LastRotationTime: f.lastRotation}}}
-	d.recorded = f.rotateHandled != nil
-	if d.recorded {
-		d.handled = *f.rotateHandled
-	}
-	if err := d.valueFound(); err != nil || d.plan.weak != nil {
-		return d.plan, err
-	}
-	if err := d.rotation(); err != nil {
-		return secretPlan{}, err
-	}
-	pruneHashes(d.oc, f.now)
-	d.plan.hashes, d.plan.lastRotation = d.oc.Status.SecretHashes, d.oc.Status.LastRotationTime
-	return d.plan, nil
-}
-
-// secretDecision is decideSecret's state between its two steps.
-type secretDecision struct {
-	f        secretFacts
-	generate func() (string, error)
-	oc       *oauthv1.OAuthClient // holds the status being decided
-	plan     secretPlan
-	handled  string // the rotate-secret value last acted on
-	recorded bool   // handled is known
-}
-
-func (d *secretDecision) tell(typ, reason, counted, format string, args ...any) {
-	d.plan.events = append(d.plan.events, secretEvent{typ, reason, fmt.Sprintf(format, args...), counted})
-}
-
-// count counts a change in the metrics without an Event.
-func (d *secretDecision) count(counted string) {
-	d.plan.events = append(d.plan.events, secretEvent{counted: counted})
-}
-
-// valueFound is step 1: the value in the Secret against the current hash.
-func (d *secretDecision) valueFound() error {
-	f, oc, plan := d.f, d.oc, &d.plan
-	current := currentHash(oc.Status.SecretHashes)
-	switch {
-	case f.value == "":
-		var err error
-		if plan.plaintext, err = d.generate(); err != nil {
-			return err
-		}
-		oc.Status.SecretHashes = []oauthv1.SecretHash{{Hash: clientsecret.Hash(plan.plaintext)}}
-		oc.Status.LastRotationTime = &metav1.Time{Time: f.now}
-		d.handled, d.recorded = f.rotateWanted, true
-		if current == "" {
-			// A new client's first secret is news to nobody: its status
-			// says where the secret is. An Event for each would be one
-			// more API write per client, and held in the operator's event
-			// cache for minutes, for nothing anyone acts on.
-			d.count(operatormetrics.SecretGenerated)
-			break
-		}
-		d.tell(corev1.EventTypeNormal, EventGenerated, operatormetrics.SecretGenerated,
-			"the client secret in Secret %s was deleted: generated a new one and revoked the old one", f.secretName)
-	case clientsecret.Hash(f.value) == current:
-		plan.plaintext = f.value
-	case current == "" && f.generatedHere:
-		plan.plaintext = f.value
-		replaceCurrent(oc, clientsecret.Hash(f.value), time.Time{})
-		if oc.Status.LastRotationTime == nil {
-			oc.Status.LastRotationTime = &metav1.Time{Time: f.now}
-		}
-	default:
-		if err := clientsecret.CheckAdoptable(f.value); err != nil {
-			d.plan = secretPlan{weak: err}
-			return nil
-		}
-		plan.plaintext = f.value
-		graceUntil := time.Time{}
-		if current != "" {
-			graceUntil = f.now.Add(f.grace)
-		}
-		replaceCurrent(oc, clientsecret.Hash(f.value), graceUntil)
-		oc.Status.LastRotationTime = &metav1.Time{Time: f.now}
-		d.handled, d.recorded = f.rotateWanted, true
-		note := "adopted the client secret found in Secret %s"
-		if current != "" {
-			note = "the client secret in Secret %s changed outside the operator: adopted it; the previous one is accepted for the grace period"
-		}
-		d.tell(corev1.EventTypeNormal, EventAdopted, operatormetrics.SecretAdopted, note, f.secretName)
-	}
-	return nil
-}
-
-// rotation is step 2, for secrets the operator writes: on the interval,
-// or when the rotate-secret annotation changed since it was last acted on.
-func (d *secretDecision) rotation() error {
-	f, oc, plan := d.f, d.oc, &d.plan
-	onDemand := f.rotateWanted != "" && d.recorded && d.handled != f.rotateWanted
-	switch {
-	case f.generatedHere:
-		if f.interval > 0 && oc.Status.LastRotationTime != nil {
-			plan.nextRotation = oc.Status.LastRotationTime.Add(f.interval)
-		}
-		due := !plan.nextRotation.IsZero() && !f.now.Before(plan.nextRotation)
-		if onDemand || due {
-			var err error
-			if plan.plaintext, err = d.generate(); err != nil {
-				return err
-			}
-			replaceCurrent(oc, clientsecret.Hash(plan.plaintext), f.now.Add(f.grace))
-			oc.Status.LastRotationTime = &metav1.Time{Time: f.now}
-			if !plan.nextRotation.IsZero() {
-				plan.nextRotation = f.now.Add(f.interval)
-			}
-			d.tell(corev1.EventTypeNormal, EventRotated, operatormetrics.SecretRotated,
-				"rotated the client secret in Secret %s; the previous one is accepted for %s", f.secretName, f.grace)
-		}
-	case onDemand:
-		d.tell(corev1.EventTypeWarning, EventRotationExternal, "",
-			"the client secret in Secret %s is adopted: rotate it where it comes from; the operator never overwrites it", f.secretName)
-	}
-	return nil
-}
-
 // secretRecheck schedules another look at a Secret the client is waiting
 // on. The operator's cache holds only the Secrets it labelled, so a fix to
 // someone else's Secret (an adopt-by annotation, a stronger client_secret)
@@ -508,108 +271,6 @@ func (r *OAuthClientReconciler) event(ctx context.Context, oc *oauthv1.OAuthClie
 	emit(ctx, r.Recorder, oc, typ, reason, note, args...)
 }
 
-// secretAccess is what the operator may do with a client's Secret. It is
-// decided from the Secret as found, before anything is written, so that
-// naming a Secret in spec.secretName never hands the operator a Secret
-// that was not meant for it (the confused deputy: the operator may write
-// every Secret, the author of an OAuthClient perhaps none).
-type secretAccess int
-
-const (
-	// secretCreate: there is no Secret; the operator creates it, with the
-	// client as its controlling owner.
-	secretCreate secretAccess = iota
-	// secretOwned: the operator created it (the client is its controller):
-	// it writes every key, rotates, and deletes the Secret with the client.
-	secretOwned
-	// secretHosted: someone else's Secret, handed to this client with the
-	// adopt-by annotation. The operator writes the credentials into it,
-	// generating client_secret when there is none, and rotates what it
-	// generated; it never owns the Secret and on release removes only the
-	// keys it wrote.
-	secretHosted
-	// secretAdopted: someone else's Secret with a client_secret of its own
-	// (External Secrets, Sealed Secrets, an edit): the operator publishes
-	// its hash and adds the other keys, but never writes client_secret.
-	secretAdopted
-)
-
-// classifySecret decides, in order:
-//  1. no Secret: create it;
-//  2. labelled for, or controlled by, another OAuthClient: conflict;
-//  3. controlled by this client: the operator's own;
-//  4. a client_secret the operator did not write: adopt it;
-//  5. controlled by another controller: conflict (nothing to adopt, and
-//     the operator does not write into what another controller manages);
-//  6. handed over with the adopt-by annotation, or holding a client_secret
-//     the operator wrote there: hosted;
-//  7. anything else is somebody's unrelated Secret: not adoptable.
-//
-// written lists the keys the operator wrote into someone else's Secret
-// (never nil); for its own Secrets every key is its own anyway.
-func classifySecret(sec *corev1.Secret, oc *oauthv1.OAuthClient) (secretAccess, map[string]bool, *problem) {
-	written := map[string]bool{}
-	if sec == nil {
-		return secretCreate, written, nil
-	}
-	conflict := func(format string, args ...any) (secretAccess, map[string]bool, *problem) {
-		msg := fmt.Sprintf(format, args...) + "; choose another spec.secretName"
-		return 0, nil, &problem{ReasonSecretConflict, msg}
-	}
-	if other := sec.Labels[oauthv1.LabelClient]; other != "" && other != oc.Name {
-		return conflict("Secret %s holds the credentials of OAuthClient %s", sec.Name, other)
-	}
-	ctl := metav1.GetControllerOf(sec)
-	if ctl != nil && ctl.UID == oc.UID {
-		return secretOwned, written, nil
-	}
-	if ctl != nil && ctl.Kind == kindOAuthClient && ctl.APIVersion == oauthv1.GroupVersion.String() {
-		return conflict("Secret %s holds the credentials of OAuthClient %s", sec.Name, ctl.Name)
-	}
-	written = writtenKeys(sec, oc)
-	hasSecret := len(sec.Data[oauthv1.SecretKeyClientSecret]) > 0
-	switch {
-	case hasSecret && !written[oauthv1.SecretKeyClientSecret]:
-		return secretAdopted, written, nil
-	case ctl != nil:
-		return conflict("Secret %s belongs to %s %s and holds no client_secret to adopt", sec.Name, ctl.Kind, ctl.Name)
-	case sec.Annotations[oauthv1.AnnotationAdoptBy] == oc.Name || written[oauthv1.SecretKeyClientSecret]:
-		return secretHosted, written, nil
-	}
-	why := "it holds no client_secret to adopt"
-	if by, ok := sec.Annotations[oauthv1.AnnotationAdoptBy]; ok {
-		why = fmt.Sprintf("its annotation %s=%q names another client", oauthv1.AnnotationAdoptBy, by)
-	}
-	return 0, nil, &problem{ReasonSecretNotAdoptable, fmt.Sprintf(
-		"Secret %s was not created by Gatehouse and %s, so the operator leaves it untouched; "+
-			"choose another spec.secretName, or let this client use it by annotating the Secret %s=%s",
-		sec.Name, why, oauthv1.AnnotationAdoptBy, oc.Name)}
-}
-
-// writtenKeys are the data keys the operator wrote into a Secret it does
-// not own, as recorded in the written-keys annotation. A Secret labelled
-// for the client by an operator older than that annotation got the
-// metadata keys only.
-func writtenKeys(sec *corev1.Secret, oc *oauthv1.OAuthClient) map[string]bool {
-	keys := map[string]bool{}
-	if sec.Labels[oauthv1.LabelClient] != oc.Name {
-		return keys
-	}
-	list, ok := sec.Annotations[oauthv1.AnnotationWrittenKeys]
-	if !ok {
-		for _, k := range legacyMetadataKeys {
-			keys[k] = true
-		}
-		return keys
-	}
-	for k := range strings.SplitSeq(list, ",") {
-		if k != "" {
-			keys[k] = true
-		}
-	}
-	return keys
-}
-
 // metadataFor is what the app needs besides client_secret, by Secret key.
 func metadataFor(oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) map[string]string {
 	ep := endpoints.For(srv.Spec.Issuer)
@@ -621,18 +282,4 @@ func metadataFor(oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) map[
 		oauthv1.SecretKeyJWKSURI:               ep.JWKS,
 		oauthv1.SecretKeyOIDCDiscoveryURL:      ep.OpenIDConfiguration,
 	}
-}
-
-// foreignMetadata refuses a Secret the operator does not own that already
-// has one of the metadata keys with another value: writing it would
-// overwrite the owner's data, and removing it on release would lose it.
-func foreignMetadata(sec *corev1.Secret, written map[string]bool, want map[string]string) *problem {
-	for _, k := range metadataKeys {
-		if old, ok := sec.Data[k]; ok && !written[k] && string(old) != want[k] {
-			return &problem{ReasonSecretConflict, fmt.Sprintf(
-				"Secret %s already has a %s that Gatehouse did not write; remove that key or choose another spec.secretName",
-				sec.Name, k)}
-		}
-	}
-	return nil
 }
