@@ -24,8 +24,8 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/gatehouse-dev/gatehouse/internal/devenv"
-	"github.com/gatehouse-dev/gatehouse/internal/formlogin"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+	"github.com/gatehouse-dev/gatehouse/internal/testlogin"
 )
 
 func TestDevFlagErrors(t *testing.T) {
@@ -324,7 +324,7 @@ func devHTTPClient(t *testing.T, env map[string]string) *http.Client {
 }
 
 // devKubectlLogin uses the demo user's kubeconfig as its summary says:
-// kubectl runs `gatehouse login`, which prints the login URL; formlogin
+// kubectl runs `gatehouse login`, which prints the login URL; testlogin
 // plays the person in the browser. The control plane then knows the demo
 // user and group from the ID token, lets the group view, and refuses
 // anything more.
@@ -357,7 +357,7 @@ func devKubectlLogin(t *testing.T, env map[string]string) {
 		if !strings.HasPrefix(line, env["GATEHOUSE_ISSUER"]+"/authorize?") {
 			continue
 		}
-		b, err := formlogin.New(env["GATEHOUSE_ISSUER"], devHTTPClient(t, env).Transport)
+		b, err := testlogin.New(env["GATEHOUSE_ISSUER"], devHTTPClient(t, env).Transport)
 		if err != nil {
 			t.Fatal(err)
 		}

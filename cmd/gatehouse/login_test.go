@@ -25,8 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
-	"github.com/gatehouse-dev/gatehouse/internal/formlogin"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+	"github.com/gatehouse-dev/gatehouse/internal/testlogin"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
 )
 
@@ -125,7 +125,7 @@ func (f *loginFixture) login(t *testing.T, cacheDir string) (string, string) {
 }
 
 // TestLogin is `gatehouse login` as kubectl runs it: the first run logs in
-// through the browser (played by formlogin), the second answers from the
+// through the browser (played by testlogin), the second answers from the
 // cache without one, and a third, with the ID token gone, renews it with
 // the refresh token.
 func TestLogin(t *testing.T) {
@@ -136,7 +136,7 @@ func TestLogin(t *testing.T) {
 	openBrowser = func(authURL string) error {
 		browserRuns++
 		go func() {
-			b, err := formlogin.New(f.issuer, f.transport)
+			b, err := testlogin.New(f.issuer, f.transport)
 			if err != nil {
 				t.Error(err)
 				return

@@ -22,8 +22,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
-	"github.com/gatehouse-dev/gatehouse/internal/formlogin"
 	"github.com/gatehouse-dev/gatehouse/internal/servingcert"
+	"github.com/gatehouse-dev/gatehouse/internal/testlogin"
 )
 
 // The relying-party tests' Gatehouse: a second AuthorizationServer with an
@@ -173,7 +173,7 @@ spec:
 // clientID is an OAuthClient's client_id in the suite's namespace.
 func (s *suite) clientID(name string) string { return s.ns + "." + name }
 
-// idToken signs user in through the login and consent pages (formlogin,
+// idToken signs user in through the login and consent pages (testlogin,
 // the HTTP client playing the browser) as the public client, and returns
 // the ID token of the code exchange.
 func (rp *rpEnv) idToken(ctx context.Context, clientID, user string) (string, error) {
@@ -182,7 +182,7 @@ func (rp *rpEnv) idToken(ctx context.Context, clientID, user string) (string, er
 		Scopes:   []string{"openid", "profile", "email", "groups"}}
 	verifier, state := oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
 	authURL := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", oauth2.GenerateVerifier()))
-	b, err := formlogin.New(rp.issuer, rp.transport)
+	b, err := testlogin.New(rp.issuer, rp.transport)
 	if err != nil {
 		return "", err
 	}

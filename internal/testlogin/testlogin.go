@@ -1,10 +1,10 @@
-// Package formlogin signs a person in through Gatehouse's login and
+// Package testlogin, a test helper, signs a person in through Gatehouse's login and
 // consent pages with a plain HTTP client, as a browser would: the forms'
 // hidden fields (CSRF token, request handle) are read from the pages and
 // posted back with the cookies. Tests use it where a real browser would
 // only add time: to get ID tokens for relying parties such as
 // kube-apiserver, and to play the browser that `gatehouse login` opens.
-package formlogin
+package testlogin
 
 import (
 	"context"
