@@ -88,4 +88,29 @@ func TestScopeAllowedClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCondition(t, sneaky, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+
+	// Saying it serves an API, so as to exchange the tokens sent to it
+	// (spec.tokenExchange), is held to the same rule, and follows the
+	// Scope when it changes.
+	get(t, payments)
+	payments.Spec.AllowedClients.Namespaces = oauthv1.ClientNamespaces{From: oauthv1.NamespacesFromSame}
+	if err := c.Update(ctx, payments); err != nil {
+		t.Fatal(err)
+	}
+	middleman := oauthClient(appNS, "middleman", serverNS, "shared", "profile:read")
+	middleman.Spec.GrantTypes = []oauthv1.GrantType{oauthv1.GrantTokenExchange}
+	middleman.Spec.RedirectURIs = nil
+	middleman.Spec.TokenExchange = &oauthv1.TokenExchange{SubjectTokens: []oauthv1.ExchangeableToken{
+		{Type: oauthv1.ExchangeAccessToken, Audiences: []oauthv1.Audience{"https://payments.example.com"}}}}
+	create(t, middleman)
+	waitCondition(t, middleman, oauthv1.ConditionReady, metav1.ConditionFalse, "AudienceNotAllowed")
+	if msg := readyCondition(middleman).Message; !strings.Contains(msg, "https://payments.example.com") {
+		t.Errorf("message %q does not name the audience", msg)
+	}
+	get(t, payments)
+	payments.Spec.AllowedClients.Namespaces = oauthv1.ClientNamespaces{From: oauthv1.NamespacesFromAll}
+	if err := c.Update(ctx, payments); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, middleman, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
 }
