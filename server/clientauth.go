@@ -10,6 +10,7 @@ import (
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
+	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
@@ -18,10 +19,23 @@ import (
 type clientCredentials struct {
 	ID     string
 	Secret string
+	// Assertion is a JWT client assertion (RFC 7523 §2.2).
+	Assertion string
 	// Method is how the credentials came: client_secret_basic (the
-	// Authorization header), client_secret_post (the body) or none (a
-	// client_id alone).
+	// Authorization header), client_secret_post (the body), none (a
+	// client_id alone) or methodClientAssertion.
 	Method gatehousev1alpha1.TokenEndpointAuthMethod
+}
+
+// methodClientAssertion labels credentials that came as a JWT client
+// assertion: a client whose method is private_key_jwt or federated_jwt
+// presents them (clientassertion.go says which kind of JWT each expects).
+const methodClientAssertion gatehousev1alpha1.TokenEndpointAuthMethod = "client_assertion"
+
+// usesAssertion reports whether a client's method is a JWT client
+// assertion.
+func usesAssertion(m gatehousev1alpha1.TokenEndpointAuthMethod) bool {
+	return m == gatehousev1alpha1.AuthPrivateKeyJWT || m == gatehousev1alpha1.AuthFederatedJWT
 }
 
 // readClientCredentials extracts client credentials from the Authorization
@@ -29,6 +43,9 @@ type clientCredentials struct {
 // (RFC 6749 §2.3).
 func readClientCredentials(authorization string, form url.Values) (clientCredentials, *Error) {
 	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
+	if form.Has("client_assertion") || form.Has("client_assertion_type") {
+		return readClientAssertion(authorization, form)
+	}
 	if authorization != "" {
 		scheme, payload, _ := strings.Cut(authorization, " ")
 		if !strings.EqualFold(scheme, "Basic") {
@@ -95,18 +112,67 @@ func decodeBase64(s string) (string, error) {
 	return string(out[:n]), err
 }
 
-// checkClient checks credentials against the snapshot. Every failure is
+// readClientAssertion reads a JWT client assertion (RFC 7521 §4.2, RFC
+// 7523 §2.2). It is the client's only credential: with HTTP Basic or a
+// client_secret as well it is invalid_request (RFC 6749 §2.3). client_id
+// is optional (RFC 7521 §4.2): without it, the client is the assertion's
+// sub, as a private_key_jwt assertion's sub is the client_id; the
+// signature is checked against that client's keys, so an unverified sub
+// only chooses which keys must verify it.
+func readClientAssertion(authorization string, form url.Values) (clientCredentials, *Error) {
+	typ, assertion := form.Get("client_assertion_type"), form.Get("client_assertion")
+	switch {
+	case authorization != "":
+		return clientCredentials{}, invalidRequest("client credentials were sent both in the Authorization header and as a client_assertion")
+	case form.Has("client_secret"):
+		return clientCredentials{}, invalidRequest("client credentials were sent both as client_secret and as a client_assertion")
+	case typ == "":
+		return clientCredentials{}, invalidRequest("client_assertion_type is required with client_assertion")
+	case assertion == "":
+		return clientCredentials{}, invalidRequest("client_assertion is required with client_assertion_type")
+	case typ != gatehousev1alpha1.ClientAssertionTypeJWTBearer:
+		return clientCredentials{}, invalidClient("client_assertion_type must be "+gatehousev1alpha1.ClientAssertionTypeJWTBearer, false)
+	}
+	cred := clientCredentials{ID: form.Get("client_id"), Assertion: assertion, Method: methodClientAssertion}
+	if cred.ID == "" {
+		u, err := jwtverify.Peek(assertion)
+		if err != nil || u.Subject == "" {
+			return clientCredentials{}, invalidClient("client_assertion is not a JWT naming its client; send client_id", false)
+		}
+		cred.ID = u.Subject
+	}
+	return cred, nil
+}
+
+// assertionCheck verifies a client assertion for the client it names: the
+// reason for the security log when it is refused, and the error to answer
+// with (invalid_client, or server_error when the store fails).
+type assertionCheck func(c *config.Client, assertion string) (reason string, e *Error)
+
+// checkClient checks credentials against the snapshot; a client assertion
+// is verified by assert (nil refuses every assertion). Every refusal is
 // the same invalid_client, so that a caller cannot tell an unknown
-// client_id from a wrong secret or method; the reason it also returns is
-// for the security log only.
-func checkClient(snap *config.Snapshot, cred clientCredentials, now time.Time) (*config.Client, string, *Error) {
+// client_id from a wrong secret, method or assertion; the reason it also
+// returns is for the security log only.
+func checkClient(snap *config.Snapshot, cred clientCredentials, now time.Time, assert assertionCheck) (*config.Client, string, *Error) {
 	c := snap.Clients.Get(cred.ID)
 	reason := ""
 	switch {
 	case c == nil:
 		reason = "unknown_client"
-	case c.AuthMethod != cred.Method:
+	case cred.Method == methodClientAssertion && !usesAssertion(c.AuthMethod),
+		cred.Method != methodClientAssertion && c.AuthMethod != cred.Method:
 		reason = "wrong_method"
+	case cred.Method == methodClientAssertion:
+		if assert == nil {
+			reason = "assertion_not_checkable"
+			break
+		}
+		var e *Error
+		if reason, e = assert(c, cred.Assertion); e != nil {
+			return nil, reason, e
+		}
+		return c, "", nil
 	case cred.Method == gatehousev1alpha1.AuthNone:
 		return c, "", nil
 	case !secretMatches(c, cred.Secret, now):
@@ -139,21 +205,37 @@ func secretMatches(c *config.Client, secret string, now time.Time) bool {
 // Refusing credentials that were presented is a security event: a run of
 // them is someone guessing secrets, or a client left with a revoked one. A
 // request that presents none is merely invalid.
-func clientAuthFromRequest(r *http.Request, snap *config.Snapshot, form url.Values, now time.Time) (*config.Client, *Error) {
+func (s *Server) clientAuthFromRequest(r *http.Request, snap *config.Snapshot, form url.Values, now time.Time) (*config.Client, *Error) {
 	authorization := r.Header.Get("Authorization")
 	cred, e := readClientCredentials(authorization, form)
 	reason := "malformed_credentials"
 	var c *config.Client
+	var detail string
 	if e == nil {
-		c, reason, e = checkClient(snap, cred, now)
+		var assert assertionCheck
+		if cred.Method == methodClientAssertion {
+			assert = func(c *config.Client, assertion string) (string, *Error) {
+				reason, d, ae := s.checkAssertion(r.Context(), snap, c, assertion, now)
+				detail = d
+				return reason, ae
+			}
+		}
+		c, reason, e = checkClient(snap, cred, now, assert)
 	}
-	presented := authorization != "" || form.Get("client_id") != ""
+	presented := authorization != "" || form.Get("client_id") != "" || form.Get("client_assertion") != ""
 	if e != nil && e.Code == ErrInvalidClient && presented {
 		attrs := []slog.Attr{slog.String("reason", reason)}
 		if cred.ID != "" {
 			attrs = append(attrs, slog.String("client_id", loggable(cred.ID)), slog.String("auth_method", string(cred.Method)))
 		}
-		infoFrom(r.Context()).securityEvent(r.Context(), EventClientAuthFailed, attrs...)
+		if detail != "" {
+			attrs = append(attrs, slog.String("detail", loggable(detail)))
+		}
+		event := EventClientAuthFailed
+		if reason == reasonAssertionReplay {
+			event = EventClientAssertionReplay
+		}
+		infoFrom(r.Context()).securityEvent(r.Context(), event, attrs...)
 	}
 	return c, e
 }
@@ -162,11 +244,11 @@ func clientAuthFromRequest(r *http.Request, snap *config.Snapshot, form url.Valu
 // endpoints share: a strict POST form (RFC 6749 §3.2) and the client's
 // authentication (§2.3). The form comes back even when authentication
 // fails, so that the token endpoint can label the attempt with its grant.
-func authenticatedForm(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, now time.Time) (url.Values, *config.Client, *Error) {
+func (s *Server) authenticatedForm(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, now time.Time) (url.Values, *config.Client, *Error) {
 	form, e := parsePostForm(w, r)
 	if e != nil {
 		return nil, nil, e
 	}
-	client, e := clientAuthFromRequest(r, snap, form, now)
+	client, e := s.clientAuthFromRequest(r, snap, form, now)
 	return form, client, e
 }

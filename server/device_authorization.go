@@ -42,7 +42,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		writeError(w, e, snap.Issuer)
 		return failed(e)
 	}
-	form, client, e := authenticatedForm(w, r, snap, now)
+	form, client, e := s.authenticatedForm(w, r, snap, now)
 	if e != nil {
 		return fail(e)
 	}

@@ -39,7 +39,7 @@ type openIDConfiguration struct {
 	RequestURIParameterSupported bool `json:"request_uri_parameter_supported"`
 }
 
-func buildOpenIDConfiguration(snap *config.Snapshot) *document {
+func buildOpenIDConfiguration(snap *config.Snapshot, federated bool) *document {
 	claims := slices.Clone(idTokenClaimNames)
 	for _, c := range oidc.Claims(snap.ScopeNames) {
 		if !slices.Contains(claims, c) {
@@ -47,7 +47,7 @@ func buildOpenIDConfiguration(snap *config.Snapshot) *document {
 		}
 	}
 	b, _ := json.MarshalIndent(openIDConfiguration{
-		metadata:                         baseMetadata(snap),
+		metadata:                         baseMetadata(snap, federated),
 		UserinfoEndpoint:                 snap.Endpoints.Userinfo,
 		EndSessionEndpoint:               snap.Endpoints.EndSession,
 		SubjectTypesSupported:            []string{"public"},

@@ -73,6 +73,11 @@ func FuzzClientAuthentication(f *testing.F) {
 	f.Add("", "client_id="+spaClientID)
 	f.Add(basic(ccClientID, ccSecret), "client_secret=x")
 	f.Add(basic(ccClientID, ccSecret), "client_id=other")
+	const jwtBearer = "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+	f.Add("", jwtBearer+"&client_assertion=eyJhbGciOiJub25lIn0.eyJzdWIiOiJjIn0.")
+	f.Add("", jwtBearer+"&client_id="+ccClientID+"&client_assertion=a.b.c")
+	f.Add(basic(ccClientID, ccSecret), jwtBearer+"&client_assertion=a.b.c")
+	f.Add("", "client_assertion_type=x&client_assertion=a.b.c&client_secret=s")
 	f.Fuzz(func(t *testing.T, authorization, body string) {
 		form, e := parseForm(body)
 		if e != nil {
@@ -88,7 +93,8 @@ func FuzzClientAuthentication(f *testing.F) {
 			}
 			return
 		}
-		c, _, e := checkClient(snap, cred, time.Now())
+		// Without an assertion verifier no assertion can authenticate.
+		c, _, e := checkClient(snap, cred, time.Now(), nil)
 		if e != nil {
 			basic := cred.Method == gatehousev1alpha1.AuthClientSecretBasic
 			if e.Code != ErrInvalidClient || e.Challenge != basic || strings.Contains(e.Description, cred.Secret) && cred.Secret != "" {

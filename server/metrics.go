@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,7 +48,7 @@ func newMetrics(reg prometheus.Registerer, state *stateCollector, store any) (*m
 		}, []string{"outcome"}),
 		security: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "gatehouse", Subsystem: "server", Name: "security_events_total",
-			Help: "Security events to alert on, each also logged as \"security event\": code_replay, device_code_replay, refresh_token_reuse, login_throttled, client_authentication_failed, upstream_callback_rejected.",
+			Help: "Security events to alert on, each also logged as \"security event\": code_replay, device_code_replay, refresh_token_reuse, login_throttled, client_authentication_failed, upstream_callback_rejected, client_assertion_replay.",
 		}, []string{"event"}),
 	}
 	for _, e := range securityEvents {
@@ -291,4 +292,38 @@ func algorithmsOf(set *keyset.Set) []string {
 	}
 	slices.Sort(algs)
 	return algs
+}
+
+// KeyFetchCounter registers gatehouse_server_key_fetches_total on reg and
+// returns the jwtverify.RemoteOptions.OnFetch that counts into it: every
+// fetch of the JWK Sets the server verifies client assertions with (the
+// cluster's service-account issuer, clients' jwksURI, trusted issuers) by
+// kind of set and outcome. None of them happens on a request path; after
+// warm-up they follow only each set's Cache-Control and unknown kids.
+func KeyFetchCounter(reg prometheus.Registerer) (func(name string, err error), error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "server", Name: "key_fetches_total",
+		Help: "Fetches of the JWK Sets client assertions are verified with, by key_set (kubernetes, client, trusted_issuer) and outcome (success, error).",
+	}, []string{"key_set", "outcome"})
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	for _, set := range []string{"kubernetes", "client", "trusted_issuer"} {
+		c.WithLabelValues(set, "success")
+		c.WithLabelValues(set, "error")
+	}
+	return func(name string, err error) {
+		set := "kubernetes"
+		switch {
+		case strings.HasPrefix(name, "client "):
+			set = "client"
+		case strings.HasPrefix(name, "trusted issuer "):
+			set = "trusted_issuer"
+		}
+		outcome := "success"
+		if err != nil {
+			outcome = "error"
+		}
+		c.WithLabelValues(set, outcome).Inc()
+	}, nil
 }

@@ -19,7 +19,7 @@ import (
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	now := s.now()
 	fail := func(e *Error) result { writeError(w, e, snap.Issuer); return failed(e) }
-	form, client, e := authenticatedForm(w, r, snap, now)
+	form, client, e := s.authenticatedForm(w, r, snap, now)
 	if e != nil {
 		return fail(e)
 	}

@@ -29,11 +29,15 @@ const (
 	// callback did not match this browser's sign-in, or its answer failed
 	// verification (login CSRF, a forged or replayed callback).
 	EventUpstreamCallbackRejected = "upstream_callback_rejected"
+	// EventClientAssertionReplay: a JWT client assertion (private_key_jwt,
+	// or a single-use trusted issuer's token) was presented again; it is
+	// refused like any failed client authentication.
+	EventClientAssertionReplay = "client_assertion_replay"
 )
 
 // securityEvents lists every event, so that each counter exists at zero
 // from the start and rate() alerts work before the first occurrence.
-var securityEvents = []string{EventCodeReplay, EventDeviceCodeReplay, EventRefreshTokenReuse, EventLoginThrottled, EventClientAuthFailed, EventUpstreamCallbackRejected}
+var securityEvents = []string{EventCodeReplay, EventDeviceCodeReplay, EventRefreshTokenReuse, EventLoginThrottled, EventClientAuthFailed, EventUpstreamCallbackRejected, EventClientAssertionReplay}
 
 // maxLoggedValue bounds a client-chosen string (a client_id that does not
 // exist) in a log line.

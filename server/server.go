@@ -50,6 +50,9 @@ type Options struct {
 	// TLSCertificate returns the certificate the public port serves, for
 	// the expiry metric; nil when TLS ends before the server.
 	TLSCertificate func() *x509.Certificate
+	// ServiceAccountIssuer verifies the service-account tokens of clients
+	// that authenticate as a ServiceAccount; without it they are refused.
+	ServiceAccountIssuer ServiceAccountIssuer
 }
 
 // ThrottleConfig limits failed logins per account and per client address
@@ -69,6 +72,7 @@ type Server struct {
 	consentTTL time.Duration
 	throttle   *throttle.Logins
 	proxies    clientaddr.TrustedProxies
+	saIssuer   ServiceAccountIssuer
 	pages      *pages.Renderer
 	grants     map[string]grantHandler
 
@@ -83,6 +87,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		src: o.Source, store: o.Store, now: o.Now, log: o.Logger,
 		sessionTTL: o.SessionTTL, consentTTL: o.ConsentTTL, proxies: o.TrustedProxies,
+		saIssuer: o.ServiceAccountIssuer,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -151,8 +156,8 @@ func (s *Server) derive(snap *config.Snapshot) *derived {
 	if u, err := url.Parse(endpoints.MetadataURL(snap.Issuer)); err == nil {
 		d.metadataPath = u.Path
 	}
-	d.metadata = buildMetadata(snap)
-	d.openIDConfiguration = buildOpenIDConfiguration(snap)
+	d.metadata = buildMetadata(snap, s.federatedJWT(snap))
+	d.openIDConfiguration = buildOpenIDConfiguration(snap, s.federatedJWT(snap))
 	d.jwks, d.jwksErr = buildJWKS(snap)
 	d.deviceKeys = devicecookie.DeriveKeys(snap.Keys)
 	d.signers = jose.NewSigners(snap.Keys)

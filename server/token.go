@@ -33,7 +33,7 @@ type grantHandler func(ctx context.Context, req *tokenRequest) (*tokenResponse, 
 // every grant shares, then hands over to the grant.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	now := s.now()
-	form, client, e := authenticatedForm(w, r, snap, now)
+	form, client, e := s.authenticatedForm(w, r, snap, now)
 	if form == nil {
 		writeError(w, e, snap.Issuer)
 		return failed(e)

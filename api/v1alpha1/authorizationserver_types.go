@@ -82,6 +82,13 @@ type AuthorizationServerSpec struct {
 	// +optional
 	IdentityProviders []IdentityProvider `json:"identityProviders,omitempty"`
 
+	// ClientAssertions bounds the JWT client assertions clients sign
+	// themselves (private_key_jwt).
+	//
+	// +kubebuilder:default={}
+	// +optional
+	ClientAssertions ClientAssertions `json:"clientAssertions,omitempty"`
+
 	// WorkloadIdentity says which workload tokens may authenticate clients
 	// that have no secret: the cluster's service-account tokens and those
 	// of further trusted issuers (OAuthClient spec.authentication).

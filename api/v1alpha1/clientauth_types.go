@@ -1,5 +1,9 @@
 package v1alpha1
 
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
 // ClientAuthentication is the credential a client proves itself with
 // instead of a client secret: a JWT client assertion (RFC 7523 §2.2,
 // client_assertion_type urn:ietf:params:oauth:client-assertion-type:jwt-bearer)
@@ -39,6 +43,24 @@ type ClientAuthentication struct {
 	Federated *FederatedAuthentication `json:"federated,omitempty"`
 }
 
+// ClientAssertions bounds private_key_jwt assertions.
+type ClientAssertions struct {
+	// MaxExpiresIn refuses an assertion whose exp is further away than
+	// this when it arrives, between 1m and 1h. Default 5m: an assertion
+	// is made for one request, and its jti is kept until it expires. Some
+	// client libraries sign assertions valid for an hour (zitadel/oidc's
+	// relying party for code exchange, refresh and revocation); raise it
+	// for them.
+	//
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="maxExpiresIn must be a duration such as 5m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self) >= duration('1m') && duration(self) <= duration('1h'))",message="maxExpiresIn must be between 1m and 1h"
+	// +optional
+	MaxExpiresIn *metav1.Duration `json:"maxExpiresIn,omitempty"`
+}
+
 // ServiceAccountAuthentication names the client's ServiceAccount.
 type ServiceAccountAuthentication struct {
 	// Name of a ServiceAccount in the OAuthClient's namespace. Until it
@@ -53,8 +75,9 @@ type ServiceAccountAuthentication struct {
 // PrivateKeyJWTAuthentication says where the client's public keys are.
 // Assertions are signed with ES256, RS256 or EdDSA (never none or an HMAC
 // algorithm), name the client as iss and sub, the server's issuer or token
-// endpoint as aud, expire at most 5 minutes after they are sent, and carry
-// a jti that is accepted once.
+// endpoint as aud, expire at most 5 minutes after they are sent (the
+// server's spec.clientAssertions.maxExpiresIn), and carry a jti that is
+// accepted once.
 //
 // +kubebuilder:validation:XValidation:rule="[has(self.keys), has(self.jwksURI), has(self.secretRef)].exists_one(x, x)",message="privateKeyJWT needs exactly one of keys, jwksURI or secretRef"
 type PrivateKeyJWTAuthentication struct {

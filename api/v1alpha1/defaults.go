@@ -28,6 +28,9 @@ const (
 	DefaultServiceAccountTokenMaxLifetime = time.Hour
 	DefaultTrustedIssuerMaxTokenLifetime  = time.Hour
 	DefaultTokenReuse                     = TokenSingleUse
+	// DefaultAssertionMaxExpiresIn: how far away a private_key_jwt
+	// assertion's exp may be.
+	DefaultAssertionMaxExpiresIn = 5 * time.Minute
 )
 
 // orDefault is d, or def when d is unset or not positive (the CRD refuses
@@ -171,6 +174,11 @@ func (c *OAuthClient) AuthMethod() TokenEndpointAuthMethod {
 // spec.authentication.
 func (c *OAuthClient) HasSecret() bool {
 	return c.Spec.ClientType != ClientPublic && c.Spec.Authentication == nil
+}
+
+// AssertionMaxExpiresIn is spec.clientAssertions.maxExpiresIn, defaulted.
+func (s *AuthorizationServer) AssertionMaxExpiresIn() time.Duration {
+	return orDefault(s.Spec.ClientAssertions.MaxExpiresIn, DefaultAssertionMaxExpiresIn)
 }
 
 // ServiceAccountTokenMaxLifetime is

@@ -16,12 +16,15 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
+	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/kubescheme"
 	"github.com/gatehouse-dev/gatehouse/internal/servingcert"
 	"github.com/gatehouse-dev/gatehouse/internal/version"
@@ -127,12 +130,25 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 	}
 
-	src, err := watchConfig(f, log)
+	src, cfg, err := watchConfig(f, log)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	reg := prometheus.NewRegistry()
+	onKeyFetch, err := server.KeyFetchCounter(reg)
+	if err != nil {
+		return err
+	}
+	src.OnKeyFetch = onKeyFetch
+	// The cluster's service-account issuer, for clients that authenticate
+	// as a ServiceAccount: fetched now and in the background, never while
+	// a request waits.
+	saIssuer, err := jwtverify.NewKubernetes(ctx, cfg, jwtverify.RemoteOptions{Log: log, OnFetch: onKeyFetch})
+	if err != nil {
+		return err
+	}
 	srcErr := make(chan error, 1)
 	go func() { srcErr <- src.Start(ctx) }()
 
@@ -154,7 +170,8 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer store.Close()
 
-	opts := server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies}
+	opts := server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies,
+		Registerer: reg, ServiceAccountIssuer: saIssuer}
 	if cert != nil {
 		opts.TLSCertificate = cert.Leaf
 	}
@@ -209,18 +226,19 @@ func serveOps(addr string, src *config.Kube, errc chan<- error) (*atomicHandler,
 
 // watchConfig makes the informer-backed source of the AuthorizationServer's
 // configuration.
-func watchConfig(f *serverFlags, log *slog.Logger) (*config.Kube, error) {
+func watchConfig(f *serverFlags, log *slog.Logger) (*config.Kube, *rest.Config, error) {
 	// Like controller-runtime: --kubeconfig, $KUBECONFIG, in-cluster, ~/.kube/config.
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
-		return nil, fmt.Errorf("finding the cluster: %w", err)
+		return nil, nil, fmt.Errorf("finding the cluster: %w", err)
 	}
 	cfg.UserAgent = "gatehouse-server/" + version.Version
 	scheme, err := kubescheme.New()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return config.NewKube(cfg, scheme, f.namespace, f.name, log)
+	src, err := config.NewKube(cfg, scheme, f.namespace, f.name, log)
+	return src, cfg, err
 }
 
 // servePublic serves the OAuth endpoints, over HTTPS when cert is set,

@@ -32,6 +32,8 @@ func compileClient(oc *gatehousev1alpha1.OAuthClient, server *Snapshot, grants m
 		SkipConsent: oc.Spec.SkipConsent,
 		IDTokenAlg:  oc.Spec.IDTokenSignedResponseAlg,
 		RequirePKCE: oc.Spec.RequirePKCE == nil || *oc.Spec.RequirePKCE,
+		Namespace:   oc.Namespace,
+		Assertion:   compileAssertion(oc, server),
 	}
 	if c.Public {
 		// RFC 9700 §2.1.1: PKCE is the only protection a public

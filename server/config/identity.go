@@ -219,7 +219,7 @@ func (k *Kube) identitySecrets(ctx context.Context, as *gatehousev1alpha1.Author
 		}
 	}
 	if k.idp == nil {
-		k.idp = map[string]*secretWatch{}
+		k.idp = map[string]*namedWatch{}
 	}
 	out := map[string]*corev1.Secret{}
 	for n := range want {

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 )
 
@@ -44,11 +45,12 @@ type Kube struct {
 	// (freshness.go).
 	metadata metadata.Interface
 
-	keys *secretWatch
+	keys *namedWatch
 
 	mu      sync.Mutex // guards users, builder, built and started
-	users   *secretWatch
-	idp     map[string]*secretWatch // identity providers' Secrets (identity.go)
+	users   *namedWatch
+	idp     map[string]*namedWatch // identity providers' Secrets (identity.go)
+	cas     map[string]*namedWatch // trusted issuers' CA ConfigMaps (workload.go)
 	builder Builder
 	// built are the resourceVersions of the AuthorizationServer and the
 	// keys Secret the served snapshot was built from (freshness.go).
@@ -64,6 +66,9 @@ type Kube struct {
 	verifyInterval time.Duration
 	// verifiedAt is VerifiedAt in Unix nanoseconds, 0 before the first.
 	verifiedAt atomic.Int64
+	// OnKeyFetch, when set before Start, is told of every fetch of a JWK
+	// Set that a client's jwksURI or a trusted issuer names.
+	OnKeyFetch func(name string, err error)
 }
 
 // NewKube prepares a Source for the AuthorizationServer namespace/name.
@@ -133,6 +138,9 @@ func (k *Kube) Start(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- k.cache.Start(ctx) }()
 
+	k.mu.Lock()
+	k.builder.KeySets = jwtverify.NewRegistry(ctx, jwtverify.RemoteOptions{Log: k.log, OnFetch: k.OnKeyFetch})
+	k.mu.Unlock()
 	k.keys = k.watchSecret(ctx, keyset.SecretName(k.name))
 	defer k.keys.stop()
 	defer func() {
@@ -156,7 +164,7 @@ func (k *Kube) Start(ctx context.Context) error {
 	}
 	// Start the users watch and let it list before the first build, so the
 	// first snapshot already has the users (and reports no false problem).
-	var users *secretWatch
+	var users *namedWatch
 	if in, err := k.inputs(ctx); err == nil && in.Server != nil {
 		k.mu.Lock()
 		k.ensureUsersWatch(ctx, in.Server)
@@ -279,6 +287,7 @@ func (k *Kube) rebuildLocked(ctx context.Context) {
 			in.UsersSecret = k.users.get(k.namespace)
 		}
 		in.IdentitySecrets = k.identitySecrets(ctx, in.Server)
+		in.ConfigMaps = k.trustedIssuerConfigMaps(ctx, in.Server)
 	}
 	snap, err := k.builder.SetServer(in)
 	if err != nil {
@@ -341,20 +350,29 @@ func (k *Kube) ensureUsersWatch(ctx context.Context, as *gatehousev1alpha1.Autho
 	}
 }
 
-// secretWatch is an informer on one Secret, selected by name.
-type secretWatch struct {
+// namedWatch is an informer on one object (a Secret, a ConfigMap),
+// selected by name: the server's Role grants them by resourceNames only.
+type namedWatch struct {
 	name     string
 	informer toolscache.SharedIndexInformer
 	stop     context.CancelFunc
 }
 
-func (k *Kube) watchSecret(ctx context.Context, name string) *secretWatch {
+func (k *Kube) watchSecret(ctx context.Context, name string) *namedWatch {
+	return k.watchNamed(ctx, "secrets", &corev1.Secret{}, name)
+}
+
+func (k *Kube) watchConfigMap(ctx context.Context, name string) *namedWatch {
+	return k.watchNamed(ctx, "configmaps", &corev1.ConfigMap{}, name)
+}
+
+func (k *Kube) watchNamed(ctx context.Context, resource string, example runtime.Object, name string) *namedWatch {
 	ctx, cancel := context.WithCancel(ctx)
-	lw := toolscache.NewFilteredListWatchFromClient(k.clientset.CoreV1().RESTClient(), "secrets", k.namespace,
+	lw := toolscache.NewFilteredListWatchFromClient(k.clientset.CoreV1().RESTClient(), resource, k.namespace,
 		func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 		})
-	inf := toolscache.NewSharedIndexInformer(lw, &corev1.Secret{}, 0, toolscache.Indexers{})
+	inf := toolscache.NewSharedIndexInformer(lw, example, 0, toolscache.Indexers{})
 	_, _ = inf.AddEventHandler(k.handler())
 	go inf.RunWithContext(ctx)
 	go func() {
@@ -362,14 +380,25 @@ func (k *Kube) watchSecret(ctx context.Context, name string) *secretWatch {
 			k.trigger()
 		}
 	}()
-	return &secretWatch{name: name, informer: inf, stop: cancel}
+	return &namedWatch{name: name, informer: inf, stop: cancel}
 }
 
-func (w *secretWatch) get(namespace string) *corev1.Secret {
+func (w *namedWatch) object(namespace string) any {
 	obj, ok, err := w.informer.GetStore().GetByKey(namespace + "/" + w.name)
 	if err != nil || !ok {
 		return nil
 	}
-	s, _ := obj.(*corev1.Secret)
+	return obj
+}
+
+// get returns the watched Secret, nil while there is none.
+func (w *namedWatch) get(namespace string) *corev1.Secret {
+	s, _ := w.object(namespace).(*corev1.Secret)
 	return s
+}
+
+// getConfigMap returns the watched ConfigMap, nil while there is none.
+func (w *namedWatch) getConfigMap(namespace string) *corev1.ConfigMap {
+	c, _ := w.object(namespace).(*corev1.ConfigMap)
+	return c
 }

@@ -17,6 +17,7 @@ import (
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
@@ -78,6 +79,18 @@ type Snapshot struct {
 	// upstream identity providers (identity.go).
 	Identity *identity.Set
 
+	// AssertionMaxExpiresIn is how far away a private_key_jwt assertion's
+	// exp may be; DefaultAssertionMaxExpiresIn when zero.
+	AssertionMaxExpiresIn time.Duration
+	// ServiceAccountTokenMaxLifetime caps exp - iat of the service-account
+	// tokens clients authenticate with (workload.go).
+	ServiceAccountTokenMaxLifetime time.Duration
+	// TrustedIssuers by name: spec.workloadIdentity.trustedIssuers.
+	TrustedIssuers map[string]*TrustedIssuer
+	// keySets fetches the JWK Sets clients and trusted issuers name by
+	// URL; nil in snapshots built by hand.
+	keySets *jwtverify.Registry
+
 	// Problems are configuration errors found while building, for logs and
 	// readiness; the snapshot is still usable for what is not affected.
 	Problems []string
@@ -120,6 +133,11 @@ type Client struct {
 	RequirePKCE   bool
 	SkipConsent   bool
 	SecretHashes  []SecretHash
+	// Namespace is the OAuthClient's namespace.
+	Namespace string
+	// Assertion is the credential of a client without a secret
+	// (spec.authentication); nil for the others.
+	Assertion *ClientAssertion
 	// IDTokenAlg is spec.idTokenSignedResponseAlg; empty for the default,
 	// RS256.
 	IDTokenAlg string
@@ -226,6 +244,8 @@ type Inputs struct {
 	UsersSecret *corev1.Secret
 	// IdentitySecrets are the identity providers' Secrets, by name.
 	IdentitySecrets map[string]*corev1.Secret
+	// ConfigMaps are the trusted issuers' CA ConfigMaps, by name.
+	ConfigMaps map[string]*corev1.ConfigMap
 }
 
 // Builder builds Snapshots, re-parsing a Secret only when its
@@ -235,6 +255,11 @@ type Inputs struct {
 // inputs, SetClient and DeleteClient for one OAuthClient (incremental.go).
 // A Builder is not safe for concurrent use; the Snapshots it returns are.
 type Builder struct {
+	// KeySets fetches the JWK Sets that clients (privateKeyJWT.jwksURI)
+	// and trusted issuers name by URL; without it those clients and
+	// issuers cannot be verified.
+	KeySets *jwtverify.Registry
+
 	keysVersion  string
 	keys         *keyset.Set
 	keysErr      error
@@ -283,6 +308,7 @@ func (b *Builder) buildServer(in Inputs) (*Snapshot, error) {
 		RotationInterval: as.RotationInterval(),
 		Scopes:           map[string]*Scope{},
 		StorageType:      cmp.Or(as.Spec.Storage.Type, gatehousev1alpha1.StorageMemory),
+		keySets:          b.KeySets,
 	}
 
 	b.buildScopes(s, as, in.Scopes)
@@ -324,6 +350,7 @@ func (b *Builder) buildServer(in Inputs) (*Snapshot, error) {
 		}
 	}
 	b.buildIdentity(s, as, in.IdentitySecrets)
+	b.buildWorkloadIdentity(s, as, in.ConfigMaps)
 	return s, nil
 }
 
