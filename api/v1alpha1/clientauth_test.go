@@ -23,7 +23,7 @@ func TestClientAuthenticationValidation(t *testing.T) {
 	ctx := context.Background()
 
 	const (
-		ecKey   = `{kty: EC, crv: P-256, kid: k1, x: f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU, y: x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0}`
+		ecKey   = `{kty: EC, crv: P-256, kid: k1, x: f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU, "y": x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0}`
 		saAuth  = `{serviceAccount: {name: orders-worker}}`
 		pkjAuth = `{privateKeyJWT: {keys: [` + ecKey + `]}}`
 	)
@@ -61,19 +61,23 @@ func TestClientAuthenticationValidation(t *testing.T) {
 		{"jwksURI over http", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {jwksURI: "http://keys.example.com/jwks"}}}`,
 			"jwksURI must use https; http is allowed only on loopback hosts"},
 		{"HMAC key", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: oct, k: c2VjcmV0}]}}}`, `Unsupported value: "oct"`},
-		{"alg none", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: EC, alg: none, crv: P-256, x: AA, y: AA}]}}}`, `Unsupported value: "none"`},
-		{"HS256", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: RSA, alg: HS256, n: AA, e: AQAB}]}}}`, `Unsupported value: "HS256"`},
-		{"alg of another key type", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: EC, alg: RS256, crv: P-256, x: AA, y: AA}]}}}`,
+		{"alg none", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: EC, alg: none, crv: P-256, x: AA, "y": AA}]}}}`, `Unsupported value: "none"`},
+		{"HS256", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: RSA, alg: HS256, "n": AA, e: AQAB}]}}}`, `Unsupported value: "HS256"`},
+		{"alg of another key type", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: EC, alg: RS256, crv: P-256, x: AA, "y": AA}]}}}`,
 			"alg must fit the key: ES256 for EC, RS256 for RSA, EdDSA for OKP"},
 		{"EC key without y", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: EC, crv: P-256, x: AA}]}}}`,
 			"an EC key needs crv P-256, x and y"},
-		{"P-384", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: EC, crv: P-384, x: AA, y: AA}]}}}`, `Unsupported value: "P-384"`},
-		{"RSA key without e", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: RSA, n: AA}]}}}`, "an RSA key needs n and e"},
+		{"EC key with a bare YAML y", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: EC, crv: P-256, x: AA, y: AA}]}}}`,
+			"in YAML quote the name y"},
+		{"RSA key with a bare YAML n", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: RSA, n: AA, e: AQAB}]}}}`,
+			"in YAML quote the name n"},
+		{"P-384", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: EC, crv: P-384, x: AA, "y": AA}]}}}`, `Unsupported value: "P-384"`},
+		{"RSA key without e", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: RSA, "n": AA}]}}}`, "an RSA key needs n and e"},
 		{"key not base64url", validClient, `spec: {` + cc + `authentication: {privateKeyJWT: {keys: [{kty: OKP, crv: Ed25519, x: "a+b/"}]}}}`, "should match"},
 		{"federated binding without subject", validClient, `spec: {` + cc + `authentication: {federated: {issuer: github}}}`, "subject: Required value"},
 		{"federated claim on iss", validClient, `spec: {` + cc + `authentication: {federated: {issuer: github, subject: x, claims: {iss: evil}}}}`,
 			"claims cannot list iss, sub, aud, exp, nbf, iat or jti"},
-		{"federated issuer not a name", validClient, `spec: {` + cc + `authentication: {federated: {issuer: "https://token.actions.githubusercontent.com", subject: x}}}`,
+		{"federated issuer not a name", validClient, `spec: {` + cc + `authentication: {federated: {issuer: "GitHub_CI", subject: x}}}`,
 			"issuer is the name of a trusted issuer: a DNS label"},
 		// AuthorizationServer: workload identity.
 		{"SA token lifetime too long", validServer, `spec: {workloadIdentity: {serviceAccountTokens: {maxTokenLifetime: 8760h}}}`,

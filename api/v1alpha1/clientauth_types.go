@@ -147,10 +147,12 @@ type FederatedAuthentication struct {
 
 // JSONWebKey is a public key in JSON Web Key form (RFC 7517): an EC P-256
 // key (ES256), an RSA key of at least 2048 bits (RS256) or an Ed25519 key
-// (EdDSA). Private members (d, p, q, ...) are not part of the schema.
+// (EdDSA). Private members (d, p, q, ...) are not part of the schema. In
+// YAML, quote the member names "y" and "n": YAML 1.1, which kubectl
+// reads, takes a bare y for true and n for false.
 //
-// +kubebuilder:validation:XValidation:rule="self.kty != 'EC' || (has(self.crv) && self.crv == 'P-256' && has(self.x) && has(self.y) && !has(self.n) && !has(self.e))",message="an EC key needs crv P-256, x and y"
-// +kubebuilder:validation:XValidation:rule="self.kty != 'RSA' || (has(self.n) && has(self.e) && !has(self.crv) && !has(self.x) && !has(self.y))",message="an RSA key needs n and e"
+// +kubebuilder:validation:XValidation:rule="self.kty != 'EC' || (has(self.crv) && self.crv == 'P-256' && has(self.x) && has(self.y) && !has(self.n) && !has(self.e))",message="an EC key needs crv P-256, x and y (in YAML quote the name y, as 'y': YAML 1.1, which kubectl reads, takes a bare y for true)"
+// +kubebuilder:validation:XValidation:rule="self.kty != 'RSA' || (has(self.n) && has(self.e) && !has(self.crv) && !has(self.x) && !has(self.y))",message="an RSA key needs n and e (in YAML quote the name n, as 'n': YAML 1.1, which kubectl reads, takes a bare n for false)"
 // +kubebuilder:validation:XValidation:rule="self.kty != 'OKP' || (has(self.crv) && self.crv == 'Ed25519' && has(self.x) && !has(self.y) && !has(self.n) && !has(self.e))",message="an OKP key needs crv Ed25519 and x"
 // +kubebuilder:validation:XValidation:rule="!has(self.alg) || (self.kty == 'EC' && self.alg == 'ES256') || (self.kty == 'RSA' && self.alg == 'RS256') || (self.kty == 'OKP' && self.alg == 'EdDSA')",message="alg must fit the key: ES256 for EC, RS256 for RSA, EdDSA for OKP"
 type JSONWebKey struct {

@@ -187,7 +187,7 @@ func TestValidationRejectsBadObjects(t *testing.T) {
 		{"public client with basic auth", validPublicClient, `spec: {tokenEndpointAuthMethod: client_secret_basic}`, "a public client has no secret, so its tokenEndpointAuthMethod must be none"},
 		{"public client without PKCE", validPublicClient, `spec: {requirePKCE: false}`, "PKCE cannot be turned off for a public client"},
 		{"confidential client with auth none", validClient, `spec: {tokenEndpointAuthMethod: none}`, "tokenEndpointAuthMethod none is for public clients only"},
-		{"unknown auth method", validClient, `spec: {tokenEndpointAuthMethod: private_key_jwt}`, `Unsupported value: "private_key_jwt"`},
+		{"unknown auth method", validClient, `spec: {tokenEndpointAuthMethod: client_secret_jwt}`, `Unsupported value: "client_secret_jwt"`},
 		{"unknown client type", validClient, `spec: {clientType: spa}`, `Unsupported value: "spa": supported values: "confidential", "public"`},
 		// OAuthClient: scopes, audience, secret.
 		{"scope with a space", validClient, `spec: {scopes: ["orders read"]}`, "a scope must not contain spaces"},
@@ -196,7 +196,7 @@ func TestValidationRejectsBadObjects(t *testing.T) {
 		{"empty scope", validClient, `spec: {scopes: [""]}`, "should be at least 1 chars long"},
 		{"audience with white space", validClient, `spec: {audience: ["orders api"]}`, "an audience must not contain white space"},
 		{"bad secret name", validClient, `spec: {secretName: My_Secret}`, "secretName must be a valid Secret name"},
-		{"name too long for the default Secret name", validClient, `metadata: {name: ` + longName(241) + `}`, "the default Secret name <name>-oauth-client would be longer than 253 characters"},
+		{"name too long for the default Secret name", validClient, `metadata: {name: ` + longName(241) + `}`, "the default Secret or ConfigMap name <name>-oauth-client would be longer than 253 characters"},
 		{"rotation interval too short", validClient, `spec: {secretRotation: {interval: 30m}}`, "interval must be between 1h and 8760h"},
 		{"grace period not shorter than interval", validClient, `spec: {secretRotation: {interval: 12h}}`, "gracePeriod must be shorter than interval"},
 		{"grace period too long", validClient, `spec: {secretRotation: {gracePeriod: 1000h}}`, "gracePeriod must be at most 720h"},
