@@ -161,7 +161,9 @@ func checkClient(snap *config.Snapshot, cred clientCredentials, now time.Time, a
 	case c == nil:
 		reason = "unknown_client"
 	case cred.Method == methodClientAssertion && !usesAssertion(c.AuthMethod),
-		cred.Method != methodClientAssertion && c.AuthMethod != cred.Method:
+		cred.Method != methodClientAssertion && !c.AcceptsAuthMethod(cred.Method):
+		// A pinned method is enforced; a client that pinned none may
+		// send its secret either way (OAuthClient.AuthMethods).
 		reason = "wrong_method"
 	case cred.Method == methodClientAssertion:
 		if assert == nil {

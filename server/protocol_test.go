@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -107,6 +108,42 @@ func TestClientSecretPost(t *testing.T) {
 	re := retrieveError(t, func() error { _, err := cfg.Token(ctx(t)); return err }())
 	if re.Response.StatusCode != http.StatusUnauthorized || re.ErrorCode != ErrInvalidClient {
 		t.Errorf("got %d %s", re.Response.StatusCode, re.ErrorCode)
+	}
+}
+
+// A client that pinned no method (the default OAuthClient) may send its
+// secret either way, as relying-party libraries do by default
+// (x/oauth2 tries the header first, openid-client and the OpenID
+// certification suite's client send it in the body); a pinned method is
+// enforced, in both directions.
+func TestUnpinnedClientAcceptsBasicAndPost(t *testing.T) {
+	ts := newTestServer(t)
+	unpinned := (&gatehousev1alpha1.OAuthClient{}).AuthMethods()
+	ts.update(func(s *config.Snapshot) {
+		web := *s.Clients.Get(webClientID)
+		web.AuthMethods = unpinned
+		s.Clients = s.Clients.With(&web)
+	})
+	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams, oauth2.AuthStyleAutoDetect} {
+		cfg := ts.webConfig("orders:read")
+		cfg.Endpoint.AuthStyle = style
+		verifier := oauth2.GenerateVerifier()
+		back := newBrowser(t, ts).authorize(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "approve", false)
+		tok, err := cfg.Exchange(ctx(t), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatalf("auth style %d: %v", style, err)
+		}
+		if _, err := cfg.TokenSource(ctx(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+			t.Fatalf("auth style %d, refresh: %v", style, err)
+		}
+	}
+
+	// Pinned to client_secret_basic (ccClientID): the body is refused.
+	cfg := ts.ccConfig(ccClientID, ccSecret)
+	cfg.AuthStyle = oauth2.AuthStyleInParams
+	re := retrieveError(t, func() error { _, err := cfg.Token(ctx(t)); return err }())
+	if re.Response.StatusCode != http.StatusBadRequest || re.ErrorCode != ErrInvalidClient {
+		t.Errorf("client_secret_post for a client pinned to client_secret_basic: %d %s", re.Response.StatusCode, re.ErrorCode)
 	}
 }
 

@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,27 +160,37 @@ func TestWorkloadIdentityDefaults(t *testing.T) {
 }
 
 // AuthMethod is the one place the effective method is decided; the CRD's
-// rules keep spec.tokenEndpointAuthMethod consistent with it.
+// rules keep spec.tokenEndpointAuthMethod consistent with it. AuthMethods
+// tells an unset method (a client with a secret may send it either way)
+// from a pinned one, which the CRD's defaulting must leave unset
+// (TestDefaultsAreFilledIn).
 func TestAuthMethod(t *testing.T) {
 	sa := &v1.ClientAuthentication{ServiceAccount: &v1.ServiceAccountAuthentication{Name: "w"}}
 	pk := &v1.ClientAuthentication{PrivateKeyJWT: &v1.PrivateKeyJWTAuthentication{JWKSURI: "https://k"}}
 	fed := &v1.ClientAuthentication{Federated: &v1.FederatedAuthentication{Issuer: "ci", Subject: "s"}}
+	basic, post := v1.AuthClientSecretBasic, v1.AuthClientSecretPost
 	for _, tc := range []struct {
-		spec       v1.OAuthClientSpec
-		want       v1.TokenEndpointAuthMethod
-		wantSecret bool
+		spec        v1.OAuthClientSpec
+		want        v1.TokenEndpointAuthMethod
+		wantMethods []v1.TokenEndpointAuthMethod
+		wantSecret  bool
 	}{
-		{v1.OAuthClientSpec{}, v1.AuthClientSecretBasic, true},
-		{v1.OAuthClientSpec{ClientType: v1.ClientConfidential, TokenEndpointAuthMethod: v1.AuthClientSecretPost}, v1.AuthClientSecretPost, true},
-		{v1.OAuthClientSpec{ClientType: v1.ClientPublic}, v1.AuthNone, false},
-		{v1.OAuthClientSpec{Authentication: sa}, v1.AuthFederatedJWT, false},
-		{v1.OAuthClientSpec{Authentication: fed}, v1.AuthFederatedJWT, false},
-		{v1.OAuthClientSpec{Authentication: pk}, v1.AuthPrivateKeyJWT, false},
-		{v1.OAuthClientSpec{Authentication: pk, TokenEndpointAuthMethod: v1.AuthPrivateKeyJWT}, v1.AuthPrivateKeyJWT, false},
+		{v1.OAuthClientSpec{}, basic, []v1.TokenEndpointAuthMethod{basic, post}, true},
+		{v1.OAuthClientSpec{ClientType: v1.ClientConfidential}, basic, []v1.TokenEndpointAuthMethod{basic, post}, true},
+		{v1.OAuthClientSpec{ClientType: v1.ClientConfidential, TokenEndpointAuthMethod: post}, post, []v1.TokenEndpointAuthMethod{post}, true},
+		{v1.OAuthClientSpec{ClientType: v1.ClientConfidential, TokenEndpointAuthMethod: basic}, basic, []v1.TokenEndpointAuthMethod{basic}, true},
+		{v1.OAuthClientSpec{ClientType: v1.ClientPublic}, v1.AuthNone, []v1.TokenEndpointAuthMethod{v1.AuthNone}, false},
+		{v1.OAuthClientSpec{Authentication: sa}, v1.AuthFederatedJWT, []v1.TokenEndpointAuthMethod{v1.AuthFederatedJWT}, false},
+		{v1.OAuthClientSpec{Authentication: fed}, v1.AuthFederatedJWT, []v1.TokenEndpointAuthMethod{v1.AuthFederatedJWT}, false},
+		{v1.OAuthClientSpec{Authentication: pk}, v1.AuthPrivateKeyJWT, []v1.TokenEndpointAuthMethod{v1.AuthPrivateKeyJWT}, false},
+		{v1.OAuthClientSpec{Authentication: pk, TokenEndpointAuthMethod: v1.AuthPrivateKeyJWT}, v1.AuthPrivateKeyJWT, []v1.TokenEndpointAuthMethod{v1.AuthPrivateKeyJWT}, false},
 	} {
 		oc := &v1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Spec: tc.spec}
 		if got := oc.AuthMethod(); got != tc.want {
 			t.Errorf("%+v: AuthMethod = %s, want %s", tc.spec, got, tc.want)
+		}
+		if got := oc.AuthMethods(); !slices.Equal(got, tc.wantMethods) {
+			t.Errorf("%+v: AuthMethods = %v, want %v", tc.spec, got, tc.wantMethods)
 		}
 		if got := oc.HasSecret(); got != tc.wantSecret {
 			t.Errorf("%+v: HasSecret = %v, want %v", tc.spec, got, tc.wantSecret)

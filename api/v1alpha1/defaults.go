@@ -169,6 +169,21 @@ func (c *OAuthClient) AuthMethod() TokenEndpointAuthMethod {
 	return AuthClientSecretBasic
 }
 
+// AuthMethods are the methods the client may authenticate with, AuthMethod
+// first. A client with a secret whose spec.tokenEndpointAuthMethod is
+// unset may send it either way RFC 6749 §2.3.1 defines, in the
+// Authorization header (client_secret_basic) or in the body
+// (client_secret_post): relying-party libraries pick one or the other by
+// default, and OpenID Connect certification tests both. Setting the field
+// pins that one method and refuses the other. Every other client has
+// exactly one method.
+func (c *OAuthClient) AuthMethods() []TokenEndpointAuthMethod {
+	if c.Spec.TokenEndpointAuthMethod == "" && c.HasSecret() {
+		return []TokenEndpointAuthMethod{AuthClientSecretBasic, AuthClientSecretPost}
+	}
+	return []TokenEndpointAuthMethod{c.AuthMethod()}
+}
+
 // HasSecret reports whether the client authenticates with a client secret,
 // and so gets one in its Secret: a confidential client without
 // spec.authentication.

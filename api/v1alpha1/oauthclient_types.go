@@ -195,10 +195,13 @@ type OAuthClientSpec struct {
 	ClientType ClientType `json:"clientType,omitempty"`
 
 	// TokenEndpointAuthMethod is how the client authenticates at the token,
-	// introspection and revocation endpoints. When unset: private_key_jwt
-	// or federated_jwt as spec.authentication says, otherwise
-	// client_secret_basic for confidential clients and none for public
-	// ones.
+	// introspection, revocation and pushed authorization request
+	// endpoints. When unset: private_key_jwt or federated_jwt as
+	// spec.authentication says, none for public clients, and for
+	// confidential clients with a secret both client_secret_basic (the
+	// Authorization header) and client_secret_post (the request body), as
+	// relying-party libraries use either by default. Set it to pin one
+	// method: any other is then refused.
 	//
 	// +optional
 	TokenEndpointAuthMethod TokenEndpointAuthMethod `json:"tokenEndpointAuthMethod,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 
@@ -29,6 +30,7 @@ func compileClient(oc *gatehousev1alpha1.OAuthClient, server *Snapshot, grants m
 		DisplayName: cmp.Or(oc.Spec.DisplayName, oc.Name),
 		Public:      oc.Spec.ClientType == gatehousev1alpha1.ClientPublic,
 		AuthMethod:  oc.AuthMethod(),
+		AuthMethods: internAuthMethods(oc.AuthMethods()),
 		SkipConsent: oc.Spec.SkipConsent,
 		IDTokenAlg:  oc.Spec.IDTokenSignedResponseAlg,
 		RequirePKCE: oc.Spec.RequirePKCE == nil || *oc.Spec.RequirePKCE,
@@ -74,6 +76,16 @@ func compileClient(oc *gatehousev1alpha1.OAuthClient, server *Snapshot, grants m
 		c.SecretHashes = append(c.SecretHashes, sh)
 	}
 	return c
+}
+
+// authMethodSets are the few distinct lists of accepted methods, shared
+// by every client that has one (Clients are never modified).
+var authMethodSets sync.Map
+
+func internAuthMethods(ms []gatehousev1alpha1.TokenEndpointAuthMethod) []gatehousev1alpha1.TokenEndpointAuthMethod {
+	key := strings.Join(toStrings(ms), " ")
+	v, _ := authMethodSets.LoadOrStore(key, slices.Clip(ms))
+	return v.([]gatehousev1alpha1.TokenEndpointAuthMethod)
 }
 
 // exchangeable compiles a list of exchangeable tokens, keeping only the

@@ -121,7 +121,11 @@ type Client struct {
 	ID          string
 	DisplayName string
 	Public      bool
-	AuthMethod  gatehousev1alpha1.TokenEndpointAuthMethod
+	// AuthMethod is the client's method, the first of AuthMethods.
+	AuthMethod gatehousev1alpha1.TokenEndpointAuthMethod
+	// AuthMethods are every method the client may authenticate with
+	// (OAuthClient.AuthMethods); when empty, AuthMethod alone.
+	AuthMethods []gatehousev1alpha1.TokenEndpointAuthMethod
 	// RedirectURIs are matched exactly (RFC 9700 §4.1.3).
 	RedirectURIs []string
 	// PostLogoutRedirectURIs are matched like RedirectURIs.
@@ -144,6 +148,14 @@ type Client struct {
 	// TokenExchange is what the client may exchange (RFC 8693); nil when
 	// it may not.
 	TokenExchange *TokenExchange
+}
+
+// AcceptsAuthMethod reports whether the client may authenticate with m.
+func (c *Client) AcceptsAuthMethod(m gatehousev1alpha1.TokenEndpointAuthMethod) bool {
+	if len(c.AuthMethods) == 0 {
+		return c.AuthMethod == m
+	}
+	return slices.Contains(c.AuthMethods, m)
 }
 
 // TokenExchange is an OAuthClient's spec.tokenExchange.

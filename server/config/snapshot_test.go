@@ -87,7 +87,14 @@ func TestBuildFiltersAndDefaults(t *testing.T) {
 	if c.AuthMethod != gatehousev1alpha1.AuthClientSecretBasic || !c.RequirePKCE || !c.GrantTypes[gatehousev1alpha1.GrantAuthorizationCode] || c.DisplayName != "same-ns" {
 		t.Errorf("confidential defaults: %+v", c)
 	}
+	// No method pinned: the secret may come either way.
+	if !c.AcceptsAuthMethod(gatehousev1alpha1.AuthClientSecretBasic) || !c.AcceptsAuthMethod(gatehousev1alpha1.AuthClientSecretPost) || c.AcceptsAuthMethod(gatehousev1alpha1.AuthNone) {
+		t.Errorf("confidential client without a pinned method accepts %v, want client_secret_basic and client_secret_post", c.AuthMethods)
+	}
 	p := s.Clients.Get("team.explicit")
+	if !slices.Equal(p.AuthMethods, []gatehousev1alpha1.TokenEndpointAuthMethod{gatehousev1alpha1.AuthNone}) {
+		t.Errorf("public client accepts %v, want none alone", p.AuthMethods)
+	}
 	if p.AuthMethod != gatehousev1alpha1.AuthNone || !p.RequirePKCE || p.GrantTypes[gatehousev1alpha1.GrantClientCredentials] || !p.SecretHashes[0].NotAfter.Equal(notAfter.Time) {
 		t.Errorf("public client: %+v", p)
 	}
