@@ -44,7 +44,7 @@ func TestOAuthClientGeneratesCredentials(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	wantKeys := []string{"authorization_endpoint", "client_id", "client_secret", "issuer", "jwks_uri", "oidc_discovery_url", "token_endpoint"}
+	wantKeys := []string{"authorization_endpoint", "client_id", "client_secret", "grant_types", "issuer", "jwks_uri", "oidc_discovery_url", "scope", "token_endpoint"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("Secret keys = %v, want exactly %v", keys, wantKeys)
 	}
@@ -54,6 +54,8 @@ func TestOAuthClientGeneratesCredentials(t *testing.T) {
 		"token_endpoint": ep.Token, "jwks_uri": ep.JWKS,
 		// OpenID Connect Discovery 1.0 §4: the issuer, path and all, then the well-known suffix.
 		"oidc_discovery_url": testIssuer + "/.well-known/openid-configuration",
+		// What the client may use (RFC 7591 names).
+		"grant_types": "authorization_code", "scope": "orders:read",
 	} {
 		if got := string(sec.Data[k]); got != want {
 			t.Errorf("Secret %s = %q, want %q", k, got, want)

@@ -189,6 +189,19 @@ func (r *OAuthClientReconciler) writeSecret(ctx context.Context, oc *oauthv1.OAu
 		data = map[string][]byte{}
 	}
 	ours := access == secretCreate || access == secretOwned
+	if ours {
+		// What the client may use, only where every key is the
+		// operator's: a key of that name in someone else's Secret is
+		// theirs. A key the client no longer has goes.
+		conn := connectionFor(oc)
+		for _, k := range connectionKeys {
+			if v, ok := conn[k]; ok {
+				want[k] = v
+			} else {
+				delete(data, k)
+			}
+		}
+	}
 	for k, v := range want {
 		if _, present := before.Data[k]; present && !ours && !written[k] {
 			continue // the owner's own copy, equal to ours (foreignMetadata checked)
@@ -269,6 +282,53 @@ func secretRecheck(oc *oauthv1.OAuthClient) ctrlresult.Result {
 
 func (r *OAuthClientReconciler) event(ctx context.Context, oc *oauthv1.OAuthClient, typ, reason, note string, args ...any) {
 	emit(ctx, r.Recorder, oc, typ, reason, note, args...)
+}
+
+// connectionKeys are the keys of connectionFor.
+var connectionKeys = []string{oauthv1.ConnectionKeyGrantTypes, oauthv1.ConnectionKeyScope,
+	oauthv1.ConnectionKeySubjectTokenTypes, oauthv1.ConnectionKeyActorTokenTypes}
+
+// connectionFor is what the client may use, space-separated under RFC 7591
+// names where they exist: its grant types and scopes, and with token
+// exchange the token types it may present (RFC 8693 §3). Empty lists are
+// left out.
+func connectionFor(oc *oauthv1.OAuthClient) map[string]string {
+	out := map[string]string{}
+	grants := oc.Spec.GrantTypes
+	if len(grants) == 0 {
+		grants = []oauthv1.GrantType{oauthv1.GrantAuthorizationCode}
+	}
+	out[oauthv1.ConnectionKeyGrantTypes] = joinStrings(grants)
+	if len(oc.Spec.Scopes) > 0 {
+		out[oauthv1.ConnectionKeyScope] = joinStrings(oc.Spec.Scopes)
+	}
+	if te := oc.Spec.TokenExchange; te != nil && slices.Contains(grants, oauthv1.GrantTokenExchange) {
+		if types := tokenTypes(te.SubjectTokens); types != "" {
+			out[oauthv1.ConnectionKeySubjectTokenTypes] = types
+		}
+		if types := tokenTypes(te.ActorTokens); types != "" {
+			out[oauthv1.ConnectionKeyActorTokenTypes] = types
+		}
+	}
+	return out
+}
+
+func tokenTypes(list []oauthv1.ExchangeableToken) string {
+	var urns []string
+	for _, t := range list {
+		if u := t.Type.URN(); u != "" && !slices.Contains(urns, u) {
+			urns = append(urns, u)
+		}
+	}
+	return strings.Join(urns, " ")
+}
+
+func joinStrings[S ~string](in []S) string {
+	parts := make([]string, len(in))
+	for i, s := range in {
+		parts[i] = string(s)
+	}
+	return strings.Join(parts, " ")
 }
 
 // metadataFor is what the app needs besides client_secret, by Secret key.

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,33 @@ func TestSecretRecheckBacksOff(t *testing.T) {
 	}
 	if got := waitingFor(48 * time.Hour); got != 5*time.Minute {
 		t.Errorf("waiting 2 days: recheck in %s, want 5m", got)
+	}
+}
+
+// connectionFor writes what the client may use, and nothing for what it
+// may not.
+func TestConnectionFor(t *testing.T) {
+	te := &oauthv1.TokenExchange{
+		SubjectTokens: []oauthv1.ExchangeableToken{{Type: oauthv1.ExchangeAccessToken}, {Type: oauthv1.ExchangeAccessToken, Audiences: []oauthv1.Audience{"https://a"}}},
+		ActorTokens:   []oauthv1.ExchangeableToken{{Type: oauthv1.ExchangeAccessToken}},
+	}
+	for _, tc := range []struct {
+		spec oauthv1.OAuthClientSpec
+		want map[string]string
+	}{
+		{oauthv1.OAuthClientSpec{}, map[string]string{"grant_types": "authorization_code"}},
+		{oauthv1.OAuthClientSpec{GrantTypes: []oauthv1.GrantType{"authorization_code", "refresh_token"}, Scopes: []oauthv1.ScopeName{"openid", "orders:read"}},
+			map[string]string{"grant_types": "authorization_code refresh_token", "scope": "openid orders:read"}},
+		{oauthv1.OAuthClientSpec{GrantTypes: []oauthv1.GrantType{oauthv1.GrantTokenExchange}, TokenExchange: te},
+			map[string]string{"grant_types": string(oauthv1.GrantTokenExchange),
+				"subject_token_types": oauthv1.TokenTypeAccessToken, "actor_token_types": oauthv1.TokenTypeAccessToken}},
+		// tokenExchange without the grant (CEL refuses it): nothing.
+		{oauthv1.OAuthClientSpec{GrantTypes: []oauthv1.GrantType{"client_credentials"}, TokenExchange: te},
+			map[string]string{"grant_types": "client_credentials"}},
+	} {
+		got := connectionFor(&oauthv1.OAuthClient{Spec: tc.spec})
+		if !maps.Equal(got, tc.want) {
+			t.Errorf("connectionFor(%+v) = %v, want %v", tc.spec, got, tc.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -113,4 +114,34 @@ func TestScopeAllowedClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCondition(t, middleman, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+
+	// Its Secret says what it may use; a grant it loses leaves it.
+	sec := appSecret(t, appNS, "middleman-oauth-client")
+	if got := string(sec.Data["grant_types"]); got != string(oauthv1.GrantTokenExchange) {
+		t.Errorf("grant_types = %q", got)
+	}
+	if got := string(sec.Data["subject_token_types"]); got != oauthv1.TokenTypeAccessToken {
+		t.Errorf("subject_token_types = %q", got)
+	}
+	if _, ok := sec.Data["actor_token_types"]; ok {
+		t.Error("actor_token_types written for a client that may present no actor token")
+	}
+	get(t, middleman)
+	middleman.Spec.GrantTypes = []oauthv1.GrantType{oauthv1.GrantClientCredentials}
+	middleman.Spec.TokenExchange = nil
+	if err := c.Update(ctx, middleman); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sec = appSecret(t, appNS, "middleman-oauth-client")
+		_, stale := sec.Data["subject_token_types"]
+		if !stale && string(sec.Data["grant_types"]) == "client_credentials" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Secret still says %q, subject_token_types %q", sec.Data["grant_types"], sec.Data["subject_token_types"])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -15,7 +15,7 @@ import (
 
 // Token type identifiers (RFC 8693 §3).
 const (
-	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeAccessToken = gatehousev1alpha1.TokenTypeAccessToken
 	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
 )
 

@@ -366,3 +366,23 @@ func TestTokenExchangeActorChainBounded(t *testing.T) {
 	_, err := exchange(t, exchanger(t, ts, ordersAPIClientID, ordersAPISecret), exchangeRequest{subject: at.JWT})
 	assertExchangeError(t, err, ErrInvalidRequest, "deep")
 }
+
+// The server's RFC 8414 metadata and its OpenID Connect discovery document
+// list the token-exchange grant, so a library that reads them finds it.
+func TestMetadataAdvertisesTokenExchange(t *testing.T) {
+	ts := newTestServer(t)
+	for _, u := range []string{ts.snap().Endpoints.Metadata, ts.snap().Endpoints.OpenIDConfiguration} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			GrantTypes []string `json:"grant_types_supported"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if err != nil || !slices.Contains(doc.GrantTypes, string(gatehousev1alpha1.GrantTokenExchange)) {
+			t.Errorf("%s: grant_types_supported %v (%v)", u, doc.GrantTypes, err)
+		}
+	}
+}

@@ -51,6 +51,19 @@ const (
 	ExchangeAccessToken ExchangeableTokenType = "AccessToken"
 )
 
+// TokenTypeAccessToken is RFC 8693 §3's token type of an access token.
+const TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+
+// URN is the RFC 8693 §3 token type identifier a client sends for tokens
+// of this type.
+func (t ExchangeableTokenType) URN() string {
+	switch t {
+	case ExchangeAccessToken:
+		return TokenTypeAccessToken
+	}
+	return ""
+}
+
 // ExchangeableToken names tokens a client may present in a token exchange.
 type ExchangeableToken struct {
 	// Type of the token. AccessToken: an access token of this

@@ -73,4 +73,10 @@ const (
 	// the grants and scopes the client may use.
 	ConnectionKeyGrantTypes = "grant_types"
 	ConnectionKeyScope      = "scope"
+	// ConnectionKeySubjectTokenTypes and ConnectionKeyActorTokenTypes
+	// list, space-separated, the token types (RFC 8693 §3) a client with
+	// spec.tokenExchange may send as subject_token_type and
+	// actor_token_type; absent when it may send none.
+	ConnectionKeySubjectTokenTypes = "subject_token_types"
+	ConnectionKeyActorTokenTypes   = "actor_token_types"
 )

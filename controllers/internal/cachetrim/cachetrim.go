@@ -93,6 +93,10 @@ var sharedSecretValues = map[string]bool{
 	oauthv1.SecretKeyTokenEndpoint:         true,
 	oauthv1.SecretKeyJWKSURI:               true,
 	oauthv1.SecretKeyOIDCDiscoveryURL:      true,
+	// Not alike for all, but few distinct values across thousands.
+	oauthv1.ConnectionKeyGrantTypes:        true,
+	oauthv1.ConnectionKeySubjectTokenTypes: true,
+	oauthv1.ConnectionKeyActorTokenTypes:   true,
 }
 
 // internSecret interns a Secret's metadata and data keys, and shares the
