@@ -12,7 +12,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
-	"github.com/gatehouse-dev/gatehouse/controllers"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
@@ -81,7 +80,7 @@ func TestOAuthClientAPIRequests(t *testing.T) {
 	srv := server(ns, "auth")
 	create(t, srv)
 	// The server's own key Events go out after its keys are ready.
-	waitCondition(t, srv, controllers.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
+	waitCondition(t, srv, oauthv1.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
 	time.Sleep(time.Second)
 	counter.take()
 

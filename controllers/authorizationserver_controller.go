@@ -99,11 +99,11 @@ func (r *AuthorizationServerReconciler) reconcile(ctx context.Context, srv *oaut
 	now := r.Clock.Now()
 	if p, err := r.issuerConflict(ctx, srv); p != nil || err != nil {
 		if p != nil {
-			partFailed(&srv.Status.Conditions, srv.Generation, ConditionAccepted, p.reason, p.message)
+			failed(srv, &srv.Status.Conditions, oauthv1.ConditionAccepted, p.reason, p.message)
 		}
 		return ctrl.Result{}, err
 	}
-	setCondition(&srv.Status.Conditions, srv.Generation, ConditionAccepted, true, ReasonAccepted,
+	setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionAccepted, true, oauthv1.ReasonAccepted,
 		fmt.Sprintf("issuer %s is this server's", srv.Spec.Issuer))
 	srv.Status.Issuer = srv.Spec.Issuer
 	srv.Status.JWKSURI = endpoints.For(srv.Spec.Issuer).JWKS
@@ -139,7 +139,7 @@ func (r *AuthorizationServerReconciler) issuerConflict(ctx context.Context, srv 
 		if !other.DeletionTimestamp.IsZero() || !olderServer(other, srv) {
 			continue
 		}
-		return &problem{ReasonIssuerConflict, fmt.Sprintf(
+		return &problem{oauthv1.ReasonIssuerConflict, fmt.Sprintf(
 			"AuthorizationServer %s/%s already has issuer %s; give this one another spec.issuer (until then the operator changes nothing of it: no keys, no Deployment, and a Deployment it already has is left as it is)",
 			other.Namespace, other.Name, other.Spec.Issuer)}, nil
 	}

@@ -267,7 +267,7 @@ func TestAuthorizationServerRuntime(t *testing.T) {
 	}}
 	srv.Spec.Users = &oauthv1.UsersSpec{SecretRef: oauthv1.LocalObjectReference{Name: "people"}}
 	create(t, srv)
-	waitCondition(t, srv, controllers.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
+	waitCondition(t, srv, oauthv1.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
 	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, "Progressing")
 	if srv.Status.ActiveKeyID == "" || srv.Status.NextRotationTime == nil {
 		t.Errorf("status lacks key information: %+v", srv.Status)
@@ -430,7 +430,7 @@ func TestAuthorizationServerSpecImageAndDefaults(t *testing.T) {
 	srv := server(ns, "dev")
 	srv.Spec.Image = "registry.local/gatehouse:v9"
 	create(t, srv)
-	waitCondition(t, srv, controllers.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
+	waitCondition(t, srv, oauthv1.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: controllers.ServerObjectName(srv)}}
 	testenv.Eventually(t, 10*time.Second, func() error {
 		return testenv.Get(t).Client.Get(context.Background(), client.ObjectKeyFromObject(dep), dep)

@@ -8,13 +8,6 @@ import (
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 )
 
-// Reasons of the Ready condition of a server whose token server runs
-// outside the cluster.
-const (
-	ReasonExternalServerReady    = "ExternalServerReady"
-	ReasonExternalServerNotReady = "ExternalServerNotReady"
-)
-
 // How often an external token server is probed again, so that Ready
 // follows it when it stops or starts: nothing else would trigger a
 // reconcile, as no Deployment reports the change.
@@ -38,11 +31,11 @@ type ExternalServerProbe func(ctx context.Context, srv *oauthv1.AuthorizationSer
 // and the rest of the status are reconciled as in a cluster.
 func (r *AuthorizationServerReconciler) reconcileExternal(ctx context.Context, srv *oauthv1.AuthorizationServer) time.Duration {
 	if err := r.ExternalServer(ctx, srv); err != nil {
-		setCondition(&srv.Status.Conditions, srv.Generation, ConditionAvailable, false, ReasonExternalServerNotReady,
+		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionAvailable, false, oauthv1.ReasonExternalServerNotReady,
 			fmt.Sprintf("token server outside the cluster is not ready: %v", err))
 		return externalProbeNotReady
 	}
-	setCondition(&srv.Status.Conditions, srv.Generation, ConditionAvailable, true, ReasonExternalServerReady,
+	setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionAvailable, true, oauthv1.ReasonExternalServerReady,
 		"token server outside the cluster is ready")
 	return externalProbeReady
 }

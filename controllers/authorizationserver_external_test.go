@@ -61,14 +61,14 @@ func TestExternalServerReadiness(t *testing.T) {
 
 	srv := server(ns, "dev")
 	create(t, srv)
-	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, controllers.ReasonExternalServerNotReady)
+	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, oauthv1.ReasonExternalServerNotReady)
 	if msg := readyCondition(srv).Message; !strings.Contains(msg, "connection refused") {
 		t.Errorf("Ready message %q does not say why the external server is not ready", msg)
 	}
-	waitCondition(t, srv, controllers.ConditionKeysReady, metav1.ConditionTrue, controllers.ReasonKeysReady)
+	waitCondition(t, srv, oauthv1.ConditionKeysReady, metav1.ConditionTrue, oauthv1.ReasonKeysReady)
 
 	down.Store(false)
-	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionTrue, controllers.ReasonExternalServerReady)
+	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionTrue, oauthv1.ReasonExternalServerReady)
 	if srv.Status.ActiveKeyID == "" || srv.Status.JWKSURI == "" {
 		t.Errorf("status lacks the key id or JWKS URI: %+v", srv.Status)
 	}
@@ -84,13 +84,13 @@ func TestExternalServerReadiness(t *testing.T) {
 	}
 
 	down.Store(true)
-	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, controllers.ReasonExternalServerNotReady)
+	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, oauthv1.ReasonExternalServerNotReady)
 
 	// Ready summarizes every part: a server that answers, with keys the
 	// operator cannot read, is not Ready (it was, before Ready became a
 	// summary: the probe overwrote the keys' verdict in the same reconcile).
 	down.Store(false)
-	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionTrue, controllers.ReasonExternalServerReady)
+	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionTrue, oauthv1.ReasonExternalServerReady)
 	keys := &corev1.Secret{}
 	if err := cp.Client.Get(context.Background(), objKey(ns, keyset.SecretName("dev")), keys); err != nil {
 		t.Fatal(err)
@@ -99,8 +99,8 @@ func TestExternalServerReadiness(t *testing.T) {
 	if err := cp.Client.Update(context.Background(), keys); err != nil {
 		t.Fatal(err)
 	}
-	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, controllers.ReasonInvalidKeys)
-	waitCondition(t, srv, controllers.ConditionAvailable, metav1.ConditionTrue, controllers.ReasonExternalServerReady)
+	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, oauthv1.ReasonInvalidKeys)
+	waitCondition(t, srv, oauthv1.ConditionAvailable, metav1.ConditionTrue, oauthv1.ReasonExternalServerReady)
 	poke(t, srv) // a later reconcile does not flip it back either
-	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, controllers.ReasonInvalidKeys)
+	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, oauthv1.ReasonInvalidKeys)
 }

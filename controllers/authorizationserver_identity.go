@@ -20,22 +20,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/server/identity"
 )
 
-// Each identity provider reports its health as a condition of its own,
-// IdentityProvider-<name>: its Secrets are there and usable, an OpenID
-// Provider's discovery answers and it accepts the client credentials, an
-// LDAP directory accepts the connection (TLS verified) and the bind. The
-// operator checks, not the token server: the server calls upstreams only
-// while someone logs in.
-const (
-	// ConditionIdentityProviderPrefix begins each provider's condition.
-	ConditionIdentityProviderPrefix = "IdentityProvider-"
-
-	ReasonIdentityProviderReady               = "IdentityProviderReady"
-	ReasonIdentityProviderSecretInvalid       = "IdentityProviderSecretInvalid"
-	ReasonIdentityProviderUnreachable         = "IdentityProviderUnreachable"
-	ReasonIdentityProviderCredentialsRejected = "IdentityProviderCredentialsRejected"
-)
-
 // identityRecheck is how often a provider is checked again while nothing
 // about it changes; identityCheckTimeout bounds one check.
 const (
@@ -70,7 +54,7 @@ var providerChecks = &identityChecks{last: map[string]identityCheck{}}
 func (r *AuthorizationServerReconciler) reconcileIdentity(ctx context.Context, srv *oauthv1.AuthorizationServer, now time.Time) time.Time {
 	want := map[string]bool{}
 	for _, c := range srv.Status.Conditions {
-		if strings.HasPrefix(c.Type, ConditionIdentityProviderPrefix) {
+		if strings.HasPrefix(c.Type, oauthv1.ConditionIdentityProviderPrefix) {
 			want[c.Type] = false
 		}
 	}
@@ -78,7 +62,7 @@ func (r *AuthorizationServerReconciler) reconcileIdentity(ctx context.Context, s
 	var wg sync.WaitGroup
 	for i := range srv.Spec.IdentityProviders {
 		p := &srv.Spec.IdentityProviders[i]
-		want[ConditionIdentityProviderPrefix+p.Name] = true
+		want[oauthv1.ConditionIdentityProviderPrefix+p.Name] = true
 		wg.Go(func() { results[i] = r.checkProvider(ctx, srv, p, now) })
 	}
 	wg.Wait()
@@ -90,12 +74,12 @@ func (r *AuthorizationServerReconciler) reconcileIdentity(ctx context.Context, s
 	next := time.Time{}
 	for i, res := range results {
 		p := &srv.Spec.IdentityProviders[i]
-		typ := ConditionIdentityProviderPrefix + p.Name
-		prev := meta.FindStatusCondition(srv.Status.Conditions, typ)
-		if !res.ok && (prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != res.reason) {
-			r.event(ctx, srv, corev1.EventTypeWarning, res.reason, "identity provider %s: %s", p.Name, res.msg)
+		typ := oauthv1.ConditionIdentityProviderPrefix + p.Name
+		if res.ok {
+			setCondition(&srv.Status.Conditions, srv.Generation, typ, true, res.reason, res.msg)
+		} else {
+			failedWarn(ctx, r.Recorder, srv, &srv.Status.Conditions, typ, res.reason, res.msg)
 		}
-		setCondition(&srv.Status.Conditions, srv.Generation, typ, res.ok, res.reason, res.msg)
 		if at := res.at.Add(identityRecheck); next.IsZero() || at.Before(next) {
 			next = at
 		}
@@ -119,7 +103,7 @@ func (r *AuthorizationServerReconciler) checkProvider(ctx context.Context, srv *
 	src, err := config.NewIdentitySource(p, secrets)
 	switch {
 	case err != nil:
-		res.reason, res.msg = ReasonIdentityProviderSecretInvalid, err.Error()+missing
+		res.reason, res.msg = oauthv1.ReasonIdentityProviderSecretInvalid, err.Error()+missing
 	default:
 		res.ok, res.reason, res.msg = classifyCheck(ctx, src)
 	}
@@ -132,17 +116,17 @@ func (r *AuthorizationServerReconciler) checkProvider(ctx context.Context, srv *
 func classifyCheck(ctx context.Context, src identity.Source) (bool, string, string) {
 	c, ok := src.(checker)
 	if !ok {
-		return true, ReasonIdentityProviderReady, "configured"
+		return true, oauthv1.ReasonIdentityProviderReady, "configured"
 	}
 	ctx, cancel := context.WithTimeout(ctx, identityCheckTimeout)
 	defer cancel()
 	switch err := c.Check(ctx); {
 	case err == nil:
-		return true, ReasonIdentityProviderReady, "reachable, and it accepts this server's credentials"
+		return true, oauthv1.ReasonIdentityProviderReady, "reachable, and it accepts this server's credentials"
 	case errors.Is(err, identity.ErrCredentialsRejected):
-		return false, ReasonIdentityProviderCredentialsRejected, err.Error() + ": check the client secret or bind password in the provider's Secret"
+		return false, oauthv1.ReasonIdentityProviderCredentialsRejected, err.Error() + ": check the client secret or bind password in the provider's Secret"
 	default:
-		return false, ReasonIdentityProviderUnreachable, err.Error()
+		return false, oauthv1.ReasonIdentityProviderUnreachable, err.Error()
 	}
 }
 
@@ -183,13 +167,12 @@ func providerFingerprint(p *oauthv1.IdentityProvider, secrets map[string]*corev1
 
 // brokenIdentityProvider returns the first provider whose condition is
 // not True, for Ready to name.
-func brokenIdentityProvider(srv *oauthv1.AuthorizationServer) (string, *metav1.Condition) {
+func brokenIdentityProvider(srv *oauthv1.AuthorizationServer) *metav1.Condition {
 	for i := range srv.Spec.IdentityProviders {
-		name := srv.Spec.IdentityProviders[i].Name
-		c := meta.FindStatusCondition(srv.Status.Conditions, ConditionIdentityProviderPrefix+name)
+		c := meta.FindStatusCondition(srv.Status.Conditions, oauthv1.ConditionIdentityProviderPrefix+srv.Spec.IdentityProviders[i].Name)
 		if c != nil && c.Status != metav1.ConditionTrue {
-			return name, c
+			return c
 		}
 	}
-	return "", nil
+	return nil
 }

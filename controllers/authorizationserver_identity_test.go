@@ -48,9 +48,9 @@ func TestIdentityProviderConditions(t *testing.T) {
 			ClientSecretRef: oauthv1.SecretKeyReference{Name: "sso", Key: "client-secret"}}},
 	}
 	create(t, srv)
-	waitCondition(t, srv, controllers.ConditionIdentityProviderPrefix+"corp", metav1.ConditionTrue, controllers.ReasonIdentityProviderReady)
-	waitCondition(t, srv, controllers.ConditionIdentityProviderPrefix+"sso", metav1.ConditionFalse, controllers.ReasonIdentityProviderUnreachable)
-	waitEvent(t, ns, "main", controllers.ReasonIdentityProviderUnreachable)
+	waitCondition(t, srv, oauthv1.ConditionIdentityProviderPrefix+"corp", metav1.ConditionTrue, oauthv1.ReasonIdentityProviderReady)
+	waitCondition(t, srv, oauthv1.ConditionIdentityProviderPrefix+"sso", metav1.ConditionFalse, oauthv1.ReasonIdentityProviderUnreachable)
+	waitEvent(t, ns, "main", oauthv1.ReasonIdentityProviderUnreachable)
 
 	// The token server may read the providers' Secrets, by name.
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: controllers.ServerObjectName(srv)}}
@@ -73,7 +73,7 @@ func TestIdentityProviderConditions(t *testing.T) {
 	if err := c.Status().Update(ctx, dep); err != nil {
 		t.Fatal(err)
 	}
-	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, controllers.ReasonIdentityProviderUnreachable)
+	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, oauthv1.ReasonIdentityProviderUnreachable)
 	if msg := readyCondition(srv).Message; !strings.HasPrefix(msg, "identity provider sso: ") {
 		t.Fatalf("Ready does not name the provider: %q", msg)
 	}
@@ -91,12 +91,12 @@ func TestIdentityProviderConditions(t *testing.T) {
 	if err := c.Update(ctx, srv); err != nil {
 		t.Fatal(err)
 	}
-	waitCondition(t, srv, controllers.ConditionIdentityProviderPrefix+"corp", metav1.ConditionFalse, controllers.ReasonIdentityProviderCredentialsRejected)
-	if meta.FindStatusCondition(srv.Status.Conditions, controllers.ConditionIdentityProviderPrefix+"sso") != nil {
+	waitCondition(t, srv, oauthv1.ConditionIdentityProviderPrefix+"corp", metav1.ConditionFalse, oauthv1.ReasonIdentityProviderCredentialsRejected)
+	if meta.FindStatusCondition(srv.Status.Conditions, oauthv1.ConditionIdentityProviderPrefix+"sso") != nil {
 		t.Fatal("the removed provider still has a condition")
 	}
-	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, controllers.ReasonIdentityProviderCredentialsRejected)
-	waitEvent(t, ns, "main", controllers.ReasonIdentityProviderCredentialsRejected)
+	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, oauthv1.ReasonIdentityProviderCredentialsRejected)
+	waitEvent(t, ns, "main", oauthv1.ReasonIdentityProviderCredentialsRejected)
 
 	for _, secret := range []string{testldap.ServicePassword, "wrong-bind-password-value", "sso-client-secret-value"} {
 		if strings.Contains(op.logs.String(), secret) {

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -31,12 +30,12 @@ const ClockSkew = 5 * time.Minute
 // re-reconcile does not rotate again.
 const annotationRotateKeysHandled = "oauth.gatehouse.dev/rotate-keys-handled"
 
-// Event reasons for signing keys.
+// Event reasons for signing keys. (Unreadable keys warn with the reason
+// of the condition they fail, InvalidKeys: failedWarn.)
 const (
 	EventKeyPublished = "KeyPublished"
 	EventKeyRotated   = "KeyRotated"
 	EventKeyRemoved   = "KeyRemoved"
-	EventInvalidKeys  = "InvalidKeys"
 	EventKeysLost     = "SigningKeysLost"
 )
 
@@ -79,10 +78,7 @@ func (r *AuthorizationServerReconciler) reconcileKeys(ctx context.Context, srv *
 			// Never overwrite keys the operator cannot read: tokens they
 			// signed may still be in use. A person must repair or delete it.
 			msg := fmt.Sprintf("Secret %s: %v; fix or delete it to generate new keys", name, err)
-			if c := meta.FindStatusCondition(srv.Status.Conditions, ConditionKeysReady); c == nil || c.Reason != ReasonInvalidKeys {
-				r.event(ctx, srv, corev1.EventTypeWarning, EventInvalidKeys, "%s", msg) // once, not on every reconcile
-			}
-			partFailed(&srv.Status.Conditions, srv.Generation, ConditionKeysReady, ReasonInvalidKeys, msg)
+			failedWarn(ctx, r.Recorder, srv, &srv.Status.Conditions, oauthv1.ConditionKeysReady, oauthv1.ReasonInvalidKeys, msg)
 			return time.Time{}, nil
 		}
 	}
@@ -130,7 +126,7 @@ func (r *AuthorizationServerReconciler) reconcileKeys(ctx context.Context, srv *
 		rotation := metav1.NewTime(t).Rfc3339Copy() // what the API stores
 		srv.Status.NextRotationTime = &rotation
 	}
-	setCondition(&srv.Status.Conditions, srv.Generation, ConditionKeysReady, true, ReasonKeysReady,
+	setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionKeysReady, true, oauthv1.ReasonKeysReady,
 		fmt.Sprintf("key %s signs and %d key(s) are published in ConfigMap %s", srv.Status.ActiveKeyID, len(set.Keys), keyset.JWKSConfigMapName(srv.Name)))
 	return res.NextTransition, nil
 }

@@ -54,7 +54,7 @@ func (r *AuthorizationServerReconciler) reconcileRuntime(ctx context.Context, sr
 	if replicas > 1 && srv.Spec.Storage.Type != oauthv1.StoragePostgres {
 		// The API schema refuses this already; keep the Deployment as it is
 		// if an older schema let it through.
-		partFailed(&srv.Status.Conditions, srv.Generation, ConditionAvailable, ReasonUnsupportedReplicas,
+		failed(srv, &srv.Status.Conditions, oauthv1.ConditionAvailable, oauthv1.ReasonUnsupportedReplicas,
 			fmt.Sprintf("%d replicas need storage type Postgres: Memory storage lives in one process; the Deployment is left unchanged", replicas))
 		return nil
 	}
@@ -86,20 +86,20 @@ func deploymentReady(srv *oauthv1.AuthorizationServer, dep *appsv1.Deployment, r
 	st := dep.Status
 	for _, c := range st.Conditions {
 		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse {
-			partFailed(&srv.Status.Conditions, srv.Generation, ConditionAvailable, ReasonDeploymentFailed,
+			failed(srv, &srv.Status.Conditions, oauthv1.ConditionAvailable, oauthv1.ReasonDeploymentFailed,
 				fmt.Sprintf("Deployment %s: %s", dep.Name, c.Message))
 			return
 		}
 	}
 	switch {
 	case replicas == 0:
-		setCondition(&srv.Status.Conditions, srv.Generation, ConditionAvailable, false, ReasonScaledToZero,
+		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionAvailable, false, oauthv1.ReasonScaledToZero,
 			fmt.Sprintf("Deployment %s is scaled to zero replicas", dep.Name))
 	case st.ObservedGeneration < dep.Generation || st.UpdatedReplicas < replicas || st.AvailableReplicas < replicas:
-		setCondition(&srv.Status.Conditions, srv.Generation, ConditionAvailable, false, ReasonProgressing,
+		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionAvailable, false, oauthv1.ReasonProgressing,
 			fmt.Sprintf("Deployment %s: %d of %d replicas updated and available", dep.Name, min(st.UpdatedReplicas, st.AvailableReplicas), replicas))
 	default:
-		setCondition(&srv.Status.Conditions, srv.Generation, ConditionAvailable, true, ReasonAvailable,
+		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionAvailable, true, oauthv1.ReasonAvailable,
 			fmt.Sprintf("Deployment %s: %d of %d replicas available", dep.Name, st.AvailableReplicas, replicas))
 	}
 }

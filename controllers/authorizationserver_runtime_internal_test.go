@@ -56,8 +56,8 @@ func TestMemoryStorageRefusesReplicas(t *testing.T) {
 	}
 	summarizeServerReady(srv) // as Reconcile does before patching status
 	c := meta.FindStatusCondition(srv.Status.Conditions, oauthv1.ConditionReady)
-	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonUnsupportedReplicas {
-		t.Fatalf("Ready = %+v, want False/%s", c, ReasonUnsupportedReplicas)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != oauthv1.ReasonUnsupportedReplicas {
+		t.Fatalf("Ready = %+v, want False/%s", c, oauthv1.ReasonUnsupportedReplicas)
 	}
 	if err := cp.Client.Get(ctx, key, dep); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -11,56 +12,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/operatormetrics"
 )
 
-// Condition reasons. Each names what a user can look at or fix.
-const (
-	ReasonReady               = "Ready"
-	ReasonServerNotFound      = "ServerNotFound"
-	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
-	ReasonUnknownScope        = "UnknownScope"
-	ReasonScopeNotAllowed     = "ScopeNotAllowed"
-	ReasonAudienceNotAllowed  = "AudienceNotAllowed"
-	ReasonWeakSecret          = "WeakSecret"
-	ReasonSecretConflict      = "SecretConflict"
-	ReasonSecretNotAdoptable  = "SecretNotAdoptable"
-	ReasonInvalidSecretName   = "InvalidSecretName"
-	ReasonIssuerConflict      = "IssuerConflict"
-	ReasonAccepted            = "Accepted"
-	ReasonConflict            = "Conflict"
-	ReasonBuiltinScope        = "BuiltinScope"
-	ReasonKeysReady           = "KeysReady"
-	ReasonInvalidKeys         = "InvalidKeys"
-	ReasonUnsupportedReplicas = "UnsupportedReplicas"
-	ReasonAvailable           = "Available"
-	ReasonProgressing         = "Progressing"
-	ReasonScaledToZero        = "ScaledToZero"
-	ReasonDeploymentFailed    = "DeploymentFailed"
-)
-
-// The part conditions of an AuthorizationServer; Ready summarizes them
-// (summarizeServerReady).
-const (
-	// ConditionAccepted is False when the server cannot be run at all,
-	// e.g. another server already has its issuer.
-	ConditionAccepted = "Accepted"
-	// ConditionKeysReady is True when the server has an active signing key
-	// and the JWKS publishes it.
-	ConditionKeysReady = "KeysReady"
-	// ConditionAvailable is True when the token server answers: its
-	// Deployment is available, or the server outside the cluster is ready.
-	ConditionAvailable = "Available"
-)
-
 // serverParts are the conditions Ready requires, in the order a user
 // should look at them: the first one that is not True explains Ready.
-var serverParts = []string{ConditionAccepted, ConditionKeysReady, ConditionAvailable}
-
-// ReasonReconciling: a part has not been decided yet.
-const ReasonReconciling = "Reconciling"
+var serverParts = []string{oauthv1.ConditionAccepted, oauthv1.ConditionKeysReady, oauthv1.ConditionAvailable}
 
 // summarizeServerReady computes Ready from the part conditions, once per
 // reconcile, so that no step can overwrite another's verdict: Ready is
@@ -72,7 +32,7 @@ func summarizeServerReady(srv *oauthv1.AuthorizationServer) {
 		c := meta.FindStatusCondition(srv.Status.Conditions, typ)
 		switch {
 		case c == nil:
-			setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, false, ReasonReconciling,
+			setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, false, oauthv1.ReasonReconciling,
 				fmt.Sprintf("%s is not known yet", typ))
 			return
 		case c.Status != metav1.ConditionTrue:
@@ -81,18 +41,11 @@ func summarizeServerReady(srv *oauthv1.AuthorizationServer) {
 		}
 		available = c
 	}
-	if name, c := brokenIdentityProvider(srv); c != nil {
-		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, false, c.Reason, "identity provider "+name+": "+c.Message)
+	if c := brokenIdentityProvider(srv); c != nil {
+		setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, false, c.Reason, conditionAbout(c.Type)+c.Message)
 		return
 	}
 	setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionReady, true, available.Reason, available.Message)
-}
-
-// partFailed sets a part condition False and counts the reason, like
-// notReady does for Ready.
-func partFailed(conds *[]metav1.Condition, generation int64, typ, reason, message string) {
-	setCondition(conds, generation, typ, false, reason, message)
-	operatormetrics.ReconcileErrors.WithLabelValues(kindServer, reason).Inc()
 }
 
 func setCondition(conds *[]metav1.Condition, generation int64, typ string, ok bool, reason, message string) {
@@ -109,11 +62,46 @@ func setCondition(conds *[]metav1.Condition, generation int64, typ string, ok bo
 	})
 }
 
-// notReady sets Ready=False and counts the reason, so that alerts can watch
-// for problems users must act on.
-func notReady(conds *[]metav1.Condition, generation int64, kind, reason, message string) {
-	setCondition(conds, generation, oauthv1.ConditionReady, false, reason, message)
-	operatormetrics.ReconcileErrors.WithLabelValues(kind, reason).Inc()
+// failed sets condition typ of obj False for reason, with message, and
+// counts the reason (gatehouse_reconcile_errors_total{kind,reason}), so
+// that alerts can watch for what users must fix. It reports whether the
+// failure is news: the condition was not already False for this reason.
+func failed(obj client.Object, conds *[]metav1.Condition, typ, reason, message string) bool {
+	prev := meta.FindStatusCondition(*conds, typ)
+	news := prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != reason
+	setCondition(conds, obj.GetGeneration(), typ, false, reason, message)
+	operatormetrics.ReconcileErrors.WithLabelValues(kindOf(obj), reason).Inc()
+	return news
+}
+
+// failedWarn is failed, and a Warning Event of the reason when the failure
+// is news: a broken object warns once, not on every reconcile or recheck.
+func failedWarn(ctx context.Context, rec events.EventRecorder, obj client.Object, conds *[]metav1.Condition, typ, reason, message string) {
+	if failed(obj, conds, typ, reason, message) {
+		emit(ctx, rec, obj, corev1.EventTypeWarning, reason, "%s%s", conditionAbout(typ), message)
+	}
+}
+
+// conditionAbout starts a message of condition typ where it stands on its
+// own (Ready's summary, an Event): the identity provider it is about, or
+// nothing.
+func conditionAbout(typ string) string {
+	if name, ok := strings.CutPrefix(typ, oauthv1.ConditionIdentityProviderPrefix); ok {
+		return "identity provider " + name + ": "
+	}
+	return ""
+}
+
+func kindOf(obj client.Object) string {
+	switch obj.(type) {
+	case *oauthv1.AuthorizationServer:
+		return kindServer
+	case *oauthv1.OAuthClient:
+		return kindOAuthClient
+	case *oauthv1.Scope:
+		return kindScope
+	}
+	return fmt.Sprintf("%T", obj)
 }
 
 // countError counts a reconcile that failed, by the API status reason of

@@ -162,20 +162,20 @@ func (r *OAuthClientReconciler) reconcile(ctx context.Context, oc *oauthv1.OAuth
 	if problem != nil {
 		// The watches on servers, Scopes and namespaces bring the client
 		// back when the culprit changes: no requeue.
-		notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, problem.reason, problem.message)
+		failed(oc, &oc.Status.Conditions, oauthv1.ConditionReady, problem.reason, problem.message)
 		return ctrl.Result{}, nil
 	}
 	if oc.Spec.ClientType == oauthv1.ClientPublic {
 		oc.Status.SecretName = ""
 		oc.Status.SecretHashes = nil
-		setCondition(&oc.Status.Conditions, oc.Generation, oauthv1.ConditionReady, true, ReasonReady,
+		setCondition(&oc.Status.Conditions, oc.Generation, oauthv1.ConditionReady, true, oauthv1.ReasonReady,
 			fmt.Sprintf("public client %s is registered with AuthorizationServer %s", oc.Status.ClientID, oc.ServerKey()))
 		return ctrl.Result{}, nil
 	}
 	if p := secretNameProblem(oc); p != nil {
 		// Only objects from before the CRD's rule get here; retrying
 		// cannot help, so no error and no requeue.
-		notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, p.reason, p.message)
+		failed(oc, &oc.Status.Conditions, oauthv1.ConditionReady, p.reason, p.message)
 		return ctrl.Result{}, nil
 	}
 	return r.reconcileSecret(ctx, oc, srv)
@@ -189,7 +189,7 @@ func secretNameProblem(oc *oauthv1.OAuthClient) *problem {
 	if len(errs) == 0 {
 		return nil
 	}
-	return &problem{ReasonInvalidSecretName, fmt.Sprintf("the Secret name %q is not valid (%s): set spec.secretName, or use a shorter client name",
+	return &problem{oauthv1.ReasonInvalidSecretName, fmt.Sprintf("the Secret name %q is not valid (%s): set spec.secretName, or use a shorter client name",
 		name, strings.Join(errs, "; "))}
 }
 
@@ -204,7 +204,7 @@ func (r *OAuthClientReconciler) resolve(ctx context.Context, oc *oauthv1.OAuthCl
 	key := types.NamespacedName{Namespace: oc.ServerNamespace(), Name: oc.Spec.ServerRef.Name}
 	if err := r.Get(ctx, key, srv); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, &problem{ReasonServerNotFound, fmt.Sprintf("AuthorizationServer %s not found", key)}, nil
+			return nil, &problem{oauthv1.ReasonServerNotFound, fmt.Sprintf("AuthorizationServer %s not found", key)}, nil
 		}
 		return nil, nil, fmt.Errorf("getting AuthorizationServer %s: %w", key, err)
 	}
@@ -236,11 +236,11 @@ func (r *OAuthClientReconciler) resolve(ctx context.Context, oc *oauthv1.OAuthCl
 		}
 	}
 	if len(missing) > 0 {
-		return nil, &problem{ReasonUnknownScope, fmt.Sprintf("AuthorizationServer %s defines no Scope for %s",
+		return nil, &problem{oauthv1.ReasonUnknownScope, fmt.Sprintf("AuthorizationServer %s defines no Scope for %s",
 			key, strings.Join(missing, ", "))}, nil
 	}
 	if len(refused) > 0 {
-		return nil, &problem{ReasonScopeNotAllowed, fmt.Sprintf("namespace %q may not request %s; ask the Scope's owner to admit it in spec.allowedClients, or remove the scope",
+		return nil, &problem{oauthv1.ReasonScopeNotAllowed, fmt.Sprintf("namespace %q may not request %s; ask the Scope's owner to admit it in spec.allowedClients, or remove the scope",
 			oc.Namespace, strings.Join(refused, ", "))}, nil
 	}
 	if p, err := r.checkAudiences(ctx, oc, srv); p != nil || err != nil {
@@ -284,7 +284,7 @@ next:
 	if len(refused) == 0 {
 		return nil, nil
 	}
-	return &problem{ReasonAudienceNotAllowed, fmt.Sprintf(
+	return &problem{oauthv1.ReasonAudienceNotAllowed, fmt.Sprintf(
 		"no Scope of AuthorizationServer %s/%s with audience %s admits namespace %q; an audience is allowed when a Scope for that API admits the client in spec.allowedClients",
 		srv.Namespace, srv.Name, strings.Join(refused, ", "), oc.Namespace)}, nil
 }
@@ -295,7 +295,7 @@ func (r *OAuthClientReconciler) admits(ctx context.Context, srv *oauthv1.Authori
 	if why == "" || err != nil {
 		return nil, err
 	}
-	return &problem{ReasonNamespaceNotAllowed, fmt.Sprintf("AuthorizationServer %s/%s does not admit clients from namespace %q: %s",
+	return &problem{oauthv1.ReasonNamespaceNotAllowed, fmt.Sprintf("AuthorizationServer %s/%s does not admit clients from namespace %q: %s",
 		srv.Namespace, srv.Name, namespace, why)}, nil
 }
 

@@ -24,12 +24,12 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/operatormetrics"
 )
 
-// Event reasons for client secrets.
+// Event reasons for client secrets. (A weak secret warns with the reason
+// of the condition it fails, WeakSecret: failedWarn.)
 const (
 	EventGenerated        = "Generated"
 	EventAdopted          = "Adopted"
 	EventRotated          = "Rotated"
-	EventWeakSecret       = "WeakSecret"
 	EventRotationExternal = "RotationSkipped"
 )
 
@@ -99,7 +99,7 @@ func (r *OAuthClientReconciler) applySecret(ctx context.Context, oc *oauthv1.OAu
 	}
 	if p != nil {
 		// The Secret is not ours to change: say why and leave it as it is.
-		notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, p.reason, p.message)
+		failed(oc, &oc.Status.Conditions, oauthv1.ConditionReady, p.reason, p.message)
 		return secretRecheck(oc), nil
 	}
 	hashes := oc.Status.SecretHashes
@@ -134,10 +134,7 @@ func (r *OAuthClientReconciler) applySecret(ctx context.Context, oc *oauthv1.OAu
 	if plan.weak != nil {
 		oc.Status.SecretName = name
 		msg := fmt.Sprintf("Secret %s: %v", name, plan.weak)
-		if c := meta.FindStatusCondition(oc.Status.Conditions, oauthv1.ConditionReady); c == nil || c.Reason != ReasonWeakSecret {
-			r.event(ctx, oc, corev1.EventTypeWarning, EventWeakSecret, "%s", msg)
-		}
-		notReady(&oc.Status.Conditions, oc.Generation, kindOAuthClient, ReasonWeakSecret, msg)
+		failedWarn(ctx, r.Recorder, oc, &oc.Status.Conditions, oauthv1.ConditionReady, oauthv1.ReasonWeakSecret, msg)
 		return secretRecheck(oc), nil
 	}
 	if err := r.writeSecret(ctx, oc, srv, sec, existing == nil, access, written, plan.plaintext); err != nil {
@@ -252,7 +249,7 @@ func (r *OAuthClientReconciler) secretWritten(ctx context.Context, oc *oauthv1.O
 			operatormetrics.ClientSecrets.WithLabelValues(e.counted).Inc()
 		}
 	}
-	setCondition(&oc.Status.Conditions, oc.Generation, oauthv1.ConditionReady, true, ReasonReady,
+	setCondition(&oc.Status.Conditions, oc.Generation, oauthv1.ConditionReady, true, oauthv1.ReasonReady,
 		fmt.Sprintf("client %s is registered with AuthorizationServer %s; its credentials are in Secret %s",
 			oc.Status.ClientID, oc.ServerKey(), name))
 	var expiries []time.Time

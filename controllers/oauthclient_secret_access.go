@@ -131,7 +131,7 @@ func access(a secretAccess) func(*secretFound) (secretAccess, *problem) {
 }
 
 func secretConflict(format string, args ...any) (secretAccess, *problem) {
-	return 0, &problem{ReasonSecretConflict, fmt.Sprintf(format, args...) + "; choose another spec.secretName"}
+	return 0, &problem{oauthv1.ReasonSecretConflict, fmt.Sprintf(format, args...) + "; choose another spec.secretName"}
 }
 
 func notAdoptable(f *secretFound) (secretAccess, *problem) {
@@ -139,7 +139,7 @@ func notAdoptable(f *secretFound) (secretAccess, *problem) {
 	if by, ok := f.sec.Annotations[oauthv1.AnnotationAdoptBy]; ok {
 		why = fmt.Sprintf("its annotation %s=%q names another client", oauthv1.AnnotationAdoptBy, by)
 	}
-	return 0, &problem{ReasonSecretNotAdoptable, fmt.Sprintf(
+	return 0, &problem{oauthv1.ReasonSecretNotAdoptable, fmt.Sprintf(
 		"Secret %s was not created by Gatehouse and %s, so the operator leaves it untouched; "+
 			"choose another spec.secretName, or let this client use it by annotating the Secret %s=%s",
 		f.sec.Name, why, oauthv1.AnnotationAdoptBy, f.client.name)}
@@ -203,7 +203,7 @@ func writtenKeys(sec *corev1.Secret, client string) map[string]bool {
 func foreignMetadata(sec *corev1.Secret, written map[string]bool, want map[string]string) *problem {
 	for _, k := range metadataKeys {
 		if old, ok := sec.Data[k]; ok && !written[k] && string(old) != want[k] {
-			return &problem{ReasonSecretConflict, fmt.Sprintf(
+			return &problem{oauthv1.ReasonSecretConflict, fmt.Sprintf(
 				"Secret %s already has a %s that Gatehouse did not write; remove that key or choose another spec.secretName",
 				sec.Name, k)}
 		}

@@ -39,10 +39,10 @@ func TestClassifySecret(t *testing.T) {
 		{"created by the operator", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{OwnerReferences: owner("OAuthClient", "me", "me-uid"), Labels: mine},
 			Data: data("client_secret", "s", "username", "u")}, secretOwned, "", ""},
 		{"somebody's Secret without client_secret", &corev1.Secret{Data: data("username", "app", "password", "db")},
-			0, ReasonSecretNotAdoptable, ""},
-		{"an empty Secret", &corev1.Secret{}, 0, ReasonSecretNotAdoptable, ""},
+			0, oauthv1.ReasonSecretNotAdoptable, ""},
+		{"an empty Secret", &corev1.Secret{}, 0, oauthv1.ReasonSecretNotAdoptable, ""},
 		{"handed to another client", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: adoptBy("other")}},
-			0, ReasonSecretNotAdoptable, ""},
+			0, oauthv1.ReasonSecretNotAdoptable, ""},
 		{"handed to this client", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: adoptBy("me")}, Data: data("username", "u")},
 			secretHosted, "", ""},
 		{"hosted, with the secret the operator wrote", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: mine,
@@ -54,13 +54,13 @@ func TestClassifySecret(t *testing.T) {
 		{"External Secrets with a secret", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{OwnerReferences: owner("ExternalSecret", "es", "y")},
 			Data: data("client_secret", "s")}, secretAdopted, "", ""},
 		{"another controller, no secret", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{OwnerReferences: owner("ExternalSecret", "es", "y"),
-			Annotations: adoptBy("me")}}, 0, ReasonSecretConflict, ""},
+			Annotations: adoptBy("me")}}, 0, oauthv1.ReasonSecretConflict, ""},
 		{"labelled for another client", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{oauthv1.LabelClient: "other"}},
-			Data: data("client_secret", "s")}, 0, ReasonSecretConflict, ""},
+			Data: data("client_secret", "s")}, 0, oauthv1.ReasonSecretConflict, ""},
 		{"owned by another client", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{OwnerReferences: owner("OAuthClient", "other", "x")}},
-			0, ReasonSecretConflict, ""},
+			0, oauthv1.ReasonSecretConflict, ""},
 		{"owned by an earlier client of the same name", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{OwnerReferences: owner("OAuthClient", "me", "old-uid")}},
-			0, ReasonSecretConflict, ""},
+			0, oauthv1.ReasonSecretConflict, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.sec != nil {
@@ -93,7 +93,7 @@ func TestForeignMetadata(t *testing.T) {
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds"}, Data: map[string][]byte{
 		"client_secret": []byte("s"), "client_id": []byte("ns.me"), "issuer": []byte("https://elsewhere.test"),
 	}}
-	if p := foreignMetadata(sec, map[string]bool{}, want); p == nil || p.reason != ReasonSecretConflict || !strings.Contains(p.message, "issuer") {
+	if p := foreignMetadata(sec, map[string]bool{}, want); p == nil || p.reason != oauthv1.ReasonSecretConflict || !strings.Contains(p.message, "issuer") {
 		t.Errorf("an issuer the operator did not write, with another value: %+v, want a SecretConflict naming issuer", p)
 	}
 	if p := foreignMetadata(sec, map[string]bool{"issuer": true}, want); p != nil {

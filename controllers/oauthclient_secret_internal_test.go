@@ -26,7 +26,7 @@ func TestClientIDIsSafeForHTTPBasic(t *testing.T) {
 
 func TestSecretNameProblem(t *testing.T) {
 	oc := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Name: strings.Repeat("a", 241)}}
-	if p := secretNameProblem(oc); p == nil || p.reason != ReasonInvalidSecretName || !strings.Contains(p.message, "spec.secretName") {
+	if p := secretNameProblem(oc); p == nil || p.reason != oauthv1.ReasonInvalidSecretName || !strings.Contains(p.message, "spec.secretName") {
 		t.Errorf("a 241-character client name: %+v, want InvalidSecretName", p)
 	}
 	oc.Name = strings.Repeat("a", 240)
@@ -58,7 +58,7 @@ func TestSecretRecheckBacksOff(t *testing.T) {
 	oc := &oauthv1.OAuthClient{}
 	waitingFor := func(d time.Duration) time.Duration {
 		oc.Status.Conditions = []metav1.Condition{{Type: oauthv1.ConditionReady, Status: metav1.ConditionFalse,
-			Reason: ReasonSecretNotAdoptable, LastTransitionTime: metav1.NewTime(time.Now().Add(-d))}}
+			Reason: oauthv1.ReasonSecretNotAdoptable, LastTransitionTime: metav1.NewTime(time.Now().Add(-d))}}
 		return secretRecheck(oc).RequeueAfter
 	}
 	if got := waitingFor(0); got != 10*time.Second {

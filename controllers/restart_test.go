@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
-	"github.com/gatehouse-dev/gatehouse/controllers"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
@@ -108,7 +107,7 @@ func TestOperatorRestartRegeneratesNothing(t *testing.T) {
 	for _, oc := range clients {
 		waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
 	}
-	waitCondition(t, srv, controllers.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
+	waitCondition(t, srv, oauthv1.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
 	// Let the first operator settle: a Secret it wrote can still be in its
 	// queue.
 	time.Sleep(time.Second)

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -78,16 +76,13 @@ func (r *ScopeReconciler) reconcile(ctx context.Context, s *oauthv1.Scope) error
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("getting AuthorizationServer %s: %w", key, err)
 		}
-		notReady(&s.Status.Conditions, s.Generation, kindScope, ReasonServerNotFound,
+		failed(s, &s.Status.Conditions, oauthv1.ConditionReady, oauthv1.ReasonServerNotFound,
 			fmt.Sprintf("AuthorizationServer %s not found", key))
 		return nil
 	}
 	if oidc.IsBuiltin(string(s.Spec.Name)) {
 		msg := fmt.Sprintf("%q is an OpenID Connect scope built into every AuthorizationServer, with its own description and claims; this Scope is ignored (delete it)", s.Spec.Name)
-		if c := meta.FindStatusCondition(s.Status.Conditions, oauthv1.ConditionReady); c == nil || c.Reason != ReasonBuiltinScope {
-			emit(ctx, r.Recorder, s, corev1.EventTypeWarning, ReasonBuiltinScope, "%s", msg)
-		}
-		notReady(&s.Status.Conditions, s.Generation, kindScope, ReasonBuiltinScope, msg)
+		failedWarn(ctx, r.Recorder, s, &s.Status.Conditions, oauthv1.ConditionReady, oauthv1.ReasonBuiltinScope, msg)
 		return nil
 	}
 	var same oauthv1.ScopeList
@@ -97,22 +92,10 @@ func (r *ScopeReconciler) reconcile(ctx context.Context, s *oauthv1.Scope) error
 	if owner := oauthv1.ScopeOwner(same.Items); owner != nil && owner.Name != s.Name {
 		msg := fmt.Sprintf("Scope %s already defines %q for AuthorizationServer %s; this Scope is ignored until that one is deleted or renamed",
 			owner.Name, s.Spec.Name, key.Name)
-		if !isConflict(s) {
-			emit(ctx, r.Recorder, s, corev1.EventTypeWarning, ReasonConflict, "%s", msg)
-		}
-		notReady(&s.Status.Conditions, s.Generation, kindScope, ReasonConflict, msg)
+		failedWarn(ctx, r.Recorder, s, &s.Status.Conditions, oauthv1.ConditionReady, oauthv1.ReasonConflict, msg)
 		return nil
 	}
-	setCondition(&s.Status.Conditions, s.Generation, oauthv1.ConditionReady, true, ReasonReady,
+	setCondition(&s.Status.Conditions, s.Generation, oauthv1.ConditionReady, true, oauthv1.ReasonReady,
 		fmt.Sprintf("AuthorizationServer %s offers scope %q", key.Name, s.Spec.Name))
 	return nil
-}
-
-func isConflict(s *oauthv1.Scope) bool {
-	for _, c := range s.Status.Conditions {
-		if c.Type == oauthv1.ConditionReady && c.Reason == ReasonConflict {
-			return true
-		}
-	}
-	return false
 }

@@ -1,9 +1,5 @@
 package v1alpha1
 
-// ConditionReady is the condition every Gatehouse kind reports, so that
-// `kubectl wait --for=condition=Ready` works the same for all of them.
-const ConditionReady = "Ready"
-
 // ScopeName is one OAuth scope string (RFC 6749 §3.3 scope-token): printable
 // ASCII without space, '"' or '\'. It may contain ':' and '.', as in
 // "orders:read" or "api.example.com/read".

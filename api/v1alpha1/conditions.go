@@ -1,0 +1,66 @@
+package v1alpha1
+
+// Condition types. Every kind reports Ready, so that `kubectl wait
+// --for=condition=Ready` works the same for all of them; an
+// AuthorizationServer also reports the parts Ready summarizes, and one
+// condition per identity provider.
+const (
+	ConditionReady = "Ready"
+	// ConditionAccepted is False when the server cannot be run at all,
+	// e.g. another server already has its issuer.
+	ConditionAccepted = "Accepted"
+	// ConditionKeysReady is True when the server has an active signing key
+	// and the JWKS publishes it.
+	ConditionKeysReady = "KeysReady"
+	// ConditionAvailable is True when the token server answers: its
+	// Deployment is available, or the server outside the cluster is ready.
+	ConditionAvailable = "Available"
+	// ConditionIdentityProviderPrefix begins each identity provider's
+	// condition (IdentityProvider-<name>): its Secrets are there and
+	// usable, an OpenID Provider's discovery answers and it accepts the
+	// client credentials, an LDAP directory accepts the connection (TLS
+	// verified) and the bind. The operator checks, not the token server:
+	// the server calls upstreams only while someone logs in.
+	ConditionIdentityProviderPrefix = "IdentityProvider-"
+)
+
+// Condition reasons. Each names what a user can look at or fix.
+const (
+	ReasonReady = "Ready"
+	// ReasonReconciling: a part has not been decided yet.
+	ReasonReconciling = "Reconciling"
+
+	// OAuthClient
+	ReasonServerNotFound      = "ServerNotFound"
+	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
+	ReasonUnknownScope        = "UnknownScope"
+	ReasonScopeNotAllowed     = "ScopeNotAllowed"
+	ReasonAudienceNotAllowed  = "AudienceNotAllowed"
+	ReasonWeakSecret          = "WeakSecret"
+	ReasonSecretConflict      = "SecretConflict"
+	ReasonSecretNotAdoptable  = "SecretNotAdoptable"
+	ReasonInvalidSecretName   = "InvalidSecretName"
+
+	// Scope
+	ReasonConflict     = "Conflict"
+	ReasonBuiltinScope = "BuiltinScope"
+
+	// AuthorizationServer
+	ReasonAccepted               = "Accepted"
+	ReasonIssuerConflict         = "IssuerConflict"
+	ReasonKeysReady              = "KeysReady"
+	ReasonInvalidKeys            = "InvalidKeys"
+	ReasonUnsupportedReplicas    = "UnsupportedReplicas"
+	ReasonAvailable              = "Available"
+	ReasonProgressing            = "Progressing"
+	ReasonScaledToZero           = "ScaledToZero"
+	ReasonDeploymentFailed       = "DeploymentFailed"
+	ReasonExternalServerReady    = "ExternalServerReady"
+	ReasonExternalServerNotReady = "ExternalServerNotReady"
+
+	// IdentityProvider-<name>
+	ReasonIdentityProviderReady               = "IdentityProviderReady"
+	ReasonIdentityProviderSecretInvalid       = "IdentityProviderSecretInvalid"
+	ReasonIdentityProviderUnreachable         = "IdentityProviderUnreachable"
+	ReasonIdentityProviderCredentialsRejected = "IdentityProviderCredentialsRejected"
+)
