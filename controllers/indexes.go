@@ -64,7 +64,7 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	if err := idx.IndexField(ctx, &oauthv1.OAuthClient{}, indexClientSecret, func(o client.Object) []string {
 		oc := o.(*oauthv1.OAuthClient)
 		name := SecretName(oc)
-		if oc.Spec.ClientType == oauthv1.ClientPublic ||
+		if oc.IsPublic() ||
 			oc.Status.SecretName == name && meta.IsStatusConditionTrue(oc.Status.Conditions, oauthv1.ConditionReady) {
 			return nil
 		}

@@ -165,7 +165,7 @@ func (r *OAuthClientReconciler) reconcile(ctx context.Context, oc *oauthv1.OAuth
 		failed(oc, &oc.Status.Conditions, oauthv1.ConditionReady, problem.reason, problem.message)
 		return ctrl.Result{}, nil
 	}
-	if oc.Spec.ClientType == oauthv1.ClientPublic {
+	if oc.IsPublic() {
 		oc.Status.SecretName = ""
 		oc.Status.SecretHashes = nil
 		setCondition(&oc.Status.Conditions, oc.Generation, oauthv1.ConditionReady, true, oauthv1.ReasonReady,

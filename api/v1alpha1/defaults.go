@@ -31,7 +31,13 @@ const (
 	// DefaultAssertionMaxExpiresIn: how far away a private_key_jwt
 	// assertion's exp may be.
 	DefaultAssertionMaxExpiresIn = 5 * time.Minute
+	DefaultClientType            = ClientConfidential
+	DefaultRequirePKCE           = true
 )
+
+// DefaultGrantTypes is spec.grantTypes' default: the authorization code
+// flow.
+func DefaultGrantTypes() []GrantType { return []GrantType{GrantAuthorizationCode} }
 
 // orDefault is d, or def when d is unset or not positive (the CRD refuses
 // zero lifetimes; an object that bypassed it gets the default).
@@ -149,6 +155,48 @@ func SortScopeClaims(scopes []Scope) {
 	slices.SortFunc(scopes, func(a, b Scope) int { return CompareScopeClaims(&a, &b) })
 }
 
+// IsPublic reports whether the client cannot keep a secret:
+// spec.clientType, defaulted (DefaultClientType, confidential).
+func (c *OAuthClient) IsPublic() bool {
+	return cmp.Or(c.Spec.ClientType, DefaultClientType) == ClientPublic
+}
+
+// ShownName is what the consent page calls the client: spec.displayName,
+// or the object's name.
+func (c *OAuthClient) ShownName() string {
+	return cmp.Or(c.Spec.DisplayName, c.Name)
+}
+
+// PKCERequired is spec.requirePKCE, defaulted (DefaultRequirePKCE), and
+// always true for a public client: PKCE is the only protection a public
+// client's code has (RFC 9700 §2.1.1); CEL refuses the opt-out, this
+// holds for an object that bypassed it.
+func (c *OAuthClient) PKCERequired() bool {
+	switch {
+	case c.IsPublic():
+		return true
+	case c.Spec.RequirePKCE == nil:
+		return DefaultRequirePKCE
+	}
+	return *c.Spec.RequirePKCE
+}
+
+// Grants is spec.grantTypes, defaulted (DefaultGrantTypes), without the
+// grants a public client cannot use: client_credentials and token
+// exchange need a client that authenticates itself.
+func (c *OAuthClient) Grants() []GrantType {
+	grants := c.Spec.GrantTypes
+	if len(grants) == 0 {
+		return DefaultGrantTypes()
+	}
+	if !c.IsPublic() {
+		return grants
+	}
+	return slices.DeleteFunc(slices.Clone(grants), func(g GrantType) bool {
+		return g == GrantClientCredentials || g == GrantTokenExchange
+	})
+}
+
 // AuthMethod is how the client authenticates at the token, introspection
 // and revocation endpoints: spec.tokenEndpointAuthMethod, or when unset
 // the method spec.authentication implies, client_secret_basic for a
@@ -163,7 +211,7 @@ func (c *OAuthClient) AuthMethod() TokenEndpointAuthMethod {
 		return AuthPrivateKeyJWT
 	case a != nil:
 		return AuthFederatedJWT
-	case c.Spec.ClientType == ClientPublic:
+	case c.IsPublic():
 		return AuthNone
 	}
 	return AuthClientSecretBasic
@@ -188,7 +236,7 @@ func (c *OAuthClient) AuthMethods() []TokenEndpointAuthMethod {
 // and so gets one in its Secret: a confidential client without
 // spec.authentication.
 func (c *OAuthClient) HasSecret() bool {
-	return c.Spec.ClientType != ClientPublic && c.Spec.Authentication == nil
+	return !c.IsPublic() && c.Spec.Authentication == nil
 }
 
 // AssertionMaxExpiresIn is spec.clientAssertions.maxExpiresIn, defaulted.

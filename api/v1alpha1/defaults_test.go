@@ -1,7 +1,9 @@
 package v1alpha1_test
 
 import (
+	"encoding/json"
 	"os"
+	"reflect"
 	"testing"
 	"time"
 
@@ -116,10 +118,92 @@ func TestScopeOwner(t *testing.T) {
 	}
 }
 
-// The constants restate the CRD's +kubebuilder:default markers: if one
-// side changes, this fails until the other does.
+// Every accessor that defaults a field returns, for an object that leaves
+// the field unset, what the CRD's +kubebuilder:default marker writes: the
+// operator and the token server read the accessors, objects built without
+// the API server (tests, gatehouse dev) get the same defaults as stored
+// ones, and if either side changes this fails until the other does. Every
+// default of the OAuthClient CRD has its accessor here.
 func TestDefaultsMatchCRD(t *testing.T) {
-	raw, err := os.ReadFile("../../config/crd/bases/oauth.gatehouse.dev_authorizationservers.yaml")
+	servers, clients := crdDefaults(t, "authorizationservers"), crdDefaults(t, "oauthclients")
+	duration := func(defaults map[string]any, path string) time.Duration {
+		t.Helper()
+		s, _ := defaults[path].(string)
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("%s: CRD default %v: %v", path, defaults[path], err)
+		}
+		return v
+	}
+	srv, issuer := &v1.AuthorizationServer{}, &v1.TrustedIssuer{}
+	for _, c := range []struct {
+		path string
+		got  time.Duration
+	}{
+		{".spec.tokens.accessToken", srv.AccessTokenLifetime()},
+		{".spec.tokens.refreshToken", srv.RefreshTokenLifetime()},
+		{".spec.tokens.authorizationCode", srv.AuthorizationCodeLifetime()},
+		{".spec.tokens.deviceCode", srv.DeviceCodeLifetime()},
+		{".spec.signing.rotationInterval", srv.RotationInterval()},
+		{".spec.signing.prepublishPeriod", srv.PrepublishPeriod()},
+		{".spec.workloadIdentity.serviceAccountTokens.maxTokenLifetime", srv.ServiceAccountTokenMaxLifetime()},
+		{".spec.workloadIdentity.trustedIssuers[].maxTokenLifetime", issuer.TokenMaxLifetime()},
+	} {
+		if want := duration(servers, c.path); c.got != want {
+			t.Errorf("AuthorizationServer %s: accessor gives %s, CRD default %s", c.path, c.got, want)
+		}
+	}
+	if got, want := string(srv.SigningAlgorithm()), servers[".spec.signing.algorithm"]; got != want {
+		t.Errorf("AuthorizationServer .spec.signing.algorithm: accessor gives %s, CRD default %v", got, want)
+	}
+	if got, want := string(issuer.TokenReuse()), servers[".spec.workloadIdentity.trustedIssuers[].reuse"]; got != want {
+		t.Errorf("AuthorizationServer trustedIssuers[].reuse: accessor gives %s, CRD default %v", got, want)
+	}
+
+	oc := &v1.OAuthClient{}
+	var grants []any
+	for _, g := range oc.Grants() {
+		grants = append(grants, string(g))
+	}
+	clientType := string(v1.ClientConfidential)
+	if oc.IsPublic() {
+		clientType = string(v1.ClientPublic)
+	}
+	pinned := map[string]struct{ got, want any }{
+		".spec.clientType":                 {clientType, clients[".spec.clientType"]},
+		".spec.grantTypes":                 {grants, clients[".spec.grantTypes"]},
+		".spec.requirePKCE":                {oc.PKCERequired(), clients[".spec.requirePKCE"]},
+		".spec.secretRotation.gracePeriod": {oc.SecretGracePeriod(), duration(clients, ".spec.secretRotation.gracePeriod")},
+	}
+	for path, c := range pinned {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("OAuthClient %s: accessor gives %v, CRD default %v", path, c.got, c.want)
+		}
+	}
+	for path := range clients {
+		if _, ok := pinned[path]; !ok {
+			t.Errorf("OAuthClient %s has a CRD default (%v) that no accessor is pinned to here", path, clients[path])
+		}
+	}
+	// A set requirePKCE is kept, except that a public client cannot opt
+	// out; grant types a public client cannot use are dropped.
+	no := false
+	oc.Spec.RequirePKCE = &no
+	if oc.PKCERequired() {
+		t.Error("a confidential client's requirePKCE: false is ignored")
+	}
+	oc.Spec.ClientType = v1.ClientPublic
+	oc.Spec.GrantTypes = []v1.GrantType{v1.GrantClientCredentials, v1.GrantAuthorizationCode, v1.GrantTokenExchange}
+	if !oc.PKCERequired() || !reflect.DeepEqual(oc.Grants(), []v1.GrantType{v1.GrantAuthorizationCode}) {
+		t.Errorf("public client: PKCE required %v, grants %v", oc.PKCERequired(), oc.Grants())
+	}
+}
+
+// crdDefaults are the +kubebuilder:default values of a generated CRD, by
+// the field's path (.spec.tokens.accessToken; [] for list items).
+func crdDefaults(t *testing.T, plural string) map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile("../../config/crd/bases/oauth.gatehouse.dev_" + plural + ".yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,35 +211,25 @@ func TestDefaultsMatchCRD(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &crd); err != nil {
 		t.Fatal(err)
 	}
-	spec := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
-	def := func(parent, field string) string {
-		p := spec.Properties[parent].Properties[field]
-		if p.Default == nil {
-			t.Fatalf("the CRD has no default for spec.%s.%s", parent, field)
+	out := map[string]any{}
+	var walk func(p *apiextensionsv1.JSONSchemaProps, path string)
+	walk = func(p *apiextensionsv1.JSONSchemaProps, path string) {
+		if p.Default != nil {
+			var v any
+			if err := json.Unmarshal(p.Default.Raw, &v); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			if m, ok := v.(map[string]any); !ok || len(m) > 0 { // {} only makes the children's defaults apply
+				out[path] = v
+			}
 		}
-		var s string
-		if err := yaml.Unmarshal(p.Default.Raw, &s); err != nil {
-			t.Fatal(err)
+		for name, child := range p.Properties {
+			walk(&child, path+"."+name)
 		}
-		return s
-	}
-	for _, c := range []struct {
-		parent, field string
-		want          time.Duration
-	}{
-		{"tokens", "accessToken", v1.DefaultAccessTokenLifetime},
-		{"tokens", "refreshToken", v1.DefaultRefreshTokenLifetime},
-		{"tokens", "authorizationCode", v1.DefaultAuthorizationCodeLifetime},
-		{"tokens", "deviceCode", v1.DefaultDeviceCodeLifetime},
-		{"signing", "rotationInterval", v1.DefaultRotationInterval},
-		{"signing", "prepublishPeriod", v1.DefaultPrepublishPeriod},
-	} {
-		got, err := time.ParseDuration(def(c.parent, c.field))
-		if err != nil || got != c.want {
-			t.Errorf("spec.%s.%s: CRD default %s (%v), constant %s", c.parent, c.field, got, err, c.want)
+		if p.Items != nil && p.Items.Schema != nil {
+			walk(p.Items.Schema, path+"[]")
 		}
 	}
-	if alg := def("signing", "algorithm"); alg != string(v1.DefaultSigningAlgorithm) {
-		t.Errorf("spec.signing.algorithm: CRD default %s, constant %s", alg, v1.DefaultSigningAlgorithm)
-	}
+	walk(crd.Spec.Versions[0].Schema.OpenAPIV3Schema, "")
+	return out
 }

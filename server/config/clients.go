@@ -1,7 +1,6 @@
 package config
 
 import (
-	"cmp"
 	"slices"
 	"strings"
 	"sync"
@@ -25,26 +24,23 @@ func compileClient(oc *gatehousev1alpha1.OAuthClient, server *Snapshot, grants m
 	if !meta.IsStatusConditionTrue(oc.Status.Conditions, gatehousev1alpha1.ConditionReady) {
 		return nil
 	}
+	// Every default comes from the API package's accessors, which the
+	// operator reads too.
 	c := &Client{
 		ID:          oc.Status.ClientID,
-		DisplayName: cmp.Or(oc.Spec.DisplayName, oc.Name),
-		Public:      oc.Spec.ClientType == gatehousev1alpha1.ClientPublic,
+		DisplayName: oc.ShownName(),
+		Public:      oc.IsPublic(),
 		AuthMethod:  oc.AuthMethod(),
 		AuthMethods: internAuthMethods(oc.AuthMethods()),
 		SkipConsent: oc.Spec.SkipConsent,
 		IDTokenAlg:  oc.Spec.IDTokenSignedResponseAlg,
-		RequirePKCE: oc.Spec.RequirePKCE == nil || *oc.Spec.RequirePKCE,
+		RequirePKCE: oc.PKCERequired(),
 		Namespace:   oc.Namespace,
 		Assertion:   compileAssertion(oc, server),
 	}
-	if c.Public {
-		// RFC 9700 §2.1.1: PKCE is the only protection a public
-		// client's code has; CEL forbids the opt-out, this enforces it.
-		c.RequirePKCE = true
-	}
 	c.RedirectURIs = toStrings(oc.Spec.RedirectURIs)
 	c.PostLogoutRedirectURIs = toStrings(oc.Spec.PostLogoutRedirectURIs)
-	c.GrantTypes = grantSet(oc.Spec.GrantTypes, c.Public, grants)
+	c.GrantTypes = grantSet(oc.Grants(), grants)
 	for _, sc := range oc.Spec.Scopes {
 		// The operator keeps such a client from being Ready; this holds
 		// in the moment between a Scope closing and that verdict.
@@ -120,17 +116,8 @@ func toStrings[S ~string](in []S) []string {
 
 // grantSet is the client's grant types as a set, shared with every client
 // that has the same set (Clients are never modified).
-func grantSet(grants []gatehousev1alpha1.GrantType, public bool, interned map[string]map[gatehousev1alpha1.GrantType]bool) map[gatehousev1alpha1.GrantType]bool {
-	if len(grants) == 0 {
-		grants = []gatehousev1alpha1.GrantType{gatehousev1alpha1.GrantAuthorizationCode}
-	}
-	var keep []string
-	for _, g := range grants {
-		if (g == gatehousev1alpha1.GrantClientCredentials || g == gatehousev1alpha1.GrantTokenExchange) && public {
-			continue // a public client cannot authenticate itself
-		}
-		keep = append(keep, string(g))
-	}
+func grantSet(grants []gatehousev1alpha1.GrantType, interned map[string]map[gatehousev1alpha1.GrantType]bool) map[gatehousev1alpha1.GrantType]bool {
+	keep := toStrings(grants)
 	slices.Sort(keep)
 	key := strings.Join(slices.Compact(keep), " ")
 	if set, ok := interned[key]; ok {
