@@ -119,7 +119,7 @@ func (b *browser) approveDevice(verificationURIComplete, decision string) device
 	resp, page = b.post(b.ts.URL+endpoints.DevicePath, f)
 	u := location(b.t, resp)
 	if u.Path == endpoints.LoginPath {
-		resp, page = b.get(u.String())
+		_, page = b.get(u.String())
 		f := hiddenFields(page)
 		f.Set("username", testUser)
 		f.Set("password", testPassword)

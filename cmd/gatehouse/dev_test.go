@@ -324,8 +324,10 @@ func devHTTPClient(t *testing.T, env map[string]string) *http.Client {
 }
 
 // devKubectlLogin uses the demo user's kubeconfig as its summary says:
-// kubectl runs `gatehouse login`, which prints the login URL; testlogin
-// plays the person in the browser. The control plane then knows the demo
+// kubectl runs `gatehouse login` on a host with no display, as on an SSH
+// session, so the plugin picks the device flow by itself and prints the
+// device page's link (docs/tutorials/device-login.md); testlogin plays the
+// person in a browser elsewhere. The control plane then knows the demo
 // user and group from the ID token, lets the group view, and refuses
 // anything more.
 func devKubectlLogin(t *testing.T, env map[string]string) {
@@ -336,7 +338,12 @@ func devKubectlLogin(t *testing.T, env map[string]string) {
 	}
 	kubectl := func(args ...string) *exec.Cmd {
 		cmd := exec.Command(filepath.Join(assets, "kubectl"), append([]string{"--kubeconfig", env["DEMO_KUBECONFIG"]}, args...)...)
-		cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(filepath.Dir(env["KUBECONFIG"]), "test-cache"))
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "DISPLAY=") && !strings.HasPrefix(kv, "WAYLAND_DISPLAY=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, "XDG_CACHE_HOME="+filepath.Join(filepath.Dir(env["KUBECONFIG"]), "test-cache"))
 		return cmd
 	}
 	whoami := kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}")
@@ -349,26 +356,27 @@ func devKubectlLogin(t *testing.T, env map[string]string) {
 	if err := whoami.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// The plugin prints the authorization URL; sign in and follow the
-	// redirect back to its loopback listener, as the browser would.
+	// The plugin says why it uses the device flow and prints the link
+	// that carries the code; approve it as the demo user.
 	sc := bufio.NewScanner(stderr)
+	headless := false
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
-		if !strings.HasPrefix(line, env["GATEHOUSE_ISSUER"]+"/authorize?") {
+		headless = headless || strings.Contains(line, "no browser can open here")
+		if !strings.HasPrefix(line, env["GATEHOUSE_ISSUER"]+"/device?user_code=") {
 			continue
 		}
 		b, err := testlogin.New(env["GATEHOUSE_ISSUER"], devHTTPClient(t, env).Transport)
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := b.SignIn(context.Background(), line, env["DEMO_USERNAME"], env["DEMO_PASSWORD"])
-		if err != nil {
-			t.Fatalf("signing in as the demo user: %v", err)
-		}
-		if resp, err := http.Get(back.String()); err == nil {
-			resp.Body.Close()
+		if _, err := b.ApproveDevice(context.Background(), line, env["DEMO_USERNAME"], env["DEMO_PASSWORD"], "approve"); err != nil {
+			t.Fatalf("approving the device login as the demo user: %v", err)
 		}
 		break
+	}
+	if !headless {
+		t.Error("gatehouse login did not say it chose the device flow for want of a browser")
 	}
 	go func() { _, _ = io.Copy(io.Discard, stderr) }()
 	if err := whoami.Wait(); err != nil {

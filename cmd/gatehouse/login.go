@@ -34,6 +34,9 @@ type loginFlags struct {
 	scopes                             []string
 	timeout                            time.Duration
 	openBrowser                        bool
+	// device asks for the device flow; deviceSet says --device was given
+	// at all, so that --device=false rules out the automatic choice.
+	device, deviceSet bool
 }
 
 func parseLoginFlags(args []string, stderr io.Writer) (*loginFlags, error) {
@@ -47,20 +50,24 @@ func parseLoginFlags(args []string, stderr io.Writer) (*loginFlags, error) {
 		gatehouseoidc.ScopeGroups, gatehouseoidc.ScopeOfflineAccess}, " "), "scopes to request, space-separated; must include openid")
 	def, _ := os.UserCacheDir()
 	fs.StringVar(&f.cacheDir, "cache-dir", filepath.Join(def, "gatehouse", "login"), "where ID and refresh tokens are kept between runs")
-	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the login in the browser")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the login in the browser, or for the approval of the device flow's code")
 	fs.BoolVar(&f.openBrowser, "open-browser", true, "open the login page with xdg-open or open; it is printed either way")
+	fs.BoolVar(&f.device, "device", false, "log in with a code entered in a browser on any other device (RFC 8628 device flow), for hosts with no browser; "+
+		"chosen by itself when no browser can open here (no DISPLAY or WAYLAND_DISPLAY, or no xdg-open; on macOS, an SSH session) and the issuer offers it; --device=false never")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: gatehouse login --issuer URL --client-id ID [flags]")
 		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Logs in with OpenID Connect (authorization code with PKCE, loopback redirect, RFC 8252)")
-		fmt.Fprintln(stderr, "and prints a client.authentication.k8s.io ExecCredential holding the ID token: a kubectl")
-		fmt.Fprintln(stderr, "exec credential plugin. Tokens are cached; a refresh token renews them without a browser.")
+		fmt.Fprintln(stderr, "Logs in with OpenID Connect (authorization code with PKCE, loopback redirect, RFC 8252;")
+		fmt.Fprintln(stderr, "or, with --device or where no browser can open, the device flow of RFC 8628) and prints a")
+		fmt.Fprintln(stderr, "client.authentication.k8s.io ExecCredential holding the ID token: a kubectl exec credential")
+		fmt.Fprintln(stderr, "plugin. Tokens are cached; a refresh token renews them without a browser.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
+	fs.Visit(func(fl *flag.Flag) { f.deviceSet = f.deviceSet || fl.Name == "device" })
 	f.scopes = strings.Fields(*scopes)
 	switch {
 	case f.issuer == "" || f.clientID == "":
@@ -97,7 +104,7 @@ var openBrowser = func(url string) error {
 
 // runLogin is `gatehouse login`: a cached ID token while it is valid for
 // another minute, else one from the refresh token, else a login in the
-// browser.
+// browser, on this host or (the device flow) on any other.
 func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f, err := parseLoginFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -115,7 +122,7 @@ func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tok, err := l.verify(raw, "")
 	if err != nil || time.Until(tok.Expiry) < time.Minute {
 		if raw, err = l.refresh(c.RefreshToken); err != nil {
-			raw, err = l.interactive()
+			raw, err = l.logIn()
 		}
 		if err != nil {
 			return err

@@ -72,7 +72,7 @@ func newLoginFixture(t *testing.T) *loginFixture {
 	f.issuer = "https://" + listen
 	oc := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "kubectl"}, Spec: oauthv1.OAuthClientSpec{
 		ServerRef: oauthv1.ServerReference{Name: "auth"}, ClientType: oauthv1.ClientPublic, TokenEndpointAuthMethod: oauthv1.AuthNone,
-		GrantTypes:   []oauthv1.GrantType{oauthv1.GrantAuthorizationCode, oauthv1.GrantRefreshToken},
+		GrantTypes:   []oauthv1.GrantType{oauthv1.GrantAuthorizationCode, oauthv1.GrantRefreshToken, oauthv1.GrantDeviceCode},
 		RedirectURIs: []oauthv1.RedirectURI{"http://127.0.0.1/callback"},
 		Scopes:       []oauthv1.ScopeName{"openid", "profile", "email", "groups", "offline_access"},
 	}}
@@ -132,6 +132,7 @@ func TestLogin(t *testing.T) {
 	f := newLoginFixture(t)
 	cacheDir := filepath.Join(t.TempDir(), "cache")
 	browserRuns := 0
+	withBrowser(t, true)
 	defer func(o func(string) error) { openBrowser = o }(openBrowser)
 	openBrowser = func(authURL string) error {
 		browserRuns++
@@ -195,6 +196,7 @@ func TestLogin(t *testing.T) {
 func TestLoginDenied(t *testing.T) {
 	f := newLoginFixture(t)
 	cacheDir := filepath.Join(t.TempDir(), "cache")
+	withBrowser(t, true)
 	defer func(o func(string) error) { openBrowser = o }(openBrowser)
 	openBrowser = func(authURL string) error {
 		u, _ := url.Parse(authURL)

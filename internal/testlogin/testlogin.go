@@ -80,6 +80,45 @@ func (b *Browser) SignIn(ctx context.Context, authorizeURL, username, password s
 	return nil, fmt.Errorf("no redirect back to the client after login and consent; last page %s: %.500s", resp.url, resp.body)
 }
 
+// ApproveDevice plays the person of the device authorization grant (RFC
+// 8628): it opens verificationURIComplete, confirms the code filled in,
+// logs in with username and password (unless the session cookie already
+// does) and answers the consent page with decision, "approve" or "deny".
+// It returns the text of the page that ends the approval.
+func (b *Browser) ApproveDevice(ctx context.Context, verificationURIComplete, username, password, decision string) (string, error) {
+	resp, err := b.do(ctx, http.MethodGet, verificationURIComplete, nil)
+	for step := 0; err == nil && step < 4; step++ {
+		if resp.location != nil {
+			return "", fmt.Errorf("%s: sent off the issuer to %s", resp.url, resp.location)
+		}
+		var fields url.Values
+		switch {
+		case strings.Contains(resp.body, `name="user_code"`):
+			m := userCodeRE.FindStringSubmatch(resp.body)
+			if m == nil || resp.status != http.StatusOK {
+				return "", fmt.Errorf("%s: the code was not taken (%d): %.500s", resp.url, resp.status, resp.body)
+			}
+			fields = url.Values{"user_code": {html.UnescapeString(m[1])}}
+		case strings.Contains(resp.body, `name="password"`):
+			fields = url.Values{"username": {username}, "password": {password}}
+		case strings.Contains(resp.body, `name="decision" value="approve"`):
+			fields = url.Values{"decision": {decision}}
+		case strings.Contains(resp.body, `id="device-result"`) && resp.status == http.StatusOK:
+			return resp.body, nil
+		default:
+			return "", fmt.Errorf("%s: not a page of the device approval (%d): %.500s", resp.url, resp.status, resp.body)
+		}
+		var action string
+		if action, err = formAction(resp); err == nil {
+			resp, err = b.do(ctx, http.MethodPost, action, withHidden(resp.body, fields))
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	return "", fmt.Errorf("the device approval did not end; last page %s: %.500s", resp.url, resp.body)
+}
+
 type page struct {
 	url      *url.URL
 	status   int
@@ -120,6 +159,8 @@ func (b *Browser) do(ctx context.Context, method, target string, form url.Values
 var (
 	formRE   = regexp.MustCompile(`<form method="post" action="([^"]*)"`)
 	hiddenRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+	// userCodeRE is the /device page's code field and its value.
+	userCodeRE = regexp.MustCompile(`name="user_code"[^>]*value="([^"]*)"`)
 )
 
 func formAction(p *page) (string, error) {
