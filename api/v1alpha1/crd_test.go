@@ -156,7 +156,7 @@ func TestValidationRejectsBadObjects(t *testing.T) {
 		{"code lifetime not a duration", validServer, `spec: {tokens: {authorizationCode: soon}}`, "authorizationCode lifetime must be a duration such as 60s"},
 		{"device code lifetime too short", validServer, `spec: {tokens: {deviceCode: 30s}}`, "deviceCode lifetime must be between 1m and 30m"},
 		{"device code lifetime too long", validServer, `spec: {tokens: {deviceCode: 2h}}`, "deviceCode lifetime must be between 1m and 30m"},
-		{"device code lifetime not a duration", validServer, `spec: {tokens: {deviceCode: 10}}`, "deviceCode lifetime must be a duration such as 10m"},
+		{"device code lifetime not a duration", validServer, `spec: {tokens: {deviceCode: "10"}}`, "deviceCode lifetime must be a duration such as 10m"},
 		// AuthorizationServer: client namespaces.
 		{"selector without selector", validServer, `spec: {allowedClients: {namespaces: {from: Selector}}}`, "selector must be set when, and only when, from is Selector"},
 		{"selector with All", validServer, `spec: {allowedClients: {namespaces: {from: All, selector: {matchLabels: {team: a}}}}}`, "selector must be set when, and only when, from is Selector"},
