@@ -25,6 +25,8 @@ CRD_REF_DOCS := $(BIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 # oauth2-proxy, the relying party the e2e suite puts in front of an app;
 # the version is pinned in hack/oauth2-proxy.sh.
 OAUTH2_PROXY := $(BIN)/oauth2-proxy-$(shell awk -F= '$$1 == "VERSION" {print $$2}' hack/oauth2-proxy.sh)
+# npm ci's record of what it installed for the e2e suite's openid-client.
+OPENID_CLIENT := test/e2e/openid-client/node_modules/.package-lock.json
 export HELM
 
 # The image `make deploy` installs.
@@ -104,7 +106,7 @@ ENVTEST_PREREQ :=
 endif
 
 .PHONY: test
-test: lint $(ENVTEST_PREREQ) $(HELM) $(OAUTH2_PROXY) ## Run lint and every test (unit, envtest, storage, chart, e2e; both Go modules).
+test: lint $(ENVTEST_PREREQ) $(HELM) $(OAUTH2_PROXY) $(OPENID_CLIENT) ## Run lint and every test (unit, envtest, storage, chart, e2e; both Go modules).
 	@echo "test: go test ./... (KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS)"
 	go test $(GO_TEST_FLAGS) ./...
 	@$(MAKE) -s test-resourceserver
@@ -122,7 +124,7 @@ test-resourceserver: ## Test the resourceserver module on its own, with this Go 
 	@cd resourceserver && GOTOOLCHAIN=$(RESOURCESERVER_GO) go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
-test-e2e: $(ENVTEST_PREREQ) $(OAUTH2_PROXY) ## Run the end-to-end suite: control plane, operator and server processes, Chromium, orders-api.
+test-e2e: $(ENVTEST_PREREQ) $(OAUTH2_PROXY) $(OPENID_CLIENT) ## Run the end-to-end suite: control plane, operator and server processes, Chromium, orders-api.
 	go test $(GO_TEST_FLAGS) -v ./test/e2e/...
 
 .PHONY: bench
@@ -218,6 +220,16 @@ $(CRD_REF_DOCS):
 	@echo "tools: installing crd-ref-docs $(CRD_REF_DOCS_VERSION) into bin/"
 	@GOBIN=$(BIN) go install github.com/elastic/crd-ref-docs@$(CRD_REF_DOCS_VERSION)
 	@mv $(BIN)/crd-ref-docs $@
+
+# openid-client (Node.js), the e2e suite's second independent client for
+# the device flow, installed exactly as test/e2e/openid-client/package-lock.json
+# says. Without npm the test that needs it reports a missing dependency
+# (a failure under GATEHOUSE_REQUIRE_ALL); .ci/run installs Debian's.
+$(OPENID_CLIENT): test/e2e/openid-client/package.json test/e2e/openid-client/package-lock.json
+	@if command -v npm >/dev/null; then \
+		echo "tools: npm ci in test/e2e/openid-client (openid-client for the device-flow e2e test)"; \
+		npm ci --prefix test/e2e/openid-client --no-audit --no-fund --loglevel=error; \
+	else echo "tools: no npm, so no openid-client for the device-flow e2e test (install the Debian packages nodejs and npm)"; fi
 
 $(OAUTH2_PROXY):
 	@hack/oauth2-proxy.sh >/dev/null
