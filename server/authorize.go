@@ -61,7 +61,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 	ctx := r.Context()
 	var remembered *storage.Consent
 	if sess, c, ok := s.sessionConsent(ctx, r, snap, client.ID, now); ok && !op.reauthenticate(sess, now) {
-		ar.Subject, ar.AuthTime, ar.SessionID = sess.Subject, sess.AuthTime, sessionID(sess)
+		ar.Subject, ar.AuthTime, ar.SessionID = sess.Subject, sess.AuthTime, sess.ID
 		remembered = c
 	}
 	if ar.Subject == "" {

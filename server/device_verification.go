@@ -90,7 +90,7 @@ func (s *Server) startDeviceApproval(w http.ResponseWriter, r *http.Request, sna
 	}
 	page := endpoints.LoginPath
 	if sess, ok := s.session(ctx, r, snap, now); ok {
-		ar.Subject, ar.AuthTime, ar.SessionID = sess.Subject, sess.AuthTime, sessionID(sess)
+		ar.Subject, ar.AuthTime, ar.SessionID = sess.Subject, sess.AuthTime, sess.ID
 		page = endpoints.ConsentPath
 	}
 	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {

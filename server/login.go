@@ -132,7 +132,8 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, snap *con
 	// A fresh session value on every login: a value planted before login
 	// (session fixation) never becomes authenticated.
 	cookie := randomToken(32)
-	sess := storage.Session{Hash: storage.HashToken(cookie), Subject: person.Subject, AuthTime: now, ExpiresAt: now.Add(s.sessionTTL)}
+	hash := storage.HashToken(cookie)
+	sess := storage.Session{Hash: hash, ID: sessionID(hash), Subject: person.Subject, AuthTime: now, ExpiresAt: now.Add(s.sessionTTL)}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		s.log.Error("storing session", "error", err)
 		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")
@@ -142,7 +143,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, snap *con
 		_ = s.store.DeleteSession(ctx, storage.HashToken(old))
 	}
 	setCookie(w, snap, sessionCookie, cookie, int(s.sessionTTL/time.Second))
-	ar.Subject, ar.AuthTime, ar.SessionID = person.Subject, now, sessionID(sess)
+	ar.Subject, ar.AuthTime, ar.SessionID = person.Subject, now, sess.ID
 	if err := s.store.UpdateAuthRequest(ctx, ar); err != nil {
 		s.log.Error("updating authorization request", "error", err)
 		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")

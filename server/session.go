@@ -47,11 +47,13 @@ func userExists(snap *config.Snapshot, subject string) bool {
 	return snap.Subject(subject) == config.SubjectActive
 }
 
-// sessionID is the sid of a login session (Core §2; the sid of
-// OpenID Connect Front-/Back-Channel Logout): stable for the session,
-// different for each, and derived one-way from the stored hash, so that
-// it reveals nothing that could be replayed as the session cookie.
-func sessionID(sess storage.Session) string { return storage.HashToken("sid:" + sess.Hash) }
+// sessionID is the sid of the login session stored under hash (Core §2;
+// the sid of OpenID Connect Front-/Back-Channel Logout): stable for the
+// session, different for each, and derived one-way from the stored hash,
+// so that it reveals nothing that could be replayed as the session cookie.
+// It is stored with the session (storage.Session.ID), which is findable
+// by it.
+func sessionID(hash string) string { return storage.HashToken("sid:" + hash) }
 
 // loadFlow finds the authorization request a page belongs to, and its
 // client; when either is gone it shows an error page.

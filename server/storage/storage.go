@@ -1,6 +1,7 @@
 // Package storage is the token server's state that must outlive a request
 // and be shared by replicas: pending authorization requests, authorization
-// codes, refresh tokens, access-token revocations, consents and sessions.
+// codes, refresh tokens, access-token revocations, consents, sessions and
+// the logout tokens owed when they end.
 //
 // Secrets never reach a Store in the clear: codes, refresh tokens and session
 // cookies are stored under the SHA-256 of their value (HashToken), so a
@@ -217,14 +218,6 @@ type Consent struct {
 	ExpiresAt time.Time
 }
 
-// Session is a logged-in browser, stored under HashToken(cookie value).
-type Session struct {
-	Hash      string
-	Subject   string
-	AuthTime  time.Time
-	ExpiresAt time.Time
-}
-
 // Store is implemented by the memory and PostgreSQL drivers.
 //
 // Reads treat an object whose ExpiresAt has passed (relative to now) as
@@ -236,6 +229,7 @@ type Store interface {
 	IdentityStore
 	AssertionStore
 	DeviceStore
+	SessionStore
 
 	// Authorization requests between /authorize and the redirect back.
 	CreateAuthRequest(ctx context.Context, r AuthRequest) error
@@ -245,7 +239,9 @@ type Store interface {
 
 	// CreateCode stores a new authorization code.
 	CreateCode(ctx context.Context, c AuthCode) error
-	// RedeemCode atomically marks the code redeemed and records issued.
+	// RedeemCode atomically marks the code redeemed and records issued,
+	// and records the code's client in the code's session (SessionID) if
+	// that session is live (AddSessionClient).
 	// With first (non-nil), the same atomic step also stores the family's
 	// first refresh token if the code and first's conditions allow (see
 	// FirstRefresh) and the family is not revoked; stored reports whether
@@ -294,16 +290,6 @@ type Store interface {
 	// SaveConsent creates or replaces the consent of (Subject, ClientID).
 	SaveConsent(ctx context.Context, c Consent) error
 	GetConsent(ctx context.Context, subject, clientID string, now time.Time) (Consent, error)
-
-	CreateSession(ctx context.Context, s Session) error
-	GetSession(ctx context.Context, hash string, now time.Time) (Session, error)
-	// GetSessionConsent is GetSession and, for the session's subject,
-	// GetConsent of clientID, in one round trip: the single-sign-on path
-	// (/authorize with a live session and a remembered consent) needs
-	// both. The consent is nil when there is none (or it expired); a
-	// missing session is ErrNotFound.
-	GetSessionConsent(ctx context.Context, hash, clientID string, now time.Time) (Session, *Consent, error)
-	DeleteSession(ctx context.Context, hash string) error
 
 	// DeleteExpired removes everything expired before now (device
 	// authorizations DeviceExpiredRetention after they expired) and

@@ -17,6 +17,7 @@ func (s *Store) SaveIdentity(_ context.Context, id storage.Identity) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.identities[id.Subject] = id
+	delete(s.rechecks, id.Subject)
 	return nil
 }
 
@@ -30,4 +31,20 @@ func (s *Store) GetIdentity(_ context.Context, subject string, now time.Time) (s
 	}
 	id.Data = slices.Clone(id.Data)
 	return id, nil
+}
+
+// ClaimIdentityRecheck implements storage.IdentityStore.
+func (s *Store) ClaimIdentityRecheck(_ context.Context, subject string, due, until, now time.Time) (storage.Identity, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.identities[subject]
+	if !ok || !live(id.ExpiresAt, now) {
+		return storage.Identity{}, false, storage.ErrNotFound
+	}
+	id.Data = slices.Clone(id.Data)
+	if id.UpdatedAt.After(due) || s.rechecks[subject].After(now) {
+		return id, false, nil
+	}
+	s.rechecks[subject] = until
+	return id, true, nil
 }

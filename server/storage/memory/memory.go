@@ -23,10 +23,13 @@ type Store struct {
 	families     map[string]*family
 	revokedJTIs  map[string]time.Time
 	consents     map[consentKey]storage.Consent
-	sessions     map[string]storage.Session
+	sessions     sessions
 	identities   map[string]storage.Identity
-	assertions   map[string]time.Time // used client assertions' expiry, by AssertionID
-	devices      deviceAuthorizations
+	// rechecks are the live claims on identities (ClaimIdentityRecheck),
+	// by subject: until when.
+	rechecks   map[string]time.Time
+	assertions map[string]time.Time // used client assertions' expiry, by AssertionID
+	devices    deviceAuthorizations
 }
 
 // family is what the store knows of a refresh-token family as a whole. A
@@ -49,8 +52,9 @@ func New() *Store {
 		families:     map[string]*family{},
 		revokedJTIs:  map[string]time.Time{},
 		consents:     map[consentKey]storage.Consent{},
-		sessions:     map[string]storage.Session{},
+		sessions:     newSessions(),
 		identities:   map[string]storage.Identity{},
+		rechecks:     map[string]time.Time{},
 		assertions:   map[string]time.Time{},
 		devices:      newDeviceAuthorizations(),
 	}
@@ -191,6 +195,9 @@ func (s *Store) RedeemCode(_ context.Context, hash string, issued storage.Issued
 	s.codes[hash] = c
 	if stored {
 		s.putRefreshToken(t)
+	}
+	if c.SessionID != "" {
+		s.addSessionClient(c.SessionID, c.ClientID, now)
 	}
 	return copyCode(c), stored, nil
 }
@@ -369,52 +376,6 @@ func (s *Store) GetConsent(_ context.Context, subject, clientID string, now time
 	return copyConsent(c), nil
 }
 
-// CreateSession implements storage.Store.
-func (s *Store) CreateSession(_ context.Context, sess storage.Session) error {
-	if sess.Hash == "" || sess.ExpiresAt.IsZero() {
-		return invalid("session needs a hash and an expiry")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.sessions[sess.Hash]; ok {
-		return storage.ErrAlreadyExists
-	}
-	s.sessions[sess.Hash] = sess
-	return nil
-}
-
-// GetSession implements storage.Store.
-func (s *Store) GetSession(_ context.Context, hash string, now time.Time) (storage.Session, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	sess, ok := s.sessions[hash]
-	if !ok || !live(sess.ExpiresAt, now) {
-		return storage.Session{}, storage.ErrNotFound
-	}
-	return sess, nil
-}
-
-// GetSessionConsent implements storage.Store.
-func (s *Store) GetSessionConsent(ctx context.Context, hash, clientID string, now time.Time) (storage.Session, *storage.Consent, error) {
-	sess, err := s.GetSession(ctx, hash, now)
-	if err != nil {
-		return storage.Session{}, nil, err
-	}
-	c, err := s.GetConsent(ctx, sess.Subject, clientID, now)
-	if err != nil {
-		return sess, nil, nil
-	}
-	return sess, &c, nil
-}
-
-// DeleteSession implements storage.Store.
-func (s *Store) DeleteSession(_ context.Context, hash string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.sessions, hash)
-	return nil
-}
-
 // DeleteExpired implements storage.Store. Family records are internal and
 // not counted.
 func (s *Store) DeleteExpired(_ context.Context, now time.Time) (int, error) {
@@ -425,8 +386,9 @@ func (s *Store) DeleteExpired(_ context.Context, now time.Time) (int, error) {
 	n += deleteExpired(s.refresh, now, func(t storage.RefreshToken) time.Time { return t.ExpiresAt })
 	n += deleteExpired(s.revokedJTIs, now, func(exp time.Time) time.Time { return exp })
 	n += deleteExpired(s.consents, now, func(c storage.Consent) time.Time { return c.ExpiresAt })
-	n += deleteExpired(s.sessions, now, func(sess storage.Session) time.Time { return sess.ExpiresAt })
+	n += s.deleteExpiredSessions(now)
 	n += deleteExpired(s.identities, now, func(id storage.Identity) time.Time { return id.ExpiresAt })
+	deleteExpired(s.rechecks, now, func(until time.Time) time.Time { return until }) // claims are not objects
 	n += deleteExpired(s.assertions, now, func(exp time.Time) time.Time { return exp })
 	n += s.deleteExpiredDevices(now)
 	// A family outlives its tokens (its expiry is their latest), so no

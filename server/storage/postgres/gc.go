@@ -15,6 +15,7 @@ const gcBatch = 5000
 // deletes refresh tokens before their families.
 var expiringTables = []string{
 	"auth_requests", "auth_codes", "refresh_tokens", "revoked_access_tokens", "consents", "sessions", "identities", "used_assertions",
+	"logout_deliveries",
 }
 
 // DeleteExpired implements storage.Store. Family rows are internal and not
@@ -35,6 +36,11 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	total += n
 	if err != nil {
 		return total, wrap("delete expired device_authorizations", err)
+	}
+	// A session's clients are part of it, not objects of their own.
+	if _, err := s.deleteBatches(ctx, `DELETE FROM session_clients WHERE expires_at <= $1 AND ctid IN (
+		SELECT ctid FROM session_clients WHERE expires_at <= $1 LIMIT $2)`, now); err != nil {
+		return total, wrap("delete expired session_clients", err)
 	}
 	// expires_at is checked again outside the subquery: a concurrent
 	// CreateRefreshToken that extends the family makes PostgreSQL skip it.

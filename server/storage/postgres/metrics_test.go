@@ -41,7 +41,7 @@ func errorCounts(t *testing.T, s *postgres.Store) map[string]float64 {
 // alert watches, and reads the counter the token server exports.
 func TestErrorMetrics(t *testing.T) {
 	ctx := context.Background()
-	session := storage.Session{Hash: "h", Subject: "alice", ExpiresAt: t0()}
+	session := storage.Session{Hash: "h", ID: "sid-h", Subject: "alice", ExpiresAt: t0()}
 
 	t.Run("a healthy store counts nothing, and a miss is no error", func(t *testing.T) {
 		s := open(t, testpg.Get(t).NewDatabase(t))

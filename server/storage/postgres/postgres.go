@@ -237,7 +237,8 @@ func scanCode(row pgx.Row, extra ...any) (storage.AuthCode, error) {
 // refresh token of the family it names when the code's bindings and scopes
 // allow (storage.FirstRefresh; an empty $6 for none). The family row is
 // upserted first, which locks it against a concurrent RevokeFamily; a
-// revoked family yields no row to insert the token from. The last column
+// revoked family yields no row to insert the token from. The code's client
+// is recorded in the code's session, if that is live. The last column
 // reports whether the token was stored.
 const redeemSQL = `WITH redeemed AS (
 		UPDATE auth_codes SET redeemed_at = $2,
@@ -261,6 +262,11 @@ const redeemSQL = `WITH redeemed AS (
 		SELECT $6, $5, t.client_id, t.subject, t.scopes, t.auth_time, $2, t.expires_at, t.session_id, t.resources
 		FROM refresh t, family f WHERE f.revoked_at IS NULL
 		RETURNING hash
+	), client AS (
+		INSERT INTO session_clients (sid, client_id, expires_at)
+		SELECT r.session_id, r.client_id, s.expires_at FROM redeemed r JOIN sessions s ON s.sid = r.session_id AND s.expires_at > $2
+		WHERE r.session_id <> ''
+		ON CONFLICT (sid, client_id) DO NOTHING
 	)
 	SELECT redeemed.*, EXISTS (SELECT 1 FROM token) FROM redeemed`
 
@@ -563,64 +569,4 @@ func (s *Store) GetConsent(ctx context.Context, subject, clientID string, now ti
 		return storage.Consent{}, wrap("get consent", err)
 	}
 	return c, nil
-}
-
-// CreateSession implements storage.Store.
-func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
-	if sess.Hash == "" || sess.ExpiresAt.IsZero() {
-		return invalid("session needs a hash and an expiry")
-	}
-	_, err := s.pool.Exec(ctx, "INSERT INTO sessions (hash, subject, auth_time, expires_at) VALUES ($1, $2, $3, $4)",
-		sess.Hash, sess.Subject, sess.AuthTime, sess.ExpiresAt)
-	switch {
-	case isUniqueViolation(err):
-		return storage.ErrAlreadyExists
-	case err != nil:
-		return wrap("create session", err)
-	}
-	return nil
-}
-
-// GetSession implements storage.Store.
-func (s *Store) GetSession(ctx context.Context, hash string, now time.Time) (storage.Session, error) {
-	var sess storage.Session
-	err := s.pool.QueryRow(ctx, "SELECT hash, subject, auth_time, expires_at FROM sessions WHERE hash = $1 AND expires_at > $2", hash, now).
-		Scan(&sess.Hash, &sess.Subject, &sess.AuthTime, &sess.ExpiresAt)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return storage.Session{}, storage.ErrNotFound
-	case err != nil:
-		return storage.Session{}, wrap("get session", err)
-	}
-	return sess, nil
-}
-
-// GetSessionConsent implements storage.Store: the session joined with its
-// subject's consent, one statement.
-func (s *Store) GetSessionConsent(ctx context.Context, hash, clientID string, now time.Time) (storage.Session, *storage.Consent, error) {
-	var sess storage.Session
-	var scopes []string
-	var granted, expires *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT s.hash, s.subject, s.auth_time, s.expires_at, c.scopes, c.granted_at, c.expires_at
-		FROM sessions s LEFT JOIN consents c ON c.subject = s.subject AND c.client_id = $2 AND c.expires_at > $3
-		WHERE s.hash = $1 AND s.expires_at > $3`, hash, clientID, now).
-		Scan(&sess.Hash, &sess.Subject, &sess.AuthTime, &sess.ExpiresAt, &scopes, &granted, &expires)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return storage.Session{}, nil, storage.ErrNotFound
-	case err != nil:
-		return storage.Session{}, nil, wrap("get session and consent", err)
-	}
-	if expires == nil {
-		return sess, nil, nil
-	}
-	return sess, &storage.Consent{Subject: sess.Subject, ClientID: clientID, Scopes: scopes, GrantedAt: *granted, ExpiresAt: *expires}, nil
-}
-
-// DeleteSession implements storage.Store.
-func (s *Store) DeleteSession(ctx context.Context, hash string) error {
-	if _, err := s.pool.Exec(ctx, "DELETE FROM sessions WHERE hash = $1", hash); err != nil {
-		return wrap("delete session", err)
-	}
-	return nil
 }

@@ -59,6 +59,40 @@ func TestTwoInstancesRotateRefreshToken(t *testing.T) {
 	storagetest.RaceRotateRefreshToken(t, open(t, url), open(t, url))
 }
 
+// Of two replicas ending one session at once, one ends it and queues its
+// logout token.
+func TestTwoInstancesEndSession(t *testing.T) {
+	url := testpg.Get(t).NewDatabase(t)
+	storagetest.RaceEndSession(t, open(t, url), open(t, url))
+}
+
+// Replicas claiming the logout outbox at once never claim one delivery
+// twice.
+func TestTwoInstancesClaimLogoutDeliveries(t *testing.T) {
+	url := testpg.Get(t).NewDatabase(t)
+	storagetest.RaceClaimLogoutDeliveries(t, open(t, url), open(t, url))
+}
+
+// Migration 0007 gives the sessions stored before it the sid the server
+// derived for them (HashToken("sid:" + hash)); this is its expression.
+func TestSessionIDBackfillMatchesServer(t *testing.T) {
+	url := testpg.Get(t).NewDatabase(t)
+	open(t, url)
+	conn := connect(t, url)
+	for _, cookie := range []string{"a", "cookie-with-/+=", strings.Repeat("x", 200)} {
+		hash := storage.HashToken(cookie)
+		var sid string
+		err := conn.QueryRow(context.Background(),
+			`SELECT rtrim(translate(encode(sha256(convert_to('sid:' || $1, 'UTF8')), 'base64'), '+/', '-_'), '=')`, hash).Scan(&sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := storage.HashToken("sid:" + hash); sid != want {
+			t.Errorf("backfilled sid %q, the server's %q", sid, want)
+		}
+	}
+}
+
 // A client assertion presented at two replicas at once is accepted by one.
 func TestTwoInstancesUseAssertion(t *testing.T) {
 	url := testpg.Get(t).NewDatabase(t)
@@ -103,7 +137,7 @@ func TestConcurrentMigration(t *testing.T) {
 
 	// Opening a migrated database applies nothing and keeps the data.
 	s := open(t, url)
-	if err := s.CreateSession(context.Background(), storage.Session{Hash: "h", Subject: "alice", ExpiresAt: t0()}); err != nil {
+	if err := s.CreateSession(context.Background(), storage.Session{Hash: "h", ID: "sid-h", Subject: "alice", ExpiresAt: t0()}); err != nil {
 		t.Fatal(err)
 	}
 	open(t, url)
@@ -126,7 +160,7 @@ func TestOnlyHashesStored(t *testing.T) {
 	if err := s.CreateRefreshToken(ctx, storage.RefreshToken{Hash: storage.HashToken(refresh), FamilyID: "f", ExpiresAt: exp}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateSession(ctx, storage.Session{Hash: storage.HashToken(cookie), ExpiresAt: exp}); err != nil {
+	if err := s.CreateSession(ctx, storage.Session{Hash: storage.HashToken(cookie), ID: storage.HashToken("sid:" + storage.HashToken(cookie)), ExpiresAt: exp}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CreateDeviceAuthorization(ctx, storage.DeviceAuthorization{Hash: storage.HashToken(deviceCode), UserCode: storage.HashToken(userCode),
@@ -188,12 +222,12 @@ func TestDeleteExpiredInBatches(t *testing.T) {
 	ctx := context.Background()
 	const expired = 12_345 // more than two batches
 	conn := connect(t, url)
-	_, err := conn.Exec(ctx, `INSERT INTO sessions (hash, subject, auth_time, expires_at)
-		SELECT 'h' || i, 'alice', $1, $1 FROM generate_series(1, $2) AS i`, t0().Add(-time.Hour), expired)
+	_, err := conn.Exec(ctx, `INSERT INTO sessions (hash, sid, subject, auth_time, expires_at)
+		SELECT 'h' || i, 'sid' || i, 'alice', $1, $1 FROM generate_series(1, $2) AS i`, t0().Add(-time.Hour), expired)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateSession(ctx, storage.Session{Hash: "live", Subject: "bob", ExpiresAt: t0().Add(time.Hour)}); err != nil {
+	if err := s.CreateSession(ctx, storage.Session{Hash: "live", ID: "sid-live", Subject: "bob", ExpiresAt: t0().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	n, err := s.DeleteExpired(ctx, t0())
@@ -222,7 +256,7 @@ func TestSchemaFromSearchPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := open(t, url+"&search_path=gatehouse")
-	if err := s.CreateSession(ctx, storage.Session{Hash: "h", Subject: "alice", ExpiresAt: t0()}); err != nil {
+	if err := s.CreateSession(ctx, storage.Session{Hash: "h", ID: "sid-h", Subject: "alice", ExpiresAt: t0()}); err != nil {
 		t.Fatal(err)
 	}
 	var schema string
@@ -245,7 +279,7 @@ func TestMigrationsBesideAnotherTool(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := open(t, url)
-	if err := s.CreateSession(ctx, storage.Session{Hash: "h", Subject: "alice", ExpiresAt: t0()}); err != nil {
+	if err := s.CreateSession(ctx, storage.Session{Hash: "h", ID: "sid-h", Subject: "alice", ExpiresAt: t0()}); err != nil {
 		t.Fatalf("the schema was not applied: %v", err)
 	}
 }

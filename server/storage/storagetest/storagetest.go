@@ -40,6 +40,10 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("AccessTokensOfRevokedFamily", func(t *testing.T) { testAccessTokensOfRevokedFamily(t, newStore(t)) })
 	t.Run("Consents", func(t *testing.T) { testConsents(t, newStore(t)) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStore(t)) })
+	t.Run("SessionClients", func(t *testing.T) { testSessionClients(t, newStore(t)) })
+	t.Run("EndSessions", func(t *testing.T) { testEndSessions(t, newStore) })
+	t.Run("LogoutDeliveries", func(t *testing.T) { testLogoutDeliveries(t, newStore(t)) })
+	t.Run("IdentityRecheck", func(t *testing.T) { testIdentityRecheck(t, newStore(t)) })
 	t.Run("Identities", func(t *testing.T) { testIdentities(t, newStore(t)) })
 	t.Run("Assertions", func(t *testing.T) { testAssertions(t, newStore(t)) })
 	t.Run("DeviceAuthorizations", func(t *testing.T) { testDevices(t, newStore) })
@@ -57,6 +61,14 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("ConcurrentRotateRefreshToken", func(t *testing.T) {
 		s := newStore(t)
 		RaceRotateRefreshToken(t, s, s)
+	})
+	t.Run("ConcurrentEndSession", func(t *testing.T) {
+		s := newStore(t)
+		RaceEndSession(t, s, s)
+	})
+	t.Run("ConcurrentClaimLogoutDeliveries", func(t *testing.T) {
+		s := newStore(t)
+		RaceClaimLogoutDeliveries(t, s, s)
 	})
 	t.Run("ConcurrentUseAssertion", func(t *testing.T) {
 		s := newStore(t)
@@ -544,36 +556,6 @@ func assertConsent(t *testing.T, got, want storage.Consent) {
 	}
 }
 
-func testSessions(t *testing.T, s storage.Store) {
-	ctx := context.Background()
-	cookie := token(t, "cookie")
-	sess := storage.Session{Hash: storage.HashToken(cookie), Subject: "alice", AuthTime: t0, ExpiresAt: t0.Add(8 * time.Hour)}
-	must(t, "CreateSession", s.CreateSession(ctx, sess))
-	wantErr(t, "CreateSession again", s.CreateSession(ctx, sess), storage.ErrAlreadyExists)
-
-	_, err := s.GetSession(ctx, cookie, t0)
-	wantErr(t, "GetSession by cookie value", err, storage.ErrNotFound)
-	got, err := s.GetSession(ctx, storage.HashToken(cookie), t0)
-	must(t, "GetSession", err)
-	if got.Hash != sess.Hash || got.Subject != sess.Subject || !sameTime(got.AuthTime, sess.AuthTime) || !sameTime(got.ExpiresAt, sess.ExpiresAt) {
-		t.Fatalf("session:\n got %+v\nwant %+v", got, sess)
-	}
-
-	_, err = s.GetSession(ctx, sess.Hash, sess.ExpiresAt.Add(-time.Microsecond))
-	must(t, "GetSession just before expiry", err)
-	_, err = s.GetSession(ctx, sess.Hash, sess.ExpiresAt)
-	wantErr(t, "GetSession at expiry", err, storage.ErrNotFound)
-
-	testSessionConsent(t, s, sess)
-
-	must(t, "DeleteSession", s.DeleteSession(ctx, sess.Hash))
-	_, _, err = s.GetSessionConsent(ctx, sess.Hash, "client-a", t0)
-	wantErr(t, "GetSessionConsent after logout", err, storage.ErrNotFound)
-	_, err = s.GetSession(ctx, sess.Hash, t0)
-	wantErr(t, "GetSession after logout", err, storage.ErrNotFound)
-	must(t, "DeleteSession unknown", s.DeleteSession(ctx, sess.Hash))
-}
-
 // testSessionConsent: the session with its subject's consent for one
 // client, nil when there is none or it has expired.
 func testSessionConsent(t *testing.T, s storage.Store, sess storage.Session) {
@@ -633,8 +615,9 @@ func testInvalidInput(t *testing.T, s storage.Store) {
 		"consent without subject":        s.SaveConsent(ctx, storage.Consent{ClientID: "c", ExpiresAt: exp}),
 		"consent without client":         s.SaveConsent(ctx, storage.Consent{Subject: "s", ExpiresAt: exp}),
 		"consent without expiry":         s.SaveConsent(ctx, storage.Consent{Subject: "s", ClientID: "c"}),
-		"session without hash":           s.CreateSession(ctx, storage.Session{ExpiresAt: exp}),
-		"session without expiry":         s.CreateSession(ctx, storage.Session{Hash: "h"}),
+		"session without hash":           s.CreateSession(ctx, storage.Session{ID: "sid", ExpiresAt: exp}),
+		"session without ID":             s.CreateSession(ctx, storage.Session{Hash: "h", ExpiresAt: exp}),
+		"session without expiry":         s.CreateSession(ctx, storage.Session{Hash: "h", ID: "sid"}),
 		"update auth request without ID": s.UpdateAuthRequest(ctx, storage.AuthRequest{ExpiresAt: exp}),
 	} {
 		wantErr(t, name, err, storage.ErrInvalid)
@@ -690,7 +673,7 @@ func testDeleteExpired(t *testing.T, s storage.Store) {
 		must(t, "CreateRefreshToken", s.CreateRefreshToken(ctx, rt))
 		must(t, "RevokeAccessToken", s.RevokeAccessToken(ctx, "jti-"+sfx, exp))
 		must(t, "SaveConsent", s.SaveConsent(ctx, storage.Consent{Subject: "alice", ClientID: "c-" + sfx, Scopes: []string{"openid"}, GrantedAt: t0, ExpiresAt: exp}))
-		must(t, "CreateSession", s.CreateSession(ctx, storage.Session{Hash: storage.HashToken(token(t, "s-"+sfx)), Subject: "alice", AuthTime: t0, ExpiresAt: exp}))
+		must(t, "CreateSession", s.CreateSession(ctx, newSession(t, "s-"+sfx, "alice", exp)))
 		must(t, "UseAssertion", s.UseAssertion(ctx, storage.AssertionID("c", "jti-"+sfx), exp, t0))
 	}
 	// A rotated pair in one family: both expire with the family.
