@@ -2,21 +2,25 @@ package server
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
+	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/internal/formparse"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
 // Token type identifiers (RFC 8693 §3).
 const (
 	TokenTypeAccessToken = gatehousev1alpha1.TokenTypeAccessToken
-	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+	TokenTypeJWT         = gatehousev1alpha1.TokenTypeJWT
 )
 
 // maxActorChain bounds the act claim's nesting: a chain of delegations
@@ -33,6 +37,8 @@ type exchangedToken struct {
 	GrantID   string
 	ExpiresAt time.Time
 	Act       *actor
+	// Foreign: another issuer's token, which carries no scopes of ours.
+	Foreign bool
 }
 
 // grantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693): the client
@@ -99,8 +105,13 @@ func (s *Server) grantTokenExchange(ctx context.Context, req *tokenRequest) (*to
 	}
 
 	// Scopes: never more than the subject token carried, and only what
-	// the client may request itself.
+	// the client may request itself. Another issuer's token carries none
+	// of ours: a workload gets the client's scopes, except those about a
+	// person.
 	available := usableScopes(req.Snap, req.Client, subject.Scopes)
+	if subject.Foreign {
+		available = slices.DeleteFunc(usableScopes(req.Snap, req.Client, req.Client.AllowedScopes), oidc.IsBuiltin)
+	}
 	scopes := available
 	if len(req.Scopes) > 0 {
 		for _, sc := range req.Scopes {
@@ -162,9 +173,99 @@ func (s *Server) exchangeable(ctx context.Context, req *tokenRequest, role strin
 	switch tokenType {
 	case TokenTypeAccessToken:
 		return s.exchangeableAccessToken(ctx, req, role, list, token)
+	case TokenTypeJWT:
+		return s.exchangeableJWT(ctx, req, role, list, token)
 	default:
-		return nil, invalidRequest(role + "_token_type " + formparse.SafeName(tokenType) + " is not supported; this server accepts " + TokenTypeAccessToken)
+		return nil, invalidRequest(role + "_token_type " + formparse.SafeName(tokenType) + " is not supported; this server accepts " +
+			TokenTypeAccessToken + " and " + TokenTypeJWT)
 	}
+}
+
+// exchangeableJWT accepts another issuer's JWT: a service-account token of
+// the cluster, or a trusted issuer's token, verified offline by
+// jwtverify against keys fetched in the background, exactly as a client
+// assertion of that kind is (clientassertion.go), and of a subject the
+// client's list names. Its subject becomes system:serviceaccount:... or
+// federated:<issuer>:<sub>; it carries no scope, so the new token's scopes
+// are the client's own.
+func (s *Server) exchangeableJWT(ctx context.Context, req *tokenRequest, role string, list []config.ExchangeableToken, token string) (*exchangedToken, *Error) {
+	var accounts, federated []config.ExchangeableToken
+	for _, t := range list {
+		switch t.Type {
+		case gatehousev1alpha1.ExchangeServiceAccount:
+			accounts = append(accounts, t)
+		case gatehousev1alpha1.ExchangeTrustedIssuer:
+			federated = append(federated, t)
+		}
+	}
+	if len(accounts) == 0 && len(federated) == 0 {
+		return nil, unauthorizedClient("the client may not present a JWT as " + role + "_token: spec.tokenExchange." + role + "Tokens lists no ServiceAccount or TrustedIssuer")
+	}
+	peek, err := jwtverify.Peek(token)
+	if err != nil {
+		return nil, invalidRequest("the " + role + "_token is not a JWT")
+	}
+	snap := req.Snap
+	var keys jwtverify.KeySet
+	var p jwtverify.Policy
+	var allowed func(sub string) (string, bool)
+	singleUse := false
+	switch {
+	case len(accounts) > 0 && s.saIssuer != nil && s.saIssuer.Issuer() != "" && peek.Issuer == s.saIssuer.Issuer():
+		keys = s.saIssuer
+		p = jwtverify.Policy{Issuer: peek.Issuer, Audiences: []string{snap.Issuer}, MaxLifetime: snap.ServiceAccountTokenMaxLifetime}
+		allowed = func(sub string) (string, bool) {
+			for _, t := range accounts {
+				if slices.Contains(t.ServiceAccountSubjects, sub) {
+					return sub, true
+				}
+			}
+			return "", false
+		}
+	default:
+		var ti *config.TrustedIssuer
+		var entries []config.ExchangeableToken
+		for _, t := range federated {
+			if c := snap.TrustedIssuers[t.Issuer]; c != nil && c.Issuer == peek.Issuer && c.Admits(req.Client.Namespace) {
+				ti = c
+				entries = append(entries, t)
+			}
+		}
+		if ti == nil || ti.Keys == nil {
+			return nil, invalidRequest("the " + role + "_token's issuer is not one whose tokens this client may present (the cluster's service accounts, or a trusted issuer in spec.tokenExchange." + role + "Tokens that admits its namespace)")
+		}
+		keys = ti.Keys
+		p = jwtverify.Policy{Issuer: ti.Issuer, Audiences: ti.Audiences, MaxLifetime: ti.MaxLifetime, RequireJTI: ti.SingleUse}
+		singleUse = ti.SingleUse
+		allowed = func(sub string) (string, bool) {
+			for _, t := range entries {
+				if slices.Contains(t.Subjects, sub) {
+					return users.FederatedSubject(ti.Name, sub), true
+				}
+			}
+			return "", false
+		}
+	}
+	claims, err := jwtverify.Verify(token, keys, &p, req.Now)
+	if err != nil {
+		if jwtverify.ReasonOf(err) == jwtverify.ReasonKeysUnavailable {
+			return nil, newError(ErrTemporarilyUnavailable, "the "+role+"_token's issuer keys cannot be had right now; try again later")
+		}
+		return nil, invalidRequest("the " + role + "_token was refused: " + string(jwtverify.ReasonOf(err)))
+	}
+	subject, ok := allowed(claims.Subject)
+	if !ok {
+		return nil, invalidRequest("the " + role + "_token's subject is not one this client may present; list it in spec.tokenExchange." + role + "Tokens")
+	}
+	if singleUse {
+		switch err := s.store.UseAssertion(ctx, storage.AssertionID(claims.Issuer, claims.ID), claims.ExpiresAt.Add(jwtverify.DefaultLeeway), req.Now); {
+		case errors.Is(err, storage.ErrAssertionReplayed):
+			return nil, invalidRequest("the " + role + "_token was used before, and its issuer's tokens are single-use")
+		case err != nil:
+			return nil, s.storageFailed(ctx, "recording a used token", err)
+		}
+	}
+	return &exchangedToken{Subject: subject, ExpiresAt: claims.ExpiresAt, Foreign: true}, nil
 }
 
 // exchangeableAccessToken accepts an access token of this server: valid,

@@ -41,7 +41,7 @@ const (
 // ExchangeableTokenType is a kind of token a client may present in a
 // token exchange.
 //
-// +kubebuilder:validation:Enum=AccessToken
+// +kubebuilder:validation:Enum=AccessToken;ServiceAccount;TrustedIssuer
 type ExchangeableTokenType string
 
 const (
@@ -49,10 +49,25 @@ const (
 	// issued, sent with token type
 	// urn:ietf:params:oauth:token-type:access_token.
 	ExchangeAccessToken ExchangeableTokenType = "AccessToken"
+	// ExchangeServiceAccount is a projected service-account token of the
+	// cluster (audience: the server's issuer) of one of the named
+	// ServiceAccounts, sent with token type
+	// urn:ietf:params:oauth:token-type:jwt. Its subject in Gatehouse
+	// tokens is system:serviceaccount:<namespace>:<name>.
+	ExchangeServiceAccount ExchangeableTokenType = "ServiceAccount"
+	// ExchangeTrustedIssuer is a JWT of one of the AuthorizationServer's
+	// trusted issuers (spec.workloadIdentity.trustedIssuers) with one of
+	// the named subjects, sent with token type
+	// urn:ietf:params:oauth:token-type:jwt. Its subject in Gatehouse
+	// tokens is federated:<issuer name>:<sub>.
+	ExchangeTrustedIssuer ExchangeableTokenType = "TrustedIssuer"
 )
 
-// TokenTypeAccessToken is RFC 8693 §3's token type of an access token.
-const TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+// RFC 8693 §3's token type identifiers.
+const (
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+)
 
 // URN is the RFC 8693 §3 token type identifier a client sends for tokens
 // of this type.
@@ -60,11 +75,19 @@ func (t ExchangeableTokenType) URN() string {
 	switch t {
 	case ExchangeAccessToken:
 		return TokenTypeAccessToken
+	case ExchangeServiceAccount, ExchangeTrustedIssuer:
+		return TokenTypeJWT
 	}
 	return ""
 }
 
 // ExchangeableToken names tokens a client may present in a token exchange.
+//
+// +kubebuilder:validation:XValidation:rule="self.type == 'AccessToken' || !has(self.audiences)",message="audiences is for type AccessToken"
+// +kubebuilder:validation:XValidation:rule="self.type != 'ServiceAccount' || (has(self.serviceAccounts) && size(self.serviceAccounts) > 0)",message="type ServiceAccount needs serviceAccounts: the ServiceAccounts whose tokens the client may present"
+// +kubebuilder:validation:XValidation:rule="self.type == 'ServiceAccount' || !has(self.serviceAccounts)",message="serviceAccounts is for type ServiceAccount"
+// +kubebuilder:validation:XValidation:rule="self.type != 'TrustedIssuer' || (has(self.issuer) && has(self.subjects) && size(self.subjects) > 0)",message="type TrustedIssuer needs issuer and subjects: whose tokens the client may present"
+// +kubebuilder:validation:XValidation:rule="self.type == 'TrustedIssuer' || (!has(self.issuer) && !has(self.subjects))",message="issuer and subjects are for type TrustedIssuer"
 type ExchangeableToken struct {
 	// Type of the token. AccessToken: an access token of this
 	// AuthorizationServer, unexpired and unrevoked. The client may always
@@ -83,13 +106,41 @@ type ExchangeableToken struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	Audiences []Audience `json:"audiences,omitempty"`
+
+	// ServiceAccounts (for ServiceAccount) are ServiceAccounts of the
+	// client's own namespace whose projected tokens, with the server's
+	// issuer as audience, the client may present.
+	//
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	ServiceAccounts []string `json:"serviceAccounts,omitempty"`
+
+	// Issuer (for TrustedIssuer) is the name of an entry of the
+	// AuthorizationServer's spec.workloadIdentity.trustedIssuers that
+	// admits this namespace.
+	//
+	// +kubebuilder:validation:MaxLength=32
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+
+	// Subjects (for TrustedIssuer) are the exact sub values whose tokens
+	// the client may present, e.g. repo:example-org/app:ref:refs/heads/main.
+	//
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +optional
+	Subjects []string `json:"subjects,omitempty"`
 }
 
 // TokenExchange is what a client may do with OAuth 2.0 Token Exchange
 // (RFC 8693). Nothing is allowed that is not listed: the tokens it may
 // present, and whether the new token may hide that it acts for someone.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.allowImpersonation) || !self.allowImpersonation || self.subjectTokens.exists(t, has(t.audiences) && size(t.audiences) > 0)",message="allowImpersonation has no effect here: the client may exchange only access tokens issued to itself, which never get an act claim; list in subjectTokens[].audiences the APIs whose callers' tokens it may exchange"
+// +kubebuilder:validation:XValidation:rule="!has(self.allowImpersonation) || !self.allowImpersonation || self.subjectTokens.exists(t, t.type != 'AccessToken' || (has(t.audiences) && size(t.audiences) > 0))",message="allowImpersonation has no effect here: the client may exchange only access tokens issued to itself, which never get an act claim; list in subjectTokens[].audiences the APIs whose callers' tokens it may exchange"
 type TokenExchange struct {
 	// SubjectTokens are the tokens the client may present as
 	// subject_token: whom the new token is about. Anything else is

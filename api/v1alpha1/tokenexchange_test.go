@@ -36,6 +36,16 @@ func TestTokenExchangeValidation(t *testing.T) {
 			`Unsupported value: "RefreshToken"`},
 		{"impersonation of nobody", validClient, `spec: {grantTypes: [` + te + `], redirectURIs: null, tokenExchange: {subjectTokens: [{type: AccessToken}], allowImpersonation: true}}`,
 			"allowImpersonation has no effect here"},
+		{"audiences on a ServiceAccount", validClient, `spec: {grantTypes: [` + te + `], redirectURIs: null, tokenExchange: {subjectTokens: [{type: ServiceAccount, serviceAccounts: [worker], audiences: ["https://a"]}]}}`,
+			"audiences is for type AccessToken"},
+		{"ServiceAccount without names", validClient, `spec: {grantTypes: [` + te + `], redirectURIs: null, tokenExchange: {subjectTokens: [{type: ServiceAccount}]}}`,
+			"type ServiceAccount needs serviceAccounts"},
+		{"a ServiceAccount name of another namespace", validClient, `spec: {grantTypes: [` + te + `], redirectURIs: null, tokenExchange: {subjectTokens: [{type: ServiceAccount, serviceAccounts: ["other:worker"]}]}}`,
+			"should match"},
+		{"TrustedIssuer without subjects", validClient, `spec: {grantTypes: [` + te + `], redirectURIs: null, tokenExchange: {subjectTokens: [{type: TrustedIssuer, issuer: github}]}}`,
+			"type TrustedIssuer needs issuer and subjects"},
+		{"subjects on an AccessToken", validClient, `spec: {grantTypes: [` + te + `], redirectURIs: null, tokenExchange: {subjectTokens: [{type: AccessToken, issuer: github, subjects: [x]}]}}`,
+			"issuer and subjects are for type TrustedIssuer"},
 		{"audience with white space", validClient, `spec: {grantTypes: [` + te + `], redirectURIs: null, tokenExchange: {subjectTokens: [{type: AccessToken, audiences: ["a b"]}]}}`,
 			"an audience must not contain white space"},
 	}
@@ -52,6 +62,7 @@ func TestTokenExchangeValidation(t *testing.T) {
 	accepted := []struct{ name, base, patch string }{
 		{"own tokens", validClient, `spec: {grantTypes: [client_credentials, ` + te + `], redirectURIs: null, ` + own + `}`},
 		{"callers' tokens with impersonation", validClient, `spec: {grantTypes: [` + te + `], redirectURIs: null, ` + serves + `, allowImpersonation: true}}`},
+		{"workloads with impersonation", validClient, `spec: {grantTypes: [` + te + `], redirectURIs: null, tokenExchange: {subjectTokens: [{type: ServiceAccount, serviceAccounts: [worker]}, {type: TrustedIssuer, issuer: github, subjects: ["repo:org/app:ref:refs/heads/main"]}], allowImpersonation: true}}`},
 		{"actors", validClient, `spec: {grantTypes: [authorization_code, ` + te + `], ` + serves + `, actorTokens: [{type: AccessToken}]}}`},
 	}
 	for _, tc := range accepted {

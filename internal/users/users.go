@@ -9,7 +9,9 @@
 //	  passwordHash: $2y$10$...   # bcrypt, e.g. from `htpasswd -nbBC 10 "" PASSWORD | cut -d: -f2`
 //	  subject: 2f0c8b7e-...      # optional; the token's sub; defaults to username
 //	                             # must not start with "client:" (ClientSubjectPrefix)
-//	                             # nor "idp:" (UpstreamSubjectPrefix)
+//	                             # nor "idp:" (UpstreamSubjectPrefix), "system:"
+//	                             # (SystemSubjectPrefix), "federated:"
+//	                             # (FederatedSubjectPrefix)
 //	  email: alice@example.com   # optional; the email claim
 //	  emailVerified: true        # optional; email_verified (false unless set)
 //	  name: Alice Example        # optional; the name claim
@@ -49,11 +51,25 @@ func ClientSubject(clientID string) string { return ClientSubjectPrefix + client
 // one from an upstream never share a sub.
 const UpstreamSubjectPrefix = "idp:"
 
+// SystemSubjectPrefix begins the sub of a workload a token exchange knows
+// by its Kubernetes service-account token:
+// system:serviceaccount:<namespace>:<name>, Kubernetes' own username for
+// it. Kubernetes reserves the prefix for its own identities, and so does
+// the users Secret.
+const SystemSubjectPrefix = "system:"
+
+// FederatedSubjectPrefix begins the sub of a workload a token exchange
+// knows by a trusted issuer's token: federated:<issuer name>:<sub>.
+const FederatedSubjectPrefix = "federated:"
+
+// FederatedSubject is the sub of trusted issuer issuer's subject sub.
+func FederatedSubject(issuer, sub string) string { return FederatedSubjectPrefix + issuer + ":" + sub }
+
 // reservedSubject returns the reserved prefix sub starts with: the
 // clients' or the upstreams'. Case is ignored so that no consumer that
 // folds case can be confused either.
 func reservedSubject(sub string) (string, bool) {
-	for _, p := range []string{ClientSubjectPrefix, UpstreamSubjectPrefix} {
+	for _, p := range []string{ClientSubjectPrefix, UpstreamSubjectPrefix, SystemSubjectPrefix, FederatedSubjectPrefix} {
 		if len(sub) >= len(p) && strings.EqualFold(sub[:len(p)], p) {
 			return p, true
 		}
@@ -62,8 +78,10 @@ func reservedSubject(sub string) (string, bool) {
 }
 
 var reservedFor = map[string]string{
-	ClientSubjectPrefix:   "clients' tokens",
-	UpstreamSubjectPrefix: "people from upstream identity providers",
+	ClientSubjectPrefix:    "clients' tokens",
+	UpstreamSubjectPrefix:  "people from upstream identity providers",
+	SystemSubjectPrefix:    "Kubernetes service accounts",
+	FederatedSubjectPrefix: "workloads of trusted issuers",
 }
 
 // MinBcryptCost is the least bcrypt cost accepted: below it a stolen

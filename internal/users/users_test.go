@@ -99,6 +99,9 @@ func TestParseRefusesClientSubjects(t *testing.T) {
 		// "idp:" belongs to people from upstream identity providers.
 		"username: idp:corp:alice":             `a username starting with "idp:" needs a subject of its own`,
 		"username: bob\n  subject: IDP:corp:x": `starts with "idp:", which is reserved for people from upstream identity providers`,
+		// Workloads that token exchange names by their own identity.
+		"username: bob\n  subject: system:serviceaccount:shop:worker": `reserved for Kubernetes service accounts`,
+		"username: bob\n  subject: federated:github:repo:org/app":     `reserved for workloads of trusted issuers`,
 	} {
 		_, err := Parse([]byte("users:\n- " + entry + "\n  passwordHash: \"" + h + "\"\n"))
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -92,7 +92,12 @@ func exchangeable(in []gatehousev1alpha1.ExchangeableToken, server *Snapshot, na
 	}
 	out := make([]ExchangeableToken, 0, len(in))
 	for _, t := range in {
-		et := ExchangeableToken{Type: t.Type}
+		et := ExchangeableToken{Type: t.Type, Issuer: t.Issuer, Subjects: slices.Clone(t.Subjects)}
+		for _, sa := range t.ServiceAccounts {
+			// Only the client's own namespace: one team cannot take on
+			// another's workloads' identity.
+			et.ServiceAccountSubjects = append(et.ServiceAccountSubjects, ServiceAccountSubject(namespace, sa))
+		}
 		for _, a := range t.Audiences {
 			if server.audienceAdmits(string(a), namespace) {
 				et.Audiences = append(et.Audiences, string(a))

@@ -74,7 +74,8 @@ func TestScopePolicyLimitsExchangeAudiences(t *testing.T) {
 				GrantTypes: grants,
 				TokenExchange: &gatehousev1alpha1.TokenExchange{
 					SubjectTokens: []gatehousev1alpha1.ExchangeableToken{{Type: gatehousev1alpha1.ExchangeAccessToken,
-						Audiences: []gatehousev1alpha1.Audience{"https://same", "https://all", "https://nobody"}}},
+						Audiences: []gatehousev1alpha1.Audience{"https://same", "https://all", "https://nobody"}},
+						{Type: gatehousev1alpha1.ExchangeServiceAccount, ServiceAccounts: []string{"worker"}}},
 					AllowImpersonation: true,
 				}},
 			Status: gatehousev1alpha1.OAuthClientStatus{ClientID: "team." + name, Conditions: ready(metav1.ConditionTrue)}}
@@ -88,11 +89,15 @@ func TestScopePolicyLimitsExchangeAudiences(t *testing.T) {
 		t.Fatal(err)
 	}
 	te := s.Clients.Get("team.exchanger").TokenExchange
-	if te == nil || len(te.SubjectTokens) != 1 || !te.AllowImpersonation {
+	if te == nil || len(te.SubjectTokens) != 2 || !te.AllowImpersonation {
 		t.Fatalf("token exchange compiled to %+v", te)
 	}
 	if got := te.SubjectTokens[0].Audiences; !slices.Equal(got, []string{"https://all"}) {
 		t.Errorf("a client in another namespace may exchange tokens for %v, want [https://all]", got)
+	}
+	// ServiceAccounts are the client's own namespace's.
+	if got := te.SubjectTokens[1].ServiceAccountSubjects; !slices.Equal(got, []string{"system:serviceaccount:team:worker"}) {
+		t.Errorf("service-account subjects %v", got)
 	}
 	if te := s.Clients.Get("team.plain").TokenExchange; te != nil {
 		t.Errorf("a client without the token-exchange grant may exchange: %+v", te)

@@ -171,6 +171,14 @@ type ExchangeableToken struct {
 	// Audiences are the APIs the client serves, kept only where a Scope
 	// for that API admits the client (as for Client.Audience).
 	Audiences []string
+	// ServiceAccountSubjects are the subjects
+	// (system:serviceaccount:<namespace>:<name>) of the ServiceAccounts
+	// whose tokens the client may present (type ServiceAccount).
+	ServiceAccountSubjects []string
+	// Issuer and Subjects: the trusted issuer and the exact subjects
+	// whose tokens the client may present (type TrustedIssuer).
+	Issuer   string
+	Subjects []string
 }
 
 // SecretHash is a client-secret hash the server accepts until NotAfter
