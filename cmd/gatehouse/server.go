@@ -116,12 +116,7 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
-	// The informers (client-go, controller-runtime) log through these; left
-	// unset, controller-runtime prints a stack trace at start and drops
-	// their lines.
-	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
-	klog.SetSlogLogger(log)
+	log := serverLogger(stderr, f.logLevel)
 
 	var cert *servingcert.Reloader
 	if f.tlsCert != "" {
@@ -170,12 +165,8 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer store.Close()
 
-	opts := server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies,
-		Registerer: reg, ServiceAccountIssuer: saIssuer}
-	if cert != nil {
-		opts.TLSCertificate = cert.Leaf
-	}
-	srv, err := server.New(opts)
+	srv, err := server.New(server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies,
+		Registerer: reg, ServiceAccountIssuer: saIssuer, TLSCertificate: cert.LeafFunc()})
 	if err != nil {
 		return err
 	}
@@ -189,19 +180,37 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 		"storage", snap.StorageType, "listen", f.listen, "metricsListen", f.metricsListen, "tls", cert != nil, "version", version.Version,
 		"trustedProxies", fmt.Sprint(f.proxies.Prefixes), "forwardedHeader", f.proxies.Header)
 
-	select {
-	case <-ctx.Done():
-		err = nil
-	case err = <-errc:
-	case err = <-srcErr:
-		if err == nil {
-			err = errors.New("configuration watch stopped")
-		}
-	}
+	err = firstExit(ctx, errc, srcErr)
 	shutdown, done := context.WithTimeout(context.Background(), 20*time.Second)
 	defer done()
 	_ = public.Shutdown(shutdown)
 	return err
+}
+
+// serverLogger is the server's JSON logger, which the informers
+// (client-go, controller-runtime) log through too; left unset,
+// controller-runtime prints a stack trace at start and drops their lines.
+func serverLogger(stderr io.Writer, level slog.Level) *slog.Logger {
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	klog.SetSlogLogger(log)
+	return log
+}
+
+// firstExit waits for the end: ctx done (nil), a listener failing, or the
+// configuration watch stopping.
+func firstExit(ctx context.Context, errc, srcErr <-chan error) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	case err := <-srcErr:
+		if err == nil {
+			err = errors.New("configuration watch stopped")
+		}
+		return err
+	}
 }
 
 // serveOps serves /healthz, /readyz and /metrics. Health answers at once,

@@ -97,6 +97,15 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration, report fun
 // Leaf is the certificate being served.
 func (r *Reloader) Leaf() *x509.Certificate { return r.current.Load().Leaf }
 
+// LeafFunc returns Leaf as a function, or nil for a nil Reloader (no TLS),
+// for the certificate-expiry metric.
+func (r *Reloader) LeafFunc() func() *x509.Certificate {
+	if r == nil {
+		return nil
+	}
+	return r.Leaf
+}
+
 // GetCertificate is for tls.Config.GetCertificate.
 func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return r.current.Load(), nil
