@@ -178,7 +178,7 @@ func TestDeviceFlow(t *testing.T) {
 	if !strings.Contains(a.entryPage, `value="`+da.UserCode+`"`) || !strings.Contains(a.entryPage, "Check that your device shows this same code") {
 		t.Errorf("the device page does not show the code of the link for confirmation:\n%s", a.entryPage)
 	}
-	for _, want := range []string{"Orders TV", "on another device", "A device, not this browser, will get access", "Read your orders"} {
+	for _, want := range []string{"Orders TV", "on another device", "A device, not this browser, will get access", "If someone else gave you the code", "Read your orders"} {
 		if !strings.Contains(a.consentPage, want) {
 			t.Errorf("the consent page does not say %q:\n%s", want, a.consentPage)
 		}
