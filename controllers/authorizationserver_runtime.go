@@ -300,20 +300,11 @@ func proxyArgs(n oauthv1.NetworkSpec) []string {
 
 func ptrQuantity(q resource.Quantity) *resource.Quantity { return &q }
 
-// The operator holds what it grants the token server (RBAC forbids
-// granting more than one has):
-// +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=sessionrevocations,verbs=get;list;watch
-// +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=sessionrevocations/status,verbs=get;patch
-
 // reconcileRBAC gives the token server read access to exactly what it
 // serves from: this server and its Scopes, its keys Secret, users Secret
 // and identity providers' Secrets (by name), and OAuthClients, which hold
 // only secret hashes. It cannot read any other Secret, in its namespace or
-// in the apps'. It writes two things only: the status of the
-// SessionRevocations in its namespace, which it carries out, and Events
-// (events.k8s.io, create and patch, no reads), which report a client's
-// failed back-channel logout deliveries on that OAuthClient, in the
-// client's namespace.
+// in the apps'.
 func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *oauthv1.AuthorizationServer) error {
 	name := ServerObjectName(srv)
 	read := []string{"get", "list", "watch"}
@@ -345,8 +336,7 @@ func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *
 		{role, func() error {
 			role.Labels = serverLabels(srv, role.Labels)
 			role.Rules = []rbacv1.PolicyRule{
-				{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"authorizationservers", "scopes", "sessionrevocations"}, Verbs: read},
-				{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"sessionrevocations/status"}, Verbs: []string{"patch"}},
+				{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"authorizationservers", "scopes"}, Verbs: read},
 				{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: secrets, Verbs: read},
 			}
 			return owned(role)
@@ -361,7 +351,6 @@ func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *
 			cr.Labels = clusterLabels(srv, cr.Labels)
 			cr.Rules = []rbacv1.PolicyRule{
 				{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"oauthclients"}, Verbs: read},
-				{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 			}
 			return nil
 		}},
@@ -379,7 +368,7 @@ func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *
 	return nil
 }
 
-// LabelServerNamespace, on cluster-scoped objects, names the namespace of
+// LabelServerNamespace names, on cluster-scoped objects, the namespace of
 // the AuthorizationServer they belong to.
 const LabelServerNamespace = "oauth.gatehouse.dev/server-namespace"
 

@@ -164,8 +164,11 @@ func writeHeapProfile(b *testing.B, path string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
-	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-		b.Fatal(err)
+	err = pprof.Lookup("heap").WriteTo(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		b.Fatalf("writing the heap profile: %v", err)
 	}
 }

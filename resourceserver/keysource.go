@@ -53,7 +53,7 @@ func (f jwksFile) FetchJWKS(context.Context) ([]byte, time.Duration, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	defer file.Close()
+	defer file.Close() //nolint:errcheck // read only: closing loses nothing
 	doc, err := readLimited(file)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading %s: %w", string(f), err)

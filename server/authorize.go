@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
@@ -104,7 +104,7 @@ func authorizeRequest(snap *config.Snapshot, client *config.Client, redirectURI 
 	case rt != "code":
 		return ar, op, newError(ErrUnsupportedResponseType, "only response_type=code is supported")
 	}
-	if !client.GrantTypes[gatehousev1alpha1.GrantAuthorizationCode] {
+	if !client.GrantTypes[oauthv1.GrantAuthorizationCode] {
 		return ar, op, unauthorizedClient("the client is not allowed the authorization_code grant")
 	}
 	requested, e := parseScope(q.Get("scope"))

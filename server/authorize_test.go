@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
@@ -19,8 +19,8 @@ const nativeClientID = "apps.native"
 func (ts *testServer) addNativeClient(redirectURIs ...string) {
 	ts.update(func(s *config.Snapshot) {
 		s.Clients = s.Clients.With(&config.Client{
-			ID: nativeClientID, DisplayName: "Orders CLI", Public: true, AuthMethod: gatehousev1alpha1.AuthNone,
-			GrantTypes:   map[gatehousev1alpha1.GrantType]bool{gatehousev1alpha1.GrantAuthorizationCode: true, gatehousev1alpha1.GrantRefreshToken: true},
+			ID: nativeClientID, DisplayName: "Orders CLI", Public: true, AuthMethod: oauthv1.AuthNone,
+			GrantTypes:   map[oauthv1.GrantType]bool{oauthv1.GrantAuthorizationCode: true, oauthv1.GrantRefreshToken: true},
 			RedirectURIs: redirectURIs, AllowedScopes: []string{"orders:read"}, RequirePKCE: true,
 		})
 	})

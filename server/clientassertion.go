@@ -6,7 +6,7 @@ import (
 	"errors"
 	"time"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
@@ -70,7 +70,7 @@ func (s *Server) checkAssertion(ctx context.Context, snap *config.Snapshot, c *c
 	case a.Keys != nil:
 		keys = a.Keys
 		p = jwtverify.Policy{Issuer: c.ID, Subject: c.ID, Audiences: []string{snap.Issuer, snap.Endpoints.Token},
-			MaxExpiresIn: cmp.Or(snap.AssertionMaxExpiresIn, gatehousev1alpha1.DefaultAssertionMaxExpiresIn), RequireJTI: true}
+			MaxExpiresIn: cmp.Or(snap.AssertionMaxExpiresIn, oauthv1.DefaultAssertionMaxExpiresIn), RequireJTI: true}
 		singleUse = true
 	case a.ServiceAccount != nil:
 		if s.saIssuer == nil || s.saIssuer.Issuer() == "" {

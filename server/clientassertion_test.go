@@ -20,7 +20,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -41,7 +41,7 @@ const (
 	githubSubject  = "repo:org/app:ref:refs/heads/main"
 	eastIssuer     = "https://east.example.com"
 	eastSubject    = "system:serviceaccount:sync:agent"
-	jwtBearerValue = gatehousev1alpha1.ClientAssertionTypeJWTBearer
+	jwtBearerValue = oauthv1.ClientAssertionTypeJWTBearer
 )
 
 // jwtKey is a signing key of a test party.
@@ -129,8 +129,8 @@ func newAssertionFixture(t *testing.T) *assertionFixture {
 		o.Logger = slog.New(slog.NewJSONHandler(f.logs, nil))
 		o.ServiceAccountIssuer = sa
 	})
-	cc := map[gatehousev1alpha1.GrantType]bool{gatehousev1alpha1.GrantClientCredentials: true}
-	client := func(id, ns string, method gatehousev1alpha1.TokenEndpointAuthMethod, a *config.ClientAssertion) *config.Client {
+	cc := map[oauthv1.GrantType]bool{oauthv1.GrantClientCredentials: true}
+	client := func(id, ns string, method oauthv1.TokenEndpointAuthMethod, a *config.ClientAssertion) *config.Client {
 		return &config.Client{ID: id, DisplayName: id, Namespace: ns, AuthMethod: method, GrantTypes: cc,
 			AllowedScopes: []string{"orders:read"}, RequirePKCE: true, Assertion: a}
 	}
@@ -141,28 +141,28 @@ func newAssertionFixture(t *testing.T) *assertionFixture {
 			name, issuer string
 			key          *jwtKey
 			singleUse    bool
-			from         gatehousev1alpha1.FromNamespaces
+			from         oauthv1.FromNamespaces
 		}{
-			{"github", githubIssuer, f.github, true, gatehousev1alpha1.NamespacesFromAll},
-			{"east", eastIssuer, f.east, false, gatehousev1alpha1.NamespacesFromAll},
-			{"private", "https://private.example.com", f.github, true, gatehousev1alpha1.NamespacesFromSame},
+			{"github", githubIssuer, f.github, true, oauthv1.NamespacesFromAll},
+			{"east", eastIssuer, f.east, false, oauthv1.NamespacesFromAll},
+			{"private", "https://private.example.com", f.github, true, oauthv1.NamespacesFromSame},
 		} {
 			s.TrustedIssuers[ti.name] = config.NewTrustedIssuer(ti.name, ti.issuer, ti.key.static(t), []string{s.Issuer}, time.Hour,
 				ti.singleUse, "auth", ti.from)
 		}
 		for _, c := range []*config.Client{
-			client(pkjClientID, "shop", gatehousev1alpha1.AuthPrivateKeyJWT, &config.ClientAssertion{Keys: f.client.static(t)}),
-			client(saClientID, saNamespace, gatehousev1alpha1.AuthFederatedJWT, &config.ClientAssertion{ServiceAccount: &config.ServiceAccountBinding{
+			client(pkjClientID, "shop", oauthv1.AuthPrivateKeyJWT, &config.ClientAssertion{Keys: f.client.static(t)}),
+			client(saClientID, saNamespace, oauthv1.AuthFederatedJWT, &config.ClientAssertion{ServiceAccount: &config.ServiceAccountBinding{
 				Namespace: saNamespace, Name: saName, Subject: config.ServiceAccountSubject(saNamespace, saName), UID: saUID}}),
-			client(fedClientID, "ci", gatehousev1alpha1.AuthFederatedJWT, &config.ClientAssertion{Federated: &config.FederatedBinding{
+			client(fedClientID, "ci", oauthv1.AuthFederatedJWT, &config.ClientAssertion{Federated: &config.FederatedBinding{
 				Issuer: "github", Subject: githubSubject, Claims: map[string]string{"repository": "org/app", "ref": "refs/heads/main"}}}),
-			client(syncClientID, "east", gatehousev1alpha1.AuthFederatedJWT, &config.ClientAssertion{Federated: &config.FederatedBinding{
+			client(syncClientID, "east", oauthv1.AuthFederatedJWT, &config.ClientAssertion{Federated: &config.FederatedBinding{
 				Issuer: "east", Subject: eastSubject}}),
-			client("ci.private", "ci", gatehousev1alpha1.AuthFederatedJWT, &config.ClientAssertion{Federated: &config.FederatedBinding{
+			client("ci.private", "ci", oauthv1.AuthFederatedJWT, &config.ClientAssertion{Federated: &config.FederatedBinding{
 				Issuer: "private", Subject: githubSubject}}),
-			client("ci.ghost", "ci", gatehousev1alpha1.AuthFederatedJWT, &config.ClientAssertion{Federated: &config.FederatedBinding{
+			client("ci.ghost", "ci", oauthv1.AuthFederatedJWT, &config.ClientAssertion{Federated: &config.FederatedBinding{
 				Issuer: "gitlab", Subject: githubSubject}}),
-			client("shop.unresolved", saNamespace, gatehousev1alpha1.AuthFederatedJWT, &config.ClientAssertion{ServiceAccount: &config.ServiceAccountBinding{
+			client("shop.unresolved", saNamespace, oauthv1.AuthFederatedJWT, &config.ClientAssertion{ServiceAccount: &config.ServiceAccountBinding{
 				Namespace: saNamespace, Name: saName, Subject: config.ServiceAccountSubject(saNamespace, saName)}}),
 		} {
 			s.Clients = s.Clients.With(c)

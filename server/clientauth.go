@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
 	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -24,18 +24,18 @@ type clientCredentials struct {
 	// Method is how the credentials came: client_secret_basic (the
 	// Authorization header), client_secret_post (the body), none (a
 	// client_id alone) or methodClientAssertion.
-	Method gatehousev1alpha1.TokenEndpointAuthMethod
+	Method oauthv1.TokenEndpointAuthMethod
 }
 
 // methodClientAssertion labels credentials that came as a JWT client
 // assertion: a client whose method is private_key_jwt or federated_jwt
 // presents them (clientassertion.go says which kind of JWT each expects).
-const methodClientAssertion gatehousev1alpha1.TokenEndpointAuthMethod = "client_assertion"
+const methodClientAssertion oauthv1.TokenEndpointAuthMethod = "client_assertion"
 
 // usesAssertion reports whether a client's method is a JWT client
 // assertion.
-func usesAssertion(m gatehousev1alpha1.TokenEndpointAuthMethod) bool {
-	return m == gatehousev1alpha1.AuthPrivateKeyJWT || m == gatehousev1alpha1.AuthFederatedJWT
+func usesAssertion(m oauthv1.TokenEndpointAuthMethod) bool {
+	return m == oauthv1.AuthPrivateKeyJWT || m == oauthv1.AuthFederatedJWT
 }
 
 // readClientCredentials extracts client credentials from the Authorization
@@ -61,15 +61,15 @@ func readClientCredentials(authorization string, form url.Values) (clientCredent
 		if formID != "" && formID != id {
 			return clientCredentials{}, invalidRequest("client_id in the body differs from the Authorization header")
 		}
-		return clientCredentials{ID: id, Secret: secret, Method: gatehousev1alpha1.AuthClientSecretBasic}, nil
+		return clientCredentials{ID: id, Secret: secret, Method: oauthv1.AuthClientSecretBasic}, nil
 	}
 	if formID == "" {
 		return clientCredentials{}, invalidClient("client authentication is required", true)
 	}
 	if formSecret != "" {
-		return clientCredentials{ID: formID, Secret: formSecret, Method: gatehousev1alpha1.AuthClientSecretPost}, nil
+		return clientCredentials{ID: formID, Secret: formSecret, Method: oauthv1.AuthClientSecretPost}, nil
 	}
-	return clientCredentials{ID: formID, Method: gatehousev1alpha1.AuthNone}, nil
+	return clientCredentials{ID: formID, Method: oauthv1.AuthNone}, nil
 }
 
 type basicError string
@@ -130,8 +130,8 @@ func readClientAssertion(authorization string, form url.Values) (clientCredentia
 		return clientCredentials{}, invalidRequest("client_assertion_type is required with client_assertion")
 	case assertion == "":
 		return clientCredentials{}, invalidRequest("client_assertion is required with client_assertion_type")
-	case typ != gatehousev1alpha1.ClientAssertionTypeJWTBearer:
-		return clientCredentials{}, invalidClient("client_assertion_type must be "+gatehousev1alpha1.ClientAssertionTypeJWTBearer, false)
+	case typ != oauthv1.ClientAssertionTypeJWTBearer:
+		return clientCredentials{}, invalidClient("client_assertion_type must be "+oauthv1.ClientAssertionTypeJWTBearer, false)
 	}
 	cred := clientCredentials{ID: form.Get("client_id"), Assertion: assertion, Method: methodClientAssertion}
 	if cred.ID == "" {
@@ -175,14 +175,14 @@ func checkClient(snap *config.Snapshot, cred clientCredentials, now time.Time, a
 			return nil, reason, e
 		}
 		return c, "", nil
-	case cred.Method == gatehousev1alpha1.AuthNone:
+	case cred.Method == oauthv1.AuthNone:
 		return c, "", nil
 	case !secretMatches(c, cred.Secret, now):
 		reason = "wrong_secret"
 	default:
 		return c, "", nil
 	}
-	return nil, reason, invalidClient("client authentication failed", cred.Method == gatehousev1alpha1.AuthClientSecretBasic)
+	return nil, reason, invalidClient("client authentication failed", cred.Method == oauthv1.AuthClientSecretBasic)
 }
 
 // secretMatches reports whether secret matches a hash that has not expired.

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
@@ -46,8 +46,8 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 	if e != nil {
 		return fail(e)
 	}
-	if !client.GrantTypes[gatehousev1alpha1.GrantDeviceCode] {
-		return fail(unauthorizedClient("the client is not allowed the " + string(gatehousev1alpha1.GrantDeviceCode) + " grant"))
+	if !client.GrantTypes[oauthv1.GrantDeviceCode] {
+		return fail(unauthorizedClient("the client is not allowed the " + string(oauthv1.GrantDeviceCode) + " grant"))
 	}
 	requested, e := parseScope(form.Get("scope"))
 	if e != nil {

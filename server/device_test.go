@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/oauth2"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/internal/throttle"
@@ -46,8 +46,8 @@ func newDeviceServer(t *testing.T) (*testServer, *runningClock) {
 	t.Helper()
 	clk := &runningClock{}
 	ts := newTestServerWith(t, func(o *Options) { o.Now = clk.Now })
-	grants := func(gs ...gatehousev1alpha1.GrantType) map[gatehousev1alpha1.GrantType]bool {
-		m := map[gatehousev1alpha1.GrantType]bool{}
+	grants := func(gs ...oauthv1.GrantType) map[oauthv1.GrantType]bool {
+		m := map[oauthv1.GrantType]bool{}
 		for _, g := range gs {
 			m[g] = true
 		}
@@ -55,12 +55,12 @@ func newDeviceServer(t *testing.T) (*testServer, *runningClock) {
 	}
 	ts.update(func(s *config.Snapshot) {
 		s.Clients = s.Clients.With(&config.Client{
-			ID: tvClientID, DisplayName: "Orders TV", Public: true, AuthMethod: gatehousev1alpha1.AuthNone,
-			GrantTypes:    grants(gatehousev1alpha1.GrantDeviceCode, gatehousev1alpha1.GrantRefreshToken),
+			ID: tvClientID, DisplayName: "Orders TV", Public: true, AuthMethod: oauthv1.AuthNone,
+			GrantTypes:    grants(oauthv1.GrantDeviceCode, oauthv1.GrantRefreshToken),
 			AllowedScopes: []string{"openid", "profile", "offline_access", "orders:read"}, RequirePKCE: true,
 		}).With(&config.Client{
-			ID: kioskClientID, DisplayName: "Orders Kiosk", AuthMethod: gatehousev1alpha1.AuthClientSecretBasic,
-			GrantTypes: grants(gatehousev1alpha1.GrantDeviceCode), AllowedScopes: []string{"orders:read"}, SkipConsent: true,
+			ID: kioskClientID, DisplayName: "Orders Kiosk", AuthMethod: oauthv1.AuthClientSecretBasic,
+			GrantTypes: grants(oauthv1.GrantDeviceCode), AllowedScopes: []string{"orders:read"}, SkipConsent: true,
 			SecretHashes: secretHash(kioskSecret), RequirePKCE: true,
 		})
 	})
@@ -88,7 +88,7 @@ func (ts *testServer) kioskDeviceAuth(t *testing.T, scope string) *oauth2.Device
 
 // polls is how many token requests of the device grant ended with outcome.
 func (ts *testServer) polls(outcome string) int {
-	return int(testutil.ToFloat64(ts.srv.metrics.requests.WithLabelValues("token", string(gatehousev1alpha1.GrantDeviceCode), outcome)))
+	return int(testutil.ToFloat64(ts.srv.metrics.requests.WithLabelValues("token", string(oauthv1.GrantDeviceCode), outcome)))
 }
 
 var userCodeFieldRE = regexp.MustCompile(`name="user_code"[^>]*value="([^"]*)"`)
@@ -222,7 +222,7 @@ func TestDeviceFlow(t *testing.T) {
 
 	// Single use: the device code again is invalid_grant, and what it
 	// issued is revoked.
-	resp := ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {string(gatehousev1alpha1.GrantDeviceCode)},
+	resp := ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {string(oauthv1.GrantDeviceCode)},
 		"device_code": {da.DeviceCode}, "client_id": {tvClientID}}, "", "")
 	e := assertOAuthError(t, resp, http.StatusBadRequest, ErrInvalidGrant)
 	if !strings.Contains(e.Description, "already been used") {
@@ -271,7 +271,7 @@ func TestDeviceFlowDenied(t *testing.T) {
 		t.Fatalf("DeviceAccessToken after the denial: %v", err)
 	}
 	// The exact shape, and it stays denied.
-	resp := ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {string(gatehousev1alpha1.GrantDeviceCode)},
+	resp := ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {string(oauthv1.GrantDeviceCode)},
 		"device_code": {da.DeviceCode}, "client_id": {tvClientID}}, "", "")
 	assertOAuthError(t, resp, http.StatusBadRequest, ErrAccessDenied)
 
@@ -293,7 +293,7 @@ func TestDeviceFlowSlowDown(t *testing.T) {
 	ts, clk := newDeviceServer(t)
 	da := ts.kioskDeviceAuth(t, "orders:read")
 	poll := func() *http.Response {
-		return ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {string(gatehousev1alpha1.GrantDeviceCode)}, "device_code": {da.DeviceCode}},
+		return ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {string(oauthv1.GrantDeviceCode)}, "device_code": {da.DeviceCode}},
 			kioskClientID, kioskSecret)
 	}
 	assertOAuthError(t, poll(), http.StatusBadRequest, ErrAuthorizationPending)
@@ -354,7 +354,7 @@ func TestDeviceFlowExpired(t *testing.T) {
 	if _, err := ts.store.DeleteExpired(ctx(t), clk.Now().Add(storage.DeviceExpiredRetention)); err != nil {
 		t.Fatal(err)
 	}
-	resp = ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {string(gatehousev1alpha1.GrantDeviceCode)},
+	resp = ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {string(oauthv1.GrantDeviceCode)},
 		"device_code": {da.DeviceCode}, "client_id": {tvClientID}}, "", "")
 	assertOAuthError(t, resp, http.StatusBadRequest, ErrInvalidGrant)
 }
@@ -394,7 +394,7 @@ func TestDeviceAuthorizationEndpoint(t *testing.T) {
 
 	// At the token endpoint: the grant's parameters and its permission.
 	tokenPost := func(form url.Values, user, pass string) *http.Response {
-		form.Set("grant_type", string(gatehousev1alpha1.GrantDeviceCode))
+		form.Set("grant_type", string(oauthv1.GrantDeviceCode))
 		return ts.postForm(t, endpoints.TokenPath, form, user, pass)
 	}
 	assertOAuthError(t, tokenPost(url.Values{"client_id": {tvClientID}}, "", ""), http.StatusBadRequest, ErrInvalidRequest)
@@ -507,7 +507,7 @@ func TestDeviceMetadata(t *testing.T) {
 		err = json.NewDecoder(resp.Body).Decode(&m)
 		resp.Body.Close()
 		if err != nil || m.DeviceAuthorizationEndpoint != ts.URL+endpoints.DeviceAuthorizationPath ||
-			!strings.Contains(strings.Join(m.GrantTypesSupported, " "), string(gatehousev1alpha1.GrantDeviceCode)) {
+			!strings.Contains(strings.Join(m.GrantTypesSupported, " "), string(oauthv1.GrantDeviceCode)) {
 			t.Errorf("%s: %+v %v", path, m, err)
 		}
 	}

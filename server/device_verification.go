@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"time"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/internal/pages"
@@ -71,13 +71,13 @@ func (s *Server) startDeviceApproval(w http.ResponseWriter, r *http.Request, sna
 		s.throttle.FailedAddress(addr, now)
 		return again(http.StatusBadRequest, "invalid_user_code", "That code is not valid, or it has expired. Check the code your device shows, or start again there.")
 	case err != nil:
-		s.storageFailed(ctx, "looking up a user code", err)
+		s.logStorageFailure(ctx, "looking up a user code", err)
 		return again(http.StatusInternalServerError, ErrServerError, "The code could not be checked. Try again shortly.")
 	case d.Status != storage.DevicePending:
 		return again(http.StatusBadRequest, "user_code_used", "This code has been used already. Start again on your device to get a new one.")
 	}
 	client := snap.Clients.Get(d.ClientID)
-	if client == nil || !client.GrantTypes[gatehousev1alpha1.GrantDeviceCode] {
+	if client == nil || !client.GrantTypes[oauthv1.GrantDeviceCode] {
 		s.errorPage(w, snap, http.StatusBadRequest, "Unknown application", "The application on your device is no longer registered with this server.")
 		return result{outcome: ErrUnauthorizedClient}
 	}
@@ -94,7 +94,7 @@ func (s *Server) startDeviceApproval(w http.ResponseWriter, r *http.Request, sna
 		page = endpoints.ConsentPath
 	}
 	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
-		s.storageFailed(ctx, "storing a device approval request", err)
+		s.logStorageFailure(ctx, "storing a device approval request", err)
 		return again(http.StatusInternalServerError, ErrServerError, "The code could not be checked. Try again shortly.")
 	}
 	http.Redirect(w, r, pageURL(snap, page, ar.ID), http.StatusSeeOther)
@@ -143,7 +143,7 @@ func (s *Server) deviceConsent(w http.ResponseWriter, r *http.Request, snap *con
 	case errors.Is(err, storage.ErrDeviceDecided):
 		return done(http.StatusBadRequest, "user_code_used", "Code already used", "This code has been used already. Start again on your device to get a new one.")
 	case err != nil:
-		s.storageFailed(ctx, "recording a device decision", err)
+		s.logStorageFailure(ctx, "recording a device decision", err)
 		return done(http.StatusInternalServerError, ErrServerError, "Something went wrong", "Your decision could not be saved. Try again shortly.")
 	}
 	if err := s.store.DeleteAuthRequest(ctx, ar.ID); err != nil {

@@ -107,12 +107,18 @@ const storageUnavailable = "the server could not complete the request; try again
 // the cause goes to the log with what was being done, and the client gets
 // a generic server_error. Callers return the Error and log nothing more.
 func (s *Server) storageFailed(ctx context.Context, op string, err error) *Error {
+	s.logStorageFailure(ctx, op, err)
+	return serverError(storageUnavailable)
+}
+
+// logStorageFailure is storageFailed's log line alone, for the pages that
+// answer a person with a page of their own rather than an OAuth error.
+func (s *Server) logStorageFailure(ctx context.Context, op string, err error) {
 	attrs := []any{"op", op, "error", err}
 	if ri := infoFrom(ctx); ri != nil {
 		attrs = append(attrs, "endpoint", ri.endpoint)
 	}
 	s.log.ErrorContext(ctx, "storage failed", attrs...)
-	return serverError(storageUnavailable)
 }
 
 // Header values built once and assigned to a response's header map

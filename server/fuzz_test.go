@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/internal/formparse"
 )
 
@@ -96,7 +96,7 @@ func FuzzClientAuthentication(f *testing.F) {
 		// Without an assertion verifier no assertion can authenticate.
 		c, _, e := checkClient(snap, cred, time.Now(), nil)
 		if e != nil {
-			basic := cred.Method == gatehousev1alpha1.AuthClientSecretBasic
+			basic := cred.Method == oauthv1.AuthClientSecretBasic
 			if e.Code != ErrInvalidClient || e.Challenge != basic || strings.Contains(e.Description, cred.Secret) && cred.Secret != "" {
 				t.Fatalf("authentication error %+v", e)
 			}
@@ -105,7 +105,7 @@ func FuzzClientAuthentication(f *testing.F) {
 		want := map[string]string{ccClientID: ccSecret, postClientID: postSecret, spaClientID: ""}
 		secret, known := want[c.ID]
 		ok := known && (cred.Secret == secret || c.ID == ccClientID && cred.Secret == oddSecret)
-		if !ok || c.AuthMethod != cred.Method || (cred.Method == gatehousev1alpha1.AuthNone) != c.Public {
+		if !ok || c.AuthMethod != cred.Method || (cred.Method == oauthv1.AuthNone) != c.Public {
 			t.Fatalf("authenticated %s with method %s and secret %q", c.ID, cred.Method, cred.Secret)
 		}
 	})

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"time"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
@@ -110,7 +110,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 // refresh token.
 func (s *Server) codeIssue(req *tokenRequest, redirectURI, challenge string) (storage.Issued, *storage.FirstRefresh, string) {
 	issued := storage.Issued{AccessTokenID: newID(), AccessTokenExpiresAt: req.Now.Add(req.Snap.AccessTokenTTL)}
-	if !req.Client.GrantTypes[gatehousev1alpha1.GrantRefreshToken] {
+	if !req.Client.GrantTypes[oauthv1.GrantRefreshToken] {
 		return issued, nil, ""
 	}
 	issued.RefreshFamilyID = newID()

@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"slices"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
@@ -40,7 +40,7 @@ func (s *Server) grantDeviceCode(ctx context.Context, req *tokenRequest) (*token
 	// §3.4 has no scope parameter, so one sent anyway is ignored (RFC
 	// 6749 §3.2): the scope is what the person approved.
 	issued := storage.Issued{AccessTokenID: newID(), AccessTokenExpiresAt: req.Now.Add(req.Snap.AccessTokenTTL)}
-	mayRefresh := req.Client.GrantTypes[gatehousev1alpha1.GrantRefreshToken]
+	mayRefresh := req.Client.GrantTypes[oauthv1.GrantRefreshToken]
 	if mayRefresh {
 		issued.RefreshFamilyID = newID()
 	}

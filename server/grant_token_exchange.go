@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
@@ -19,8 +19,8 @@ import (
 
 // Token type identifiers (RFC 8693 §3).
 const (
-	TokenTypeAccessToken = gatehousev1alpha1.TokenTypeAccessToken
-	TokenTypeJWT         = gatehousev1alpha1.TokenTypeJWT
+	TokenTypeAccessToken = oauthv1.TokenTypeAccessToken
+	TokenTypeJWT         = oauthv1.TokenTypeJWT
 )
 
 // maxActorChain bounds the act claim's nesting: a chain of delegations
@@ -192,9 +192,9 @@ func (s *Server) exchangeableJWT(ctx context.Context, req *tokenRequest, role st
 	var accounts, federated []config.ExchangeableToken
 	for _, t := range list {
 		switch t.Type {
-		case gatehousev1alpha1.ExchangeServiceAccount:
+		case oauthv1.ExchangeServiceAccount:
 			accounts = append(accounts, t)
-		case gatehousev1alpha1.ExchangeTrustedIssuer:
+		case oauthv1.ExchangeTrustedIssuer:
 			federated = append(federated, t)
 		}
 	}
@@ -272,7 +272,7 @@ func (s *Server) exchangeableJWT(ctx context.Context, req *tokenRequest, role st
 // unexpired, unrevoked, of a subject that still exists, and issued to the
 // client or for an API it serves.
 func (s *Server) exchangeableAccessToken(ctx context.Context, req *tokenRequest, role string, list []config.ExchangeableToken, token string) (*exchangedToken, *Error) {
-	allowed := slices.IndexFunc(list, func(t config.ExchangeableToken) bool { return t.Type == gatehousev1alpha1.ExchangeAccessToken }) >= 0
+	allowed := slices.IndexFunc(list, func(t config.ExchangeableToken) bool { return t.Type == oauthv1.ExchangeAccessToken }) >= 0
 	if !allowed {
 		return nil, unauthorizedClient("the client may not present an access token as " + role + "_token: spec.tokenExchange." + role + "Tokens lists no AccessToken")
 	}
@@ -313,7 +313,7 @@ func (s *Server) exchangeableAccessToken(ctx context.Context, req *tokenRequest,
 // according to the access-token entries of list.
 func servesAudience(list []config.ExchangeableToken, aud []string) bool {
 	for _, t := range list {
-		if t.Type != gatehousev1alpha1.ExchangeAccessToken {
+		if t.Type != oauthv1.ExchangeAccessToken {
 			continue
 		}
 		for _, a := range aud {

@@ -15,7 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"golang.org/x/oauth2"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
@@ -38,20 +38,20 @@ var (
 // exchange tokens.
 func withExchangeClients(ts *testServer) {
 	withInventoryAPI(ts)
-	te := gatehousev1alpha1.GrantTokenExchange
-	grants := map[gatehousev1alpha1.GrantType]bool{te: true, gatehousev1alpha1.GrantClientCredentials: true}
+	te := oauthv1.GrantTokenExchange
+	grants := map[oauthv1.GrantType]bool{te: true, oauthv1.GrantClientCredentials: true}
 	accessTokens := func(auds ...string) []config.ExchangeableToken {
-		return []config.ExchangeableToken{{Type: gatehousev1alpha1.ExchangeAccessToken, Audiences: auds}}
+		return []config.ExchangeableToken{{Type: oauthv1.ExchangeAccessToken, Audiences: auds}}
 	}
 	ts.update(func(s *config.Snapshot) {
 		s.Clients = s.Clients.
-			With(&config.Client{ID: ordersAPIClientID, AuthMethod: gatehousev1alpha1.AuthClientSecretBasic, GrantTypes: grants,
+			With(&config.Client{ID: ordersAPIClientID, AuthMethod: oauthv1.AuthClientSecretBasic, GrantTypes: grants,
 				AllowedScopes: []string{"orders:read", "inventory:read"}, SecretHashes: secretHash(ordersAPISecret),
 				TokenExchange: &config.TokenExchange{SubjectTokens: accessTokens(ordersAPI)}}).
-			With(&config.Client{ID: inventoryAPIClientID, AuthMethod: gatehousev1alpha1.AuthClientSecretBasic, GrantTypes: grants,
+			With(&config.Client{ID: inventoryAPIClientID, AuthMethod: oauthv1.AuthClientSecretBasic, GrantTypes: grants,
 				AllowedScopes: []string{"inventory:read"}, SecretHashes: secretHash(inventoryAPISecret),
 				TokenExchange: &config.TokenExchange{SubjectTokens: accessTokens(inventoryAPI)}}).
-			With(&config.Client{ID: gatewayClientID, AuthMethod: gatehousev1alpha1.AuthClientSecretBasic, GrantTypes: grants,
+			With(&config.Client{ID: gatewayClientID, AuthMethod: oauthv1.AuthClientSecretBasic, GrantTypes: grants,
 				AllowedScopes: []string{"orders:read", "orders:write", "inventory:read"}, SecretHashes: secretHash(gatewaySecret),
 				TokenExchange: &config.TokenExchange{SubjectTokens: accessTokens(ordersAPI), ActorTokens: accessTokens(billingAPI),
 					AllowImpersonation: true}})
@@ -280,7 +280,7 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		{"actor_token_type without a token", url.Values{"subject_token": {user.AccessToken}, "subject_token_type": {TokenTypeAccessToken}, "actor_token_type": {TokenTypeAccessToken}}, ErrInvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.form.Set("grant_type", string(gatehousev1alpha1.GrantTokenExchange))
+			tc.form.Set("grant_type", string(oauthv1.GrantTokenExchange))
 			assertOAuthError(t, ts.postForm(t, endpoints.TokenPath, tc.form, ordersAPIClientID, ordersAPISecret), http.StatusBadRequest, tc.want)
 		})
 	}
@@ -381,7 +381,7 @@ func TestMetadataAdvertisesTokenExchange(t *testing.T) {
 		}
 		err = json.NewDecoder(resp.Body).Decode(&doc)
 		resp.Body.Close()
-		if err != nil || !slices.Contains(doc.GrantTypes, string(gatehousev1alpha1.GrantTokenExchange)) {
+		if err != nil || !slices.Contains(doc.GrantTypes, string(oauthv1.GrantTokenExchange)) {
 			t.Errorf("%s: grant_types_supported %v (%v)", u, doc.GrantTypes, err)
 		}
 	}

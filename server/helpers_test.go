@@ -21,7 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/bcrypt"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
@@ -108,27 +108,27 @@ func testSnapshot(t testing.TB, issuer string, now time.Time) *config.Snapshot {
 		t.Fatal(err)
 	}
 	set := &keyset.Set{Keys: []keyset.Key{activeKey(t, keyset.ES256, now.Add(-time.Hour))}}
-	g := func(gs ...gatehousev1alpha1.GrantType) map[gatehousev1alpha1.GrantType]bool {
-		m := map[gatehousev1alpha1.GrantType]bool{}
+	g := func(gs ...oauthv1.GrantType) map[oauthv1.GrantType]bool {
+		m := map[oauthv1.GrantType]bool{}
 		for _, x := range gs {
 			m[x] = true
 		}
 		return m
 	}
-	ac, rt, cc := gatehousev1alpha1.GrantAuthorizationCode, gatehousev1alpha1.GrantRefreshToken, gatehousev1alpha1.GrantClientCredentials
+	ac, rt, cc := oauthv1.GrantAuthorizationCode, oauthv1.GrantRefreshToken, oauthv1.GrantClientCredentials
 	clients := []*config.Client{
-		{ID: ccClientID, DisplayName: "Billing worker", AuthMethod: gatehousev1alpha1.AuthClientSecretBasic, GrantTypes: g(cc),
+		{ID: ccClientID, DisplayName: "Billing worker", AuthMethod: oauthv1.AuthClientSecretBasic, GrantTypes: g(cc),
 			AllowedScopes: []string{"orders:read", "orders:write"}, Audience: []string{"https://billing.internal"}, RequirePKCE: true,
 			SecretHashes: append(secretHash(ccSecret), config.SecretHash{Hash: clientsecret.Hash(oddSecret)})},
-		{ID: webClientID, DisplayName: "Orders Web", AuthMethod: gatehousev1alpha1.AuthClientSecretBasic, GrantTypes: g(ac, rt),
+		{ID: webClientID, DisplayName: "Orders Web", AuthMethod: oauthv1.AuthClientSecretBasic, GrantTypes: g(ac, rt),
 			RedirectURIs: []string{webRedirect}, AllowedScopes: []string{"orders:read", "orders:write", "basic"}, RequirePKCE: true,
 			SecretHashes: secretHash(webSecret)},
-		{ID: spaClientID, DisplayName: "Orders SPA", Public: true, AuthMethod: gatehousev1alpha1.AuthNone, GrantTypes: g(ac, rt),
+		{ID: spaClientID, DisplayName: "Orders SPA", Public: true, AuthMethod: oauthv1.AuthNone, GrantTypes: g(ac, rt),
 			RedirectURIs: []string{spaRedirect}, AllowedScopes: []string{"orders:read"}, RequirePKCE: true},
-		{ID: noPKCEClientID, DisplayName: "Legacy", AuthMethod: gatehousev1alpha1.AuthClientSecretBasic, GrantTypes: g(ac),
+		{ID: noPKCEClientID, DisplayName: "Legacy", AuthMethod: oauthv1.AuthClientSecretBasic, GrantTypes: g(ac),
 			RedirectURIs: []string{webRedirect}, AllowedScopes: []string{"orders:read"}, RequirePKCE: false, SkipConsent: true,
 			SecretHashes: secretHash(legacySecret)},
-		{ID: postClientID, DisplayName: "Poster", AuthMethod: gatehousev1alpha1.AuthClientSecretPost, GrantTypes: g(cc),
+		{ID: postClientID, DisplayName: "Poster", AuthMethod: oauthv1.AuthClientSecretPost, GrantTypes: g(cc),
 			AllowedScopes: []string{"orders:read"}, RequirePKCE: true, SecretHashes: secretHash(postSecret)},
 	}
 	snap := &config.Snapshot{

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/internal/jsonappend"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
@@ -44,7 +44,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, snap *
 	if e != nil {
 		return fail(e)
 	}
-	if client.AuthMethod == gatehousev1alpha1.AuthNone {
+	if client.AuthMethod == oauthv1.AuthNone {
 		return fail(invalidClient("introspection requires a confidential client", false))
 	}
 	token := form.Get("token")

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
@@ -165,7 +165,7 @@ func TestInvariantRefreshByOtherClientChangesNothing(t *testing.T) {
 	}
 	ts.update(func(s *config.Snapshot) {
 		cp := *s.Clients.Get(noPKCEClientID)
-		cp.GrantTypes = map[gatehousev1alpha1.GrantType]bool{"refresh_token": true}
+		cp.GrantTypes = map[oauthv1.GrantType]bool{"refresh_token": true}
 		s.Clients = s.Clients.With(&cp)
 	})
 	f := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -67,8 +67,8 @@ func newFederation(t *testing.T) *federation {
 	f.b.update(func(s *config.Snapshot) {
 		s.Issuer, s.Endpoints = bURL, endpoints.For(bURL)
 		s.Clients = s.Clients.With(&config.Client{
-			ID: upstreamClientID, DisplayName: "Gatehouse A", AuthMethod: gatehousev1alpha1.AuthClientSecretBasic,
-			GrantTypes:   map[gatehousev1alpha1.GrantType]bool{gatehousev1alpha1.GrantAuthorizationCode: true},
+			ID: upstreamClientID, DisplayName: "Gatehouse A", AuthMethod: oauthv1.AuthClientSecretBasic,
+			GrantTypes:   map[oauthv1.GrantType]bool{oauthv1.GrantAuthorizationCode: true},
 			RedirectURIs: []string{f.a.URL + UpstreamCallbackPath}, RequirePKCE: true, SecretHashes: secretHash(upstreamSecret),
 			AllowedScopes: []string{"openid", "profile", "email", "groups"},
 		})

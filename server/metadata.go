@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
@@ -31,7 +31,7 @@ func (s *Server) federatedJWT(snap *config.Snapshot) bool {
 
 // grantTypesSupported are the grants of the token endpoint's grant map.
 var grantTypesSupported = []string{"authorization_code", "refresh_token", "client_credentials",
-	string(gatehousev1alpha1.GrantDeviceCode), string(gatehousev1alpha1.GrantTokenExchange)}
+	string(oauthv1.GrantDeviceCode), string(oauthv1.GrantTokenExchange)}
 
 // metadata is the RFC 8414 §2 document.
 type metadata struct {

@@ -12,7 +12,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
@@ -43,8 +43,8 @@ func withOIDC(t testing.TB, ts *testServer) {
 			AccessTokenAlgorithm: keyset.ES256,
 		}
 		s.Clients = s.Clients.With(&config.Client{
-			ID: oidcClientID, DisplayName: "Grafana", AuthMethod: gatehousev1alpha1.AuthClientSecretBasic,
-			GrantTypes:   map[gatehousev1alpha1.GrantType]bool{gatehousev1alpha1.GrantAuthorizationCode: true, gatehousev1alpha1.GrantRefreshToken: true},
+			ID: oidcClientID, DisplayName: "Grafana", AuthMethod: oauthv1.AuthClientSecretBasic,
+			GrantTypes:   map[oauthv1.GrantType]bool{oauthv1.GrantAuthorizationCode: true, oauthv1.GrantRefreshToken: true},
 			RedirectURIs: []string{oidcRedirect}, RequirePKCE: true, SecretHashes: secretHash(oidcSecret),
 			PostLogoutRedirectURIs: []string{oidcLoggedOut},
 			AllowedScopes:          []string{"openid", "profile", "email", "groups", "offline_access", "orders:read"},

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -118,7 +118,7 @@ func TestClientSecretPost(t *testing.T) {
 // enforced, in both directions.
 func TestUnpinnedClientAcceptsBasicAndPost(t *testing.T) {
 	ts := newTestServer(t)
-	unpinned := (&gatehousev1alpha1.OAuthClient{}).AuthMethods()
+	unpinned := (&oauthv1.OAuthClient{}).AuthMethods()
 	ts.update(func(s *config.Snapshot) {
 		web := *s.Clients.Get(webClientID)
 		web.AuthMethods = unpinned

@@ -8,7 +8,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -118,11 +118,11 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.grants = map[string]grantHandler{
-		"authorization_code":                         s.grantAuthorizationCode,
-		"refresh_token":                              s.grantRefreshToken,
-		"client_credentials":                         s.grantClientCredentials,
-		string(gatehousev1alpha1.GrantDeviceCode):    s.grantDeviceCode,
-		string(gatehousev1alpha1.GrantTokenExchange): s.grantTokenExchange,
+		"authorization_code":               s.grantAuthorizationCode,
+		"refresh_token":                    s.grantRefreshToken,
+		"client_credentials":               s.grantClientCredentials,
+		string(oauthv1.GrantDeviceCode):    s.grantDeviceCode,
+		string(oauthv1.GrantTokenExchange): s.grantTokenExchange,
 	}
 	return s, nil
 }

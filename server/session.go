@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"time"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
@@ -97,7 +97,7 @@ func trimIssuer(snap *config.Snapshot) string {
 // may use the device grant.
 func flowAllowed(client *config.Client, ar storage.AuthRequest) bool {
 	if ar.Device != "" {
-		return client.GrantTypes[gatehousev1alpha1.GrantDeviceCode]
+		return client.GrantTypes[oauthv1.GrantDeviceCode]
 	}
 	return client.HasRedirectURI(ar.RedirectURI)
 }

@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"time"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/internal/formparse"
 )
@@ -57,7 +57,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, snap *confi
 		return fail(invalidRequest("grant_type is required"))
 	case !known:
 		return fail(newError(ErrUnsupportedGrantType, "grant_type "+formparse.SafeName(grant)+" is not supported"))
-	case !client.GrantTypes[gatehousev1alpha1.GrantType(grant)]:
+	case !client.GrantTypes[oauthv1.GrantType(grant)]:
 		return fail(unauthorizedClient("the client is not allowed the " + grant + " grant"))
 	}
 	scopes, e := parseScope(form.Get("scope"))

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
@@ -141,7 +141,7 @@ func TestWorkloadIdentityDefaults(t *testing.T) {
 	if err := cp.Client.Create(ctx, obj); err != nil {
 		t.Fatal(err)
 	}
-	var srv v1.AuthorizationServer
+	var srv oauthv1.AuthorizationServer
 	if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(obj), &srv); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestWorkloadIdentityDefaults(t *testing.T) {
 		t.Errorf("serviceAccountTokens.maxTokenLifetime = %v, want 1h", d)
 	}
 	ti := &wi.TrustedIssuers[0]
-	if ti.Reuse != v1.TokenSingleUse || ti.AllowedClients.Namespaces.From != v1.NamespacesFromSame ||
+	if ti.Reuse != oauthv1.TokenSingleUse || ti.AllowedClients.Namespaces.From != oauthv1.NamespacesFromSame ||
 		ti.MaxTokenLifetime == nil || ti.MaxTokenLifetime.Duration != time.Hour {
 		t.Errorf("trusted issuer defaults: %+v", ti)
 	}
@@ -165,27 +165,27 @@ func TestWorkloadIdentityDefaults(t *testing.T) {
 // from a pinned one, which the CRD's defaulting must leave unset
 // (TestDefaultsAreFilledIn).
 func TestAuthMethod(t *testing.T) {
-	sa := &v1.ClientAuthentication{ServiceAccount: &v1.ServiceAccountAuthentication{Name: "w"}}
-	pk := &v1.ClientAuthentication{PrivateKeyJWT: &v1.PrivateKeyJWTAuthentication{JWKSURI: "https://k"}}
-	fed := &v1.ClientAuthentication{Federated: &v1.FederatedAuthentication{Issuer: "ci", Subject: "s"}}
-	basic, post := v1.AuthClientSecretBasic, v1.AuthClientSecretPost
+	sa := &oauthv1.ClientAuthentication{ServiceAccount: &oauthv1.ServiceAccountAuthentication{Name: "w"}}
+	pk := &oauthv1.ClientAuthentication{PrivateKeyJWT: &oauthv1.PrivateKeyJWTAuthentication{JWKSURI: "https://k"}}
+	fed := &oauthv1.ClientAuthentication{Federated: &oauthv1.FederatedAuthentication{Issuer: "ci", Subject: "s"}}
+	basic, post := oauthv1.AuthClientSecretBasic, oauthv1.AuthClientSecretPost
 	for _, tc := range []struct {
-		spec        v1.OAuthClientSpec
-		want        v1.TokenEndpointAuthMethod
-		wantMethods []v1.TokenEndpointAuthMethod
+		spec        oauthv1.OAuthClientSpec
+		want        oauthv1.TokenEndpointAuthMethod
+		wantMethods []oauthv1.TokenEndpointAuthMethod
 		wantSecret  bool
 	}{
-		{v1.OAuthClientSpec{}, basic, []v1.TokenEndpointAuthMethod{basic, post}, true},
-		{v1.OAuthClientSpec{ClientType: v1.ClientConfidential}, basic, []v1.TokenEndpointAuthMethod{basic, post}, true},
-		{v1.OAuthClientSpec{ClientType: v1.ClientConfidential, TokenEndpointAuthMethod: post}, post, []v1.TokenEndpointAuthMethod{post}, true},
-		{v1.OAuthClientSpec{ClientType: v1.ClientConfidential, TokenEndpointAuthMethod: basic}, basic, []v1.TokenEndpointAuthMethod{basic}, true},
-		{v1.OAuthClientSpec{ClientType: v1.ClientPublic}, v1.AuthNone, []v1.TokenEndpointAuthMethod{v1.AuthNone}, false},
-		{v1.OAuthClientSpec{Authentication: sa}, v1.AuthFederatedJWT, []v1.TokenEndpointAuthMethod{v1.AuthFederatedJWT}, false},
-		{v1.OAuthClientSpec{Authentication: fed}, v1.AuthFederatedJWT, []v1.TokenEndpointAuthMethod{v1.AuthFederatedJWT}, false},
-		{v1.OAuthClientSpec{Authentication: pk}, v1.AuthPrivateKeyJWT, []v1.TokenEndpointAuthMethod{v1.AuthPrivateKeyJWT}, false},
-		{v1.OAuthClientSpec{Authentication: pk, TokenEndpointAuthMethod: v1.AuthPrivateKeyJWT}, v1.AuthPrivateKeyJWT, []v1.TokenEndpointAuthMethod{v1.AuthPrivateKeyJWT}, false},
+		{oauthv1.OAuthClientSpec{}, basic, []oauthv1.TokenEndpointAuthMethod{basic, post}, true},
+		{oauthv1.OAuthClientSpec{ClientType: oauthv1.ClientConfidential}, basic, []oauthv1.TokenEndpointAuthMethod{basic, post}, true},
+		{oauthv1.OAuthClientSpec{ClientType: oauthv1.ClientConfidential, TokenEndpointAuthMethod: post}, post, []oauthv1.TokenEndpointAuthMethod{post}, true},
+		{oauthv1.OAuthClientSpec{ClientType: oauthv1.ClientConfidential, TokenEndpointAuthMethod: basic}, basic, []oauthv1.TokenEndpointAuthMethod{basic}, true},
+		{oauthv1.OAuthClientSpec{ClientType: oauthv1.ClientPublic}, oauthv1.AuthNone, []oauthv1.TokenEndpointAuthMethod{oauthv1.AuthNone}, false},
+		{oauthv1.OAuthClientSpec{Authentication: sa}, oauthv1.AuthFederatedJWT, []oauthv1.TokenEndpointAuthMethod{oauthv1.AuthFederatedJWT}, false},
+		{oauthv1.OAuthClientSpec{Authentication: fed}, oauthv1.AuthFederatedJWT, []oauthv1.TokenEndpointAuthMethod{oauthv1.AuthFederatedJWT}, false},
+		{oauthv1.OAuthClientSpec{Authentication: pk}, oauthv1.AuthPrivateKeyJWT, []oauthv1.TokenEndpointAuthMethod{oauthv1.AuthPrivateKeyJWT}, false},
+		{oauthv1.OAuthClientSpec{Authentication: pk, TokenEndpointAuthMethod: oauthv1.AuthPrivateKeyJWT}, oauthv1.AuthPrivateKeyJWT, []oauthv1.TokenEndpointAuthMethod{oauthv1.AuthPrivateKeyJWT}, false},
 	} {
-		oc := &v1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Spec: tc.spec}
+		oc := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Spec: tc.spec}
 		if got := oc.AuthMethod(); got != tc.want {
 			t.Errorf("%+v: AuthMethod = %s, want %s", tc.spec, got, tc.want)
 		}

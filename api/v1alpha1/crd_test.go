@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	v1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
@@ -300,21 +300,21 @@ func TestDefaultsAreFilledIn(t *testing.T) {
 		}
 	}
 
-	var server v1.AuthorizationServer
+	var server oauthv1.AuthorizationServer
 	create(validServer, &server)
 	got := server.Spec
 	check(t, "replicas", *got.Replicas, int32(1))
-	check(t, "signing.algorithm", got.Signing.Algorithm, v1.SigningES256)
+	check(t, "signing.algorithm", got.Signing.Algorithm, oauthv1.SigningES256)
 	check(t, "signing.rotationInterval", got.Signing.RotationInterval.Duration.String(), "720h0m0s")
 	check(t, "signing.prepublishPeriod", got.Signing.PrepublishPeriod.Duration.String(), "24h0m0s")
 	check(t, "tokens.accessToken", got.Tokens.AccessToken.Duration.String(), "10m0s")
 	check(t, "tokens.refreshToken", got.Tokens.RefreshToken.Duration.String(), "720h0m0s")
 	check(t, "tokens.authorizationCode", got.Tokens.AuthorizationCode.Duration.String(), "1m0s")
 	check(t, "tokens.deviceCode", got.Tokens.DeviceCode.Duration.String(), "10m0s")
-	check(t, "storage.type", got.Storage.Type, v1.StorageMemory)
-	check(t, "allowedClients.namespaces.from", got.AllowedClients.Namespaces.From, v1.NamespacesFromSame)
+	check(t, "storage.type", got.Storage.Type, oauthv1.StorageMemory)
+	check(t, "allowedClients.namespaces.from", got.AllowedClients.Namespaces.From, oauthv1.NamespacesFromSame)
 
-	var app v1.OAuthClient
+	var app oauthv1.OAuthClient
 	create(`
 apiVersion: oauth.gatehouse.dev/v1alpha1
 kind: OAuthClient
@@ -323,17 +323,17 @@ spec:
   serverRef: {name: auth}
   redirectURIs: [https://app.example.com/callback]
 `, &app)
-	check(t, "clientType", app.Spec.ClientType, v1.ClientConfidential)
+	check(t, "clientType", app.Spec.ClientType, oauthv1.ClientConfidential)
 	check(t, "grantTypes", fmt.Sprint(app.Spec.GrantTypes), "[authorization_code]")
 	check(t, "requirePKCE", *app.Spec.RequirePKCE, true)
 	check(t, "skipConsent", app.Spec.SkipConsent, false)
-	check(t, "tokenEndpointAuthMethod (resolved by the server from clientType)", app.Spec.TokenEndpointAuthMethod, v1.TokenEndpointAuthMethod(""))
+	check(t, "tokenEndpointAuthMethod (resolved by the server from clientType)", app.Spec.TokenEndpointAuthMethod, oauthv1.TokenEndpointAuthMethod(""))
 
-	var rotating v1.OAuthClient
+	var rotating oauthv1.OAuthClient
 	create(validClient+"  secretRotation: {interval: 2160h}\n", &rotating)
 	check(t, "secretRotation.gracePeriod", rotating.Spec.SecretRotation.GracePeriod.Duration.String(), "24h0m0s")
 
-	var scope v1.Scope
+	var scope oauthv1.Scope
 	create(validScope, &scope)
 	check(t, "requiresConsent", *scope.Spec.RequiresConsent, true)
 }
@@ -440,7 +440,7 @@ func TestEverySampleApplies(t *testing.T) {
 	}
 
 	// The samples show the three client shapes the README talks about.
-	var clients v1.OAuthClientList
+	var clients oauthv1.OAuthClientList
 	if err := cp.Client.List(ctx, &clients, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
 	}
@@ -448,7 +448,7 @@ func TestEverySampleApplies(t *testing.T) {
 	for _, c := range clients.Items {
 		grants := fmt.Sprint(c.Spec.GrantTypes)
 		switch {
-		case c.Spec.ClientType == v1.ClientPublic && *c.Spec.RequirePKCE:
+		case c.Spec.ClientType == oauthv1.ClientPublic && *c.Spec.RequirePKCE:
 			shapes["public with PKCE"] = true
 		case strings.Contains(grants, "client_credentials"):
 			shapes["machine"] = true
@@ -474,11 +474,11 @@ func TestSamplesRoundTripThroughGoTypes(t *testing.T) {
 		var typed any
 		switch obj.GetKind() {
 		case "AuthorizationServer":
-			typed = &v1.AuthorizationServer{}
+			typed = &oauthv1.AuthorizationServer{}
 		case "OAuthClient":
-			typed = &v1.OAuthClient{}
+			typed = &oauthv1.OAuthClient{}
 		case "Scope":
-			typed = &v1.Scope{}
+			typed = &oauthv1.Scope{}
 		default:
 			t.Fatalf("unknown kind %s", obj.GetKind())
 		}

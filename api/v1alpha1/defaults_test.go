@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	v1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 )
 
 func d(s string) *metav1.Duration {
@@ -23,12 +23,12 @@ func d(s string) *metav1.Duration {
 }
 
 func TestServerLifetimes(t *testing.T) {
-	unset := &v1.AuthorizationServer{}
-	set := &v1.AuthorizationServer{Spec: v1.AuthorizationServerSpec{
-		Tokens:  v1.TokenLifetimes{AccessToken: d("5m"), RefreshToken: d("48h"), AuthorizationCode: d("30s")},
-		Signing: v1.SigningSpec{Algorithm: v1.SigningRS256, RotationInterval: d("168h"), PrepublishPeriod: d("1h")},
+	unset := &oauthv1.AuthorizationServer{}
+	set := &oauthv1.AuthorizationServer{Spec: oauthv1.AuthorizationServerSpec{
+		Tokens:  oauthv1.TokenLifetimes{AccessToken: d("5m"), RefreshToken: d("48h"), AuthorizationCode: d("30s")},
+		Signing: oauthv1.SigningSpec{Algorithm: oauthv1.SigningRS256, RotationInterval: d("168h"), PrepublishPeriod: d("1h")},
 	}}
-	zero := &v1.AuthorizationServer{Spec: v1.AuthorizationServerSpec{Tokens: v1.TokenLifetimes{AccessToken: d("0s")}}}
+	zero := &oauthv1.AuthorizationServer{Spec: oauthv1.AuthorizationServerSpec{Tokens: oauthv1.TokenLifetimes{AccessToken: d("0s")}}}
 	for _, c := range []struct {
 		name      string
 		got, want time.Duration
@@ -49,14 +49,14 @@ func TestServerLifetimes(t *testing.T) {
 			t.Errorf("%s: %s, want %s", c.name, c.got, c.want)
 		}
 	}
-	if unset.SigningAlgorithm() != v1.SigningES256 || set.SigningAlgorithm() != v1.SigningRS256 {
+	if unset.SigningAlgorithm() != oauthv1.SigningES256 || set.SigningAlgorithm() != oauthv1.SigningRS256 {
 		t.Errorf("signing algorithm: %s and %s", unset.SigningAlgorithm(), set.SigningAlgorithm())
 	}
 }
 
 func TestClientServerRefAndRotation(t *testing.T) {
-	local := &v1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "web"},
-		Spec: v1.OAuthClientSpec{ServerRef: v1.ServerReference{Name: "auth"}}}
+	local := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "web"},
+		Spec: oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "auth"}}}
 	remote := local.DeepCopy()
 	remote.Spec.ServerRef.Namespace = "platform"
 	if got := local.ServerKey(); got != "app/auth" {
@@ -68,7 +68,7 @@ func TestClientServerRefAndRotation(t *testing.T) {
 	if !local.References("app", "auth") || local.References("platform", "auth") || !remote.References("platform", "auth") || remote.References("app", "auth") {
 		t.Error("References disagrees with ServerKey")
 	}
-	srv := &v1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "platform", Name: "auth"}}
+	srv := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "platform", Name: "auth"}}
 	if srv.ServerKey() != remote.ServerKey() {
 		t.Errorf("server key %s, client key %s", srv.ServerKey(), remote.ServerKey())
 	}
@@ -76,7 +76,7 @@ func TestClientServerRefAndRotation(t *testing.T) {
 	if local.SecretGracePeriod() != 24*time.Hour || local.SecretRotationInterval() != 0 {
 		t.Errorf("unset rotation: grace %s, interval %s", local.SecretGracePeriod(), local.SecretRotationInterval())
 	}
-	local.Spec.SecretRotation = &v1.SecretRotation{Interval: d("48h"), GracePeriod: d("0s")}
+	local.Spec.SecretRotation = &oauthv1.SecretRotation{Interval: d("48h"), GracePeriod: d("0s")}
 	if local.SecretGracePeriod() != 0 || local.SecretRotationInterval() != 48*time.Hour {
 		t.Errorf("grace 0s must stay 0 (stop the old secret at once): grace %s, interval %s",
 			local.SecretGracePeriod(), local.SecretRotationInterval())
@@ -85,8 +85,8 @@ func TestClientServerRefAndRotation(t *testing.T) {
 
 func TestScopeOwner(t *testing.T) {
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	mk := func(name string, created time.Time, deleting bool) v1.Scope {
-		s := v1.Scope{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(created)}}
+	mk := func(name string, created time.Time, deleting bool) oauthv1.Scope {
+		s := oauthv1.Scope{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(created)}}
 		if deleting {
 			s.DeletionTimestamp = &metav1.Time{Time: created}
 		}
@@ -94,24 +94,24 @@ func TestScopeOwner(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name   string
-		scopes []v1.Scope
+		scopes []oauthv1.Scope
 		want   string
 	}{
 		{"none", nil, ""},
-		{"oldest wins", []v1.Scope{mk("b", t0.Add(time.Second), false), mk("a", t0.Add(2*time.Second), false)}, "b"},
-		{"tie goes to the smaller name", []v1.Scope{mk("z", t0, false), mk("m", t0, false)}, "m"},
-		{"a Scope being deleted holds nothing", []v1.Scope{mk("old", t0, true), mk("new", t0.Add(time.Hour), false)}, "new"},
-		{"only deleted ones", []v1.Scope{mk("old", t0, true)}, ""},
+		{"oldest wins", []oauthv1.Scope{mk("b", t0.Add(time.Second), false), mk("a", t0.Add(2*time.Second), false)}, "b"},
+		{"tie goes to the smaller name", []oauthv1.Scope{mk("z", t0, false), mk("m", t0, false)}, "m"},
+		{"a Scope being deleted holds nothing", []oauthv1.Scope{mk("old", t0, true), mk("new", t0.Add(time.Hour), false)}, "new"},
+		{"only deleted ones", []oauthv1.Scope{mk("old", t0, true)}, ""},
 	} {
 		got := ""
-		if o := v1.ScopeOwner(c.scopes); o != nil {
+		if o := oauthv1.ScopeOwner(c.scopes); o != nil {
 			got = o.Name
 		}
 		if got != c.want {
 			t.Errorf("%s: owner %q, want %q", c.name, got, c.want)
 		}
-		sorted := append([]v1.Scope(nil), c.scopes...)
-		v1.SortScopeClaims(sorted)
+		sorted := append([]oauthv1.Scope(nil), c.scopes...)
+		oauthv1.SortScopeClaims(sorted)
 		if c.want != "" && len(sorted) > 0 && sorted[0].Name != c.want && sorted[0].DeletionTimestamp.IsZero() {
 			t.Errorf("%s: sorted first %q, owner %q", c.name, sorted[0].Name, c.want)
 		}
@@ -135,8 +135,7 @@ func TestDefaultsMatchCRD(t *testing.T) {
 		}
 		return v
 	}
-	srv, issuer := &v1.AuthorizationServer{}, &v1.TrustedIssuer{}
-	recheckInterval, recheckGrace := (&v1.IdentityProvider{}).RecheckTiming()
+	srv, issuer := &oauthv1.AuthorizationServer{}, &oauthv1.TrustedIssuer{}
 	for _, c := range []struct {
 		path string
 		got  time.Duration
@@ -149,8 +148,6 @@ func TestDefaultsMatchCRD(t *testing.T) {
 		{".spec.signing.prepublishPeriod", srv.PrepublishPeriod()},
 		{".spec.workloadIdentity.serviceAccountTokens.maxTokenLifetime", srv.ServiceAccountTokenMaxLifetime()},
 		{".spec.workloadIdentity.trustedIssuers[].maxTokenLifetime", issuer.TokenMaxLifetime()},
-		{".spec.identityProviders[].recheck.interval", recheckInterval},
-		{".spec.identityProviders[].recheck.gracePeriod", recheckGrace},
 	} {
 		if want := duration(servers, c.path); c.got != want {
 			t.Errorf("AuthorizationServer %s: accessor gives %s, CRD default %s", c.path, c.got, want)
@@ -163,14 +160,14 @@ func TestDefaultsMatchCRD(t *testing.T) {
 		t.Errorf("AuthorizationServer trustedIssuers[].reuse: accessor gives %s, CRD default %v", got, want)
 	}
 
-	oc := &v1.OAuthClient{}
+	oc := &oauthv1.OAuthClient{}
 	var grants []any
 	for _, g := range oc.Grants() {
 		grants = append(grants, string(g))
 	}
-	clientType := string(v1.ClientConfidential)
+	clientType := string(oauthv1.ClientConfidential)
 	if oc.IsPublic() {
-		clientType = string(v1.ClientPublic)
+		clientType = string(oauthv1.ClientPublic)
 	}
 	pinned := map[string]struct{ got, want any }{
 		".spec.clientType":                 {clientType, clients[".spec.clientType"]},
@@ -195,9 +192,9 @@ func TestDefaultsMatchCRD(t *testing.T) {
 	if oc.PKCERequired() {
 		t.Error("a confidential client's requirePKCE: false is ignored")
 	}
-	oc.Spec.ClientType = v1.ClientPublic
-	oc.Spec.GrantTypes = []v1.GrantType{v1.GrantClientCredentials, v1.GrantAuthorizationCode, v1.GrantTokenExchange}
-	if !oc.PKCERequired() || !reflect.DeepEqual(oc.Grants(), []v1.GrantType{v1.GrantAuthorizationCode}) {
+	oc.Spec.ClientType = oauthv1.ClientPublic
+	oc.Spec.GrantTypes = []oauthv1.GrantType{oauthv1.GrantClientCredentials, oauthv1.GrantAuthorizationCode, oauthv1.GrantTokenExchange}
+	if !oc.PKCERequired() || !reflect.DeepEqual(oc.Grants(), []oauthv1.GrantType{oauthv1.GrantAuthorizationCode}) {
 		t.Errorf("public client: PKCE required %v, grants %v", oc.PKCERequired(), oc.Grants())
 	}
 }

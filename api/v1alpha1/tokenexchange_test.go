@@ -8,7 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	v1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
@@ -79,17 +79,17 @@ func TestTokenExchangeValidation(t *testing.T) {
 
 // Audiences lists every audience the Scopes' admission applies to.
 func TestOAuthClientAudiences(t *testing.T) {
-	oc := &v1.OAuthClient{Spec: v1.OAuthClientSpec{
-		Audience: []v1.Audience{"https://a"},
-		TokenExchange: &v1.TokenExchange{
-			SubjectTokens: []v1.ExchangeableToken{{Type: v1.ExchangeAccessToken, Audiences: []v1.Audience{"https://b", "https://a"}}},
-			ActorTokens:   []v1.ExchangeableToken{{Type: v1.ExchangeAccessToken, Audiences: []v1.Audience{"https://c"}}},
+	oc := &oauthv1.OAuthClient{Spec: oauthv1.OAuthClientSpec{
+		Audience: []oauthv1.Audience{"https://a"},
+		TokenExchange: &oauthv1.TokenExchange{
+			SubjectTokens: []oauthv1.ExchangeableToken{{Type: oauthv1.ExchangeAccessToken, Audiences: []oauthv1.Audience{"https://b", "https://a"}}},
+			ActorTokens:   []oauthv1.ExchangeableToken{{Type: oauthv1.ExchangeAccessToken, Audiences: []oauthv1.Audience{"https://c"}}},
 		},
 	}}
-	if got := oc.Audiences(); !slices.Equal(got, []v1.Audience{"https://a", "https://b", "https://c"}) {
+	if got := oc.Audiences(); !slices.Equal(got, []oauthv1.Audience{"https://a", "https://b", "https://c"}) {
 		t.Errorf("Audiences = %v", got)
 	}
-	if got := oc.Spec.Audience; !slices.Equal(got, []v1.Audience{"https://a"}) {
+	if got := oc.Spec.Audience; !slices.Equal(got, []oauthv1.Audience{"https://a"}) {
 		t.Errorf("Audiences changed spec.audience to %v", got)
 	}
 }

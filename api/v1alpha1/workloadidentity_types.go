@@ -30,7 +30,7 @@ type WorkloadIdentity struct {
 	TrustedIssuers []TrustedIssuer `json:"trustedIssuers,omitempty"`
 }
 
-// ServiceAccountTokens: the cluster's service-account issuer, found by
+// ServiceAccountTokens tunes the trust in the cluster's service-account issuer, found by
 // discovery from the kube-apiserver (/.well-known/openid-configuration and
 // /openid/v1/jwks, read with the token server's own credentials).
 type ServiceAccountTokens struct {

@@ -114,7 +114,9 @@ func TestDevCommand(t *testing.T) {
 	if err := second.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-second.done
+	if err := <-second.done; err == nil {
+		t.Fatal("gatehouse dev exited with status 0 after SIGKILL")
+	}
 	if left := processesMentioning(state); len(left) == 0 {
 		t.Log("no leftovers after SIGKILL (unexpected, but nothing to clean up)")
 	}
@@ -162,7 +164,10 @@ func startDev(t *testing.T, bin, state string, port int, extra ...string) *devPr
 		if p.cmd.ProcessState == nil {
 			_ = p.cmd.Process.Signal(syscall.SIGINT)
 			select {
-			case <-p.done:
+			case err := <-p.done:
+				if err != nil {
+					t.Logf("gatehouse dev stopped on SIGINT: %v", err)
+				}
 			case <-time.After(30 * time.Second):
 				_ = p.cmd.Process.Kill()
 			}

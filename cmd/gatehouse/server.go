@@ -163,7 +163,7 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer closeStore(store, log)
 
 	srv, err := server.New(server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies,
 		Registerer: reg, ServiceAccountIssuer: saIssuer, TLSCertificate: cert.LeafFunc()})
@@ -210,6 +210,14 @@ func firstExit(ctx context.Context, errc, srcErr <-chan error) error {
 			err = errors.New("configuration watch stopped")
 		}
 		return err
+	}
+}
+
+// closeStore closes the store as the server stops; by then a failure is
+// only worth a line in the log.
+func closeStore(store storage.Store, log *slog.Logger) {
+	if err := store.Close(); err != nil {
+		log.Warn("closing the store", "error", err)
 	}
 }
 

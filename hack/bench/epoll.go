@@ -43,7 +43,7 @@ func runEventLoop(ctx context.Context, addr string, workers []*worker, deadline 
 	if err != nil {
 		return fmt.Errorf("epoll: %w", err)
 	}
-	defer syscall.Close(ep)
+	defer func() { _ = syscall.Close(ep) }() // an epoll descriptor holds no data
 	conns := map[int]*evConn{}
 	defer func() {
 		for fd := range conns {

@@ -117,7 +117,7 @@ func (e *env) credentials() (id, secret string) {
 }
 
 func leanGet(u string) ([]byte, error) {
-	req, _, err := buildRequest(http.MethodGet, u, nil, "")
+	req, err := buildRequest(http.MethodGet, u, nil, "")
 	return req, err
 }
 
@@ -125,7 +125,7 @@ func leanGet(u string) ([]byte, error) {
 func (e *env) leanPost(u string, form url.Values) ([]byte, error) {
 	id, secret := e.credentials()
 	basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secret)))
-	req, _, err := buildRequest(http.MethodPost, u, map[string]string{
+	req, err := buildRequest(http.MethodPost, u, map[string]string{
 		"Content-Type": "application/x-www-form-urlencoded", "Authorization": "Basic " + basic}, form.Encode())
 	return req, err
 }

@@ -260,13 +260,13 @@ func (lc *leanConn) exchange(req []byte, head bool) (response, error) {
 
 // buildRequest writes an HTTP/1.1 request once, for the lean client to
 // send again and again. u is an absolute http URL.
-func buildRequest(method, u string, header map[string]string, body string) ([]byte, string, error) {
+func buildRequest(method, u string, header map[string]string, body string) ([]byte, error) {
 	p, err := url.Parse(u)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if p.Scheme != "http" {
-		return nil, "", fmt.Errorf("the lean client speaks plain http only, not %s", u)
+		return nil, fmt.Errorf("the lean client speaks plain http only, not %s", u)
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gatehouse-bench\r\n", method, p.RequestURI(), p.Host)
@@ -278,5 +278,5 @@ func buildRequest(method, u string, header map[string]string, body string) ([]by
 	}
 	b.WriteString("\r\n")
 	b.WriteString(body)
-	return b.Bytes(), p.Host, nil
+	return b.Bytes(), nil
 }

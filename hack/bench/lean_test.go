@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
@@ -37,8 +37,8 @@ func realServer(t *testing.T, client string) *env {
 	src := config.NewStatic(&config.Snapshot{
 		Issuer: ts.URL, Endpoints: endpoints.For(ts.URL), AccessTokenTTL: config.DefaultAccessTokenTTL,
 		PrepublishPeriod: config.DefaultPrepublishPeriod,
-		Clients: config.NewClientMap(&config.Client{ID: demoClientID, AuthMethod: gatehousev1alpha1.AuthClientSecretBasic,
-			GrantTypes:    map[gatehousev1alpha1.GrantType]bool{gatehousev1alpha1.GrantClientCredentials: true},
+		Clients: config.NewClientMap(&config.Client{ID: demoClientID, AuthMethod: oauthv1.AuthClientSecretBasic,
+			GrantTypes:    map[oauthv1.GrantType]bool{oauthv1.GrantClientCredentials: true},
 			AllowedScopes: []string{"orders:read"}, SecretHashes: []config.SecretHash{{Hash: clientsecret.Hash(demoClientSecret)}}}),
 		Scopes:     map[string]*config.Scope{"orders:read": {Name: "orders:read", Audience: "https://orders.example.test"}},
 		ScopeNames: []string{"orders:read"},
@@ -128,7 +128,7 @@ func TestEventLoop(t *testing.T) {
 		{"/length", "hello", 200, true}, {"/chunked", "part0;part1;part2;", 200, true}, {"/close", "bye", 200, true},
 		{"/304", "", 304, true}, {"/missing", "", 200, false},
 	} {
-		req, _, err := buildRequest("GET", ts.URL+c.path, nil, "")
+		req, err := buildRequest("GET", ts.URL+c.path, nil, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +169,7 @@ func TestLeanClientFraming(t *testing.T) {
 		{"HEAD", "/length", 200, ""}, {"GET", "/close", 200, "bye"}, {"GET", "/length", 200, "hello"},
 		{"GET", "/missing", 404, "404 page not found\n"}, {"GET", "/chunked", 200, "part0;part1;part2;"},
 	} {
-		req, _, err := buildRequest(c.method, ts.URL+c.path, nil, "")
+		req, err := buildRequest(c.method, ts.URL+c.path, nil, "")
 		if err != nil {
 			t.Fatal(err)
 		}

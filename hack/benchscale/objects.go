@@ -193,12 +193,12 @@ func (t *tracker) readyCount() int {
 
 // waitFor polls cond (memory only) every 20 ms until it holds, reporting
 // progress every 5 s.
-func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() bool, status func() string) (time.Duration, error) {
+func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() bool, status func() string) error {
 	began := time.Now()
 	last := began
 	for !cond() {
 		if time.Since(began) > timeout {
-			return time.Since(began), fmt.Errorf("%s: %w after %s", what, errTimeout, timeout)
+			return fmt.Errorf("%s: %w after %s", what, errTimeout, timeout)
 		}
 		if status != nil && time.Since(last) >= 5*time.Second {
 			progress("%s: %s (%s)", what, status(), since(began))
@@ -206,9 +206,9 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 		}
 		select {
 		case <-ctx.Done():
-			return time.Since(began), ctx.Err()
+			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return time.Since(began), nil
+	return nil
 }

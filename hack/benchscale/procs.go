@@ -46,11 +46,11 @@ func startProc(name, exe string, args, env []string, dir, metricsURL string) (*p
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		log.Close()
+		_ = log.Close() // nothing was written through it
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	p := &proc{name: name, pid: cmd.Process.Pid, metrics: metricsURL, cmd: cmd, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); log.Close(); close(p.exited) }()
+	go func() { _ = cmd.Wait(); _ = log.Close(); close(p.exited) }() // the child wrote through its own descriptor
 	return p, nil
 }
 
@@ -108,14 +108,12 @@ func (p *proc) cpuSeconds() float64 {
 
 // statusBytes reads a "kB" line of /proc/PID/status.
 func (p *proc) statusBytes(key string) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.pid))
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), key+":"); ok {
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb * 1024
 		}

@@ -50,7 +50,7 @@ func newReport(o *options) *report {
 // print writes the human-readable table.
 func (r *report) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	defer tw.Flush()
+	defer func() { _ = tw.Flush() }() // to the terminal, as the rows
 	fmt.Fprintf(tw, "\nScale benchmark: N=%d clients over %d namespaces, %d CPUs, %s\n\n", r.N, r.Namespaces, r.CPUs, r.Commit)
 	row := func(what string, format string, args ...any) {
 		fmt.Fprintf(tw, "%s\t%s\n", what, fmt.Sprintf(format, args...))

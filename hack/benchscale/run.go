@@ -80,7 +80,7 @@ func (e *env) bulk(ctx context.Context) (*bulkResult, error) {
 	r.ApplySeconds = seconds(time.Since(began))
 	progress("applied %d clients in %s", n, since(began))
 	status := func() string { return fmt.Sprintf("%d/%d Ready", e.tracker.readyCount(), n) }
-	if _, err := waitFor(ctx, readyTimeout(n), "all clients Ready", func() bool { return e.tracker.readyCount() >= n }, status); err != nil {
+	if err := waitFor(ctx, readyTimeout(n), "all clients Ready", func() bool { return e.tracker.readyCount() >= n }, status); err != nil {
 		return r, err
 	}
 	r.AllReadySeconds = seconds(time.Since(began))

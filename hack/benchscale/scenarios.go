@@ -70,7 +70,7 @@ func (e *env) fanout(ctx context.Context) (*fanoutResult, error) {
 	reopened := time.Now()
 	want := e.o.n + 1
 	status := func() string { return fmt.Sprintf("%d/%d Ready", e.tracker.readyCount(), want) }
-	if _, err := waitFor(ctx, readyTimeout(e.o.n), "all Ready again", func() bool { return e.tracker.readyCount() >= want }, status); err != nil {
+	if err := waitFor(ctx, readyTimeout(e.o.n), "all Ready again", func() bool { return e.tracker.readyCount() >= want }, status); err != nil {
 		return r, err
 	}
 	if _, err := e.waitOperatorIdle(ctx, readyTimeout(e.o.n)); err != nil {
@@ -230,7 +230,7 @@ func (e *env) churnScenario(ctx context.Context) (*churnResult, error) {
 	refusals, err := e.churnWrites(ctx, samples)
 	if err == nil {
 		status := func() string { return fmt.Sprintf("%d/%d new clients Ready", e.churnReady(k), k) }
-		_, err = waitFor(ctx, readyTimeout(k), "new clients Ready", func() bool { return e.churnReady(k) == k }, status)
+		err = waitFor(ctx, readyTimeout(k), "new clients Ready", func() bool { return e.churnReady(k) == k }, status)
 		r.NewReadySeconds = seconds(time.Since(began))
 	}
 	stopTraffic()

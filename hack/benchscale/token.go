@@ -52,7 +52,7 @@ func (e *env) token(ctx context.Context, c creds) (int, error) {
 // Secret was read and when the token came.
 func (e *env) untilToken(ctx context.Context, namespace, name string, timeout time.Duration) (secretAt, tokenAt time.Time, err error) {
 	key := namespace + "/" + name
-	if _, err = waitFor(ctx, timeout, "client "+key+" Ready", func() bool { return e.tracker.isReady(key) }, nil); err != nil {
+	if err = waitFor(ctx, timeout, "client "+key+" Ready", func() bool { return e.tracker.isReady(key) }, nil); err != nil {
 		return
 	}
 	c, err := e.credentials(ctx, namespace, name)

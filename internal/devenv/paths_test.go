@@ -36,7 +36,9 @@ func TestOpenStateDir(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "etcd", "member"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	s, err = OpenStateDir(dir)
 	if err != nil {
@@ -45,13 +47,19 @@ func TestOpenStateDir(t *testing.T) {
 	if !s.Reused {
 		t.Error("a directory with etcd data is not reported as reused")
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	s, err = OpenStateDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	if len(s.Leftovers()) != 0 {
 		t.Errorf("leftover processes reported for a directory no process uses: %v", s.Leftovers())
 	}

@@ -65,8 +65,10 @@ func TestParseJWKS(t *testing.T) {
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)
 	smallKey := jwkMap(t, &Key{ID: "small", Public: &small.PublicKey})
 	ecPriv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecPoint, _ := ecPriv.PublicKey.Bytes() // 0x04 || X || Y
+	ecD, _ := ecPriv.Bytes()
 	privDoc, _ := json.Marshal(map[string]any{"keys": []any{map[string]any{"kty": "EC", "crv": "P-256", "kid": "p",
-		"x": b64(ecPriv.X.FillBytes(make([]byte, 32))), "y": b64(ecPriv.Y.FillBytes(make([]byte, 32))), "d": b64(ecPriv.D.FillBytes(make([]byte, 32)))}}})
+		"x": b64(ecPoint[1:33]), "y": b64(ecPoint[33:]), "d": b64(ecD)}}})
 	dup := jwkMap(t, rs)
 	dup["kid"] = "es"
 	for _, tc := range []struct {

@@ -230,7 +230,6 @@ func (c *remoteCore) askFetch() {
 // Remote is gone.
 func (c *remoteCore) run(ctx context.Context, remote weak.Pointer[Remote]) {
 	var last time.Time
-	next := c.o.Now()
 	backoff := c.o.MinInterval
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -242,7 +241,6 @@ func (c *remoteCore) run(ctx context.Context, remote weak.Pointer[Remote]) {
 		case <-c.kick:
 			if wait := last.Add(c.o.MinInterval).Sub(c.o.Now()); wait > 0 && !last.IsZero() {
 				// Too soon after the last fetch: fetch when allowed.
-				next = last.Add(c.o.MinInterval)
 				timer.Reset(wait)
 				continue
 			}
@@ -252,6 +250,7 @@ func (c *remoteCore) run(ctx context.Context, remote weak.Pointer[Remote]) {
 		}
 		last = c.o.Now()
 		ttl, err := c.fetch(ctx)
+		var next time.Time
 		if err != nil {
 			next = last.Add(backoff)
 			backoff = min(2*backoff, maxBackoff)

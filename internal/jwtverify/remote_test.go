@@ -317,21 +317,24 @@ func TestRegistry(t *testing.T) {
 	is := newIssuer(t, false)
 	is.publish(t, newSigner(t, "ES256", "k1").key(t))
 	g := NewRegistry(t.Context(), RemoteOptions{})
-	a, err := g.Get(RemoteOptions{JWKSURI: is.srv.URL + "/keys"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := g.Get(RemoteOptions{JWKSURI: is.srv.URL + "/keys"}, nil)
-	if a != b {
-		t.Error("one URL, two sets")
-	}
-	if err := a.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.Get(RemoteOptions{JWKSURI: is.srv.URL + "/keys"}, []byte("not PEM")); err == nil {
-		t.Error("a CA bundle without certificates was accepted")
-	}
-	a, b = nil, nil
+	// The sets are used in a function of their own, so that nothing holds
+	// them once it returns.
+	func() {
+		a, err := g.Get(RemoteOptions{JWKSURI: is.srv.URL + "/keys"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := g.Get(RemoteOptions{JWKSURI: is.srv.URL + "/keys"}, nil)
+		if a != b {
+			t.Error("one URL, two sets")
+		}
+		if err := a.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Get(RemoteOptions{JWKSURI: is.srv.URL + "/keys"}, []byte("not PEM")); err == nil {
+			t.Error("a CA bundle without certificates was accepted")
+		}
+	}()
 	waitFor(t, "the unused set to be forgotten", func() bool {
 		runtime.GC()
 		return g.Len() == 0

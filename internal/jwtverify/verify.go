@@ -27,6 +27,7 @@ var (
 // a short, fixed word.
 type Reason string
 
+// The reasons, one per rule of Verify and Policy.
 const (
 	ReasonMalformed       Reason = "malformed"
 	ReasonAlgorithm       Reason = "algorithm"

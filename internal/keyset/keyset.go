@@ -54,11 +54,11 @@ const (
 type State string
 
 const (
-	// StateNext: published, not signing yet (until ActivatesAt).
+	// StateNext is published, not signing yet (until ActivatesAt).
 	StateNext State = "next"
-	// StateActive: signing new tokens.
+	// StateActive is signing new tokens.
 	StateActive State = "active"
-	// StateRetired: no longer signing; published until RemoveAfter so that
+	// StateRetired is no longer signing; published until RemoveAfter so that
 	// the tokens it signed still validate.
 	StateRetired State = "retired"
 )

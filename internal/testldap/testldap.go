@@ -109,11 +109,11 @@ func (s *Server) start(t testing.TB, dir, conf string) error {
 		"-h", fmt.Sprintf("ldap://%s/ ldaps://%s/", s.Addr, s.TLSAddr))
 	cmd.Stdout, cmd.Stderr, cmd.Dir = logf, logf, dir
 	if err := cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close() // nothing was written through it
 		return fmt.Errorf("starting slapd: %w", err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); logf.Close() }()
+	go func() { exited <- cmd.Wait(); _ = logf.Close() }() // slapd wrote through its own descriptor
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -126,10 +126,13 @@ func (s *Server) start(t testing.TB, dir, conf string) error {
 			t.Cleanup(func() {
 				_ = cmd.Process.Signal(os.Interrupt)
 				select {
-				case <-exited:
+				case err := <-exited:
+					if err != nil {
+						t.Logf("slapd stopped on SIGINT: %v", err)
+					}
 				case <-time.After(10 * time.Second):
 					_ = cmd.Process.Kill()
-					<-exited
+					t.Logf("slapd did not stop within 10s of SIGINT, killed: %v", <-exited)
 				}
 			})
 			return nil
@@ -137,8 +140,7 @@ func (s *Server) start(t testing.TB, dir, conf string) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = cmd.Process.Kill()
-	<-exited
-	return errors.New("slapd did not listen within 15s")
+	return fmt.Errorf("slapd did not listen within 15s (killed: %v)", <-exited)
 }
 
 func reachable(addr string) bool {

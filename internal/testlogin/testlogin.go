@@ -1,4 +1,4 @@
-// Package testlogin, a test helper, signs a person in through Gatehouse's login and
+// Package testlogin is a test helper: it signs a person in through Gatehouse's login and
 // consent pages with a plain HTTP client, as a browser would: the forms'
 // hidden fields (CSRF token, request handle) are read from the pages and
 // posted back with the cookies. Tests use it where a real browser would

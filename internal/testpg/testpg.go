@@ -166,7 +166,7 @@ func (s *Server) startServer() error {
 	if err != nil {
 		return err
 	}
-	defer logFile.Close() // the child has its own copy
+	defer func() { _ = logFile.Close() }() // the child writes through its own copy
 	cmd := s.command("postgres", "-D", filepath.Join(s.dir, "data"),
 		"-c", "listen_addresses=127.0.0.1",
 		"-p", strconv.Itoa(s.Port),
@@ -217,7 +217,7 @@ func (s *Server) Stop() error {
 		errs = append(errs, fmt.Errorf("pg_ctl stop: %w\n%s", err, out))
 	}
 	select {
-	case <-s.exited:
+	case <-s.exited: //nolint:errcheck // stopped with -m immediate: a failing exit status is what we asked for
 	case <-time.After(30 * time.Second):
 		errs = append(errs, errors.New("postgres did not exit within 30s of pg_ctl stop"))
 	}

@@ -7,7 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 )
 
 // compileClient turns an OAuthClient of the server into the Client the
@@ -15,13 +15,13 @@ import (
 // without a client_id, or not Ready. The Scopes of server decide which of
 // its scopes and audiences are kept. grants interns the grant-type sets,
 // which few distinct values repeat across thousands of clients.
-func compileClient(oc *gatehousev1alpha1.OAuthClient, server *Snapshot, grants map[string]map[gatehousev1alpha1.GrantType]bool) *Client {
+func compileClient(oc *oauthv1.OAuthClient, server *Snapshot, grants map[string]map[oauthv1.GrantType]bool) *Client {
 	if oc.DeletionTimestamp != nil || oc.Status.ClientID == "" {
 		return nil
 	}
 	// The operator sets Ready only once the namespace is admitted,
 	// every scope exists and the credentials are in place.
-	if !meta.IsStatusConditionTrue(oc.Status.Conditions, gatehousev1alpha1.ConditionReady) {
+	if !meta.IsStatusConditionTrue(oc.Status.Conditions, oauthv1.ConditionReady) {
 		return nil
 	}
 	// Every default comes from the API package's accessors, which the
@@ -57,7 +57,7 @@ func compileClient(oc *gatehousev1alpha1.OAuthClient, server *Snapshot, grants m
 		}
 		c.Audience = append(c.Audience, string(a))
 	}
-	if te := oc.Spec.TokenExchange; te != nil && c.GrantTypes[gatehousev1alpha1.GrantTokenExchange] {
+	if te := oc.Spec.TokenExchange; te != nil && c.GrantTypes[oauthv1.GrantTokenExchange] {
 		c.TokenExchange = &TokenExchange{
 			SubjectTokens:      exchangeable(te.SubjectTokens, server, oc.Namespace),
 			ActorTokens:        exchangeable(te.ActorTokens, server, oc.Namespace),
@@ -78,15 +78,15 @@ func compileClient(oc *gatehousev1alpha1.OAuthClient, server *Snapshot, grants m
 // by every client that has one (Clients are never modified).
 var authMethodSets sync.Map
 
-func internAuthMethods(ms []gatehousev1alpha1.TokenEndpointAuthMethod) []gatehousev1alpha1.TokenEndpointAuthMethod {
+func internAuthMethods(ms []oauthv1.TokenEndpointAuthMethod) []oauthv1.TokenEndpointAuthMethod {
 	key := strings.Join(toStrings(ms), " ")
 	v, _ := authMethodSets.LoadOrStore(key, slices.Clip(ms))
-	return v.([]gatehousev1alpha1.TokenEndpointAuthMethod)
+	return v.([]oauthv1.TokenEndpointAuthMethod)
 }
 
 // exchangeable compiles a list of exchangeable tokens, keeping only the
 // audiences whose Scope admits the client, like spec.audience.
-func exchangeable(in []gatehousev1alpha1.ExchangeableToken, server *Snapshot, namespace string) []ExchangeableToken {
+func exchangeable(in []oauthv1.ExchangeableToken, server *Snapshot, namespace string) []ExchangeableToken {
 	if len(in) == 0 {
 		return nil
 	}
@@ -121,16 +121,16 @@ func toStrings[S ~string](in []S) []string {
 
 // grantSet is the client's grant types as a set, shared with every client
 // that has the same set (Clients are never modified).
-func grantSet(grants []gatehousev1alpha1.GrantType, interned map[string]map[gatehousev1alpha1.GrantType]bool) map[gatehousev1alpha1.GrantType]bool {
+func grantSet(grants []oauthv1.GrantType, interned map[string]map[oauthv1.GrantType]bool) map[oauthv1.GrantType]bool {
 	keep := toStrings(grants)
 	slices.Sort(keep)
 	key := strings.Join(slices.Compact(keep), " ")
 	if set, ok := interned[key]; ok {
 		return set
 	}
-	set := map[gatehousev1alpha1.GrantType]bool{}
+	set := map[oauthv1.GrantType]bool{}
 	for _, g := range keep {
-		set[gatehousev1alpha1.GrantType(g)] = true
+		set[oauthv1.GrantType(g)] = true
 	}
 	if interned != nil {
 		interned[key] = set

@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 )
 
@@ -23,7 +23,7 @@ const DefaultVerifyInterval = 30 * time.Second
 const verifyCatchUp = 2 * time.Second
 
 var (
-	authorizationServersResource = gatehousev1alpha1.GroupVersion.WithResource("authorizationservers")
+	authorizationServersResource = oauthv1.GroupVersion.WithResource("authorizationservers")
 	secretsResource              = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
 )
 

@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
@@ -92,8 +92,8 @@ func TestKubeSourceVerifiesFreshness(t *testing.T) {
 	if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := cp.Client.Create(ctx, &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"},
-		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "http://127.0.0.1:8080"}}); err != nil {
+	if err := cp.Client.Create(ctx, &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"},
+		Spec: oauthv1.AuthorizationServerSpec{Issuer: "http://127.0.0.1:8080"}}); err != nil {
 		t.Fatal(err)
 	}
 	keys := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: keyset.SecretName("auth")}, Data: keyData}
@@ -117,7 +117,12 @@ func TestKubeSourceVerifiesFreshness(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- src.Start(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the source stopped with %v", err)
+		}
+	})
 
 	advancing := func(what string) {
 		t.Helper()

@@ -12,7 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
 )
 
@@ -33,7 +33,7 @@ type cachedSource struct {
 
 // IdentitySecretNames are the Secrets the AuthorizationServer's identity
 // providers read.
-func IdentitySecretNames(as *gatehousev1alpha1.AuthorizationServer) []string {
+func IdentitySecretNames(as *oauthv1.AuthorizationServer) []string {
 	var names []string
 	for i := range as.Spec.IdentityProviders {
 		names = append(names, as.Spec.IdentityProviders[i].SecretNames()...)
@@ -45,7 +45,7 @@ func IdentitySecretNames(as *gatehousev1alpha1.AuthorizationServer) []string {
 // first, then the providers in spec order. A provider whose Secrets are
 // missing is still listed (its people's grants go on) but cannot log
 // anyone in; the problem says why.
-func (b *Builder) buildIdentity(s *Snapshot, as *gatehousev1alpha1.AuthorizationServer, secrets map[string]*corev1.Secret) {
+func (b *Builder) buildIdentity(s *Snapshot, as *oauthv1.AuthorizationServer, secrets map[string]*corev1.Secret) {
 	var sources []identity.Source
 	if s.Users != nil {
 		sources = append(sources, identity.SecretSource{Dir: s.Users})
@@ -92,7 +92,7 @@ func (s *Snapshot) upstreamSubject(name string) SubjectStatus {
 	return SubjectRemoved
 }
 
-func fingerprint(p *gatehousev1alpha1.IdentityProvider, secrets map[string]*corev1.Secret) string {
+func fingerprint(p *oauthv1.IdentityProvider, secrets map[string]*corev1.Secret) string {
 	spec, _ := json.Marshal(p)
 	fp := string(spec)
 	for _, n := range p.SecretNames() {
@@ -105,7 +105,7 @@ func fingerprint(p *gatehousev1alpha1.IdentityProvider, secrets map[string]*core
 
 // NewIdentitySource makes the Source of one provider from its Secrets (by
 // name). On error it returns a Source that refuses every login with why.
-func NewIdentitySource(p *gatehousev1alpha1.IdentityProvider, secrets map[string]*corev1.Secret) (identity.Source, error) {
+func NewIdentitySource(p *oauthv1.IdentityProvider, secrets map[string]*corev1.Secret) (identity.Source, error) {
 	display := cmp.Or(p.DisplayName, p.Name)
 	broken := identity.Broken{ProviderName: p.Name, Display: display}
 	switch {
@@ -128,7 +128,7 @@ func NewIdentitySource(p *gatehousev1alpha1.IdentityProvider, secrets map[string
 	return &identity.BrokenPassword{Broken: broken}, broken.Err
 }
 
-func newOIDC(name, display string, o *gatehousev1alpha1.OIDCIdentityProvider, secrets map[string]*corev1.Secret) (identity.Source, error) {
+func newOIDC(name, display string, o *oauthv1.OIDCIdentityProvider, secrets map[string]*corev1.Secret) (identity.Source, error) {
 	secret, err := secretValue(secrets, &o.ClientSecretRef)
 	if err != nil {
 		return nil, err
@@ -147,7 +147,7 @@ func newOIDC(name, display string, o *gatehousev1alpha1.OIDCIdentityProvider, se
 	}), nil
 }
 
-func newLDAP(name, display string, l *gatehousev1alpha1.LDAPIdentityProvider, secrets map[string]*corev1.Secret) (identity.Source, error) {
+func newLDAP(name, display string, l *oauthv1.LDAPIdentityProvider, secrets map[string]*corev1.Secret) (identity.Source, error) {
 	password, err := secretValue(secrets, &l.BindPasswordRef)
 	if err != nil {
 		return nil, err
@@ -157,7 +157,7 @@ func newLDAP(name, display string, l *gatehousev1alpha1.LDAPIdentityProvider, se
 		return nil, err
 	}
 	cfg := identity.LDAPConfig{
-		Name: name, DisplayName: display, Host: l.Host, StartTLS: l.Security == gatehousev1alpha1.LDAPSecurityStartTLS,
+		Name: name, DisplayName: display, Host: l.Host, StartTLS: l.Security == oauthv1.LDAPSecurityStartTLS,
 		TLS: tlsConfig, BindDN: l.BindDN, BindPassword: string(password),
 		UserBaseDN: l.UserSearch.BaseDN, UserFilter: cmp.Or(l.UserSearch.Filter, "(objectClass=person)"),
 		UsernameAttr: cmp.Or(l.UserSearch.UsernameAttribute, "uid"), IDAttr: l.UserSearch.IDAttribute,
@@ -173,7 +173,7 @@ func newLDAP(name, display string, l *gatehousev1alpha1.LDAPIdentityProvider, se
 
 // secretValue reads a Secret key. Errors name the Secret and key, never
 // the value.
-func secretValue(secrets map[string]*corev1.Secret, ref *gatehousev1alpha1.SecretKeyReference) ([]byte, error) {
+func secretValue(secrets map[string]*corev1.Secret, ref *oauthv1.SecretKeyReference) ([]byte, error) {
 	sec := secrets[ref.Name]
 	if sec == nil {
 		return nil, fmt.Errorf("the Secret %s does not exist", ref.Name)
@@ -186,7 +186,7 @@ func secretValue(secrets map[string]*corev1.Secret, ref *gatehousev1alpha1.Secre
 }
 
 // caConfig trusts the PEM CAs ref selects, or the system's without one.
-func caConfig(secrets map[string]*corev1.Secret, ref *gatehousev1alpha1.SecretKeyReference) (*tls.Config, error) {
+func caConfig(secrets map[string]*corev1.Secret, ref *oauthv1.SecretKeyReference) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if ref == nil {
 		return cfg, nil
@@ -207,7 +207,7 @@ func caConfig(secrets map[string]*corev1.Secret, ref *gatehousev1alpha1.SecretKe
 // name (the server's Role grants Secrets by name only), stops watching
 // those no longer named, and returns the ones listed so far. A watch that
 // lists later triggers a rebuild. Callers hold k.mu.
-func (k *Kube) identitySecrets(ctx context.Context, as *gatehousev1alpha1.AuthorizationServer) map[string]*corev1.Secret {
+func (k *Kube) identitySecrets(ctx context.Context, as *oauthv1.AuthorizationServer) map[string]*corev1.Secret {
 	want := map[string]bool{}
 	for _, n := range IdentitySecretNames(as) {
 		want[n] = true

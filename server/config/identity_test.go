@@ -16,22 +16,22 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
 )
 
-func identityServer() *gatehousev1alpha1.AuthorizationServer {
-	return &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
-		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test", IdentityProviders: []gatehousev1alpha1.IdentityProvider{
-			{Name: "corp", DisplayName: "Corp SSO", OIDC: &gatehousev1alpha1.OIDCIdentityProvider{
+func identityServer() *oauthv1.AuthorizationServer {
+	return &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://auth.example.test", IdentityProviders: []oauthv1.IdentityProvider{
+			{Name: "corp", DisplayName: "Corp SSO", OIDC: &oauthv1.OIDCIdentityProvider{
 				Issuer: "https://login.example.test", ClientID: "gatehouse",
-				ClientSecretRef: gatehousev1alpha1.SecretKeyReference{Name: "corp-oidc", Key: "client-secret"}}},
-			{Name: "ad", LDAP: &gatehousev1alpha1.LDAPIdentityProvider{
-				Host: "ldap.example.test:636", BindDN: "cn=svc", BindPasswordRef: gatehousev1alpha1.SecretKeyReference{Name: "ad-bind", Key: "password"},
-				CASecretRef: &gatehousev1alpha1.SecretKeyReference{Name: "ad-bind", Key: "ca.crt"},
-				UserSearch:  gatehousev1alpha1.LDAPUserSearch{BaseDN: "ou=people"}}},
+				ClientSecretRef: oauthv1.SecretKeyReference{Name: "corp-oidc", Key: "client-secret"}}},
+			{Name: "ad", LDAP: &oauthv1.LDAPIdentityProvider{
+				Host: "ldap.example.test:636", BindDN: "cn=svc", BindPasswordRef: oauthv1.SecretKeyReference{Name: "ad-bind", Key: "password"},
+				CASecretRef: &oauthv1.SecretKeyReference{Name: "ad-bind", Key: "ca.crt"},
+				UserSearch:  oauthv1.LDAPUserSearch{BaseDN: "ou=people"}}},
 		}}}
 }
 
@@ -125,7 +125,12 @@ func TestKubeSourceWatchesIdentitySecrets(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- src.Start(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the source stopped with %v", err)
+		}
+	})
 	waitFor(t, time.Now(), 30*time.Second, "initial sync", func() bool { return src.Ready() == nil })
 	corp := func() identity.RedirectSource { r, _ := src.Current().IdentitySet().Redirect("corp"); return r }
 	if _, broken := corp().(*identity.BrokenRedirect); !broken {
@@ -166,9 +171,9 @@ func TestOIDCProviderCA(t *testing.T) {
 	}))
 	defer op.Close()
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: op.Certificate().Raw})
-	p := &gatehousev1alpha1.IdentityProvider{Name: "corp", OIDC: &gatehousev1alpha1.OIDCIdentityProvider{
-		Issuer: op.URL, ClientID: "c", ClientSecretRef: gatehousev1alpha1.SecretKeyReference{Name: "sso", Key: "secret"},
-		CASecretRef: &gatehousev1alpha1.SecretKeyReference{Name: "sso", Key: "ca.crt"}}}
+	p := &oauthv1.IdentityProvider{Name: "corp", OIDC: &oauthv1.OIDCIdentityProvider{
+		Issuer: op.URL, ClientID: "c", ClientSecretRef: oauthv1.SecretKeyReference{Name: "sso", Key: "secret"},
+		CASecretRef: &oauthv1.SecretKeyReference{Name: "sso", Key: "ca.crt"}}}
 	start := func(secrets map[string]*corev1.Secret) error {
 		src, err := NewIdentitySource(p, secrets)
 		if err != nil {

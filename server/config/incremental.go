@@ -7,7 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 )
 
 // clientState is what the Builder keeps to change one client at a time:
@@ -25,14 +25,14 @@ type clientState struct {
 	// audiences their spec lists, whether or not a Scope exists for them.
 	byScope    map[string]map[*clientEntry]struct{}
 	byAudience map[string]map[*clientEntry]struct{}
-	grants     map[string]map[gatehousev1alpha1.GrantType]bool
+	grants     map[string]map[oauthv1.GrantType]bool
 
 	published ClientMap
 	problems  []string // naming dups, sorted; rebuilt when dups change
 }
 
 type clientEntry struct {
-	obj    *gatehousev1alpha1.OAuthClient
+	obj    *oauthv1.OAuthClient
 	client *Client // nil: not served
 }
 
@@ -79,7 +79,7 @@ func (b *Builder) SetServer(in Inputs) (*Snapshot, error) {
 // the pointer and never modifies it) and returns the new snapshot, nil
 // without an AuthorizationServer. An OAuthClient of another server is
 // treated as deleted: its serverRef may have just changed.
-func (b *Builder) SetClient(oc *gatehousev1alpha1.OAuthClient) *Snapshot {
+func (b *Builder) SetClient(oc *oauthv1.OAuthClient) *Snapshot {
 	key := types.NamespacedName{Namespace: oc.Namespace, Name: oc.Name}
 	if b.target.Name != "" && !oc.References(b.target.Namespace, b.target.Name) {
 		return b.DeleteClient(key.Namespace, key.Name)
@@ -174,7 +174,7 @@ func (b *Builder) recompile(e *clientEntry) {
 	}
 	st := &b.clients
 	if st.grants == nil {
-		st.grants = map[string]map[gatehousev1alpha1.GrantType]bool{}
+		st.grants = map[string]map[oauthv1.GrantType]bool{}
 	}
 	e.client = compileClient(e.obj, b.server, st.grants)
 	if e.client != nil {

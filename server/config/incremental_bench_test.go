@@ -7,33 +7,33 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 )
 
 var benchSizes = []int{100, 10_000, 50_000}
 
 // benchClients are n Ready clients as the informer keeps them (leanClient),
 // spread over 50 namespaces.
-func benchClients(n int) []*gatehousev1alpha1.OAuthClient {
-	out := make([]*gatehousev1alpha1.OAuthClient, n)
+func benchClients(n int) []*oauthv1.OAuthClient {
+	out := make([]*oauthv1.OAuthClient, n)
 	for i := range out {
 		obj, _ := leanClient(fullClient(fmt.Sprintf("team-%02d", i%50), fmt.Sprintf("app-%06d", i)))
-		out[i] = obj.(*gatehousev1alpha1.OAuthClient)
+		out[i] = obj.(*oauthv1.OAuthClient)
 	}
 	return out
 }
 
 func benchServer() Inputs {
 	return Inputs{
-		Server: &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
-			Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example"}},
-		Scopes: []gatehousev1alpha1.Scope{{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "orders-read"},
-			Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"}, Name: "orders:read", Audience: "https://orders.example",
-				AllowedClients: gatehousev1alpha1.AllowedClients{Namespaces: gatehousev1alpha1.ClientNamespaces{From: gatehousev1alpha1.NamespacesFromAll}}}}},
+		Server: &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+			Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://auth.example"}},
+		Scopes: []oauthv1.Scope{{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "orders-read"},
+			Spec: oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: "main"}, Name: "orders:read", Audience: "https://orders.example",
+				AllowedClients: oauthv1.AllowedClients{Namespaces: oauthv1.ClientNamespaces{From: oauthv1.NamespacesFromAll}}}}},
 	}
 }
 
-func benchBuilder(b *testing.B, clients []*gatehousev1alpha1.OAuthClient) *Builder {
+func benchBuilder(b *testing.B, clients []*oauthv1.OAuthClient) *Builder {
 	b.Helper()
 	bl := &Builder{}
 	if _, err := bl.SetServer(benchServer()); err != nil {
@@ -58,7 +58,7 @@ func BenchmarkClientUpdate(b *testing.B) {
 			bl := benchBuilder(b, clients)
 			v1 := clients[n/2]
 			v2 := v1.DeepCopy()
-			v2.Status.SecretHashes = append(v2.Status.SecretHashes, gatehousev1alpha1.SecretHash{Hash: "sha256:rotated"})
+			v2.Status.SecretHashes = append(v2.Status.SecretHashes, oauthv1.SecretHash{Hash: "sha256:rotated"})
 			for i := 0; b.Loop(); i++ {
 				if i%2 == 0 {
 					bl.SetClient(v2)

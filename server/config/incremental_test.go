@@ -10,15 +10,15 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 )
 
 // world is the cluster state a random test walks through: the server's
 // Scopes and every OAuthClient, by namespace/name.
 type world struct {
-	as      *gatehousev1alpha1.AuthorizationServer
-	scopes  map[string]gatehousev1alpha1.Scope
-	clients map[string]*gatehousev1alpha1.OAuthClient
+	as      *oauthv1.AuthorizationServer
+	scopes  map[string]oauthv1.Scope
+	clients map[string]*oauthv1.OAuthClient
 }
 
 func (w *world) inputs() Inputs {
@@ -36,23 +36,23 @@ var (
 	randNamespaces = []string{"auth", "team-a", "team-b"}
 	randScopes     = []string{"read", "write", "admin", "email"} // email is built in
 	randAudiences  = []string{"https://orders", "https://billing"}
-	randFrom       = []gatehousev1alpha1.FromNamespaces{gatehousev1alpha1.NamespacesFromSame, gatehousev1alpha1.NamespacesFromAll, gatehousev1alpha1.NamespacesFromSelector}
+	randFrom       = []oauthv1.FromNamespaces{oauthv1.NamespacesFromSame, oauthv1.NamespacesFromAll, oauthv1.NamespacesFromSelector}
 )
 
-func randomScope(r *rand.Rand, i int) gatehousev1alpha1.Scope {
+func randomScope(r *rand.Rand, i int) oauthv1.Scope {
 	server := "main"
 	if r.IntN(8) == 0 {
 		server = "other"
 	}
-	sc := gatehousev1alpha1.Scope{
+	sc := oauthv1.Scope{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: fmt.Sprintf("s%d", i), CreationTimestamp: metav1.Unix(int64(r.IntN(3)), 0)},
-		Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: server},
-			Name:           gatehousev1alpha1.ScopeName(randScopes[r.IntN(len(randScopes))]),
+		Spec: oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: server},
+			Name:           oauthv1.ScopeName(randScopes[r.IntN(len(randScopes))]),
 			Description:    fmt.Sprintf("d%d", r.IntN(3)),
-			AllowedClients: gatehousev1alpha1.AllowedClients{Namespaces: gatehousev1alpha1.ClientNamespaces{From: randFrom[r.IntN(len(randFrom))]}}},
+			AllowedClients: oauthv1.AllowedClients{Namespaces: oauthv1.ClientNamespaces{From: randFrom[r.IntN(len(randFrom))]}}},
 	}
 	if r.IntN(2) == 0 {
-		sc.Spec.Audience = gatehousev1alpha1.Audience(randAudiences[r.IntN(len(randAudiences))])
+		sc.Spec.Audience = oauthv1.Audience(randAudiences[r.IntN(len(randAudiences))])
 	}
 	if r.IntN(6) == 0 {
 		sc.Status.Conditions = ready(metav1.ConditionFalse)
@@ -60,25 +60,25 @@ func randomScope(r *rand.Rand, i int) gatehousev1alpha1.Scope {
 	return sc
 }
 
-func randomClient(r *rand.Rand, i int) *gatehousev1alpha1.OAuthClient {
+func randomClient(r *rand.Rand, i int) *oauthv1.OAuthClient {
 	ns := randNamespaces[i%len(randNamespaces)]
-	oc := &gatehousev1alpha1.OAuthClient{
+	oc := &oauthv1.OAuthClient{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("c%d", i)},
-		Spec: gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "main", Namespace: "auth"},
-			GrantTypes: []gatehousev1alpha1.GrantType{gatehousev1alpha1.GrantClientCredentials},
+		Spec: oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "main", Namespace: "auth"},
+			GrantTypes: []oauthv1.GrantType{oauthv1.GrantClientCredentials},
 			// A few client_ids repeat, so that duplicates come and go.
 			SkipConsent: r.IntN(2) == 0},
-		Status: gatehousev1alpha1.OAuthClientStatus{ClientID: fmt.Sprintf("id%d", r.IntN(30)), Conditions: ready(metav1.ConditionTrue),
-			SecretHashes: []gatehousev1alpha1.SecretHash{{Hash: fmt.Sprintf("h%d", r.IntN(5))}}},
+		Status: oauthv1.OAuthClientStatus{ClientID: fmt.Sprintf("id%d", r.IntN(30)), Conditions: ready(metav1.ConditionTrue),
+			SecretHashes: []oauthv1.SecretHash{{Hash: fmt.Sprintf("h%d", r.IntN(5))}}},
 	}
 	for _, s := range randScopes {
 		if r.IntN(2) == 0 {
-			oc.Spec.Scopes = append(oc.Spec.Scopes, gatehousev1alpha1.ScopeName(s))
+			oc.Spec.Scopes = append(oc.Spec.Scopes, oauthv1.ScopeName(s))
 		}
 	}
 	for _, a := range randAudiences {
 		if r.IntN(2) == 0 {
-			oc.Spec.Audience = append(oc.Spec.Audience, gatehousev1alpha1.Audience(a))
+			oc.Spec.Audience = append(oc.Spec.Audience, oauthv1.Audience(a))
 		}
 	}
 	switch r.IntN(10) {
@@ -87,8 +87,8 @@ func randomClient(r *rand.Rand, i int) *gatehousev1alpha1.OAuthClient {
 	case 1:
 		oc.Spec.ServerRef.Name = "other"
 	case 2:
-		oc.Spec.ClientType = gatehousev1alpha1.ClientPublic
-		oc.Spec.RedirectURIs = []gatehousev1alpha1.RedirectURI{gatehousev1alpha1.RedirectURI(fmt.Sprintf("https://app%d.example/cb", r.IntN(3)))}
+		oc.Spec.ClientType = oauthv1.ClientPublic
+		oc.Spec.RedirectURIs = []oauthv1.RedirectURI{oauthv1.RedirectURI(fmt.Sprintf("https://app%d.example/cb", r.IntN(3)))}
 	case 3:
 		now := metav1.Unix(5, 0)
 		oc.DeletionTimestamp = &now
@@ -104,9 +104,9 @@ func TestIncrementalMatchesBuild(t *testing.T) {
 	for seed := range uint64(20) {
 		r := rand.New(rand.NewPCG(seed, 15))
 		w := &world{
-			as: &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
-				Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example"}},
-			scopes: map[string]gatehousev1alpha1.Scope{}, clients: map[string]*gatehousev1alpha1.OAuthClient{},
+			as: &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+				Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://auth.example"}},
+			scopes: map[string]oauthv1.Scope{}, clients: map[string]*oauthv1.OAuthClient{},
 		}
 		var b Builder
 		if _, err := b.SetServer(w.inputs()); err != nil {
@@ -192,16 +192,16 @@ func compareSnapshots(got, want *Snapshot) string {
 // with the same server-wide part (what the server derives from it is
 // kept), a server change one with a new part.
 func TestClientChangeKeepsServerPart(t *testing.T) {
-	as := &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
-		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example"}}
+	as := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://auth.example"}}
 	var b Builder
 	s0, err := b.SetServer(Inputs{Server: as})
 	if err != nil {
 		t.Fatal(err)
 	}
-	oc := &gatehousev1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "app"},
-		Spec:   gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "main"}},
-		Status: gatehousev1alpha1.OAuthClientStatus{ClientID: "auth.app", Conditions: ready(metav1.ConditionTrue)}}
+	oc := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "app"},
+		Spec:   oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "main"}},
+		Status: oauthv1.OAuthClientStatus{ClientID: "auth.app", Conditions: ready(metav1.ConditionTrue)}}
 	s1 := b.SetClient(oc)
 	if !s0.SameServer(s1) || s1.Clients.Get("auth.app") == nil || s0.Clients.Get("auth.app") != nil {
 		t.Fatalf("client added: same server %v, client in new %v, in old %v", s0.SameServer(s1), s1.Clients.Get("auth.app"), s0.Clients.Get("auth.app"))

@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 )
@@ -78,9 +78,9 @@ func NewKube(cfg *rest.Config, scheme *runtime.Scheme, namespace, name string, l
 	c, err := cache.New(cfg, cache.Options{
 		Scheme: scheme,
 		ByObject: map[client.Object]cache.ByObject{
-			&gatehousev1alpha1.AuthorizationServer{}: {Namespaces: map[string]cache.Config{namespace: {FieldSelector: server}}},
-			&gatehousev1alpha1.Scope{}:               {Namespaces: map[string]cache.Config{namespace: {}}},
-			&gatehousev1alpha1.OAuthClient{}: {Namespaces: map[string]cache.Config{cache.AllNamespaces: {}},
+			&oauthv1.AuthorizationServer{}: {Namespaces: map[string]cache.Config{namespace: {FieldSelector: server}}},
+			&oauthv1.Scope{}:               {Namespaces: map[string]cache.Config{namespace: {}}},
+			&oauthv1.OAuthClient{}: {Namespaces: map[string]cache.Config{cache.AllNamespaces: {}},
 				Transform: leanClient},
 		},
 		DefaultTransform: cache.TransformStripManagedFields(),
@@ -122,9 +122,9 @@ func (k *Kube) Start(ctx context.Context) error {
 		obj client.Object
 		h   toolscache.ResourceEventHandler
 	}{
-		{&gatehousev1alpha1.AuthorizationServer{}, k.handler()},
-		{&gatehousev1alpha1.Scope{}, k.handler()},
-		{&gatehousev1alpha1.OAuthClient{}, k.clientHandler()},
+		{&oauthv1.AuthorizationServer{}, k.handler()},
+		{&oauthv1.Scope{}, k.handler()},
+		{&oauthv1.OAuthClient{}, k.clientHandler()},
 	}
 	for _, h := range handlers {
 		inf, err := k.cache.GetInformer(ctx, h.obj)
@@ -220,7 +220,7 @@ func (k *Kube) clientHandler() toolscache.ResourceEventHandler {
 		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 			obj, deleted = d.Obj, true
 		}
-		oc, ok := obj.(*gatehousev1alpha1.OAuthClient)
+		oc, ok := obj.(*oauthv1.OAuthClient)
 		if !ok {
 			return
 		}
@@ -245,7 +245,7 @@ func (k *Kube) clientHandler() toolscache.ResourceEventHandler {
 // firstBuild builds the first snapshot from the server-wide inputs and
 // every OAuthClient in the cache.
 func (k *Kube) firstBuild(ctx context.Context) error {
-	var clients gatehousev1alpha1.OAuthClientList
+	var clients oauthv1.OAuthClientList
 	// The cached objects themselves: the builder keeps them, unmodified,
 	// as the informer's event handlers pass them.
 	if err := k.cache.List(ctx, &clients, client.UnsafeDisableDeepCopy); err != nil {
@@ -314,7 +314,7 @@ func (k *Kube) publish(snap *Snapshot) {
 
 func (k *Kube) inputs(ctx context.Context) (Inputs, error) {
 	var in Inputs
-	as := &gatehousev1alpha1.AuthorizationServer{}
+	as := &oauthv1.AuthorizationServer{}
 	switch err := k.cache.Get(ctx, client.ObjectKey{Namespace: k.namespace, Name: k.name}, as); {
 	case apierrors.IsNotFound(err):
 		return in, nil
@@ -322,7 +322,7 @@ func (k *Kube) inputs(ctx context.Context) (Inputs, error) {
 		return in, err
 	}
 	in.Server = as
-	var scopes gatehousev1alpha1.ScopeList
+	var scopes oauthv1.ScopeList
 	if err := k.cache.List(ctx, &scopes, client.InNamespace(k.namespace)); err != nil {
 		return in, err
 	}
@@ -333,7 +333,7 @@ func (k *Kube) inputs(ctx context.Context) (Inputs, error) {
 
 // ensureUsersWatch watches the Secret spec.users names, switching when it
 // changes. Callers hold k.mu.
-func (k *Kube) ensureUsersWatch(ctx context.Context, as *gatehousev1alpha1.AuthorizationServer) {
+func (k *Kube) ensureUsersWatch(ctx context.Context, as *oauthv1.AuthorizationServer) {
 	want := ""
 	if as.Spec.Users != nil {
 		want = as.Spec.Users.SecretRef.Name

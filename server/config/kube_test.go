@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
@@ -51,28 +51,29 @@ func waitFor(t *testing.T, start time.Time, limit time.Duration, what string, co
 	return d
 }
 
-// readyClient creates an OAuthClient and gives it the status the operator
-// would: a client_id, a secret hash and Ready=True.
-func readyClient(ctx context.Context, t *testing.T, cp *testenv.ControlPlane, ns, name, serverNS string) *gatehousev1alpha1.OAuthClient {
+// readyClient creates an OAuthClient in team-a, the app namespace of these
+// tests, and gives it the status the operator would: a client_id, a secret
+// hash and Ready=True.
+func readyClient(ctx context.Context, t *testing.T, cp *testenv.ControlPlane, name, serverNS string) {
 	t.Helper()
-	oc := &gatehousev1alpha1.OAuthClient{
+	const ns = "team-a"
+	oc := &oauthv1.OAuthClient{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: gatehousev1alpha1.OAuthClientSpec{
-			ServerRef:  gatehousev1alpha1.ServerReference{Name: "auth", Namespace: serverNS},
-			GrantTypes: []gatehousev1alpha1.GrantType{gatehousev1alpha1.GrantClientCredentials},
-			Scopes:     []gatehousev1alpha1.ScopeName{"orders:read"},
+		Spec: oauthv1.OAuthClientSpec{
+			ServerRef:  oauthv1.ServerReference{Name: "auth", Namespace: serverNS},
+			GrantTypes: []oauthv1.GrantType{oauthv1.GrantClientCredentials},
+			Scopes:     []oauthv1.ScopeName{"orders:read"},
 		},
 	}
 	if err := cp.Client.Create(ctx, oc); err != nil {
 		t.Fatal(err)
 	}
 	oc.Status.ClientID = ns + "." + name
-	oc.Status.SecretHashes = []gatehousev1alpha1.SecretHash{{Hash: clientsecret.Hash("s3cret-" + name)}}
-	meta.SetStatusCondition(&oc.Status.Conditions, metav1.Condition{Type: gatehousev1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready", Message: "ready"})
+	oc.Status.SecretHashes = []oauthv1.SecretHash{{Hash: clientsecret.Hash("s3cret-" + name)}}
+	meta.SetStatusCondition(&oc.Status.Conditions, metav1.Condition{Type: oauthv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready", Message: "ready"})
 	if err := cp.Client.Status().Update(ctx, oc); err != nil {
 		t.Fatal(err)
 	}
-	return oc
 }
 
 // TestKubeSourceFollowsTheCluster starts the real informer cache against a
@@ -87,9 +88,9 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	as := &gatehousev1alpha1.AuthorizationServer{
+	as := &oauthv1.AuthorizationServer{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "auth-system", Name: "auth"},
-		Spec:       gatehousev1alpha1.AuthorizationServerSpec{Issuer: "http://127.0.0.1:8080"},
+		Spec:       oauthv1.AuthorizationServerSpec{Issuer: "http://127.0.0.1:8080"},
 	}
 	if err := cp.Client.Create(ctx, as); err != nil {
 		t.Fatal(err)
@@ -103,15 +104,15 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	scope := &gatehousev1alpha1.Scope{
+	scope := &oauthv1.Scope{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "auth-system", Name: "orders-read"},
-		Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "auth"}, Name: "orders:read",
+		Spec: oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: "auth"}, Name: "orders:read",
 			Description: "Read orders", Audience: "https://orders.example.test"},
 	}
 	if err := cp.Client.Create(ctx, scope); err != nil {
 		t.Fatal(err)
 	}
-	readyClient(ctx, t, cp, "team-a", "first", "auth-system")
+	readyClient(ctx, t, cp, "first", "auth-system")
 
 	src, err := NewKube(cp.Config, cp.Scheme, "auth-system", "auth", slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -120,7 +121,12 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- src.Start(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the source stopped with %v", err)
+		}
+	})
 
 	waitFor(t, time.Now(), 30*time.Second, "initial sync", func() bool { return src.Ready() == nil })
 	snap := src.Current()
@@ -133,7 +139,7 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 
 	// A new client, in another namespace, takes effect within about a second.
 	start := time.Now()
-	readyClient(ctx, t, cp, "team-a", "second", "auth-system")
+	readyClient(ctx, t, cp, "second", "auth-system")
 	if d := waitFor(t, start, 5*time.Second, "new client", func() bool { return src.Current().Clients.Get("team-a.second") != nil }); d > 1500*time.Millisecond {
 		t.Errorf("a new client took %v to take effect, want about a second", d)
 	}
@@ -154,16 +160,16 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 
 	// A client that is not Ready is not served; one for another server
 	// neither.
-	notReady := &gatehousev1alpha1.OAuthClient{
+	notReady := &oauthv1.OAuthClient{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "pending"},
-		Spec: gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "auth", Namespace: "auth-system"},
-			GrantTypes: []gatehousev1alpha1.GrantType{gatehousev1alpha1.GrantClientCredentials}},
+		Spec: oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "auth", Namespace: "auth-system"},
+			GrantTypes: []oauthv1.GrantType{oauthv1.GrantClientCredentials}},
 	}
 	if err := cp.Client.Create(ctx, notReady); err != nil {
 		t.Fatal(err)
 	}
-	readyClient(ctx, t, cp, "team-a", "elsewhere", "other-ns")
-	readyClient(ctx, t, cp, "team-a", "third", "auth-system")
+	readyClient(ctx, t, cp, "elsewhere", "other-ns")
+	readyClient(ctx, t, cp, "third", "auth-system")
 	waitFor(t, time.Now(), 5*time.Second, "third client", func() bool { return src.Current().Clients.Get("team-a.third") != nil })
 	if c := src.Current().Clients; c.Get("team-a.pending") != nil || c.Get("team-a.elsewhere") != nil {
 		t.Fatalf("served a client that is not Ready or not ours: %v", c)
@@ -172,7 +178,7 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 	// A deleted client is refused at once: its event removes that one
 	// client, whatever the number of others.
 	start = time.Now()
-	if err := cp.Client.Delete(ctx, &gatehousev1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "third"}}); err != nil {
+	if err := cp.Client.Delete(ctx, &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "third"}}); err != nil {
 		t.Fatal(err)
 	}
 	if d := waitFor(t, start, 5*time.Second, "deleted client gone", func() bool { return src.Current().Clients.Get("team-a.third") == nil }); d > 1500*time.Millisecond {
@@ -180,7 +186,7 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 	}
 	// A Scope that changes whom it admits changes the scopes of the
 	// clients listing it, both ways.
-	for _, from := range []gatehousev1alpha1.FromNamespaces{gatehousev1alpha1.NamespacesFromAll, gatehousev1alpha1.NamespacesFromSame} {
+	for _, from := range []oauthv1.FromNamespaces{oauthv1.NamespacesFromAll, oauthv1.NamespacesFromSame} {
 		if err := cp.Client.Get(ctx, clientKey(scope), scope); err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +194,7 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 		if err := cp.Client.Update(ctx, scope); err != nil {
 			t.Fatal(err)
 		}
-		want := from == gatehousev1alpha1.NamespacesFromAll
+		want := from == oauthv1.NamespacesFromAll
 		waitFor(t, time.Now(), 5*time.Second, "scope admission "+string(from), func() bool {
 			c := src.Current().Clients.Get("team-a.first")
 			return c != nil && c.AllowsScope("orders:read") == want
@@ -208,7 +214,7 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 	if err := cp.Client.Get(ctx, clientKey(as), as); err != nil {
 		t.Fatal(err)
 	}
-	as.Spec.Users = &gatehousev1alpha1.UsersSpec{SecretRef: gatehousev1alpha1.LocalObjectReference{Name: "people"}}
+	as.Spec.Users = &oauthv1.UsersSpec{SecretRef: oauthv1.LocalObjectReference{Name: "people"}}
 	if err := cp.Client.Update(ctx, as); err != nil {
 		t.Fatal(err)
 	}
@@ -238,9 +244,9 @@ func TestKubeSourceLoadsUsersBeforeFirstSnapshot(t *testing.T) {
 	}
 	keyData, _ := keysSecretData(t, time.Now())
 	for _, o := range []client.Object{
-		&gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: gatehousev1alpha1.AuthorizationServerSpec{
+		&oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: oauthv1.AuthorizationServerSpec{
 			Issuer: "http://127.0.0.1:8080",
-			Users:  &gatehousev1alpha1.UsersSpec{SecretRef: gatehousev1alpha1.LocalObjectReference{Name: "people"}},
+			Users:  &oauthv1.UsersSpec{SecretRef: oauthv1.LocalObjectReference{Name: "people"}},
 		}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: keyset.SecretName("auth")}, Data: keyData},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "people"},
@@ -259,7 +265,12 @@ func TestKubeSourceLoadsUsersBeforeFirstSnapshot(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- src.Start(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the source stopped with %v", err)
+		}
+	})
 
 	waitFor(t, time.Now(), 30*time.Second, "initial sync", func() bool { return src.Ready() == nil })
 	if u := src.Current().Users; u == nil || u.Len() != 1 {

@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
@@ -37,20 +37,20 @@ func TestKubeSourceNeedsOnlyReadAccessByName(t *testing.T) {
 	keyData, kid := keysSecretData(t, time.Now())
 	mustCreate(
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
-		&gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"},
-			Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "http://127.0.0.1:8080",
-				Users: &gatehousev1alpha1.UsersSpec{SecretRef: gatehousev1alpha1.LocalObjectReference{Name: "people"}}}},
+		&oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"},
+			Spec: oauthv1.AuthorizationServerSpec{Issuer: "http://127.0.0.1:8080",
+				Users: &oauthv1.UsersSpec{SecretRef: oauthv1.LocalObjectReference{Name: "people"}}}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: keyset.SecretName("auth")}, Data: keyData},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"}, Data: map[string][]byte{"x": []byte("y")}},
 		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}, Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{gatehousev1alpha1.GroupVersion.Group}, Resources: []string{"authorizationservers", "scopes"}, Verbs: read},
+			{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"authorizationservers", "scopes"}, Verbs: read},
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{keyset.SecretName("auth"), "people"}, Verbs: read},
 		}},
 		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa},
 			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sa},
 			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: ns}}},
 		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "rbac-test-" + sa}, Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{gatehousev1alpha1.GroupVersion.Group}, Resources: []string{"oauthclients"}, Verbs: read},
+			{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"oauthclients"}, Verbs: read},
 		}},
 		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "rbac-test-" + sa},
 			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "rbac-test-" + sa},
@@ -67,7 +67,12 @@ func TestKubeSourceNeedsOnlyReadAccessByName(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- src.Start(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the source stopped with %v", err)
+		}
+	})
 	waitFor(t, time.Now(), 30*time.Second, "sync with restricted RBAC", func() bool { return src.Ready() == nil })
 	// The freshness check reads only what the server may read.
 	waitFor(t, time.Now(), 10*time.Second, "freshness confirmed with restricted RBAC", func() bool { return !src.VerifiedAt().IsZero() })

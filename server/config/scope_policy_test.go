@@ -6,35 +6,35 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 )
 
 // The server applies a Scope's allowedClients itself where it can, so a
 // client still marked Ready from before the Scope closed gets no token
 // with that scope.
 func TestScopePolicyLimitsClientScopes(t *testing.T) {
-	as := &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
-		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
-	scope := func(name string, from gatehousev1alpha1.FromNamespaces) gatehousev1alpha1.Scope {
-		return gatehousev1alpha1.Scope{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: name},
-			Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"},
-				Name: gatehousev1alpha1.ScopeName(name), Description: name, Audience: gatehousev1alpha1.Audience("https://" + name),
-				AllowedClients: gatehousev1alpha1.AllowedClients{Namespaces: gatehousev1alpha1.ClientNamespaces{From: from}}}}
+	as := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
+	scope := func(name string, from oauthv1.FromNamespaces) oauthv1.Scope {
+		return oauthv1.Scope{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: name},
+			Spec: oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: "main"},
+				Name: oauthv1.ScopeName(name), Description: name, Audience: oauthv1.Audience("https://" + name),
+				AllowedClients: oauthv1.AllowedClients{Namespaces: oauthv1.ClientNamespaces{From: from}}}}
 	}
-	client := func(ns string) gatehousev1alpha1.OAuthClient {
-		return gatehousev1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"},
-			Spec: gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "main", Namespace: "auth"},
-				Scopes:   []gatehousev1alpha1.ScopeName{"same", "all", "selector", "legacy"},
-				Audience: []gatehousev1alpha1.Audience{"https://same", "https://all", "https://nobody"}},
-			Status: gatehousev1alpha1.OAuthClientStatus{ClientID: ns + ".app", Conditions: ready(metav1.ConditionTrue)}}
+	client := func(ns string) oauthv1.OAuthClient {
+		return oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"},
+			Spec: oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "main", Namespace: "auth"},
+				Scopes:   []oauthv1.ScopeName{"same", "all", "selector", "legacy"},
+				Audience: []oauthv1.Audience{"https://same", "https://all", "https://nobody"}},
+			Status: oauthv1.OAuthClientStatus{ClientID: ns + ".app", Conditions: ready(metav1.ConditionTrue)}}
 	}
 	var b Builder
 	s, err := b.Build(Inputs{Server: as,
-		Scopes: []gatehousev1alpha1.Scope{
-			scope("same", gatehousev1alpha1.NamespacesFromSame), scope("all", gatehousev1alpha1.NamespacesFromAll),
-			scope("selector", gatehousev1alpha1.NamespacesFromSelector), scope("legacy", ""),
+		Scopes: []oauthv1.Scope{
+			scope("same", oauthv1.NamespacesFromSame), scope("all", oauthv1.NamespacesFromAll),
+			scope("selector", oauthv1.NamespacesFromSelector), scope("legacy", ""),
 		},
-		Clients: []gatehousev1alpha1.OAuthClient{client("auth"), client("team")},
+		Clients: []oauthv1.OAuthClient{client("auth"), client("team")},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -60,30 +60,30 @@ func TestScopePolicyLimitsClientScopes(t *testing.T) {
 // audience rule too: a client cannot accept tokens meant for an API whose
 // Scope does not admit it. Without the grant type there is no exchange.
 func TestScopePolicyLimitsExchangeAudiences(t *testing.T) {
-	as := &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
-		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
-	scope := func(name string, from gatehousev1alpha1.FromNamespaces) gatehousev1alpha1.Scope {
-		return gatehousev1alpha1.Scope{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: name},
-			Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"},
-				Name: gatehousev1alpha1.ScopeName(name), Description: name, Audience: gatehousev1alpha1.Audience("https://" + name),
-				AllowedClients: gatehousev1alpha1.AllowedClients{Namespaces: gatehousev1alpha1.ClientNamespaces{From: from}}}}
+	as := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
+	scope := func(name string, from oauthv1.FromNamespaces) oauthv1.Scope {
+		return oauthv1.Scope{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: name},
+			Spec: oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: "main"},
+				Name: oauthv1.ScopeName(name), Description: name, Audience: oauthv1.Audience("https://" + name),
+				AllowedClients: oauthv1.AllowedClients{Namespaces: oauthv1.ClientNamespaces{From: from}}}}
 	}
-	client := func(name string, grants ...gatehousev1alpha1.GrantType) gatehousev1alpha1.OAuthClient {
-		return gatehousev1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: name},
-			Spec: gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "main", Namespace: "auth"},
+	client := func(name string, grants ...oauthv1.GrantType) oauthv1.OAuthClient {
+		return oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: name},
+			Spec: oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "main", Namespace: "auth"},
 				GrantTypes: grants,
-				TokenExchange: &gatehousev1alpha1.TokenExchange{
-					SubjectTokens: []gatehousev1alpha1.ExchangeableToken{{Type: gatehousev1alpha1.ExchangeAccessToken,
-						Audiences: []gatehousev1alpha1.Audience{"https://same", "https://all", "https://nobody"}},
-						{Type: gatehousev1alpha1.ExchangeServiceAccount, ServiceAccounts: []string{"worker"}}},
+				TokenExchange: &oauthv1.TokenExchange{
+					SubjectTokens: []oauthv1.ExchangeableToken{{Type: oauthv1.ExchangeAccessToken,
+						Audiences: []oauthv1.Audience{"https://same", "https://all", "https://nobody"}},
+						{Type: oauthv1.ExchangeServiceAccount, ServiceAccounts: []string{"worker"}}},
 					AllowImpersonation: true,
 				}},
-			Status: gatehousev1alpha1.OAuthClientStatus{ClientID: "team." + name, Conditions: ready(metav1.ConditionTrue)}}
+			Status: oauthv1.OAuthClientStatus{ClientID: "team." + name, Conditions: ready(metav1.ConditionTrue)}}
 	}
 	var b Builder
 	s, err := b.Build(Inputs{Server: as,
-		Scopes:  []gatehousev1alpha1.Scope{scope("same", gatehousev1alpha1.NamespacesFromSame), scope("all", gatehousev1alpha1.NamespacesFromAll)},
-		Clients: []gatehousev1alpha1.OAuthClient{client("exchanger", gatehousev1alpha1.GrantTokenExchange), client("plain", gatehousev1alpha1.GrantClientCredentials)},
+		Scopes:  []oauthv1.Scope{scope("same", oauthv1.NamespacesFromSame), scope("all", oauthv1.NamespacesFromAll)},
+		Clients: []oauthv1.OAuthClient{client("exchanger", oauthv1.GrantTokenExchange), client("plain", oauthv1.GrantClientCredentials)},
 	})
 	if err != nil {
 		t.Fatal(err)

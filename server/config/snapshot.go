@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
@@ -27,11 +27,11 @@ import (
 // Defaults match the AuthorizationServer CRD's defaults, for objects created
 // before defaulting or built by hand in tests.
 const (
-	DefaultAccessTokenTTL   = gatehousev1alpha1.DefaultAccessTokenLifetime
-	DefaultRefreshTokenTTL  = gatehousev1alpha1.DefaultRefreshTokenLifetime
-	DefaultCodeTTL          = gatehousev1alpha1.DefaultAuthorizationCodeLifetime
-	DefaultDeviceCodeTTL    = gatehousev1alpha1.DefaultDeviceCodeLifetime
-	DefaultPrepublishPeriod = gatehousev1alpha1.DefaultPrepublishPeriod
+	DefaultAccessTokenTTL   = oauthv1.DefaultAccessTokenLifetime
+	DefaultRefreshTokenTTL  = oauthv1.DefaultRefreshTokenLifetime
+	DefaultCodeTTL          = oauthv1.DefaultAuthorizationCodeLifetime
+	DefaultDeviceCodeTTL    = oauthv1.DefaultDeviceCodeLifetime
+	DefaultPrepublishPeriod = oauthv1.DefaultPrepublishPeriod
 )
 
 // Snapshot is everything a request needs to know about the server's
@@ -51,7 +51,7 @@ type Snapshot struct {
 	DeviceCodeTTL time.Duration
 	// StorageType is the AuthorizationServer's spec.storage.type; the
 	// store is chosen once at start.
-	StorageType gatehousev1alpha1.StorageType
+	StorageType oauthv1.StorageType
 	// PrepublishPeriod is how long a key is published before it signs.
 	PrepublishPeriod time.Duration
 	// RotationInterval is how long a key signs before its successor takes
@@ -122,15 +122,15 @@ type Client struct {
 	DisplayName string
 	Public      bool
 	// AuthMethod is the client's method, the first of AuthMethods.
-	AuthMethod gatehousev1alpha1.TokenEndpointAuthMethod
+	AuthMethod oauthv1.TokenEndpointAuthMethod
 	// AuthMethods are every method the client may authenticate with
 	// (OAuthClient.AuthMethods); when empty, AuthMethod alone.
-	AuthMethods []gatehousev1alpha1.TokenEndpointAuthMethod
+	AuthMethods []oauthv1.TokenEndpointAuthMethod
 	// RedirectURIs are matched exactly (RFC 9700 §4.1.3).
 	RedirectURIs []string
 	// PostLogoutRedirectURIs are matched like RedirectURIs.
 	PostLogoutRedirectURIs []string
-	GrantTypes             map[gatehousev1alpha1.GrantType]bool
+	GrantTypes             map[oauthv1.GrantType]bool
 	// AllowedScopes in spec order.
 	AllowedScopes []string
 	Audience      []string
@@ -151,7 +151,7 @@ type Client struct {
 }
 
 // AcceptsAuthMethod reports whether the client may authenticate with m.
-func (c *Client) AcceptsAuthMethod(m gatehousev1alpha1.TokenEndpointAuthMethod) bool {
+func (c *Client) AcceptsAuthMethod(m oauthv1.TokenEndpointAuthMethod) bool {
 	if len(c.AuthMethods) == 0 {
 		return c.AuthMethod == m
 	}
@@ -167,7 +167,7 @@ type TokenExchange struct {
 
 // ExchangeableToken is tokens a client may present in an exchange.
 type ExchangeableToken struct {
-	Type gatehousev1alpha1.ExchangeableTokenType
+	Type oauthv1.ExchangeableTokenType
 	// Audiences are the APIs the client serves, kept only where a Scope
 	// for that API admits the client (as for Client.Audience).
 	Audiences []string
@@ -214,7 +214,7 @@ type Scope struct {
 	Builtin bool
 
 	namespace string
-	from      gatehousev1alpha1.FromNamespaces
+	from      oauthv1.FromNamespaces
 }
 
 // audienceAdmits says whether some Scope for the API aud admits clients
@@ -237,7 +237,7 @@ func (sc *Scope) admits(namespace string) bool {
 		return true
 	}
 	switch sc.from {
-	case gatehousev1alpha1.NamespacesFromAll, gatehousev1alpha1.NamespacesFromSelector:
+	case oauthv1.NamespacesFromAll, oauthv1.NamespacesFromSelector:
 		return true
 	default:
 		return namespace == sc.namespace
@@ -257,9 +257,9 @@ func BuiltinScopes() []*Scope {
 // Inputs are the objects a Snapshot is built from. Secrets may be nil when
 // they do not exist (yet).
 type Inputs struct {
-	Server      *gatehousev1alpha1.AuthorizationServer
-	Scopes      []gatehousev1alpha1.Scope
-	Clients     []gatehousev1alpha1.OAuthClient
+	Server      *oauthv1.AuthorizationServer
+	Scopes      []oauthv1.Scope
+	Clients     []oauthv1.OAuthClient
 	KeysSecret  *corev1.Secret
 	UsersSecret *corev1.Secret
 	// IdentitySecrets are the identity providers' Secrets, by name.
@@ -327,7 +327,7 @@ func (b *Builder) buildServer(in Inputs) (*Snapshot, error) {
 		PrepublishPeriod: as.PrepublishPeriod(),
 		RotationInterval: as.RotationInterval(),
 		Scopes:           map[string]*Scope{},
-		StorageType:      cmp.Or(as.Spec.Storage.Type, gatehousev1alpha1.StorageMemory),
+		StorageType:      cmp.Or(as.Spec.Storage.Type, oauthv1.StorageMemory),
 		keySets:          b.KeySets,
 	}
 
@@ -374,11 +374,11 @@ func (b *Builder) buildServer(in Inputs) (*Snapshot, error) {
 	return s, nil
 }
 
-func (b *Builder) buildScopes(s *Snapshot, as *gatehousev1alpha1.AuthorizationServer, scopes []gatehousev1alpha1.Scope) {
+func (b *Builder) buildScopes(s *Snapshot, as *oauthv1.AuthorizationServer, scopes []oauthv1.Scope) {
 	// Oldest first, so that when two Scopes claim one name (the operator
 	// marks the newer one as a conflict) the same one wins on every replica.
 	sorted := slices.Clone(scopes)
-	gatehousev1alpha1.SortScopeClaims(sorted)
+	oauthv1.SortScopeClaims(sorted)
 	// The built-in scopes come first: a Scope object cannot redefine
 	// openid or the claims a relying party trusts.
 	for _, b := range BuiltinScopes() {
@@ -394,7 +394,7 @@ func (b *Builder) buildScopes(s *Snapshot, as *gatehousev1alpha1.AuthorizationSe
 			s.Problems = append(s.Problems, fmt.Sprintf("Scope %s/%s: %q is a built-in OpenID Connect scope; the Scope is ignored", sc.Namespace, sc.Name, sc.Spec.Name))
 			continue
 		}
-		if c := meta.FindStatusCondition(sc.Status.Conditions, gatehousev1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionFalse {
+		if c := meta.FindStatusCondition(sc.Status.Conditions, oauthv1.ConditionReady); c != nil && c.Status == metav1.ConditionFalse {
 			continue
 		}
 		name := string(sc.Spec.Name)
@@ -416,7 +416,7 @@ func (b *Builder) buildScopes(s *Snapshot, as *gatehousev1alpha1.AuthorizationSe
 
 // References reports whether an OAuthClient's serverRef points at the
 // server namespace/name; serverRef.namespace defaults to the client's own.
-func References(oc *gatehousev1alpha1.OAuthClient, namespace, name string) bool {
+func References(oc *oauthv1.OAuthClient, namespace, name string) bool {
 	return oc.References(namespace, name)
 }
 
@@ -424,12 +424,12 @@ func References(oc *gatehousev1alpha1.OAuthClient, namespace, name string) bool 
 type SubjectStatus int
 
 const (
-	// SubjectActive: a source still lists the person.
+	// SubjectActive means a source still lists the person.
 	SubjectActive SubjectStatus = iota
-	// SubjectRemoved: no source lists the person any more; grants made
+	// SubjectRemoved means no source lists the person any more; grants made
 	// to them end.
 	SubjectRemoved
-	// SubjectUndetermined: a source that may list the person cannot be
+	// SubjectUndetermined means a source that may list the person cannot be
 	// read right now (e.g. its Secret is being replaced). Refuse for now,
 	// but do not end the grant: the person was not removed.
 	SubjectUndetermined

@@ -11,24 +11,24 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
 )
 
 func clientKey(o client.Object) client.ObjectKey { return client.ObjectKeyFromObject(o) }
 
 func ready(status metav1.ConditionStatus) []metav1.Condition {
-	return []metav1.Condition{{Type: gatehousev1alpha1.ConditionReady, Status: status}}
+	return []metav1.Condition{{Type: oauthv1.ConditionReady, Status: status}}
 }
 
 func TestBuildFiltersAndDefaults(t *testing.T) {
 	f := false
-	as := &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
-		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
-	oc := func(ns, name, serverNS string, cond metav1.ConditionStatus, mut func(*gatehousev1alpha1.OAuthClient)) gatehousev1alpha1.OAuthClient {
-		c := gatehousev1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec:   gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "main", Namespace: serverNS}},
-			Status: gatehousev1alpha1.OAuthClientStatus{ClientID: ns + "." + name, Conditions: ready(cond)}}
+	as := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
+	oc := func(ns, name, serverNS string, cond metav1.ConditionStatus, mut func(*oauthv1.OAuthClient)) oauthv1.OAuthClient {
+		c := oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec:   oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "main", Namespace: serverNS}},
+			Status: oauthv1.OAuthClientStatus{ClientID: ns + "." + name, Conditions: ready(cond)}}
 		if mut != nil {
 			mut(&c)
 		}
@@ -37,30 +37,30 @@ func TestBuildFiltersAndDefaults(t *testing.T) {
 	notAfter := metav1.NewTime(time.Unix(100, 0))
 	in := Inputs{
 		Server: as,
-		Scopes: []gatehousev1alpha1.Scope{
+		Scopes: []oauthv1.Scope{
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "a", CreationTimestamp: metav1.NewTime(time.Unix(1, 0))},
-				Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"}, Name: "read", Description: "first", RequiresConsent: &f}},
+				Spec: oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: "main"}, Name: "read", Description: "first", RequiresConsent: &f}},
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "b", CreationTimestamp: metav1.NewTime(time.Unix(2, 0))},
-				Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"}, Name: "read", Description: "conflicting"}},
+				Spec: oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: "main"}, Name: "read", Description: "conflicting"}},
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "c"},
-				Spec:   gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"}, Name: "broken"},
-				Status: gatehousev1alpha1.ScopeStatus{Conditions: ready(metav1.ConditionFalse)}},
+				Spec:   oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: "main"}, Name: "broken"},
+				Status: oauthv1.ScopeStatus{Conditions: ready(metav1.ConditionFalse)}},
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "d"},
-				Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "other"}, Name: "theirs"}},
+				Spec: oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: "other"}, Name: "theirs"}},
 		},
-		Clients: []gatehousev1alpha1.OAuthClient{
+		Clients: []oauthv1.OAuthClient{
 			oc("auth", "same-ns", "", metav1.ConditionTrue, nil),
-			oc("team", "explicit", "auth", metav1.ConditionTrue, func(c *gatehousev1alpha1.OAuthClient) {
-				c.Spec.ClientType = gatehousev1alpha1.ClientPublic
+			oc("team", "explicit", "auth", metav1.ConditionTrue, func(c *oauthv1.OAuthClient) {
+				c.Spec.ClientType = oauthv1.ClientPublic
 				c.Spec.RequirePKCE = &f
-				c.Spec.GrantTypes = []gatehousev1alpha1.GrantType{gatehousev1alpha1.GrantAuthorizationCode, gatehousev1alpha1.GrantClientCredentials}
-				c.Status.SecretHashes = []gatehousev1alpha1.SecretHash{{Hash: "sha256:x", NotAfter: &notAfter}}
+				c.Spec.GrantTypes = []oauthv1.GrantType{oauthv1.GrantAuthorizationCode, oauthv1.GrantClientCredentials}
+				c.Status.SecretHashes = []oauthv1.SecretHash{{Hash: "sha256:x", NotAfter: &notAfter}}
 			}),
 			oc("team", "wrong-ns-default", "", metav1.ConditionTrue, nil),
 			oc("team", "not-ready", "auth", metav1.ConditionFalse, nil),
-			oc("team", "no-id", "auth", metav1.ConditionTrue, func(c *gatehousev1alpha1.OAuthClient) { c.Status.ClientID = "" }),
-			oc("x", "dup", "auth", metav1.ConditionTrue, func(c *gatehousev1alpha1.OAuthClient) { c.Status.ClientID = "same" }),
-			oc("y", "dup", "auth", metav1.ConditionTrue, func(c *gatehousev1alpha1.OAuthClient) { c.Status.ClientID = "same" }),
+			oc("team", "no-id", "auth", metav1.ConditionTrue, func(c *oauthv1.OAuthClient) { c.Status.ClientID = "" }),
+			oc("x", "dup", "auth", metav1.ConditionTrue, func(c *oauthv1.OAuthClient) { c.Status.ClientID = "same" }),
+			oc("y", "dup", "auth", metav1.ConditionTrue, func(c *oauthv1.OAuthClient) { c.Status.ClientID = "same" }),
 		},
 	}
 	var b Builder
@@ -68,7 +68,7 @@ func TestBuildFiltersAndDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.AccessTokenTTL != DefaultAccessTokenTTL || s.CodeTTL != DefaultCodeTTL || s.StorageType != gatehousev1alpha1.StorageMemory {
+	if s.AccessTokenTTL != DefaultAccessTokenTTL || s.CodeTTL != DefaultCodeTTL || s.StorageType != oauthv1.StorageMemory {
 		t.Errorf("defaults: %v %v %v", s.AccessTokenTTL, s.CodeTTL, s.StorageType)
 	}
 	// The five built-in OpenID Connect scopes, and one Scope object.
@@ -84,18 +84,18 @@ func TestBuildFiltersAndDefaults(t *testing.T) {
 		t.Fatalf("clients = %v", s.Clients)
 	}
 	c := s.Clients.Get("auth.same-ns")
-	if c.AuthMethod != gatehousev1alpha1.AuthClientSecretBasic || !c.RequirePKCE || !c.GrantTypes[gatehousev1alpha1.GrantAuthorizationCode] || c.DisplayName != "same-ns" {
+	if c.AuthMethod != oauthv1.AuthClientSecretBasic || !c.RequirePKCE || !c.GrantTypes[oauthv1.GrantAuthorizationCode] || c.DisplayName != "same-ns" {
 		t.Errorf("confidential defaults: %+v", c)
 	}
 	// No method pinned: the secret may come either way.
-	if !c.AcceptsAuthMethod(gatehousev1alpha1.AuthClientSecretBasic) || !c.AcceptsAuthMethod(gatehousev1alpha1.AuthClientSecretPost) || c.AcceptsAuthMethod(gatehousev1alpha1.AuthNone) {
+	if !c.AcceptsAuthMethod(oauthv1.AuthClientSecretBasic) || !c.AcceptsAuthMethod(oauthv1.AuthClientSecretPost) || c.AcceptsAuthMethod(oauthv1.AuthNone) {
 		t.Errorf("confidential client without a pinned method accepts %v, want client_secret_basic and client_secret_post", c.AuthMethods)
 	}
 	p := s.Clients.Get("team.explicit")
-	if !slices.Equal(p.AuthMethods, []gatehousev1alpha1.TokenEndpointAuthMethod{gatehousev1alpha1.AuthNone}) {
+	if !slices.Equal(p.AuthMethods, []oauthv1.TokenEndpointAuthMethod{oauthv1.AuthNone}) {
 		t.Errorf("public client accepts %v, want none alone", p.AuthMethods)
 	}
-	if p.AuthMethod != gatehousev1alpha1.AuthNone || !p.RequirePKCE || p.GrantTypes[gatehousev1alpha1.GrantClientCredentials] || !p.SecretHashes[0].NotAfter.Equal(notAfter.Time) {
+	if p.AuthMethod != oauthv1.AuthNone || !p.RequirePKCE || p.GrantTypes[oauthv1.GrantClientCredentials] || !p.SecretHashes[0].NotAfter.Equal(notAfter.Time) {
 		t.Errorf("public client: %+v", p)
 	}
 	if len(s.Problems) != 2 || !strings.Contains(strings.Join(s.Problems, "\n"), `client_id "same"`) {
@@ -107,8 +107,8 @@ func TestBuildFiltersAndDefaults(t *testing.T) {
 }
 
 func TestBuildKeepsParsedSecretsUntilTheyChange(t *testing.T) {
-	as := &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
-		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
+	as := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
 	data, _ := keysSecretData(t, time.Now())
 	keys := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main-signing-keys", ResourceVersion: "1"}, Data: data}
 	var b Builder
@@ -136,8 +136,8 @@ func TestBuildKeepsParsedSecretsUntilTheyChange(t *testing.T) {
 // Subject is the identity sources' one answer on whether a grant's person
 // still exists: an unreadable users Secret removes nobody.
 func TestSubjectStatus(t *testing.T) {
-	as := &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
-		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
+	as := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
 	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), users.MinBcryptCost)
 	good := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "people", ResourceVersion: "1"},
 		Data: map[string][]byte{users.SecretDataKey: []byte("users:\n- username: alice\n  subject: sub-alice\n  passwordHash: " + string(hash) + "\n")}}
@@ -145,7 +145,7 @@ func TestSubjectStatus(t *testing.T) {
 	bad.ResourceVersion = "2"
 	bad.Data[users.SecretDataKey] = []byte("users: {")
 	withUsers := as.DeepCopy()
-	withUsers.Spec.Users = &gatehousev1alpha1.UsersSpec{SecretRef: gatehousev1alpha1.LocalObjectReference{Name: "people"}}
+	withUsers.Spec.Users = &oauthv1.UsersSpec{SecretRef: oauthv1.LocalObjectReference{Name: "people"}}
 
 	var b Builder
 	for _, tc := range []struct {
@@ -175,19 +175,19 @@ func TestSubjectStatus(t *testing.T) {
 // built-in OpenID Connect scope is ignored, with a problem saying so, and
 // a client in another namespace may list the built-in scopes.
 func TestBuiltinScopesCannotBeRedefined(t *testing.T) {
-	as := &gatehousev1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
-		Spec: gatehousev1alpha1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
+	as := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://auth.example.test"}}
 	var b Builder
 	s, err := b.Build(Inputs{
 		Server: as,
-		Scopes: []gatehousev1alpha1.Scope{{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "sneaky"},
-			Spec: gatehousev1alpha1.ScopeSpec{ServerRef: gatehousev1alpha1.LocalObjectReference{Name: "main"}, Name: "email",
+		Scopes: []oauthv1.Scope{{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "sneaky"},
+			Spec: oauthv1.ScopeSpec{ServerRef: oauthv1.LocalObjectReference{Name: "main"}, Name: "email",
 				Description: "not the real one", Audience: "https://evil.example"}}},
-		Clients: []gatehousev1alpha1.OAuthClient{{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "grafana"},
-			Spec: gatehousev1alpha1.OAuthClientSpec{ServerRef: gatehousev1alpha1.ServerReference{Name: "main", Namespace: "auth"},
-				Scopes:                 []gatehousev1alpha1.ScopeName{"openid", "email", "groups"},
-				PostLogoutRedirectURIs: []gatehousev1alpha1.RedirectURI{"https://grafana.example.test/logged-out"}},
-			Status: gatehousev1alpha1.OAuthClientStatus{ClientID: "team.grafana", Conditions: ready(metav1.ConditionTrue)}}},
+		Clients: []oauthv1.OAuthClient{{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "grafana"},
+			Spec: oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "main", Namespace: "auth"},
+				Scopes:                 []oauthv1.ScopeName{"openid", "email", "groups"},
+				PostLogoutRedirectURIs: []oauthv1.RedirectURI{"https://grafana.example.test/logged-out"}},
+			Status: oauthv1.OAuthClientStatus{ClientID: "team.grafana", Conditions: ready(metav1.ConditionTrue)}}},
 	})
 	if err != nil {
 		t.Fatal(err)

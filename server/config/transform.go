@@ -4,7 +4,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/intern"
 )
 
@@ -16,11 +16,11 @@ import (
 // names, audiences, grant types) are interned. Anything else passes
 // through.
 func leanClient(obj any) (any, error) {
-	oc, ok := obj.(*gatehousev1alpha1.OAuthClient)
+	oc, ok := obj.(*oauthv1.OAuthClient)
 	if !ok {
 		return obj, nil
 	}
-	lean := &gatehousev1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{
+	lean := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{
 		Namespace:         intern.String(oc.Namespace),
 		Name:              oc.Name,
 		ResourceVersion:   oc.ResourceVersion,
@@ -28,8 +28,8 @@ func leanClient(obj any) (any, error) {
 		DeletionTimestamp: oc.DeletionTimestamp,
 	}}
 	sp := &oc.Spec
-	lean.Spec = gatehousev1alpha1.OAuthClientSpec{
-		ServerRef:                gatehousev1alpha1.ServerReference{Name: intern.String(sp.ServerRef.Name), Namespace: intern.String(sp.ServerRef.Namespace)},
+	lean.Spec = oauthv1.OAuthClientSpec{
+		ServerRef:                oauthv1.ServerReference{Name: intern.String(sp.ServerRef.Name), Namespace: intern.String(sp.ServerRef.Namespace)},
 		DisplayName:              sp.DisplayName,
 		ClientType:               intern.String(sp.ClientType),
 		TokenEndpointAuthMethod:  intern.String(sp.TokenEndpointAuthMethod),
@@ -49,8 +49,8 @@ func leanClient(obj any) (any, error) {
 	lean.Status.ServiceAccountUID = oc.Status.ServiceAccountUID
 	lean.Status.PublicKeys = oc.Status.PublicKeys
 	// Only whether it is Ready; reason, message and times are for people.
-	if c := meta.FindStatusCondition(oc.Status.Conditions, gatehousev1alpha1.ConditionReady); c != nil {
-		lean.Status.Conditions = []metav1.Condition{{Type: gatehousev1alpha1.ConditionReady, Status: intern.String(c.Status)}}
+	if c := meta.FindStatusCondition(oc.Status.Conditions, oauthv1.ConditionReady); c != nil {
+		lean.Status.Conditions = []metav1.Condition{{Type: oauthv1.ConditionReady, Status: intern.String(c.Status)}}
 	}
 	return lean, nil
 }

@@ -6,15 +6,15 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 )
 
 // fullClient is an OAuthClient as the API server sends it after a
 // kubectl apply and a few reconciles.
-func fullClient(ns, name string) *gatehousev1alpha1.OAuthClient {
+func fullClient(ns, name string) *oauthv1.OAuthClient {
 	f := false
 	now := metav1.Now()
-	return &gatehousev1alpha1.OAuthClient{
+	return &oauthv1.OAuthClient{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: "0b5c1d1e-7f4a-4b7e-9a57-1f1b7a8e9c2d",
 			ResourceVersion: "123456", Generation: 3, CreationTimestamp: now, Finalizers: []string{"oauth.gatehouse.dev/finalizer"},
 			Labels: map[string]string{"app.kubernetes.io/name": name, "team": ns},
@@ -26,24 +26,24 @@ func fullClient(ns, name string) *gatehousev1alpha1.OAuthClient {
 				{Manager: "gatehouse-operator", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "oauth.gatehouse.dev/v1alpha1", Time: &now, Subresource: "status",
 					FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:status":{"f:clientID":{},"f:conditions":{},"f:secretHashes":{},"f:secretName":{}}}`)},
 			}},
-		Spec: gatehousev1alpha1.OAuthClientSpec{
-			ServerRef:   gatehousev1alpha1.ServerReference{Name: "main", Namespace: "auth"},
-			DisplayName: "Orders " + name, ClientType: gatehousev1alpha1.ClientConfidential,
-			RedirectURIs: []gatehousev1alpha1.RedirectURI{gatehousev1alpha1.RedirectURI("https://" + name + ".example/callback")},
-			GrantTypes: []gatehousev1alpha1.GrantType{gatehousev1alpha1.GrantAuthorizationCode, gatehousev1alpha1.GrantRefreshToken,
-				gatehousev1alpha1.GrantTokenExchange},
-			TokenExchange: &gatehousev1alpha1.TokenExchange{SubjectTokens: []gatehousev1alpha1.ExchangeableToken{
-				{Type: gatehousev1alpha1.ExchangeAccessToken, Audiences: []gatehousev1alpha1.Audience{"https://orders.example"}}}},
-			Scopes:      []gatehousev1alpha1.ScopeName{"openid", "orders:read"},
-			Audience:    []gatehousev1alpha1.Audience{"https://orders.example"},
+		Spec: oauthv1.OAuthClientSpec{
+			ServerRef:   oauthv1.ServerReference{Name: "main", Namespace: "auth"},
+			DisplayName: "Orders " + name, ClientType: oauthv1.ClientConfidential,
+			RedirectURIs: []oauthv1.RedirectURI{oauthv1.RedirectURI("https://" + name + ".example/callback")},
+			GrantTypes: []oauthv1.GrantType{oauthv1.GrantAuthorizationCode, oauthv1.GrantRefreshToken,
+				oauthv1.GrantTokenExchange},
+			TokenExchange: &oauthv1.TokenExchange{SubjectTokens: []oauthv1.ExchangeableToken{
+				{Type: oauthv1.ExchangeAccessToken, Audiences: []oauthv1.Audience{"https://orders.example"}}}},
+			Scopes:      []oauthv1.ScopeName{"openid", "orders:read"},
+			Audience:    []oauthv1.Audience{"https://orders.example"},
 			RequirePKCE: &f, SecretName: name + "-credentials",
 		},
-		Status: gatehousev1alpha1.OAuthClientStatus{ObservedGeneration: 3, ClientID: ns + "." + name, SecretName: name + "-credentials",
+		Status: oauthv1.OAuthClientStatus{ObservedGeneration: 3, ClientID: ns + "." + name, SecretName: name + "-credentials",
 			Conditions: []metav1.Condition{
-				{Type: gatehousev1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready", Message: "the client is registered and its Secret is in place", ObservedGeneration: 3, LastTransitionTime: now},
+				{Type: oauthv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready", Message: "the client is registered and its Secret is in place", ObservedGeneration: 3, LastTransitionTime: now},
 				{Type: "SecretRotated", Status: metav1.ConditionFalse, Reason: "NotDue", Message: "the next rotation is due later", LastTransitionTime: now},
 			},
-			SecretHashes:     []gatehousev1alpha1.SecretHash{{Hash: "sha256:6b3a55e0261b0304143f805a24924d0c1c44524821305f31d9277843b8a10f4e"}},
+			SecretHashes:     []oauthv1.SecretHash{{Hash: "sha256:6b3a55e0261b0304143f805a24924d0c1c44524821305f31d9277843b8a10f4e"}},
 			LastRotationTime: &now,
 		},
 	}
@@ -52,15 +52,15 @@ func fullClient(ns, name string) *gatehousev1alpha1.OAuthClient {
 // TestLeanClientCompilesTheSame: the informer's lean copy gives the same
 // Client as the whole object, and keeps nothing the server does not read.
 func TestLeanClientCompilesTheSame(t *testing.T) {
-	server := &Snapshot{Scopes: map[string]*Scope{"orders:read": {Name: "orders:read", Audience: "https://orders.example", from: gatehousev1alpha1.NamespacesFromAll}}}
+	server := &Snapshot{Scopes: map[string]*Scope{"orders:read": {Name: "orders:read", Audience: "https://orders.example", from: oauthv1.NamespacesFromAll}}}
 	full := fullClient("team-a", "shop")
 	obj, err := leanClient(full)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lean := obj.(*gatehousev1alpha1.OAuthClient)
-	want := compileClient(full, server, map[string]map[gatehousev1alpha1.GrantType]bool{})
-	got := compileClient(lean, server, map[string]map[gatehousev1alpha1.GrantType]bool{})
+	lean := obj.(*oauthv1.OAuthClient)
+	want := compileClient(full, server, map[string]map[oauthv1.GrantType]bool{})
+	got := compileClient(lean, server, map[string]map[oauthv1.GrantType]bool{})
 	if want == nil || want.TokenExchange == nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("lean compiles to %+v, want %+v", got, want)
 	}
@@ -74,7 +74,7 @@ func TestLeanClientCompilesTheSame(t *testing.T) {
 	// Not Ready: still not Ready when lean.
 	full.Status.Conditions[0].Status = metav1.ConditionFalse
 	obj, _ = leanClient(full)
-	if c := compileClient(obj.(*gatehousev1alpha1.OAuthClient), server, nil); c != nil {
+	if c := compileClient(obj.(*oauthv1.OAuthClient), server, nil); c != nil {
 		t.Errorf("a client not Ready compiles to %+v", c)
 	}
 	if other, _ := leanClient("not a client"); other != "not a client" {

@@ -10,7 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 )
 
@@ -28,7 +28,7 @@ type TrustedIssuer struct {
 	SingleUse bool
 
 	namespace string
-	from      gatehousev1alpha1.FromNamespaces
+	from      oauthv1.FromNamespaces
 }
 
 // Admits applies the issuer's allowedClients to a client's namespace as far
@@ -36,7 +36,7 @@ type TrustedIssuer struct {
 // operator's Ready verdict stands alone.
 func (t *TrustedIssuer) Admits(namespace string) bool {
 	switch t.from {
-	case gatehousev1alpha1.NamespacesFromAll, gatehousev1alpha1.NamespacesFromSelector:
+	case oauthv1.NamespacesFromAll, oauthv1.NamespacesFromSelector:
 		return true
 	default:
 		return namespace == t.namespace
@@ -82,7 +82,7 @@ func ServiceAccountSubject(namespace, name string) string {
 
 // compileAssertion is the client's ClientAssertion, nil for a client with
 // a secret (or none).
-func compileAssertion(oc *gatehousev1alpha1.OAuthClient, server *Snapshot) *ClientAssertion {
+func compileAssertion(oc *oauthv1.OAuthClient, server *Snapshot) *ClientAssertion {
 	a := oc.Spec.Authentication
 	if a == nil {
 		return nil
@@ -108,7 +108,7 @@ func compileAssertion(oc *gatehousev1alpha1.OAuthClient, server *Snapshot) *Clie
 	return &ClientAssertion{Problem: "spec.authentication names no credential"}
 }
 
-func privateKeyJWTKeys(p *gatehousev1alpha1.PrivateKeyJWTAuthentication, published []gatehousev1alpha1.JSONWebKey, reg *jwtverify.Registry, clientID string) (jwtverify.KeySet, error) {
+func privateKeyJWTKeys(p *oauthv1.PrivateKeyJWTAuthentication, published []oauthv1.JSONWebKey, reg *jwtverify.Registry, clientID string) (jwtverify.KeySet, error) {
 	switch {
 	case len(p.Keys) > 0:
 		return StaticKeys(p.Keys)
@@ -127,7 +127,7 @@ func privateKeyJWTKeys(p *gatehousev1alpha1.PrivateKeyJWTAuthentication, publish
 }
 
 // StaticKeys parses JSON Web Keys of the API into a key set.
-func StaticKeys(keys []gatehousev1alpha1.JSONWebKey) (*jwtverify.Static, error) {
+func StaticKeys(keys []oauthv1.JSONWebKey) (*jwtverify.Static, error) {
 	doc, err := json.Marshal(map[string]any{"keys": keys})
 	if err != nil {
 		return nil, err
@@ -137,7 +137,7 @@ func StaticKeys(keys []gatehousev1alpha1.JSONWebKey) (*jwtverify.Static, error) 
 
 // buildWorkloadIdentity makes the snapshot's trusted issuers. The CA
 // ConfigMaps come from configMaps, by name.
-func (b *Builder) buildWorkloadIdentity(s *Snapshot, as *gatehousev1alpha1.AuthorizationServer, configMaps map[string]*corev1.ConfigMap) {
+func (b *Builder) buildWorkloadIdentity(s *Snapshot, as *oauthv1.AuthorizationServer, configMaps map[string]*corev1.ConfigMap) {
 	wi := &as.Spec.WorkloadIdentity
 	s.ServiceAccountTokenMaxLifetime = as.ServiceAccountTokenMaxLifetime()
 	s.AssertionMaxExpiresIn = as.AssertionMaxExpiresIn()
@@ -146,7 +146,7 @@ func (b *Builder) buildWorkloadIdentity(s *Snapshot, as *gatehousev1alpha1.Autho
 		ti := &wi.TrustedIssuers[i]
 		t := &TrustedIssuer{
 			Name: ti.Name, Issuer: ti.Issuer, Audiences: ti.AcceptedAudiences(as.Spec.Issuer),
-			MaxLifetime: ti.TokenMaxLifetime(), SingleUse: ti.TokenReuse() == gatehousev1alpha1.TokenSingleUse,
+			MaxLifetime: ti.TokenMaxLifetime(), SingleUse: ti.TokenReuse() == oauthv1.TokenSingleUse,
 			namespace: as.Namespace, from: ti.AllowedClients.Namespaces.From,
 		}
 		keys, err := b.trustedIssuerKeys(ti, configMaps)
@@ -159,7 +159,7 @@ func (b *Builder) buildWorkloadIdentity(s *Snapshot, as *gatehousev1alpha1.Autho
 	}
 }
 
-func (b *Builder) trustedIssuerKeys(ti *gatehousev1alpha1.TrustedIssuer, configMaps map[string]*corev1.ConfigMap) (jwtverify.KeySet, error) {
+func (b *Builder) trustedIssuerKeys(ti *oauthv1.TrustedIssuer, configMaps map[string]*corev1.ConfigMap) (jwtverify.KeySet, error) {
 	if len(ti.Keys) > 0 {
 		return StaticKeys(ti.Keys)
 	}
@@ -187,7 +187,7 @@ func (b *Builder) trustedIssuerKeys(ti *gatehousev1alpha1.TrustedIssuer, configM
 
 // TrustedIssuerConfigMapNames are the ConfigMaps the trusted issuers read
 // (their CAs).
-func TrustedIssuerConfigMapNames(as *gatehousev1alpha1.AuthorizationServer) []string {
+func TrustedIssuerConfigMapNames(as *oauthv1.AuthorizationServer) []string {
 	var names []string
 	for _, ti := range as.Spec.WorkloadIdentity.TrustedIssuers {
 		if ti.CAConfigMapRef != nil {
@@ -200,7 +200,7 @@ func TrustedIssuerConfigMapNames(as *gatehousev1alpha1.AuthorizationServer) []st
 // trustedIssuerConfigMaps watches the trusted issuers' CA ConfigMaps, each
 // by name, stops watching those no longer named, and returns the ones
 // listed so far. Callers hold k.mu.
-func (k *Kube) trustedIssuerConfigMaps(ctx context.Context, as *gatehousev1alpha1.AuthorizationServer) map[string]*corev1.ConfigMap {
+func (k *Kube) trustedIssuerConfigMaps(ctx context.Context, as *oauthv1.AuthorizationServer) map[string]*corev1.ConfigMap {
 	want := map[string]bool{}
 	for _, n := range TrustedIssuerConfigMapNames(as) {
 		want[n] = true
@@ -231,7 +231,7 @@ func (k *Kube) trustedIssuerConfigMaps(ctx context.Context, as *gatehousev1alpha
 // NewTrustedIssuer makes a TrustedIssuer, for snapshots built by hand;
 // namespace is the AuthorizationServer's, from its allowedClients policy.
 func NewTrustedIssuer(name, issuer string, keys jwtverify.KeySet, audiences []string, maxLifetime time.Duration,
-	singleUse bool, namespace string, from gatehousev1alpha1.FromNamespaces) *TrustedIssuer {
+	singleUse bool, namespace string, from oauthv1.FromNamespaces) *TrustedIssuer {
 	return &TrustedIssuer{Name: name, Issuer: issuer, Keys: keys, Audiences: audiences, MaxLifetime: maxLifetime,
 		SingleUse: singleUse, namespace: namespace, from: from}
 }

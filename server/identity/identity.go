@@ -30,21 +30,21 @@ import (
 )
 
 var (
-	// ErrInvalidCredentials: the username is unknown or the password is
+	// ErrInvalidCredentials means the username is unknown or the password is
 	// wrong; one error for both, so a login page cannot tell which.
 	ErrInvalidCredentials = errors.New("invalid username or password")
-	// ErrNotAllowed: the upstream logged the person in, but the provider's
+	// ErrNotAllowed means the upstream logged the person in, but the provider's
 	// allowed groups do not admit them.
 	ErrNotAllowed = errors.New("not in an allowed group")
-	// ErrUnavailable: the upstream could not be reached or answered
+	// ErrUnavailable means the upstream could not be reached or answered
 	// nonsense; the person should try again later.
 	ErrUnavailable = errors.New("identity provider unavailable")
-	// ErrCredentialsRejected: the upstream refused this server's own
+	// ErrCredentialsRejected means the upstream refused this server's own
 	// credentials (an OpenID Provider the client secret, a directory the
 	// bind password). Always together with ErrUnavailable at login: the
 	// person can do nothing about it.
 	ErrCredentialsRejected = errors.New("the identity provider refused this server's credentials")
-	// ErrRejected: the upstream's answer failed verification (state,
+	// ErrRejected means the upstream's answer failed verification (state,
 	// nonce, signature, issuer, audience, expiry): a forged or replayed
 	// callback, or a login that went wrong upstream.
 	ErrRejected = errors.New("identity provider answer rejected")

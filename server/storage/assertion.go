@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// ErrAssertionReplayed: the client assertion was used before and has not
+// ErrAssertionReplayed means the client assertion was used before and has not
 // expired (RFC 7523 §3, item 7). Nothing was recorded.
 var ErrAssertionReplayed = errors.New("client assertion already used")
 

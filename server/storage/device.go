@@ -16,6 +16,8 @@ import (
 // DeviceStatus is where a device authorization stands.
 type DeviceStatus string
 
+// A device authorization is pending until the person approves or denies
+// it on the verification page.
 const (
 	DevicePending  DeviceStatus = "pending"
 	DeviceApproved DeviceStatus = "approved"

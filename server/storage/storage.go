@@ -23,20 +23,20 @@ import (
 )
 
 var (
-	// ErrNotFound: no such object, or it has expired.
+	// ErrNotFound means no such object, or it has expired.
 	ErrNotFound = errors.New("not found")
-	// ErrAlreadyExists: an object with that ID exists.
+	// ErrAlreadyExists means an object with that ID exists.
 	ErrAlreadyExists = errors.New("already exists")
-	// ErrCodeReplayed: the code was redeemed before. RedeemCode returns
+	// ErrCodeReplayed means the code was redeemed before. RedeemCode returns
 	// the code with what its first redemption issued, so the caller can
 	// revoke it (RFC 6749 §4.1.2, RFC 9700 §4.5).
 	ErrCodeReplayed = errors.New("authorization code already redeemed")
-	// ErrRefreshTokenReused: the refresh token was rotated before. The
+	// ErrRefreshTokenReused means the refresh token was rotated before. The
 	// store has already revoked its whole family (RFC 9700 §4.14.2).
 	ErrRefreshTokenReused = errors.New("refresh token reused; family revoked")
-	// ErrRevoked: the refresh token's family was revoked.
+	// ErrRevoked means the refresh token's family was revoked.
 	ErrRevoked = errors.New("revoked")
-	// ErrInvalid: the caller passed an object a store cannot keep (an
+	// ErrInvalid means the caller passed an object a store cannot keep (an
 	// empty key or a zero ExpiresAt). Nothing was written.
 	ErrInvalid = errors.New("invalid object")
 )
@@ -90,14 +90,6 @@ type AuthRequest struct {
 	// request is the person's approval of, on the /device page; empty
 	// for a request from /authorize, which has a RedirectURI instead.
 	Device string
-
-	// ResponseMode is how the response goes back to the client: "" for
-	// the redirect's query, or form_post (OAuth 2.0 Form Post Response
-	// Mode).
-	ResponseMode string
-	// Claims is the request's claims parameter (OpenID Connect Core
-	// §5.5), JSON; empty without one.
-	Claims string
 }
 
 // AuthCode is an issued authorization code, stored under HashToken(code).
@@ -117,9 +109,6 @@ type AuthCode struct {
 	// Nonce and SessionID go into the ID token (Core §3.1.3.6).
 	Nonce     string
 	SessionID string
-	// Claims is the authorization request's claims parameter (Core
-	// §5.5), for the tokens the code is exchanged for.
-	Claims string
 
 	// Set by RedeemCode: what the redemption issued.
 	RedeemedAt *time.Time
@@ -241,7 +230,6 @@ type Store interface {
 	AssertionStore
 	DeviceStore
 	SessionStore
-	PushedRequestStore
 
 	// Authorization requests between /authorize and the redirect back.
 	CreateAuthRequest(ctx context.Context, r AuthRequest) error

@@ -406,11 +406,13 @@ func (s *suite) clientCreds(t *testing.T, namespace, secretName string) (id, sec
 	return string(d["client_id"]), string(d["client_secret"])
 }
 
-func (s *suite) serverPods(t *testing.T, namespace, server string) []corev1.Pod {
+// serverPods lists the token server pods of the AuthorizationServer named
+// serverName in namespace.
+func (s *suite) serverPods(t *testing.T, namespace string) []corev1.Pod {
 	t.Helper()
 	var pods corev1.PodList
 	if err := s.c.List(t.Context(), &pods, client.InNamespace(namespace), client.MatchingLabels{
-		"app.kubernetes.io/name": "gatehouse-server", "app.kubernetes.io/instance": server,
+		"app.kubernetes.io/name": "gatehouse-server", "app.kubernetes.io/instance": serverName,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -479,8 +481,10 @@ func postToken(ctx context.Context, issuer, id, secret string, form url.Values) 
 	return resp.StatusCode, body, nil
 }
 
-func clientCredentials(ctx context.Context, issuer, id, secret, scope string) (string, error) {
-	status, body, err := postToken(ctx, issuer, id, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {scope}})
+// clientCredentials gets a token for machineScope, the scope the machine
+// clients of every scenario ask for.
+func clientCredentials(ctx context.Context, issuer, id, secret string) (string, error) {
+	status, body, err := postToken(ctx, issuer, id, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {machineScope}})
 	if err != nil {
 		return "", err
 	}

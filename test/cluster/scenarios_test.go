@@ -42,7 +42,7 @@ const (
 func TestTokenThroughService(t *testing.T) {
 	s := get(t)
 	id, secret := s.clientCreds(t, ns, machineSecret)
-	tok, err := clientCredentials(t.Context(), s.issuer, id, secret, machineScope)
+	tok, err := clientCredentials(t.Context(), s.issuer, id, secret)
 	if err != nil {
 		t.Fatalf("client_credentials through NodePort %d: %v", nodePort, err)
 	}
@@ -63,7 +63,7 @@ func TestTokenThroughService(t *testing.T) {
 func TestTokenServerPods(t *testing.T) {
 	s := get(t)
 	dep := s.deployment(t, ns, serverName+"-server")
-	pods := s.serverPods(t, ns, serverName)
+	pods := s.serverPods(t, ns)
 	if len(pods) == 0 {
 		t.Fatal("no token-server pods")
 	}
@@ -269,7 +269,7 @@ spec:
 	var firstSigned time.Time
 	deadline := time.Now().Add(4 * time.Minute)
 	for time.Now().Before(deadline) {
-		tok, err := clientCredentials(t.Context(), s.issuer, id, secret, machineScope)
+		tok, err := clientCredentials(t.Context(), s.issuer, id, secret)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -366,7 +366,7 @@ func TestOperatorPodKill(t *testing.T) {
 		}
 	}
 	id, secret := s.clientCreds(t, ns, machineSecret)
-	if _, err := clientCredentials(t.Context(), s.issuer, id, secret, machineScope); err != nil {
+	if _, err := clientCredentials(t.Context(), s.issuer, id, secret); err != nil {
 		t.Errorf("token after the operator change-over: %v", err)
 	}
 	t.Log("no signing key and no client secret was regenerated")
@@ -436,7 +436,7 @@ func TestRollingRestartUnderTraffic(t *testing.T) {
 	s := get(t)
 	id, secret := s.clientCreds(t, ns, machineSecret)
 	tr := startTraffic(4, 100000, func(int) error {
-		_, err := clientCredentials(context.Background(), s.issuer, id, secret, machineScope)
+		_, err := clientCredentials(context.Background(), s.issuer, id, secret)
 		return err
 	})
 	time.Sleep(3 * time.Second)
@@ -548,7 +548,7 @@ spec:
 	if err := waitHTTP(ctx, issuer+"/.well-known/oauth-authorization-server"); err != nil {
 		t.Fatal(err)
 	}
-	if pods := s.serverPods(t, haNS, serverName); len(pods) != 2 {
+	if pods := s.serverPods(t, haNS); len(pods) != 2 {
 		t.Fatalf("want 2 token-server pods, have %d", len(pods))
 	}
 
@@ -588,7 +588,7 @@ func (s *suite) replicaKillPhase(t *testing.T, issuer, webID, webSecret, machine
 	lostChains := map[int]bool{}
 	tr := startTraffic(chains+3, 100000, func(w int) error {
 		if w >= chains {
-			_, err := clientCredentials(context.Background(), issuer, machineID, machineSecret, machineScope)
+			_, err := clientCredentials(context.Background(), issuer, machineID, machineSecret)
 			return err
 		}
 		mu.Lock()
@@ -613,7 +613,7 @@ func (s *suite) replicaKillPhase(t *testing.T, issuer, webID, webSecret, machine
 		return nil
 	})
 	time.Sleep(5 * time.Second)
-	victim := s.serverPods(t, haNS, serverName)[0].Name
+	victim := s.serverPods(t, haNS)[0].Name
 	killed := time.Now()
 	s.kubectlT(t, append([]string{"delete", "pod", "-n", haNS, victim, "--wait=false"}, deleteArgs...)...)
 	time.Sleep(2 * time.Second)
@@ -705,7 +705,7 @@ func TestHelmLifecycle(t *testing.T) {
 	})
 	// The token servers keep running without the operator.
 	id, secret := s.clientCreds(t, ns, machineSecret)
-	if _, err := clientCredentials(t.Context(), s.issuer, id, secret, machineScope); err != nil {
+	if _, err := clientCredentials(t.Context(), s.issuer, id, secret); err != nil {
 		t.Errorf("token after helm uninstall: %v", err)
 	}
 	t.Log("helm uninstall kept the CRDs and the users' objects, and left nothing of the release behind")

@@ -77,7 +77,7 @@ func TestTokenServerTLSFromSecret(t *testing.T) {
 			t.Error("the https port answered plain http with 200")
 		}
 	}
-	podsBefore := s.serverPods(t, tlsNS, serverName)
+	podsBefore := s.serverPods(t, tlsNS)
 
 	// Renewal: a new certificate in the same Secret, as cert-manager
 	// writes it. The kubelet updates the volume (up to its sync period),
@@ -93,7 +93,7 @@ func TestTokenServerTLSFromSecret(t *testing.T) {
 	})
 	t.Logf("renewed certificate served %s after the Secret changed", time.Since(began).Round(time.Second))
 	s.tokenOverTLS(t, client, issuer)
-	podsAfter := s.serverPods(t, tlsNS, serverName)
+	podsAfter := s.serverPods(t, tlsNS)
 	if before, after := podNames(podsBefore), podNames(podsAfter); !slices.Equal(before, after) {
 		t.Errorf("token-server pods changed across the renewal: %v, then %v", before, after)
 	}

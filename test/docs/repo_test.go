@@ -1,7 +1,6 @@
 package docs
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"go/ast"
@@ -548,20 +547,18 @@ func (r *repo) readWords() error {
 var makeRule = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]*(?:\s+[A-Za-z0-9][A-Za-z0-9_.-]*)*)\s*:(?:[^=]|$)`)
 
 func (r *repo) readMakefile() error {
-	f, err := os.Open(filepath.Join(r.root, "Makefile"))
+	makefile, err := os.ReadFile(filepath.Join(r.root, "Makefile"))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if m := makeRule.FindStringSubmatch(sc.Text()); m != nil {
+	for line := range strings.Lines(string(makefile)) {
+		if m := makeRule.FindStringSubmatch(strings.TrimSuffix(line, "\n")); m != nil {
 			for _, t := range strings.Fields(m[1]) {
 				r.makeTargets[t] = true
 			}
 		}
 	}
-	return sc.Err()
+	return nil
 }
 
 func (r *repo) readCRDs() error {

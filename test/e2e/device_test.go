@@ -31,8 +31,8 @@ const nodeEnv = "GATEHOUSE_E2E_NODE"
 // approveDevice plays the person in headless Chromium: the link of
 // verification_uri_complete shows the code, they confirm it, log in, and
 // press decision ("approve" or "deny") on the consent page. It returns
-// the code the page showed and the consent page's text.
-func (s *suite) approveDevice(t *testing.T, link, decision string) (string, string) {
+// the code the page showed.
+func (s *suite) approveDevice(t *testing.T, link, decision string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -75,7 +75,7 @@ func (s *suite) approveDevice(t *testing.T, link, decision string) (string, stri
 	if !strings.Contains(consent, "A device, not this browser, will get access") || !strings.Contains(consent, "Orders CLI") {
 		t.Errorf("the consent page does not name the client and warn about the device:\n%s", consent)
 	}
-	return shown, consent
+	return shown
 }
 
 // TestDeviceFlowGoOAuth2 is the device authorization grant (RFC 8628)
@@ -103,7 +103,7 @@ func TestDeviceFlowGoOAuth2(t *testing.T) {
 		tok, err := cfg.DeviceAccessToken(ctx, da)
 		done <- polled{tok, err}
 	}()
-	if shown, _ := s.approveDevice(t, da.VerificationURIComplete, "approve"); shown != da.UserCode {
+	if shown := s.approveDevice(t, da.VerificationURIComplete, "approve"); shown != da.UserCode {
 		t.Errorf("the page shows the code %q, the device got %q", shown, da.UserCode)
 	}
 	res := <-done
@@ -211,7 +211,7 @@ func TestDeviceFlowOpenIDClient(t *testing.T) {
 	if da["verification_uri"] != s.issuer+endpoints.DevicePath || da["interval"] != float64(5) {
 		t.Errorf("device authorization response as openid-client read it: %v", da)
 	}
-	if shown, _ := s.approveDevice(t, da["verification_uri_complete"].(string), "approve"); shown != da["user_code"] {
+	if shown := s.approveDevice(t, da["verification_uri_complete"].(string), "approve"); shown != da["user_code"] {
 		t.Errorf("the page shows the code %q, openid-client got %v", shown, da["user_code"])
 	}
 	tok := run.next(t)

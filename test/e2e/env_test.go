@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -329,9 +329,9 @@ func (s *suite) run(args ...string) (string, error) {
 }
 
 // kubectlT runs kubectl or fails the test.
-func (s *suite) kubectlT(t *testing.T, args ...string) string {
+func (s *suite) kubectlT(t *testing.T, args ...string) {
 	t.Helper()
-	return testenv.KubectlT(t, s.kubectl, s.kubeconfig, args...)
+	testenv.KubectlT(t, s.kubectl, s.kubeconfig, args...)
 }
 
 // applyYAML pipes a manifest to kubectl apply.
@@ -362,7 +362,7 @@ func (s *suite) start(name, path string, args ...string) error {
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		log.Close()
+		_ = log.Close() // nothing was written through it
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
 	exited := make(chan struct{})
@@ -375,7 +375,7 @@ func (s *suite) start(name, path string, args ...string) error {
 			_ = cmd.Process.Kill()
 			<-exited
 		}
-		log.Close()
+		_ = log.Close() // the process wrote through its own descriptor
 	})
 	return nil
 }
@@ -389,16 +389,13 @@ func (s *suite) startOrdersAPI(ctx context.Context, path, audience string) (stri
 	}
 	logPath := filepath.Join(s.logDir, name+".log")
 	for ctx.Err() == nil {
-		if f, err := os.Open(logPath); err == nil {
-			sc := bufio.NewScanner(f)
-			for sc.Scan() {
+		if log, err := os.ReadFile(logPath); err == nil {
+			for l := range bytes.Lines(log) {
 				var line struct{ Msg, Addr string }
-				if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" && line.Addr != "" {
-					f.Close()
+				if json.Unmarshal(l, &line) == nil && line.Msg == "listening" && line.Addr != "" {
 					return line.Addr, nil
 				}
 			}
-			f.Close()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"golang.org/x/oauth2/clientcredentials"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
@@ -51,8 +51,8 @@ func TestMCPStyleDiscovery(t *testing.T) {
 		AccessTokenTTL: config.DefaultAccessTokenTTL, RefreshTokenTTL: config.DefaultRefreshTokenTTL, CodeTTL: config.DefaultCodeTTL,
 		PrepublishPeriod: config.DefaultPrepublishPeriod,
 		Clients: config.NewClientMap(&config.Client{
-			ID: "agents.helper", AuthMethod: gatehousev1alpha1.AuthClientSecretBasic,
-			GrantTypes:    map[gatehousev1alpha1.GrantType]bool{gatehousev1alpha1.GrantClientCredentials: true},
+			ID: "agents.helper", AuthMethod: oauthv1.AuthClientSecretBasic,
+			GrantTypes:    map[oauthv1.GrantType]bool{oauthv1.GrantClientCredentials: true},
 			AllowedScopes: []string{"tools:call", "orders:read"}, RequirePKCE: true,
 			SecretHashes: []config.SecretHash{{Hash: clientsecret.Hash(secret)}},
 		}),

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/oauth2/clientcredentials"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
@@ -79,8 +79,8 @@ func TestTokensFromTheGatehouseServer(t *testing.T) {
 		AccessTokenTTL: config.DefaultAccessTokenTTL, RefreshTokenTTL: config.DefaultRefreshTokenTTL, CodeTTL: config.DefaultCodeTTL,
 		PrepublishPeriod: 2 * time.Minute,
 		Clients: config.NewClientMap(&config.Client{
-			ID: "apps.worker", AuthMethod: gatehousev1alpha1.AuthClientSecretBasic,
-			GrantTypes:    map[gatehousev1alpha1.GrantType]bool{gatehousev1alpha1.GrantClientCredentials: true},
+			ID: "apps.worker", AuthMethod: oauthv1.AuthClientSecretBasic,
+			GrantTypes:    map[oauthv1.GrantType]bool{oauthv1.GrantClientCredentials: true},
 			AllowedScopes: []string{"orders:read", "orders:write"}, RequirePKCE: true,
 			SecretHashes: []config.SecretHash{{Hash: clientsecret.Hash(secret)}},
 		}),

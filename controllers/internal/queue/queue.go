@@ -124,18 +124,22 @@ type FanOut[T any] struct {
 
 var _ handler.TypedEventHandler[any, reconcile.Request] = FanOut[any]{}
 
+// Create enqueues the requests MapFn makes of the new object.
 func (f FanOut[T]) Create(ctx context.Context, e event.TypedCreateEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	Add(q, PriorityFanOut, f.MapFn(ctx, e.Object)...)
 }
 
+// Update enqueues the requests Changed makes of the old and new object.
 func (f FanOut[T]) Update(ctx context.Context, e event.TypedUpdateEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	Add(q, PriorityFanOut, f.Changed(ctx, e.ObjectOld, e.ObjectNew)...)
 }
 
+// Delete enqueues the requests MapFn makes of the deleted object.
 func (f FanOut[T]) Delete(ctx context.Context, e event.TypedDeleteEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	Add(q, PriorityFanOut, f.MapFn(ctx, e.Object)...)
 }
 
+// Generic enqueues the requests MapFn makes of the object.
 func (f FanOut[T]) Generic(ctx context.Context, e event.TypedGenericEvent[T], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	Add(q, PriorityFanOut, f.MapFn(ctx, e.Object)...)
 }

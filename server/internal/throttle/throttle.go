@@ -55,6 +55,8 @@ const evictionSample = 16
 // Reason says which bucket refused a login.
 type Reason string
 
+// The buckets: per account, per client address, per browser (device
+// cookie).
 const (
 	Account Reason = "account"
 	Address Reason = "address"

@@ -42,8 +42,13 @@ func main() {
 		if err != nil {
 			fail("%v", err)
 		}
-		_, _ = f.WriteString("host all all 0.0.0.0/0 scram-sha-256\n")
-		f.Close()
+		_, err = f.WriteString("host all all 0.0.0.0/0 scram-sha-256\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			fail("pg_hba.conf: %v", err)
+		}
 	}
 	args := []string{bins[0], "-D", data, "-c", "listen_addresses=*", "-c", "unix_socket_directories=/tmp"}
 	if err := syscall.Exec(bins[0], args, os.Environ()); err != nil {
