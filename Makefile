@@ -15,11 +15,11 @@ LDFLAGS := -X github.com/gatehouse-dev/gatehouse/internal/version.Version=$(VERS
            -X github.com/gatehouse-dev/gatehouse/internal/version.Commit=$(COMMIT)
 
 CONTROLLER_GEN_VERSION := v0.23.0
-STATICCHECK_VERSION := v0.8.2
+GOLANGCI_LINT_VERSION := v2.15.0
 HELM_VERSION := v4.3.1
 CRD_REF_DOCS_VERSION := v0.3.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
-STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
+GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM := $(BIN)/helm-$(HELM_VERSION)
 CRD_REF_DOCS := $(BIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 # oauth2-proxy, the relying party the e2e suite puts in front of an app;
@@ -82,12 +82,12 @@ fmt: ## Format the Go code.
 MODULES := . resourceserver
 
 .PHONY: lint
-lint: $(STATICCHECK) ## Run gofmt, go vet, staticcheck and the function-length check.
+lint: $(GOLANGCI_LINT) ## Run gofmt, go vet, golangci-lint (.golangci.yml: staticcheck, errcheck, importas, revive, unparam, misspell, ...) and the function-length check.
 	@echo "lint: gofmt"
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt would change these files (run 'make fmt'):"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do echo "lint: go vet ./... in $$m"; (cd $$m && go vet ./...); done
-	@for m in $(MODULES); do echo "lint: staticcheck $(STATICCHECK_VERSION) ./... in $$m"; (cd $$m && $(STATICCHECK) ./...); done
+	@for m in $(MODULES); do echo "lint: golangci-lint $(GOLANGCI_LINT_VERSION) run ./... in $$m (.golangci.yml)"; (cd $$m && $(GOLANGCI_LINT) run ./...); done
 	@echo "lint: no product function over 80 lines (hack/funclen)"
 	@go run ./hack/funclen -max 80
 
@@ -239,10 +239,10 @@ $(HELM):
 	@GOBIN=$(BIN) go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 	@mv $(BIN)/helm $@
 
-$(STATICCHECK):
-	@echo "tools: installing staticcheck $(STATICCHECK_VERSION) into bin/"
-	@GOBIN=$(BIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-	@mv $(BIN)/staticcheck $@
+$(GOLANGCI_LINT):
+	@echo "tools: building golangci-lint $(GOLANGCI_LINT_VERSION) into bin/ (about 4 CPU-minutes the first time)"
+	@GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	@mv $(BIN)/golangci-lint $@
 
 ##@ Cluster
 
