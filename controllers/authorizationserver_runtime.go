@@ -17,18 +17,12 @@ import (
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/internal/servercontract"
 )
 
-// Ports of the token server container.
-const (
-	serverHTTPPort    = 8080
-	serverMetricsPort = 9090
-	// preStopSleepSeconds is how long a terminating token-server pod keeps
-	// serving before it gets SIGTERM.
-	preStopSleepSeconds = 5
-	// PostgresURLEnv carries the Postgres connection URL into the server.
-	PostgresURLEnv = "GATEHOUSE_POSTGRES_URL"
-)
+// preStopSleepSeconds is how long a terminating token-server pod keeps
+// serving before it gets SIGTERM.
+const preStopSleepSeconds = 5
 
 // ServerObjectName names the ServiceAccount, Role, RoleBinding, Deployment
 // and Service of a server's token server.
@@ -71,7 +65,7 @@ func (r *AuthorizationServerReconciler) reconcileRuntime(ctx context.Context, sr
 		svc.Spec.Selector = selectorLabels(srv)
 		svc.Spec.Ports = []corev1.ServicePort{
 			{Name: "http", Port: 80, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP},
-			{Name: "metrics", Port: serverMetricsPort, TargetPort: intstr.FromString("metrics"), Protocol: corev1.ProtocolTCP},
+			{Name: "metrics", Port: servercontract.MetricsPort, TargetPort: intstr.FromString("metrics"), Protocol: corev1.ProtocolTCP},
 		}
 		return controllerutil.SetControllerReference(srv, svc, r.Scheme())
 	}); err != nil {
@@ -170,11 +164,11 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 }
 
 // serverContainer is the token-server container.
-func (r *AuthorizationServerReconciler) serverContainer(srv *oauthv1.AuthorizationServer, tlsMount []corev1.VolumeMount, tlsArgs []string) corev1.Container {
+func (r *AuthorizationServerReconciler) serverContainer(srv *oauthv1.AuthorizationServer, tlsMount []corev1.VolumeMount, tlsArgs servercontract.Args) corev1.Container {
 	var env []corev1.EnvVar
 	if srv.Spec.Storage.Type == oauthv1.StoragePostgres && srv.Spec.Storage.Postgres != nil {
 		ref := srv.Spec.Storage.Postgres.URLSecretRef
-		env = append(env, corev1.EnvVar{Name: PostgresURLEnv, ValueFrom: &corev1.EnvVarSource{
+		env = append(env, corev1.EnvVar{Name: servercontract.EnvPostgresURL, ValueFrom: &corev1.EnvVarSource{
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name}, Key: ref.Key},
 		}})
 	}
@@ -192,14 +186,10 @@ func (r *AuthorizationServerReconciler) serverContainer(srv *oauthv1.Authorizati
 	return corev1.Container{
 		Name:  "server",
 		Image: r.image(srv),
-		Args: append([]string{"server",
-			"--authorization-server", srv.Namespace + "/" + srv.Name,
-			"--listen", fmt.Sprintf(":%d", serverHTTPPort),
-			"--metrics-listen", fmt.Sprintf(":%d", serverMetricsPort)},
-			append(proxyArgs(srv.Spec.Network), tlsArgs...)...),
+		Args:  serverArgs(srv, tlsArgs).CommandLine(),
 		Ports: []corev1.ContainerPort{
-			{Name: "http", ContainerPort: serverHTTPPort, Protocol: corev1.ProtocolTCP},
-			{Name: "metrics", ContainerPort: serverMetricsPort, Protocol: corev1.ProtocolTCP},
+			{Name: "http", ContainerPort: servercontract.HTTPPort, Protocol: corev1.ProtocolTCP},
+			{Name: "metrics", ContainerPort: servercontract.MetricsPort, Protocol: corev1.ProtocolTCP},
 		},
 		Env:          env,
 		Resources:    resources,
@@ -209,8 +199,8 @@ func (r *AuthorizationServerReconciler) serverContainer(srv *oauthv1.Authorizati
 		// cluster: a rollout restart without this refuses connections for
 		// ~100ms); the server stops only after this sleep.
 		Lifecycle:      &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: preStopSleepSeconds}}},
-		LivenessProbe:  probe("/healthz", 10),
-		ReadinessProbe: probe("/readyz", 5),
+		LivenessProbe:  probe(servercontract.HealthzPath, 10),
+		ReadinessProbe: probe(servercontract.ReadyzPath, 5),
 		SecurityContext: &corev1.SecurityContext{
 			AllowPrivilegeEscalation: &no,
 			ReadOnlyRootFilesystem:   &yes,
@@ -268,14 +258,25 @@ func mergeContainer(tpl *corev1.PodTemplateSpec, container corev1.Container) {
 // servingCert mounts spec.tls's Secret and points the server at it. A
 // whole-Secret volume (no subPath), so that the kubelet updates the files
 // when the Secret is renewed and the server reloads them.
-func servingCert(srv *oauthv1.AuthorizationServer) ([]corev1.Volume, []corev1.VolumeMount, []string) {
+func servingCert(srv *oauthv1.AuthorizationServer) ([]corev1.Volume, []corev1.VolumeMount, servercontract.Args) {
 	if srv.Spec.TLS == nil {
-		return nil, nil, nil
+		return nil, nil, servercontract.Args{}
 	}
-	const dir = "/etc/gatehouse/tls"
+	dir := servercontract.TLSDir
 	return []corev1.Volume{{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: srv.Spec.TLS.SecretRef.Name}}}},
 		[]corev1.VolumeMount{{Name: "tls", MountPath: dir, ReadOnly: true}},
-		[]string{"--tls-cert-file", dir + "/" + corev1.TLSCertKey, "--tls-key-file", dir + "/" + corev1.TLSPrivateKeyKey}
+		servercontract.Args{TLSCertFile: dir + "/" + corev1.TLSCertKey, TLSKeyFile: dir + "/" + corev1.TLSPrivateKeyKey}
+}
+
+// serverArgs is the server's command line: the server to serve, the
+// container's ports, spec.network's proxies and spec.tls's files.
+func serverArgs(srv *oauthv1.AuthorizationServer, tls servercontract.Args) servercontract.Args {
+	a := proxyArgs(srv.Spec.Network)
+	a.AuthorizationServer = srv.Namespace + "/" + srv.Name
+	a.Listen = servercontract.ListenAddress(servercontract.HTTPPort)
+	a.MetricsListen = servercontract.ListenAddress(servercontract.MetricsPort)
+	a.TLSCertFile, a.TLSKeyFile = tls.TLSCertFile, tls.TLSKeyFile
+	return a
 }
 
 // proxyArgs are the server flags for spec.network. The server takes them as
@@ -283,9 +284,9 @@ func servingCert(srv *oauthv1.AuthorizationServer) ([]corev1.Volume, []corev1.Vo
 // whom it trusts is fixed for the life of a pod and a change rolls out as
 // a new ReplicaSet. None without trusted proxies, so that servers without
 // proxies keep the pod template they had.
-func proxyArgs(n oauthv1.NetworkSpec) []string {
+func proxyArgs(n oauthv1.NetworkSpec) servercontract.Args {
 	if len(n.TrustedProxies) == 0 {
-		return nil
+		return servercontract.Args{}
 	}
 	cidrs := make([]string, len(n.TrustedProxies))
 	for i, c := range n.TrustedProxies {
@@ -295,7 +296,7 @@ func proxyArgs(n oauthv1.NetworkSpec) []string {
 	if header == "" {
 		header = oauthv1.ForwardedHeaderXForwardedFor
 	}
-	return []string{"--trusted-proxies", strings.Join(cidrs, ","), "--forwarded-header", string(header)}
+	return servercontract.Args{TrustedProxies: strings.Join(cidrs, ","), ForwardedHeader: string(header)}
 }
 
 func ptrQuantity(q resource.Quantity) *resource.Quantity { return &q }

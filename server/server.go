@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -18,8 +17,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/internal/servercontract"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/internal/cors"
 	"github.com/gatehouse-dev/gatehouse/server/internal/devicecookie"
@@ -276,10 +277,10 @@ func (s *Server) route(d *derived, path string) (string, handlerFunc) {
 // the public one so they are never exposed through the public Service.
 func (s *Server) OpsHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+servercontract.HealthzPath, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+servercontract.ReadyzPath, func(w http.ResponseWriter, r *http.Request) {
 		if err := s.Ready(r.Context()); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
@@ -287,7 +288,7 @@ func (s *Server) OpsHandler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	if s.gatherer != nil {
-		mux.Handle("GET /metrics", promHandler(s.gatherer))
+		mux.Handle("GET "+servercontract.MetricsPath, promHandler(s.gatherer))
 	}
 	return mux
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
 	"github.com/gatehouse-dev/gatehouse/internal/devenv"
+	"github.com/gatehouse-dev/gatehouse/internal/servercontract"
 	"github.com/gatehouse-dev/gatehouse/internal/servingcert"
 )
 
@@ -27,7 +28,7 @@ type devFlags struct {
 	// proxyArgs pass --trusted-proxies and --forwarded-header on to the
 	// token server, for a local reverse proxy (e.g. a TLS terminator) in
 	// front of it; by default nothing is in front and no proxy is trusted.
-	proxyArgs []string
+	proxyArgs servercontract.Args
 }
 
 func parseDevFlags(args []string, stderr io.Writer) (*devFlags, error) {
@@ -62,7 +63,7 @@ func parseDevFlags(args []string, stderr io.Writer) (*devFlags, error) {
 	if _, err := clientaddr.ParseTrustedProxies(strings.Split(*proxies, ","), *header); err != nil {
 		return nil, fmt.Errorf("%w: --trusted-proxies / --forwarded-header: %v", errUsage, err)
 	}
-	f.proxyArgs = []string{"--trusted-proxies", *proxies, "--forwarded-header", *header}
+	f.proxyArgs = servercontract.Args{TrustedProxies: *proxies, ForwardedHeader: *header}
 	return f, nil
 }
 

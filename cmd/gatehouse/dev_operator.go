@@ -15,6 +15,7 @@ import (
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/controllers"
 	"github.com/gatehouse-dev/gatehouse/internal/devenv"
+	"github.com/gatehouse-dev/gatehouse/internal/servercontract"
 )
 
 // startOperator runs the operator in this process, with the token server's
@@ -24,7 +25,7 @@ func (d *devRun) startOperator(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.readyz = fmt.Sprintf("http://127.0.0.1:%d/readyz", metricsPort)
+	d.readyz = fmt.Sprintf("http://127.0.0.1:%d%s", metricsPort, servercontract.ReadyzPath)
 	logger := zap.New(zap.WriteTo(d.logs.File("operator")), zap.JSONEncoder())
 	ctrl.SetLogger(logger)
 	mgr, err := ctrl.NewManager(d.cp.Config, ctrl.Options{

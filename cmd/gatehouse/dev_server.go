@@ -25,6 +25,7 @@ import (
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/devenv"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/internal/servercontract"
 )
 
 // startTokenServer runs `gatehouse server` as a child, the command a
@@ -35,16 +36,16 @@ func (d *devRun) startTokenServer(context.Context) error {
 	if err != nil {
 		return err
 	}
-	metrics := strings.TrimSuffix(strings.TrimPrefix(d.readyz, "http://"), "/readyz")
-	args := append([]string{"server",
-		"--authorization-server", devenv.Namespace + "/" + devenv.Server,
-		"--listen", "127.0.0.1:" + strconv.Itoa(d.flags.port),
-		"--metrics-listen", metrics,
-		"--gc-interval", "1m"}, d.flags.proxyArgs...)
+	metrics := strings.TrimSuffix(strings.TrimPrefix(d.readyz, "http://"), servercontract.ReadyzPath)
+	args := d.flags.proxyArgs
+	args.AuthorizationServer = devenv.Namespace + "/" + devenv.Server
+	args.Listen = "127.0.0.1:" + strconv.Itoa(d.flags.port)
+	args.MetricsListen = metrics
+	args.GCInterval = "1m"
 	if d.tls != nil {
-		args = append(args, "--tls-cert-file", d.tls.certFile, "--tls-key-file", d.tls.keyFile)
+		args.TLSCertFile, args.TLSKeyFile = d.tls.certFile, d.tls.keyFile
 	}
-	cmd := exec.Command(exe, args...)
+	cmd := exec.Command(exe, args.CommandLine()...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+d.kubeconfig())
 	cmd.Stdout, cmd.Stderr = d.logs.File("server"), d.logs.File("server")
 	// Own process group: Ctrl-C reaches only us, and we stop the server

@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
 	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/kubescheme"
+	"github.com/gatehouse-dev/gatehouse/internal/servercontract"
 	"github.com/gatehouse-dev/gatehouse/internal/servingcert"
 	"github.com/gatehouse-dev/gatehouse/internal/version"
 	"github.com/gatehouse-dev/gatehouse/server"
@@ -34,10 +35,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/server/storage/memory"
 	"github.com/gatehouse-dev/gatehouse/server/storage/postgres"
 )
-
-// postgresURLEnv is where the operator puts the database URL (from the
-// Secret spec.storage.postgres.urlSecretRef names).
-const postgresURLEnv = "GATEHOUSE_POSTGRES_URL"
 
 type serverFlags struct {
 	namespace, name string
@@ -59,21 +56,24 @@ var tlsReloadInterval = 10 * time.Second
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	f := &serverFlags{}
 	var err error
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	// The flag names, ports, paths and environment are the operator's
+	// contract with this command (package servercontract).
+	fs := flag.NewFlagSet(servercontract.Command, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	ref := fs.String("authorization-server", "", "the AuthorizationServer to serve, as NAMESPACE/NAME (required)")
-	fs.StringVar(&f.listen, "listen", ":8080", "address of the public OAuth endpoints")
-	fs.StringVar(&f.metricsListen, "metrics-listen", ":9090", "address of /healthz, /readyz and /metrics")
+	ref := fs.String(servercontract.FlagAuthorizationServer, "", "the AuthorizationServer to serve, as NAMESPACE/NAME (required)")
+	fs.StringVar(&f.listen, servercontract.FlagListen, servercontract.ListenAddress(servercontract.HTTPPort), "address of the public OAuth endpoints")
+	fs.StringVar(&f.metricsListen, servercontract.FlagMetricsListen, servercontract.ListenAddress(servercontract.MetricsPort),
+		"address of "+servercontract.HealthzPath+", "+servercontract.ReadyzPath+" and "+servercontract.MetricsPath)
 	// No flag default from the environment: -h would print the password.
-	fs.StringVar(&f.postgresURL, "postgres-url", "", "PostgreSQL URL for storage type Postgres (default $"+postgresURLEnv+")")
-	fs.DurationVar(&f.gcInterval, "gc-interval", time.Minute, "how often expired codes, tokens and sessions are deleted")
-	level := fs.String("log-level", "info", "debug, info, warn or error")
-	proxies := fs.String("trusted-proxies", "", "comma-separated CIDR prefixes of the proxies in front of the server (ingress, load balancer); "+
+	fs.StringVar(&f.postgresURL, servercontract.FlagPostgresURL, "", "PostgreSQL URL for storage type Postgres (default $"+servercontract.EnvPostgresURL+")")
+	fs.DurationVar(&f.gcInterval, servercontract.FlagGCInterval, time.Minute, "how often expired codes, tokens and sessions are deleted")
+	level := fs.String(servercontract.FlagLogLevel, "info", "debug, info, warn or error")
+	proxies := fs.String(servercontract.FlagTrustedProxies, "", "comma-separated CIDR prefixes of the proxies in front of the server (ingress, load balancer); "+
 		"only from them is the client address read from the forwarded header, which the login throttle keys on")
-	header := fs.String("forwarded-header", clientaddr.HeaderXForwardedFor, "the header the trusted proxies write the client address to: "+
+	header := fs.String(servercontract.FlagForwardedHeader, clientaddr.HeaderXForwardedFor, "the header the trusted proxies write the client address to: "+
 		clientaddr.HeaderXForwardedFor+" or "+clientaddr.HeaderForwarded+" (RFC 7239)")
-	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "PEM certificate (chain) to serve the public port with HTTPS; read again when it changes (needs --tls-key-file)")
-	fs.StringVar(&f.tlsKey, "tls-key-file", "", "PEM private key of --tls-cert-file")
+	fs.StringVar(&f.tlsCert, servercontract.FlagTLSCertFile, "", "PEM certificate (chain) to serve the public port with HTTPS; read again when it changes (needs --tls-key-file)")
+	fs.StringVar(&f.tlsKey, servercontract.FlagTLSKeyFile, "", "PEM private key of --tls-cert-file")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	}
 	f.namespace, f.name = ns, name
 	if f.postgresURL == "" {
-		f.postgresURL = os.Getenv(postgresURLEnv)
+		f.postgresURL = os.Getenv(servercontract.EnvPostgresURL)
 	}
 	for _, addr := range []string{f.listen, f.metricsListen} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -293,8 +293,8 @@ func (a *atomicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // startingOps answers health and readiness before the server exists.
 func startingOps(src *config.Kube) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+servercontract.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET "+servercontract.ReadyzPath, func(w http.ResponseWriter, _ *http.Request) {
 		msg := "waiting for the AuthorizationServer"
 		if err := src.Ready(); err != nil {
 			msg += ": " + err.Error()
@@ -329,7 +329,7 @@ func openStore(ctx context.Context, typ oauthv1.StorageType, postgresURL string)
 		return memory.New(), nil
 	case oauthv1.StoragePostgres:
 		if postgresURL == "" {
-			return nil, fmt.Errorf("storage type Postgres needs --postgres-url or $%s", postgresURLEnv)
+			return nil, fmt.Errorf("storage type Postgres needs --postgres-url or $%s", servercontract.EnvPostgresURL)
 		}
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()

@@ -22,12 +22,14 @@ import (
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/clientsecret"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
+	"github.com/gatehouse-dev/gatehouse/internal/servercontract"
 	"github.com/gatehouse-dev/gatehouse/internal/servingcert"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+	"log/slog"
 )
 
 func TestServerFlags(t *testing.T) {
-	t.Setenv(postgresURLEnv, "postgres://u:pw@127.0.0.1/db")
+	t.Setenv(servercontract.EnvPostgresURL, "postgres://u:pw@127.0.0.1/db")
 	f, err := parseServerFlags([]string{"--authorization-server", "auth-system/main"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +69,7 @@ func TestServerFlags(t *testing.T) {
 
 // The help text must not print the database password from the environment.
 func TestServerHelpHidesPostgresURL(t *testing.T) {
-	t.Setenv(postgresURLEnv, "postgres://u:hunter2@127.0.0.1/db")
+	t.Setenv(servercontract.EnvPostgresURL, "postgres://u:hunter2@127.0.0.1/db")
 	var out strings.Builder
 	_, _ = parseServerFlags([]string{"-h"}, &out)
 	if strings.Contains(out.String(), "hunter2") {
@@ -162,6 +164,31 @@ func TestServerCommand(t *testing.T) {
 	}
 }
 
+// The command reads every flag of the contract the operator writes: a
+// command line built from servercontract.Args parses back to the same
+// settings.
+func TestServerParsesTheContractsCommandLine(t *testing.T) {
+	args := servercontract.Args{
+		AuthorizationServer: "team/auth", Listen: ":8443", MetricsListen: ":9443", PostgresURL: "postgres://u@127.0.0.1/db",
+		TrustedProxies: "10.0.0.0/8", ForwardedHeader: "Forwarded", TLSCertFile: "/c.pem", TLSKeyFile: "/k.pem",
+		LogLevel: "debug", GCInterval: "2m",
+	}
+	line := args.CommandLine()
+	if line[0] != servercontract.Command {
+		t.Fatalf("command line %q", line)
+	}
+	f, err := parseServerFlags(line[1:], io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.namespace != "team" || f.name != "auth" || f.listen != args.Listen || f.metricsListen != args.MetricsListen ||
+		f.postgresURL != args.PostgresURL || f.tlsCert != args.TLSCertFile || f.tlsKey != args.TLSKeyFile ||
+		f.logLevel != slog.LevelDebug || f.gcInterval != 2*time.Minute ||
+		f.proxies.Header != "Forwarded" || len(f.proxies.Prefixes) != 1 {
+		t.Errorf("parsed %+v from %q", f, line)
+	}
+}
+
 // gatehouse dev passes the proxy settings on to its token server, checked
 // before anything starts.
 func TestDevFlagsTrustedProxies(t *testing.T) {
@@ -169,7 +196,7 @@ func TestDevFlagsTrustedProxies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(f.proxyArgs, " "); got != "--trusted-proxies 127.0.0.1/32 --forwarded-header X-Forwarded-For" {
+	if got := strings.Join(f.proxyArgs.CommandLine(), " "); got != "server --trusted-proxies 127.0.0.1/32 --forwarded-header X-Forwarded-For" {
 		t.Errorf("server arguments %q", got)
 	}
 	if _, err := parseDevFlags([]string{"--trusted-proxies", "localhost"}, io.Discard); !errors.Is(err, errUsage) {
