@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,18 +73,8 @@ func (s *Server) grantTokenExchange(ctx context.Context, req *tokenRequest) (*to
 		return nil, unauthorizedClient("the client has no spec.tokenExchange: it may not exchange tokens")
 	}
 	f := req.Form
-	switch {
-	case f.Get("subject_token") == "":
-		return nil, invalidRequest("subject_token is required")
-	case f.Get("subject_token_type") == "":
-		return nil, invalidRequest("subject_token_type is required")
-	case f.Get("actor_token") != "" && f.Get("actor_token_type") == "":
-		return nil, invalidRequest("actor_token_type is required with actor_token (RFC 8693 §2.1)")
-	case f.Get("actor_token") == "" && f.Get("actor_token_type") != "":
-		return nil, invalidRequest("actor_token_type was sent without actor_token")
-	}
-	if rt := f.Get("requested_token_type"); rt != "" && rt != TokenTypeAccessToken {
-		return nil, invalidRequest("requested_token_type " + formparse.SafeName(rt) + " cannot be issued; this server issues " + TokenTypeAccessToken)
+	if e := checkExchangeParams(f); e != nil {
+		return nil, e
 	}
 	audiences, e := parseAudiences(f["audience"])
 	if e != nil {
@@ -104,22 +95,9 @@ func (s *Server) grantTokenExchange(ctx context.Context, req *tokenRequest) (*to
 		}
 	}
 
-	// Scopes: never more than the subject token carried, and only what
-	// the client may request itself. Another issuer's token carries none
-	// of ours: a workload gets the client's scopes, except those about a
-	// person.
-	available := usableScopes(req.Snap, req.Client, subject.Scopes)
-	if subject.Foreign {
-		available = slices.DeleteFunc(usableScopes(req.Snap, req.Client, req.Client.AllowedScopes), oidc.IsBuiltin)
-	}
-	scopes := available
-	if len(req.Scopes) > 0 {
-		for _, sc := range req.Scopes {
-			if !slices.Contains(available, sc) {
-				return nil, invalidScope("scope " + formparse.SafeName(sc) + " is not among the subject token's scopes that this client may request; an exchange can only narrow the scope")
-			}
-		}
-		scopes = req.Scopes
+	scopes, e := exchangeScopes(req, subject)
+	if e != nil {
+		return nil, e
 	}
 	targets, e := resolveTargets(req.Snap, req.Client, nil, append(slices.Clip(audiences), req.Resources...))
 	if e != nil {
@@ -149,6 +127,45 @@ func (s *Server) grantTokenExchange(ctx context.Context, req *tokenRequest) (*to
 	resp := newTokenResponse(at, "", g.Scopes, req.Now)
 	resp.IssuedTokenType = TokenTypeAccessToken
 	return resp, nil
+}
+
+// checkExchangeParams checks the request's shape (RFC 8693 §2.1).
+func checkExchangeParams(f url.Values) *Error {
+	switch {
+	case f.Get("subject_token") == "":
+		return invalidRequest("subject_token is required")
+	case f.Get("subject_token_type") == "":
+		return invalidRequest("subject_token_type is required")
+	case f.Get("actor_token") != "" && f.Get("actor_token_type") == "":
+		return invalidRequest("actor_token_type is required with actor_token (RFC 8693 §2.1)")
+	case f.Get("actor_token") == "" && f.Get("actor_token_type") != "":
+		return invalidRequest("actor_token_type was sent without actor_token")
+	}
+	if rt := f.Get("requested_token_type"); rt != "" && rt != TokenTypeAccessToken {
+		return invalidRequest("requested_token_type " + formparse.SafeName(rt) + " cannot be issued; this server issues " + TokenTypeAccessToken)
+	}
+	return nil
+}
+
+// exchangeScopes decides the new token's scopes before targets narrow
+// them: never more than the subject token carried, and only what the
+// client may request itself, narrowed by scope. Another issuer's token
+// carries none of ours: a workload gets the client's scopes, except those
+// about a person.
+func exchangeScopes(req *tokenRequest, subject *exchangedToken) ([]string, *Error) {
+	available := usableScopes(req.Snap, req.Client, subject.Scopes)
+	if subject.Foreign {
+		available = slices.DeleteFunc(usableScopes(req.Snap, req.Client, req.Client.AllowedScopes), oidc.IsBuiltin)
+	}
+	if len(req.Scopes) == 0 {
+		return available, nil
+	}
+	for _, sc := range req.Scopes {
+		if !slices.Contains(available, sc) {
+			return nil, invalidScope("scope " + formparse.SafeName(sc) + " is not among the subject token's scopes that this client may request; an exchange can only narrow the scope")
+		}
+	}
+	return req.Scopes, nil
 }
 
 // exchangeActor decides the new token's act claim (RFC 8693 §4.1). The
