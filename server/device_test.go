@@ -46,6 +46,12 @@ func newDeviceServer(t *testing.T) (*testServer, *runningClock) {
 	t.Helper()
 	clk := &runningClock{}
 	ts := newTestServerWith(t, func(o *Options) { o.Now = clk.Now })
+	ts.addDeviceClients()
+	return ts, clk
+}
+
+// addDeviceClients registers the device clients.
+func (ts *testServer) addDeviceClients() {
 	grants := func(gs ...oauthv1.GrantType) map[oauthv1.GrantType]bool {
 		m := map[oauthv1.GrantType]bool{}
 		for _, g := range gs {
@@ -64,7 +70,6 @@ func newDeviceServer(t *testing.T) (*testServer, *runningClock) {
 			SecretHashes: secretHash(kioskSecret), RequirePKCE: true,
 		})
 	})
-	return ts, clk
 }
 
 func (ts *testServer) tvConfig(scopes ...string) *oauth2.Config {
@@ -570,5 +575,34 @@ func TestUserCodes(t *testing.T) {
 	}
 	if displayUserCode("WDJBMJHT") != "WDJB-MJHT" {
 		t.Error("displayUserCode")
+	}
+}
+
+// TestDeviceApprovalWithUpstreamLogin: the person approving a device may
+// log in through an upstream OpenID Provider (here a second Gatehouse),
+// like any login; the device's tokens are for the upstream's person.
+func TestDeviceApprovalWithUpstreamLogin(t *testing.T) {
+	f := newFederation(t)
+	f.a.addDeviceClients()
+	cfg := f.a.tvConfig("openid", "orders:read")
+	da, err := cfg.DeviceAuth(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newFederatedBrowser(t, f)
+	_, page := b.get(da.VerificationURIComplete)
+	form := hiddenFields(page)
+	form.Set("user_code", da.UserCode)
+	resp, _ := b.post(f.a.URL+endpoints.DevicePath, form)
+	resp, page = f.run(t, b, location(t, resp).String(), false)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Orders TV on your device is now signed in") {
+		t.Fatalf("after the upstream login and the consent: %d\n%s", resp.StatusCode, page)
+	}
+	tok, err := cfg.DeviceAccessToken(ctx(t), da)
+	if err != nil {
+		t.Fatalf("DeviceAccessToken: %v", err)
+	}
+	if sub, _ := jwtPayload(t, tok.AccessToken)["sub"].(string); !strings.HasPrefix(sub, "idp:corp:") {
+		t.Errorf("the device's token is for %q, want the upstream's person", sub)
 	}
 }
