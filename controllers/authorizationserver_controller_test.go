@@ -389,6 +389,19 @@ func TestAuthorizationServerRuntime(t *testing.T) {
 		{appNS, "list", oauthv1.GroupVersion.Group, "scopes", "", false},
 		{ns, "get", "", "configmaps", keyset.JWKSConfigMapName("ha"), false},
 		{ns, "create", "", "pods", "", false},
+		// It carries out its SessionRevocations and records what it did.
+		{ns, "watch", oauthv1.GroupVersion.Group, "sessionrevocations", "", true},
+		{ns, "patch", oauthv1.GroupVersion.Group, "sessionrevocations/status", "x", true},
+		{ns, "update", oauthv1.GroupVersion.Group, "sessionrevocations", "x", false},
+		{ns, "create", oauthv1.GroupVersion.Group, "sessionrevocations", "", false},
+		{appNS, "list", oauthv1.GroupVersion.Group, "sessionrevocations", "", false},
+		{appNS, "patch", oauthv1.GroupVersion.Group, "sessionrevocations/status", "x", false},
+		// It reports failed back-channel logout deliveries as Events on
+		// the OAuthClient, in its namespace, and reads none.
+		{appNS, "create", "events.k8s.io", "events", "", true},
+		{appNS, "patch", "events.k8s.io", "events", "x", true},
+		{appNS, "list", "events.k8s.io", "events", "", false},
+		{appNS, "create", "", "events", "", false},
 	} {
 		t.Run(fmt.Sprintf("%s %s %s/%s in %q", tc.verb, tc.resource, tc.group, tc.name, tc.ns), func(t *testing.T) {
 			res, sub, _ := strings.Cut(tc.resource, "/")

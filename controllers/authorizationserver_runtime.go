@@ -301,11 +301,20 @@ func proxyArgs(n oauthv1.NetworkSpec) servercontract.Args {
 
 func ptrQuantity(q resource.Quantity) *resource.Quantity { return &q }
 
+// The operator holds what it grants the token server (RBAC forbids
+// granting more than one has):
+// +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=sessionrevocations,verbs=get;list;watch
+// +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=sessionrevocations/status,verbs=get;patch
+
 // reconcileRBAC gives the token server read access to exactly what it
 // serves from: this server and its Scopes, its keys Secret, users Secret
 // and identity providers' Secrets (by name), and OAuthClients, which hold
 // only secret hashes. It cannot read any other Secret, in its namespace or
-// in the apps'.
+// in the apps'. It writes two things only: the status of the
+// SessionRevocations in its namespace, which it carries out, and Events
+// (events.k8s.io, create and patch, no reads), which report a client's
+// failed back-channel logout deliveries on that OAuthClient, in the
+// client's namespace.
 func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *oauthv1.AuthorizationServer) error {
 	name := ServerObjectName(srv)
 	read := []string{"get", "list", "watch"}
@@ -337,7 +346,8 @@ func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *
 		{role, func() error {
 			role.Labels = serverLabels(srv, role.Labels)
 			role.Rules = []rbacv1.PolicyRule{
-				{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"authorizationservers", "scopes"}, Verbs: read},
+				{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"authorizationservers", "scopes", "sessionrevocations"}, Verbs: read},
+				{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"sessionrevocations/status"}, Verbs: []string{"patch"}},
 				{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: secrets, Verbs: read},
 			}
 			return owned(role)
@@ -352,6 +362,7 @@ func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *
 			cr.Labels = clusterLabels(srv, cr.Labels)
 			cr.Rules = []rbacv1.PolicyRule{
 				{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"oauthclients"}, Verbs: read},
+				{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 			}
 			return nil
 		}},

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"net/http"
+	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -120,4 +123,38 @@ func TestTokenExchangeWorkloadTokens(t *testing.T) {
 	ts.srv.saIssuer = nil
 	_, err = exchange(t, broker, exchangeRequest{subject: f.cluster.sign(t, f.serviceAccountToken(), nil), subjectType: TokenTypeJWT})
 	assertExchangeError(t, err, ErrInvalidRequest, "issuer is not one")
+}
+
+// A workload with no secret anywhere exchanges: shop.worker authenticates
+// with its projected service-account token (a client assertion) and
+// trades a person's token sent to the API it serves for one to call
+// another API on their behalf.
+func TestTokenExchangeBySecretlessClient(t *testing.T) {
+	f := newAssertionFixture(t)
+	ts := f.ts
+	withInventoryAPI(ts)
+	ts.update(func(s *config.Snapshot) {
+		c := *s.Clients.Get(saClientID)
+		c.GrantTypes = map[oauthv1.GrantType]bool{oauthv1.GrantTokenExchange: true}
+		c.AllowedScopes = []string{"orders:read", "inventory:read"}
+		c.TokenExchange = &config.TokenExchange{SubjectTokens: []config.ExchangeableToken{
+			{Type: oauthv1.ExchangeAccessToken, Audiences: []string{ordersAPI}}}}
+		s.Clients = s.Clients.With(&c)
+		w := *s.Clients.Get(webClientID)
+		w.AllowedScopes = append(slices.Clone(w.AllowedScopes), "inventory:read")
+		s.Clients = s.Clients.With(&w)
+	})
+	user := userToken(t, ts, "orders:read", "inventory:read")
+	resp, body := f.post(t, "/token", saClientID, f.cluster.sign(t, f.serviceAccountToken(), nil), url.Values{
+		"grant_type": {string(oauthv1.GrantTokenExchange)}, "subject_token": {user.AccessToken},
+		"subject_token_type": {TokenTypeAccessToken}, "resource": {inventoryAPI}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("exchange by a client authenticated with its service-account token: %d %v", resp.StatusCode, body)
+	}
+	c := claimsOf(t, ts, body["access_token"].(string))
+	aud, _ := c.GetAudience()
+	if c["sub"] != testSubject || c["client_id"] != saClientID || !slices.Equal(aud, []string{inventoryAPI}) ||
+		actOf(c) != `{"sub":"client:`+saClientID+`"}` || body["issued_token_type"] != TokenTypeAccessToken {
+		t.Fatalf("claims %v, response %v", c, body)
+	}
 }

@@ -136,6 +136,7 @@ func TestDefaultsMatchCRD(t *testing.T) {
 		return v
 	}
 	srv, issuer := &oauthv1.AuthorizationServer{}, &oauthv1.TrustedIssuer{}
+	recheckInterval, recheckGrace := (&oauthv1.IdentityProvider{}).RecheckTiming()
 	for _, c := range []struct {
 		path string
 		got  time.Duration
@@ -148,6 +149,8 @@ func TestDefaultsMatchCRD(t *testing.T) {
 		{".spec.signing.prepublishPeriod", srv.PrepublishPeriod()},
 		{".spec.workloadIdentity.serviceAccountTokens.maxTokenLifetime", srv.ServiceAccountTokenMaxLifetime()},
 		{".spec.workloadIdentity.trustedIssuers[].maxTokenLifetime", issuer.TokenMaxLifetime()},
+		{".spec.identityProviders[].recheck.interval", recheckInterval},
+		{".spec.identityProviders[].recheck.gracePeriod", recheckGrace},
 	} {
 		if want := duration(servers, c.path); c.got != want {
 			t.Errorf("AuthorizationServer %s: accessor gives %s, CRD default %s", c.path, c.got, want)

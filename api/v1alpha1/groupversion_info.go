@@ -1,5 +1,5 @@
-// Package v1alpha1 holds the Gatehouse API: AuthorizationServer, OAuthClient
-// and Scope in the oauth.gatehouse.dev group.
+// Package v1alpha1 holds the Gatehouse API: AuthorizationServer, OAuthClient,
+// Scope and SessionRevocation in the oauth.gatehouse.dev group.
 //
 // +kubebuilder:object:generate=true
 // +groupName=oauth.gatehouse.dev
@@ -27,6 +27,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&AuthorizationServer{}, &AuthorizationServerList{},
 		&OAuthClient{}, &OAuthClientList{},
 		&Scope{}, &ScopeList{},
+		&SessionRevocation{}, &SessionRevocationList{},
 	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil

@@ -1,5 +1,11 @@
 package v1alpha1
 
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
 // IdentityProvider is an upstream source of the people who log in: an
 // OpenID Provider (the company's Okta, Entra ID, Keycloak, another
 // Gatehouse…) or an LDAP directory. The token server calls it only while a
@@ -42,6 +48,71 @@ type IdentityProvider struct {
 	//
 	// +optional
 	LDAP *LDAPIdentityProvider `json:"ldap,omitempty"`
+
+	// Recheck asks the provider again, at refresh, whether the person may
+	// still sign in, so that someone removed or disabled upstream loses
+	// access within minutes instead of when their refresh token expires.
+	//
+	// +kubebuilder:default={}
+	// +optional
+	Recheck UpstreamRecheck `json:"recheck,omitempty"`
+}
+
+// UpstreamRecheck is how often a refresh asks the identity provider about
+// the person again. LDAP: the person's entry is searched for with
+// userSearch's filter (so an entry that is gone, or no longer matches the
+// filter, e.g. a disabled account, is refused) and their groups are read
+// again. OpenID Connect: the provider's refresh token from the person's
+// login is used (this server asks for offline_access when the provider
+// offers it); a refused refresh token refuses the person, and the new ID
+// token's (or userinfo's) claims update their groups. A provider that
+// issued no refresh token cannot be asked: its people are not re-checked.
+type UpstreamRecheck struct {
+	// Interval: a refresh asks the provider when its last answer about
+	// the person is older than this. Between 1m and 24h; 0s turns
+	// re-checks off (people keep access until their refresh token
+	// expires, whatever happens upstream). Default 10m.
+	//
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="interval must be a duration such as 10m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self) == duration('0s') || (duration(self) >= duration('1m') && duration(self) <= duration('24h'))",message="interval must be 0s (off) or between 1m and 24h"
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// GracePeriod: while the provider cannot be reached, refreshes go on
+	// with its last answer until that answer is this old; after that
+	// they are refused (temporarily_unavailable) until the provider
+	// answers again. At most 72h; one shorter than the interval counts as
+	// the interval. Default 1h.
+	//
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="gracePeriod must be a duration such as 1h"
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self) <= duration('72h')",message="gracePeriod must be at most 72h"
+	// +optional
+	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+}
+
+// Default re-check timing of an identity provider (UpstreamRecheck).
+const (
+	DefaultRecheckInterval    = 10 * time.Minute
+	DefaultRecheckGracePeriod = time.Hour
+)
+
+// RecheckTiming is the provider's re-check interval (0: off) and grace
+// period, defaults filled in.
+func (p *IdentityProvider) RecheckTiming() (interval, grace time.Duration) {
+	interval, grace = DefaultRecheckInterval, DefaultRecheckGracePeriod
+	if d := p.Recheck.Interval; d != nil {
+		interval = d.Duration
+	}
+	if d := p.Recheck.GracePeriod; d != nil {
+		grace = d.Duration
+	}
+	return interval, max(grace, interval)
 }
 
 // OIDCIdentityProvider is an upstream OpenID Provider, found by discovery

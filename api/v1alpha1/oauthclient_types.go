@@ -314,6 +314,16 @@ type OAuthClientSpec struct {
 	// +optional
 	PostLogoutRedirectURIs []RedirectURI `json:"postLogoutRedirectURIs,omitempty"`
 
+	// BackchannelLogout has the server tell the app when a person's
+	// session here ends (OpenID Connect Back-Channel Logout 1.0): their
+	// own sign-out, an administrator's SessionRevocation, their removal
+	// from the users Secret or an identity provider. The server POSTs a
+	// signed logout token to the URI, from its back end, and retries
+	// with backoff while the app does not answer.
+	//
+	// +optional
+	BackchannelLogout *BackchannelLogout `json:"backchannelLogout,omitempty"`
+
 	// GrantTypes the client may use. Default [authorization_code].
 	// urn:ietf:params:oauth:grant-type:device_code is the device
 	// authorization grant (RFC 8628), for command lines and devices that
@@ -403,6 +413,29 @@ type OAuthClientSpec struct {
 	//
 	// +optional
 	SecretRotation *SecretRotation `json:"secretRotation,omitempty"`
+}
+
+// BackchannelLogout is where and how an app receives logout tokens
+// (OpenID Connect Back-Channel Logout 1.0 §2.2).
+type BackchannelLogout struct {
+	// URI receives the logout tokens (backchannel_logout_uri): an
+	// absolute https URL without a fragment; http only on loopback hosts
+	// (127.0.0.1, [::1], localhost), for development.
+	//
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && size(url(self).getHost()) > 0",message="uri must be an absolute URL with a host, e.g. https://app.example.com/backchannel-logout"
+	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['127.0.0.1', '::1', 'localhost'])",message="uri must use https; http is allowed only on loopback hosts (127.0.0.1, [::1], localhost)"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="uri must not have a fragment (Back-Channel Logout 1.0 §2.2)"
+	URI string `json:"uri"`
+
+	// SessionRequired says the app needs the session ID (sid) in every
+	// logout token (backchannel_logout_session_required). Such an app is
+	// not sent the logout tokens that have none: an administrator's
+	// logout of a person's grants held outside any browser session.
+	//
+	// +optional
+	SessionRequired bool `json:"sessionRequired,omitempty"`
 }
 
 // ServerReference points at an AuthorizationServer.

@@ -90,6 +90,14 @@ type AuthRequest struct {
 	// request is the person's approval of, on the /device page; empty
 	// for a request from /authorize, which has a RedirectURI instead.
 	Device string
+
+	// ResponseMode is how the response goes back to the client: "" for
+	// the redirect's query, or form_post (OAuth 2.0 Form Post Response
+	// Mode).
+	ResponseMode string
+	// Claims is the request's claims parameter (OpenID Connect Core
+	// §5.5), JSON; empty without one.
+	Claims string
 }
 
 // AuthCode is an issued authorization code, stored under HashToken(code).
@@ -109,6 +117,9 @@ type AuthCode struct {
 	// Nonce and SessionID go into the ID token (Core §3.1.3.6).
 	Nonce     string
 	SessionID string
+	// Claims is the authorization request's claims parameter (Core
+	// §5.5), for the tokens the code is exchanged for.
+	Claims string
 
 	// Set by RedeemCode: what the redemption issued.
 	RedeemedAt *time.Time
@@ -230,6 +241,7 @@ type Store interface {
 	AssertionStore
 	DeviceStore
 	SessionStore
+	PushedRequestStore
 
 	// Authorization requests between /authorize and the redirect back.
 	CreateAuthRequest(ctx context.Context, r AuthRequest) error

@@ -30,6 +30,7 @@ type Store struct {
 	rechecks   map[string]time.Time
 	assertions map[string]time.Time // used client assertions' expiry, by AssertionID
 	devices    deviceAuthorizations
+	pushed     map[string]storage.PushedRequest
 }
 
 // family is what the store knows of a refresh-token family as a whole. A
@@ -57,6 +58,7 @@ func New() *Store {
 		rechecks:     map[string]time.Time{},
 		assertions:   map[string]time.Time{},
 		devices:      newDeviceAuthorizations(),
+		pushed:       map[string]storage.PushedRequest{},
 	}
 }
 
@@ -391,6 +393,7 @@ func (s *Store) DeleteExpired(_ context.Context, now time.Time) (int, error) {
 	deleteExpired(s.rechecks, now, func(until time.Time) time.Time { return until }) // claims are not objects
 	n += deleteExpired(s.assertions, now, func(exp time.Time) time.Time { return exp })
 	n += s.deleteExpiredDevices(now)
+	n += deleteExpired(s.pushed, now, func(r storage.PushedRequest) time.Time { return r.ExpiresAt })
 	// A family outlives its tokens (its expiry is their latest), so no
 	// live token loses its family here.
 	deleteExpired(s.families, now, func(f *family) time.Time { return f.expiresAt })

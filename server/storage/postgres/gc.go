@@ -15,7 +15,7 @@ const gcBatch = 5000
 // deletes refresh tokens before their families.
 var expiringTables = []string{
 	"auth_requests", "auth_codes", "refresh_tokens", "revoked_access_tokens", "consents", "sessions", "identities", "used_assertions",
-	"logout_deliveries",
+	"logout_deliveries", "pushed_requests",
 }
 
 // DeleteExpired implements storage.Store. Family rows are internal and not

@@ -136,10 +136,10 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO auth_requests
 		(id, client_id, redirect_uri, scopes, state, code_challenge, code_challenge_method, subject, auth_time, expires_at,
-		nonce, login_hint, force_consent, session_id, resources, device)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		nonce, login_hint, force_consent, session_id, resources, device, response_mode, claims)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		r.ID, r.ClientID, r.RedirectURI, scopes(r.Scopes), r.State, r.CodeChallenge, r.CodeChallengeMethod, r.Subject, r.AuthTime, r.ExpiresAt,
-		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID, scopes(r.Resources), r.Device)
+		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID, scopes(r.Resources), r.Device, r.ResponseMode, r.Claims)
 	switch {
 	case isUniqueViolation(err):
 		return storage.ErrAlreadyExists
@@ -153,10 +153,10 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 func (s *Store) GetAuthRequest(ctx context.Context, id string, now time.Time) (storage.AuthRequest, error) {
 	var r storage.AuthRequest
 	err := s.pool.QueryRow(ctx, `SELECT id, client_id, redirect_uri, scopes, state, code_challenge, code_challenge_method, subject, auth_time, expires_at,
-		nonce, login_hint, force_consent, session_id, resources, device
+		nonce, login_hint, force_consent, session_id, resources, device, response_mode, claims
 		FROM auth_requests WHERE id = $1 AND expires_at > $2`, id, now).
 		Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.Scopes, &r.State, &r.CodeChallenge, &r.CodeChallengeMethod, &r.Subject, &r.AuthTime, &r.ExpiresAt,
-			&r.Nonce, &r.LoginHint, &r.ForceConsent, &r.SessionID, &r.Resources, &r.Device)
+			&r.Nonce, &r.LoginHint, &r.ForceConsent, &r.SessionID, &r.Resources, &r.Device, &r.ResponseMode, &r.Claims)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return storage.AuthRequest{}, storage.ErrNotFound
@@ -174,10 +174,11 @@ func (s *Store) UpdateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 	tag, err := s.pool.Exec(ctx, `UPDATE auth_requests SET
 		client_id = $2, redirect_uri = $3, scopes = $4, state = $5, code_challenge = $6,
 		code_challenge_method = $7, subject = $8, auth_time = $9, expires_at = $10,
-		nonce = $11, login_hint = $12, force_consent = $13, session_id = $14, resources = $15, device = $16
+		nonce = $11, login_hint = $12, force_consent = $13, session_id = $14, resources = $15, device = $16,
+		response_mode = $17, claims = $18
 		WHERE id = $1`,
 		r.ID, r.ClientID, r.RedirectURI, scopes(r.Scopes), r.State, r.CodeChallenge, r.CodeChallengeMethod, r.Subject, r.AuthTime, r.ExpiresAt,
-		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID, scopes(r.Resources), r.Device)
+		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID, scopes(r.Resources), r.Device, r.ResponseMode, r.Claims)
 	switch {
 	case err != nil:
 		return wrap("update auth request", err)
@@ -205,10 +206,10 @@ func (s *Store) CreateCode(ctx context.Context, c storage.AuthCode) error {
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO auth_codes
 		(hash, client_id, redirect_uri, scopes, subject, auth_time, code_challenge, code_challenge_method, expires_at, nonce, session_id,
-		resources)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		resources, claims)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		c.Hash, c.ClientID, c.RedirectURI, scopes(c.Scopes), c.Subject, c.AuthTime, c.CodeChallenge, c.CodeChallengeMethod, c.ExpiresAt,
-		c.Nonce, c.SessionID, scopes(c.Resources))
+		c.Nonce, c.SessionID, scopes(c.Resources), c.Claims)
 	switch {
 	case isUniqueViolation(err):
 		return storage.ErrAlreadyExists
@@ -220,14 +221,14 @@ func (s *Store) CreateCode(ctx context.Context, c storage.AuthCode) error {
 
 const codeColumns = `hash, client_id, redirect_uri, scopes, subject, auth_time, code_challenge, code_challenge_method,
 	expires_at, redeemed_at, issued_access_token_id, issued_access_token_expires_at, issued_refresh_family_id, nonce, session_id,
-	resources`
+	resources, claims`
 
 // scanCode reads codeColumns, then any extra columns into extra.
 func scanCode(row pgx.Row, extra ...any) (storage.AuthCode, error) {
 	var c storage.AuthCode
 	dest := append([]any{&c.Hash, &c.ClientID, &c.RedirectURI, &c.Scopes, &c.Subject, &c.AuthTime, &c.CodeChallenge, &c.CodeChallengeMethod,
 		&c.ExpiresAt, &c.RedeemedAt, &c.Issued.AccessTokenID, &c.Issued.AccessTokenExpiresAt, &c.Issued.RefreshFamilyID, &c.Nonce, &c.SessionID,
-		&c.Resources},
+		&c.Resources, &c.Claims},
 		extra...)
 	err := row.Scan(dest...)
 	return c, err

@@ -99,6 +99,12 @@ func TestTwoInstancesUseAssertion(t *testing.T) {
 	storagetest.RaceUseAssertion(t, open(t, url), open(t, url))
 }
 
+// A request_uri used at two replicas at once is honoured by one.
+func TestTwoInstancesConsumePushedRequest(t *testing.T) {
+	url := testpg.Get(t).NewDatabase(t)
+	storagetest.RaceConsumePushedRequest(t, open(t, url), open(t, url))
+}
+
 // Replicas that start together on an empty database all come up, and each
 // migration is applied once.
 func TestConcurrentMigration(t *testing.T) {

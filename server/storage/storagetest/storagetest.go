@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Identities", func(t *testing.T) { testIdentities(t, newStore(t)) })
 	t.Run("Assertions", func(t *testing.T) { testAssertions(t, newStore(t)) })
 	t.Run("DeviceAuthorizations", func(t *testing.T) { testDevices(t, newStore) })
+	t.Run("PushedRequests", func(t *testing.T) { testPushedRequests(t, newStore(t)) })
 	t.Run("InvalidInput", func(t *testing.T) { testInvalidInput(t, newStore(t)) })
 	t.Run("DeleteExpired", func(t *testing.T) { testDeleteExpired(t, newStore(t)) })
 	t.Run("Ping", func(t *testing.T) {
@@ -73,6 +74,10 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("ConcurrentUseAssertion", func(t *testing.T) {
 		s := newStore(t)
 		RaceUseAssertion(t, s, s)
+	})
+	t.Run("ConcurrentConsumePushedRequest", func(t *testing.T) {
+		s := newStore(t)
+		RaceConsumePushedRequest(t, s, s)
 	})
 }
 
@@ -120,6 +125,8 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 		Nonce:               "n-0S6_WzA2Mj",
 		LoginHint:           "alice@example.com",
 		ForceConsent:        true,
+		ResponseMode:        "form_post",
+		Claims:              `{"id_token":{"email":{"essential":true}}}`,
 	}
 	must(t, "CreateAuthRequest", s.CreateAuthRequest(ctx, r))
 	wantErr(t, "CreateAuthRequest again", s.CreateAuthRequest(ctx, r), storage.ErrAlreadyExists)
@@ -138,6 +145,7 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 	// Login fills in the subject.
 	r.Subject, r.AuthTime, r.SessionID = "alice", t0.Add(time.Minute), "sid-1"
 	r.Resources = []string{"https://orders.example"}
+	r.ResponseMode, r.Claims = "", `{"userinfo":{"name":null}}`
 	must(t, "UpdateAuthRequest", s.UpdateAuthRequest(ctx, r))
 	got, err = s.GetAuthRequest(ctx, r.ID, t0.Add(time.Minute))
 	must(t, "GetAuthRequest after update", err)
@@ -168,7 +176,7 @@ func assertAuthRequest(t *testing.T, got, want storage.AuthRequest) {
 		got.CodeChallenge != want.CodeChallenge || got.CodeChallengeMethod != want.CodeChallengeMethod ||
 		got.Subject != want.Subject || !sameTime(got.AuthTime, want.AuthTime) || !sameTime(got.ExpiresAt, want.ExpiresAt) ||
 		got.Nonce != want.Nonce || got.LoginHint != want.LoginHint || got.ForceConsent != want.ForceConsent || got.SessionID != want.SessionID ||
-		got.Device != want.Device {
+		got.Device != want.Device || got.ResponseMode != want.ResponseMode || got.Claims != want.Claims {
 		t.Fatalf("auth request:\n got %+v\nwant %+v", got, want)
 	}
 }
@@ -188,6 +196,7 @@ func newCode(t testing.TB, name string) (string, storage.AuthCode) {
 		ExpiresAt:           t0.Add(time.Minute),
 		Nonce:               "n-" + name,
 		SessionID:           "sid-" + name,
+		Claims:              `{"userinfo":{"email":{"essential":true}}}`,
 	}
 }
 
@@ -210,7 +219,7 @@ func testCodes(t *testing.T, s storage.Store) {
 	if got.Hash != c.Hash || got.ClientID != c.ClientID || got.RedirectURI != c.RedirectURI ||
 		!slices.Equal(got.Scopes, c.Scopes) || !slices.Equal(got.Resources, c.Resources) || got.Subject != c.Subject || !sameTime(got.AuthTime, c.AuthTime) ||
 		got.CodeChallenge != c.CodeChallenge || got.CodeChallengeMethod != c.CodeChallengeMethod ||
-		!sameTime(got.ExpiresAt, c.ExpiresAt) || got.Nonce != c.Nonce || got.SessionID != c.SessionID {
+		!sameTime(got.ExpiresAt, c.ExpiresAt) || got.Nonce != c.Nonce || got.SessionID != c.SessionID || got.Claims != c.Claims {
 		t.Fatalf("RedeemCode returned\n %+v\nwant the stored code\n %+v", got, c)
 	}
 	if !sameTimePtr(got.RedeemedAt, &redeemAt) {
@@ -619,6 +628,9 @@ func testInvalidInput(t *testing.T, s storage.Store) {
 		"session without ID":             s.CreateSession(ctx, storage.Session{Hash: "h", ExpiresAt: exp}),
 		"session without expiry":         s.CreateSession(ctx, storage.Session{Hash: "h", ID: "sid"}),
 		"update auth request without ID": s.UpdateAuthRequest(ctx, storage.AuthRequest{ExpiresAt: exp}),
+		"pushed request without hash":    s.CreatePushedRequest(ctx, storage.PushedRequest{ClientID: "c", ExpiresAt: exp}),
+		"pushed request without client":  s.CreatePushedRequest(ctx, storage.PushedRequest{Hash: "h", ExpiresAt: exp}),
+		"pushed request without expiry":  s.CreatePushedRequest(ctx, storage.PushedRequest{Hash: "h", ClientID: "c"}),
 	} {
 		wantErr(t, name, err, storage.ErrInvalid)
 	}
@@ -638,6 +650,8 @@ func testInvalidInput(t *testing.T, s storage.Store) {
 	wantErr(t, "GetConsent", err, storage.ErrNotFound)
 	_, err = s.GetSession(ctx, "h", t0)
 	wantErr(t, "GetSession", err, storage.ErrNotFound)
+	_, err = s.ConsumePushedRequest(ctx, "h", t0)
+	wantErr(t, "ConsumePushedRequest", err, storage.ErrNotFound)
 
 	// A rotation to an invalid successor leaves the old token unrotated.
 	must(t, "CreateRefreshToken", s.CreateRefreshToken(ctx, rt))
@@ -675,6 +689,7 @@ func testDeleteExpired(t *testing.T, s storage.Store) {
 		must(t, "SaveConsent", s.SaveConsent(ctx, storage.Consent{Subject: "alice", ClientID: "c-" + sfx, Scopes: []string{"openid"}, GrantedAt: t0, ExpiresAt: exp}))
 		must(t, "CreateSession", s.CreateSession(ctx, newSession(t, "s-"+sfx, "alice", exp)))
 		must(t, "UseAssertion", s.UseAssertion(ctx, storage.AssertionID("c", "jti-"+sfx), exp, t0))
+		must(t, "CreatePushedRequest", s.CreatePushedRequest(ctx, storage.PushedRequest{Hash: storage.HashToken(token(t, "par-"+sfx)), ClientID: "c", ExpiresAt: exp}))
 	}
 	// A rotated pair in one family: both expire with the family.
 	_, r1 := newRefreshToken(t, "chain-1", "fam-chain")
@@ -694,7 +709,7 @@ func testDeleteExpired(t *testing.T, s storage.Store) {
 
 	n, err := s.DeleteExpired(ctx, cut)
 	must(t, "DeleteExpired", err)
-	if want := 9; n != want { // 7 kinds + the rotated pair
+	if want := 10; n != want { // 8 kinds + the rotated pair
 		t.Fatalf("DeleteExpired removed %d objects, want %d", n, want)
 	}
 	n, err = s.DeleteExpired(ctx, cut)
@@ -723,6 +738,8 @@ func testDeleteExpired(t *testing.T, s storage.Store) {
 	_, err = s.GetSession(ctx, storage.HashToken(token(t, "s-1")), cut)
 	must(t, "GetSession live", err)
 	wantErr(t, "UseAssertion live", s.UseAssertion(ctx, storage.AssertionID("c", "jti-1"), live, cut), storage.ErrAssertionReplayed)
+	_, err = s.ConsumePushedRequest(ctx, storage.HashToken(token(t, "par-1")), t0)
+	must(t, "ConsumePushedRequest live", err)
 
 	// The expired ones are gone even to a reader with an old clock.
 	_, err = s.GetAuthRequest(ctx, "req-0", t0)
