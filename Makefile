@@ -22,6 +22,12 @@ CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM := $(BIN)/helm-$(HELM_VERSION)
 CRD_REF_DOCS := $(BIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
+# Prometheus and promtool, for the alert and dashboard tests (test/monitoring);
+# the version is pinned in hack/prometheus.sh.
+PROMETHEUS_VERSION := $(shell awk -F= '$$1 == "VERSION" {print $$2}' hack/prometheus.sh)
+PROMTOOL := $(BIN)/promtool-$(PROMETHEUS_VERSION)
+PROMETHEUS := $(BIN)/prometheus-$(PROMETHEUS_VERSION)
+export PROMTOOL PROMETHEUS
 # oauth2-proxy, the relying party the e2e suite puts in front of an app;
 # the version is pinned in hack/oauth2-proxy.sh.
 OAUTH2_PROXY := $(BIN)/oauth2-proxy-$(shell awk -F= '$$1 == "VERSION" {print $$2}' hack/oauth2-proxy.sh)
@@ -106,7 +112,7 @@ ENVTEST_PREREQ :=
 endif
 
 .PHONY: test
-test: lint $(ENVTEST_PREREQ) $(HELM) $(OAUTH2_PROXY) $(OPENID_CLIENT) ## Run lint and every test (unit, envtest, storage, chart, e2e; both Go modules).
+test: lint $(ENVTEST_PREREQ) $(HELM) $(OAUTH2_PROXY) $(OPENID_CLIENT) $(PROMTOOL) $(PROMETHEUS) ## Run lint and every test (unit, envtest, storage, chart, alerts, dashboard, e2e; both Go modules).
 	@echo "test: go test ./... (KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS)"
 	go test $(GO_TEST_FLAGS) ./...
 	@$(MAKE) -s test-resourceserver
@@ -243,6 +249,12 @@ $(GOLANGCI_LINT):
 	@echo "tools: building golangci-lint $(GOLANGCI_LINT_VERSION) into bin/ (about 4 CPU-minutes the first time)"
 	@GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	@mv $(BIN)/golangci-lint $@
+
+$(PROMTOOL):
+	@hack/prometheus.sh promtool
+
+$(PROMETHEUS):
+	@hack/prometheus.sh prometheus
 
 ##@ Cluster
 

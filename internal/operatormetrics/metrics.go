@@ -40,4 +40,9 @@ const (
 
 func init() {
 	metrics.Registry.MustRegister(KeysRotated, ClientSecrets, ReconcileErrors)
+	// Every event exists at zero from the start, so that the first secret
+	// generated already shows in increase() and rate().
+	for _, e := range []string{SecretGenerated, SecretAdopted, SecretRotated} {
+		ClientSecrets.WithLabelValues(e)
+	}
 }

@@ -169,7 +169,7 @@ func TestHelmTemplate(t *testing.T) {
 				t.Error("no resource requests")
 			}
 			checkWritableTmp(t, dep)
-			if kinds(objs)["ServiceMonitor"] || kinds(objs)["AuthorizationServer"] {
+			if kinds(objs)["ServiceMonitor"] || kinds(objs)["AuthorizationServer"] || kinds(objs)["PrometheusRule"] || kinds(objs)["ConfigMap"] {
 				t.Errorf("optional objects rendered by default: %v", kinds(objs))
 			}
 		}},
@@ -181,6 +181,8 @@ operator:
   logLevel: debug
 serviceAccount: {name: gh-op, annotations: {team: platform}}
 metrics: {serviceMonitor: {enabled: true, labels: {release: prom}}}
+alerts: {enabled: true, labels: {release: prom}, ruleLabels: {team: identity}}
+dashboards: {enabled: true, namespace: monitoring}
 authorizationServer:
   create: true
   name: main
@@ -206,6 +208,19 @@ authorizationServer:
 			if fmt.Sprint(nested(t, sm, "metadata", "labels", "release")) != "prom" {
 				t.Errorf("ServiceMonitor labels: %v", sm.GetLabels())
 			}
+			// The token servers' ServiceMonitor looks where the operator
+			// watches.
+			servers := find(t, objs, "ServiceMonitor", "gh-gatehouse-token-servers")
+			if got := fmt.Sprint(nested(t, servers, "spec", "namespaceSelector", "matchNames")); got != "[auth shop]" {
+				t.Errorf("token-server ServiceMonitor namespaces %s, want [auth shop]", got)
+			}
+			rule := find(t, objs, "PrometheusRule", "")
+			if fmt.Sprint(nested(t, rule, "metadata", "labels", "release")) != "prom" || !strings.Contains(fmt.Sprint(rule.Object["spec"]), "team:identity") {
+				t.Errorf("PrometheusRule labels %v or its rules' labels", rule.GetLabels())
+			}
+			if cm := find(t, objs, "ConfigMap", "gh-gatehouse-dashboards"); cm.GetNamespace() != "monitoring" || cm.GetLabels()["grafana_dashboard"] != "1" {
+				t.Errorf("dashboard ConfigMap %s/%s labels %v", cm.GetNamespace(), cm.GetName(), cm.GetLabels())
+			}
 		}},
 		{name: "no metrics service, existing service account", values: `
 serviceAccount: {create: false, name: existing-sa}
@@ -225,9 +240,12 @@ metrics: {service: {enabled: false}}
 			ns := newNamespace(t, cp)
 			objs := render(t, ns, tc.values)
 			tc.check(t, objs)
-			// The API server has no ServiceMonitor CRD; everything else must
-			// pass its validation.
-			objs = slices.DeleteFunc(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == "ServiceMonitor" })
+			// The API server has no prometheus-operator CRDs; everything
+			// else must pass its validation. The dashboard's namespace is
+			// not the test's.
+			objs = slices.DeleteFunc(objs, func(o *unstructured.Unstructured) bool {
+				return o.GetKind() == "ServiceMonitor" || o.GetKind() == "PrometheusRule" || o.GetKind() == "ConfigMap"
+			})
 			dryRunApply(t, cp, ns, objs)
 		})
 	}
