@@ -268,6 +268,8 @@ func TestAuthorizationServerRuntime(t *testing.T) {
 		URLSecretRef: oauthv1.SecretKeyReference{Name: "db", Key: "url"},
 	}}
 	srv.Spec.Users = &oauthv1.UsersSpec{SecretRef: oauthv1.LocalObjectReference{Name: "people"}}
+	srv.Spec.WorkloadIdentity.TrustedIssuers = []oauthv1.TrustedIssuer{{Name: "corp", Issuer: "https://ci.corp.example",
+		CAConfigMapRef: &oauthv1.ConfigMapKeyReference{Name: "corp-ca", Key: "ca.crt"}}}
 	create(t, srv)
 	waitCondition(t, srv, oauthv1.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
 	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, "Progressing")
@@ -388,6 +390,13 @@ func TestAuthorizationServerRuntime(t *testing.T) {
 		{ns, "get", oauthv1.GroupVersion.Group, "authorizationservers", "ha", true},
 		{appNS, "list", oauthv1.GroupVersion.Group, "scopes", "", false},
 		{ns, "get", "", "configmaps", keyset.JWKSConfigMapName("ha"), false},
+		{ns, "get", "", "configmaps", "corp-ca", true},
+		{ns, "watch", "", "configmaps", "corp-ca", true},
+		{ns, "list", "", "configmaps", "", false},
+		{appNS, "get", "", "configmaps", "app-oauth-client", false},
+		{"", "list", "", "serviceaccounts", "", false},
+		{ns, "create", "", "serviceaccounts/token", name, false},
+		{"", "create", "authentication.k8s.io", "tokenreviews", "", false},
 		{ns, "create", "", "pods", "", false},
 		// It carries out its SessionRevocations and records what it did.
 		{ns, "watch", oauthv1.GroupVersion.Group, "sessionrevocations", "", true},
@@ -417,6 +426,26 @@ func TestAuthorizationServerRuntime(t *testing.T) {
 			}
 			if sar.Status.Allowed != tc.allowed {
 				t.Errorf("allowed = %v, want %v (%s)", sar.Status.Allowed, tc.allowed, sar.Status.Reason)
+			}
+		})
+	}
+
+	// The cluster's service-account issuer discovery, for ServiceAccount
+	// clients, granted by the server's own ClusterRole: the reviews leave
+	// out the groups, so that no default binding to
+	// system:serviceaccounts answers for it. Nothing else of the API's
+	// non-resource URLs.
+	for path, allowed := range map[string]bool{"/.well-known/openid-configuration": true, "/openid/v1/jwks": true, "/metrics": false, "/version": false} {
+		t.Run("get "+path, func(t *testing.T) {
+			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User:                  "system:serviceaccount:" + ns + ":" + name,
+				NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: path, Verb: "get"},
+			}}
+			if err := c.Create(ctx, sar); err != nil {
+				t.Fatal(err)
+			}
+			if sar.Status.Allowed != allowed {
+				t.Errorf("allowed = %v, want %v (%s)", sar.Status.Allowed, allowed, sar.Status.Reason)
 			}
 		})
 	}

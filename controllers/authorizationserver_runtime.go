@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/servercontract"
 )
@@ -305,12 +306,20 @@ func ptrQuantity(q resource.Quantity) *resource.Quantity { return &q }
 // granting more than one has):
 // +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=sessionrevocations,verbs=get;list;watch
 // +kubebuilder:rbac:groups=oauth.gatehouse.dev,resources=sessionrevocations/status,verbs=get;patch
+// +kubebuilder:rbac:urls=/.well-known/openid-configuration;/openid/v1/jwks,verbs=get
+
+// serviceAccountIssuerURLs are the kube-apiserver's service-account
+// issuer discovery document and keys (jwtverify.KubernetesDiscoveryPath,
+// KubernetesJWKSPath).
+var serviceAccountIssuerURLs = []string{jwtverify.KubernetesDiscoveryPath, jwtverify.KubernetesJWKSPath}
 
 // reconcileRBAC gives the token server read access to exactly what it
 // serves from: this server and its Scopes, its keys Secret, users Secret
-// and identity providers' Secrets (by name), and OAuthClients, which hold
-// only secret hashes. It cannot read any other Secret, in its namespace or
-// in the apps'. It writes two things only: the status of the
+// and identity providers' Secrets (by name), the trusted issuers' CA
+// ConfigMaps (by name), OAuthClients, which hold only secret hashes and
+// public keys, and the cluster's service-account issuer discovery. It
+// cannot read any other Secret or ConfigMap, in its namespace or in the
+// apps'. It writes two things only: the status of the
 // SessionRevocations in its namespace, which it carries out, and Events
 // (events.k8s.io, create and patch, no reads), which report a client's
 // failed back-channel logout deliveries on that OAuthClient, in the
@@ -327,6 +336,12 @@ func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *
 			if !slices.Contains(secrets, n) {
 				secrets = append(secrets, n)
 			}
+		}
+	}
+	var configMaps []string
+	for _, ti := range srv.Spec.WorkloadIdentity.TrustedIssuers {
+		if ref := ti.CAConfigMapRef; ref != nil && !slices.Contains(configMaps, ref.Name) {
+			configMaps = append(configMaps, ref.Name)
 		}
 	}
 	owned := func(o client.Object) error { return controllerutil.SetControllerReference(srv, o, r.Scheme()) }
@@ -350,6 +365,10 @@ func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *
 				{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"sessionrevocations/status"}, Verbs: []string{"patch"}},
 				{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: secrets, Verbs: read},
 			}
+			if len(configMaps) > 0 {
+				// The trusted issuers' CA bundles, by name.
+				role.Rules = append(role.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: configMaps, Verbs: read})
+			}
 			return owned(role)
 		}},
 		{rb, func() error {
@@ -363,6 +382,10 @@ func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *
 			cr.Rules = []rbacv1.PolicyRule{
 				{APIGroups: []string{oauthv1.GroupVersion.Group}, Resources: []string{"oauthclients"}, Verbs: read},
 				{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+				// The cluster's service-account issuer discovery, what the
+				// built-in ClusterRole system:service-account-issuer-discovery
+				// grants: to verify ServiceAccount clients' tokens offline.
+				{NonResourceURLs: serviceAccountIssuerURLs, Verbs: []string{"get"}},
 			}
 			return nil
 		}},

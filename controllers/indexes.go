@@ -27,6 +27,9 @@ const (
 	// 10,000 clients an index entry each, unique to its client, was most of
 	// a KiB per client.
 	indexClientSecret = "oauth.gatehouse.dev/client-secret"
+	// indexClientServiceAccount: OAuthClient by "<namespace>/<name>" of
+	// the ServiceAccount it authenticates as.
+	indexClientServiceAccount = "oauth.gatehouse.dev/client-serviceaccount"
 	// indexScopeServer: Scope by the name of its server (same namespace).
 	indexScopeServer = "oauth.gatehouse.dev/scope-server"
 	// indexScopeName: Scope by "<server>/<scope string>" (same namespace).
@@ -64,11 +67,20 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	if err := idx.IndexField(ctx, &oauthv1.OAuthClient{}, indexClientSecret, func(o client.Object) []string {
 		oc := o.(*oauthv1.OAuthClient)
 		name := SecretName(oc)
-		if oc.IsPublic() ||
+		if !oc.HasSecret() ||
 			oc.Status.SecretName == name && meta.IsStatusConditionTrue(oc.Status.Conditions, oauthv1.ConditionReady) {
 			return nil
 		}
 		return []string{name}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &oauthv1.OAuthClient{}, indexClientServiceAccount, func(o client.Object) []string {
+		oc := o.(*oauthv1.OAuthClient)
+		if a := oc.Spec.Authentication; a != nil && a.ServiceAccount != nil {
+			return []string{oc.Namespace + "/" + a.ServiceAccount.Name}
+		}
+		return nil
 	}); err != nil {
 		return err
 	}

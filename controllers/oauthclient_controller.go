@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -42,19 +43,35 @@ const (
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // OAuthClientReconciler assigns client IDs and keeps client secrets: the
-// plaintext in the app's Secret, only its hash in status.
+// plaintext in the app's Secret, only its hash in status. A client without
+// a secret gets its credential checked and published in status, and its
+// connection data in a ConfigMap (oauthclient_credentials.go).
 type OAuthClientReconciler struct {
 	client.Client
 	// APIReader reads Secrets the cache does not hold: a Secret to adopt
 	// carries none of the operator's labels yet.
 	APIReader client.Reader
-	Recorder  events.EventRecorder
-	Clock     Clock
+	// ServiceAccounts reads ServiceAccounts' metadata (Setup: a cache of
+	// their metadata, since the manager's holds only the operator's own);
+	// APIReader when nil.
+	ServiceAccounts client.Reader
+	Recorder        events.EventRecorder
+	Clock           Clock
+	// saCache, when set (Setup), is the cache behind ServiceAccounts, whose
+	// events the controller watches.
+	saCache cache.Cache
 
 	// fresh, when set (Setup does), serves reads from the cache unless it
 	// may be older than the operator's own writes; otherwise every read
 	// goes to APIReader.
 	fresh *freshread.Reader
+}
+
+func (r *OAuthClientReconciler) serviceAccounts() client.Reader {
+	if r.ServiceAccounts != nil {
+		return r.ServiceAccounts
+	}
+	return r.APIReader
 }
 
 // ClientID is the client_id of an OAuthClient: "<namespace>.<name>".
@@ -172,6 +189,18 @@ func (r *OAuthClientReconciler) reconcile(ctx context.Context, oc *oauthv1.OAuth
 			fmt.Sprintf("public client %s is registered with AuthorizationServer %s", oc.Status.ClientID, oc.ServerKey()))
 		return ctrl.Result{}, nil
 	}
+	if oc.Spec.Authentication != nil {
+		return r.reconcileSecretless(ctx, oc, srv)
+	}
+	if name := oc.Status.ConfigMapName; name != "" {
+		// Back to a secret: the connection ConfigMap goes, the Secret
+		// carries the same data.
+		if err := r.releaseConfigMap(ctx, oc, name); err != nil {
+			return ctrl.Result{}, err
+		}
+		oc.Status.ConfigMapName = ""
+	}
+	oc.Status.ServiceAccountUID, oc.Status.PublicKeys = "", nil
 	if p := secretNameProblem(oc); p != nil {
 		// Only objects from before the CRD's rule get here; retrying
 		// cannot help, so no error and no requeue.
@@ -349,6 +378,21 @@ func (r *OAuthClientReconciler) cleanupDeleted(ctx context.Context, key types.Na
 			return fmt.Errorf("deleting Secret %s: %w", sec.Name, err)
 		}
 		r.deleted(sec)
+	}
+	// The connection ConfigMap of a client without a secret, likewise.
+	var cms corev1.ConfigMapList
+	if err := r.List(ctx, &cms, client.InNamespace(key.Namespace), client.MatchingLabels{oauthv1.LabelClient: key.Name}); err != nil {
+		return fmt.Errorf("listing ConfigMaps of OAuthClient %s: %w", key.Name, err)
+	}
+	for i := range cms.Items {
+		cm := &cms.Items[i]
+		ctl := metav1.GetControllerOf(cm)
+		if ctl == nil || ctl.Kind != kindOAuthClient || ctl.APIVersion != oauthv1.GroupVersion.String() || ctl.Name != key.Name {
+			continue
+		}
+		if err := r.Delete(ctx, cm, client.Preconditions{UID: &cm.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting ConfigMap %s: %w", cm.Name, err)
+		}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/controllers/internal/queue"
@@ -28,15 +30,43 @@ import (
 // change, behind the clients somebody just created or edited (see the
 // priorities in package queue).
 func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("oauthclient").
 		WithOptions(opts).
 		Watches(&oauthv1.OAuthClient{}, clientEvents{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToClients)).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.configMapToClients)).
 		Watches(&oauthv1.AuthorizationServer{}, queue.FanOut[client.Object]{MapFn: r.serverToClients, Changed: r.serverChanged}).
 		Watches(&oauthv1.Scope{}, queue.FanOut[client.Object]{MapFn: r.scopeToClients, Changed: r.scopeChanged}).
-		Watches(&corev1.Namespace{}, queue.FanOut[client.Object]{MapFn: r.namespaceToClients, Changed: r.namespaceChanged}).
-		Complete(r)
+		Watches(&corev1.Namespace{}, queue.FanOut[client.Object]{MapFn: r.namespaceToClients, Changed: r.namespaceChanged})
+	if r.saCache != nil {
+		// A ServiceAccount created, deleted or re-created (a new UID)
+		// changes the clients that authenticate as it, at once.
+		b = b.WatchesRawSource(source.Kind(r.saCache, serviceAccountMetadata(),
+			handler.TypedEnqueueRequestsFromMapFunc(r.serviceAccountToClients)))
+	}
+	return b.Complete(r)
+}
+
+// serviceAccountMetadata is an empty ServiceAccount of which only the
+// metadata is read.
+func serviceAccountMetadata() *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}}
+}
+
+// serviceAccountToClients maps a ServiceAccount to the clients that
+// authenticate as it.
+func (r *OAuthClientReconciler) serviceAccountToClients(ctx context.Context, sa *metav1.PartialObjectMetadata) []reconcile.Request {
+	return clientsMatching(ctx, r.Client, nil, client.MatchingFields{indexClientServiceAccount: sa.Namespace + "/" + sa.Name})
+}
+
+// configMapToClients maps a connection ConfigMap to its client (its client
+// label: the cache holds only ConfigMaps the operator labelled).
+func (r *OAuthClientReconciler) configMapToClients(_ context.Context, o client.Object) []reconcile.Request {
+	if name := o.GetLabels()[oauthv1.LabelClient]; name != "" {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+	}
+	return nil
 }
 
 // clientEvents queues an OAuthClient itself: at queue.PriorityUser when a person
@@ -104,6 +134,11 @@ func (r *OAuthClientReconciler) serverChanged(ctx context.Context, o, n client.O
 	switch {
 	case old.Spec.Issuer != srv.Spec.Issuer || !old.DeletionTimestamp.Equal(srv.DeletionTimestamp):
 		return r.serverClients(ctx, srv, nil)
+	case !equality.Semantic.DeepEqual(old.Spec.WorkloadIdentity.TrustedIssuers, srv.Spec.WorkloadIdentity.TrustedIssuers):
+		// Which issuers exist and whom they admit: only clients bound to one.
+		return r.serverClients(ctx, srv, func(oc *oauthv1.OAuthClient) bool {
+			return oc.Spec.Authentication != nil && oc.Spec.Authentication.Federated != nil
+		})
 	case !equality.Semantic.DeepEqual(old.Spec.AllowedClients, srv.Spec.AllowedClients):
 		return r.serverClients(ctx, srv, r.admissionChanged(ctx, old.Spec.AllowedClients.Namespaces, srv.Spec.AllowedClients.Namespaces, srv.Namespace))
 	}

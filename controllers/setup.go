@@ -55,6 +55,9 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// SkipNameValidation lets several managers run in one process (tests).
 	SkipNameValidation bool
+	// Namespaces restricts the operator to these namespaces, as
+	// CacheOptions does for the manager's cache; all when empty.
+	Namespaces []string
 	// ExternalServer, when set, says token servers run outside the cluster
 	// (`gatehouse dev`): the operator runs no Deployment for them and
 	// reports Ready from this probe. See reconcileExternal.
@@ -129,6 +132,30 @@ func CacheOptions(namespaces []string) cache.Options {
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
+// serviceAccountCache is a cache of ServiceAccounts' metadata, of every
+// ServiceAccount (the manager's cache holds only the operator's own): the
+// UID of the one a client authenticates as is published in the client's
+// status, and its deletion or re-creation must reach the client at once.
+// Metadata only: a few hundred bytes each, never a token or a Secret
+// reference.
+func serviceAccountCache(mgr ctrl.Manager, namespaces []string) (cache.Cache, error) {
+	opts := cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), DefaultTransform: cachetrim.Transform}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	c, err := cache.New(mgr.GetConfig(), opts)
+	if err != nil {
+		return nil, fmt.Errorf("ServiceAccount cache: %w", err)
+	}
+	if err := mgr.Add(c); err != nil {
+		return nil, fmt.Errorf("ServiceAccount cache: %w", err)
+	}
+	return c, nil
+}
+
 // Setup registers the field indexes and the three reconcilers with mgr.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	opts.defaults()
@@ -136,12 +163,18 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return fmt.Errorf("field indexes: %w", err)
 	}
+	saCache, err := serviceAccountCache(mgr, opts.Namespaces)
+	if err != nil {
+		return err
+	}
 	clients := &OAuthClientReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("gatehouse-oauthclient"),
-		Clock:     opts.Clock,
-		fresh:     freshread.New(mgr.GetClient(), mgr.GetAPIReader()),
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		ServiceAccounts: saCache,
+		saCache:         saCache,
+		Recorder:        mgr.GetEventRecorder("gatehouse-oauthclient"),
+		Clock:           opts.Clock,
+		fresh:           freshread.New(mgr.GetClient(), mgr.GetAPIReader()),
 	}
 	if err := clients.SetupWithManager(mgr, opts.controllerOptions()); err != nil {
 		return fmt.Errorf("setting up the OAuthClient controller: %w", err)

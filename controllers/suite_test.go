@@ -87,7 +87,7 @@ func startOperatorOpts(t testing.TB, cfg *rest.Config, opts controllers.Options,
 	t.Helper()
 	cp := testenv.Get(t)
 	clock := opts.Clock.(*fakeClock)
-	opts.ServerImage, opts.SkipNameValidation = "gatehouse:test", true
+	opts.ServerImage, opts.SkipNameValidation, opts.Namespaces = "gatehouse:test", true, namespaces
 	logs := &testenv.LogBuffer{}
 	logger := zap.New(zap.WriteTo(logs), zap.UseDevMode(true))
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{

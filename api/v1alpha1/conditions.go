@@ -40,6 +40,13 @@ const (
 	ReasonSecretConflict      = "SecretConflict"
 	ReasonSecretNotAdoptable  = "SecretNotAdoptable"
 	ReasonInvalidSecretName   = "InvalidSecretName"
+	// An OAuthClient without a secret (spec.authentication).
+	ReasonServiceAccountNotFound  = "ServiceAccountNotFound"
+	ReasonInvalidClientKeys       = "InvalidClientKeys"
+	ReasonClientKeysNotFound      = "ClientKeysNotFound"
+	ReasonUnknownTrustedIssuer    = "UnknownTrustedIssuer"
+	ReasonTrustedIssuerNotAllowed = "TrustedIssuerNotAllowed"
+	ReasonConfigMapConflict       = "ConfigMapConflict"
 
 	// Scope
 	ReasonConflict     = "Conflict"

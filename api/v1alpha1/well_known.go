@@ -60,9 +60,12 @@ const (
 // endpoints and jwks_uri above: RFC 8414 and RFC 7591 names where they
 // exist.
 const (
-	ConnectionKeyIntrospectionEndpoint   = "introspection_endpoint"
-	ConnectionKeyRevocationEndpoint      = "revocation_endpoint"
-	ConnectionKeyTokenEndpointAuthMethod = "token_endpoint_auth_method"
+	ConnectionKeyIntrospectionEndpoint = "introspection_endpoint"
+	ConnectionKeyRevocationEndpoint    = "revocation_endpoint"
+	// ConnectionKeyDeviceAuthorizationEndpoint is there only for a client
+	// that may use the device grant (RFC 8628 §4).
+	ConnectionKeyDeviceAuthorizationEndpoint = "device_authorization_endpoint"
+	ConnectionKeyTokenEndpointAuthMethod     = "token_endpoint_auth_method"
 	// ConnectionKeyClientAssertionType is the client_assertion_type to
 	// send (urn:ietf:params:oauth:client-assertion-type:jwt-bearer).
 	ConnectionKeyClientAssertionType = "client_assertion_type"

@@ -136,6 +136,7 @@ func runOperator(ctx context.Context, args []string, _, stderr io.Writer) error 
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 	if err := controllers.Setup(mgr, controllers.Options{
+		Namespaces:              f.namespaces,
 		ServerImage:             f.serverImage,
 		MaxConcurrentReconciles: f.concurrency,
 	}); err != nil {

@@ -292,7 +292,7 @@ func (c *remoteCore) fetchOnce(ctx context.Context) (time.Duration, error) {
 			Issuer  string `json:"issuer"`
 			JWKSURI string `json:"jwks_uri"`
 		}
-		body, _, err := c.get(ctx, c.o.DiscoveryURL)
+		body, _, err := c.get(ctx, c.o.DiscoveryURL, "application/json")
 		if err != nil {
 			return 0, fmt.Errorf("discovery: %w", err)
 		}
@@ -315,7 +315,9 @@ func (c *remoteCore) fetchOnce(ctx context.Context) (time.Duration, error) {
 			jwksURI = doc.JWKSURI
 		}
 	}
-	body, ttl, err := c.get(ctx, jwksURI)
+	// RFC 7517 §8.5.1's media type first: the kube-apiserver answers 406
+	// to a JWK Set request that accepts only application/json.
+	body, ttl, err := c.get(ctx, jwksURI, "application/jwk-set+json, application/json;q=0.9")
 	if err != nil {
 		return 0, err
 	}
@@ -329,14 +331,14 @@ func (c *remoteCore) fetchOnce(ctx context.Context) (time.Duration, error) {
 }
 
 // get fetches one document, at most MaxBytes of it.
-func (c *remoteCore) get(ctx context.Context, u string) ([]byte, time.Duration, error) {
+func (c *remoteCore) get(ctx context.Context, u, accept string) ([]byte, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, DefaultFetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, 0, err
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, 0, err
