@@ -88,7 +88,7 @@ fmt: ## Format the Go code.
 MODULES := . resourceserver
 
 .PHONY: lint
-lint: $(GOLANGCI_LINT) ## Run gofmt, go vet, golangci-lint (.golangci.yml: staticcheck, errcheck, importas, revive, unparam, misspell, ...) and the function-length check.
+lint: $(GOLANGCI_LINT) ## Run gofmt, go vet, golangci-lint (.golangci.yml: staticcheck, errcheck, importas, revive, unparam, misspell, ...), the function-length check and shellcheck on every shell script.
 	@echo "lint: gofmt"
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt would change these files (run 'make fmt'):"; echo "$$out"; exit 1; fi
@@ -96,6 +96,7 @@ lint: $(GOLANGCI_LINT) ## Run gofmt, go vet, golangci-lint (.golangci.yml: stati
 	@for m in $(MODULES); do echo "lint: golangci-lint $(GOLANGCI_LINT_VERSION) run ./... in $$m (.golangci.yml)"; (cd $$m && $(GOLANGCI_LINT) run --allow-serial-runners ./...); done
 	@echo "lint: no product function over 80 lines (hack/funclen)"
 	@go run ./hack/funclen -max 80
+	@hack/shellcheck.sh
 
 ##@ Test
 

@@ -66,7 +66,7 @@ check_host() {
 	else
 		for c in cpu cpuacct memory pids devices freezer; do [[ -d /sys/fs/cgroup/$c ]] || missing+=("$c"); done
 	fi
-	((${#missing[@]} == 0)) || die "cgroup controllers missing: ${missing[*]} (mounted under /sys/fs/cgroup: $(ls /sys/fs/cgroup | tr '\n' ' ')). The kubelet and runc need them: boot with them enabled, or mount them (mount -t cgroup -o ${missing[0]} cgroup /sys/fs/cgroup/${missing[0]})."
+	((${#missing[@]} == 0)) || die "cgroup controllers missing: ${missing[*]} (mounted under /sys/fs/cgroup: $(cd /sys/fs/cgroup && echo *)). The kubelet and runc need them: boot with them enabled, or mount them (mount -t cgroup -o ${missing[0]} cgroup /sys/fs/cgroup/${missing[0]})."
 	grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || true
 	grep -qw overlay /proc/filesystems || die "the kernel has no overlay filesystem, which containerd's snapshotter needs (modprobe overlay)"
 	ensure_packages
@@ -315,7 +315,7 @@ restore_sysctls() {
 	local s v
 	[[ -f $STATE/host/sysctls ]] || return 0
 	while read -r s v; do
-		[[ -e /proc/sys/$s ]] && echo "$v" >"/proc/sys/$s" 2>/dev/null || true
+		if [[ -e /proc/sys/$s ]]; then echo "$v" >"/proc/sys/$s" 2>/dev/null || true; fi
 	done <"$STATE/host/sysctls"
 	rm -f "$STATE/host/sysctls"
 }
@@ -646,9 +646,10 @@ cmd_down() {
 	# What the kubelet, containerd and CNI leave outside the state directory:
 	# log symlinks into it, CNI results and shim sockets of its sandboxes.
 	find /var/log/containers -maxdepth 1 -type l -lname "$STATE/*" -delete 2>/dev/null || true
-	local id d
-	for id in $(ls "$STATE/containerd/root/io.containerd.grpc.v1.cri/sandboxes" 2>/dev/null); do
-		rm -f /var/lib/cni/results/*-"$id"-* 2>/dev/null || true
+	local sandbox d
+	for sandbox in "$STATE/containerd/root/io.containerd.grpc.v1.cri/sandboxes"/*; do
+		[[ -e $sandbox ]] || continue
+		rm -f /var/lib/cni/results/*-"${sandbox##*/}"-* 2>/dev/null || true
 	done
 	if [[ -f $STATE/host/created-dirs ]]; then
 		while read -r d; do
@@ -661,7 +662,7 @@ cmd_down() {
 	fi
 	local c
 	for c in /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/*/kubepods*; do
-		[[ -d $c ]] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true
+		if [[ -d $c ]]; then find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
 	done
 	exec 9>&-
 	rm -rf "$STATE"
