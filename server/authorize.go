@@ -19,20 +19,21 @@ import (
 const authRequestTTL = 10 * time.Minute
 
 // handleAuthorize is the authorization endpoint (RFC 6749 §4.1.1) for
-// response_type=code with PKCE S256 (RFC 7636).
+// response_type=code with PKCE S256 (RFC 7636), by GET or POST (OpenID
+// Connect Core §3.1.2.1), with its parameters in the request, in a signed
+// request object, or pushed before (RFC 9126; authorize_request.go).
 //
 // client_id and redirect_uri are checked first and, if either is wrong,
 // answered with an error page: redirecting to an unverified URI would make
 // the server an open redirector (RFC 6749 §4.1.2.1, RFC 9700 §4.11). Every
-// later error goes back to the client with error, state and iss (RFC 9207).
+// later error goes back to the client with error, state and iss (RFC 9207),
+// in the response mode it asked for (response_mode.go).
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "The authorization endpoint accepts GET requests only.")
-		return result{outcome: "method_not_allowed"}
+	q, res, ok := s.authorizeParams(w, r, snap)
+	if !ok {
+		return res
 	}
 	now := s.now()
-	q := r.URL.Query()
 	badPage := func(title, msg string) result {
 		s.errorPage(w, snap, http.StatusBadRequest, title, msg)
 		return result{outcome: ErrInvalidRequest}
@@ -44,19 +45,36 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 	if client == nil {
 		return badPage("Unknown application", "The application that sent you here is not registered with this server (unknown client_id).")
 	}
+	in, res, ok := s.resolveRequest(w, r, snap, client, q, now)
+	if !ok {
+		return res
+	}
+	q = in.params
+	if len(q["redirect_uri"]) > 1 {
+		return badPage("Invalid request", "The request names more than one return address.")
+	}
 	redirectURI := q.Get("redirect_uri")
 	if redirectURI == "" || !client.HasRedirectURI(redirectURI) {
 		return badPage("Invalid return address", "The application asked to send you back to an address it has not registered (redirect_uri does not match).")
 	}
 
-	state := q.Get("state")
+	to := responseTarget{redirectURI: redirectURI, state: q.Get("state")}
 	fail := func(e *Error) result {
-		redirectError(w, r, redirectURI, state, snap.Issuer, e)
+		s.authorizationError(w, r, snap, to, e)
 		return failed(e)
 	}
+	mode, e := parseResponseMode(q.Get("response_mode"), redirectURI)
+	if e != nil {
+		return fail(e)
+	}
+	to.mode = mode
 	ar, op, e := authorizeRequest(snap, client, redirectURI, q, now)
 	if e != nil {
 		return fail(e)
+	}
+	ar.ResponseMode = mode
+	if r.Method == http.MethodPost {
+		return s.holdPost(w, r, snap, client, in, to, now)
 	}
 	ctx := r.Context()
 	var remembered *storage.Consent
@@ -167,7 +185,7 @@ func authorizeRequest(snap *config.Snapshot, client *config.Client, redirectURI 
 // page that continues it.
 func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, ar storage.AuthRequest, page string, status int) result {
 	if err := s.store.CreateAuthRequest(r.Context(), ar); err != nil {
-		redirectError(w, r, ar.RedirectURI, ar.State, snap.Issuer, s.storageFailed(r.Context(), "storing an authorization request", err))
+		s.authorizationError(w, r, snap, responseTo(ar), s.storageFailed(r.Context(), "storing an authorization request", err))
 		return result{outcome: ErrServerError}
 	}
 	http.Redirect(w, r, pageURL(snap, page, ar.ID), status)
@@ -203,7 +221,7 @@ func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, snap *config
 	_, ask, err := s.consentNeeded(r.Context(), snap, client, ar, now)
 	if err != nil {
 		s.log.Error("reading consent", "error", err)
-		redirectError(w, r, ar.RedirectURI, ar.State, snap.Issuer, serverError("consent could not be read"))
+		s.authorizationError(w, r, snap, responseTo(ar), serverError("consent could not be read"))
 		return result{outcome: ErrServerError}
 	}
 	if ask {
@@ -278,7 +296,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, snap *config.
 	})
 	if err != nil {
 		s.log.Error("storing authorization code", "error", err)
-		redirectError(w, r, ar.RedirectURI, ar.State, snap.Issuer, serverError("the authorization code could not be stored"))
+		s.authorizationError(w, r, snap, responseTo(ar), serverError("the authorization code could not be stored"))
 		return result{outcome: ErrServerError}
 	}
 	// A request answered at once by single sign-on was never stored
@@ -288,6 +306,6 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, snap *config.
 			s.log.Warn("deleting finished authorization request", "error", err)
 		}
 	}
-	http.Redirect(w, r, redirectURL(ar.RedirectURI, url.Values{"code": {code}, "state": {ar.State}, "iss": {snap.Issuer}}), redirectStatus(r))
+	s.authorizationResponse(w, r, snap, responseTo(ar), url.Values{"code": {code}})
 	return result{outcome: outcomeSuccess}
 }

@@ -38,7 +38,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 	need, ask, err := s.consentNeeded(ctx, snap, client, ar, now)
 	if err != nil {
 		s.log.Error("reading consent", "error", err)
-		redirectError(w, r, ar.RedirectURI, ar.State, snap.Issuer, serverError("consent could not be read"))
+		s.authorizationError(w, r, snap, responseTo(ar), serverError("consent could not be read"))
 		return result{outcome: ErrServerError}
 	}
 	if r.Method == http.MethodGet {
@@ -58,7 +58,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 	case "deny":
 		_ = s.store.DeleteAuthRequest(ctx, ar.ID)
 		e := newError(ErrAccessDenied, "the user denied the request")
-		redirectError(w, r, ar.RedirectURI, ar.State, snap.Issuer, e)
+		s.authorizationError(w, r, snap, responseTo(ar), e)
 		return failed(e)
 	case "approve":
 	default:

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -32,11 +33,14 @@ type openIDConfiguration struct {
 	ClaimsSupported                  []string `json:"claims_supported"`
 	ClaimTypesSupported              []string `json:"claim_types_supported"`
 	PromptValuesSupported            []string `json:"prompt_values_supported"`
-	// Discovery §3 defaults request_uri_parameter_supported to true: say
-	// that none of the request-object features is served.
-	ClaimsParameterSupported     bool `json:"claims_parameter_supported"`
-	RequestParameterSupported    bool `json:"request_parameter_supported"`
-	RequestURIParameterSupported bool `json:"request_uri_parameter_supported"`
+	ClaimsParameterSupported         bool     `json:"claims_parameter_supported"`
+	// Request objects (Core §6.1, RFC 9101) signed with a client's
+	// registered keys. request_uri only for pushed requests, which
+	// Discovery §3's request_uri_parameter_supported (default true) does
+	// not cover: it means fetching request objects from URLs.
+	RequestParameterSupported              bool     `json:"request_parameter_supported"`
+	RequestObjectSigningAlgValuesSupported []string `json:"request_object_signing_alg_values_supported"`
+	RequestURIParameterSupported           bool     `json:"request_uri_parameter_supported"`
 }
 
 func buildOpenIDConfiguration(snap *config.Snapshot, federated bool) *document {
@@ -47,14 +51,16 @@ func buildOpenIDConfiguration(snap *config.Snapshot, federated bool) *document {
 		}
 	}
 	b, _ := json.MarshalIndent(openIDConfiguration{
-		metadata:                         baseMetadata(snap, federated),
-		UserinfoEndpoint:                 snap.Endpoints.Userinfo,
-		EndSessionEndpoint:               snap.Endpoints.EndSession,
-		SubjectTypesSupported:            []string{"public"},
-		IDTokenSigningAlgValuesSupported: idTokenAlgorithms(snap),
-		ClaimsSupported:                  claims,
-		ClaimTypesSupported:              []string{"normal"},
-		PromptValuesSupported:            promptValues,
+		metadata:                               baseMetadata(snap, federated),
+		UserinfoEndpoint:                       snap.Endpoints.Userinfo,
+		EndSessionEndpoint:                     snap.Endpoints.EndSession,
+		SubjectTypesSupported:                  []string{"public"},
+		IDTokenSigningAlgValuesSupported:       idTokenAlgorithms(snap),
+		ClaimsSupported:                        claims,
+		ClaimTypesSupported:                    []string{"normal"},
+		PromptValuesSupported:                  promptValues,
+		RequestParameterSupported:              true,
+		RequestObjectSigningAlgValuesSupported: jwtverify.Algorithms,
 	}, "", "  ")
 	return newDocument(append(b, '\n'), "application/json", metadataCacheControl)
 }

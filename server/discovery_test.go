@@ -79,6 +79,15 @@ func TestOpenIDConfiguration(t *testing.T) {
 	if !slices.Equal(strs("subject_types_supported"), []string{"public"}) || doc["request_uri_parameter_supported"] != false {
 		t.Errorf("subject types %v, request_uri_parameter_supported %v", doc["subject_types_supported"], doc["request_uri_parameter_supported"])
 	}
+	// What /authorize accepts (TestFormPostResponseMode, TestRequestObject):
+	// signed request objects, never alg none; request_uri of pushed
+	// requests only, which request_uri_parameter_supported does not cover.
+	if !slices.Equal(strs("response_modes_supported"), []string{"query", "form_post"}) {
+		t.Errorf("response_modes_supported = %v", doc["response_modes_supported"])
+	}
+	if doc["request_parameter_supported"] != true || !slices.Equal(strs("request_object_signing_alg_values_supported"), []string{"ES256", "RS256", "EdDSA"}) {
+		t.Errorf("request_parameter_supported %v, request_object_signing_alg_values_supported %v", doc["request_parameter_supported"], doc["request_object_signing_alg_values_supported"])
+	}
 	if !slices.Equal(strs("prompt_values_supported"), []string{"none", "login", "consent"}) {
 		t.Errorf("prompt_values_supported = %v", doc["prompt_values_supported"])
 	}

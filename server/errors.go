@@ -26,10 +26,17 @@ const (
 	ErrLoginRequired       = "login_required"
 	ErrConsentRequired     = "consent_required"
 	ErrInteractionRequired = "interaction_required"
+	// OpenID Connect Core §3.1.2.6 and RFC 9101 §6.2, for requests
+	// passed by value (request) or by reference (request_uri).
+	ErrRequestNotSupported    = "request_not_supported"
+	ErrRequestURINotSupported = "request_uri_not_supported"
+	ErrInvalidRequestObject   = "invalid_request_object"
+	ErrInvalidRequestURI      = "invalid_request_uri"
 )
 
 // Error is an OAuth 2.0 error response. Handlers return it as a value and
-// writeError or redirectError turns it into the wire format in one place.
+// writeError or authorizationError turns it into the wire format in one
+// place.
 // Description is shown to client developers: it never carries a secret.
 type Error struct {
 	Code        string
@@ -187,18 +194,6 @@ func redirectURL(redirectURI string, params url.Values) string {
 	}
 	u.RawQuery = q.Encode()
 	return u.String()
-}
-
-// redirectError sends the browser back to the client with an RFC 6749
-// §4.1.2.1 error, the request's state and the issuer (RFC 9207). Only call
-// it once client_id and redirect_uri have been validated.
-func redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, issuer string, e *Error) {
-	http.Redirect(w, r, redirectURL(redirectURI, url.Values{
-		"error":             {e.Code},
-		"error_description": {e.Description},
-		"state":             {state},
-		"iss":               {issuer},
-	}), redirectStatus(r))
 }
 
 // redirectStatus is 303 for the answer to a POST, so that the browser

@@ -82,7 +82,7 @@ func baseMetadata(snap *config.Snapshot, federated bool) metadata {
 		JWKSURI:                           ep.JWKS,
 		ScopesSupported:                   scopes,
 		ResponseTypesSupported:            []string{"code"},
-		ResponseModesSupported:            []string{"query"},
+		ResponseModesSupported:            responseModesSupported,
 		GrantTypesSupported:               grantTypesSupported,
 		TokenEndpointAuthMethodsSupported: tokenMethods,
 		RevocationEndpoint:                ep.Revocation,

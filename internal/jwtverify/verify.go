@@ -130,6 +130,11 @@ type ObjectClaims struct {
 	UID  string `json:"uid"`
 }
 
+// Payload is the verified token's JSON payload, for the claims the
+// fields above do not hold (a request object's parameters). It is not a
+// copy: the caller must not change it.
+func (c *Claims) Payload() []byte { return c.payload }
+
 // StringClaim returns a top-level claim that is a JSON string.
 func (c *Claims) StringClaim(name string) (string, bool) {
 	if c.extra == nil {

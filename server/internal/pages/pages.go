@@ -16,7 +16,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
-//go:embed templates/layout.html templates/style.css
+//go:embed templates/layout.html templates/style.css templates/form_post.js
 var templateFS embed.FS
 
 // Renderer renders the browser pages. The stylesheet is inlined and
@@ -26,6 +26,10 @@ type Renderer struct {
 	tmpl    *template.Template
 	css     template.CSS
 	cssHash string
+	// formPostJS submits the form_post page's form; allowed by its hash
+	// on that page alone.
+	formPostJS     template.JS
+	formPostJSHash string
 }
 
 // New parses the embedded templates.
@@ -38,8 +42,17 @@ func New() (*Renderer, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(css)
-	return &Renderer{tmpl: t, css: template.CSS(css), cssHash: "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"}, nil
+	js, err := templateFS.ReadFile("templates/form_post.js")
+	if err != nil {
+		return nil, err
+	}
+	return &Renderer{tmpl: t, css: template.CSS(css), cssHash: sourceHash(css), formPostJS: template.JS(js), formPostJSHash: sourceHash(js)}, nil
+}
+
+// sourceHash is the CSP hash source of an inline stylesheet or script.
+func sourceHash(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
 }
 
 // Data is what every page template sees.
@@ -68,6 +81,8 @@ type Data struct {
 	// UserCode is the code on the /device page's form.
 	Device   bool
 	UserCode string
+	// Script is the form_post page's script.
+	Script template.JS
 }
 
 // HiddenField is a hidden form field of a page.
@@ -91,7 +106,11 @@ func (p *Renderer) securityHeaders(h http.Header, redirectURI string) {
 	if src := cspSource(redirectURI); src != "" {
 		formAction += " " + src
 	}
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'none'; style-src "+p.cssHash+"; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
+	p.setHeaders(h, "'none'", formAction)
+}
+
+func (p *Renderer) setHeaders(h http.Header, scriptSrc, formAction string) {
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src "+scriptSrc+"; style-src "+p.cssHash+"; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -119,13 +138,38 @@ func cspSource(redirectURI string) string {
 // StyleSource is the CSP source expression of the inline stylesheet.
 func (p *Renderer) StyleSource() string { return p.cssHash }
 
+// FormPostScriptSource is the CSP source expression of the form_post
+// page's script.
+func (p *Renderer) FormPostScriptSource() string { return p.formPostJSHash }
+
+// RenderFormPost writes the OAuth 2.0 Form Post Response Mode page: a form
+// that posts fields to redirectURI, submitted by the one script its CSP
+// allows (by hash), with a button for a browser that runs no script. The
+// form may post only to redirectURI's origin: nothing else, not even this
+// server, is a form-action.
+func (p *Renderer) RenderFormPost(w http.ResponseWriter, redirectURI, issuer string, fields []HiddenField) {
+	formAction := cspSource(redirectURI)
+	if formAction == "" {
+		formAction = "'none'"
+	}
+	p.setHeaders(w.Header(), p.formPostJSHash, formAction)
+	p.write(w, http.StatusOK, "form_post", Data{
+		Title: "Returning to the application", Issuer: issuer, Action: redirectURI, Hidden: fields, Script: p.formPostJS,
+	})
+}
+
 // Render writes page name with d, its security headers and status. The
 // redirect URI, when the page is part of an authorization flow, is allowed
 // as a form-action (the client's origin).
 func (p *Renderer) Render(w http.ResponseWriter, status int, name, redirectURI string, d Data) {
+	p.securityHeaders(w.Header(), redirectURI)
+	p.write(w, status, name, d)
+}
+
+// write renders a page whose CSP is set.
+func (p *Renderer) write(w http.ResponseWriter, status int, name string, d Data) {
 	d.CSS = p.css
 	var buf bytes.Buffer
-	p.securityHeaders(w.Header(), redirectURI)
 	if strings.HasPrefix(d.Issuer, "https://") {
 		// Once a browser has seen the pages over https it never sends the
 		// password or the cookies over plain http to this host again, even

@@ -9,6 +9,8 @@ import (
 	"testing"
 )
 
+const formPostScriptTag = "<script>{{.Script}}</script>"
+
 // No template carries inline script, event handlers, style attributes or
 // anything loaded from elsewhere, in any branch: the CSP forbids them all
 // (server's TestPagesSendStrictCSP checks the rendered pages).
@@ -21,6 +23,9 @@ func TestTemplatesCarryNothingTheCSPForbids(t *testing.T) {
 		}
 		n++
 		src, _ := templateFS.ReadFile(path)
+		// The form_post page's one script, which its own CSP allows by
+		// hash (TestFormPostPage); no other page has script-src.
+		src = []byte(strings.Replace(string(src), formPostScriptTag, "", 1))
 		if m := inline.FindString(string(src)); m != "" {
 			t.Errorf("template %s carries %q", path, m)
 		}
@@ -60,5 +65,47 @@ func TestRenderHeaders(t *testing.T) {
 		if w.Code != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !strings.Contains(w.Body.String(), "<style>") {
 			t.Errorf("rendered %d %q: %.200s", w.Code, h.Get("Content-Type"), w.Body.String())
 		}
+	}
+}
+
+// The form_post page (OAuth 2.0 Form Post Response Mode) posts its fields
+// to the client's redirect URI with the one script its CSP allows by hash:
+// the hash is of the script the page carries, the form may go to the
+// client's origin and nowhere else, and a value cannot break out of its
+// field.
+func TestFormPostPage(t *testing.T) {
+	p, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	p.RenderFormPost(w, "https://app.example/cb?tenant=1", "https://id.example", []HiddenField{
+		{"code", "abc"}, {"state", `"><script>alert(1)</script>`}, {"iss", "https://id.example"},
+	})
+	h, body := w.Result().Header, w.Body.String()
+	m := regexp.MustCompile(`<script>([^<]*)</script>`).FindAllStringSubmatch(body, -1)
+	if len(m) != 1 {
+		t.Fatalf("want exactly one script, got %d: %s", len(m), body)
+	}
+	wantCSP := "default-src 'none'; script-src " + sourceHash([]byte(m[0][1])) + "; style-src " + p.StyleSource() +
+		"; form-action https://app.example; frame-ancestors 'none'; base-uri 'none'"
+	if csp := h.Get("Content-Security-Policy"); csp != wantCSP {
+		t.Errorf("CSP\n %s\nwant\n %s", csp, wantCSP)
+	}
+	if p.FormPostScriptSource() != sourceHash([]byte(m[0][1])) {
+		t.Error("FormPostScriptSource is not the hash of the page's script")
+	}
+	for _, want := range []string{
+		`<form method="post" action="https://app.example/cb?tenant=1" id="response">`,
+		`<input type="hidden" name="code" value="abc">`,
+		`<input type="hidden" name="state" value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;">`,
+		`<noscript>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s:\n%s", want, body)
+		}
+	}
+	if w.Code != http.StatusOK || h.Get("Cache-Control") != "no-store" || h.Get("X-Frame-Options") != "DENY" || h.Get("Strict-Transport-Security") == "" {
+		t.Errorf("status %d, headers %v", w.Code, h)
 	}
 }
