@@ -41,6 +41,10 @@ type openIDConfiguration struct {
 	RequestParameterSupported              bool     `json:"request_parameter_supported"`
 	RequestObjectSigningAlgValuesSupported []string `json:"request_object_signing_alg_values_supported"`
 	RequestURIParameterSupported           bool     `json:"request_uri_parameter_supported"`
+	// Back-Channel Logout 1.0 §2.1: logout tokens are sent, and carry the
+	// sid that ID tokens carry too.
+	BackchannelLogoutSupported        bool `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported"`
 }
 
 func buildOpenIDConfiguration(snap *config.Snapshot, federated bool) *document {
@@ -61,6 +65,8 @@ func buildOpenIDConfiguration(snap *config.Snapshot, federated bool) *document {
 		PromptValuesSupported:                  promptValues,
 		RequestParameterSupported:              true,
 		RequestObjectSigningAlgValuesSupported: jwtverify.Algorithms,
+		BackchannelLogoutSupported:             true,
+		BackchannelLogoutSessionSupported:      true,
 	}, "", "  ")
 	return newDocument(append(b, '\n'), "application/json", metadataCacheControl)
 }

@@ -88,6 +88,11 @@ func TestOpenIDConfiguration(t *testing.T) {
 	if doc["request_parameter_supported"] != true || !slices.Equal(strs("request_object_signing_alg_values_supported"), []string{"ES256", "RS256", "EdDSA"}) {
 		t.Errorf("request_parameter_supported %v, request_object_signing_alg_values_supported %v", doc["request_parameter_supported"], doc["request_object_signing_alg_values_supported"])
 	}
+	// Back-Channel Logout 1.0 §2.1.
+	if doc["backchannel_logout_supported"] != true || doc["backchannel_logout_session_supported"] != true {
+		t.Errorf("backchannel_logout_supported %v, backchannel_logout_session_supported %v",
+			doc["backchannel_logout_supported"], doc["backchannel_logout_session_supported"])
+	}
 	if !slices.Equal(strs("prompt_values_supported"), []string{"none", "login", "consent"}) {
 		t.Errorf("prompt_values_supported = %v", doc["prompt_values_supported"])
 	}

@@ -57,17 +57,9 @@ func isOpenIDRequest(scopes []string) bool { return slices.Contains(scopes, oidc
 // that chose an algorithm gets that or nothing: its relying party accepts
 // no other.
 func (s *Server) signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken string, now time.Time) (string, *Error) {
-	var key *keyset.Key
-	var ok bool
-	if alg := g.Client.IDTokenAlg; alg != "" {
-		if snap.Keys != nil {
-			key, ok = snap.Keys.KeyFor(alg, now)
-		}
-		if !ok {
-			return "", newError(ErrTemporarilyUnavailable, "no "+alg+" key signs yet (a new key is published for the prepublish period before it signs); try again later")
-		}
-	} else if key, ok = snap.IDTokenKey(keyset.RS256, now); !ok {
-		return "", newError(ErrTemporarilyUnavailable, "the server has no signing key yet")
+	key, e := idTokenKey(snap, g.Client, now)
+	if e != nil {
+		return "", e
 	}
 	atHash, err := leftHalfHash(key.Algorithm, accessToken)
 	if err != nil {
@@ -102,6 +94,24 @@ func (s *Server) signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken 
 	return signed, nil
 }
 
+// idTokenKey is the key that signs the client's ID tokens (and logout
+// tokens) at now: see signIDToken.
+func idTokenKey(snap *config.Snapshot, client *config.Client, now time.Time) (*keyset.Key, *Error) {
+	var key *keyset.Key
+	var ok bool
+	if alg := client.IDTokenAlg; alg != "" {
+		if snap.Keys != nil {
+			key, ok = snap.Keys.KeyFor(alg, now)
+		}
+		if !ok {
+			return nil, newError(ErrTemporarilyUnavailable, "no "+alg+" key signs yet (a new key is published for the prepublish period before it signs); try again later")
+		}
+	} else if key, ok = snap.IDTokenKey(keyset.RS256, now); !ok {
+		return nil, newError(ErrTemporarilyUnavailable, "the server has no signing key yet")
+	}
+	return key, nil
+}
+
 // verifyIDTokenHint checks an id_token_hint (Core §3.1.2.1): an ID token
 // this server signed, with any key still in the set, for this issuer. It
 // may have expired: a relying party sends back the ID token it has,
@@ -113,8 +123,9 @@ func verifyIDTokenHint(snap *config.Snapshot, hint string) (*idTokenClaims, bool
 	claims := &idTokenClaims{}
 	p := jwt.NewParser(jwt.WithValidMethods([]string{keyset.ES256, keyset.RS256, keyset.EdDSA}), jwt.WithoutClaimsValidation())
 	t, err := p.ParseWithClaims(hint, claims, func(t *jwt.Token) (any, error) {
-		// An access token is not an ID token, whoever signed it.
-		if typ, _ := t.Header["typ"].(string); strings.EqualFold(typ, "at+jwt") {
+		// An access token or a logout token is not an ID token, whoever
+		// signed it: ID tokens are typ JWT.
+		if typ, _ := t.Header["typ"].(string); typ != "" && !strings.EqualFold(typ, "JWT") {
 			return nil, errNotIDToken
 		}
 		return verificationKey(snap, t, errNotIDToken)

@@ -140,7 +140,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, snap *con
 		return result{outcome: ErrServerError}
 	}
 	if old := readCookie(r, snap, sessionCookie); old != "" {
-		_ = s.store.DeleteSession(ctx, storage.HashToken(old))
+		s.replaceSession(ctx, snap, storage.HashToken(old), person.Subject, now)
 	}
 	setCookie(w, snap, sessionCookie, cookie, int(s.sessionTTL/time.Second))
 	ar.Subject, ar.AuthTime, ar.SessionID = person.Subject, now, sess.ID
@@ -150,6 +150,26 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, snap *con
 		return result{outcome: ErrServerError}
 	}
 	return s.afterLogin(w, r, snap, client, ar, now)
+}
+
+// replaceSession retires the browser's previous session (hash) when a
+// new login replaces it. The same person signing in again (prompt=login,
+// max_age) keeps their applications signed in: the old session is only
+// deleted. Someone else signing in ends it: its applications are told.
+func (s *Server) replaceSession(ctx context.Context, snap *config.Snapshot, hash, subject string, now time.Time) {
+	old, err := s.store.GetSession(ctx, hash, now)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return
+	case err == nil && old.Subject != subject:
+		_, err = s.endSessions(ctx, snap, storage.SessionSelector{Hash: hash}, storage.EndOptions{}, "another person signed in in this browser")
+	default:
+		err = s.store.DeleteSession(ctx, hash)
+	}
+	if err != nil {
+		// The old session expires by itself; the new login stands.
+		s.log.Warn("retiring the previous session of this browser", "error", err)
+	}
 }
 
 // saveIdentity keeps what an upstream said of the person, for the claims

@@ -20,6 +20,15 @@ import (
 // logout request anyone can send from any site must not sign people out
 // silently); that form carries the CSRF token.
 //
+// An id_token_hint also ends the session it was issued in (its sid),
+// with or without this browser's cookie: a relying party's back end
+// signing the person out (oauth2-proxy's --backend-logout-url) has no
+// cookie, and the hint, signed by this server, names the session.
+//
+// Every other client that got tokens in an ended session and has a
+// back-channel logout URI is sent a logout token (backchannel.go); the
+// client that asked is not.
+//
 // post_logout_redirect_uri is followed only when it is registered for the
 // client (spec.postLogoutRedirectURIs, exact match) that client_id or the
 // hint names; otherwise a page says so and nothing redirects (§3, no open
@@ -68,16 +77,27 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *
 		return bad("The application asked to send you to an address it has not registered for after sign-out (post_logout_redirect_uri).")
 	}
 
-	sess, signedIn := s.session(r.Context(), r, snap, now)
+	ctx := r.Context()
+	failed := func(err error) result {
+		s.log.Error("ending session", "error", err)
+		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "You could not be signed out. Try again shortly.")
+		return result{outcome: ErrServerError}
+	}
+	sess, signedIn := s.session(ctx, r, snap, now)
+	if hint != nil && hint.SID != "" && (!signedIn || sess.ID != hint.SID) {
+		// The sid is the server's own, in a token it signed: it names
+		// one session of hint.Subject.
+		if _, err := s.endSessions(ctx, snap, storage.SessionSelector{ID: hint.SID}, storage.EndOptions{Except: clientID}, "end_session id_token_hint"); err != nil {
+			return failed(err)
+		}
+	}
 	if signedIn && !confirmed && (hint == nil || hint.Subject != sess.Subject) {
 		s.confirmLogout(w, r, snap, form, client, sess, redirect)
 		return result{outcome: "confirm"}
 	}
 	if signedIn {
-		if err := s.store.DeleteSession(r.Context(), sess.Hash); err != nil {
-			s.log.Error("ending session", "error", err)
-			s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "You could not be signed out. Try again shortly.")
-			return result{outcome: ErrServerError}
+		if _, err := s.endSessions(ctx, snap, storage.SessionSelector{Hash: sess.Hash}, storage.EndOptions{Except: clientID}, "end_session"); err != nil {
+			return failed(err)
 		}
 	}
 	setCookie(w, snap, sessionCookie, "", -1)

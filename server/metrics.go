@@ -24,6 +24,11 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	logins   *prometheus.CounterVec
 	security *prometheus.CounterVec
+	// Back-channel logout (backchannel.go).
+	backchannelAttempts *prometheus.CounterVec
+	backchannelLogouts  *prometheus.CounterVec
+	backchannelDelay    prometheus.Histogram
+	backchannelInflight prometheus.Gauge
 	// series caches the children observe uses, by seriesKey.
 	series sync.Map
 }
@@ -51,6 +56,29 @@ func newMetrics(reg prometheus.Registerer, state *stateCollector, store any) (*m
 			Help: "Security events to alert on, each also logged as \"security event\": code_replay, device_code_replay, refresh_token_reuse, login_throttled, client_authentication_failed, upstream_callback_rejected, client_assertion_replay.",
 		}, []string{"event"}),
 	}
+	m.backchannelAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "server", Name: "backchannel_logout_attempts_total",
+		Help: "Attempts to deliver a logout token to a relying party's back-channel logout URI, by result: success (2xx), http_4xx, http_5xx, timeout, connection, signing_failed.",
+	}, []string{"result"})
+	m.backchannelLogouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "server", Name: "backchannel_logouts_total",
+		Help: "Logout tokens finished with, by outcome: delivered, abandoned (every retry failed; a Warning Event BackchannelLogoutFailed names the OAuthClient) or dropped (the client was deleted or no longer has a back-channel logout URI).",
+	}, []string{"outcome"})
+	m.backchannelDelay = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "gatehouse", Subsystem: "server", Name: "backchannel_logout_delay_seconds",
+		Help:    "Time from a session's end to the delivery of its logout token, retries included.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
+	})
+	m.backchannelInflight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "server", Name: "backchannel_logout_inflight",
+		Help: "Logout-token deliveries this replica is making now.",
+	})
+	for _, r := range backchannelResults {
+		m.backchannelAttempts.WithLabelValues(r)
+	}
+	for _, o := range backchannelOutcomes {
+		m.backchannelLogouts.WithLabelValues(o)
+	}
 	for _, e := range securityEvents {
 		m.security.WithLabelValues(e)
 	}
@@ -59,7 +87,8 @@ func newMetrics(reg prometheus.Registerer, state *stateCollector, store any) (*m
 	for _, o := range loginOutcomes {
 		m.logins.WithLabelValues(o)
 	}
-	cs := []prometheus.Collector{m.requests, m.latency, m.logins, m.security, state}
+	cs := []prometheus.Collector{m.requests, m.latency, m.logins, m.security, state,
+		m.backchannelAttempts, m.backchannelLogouts, m.backchannelDelay, m.backchannelInflight}
 	if c, ok := store.(prometheus.Collector); ok {
 		cs = append(cs, c)
 	}
@@ -91,6 +120,13 @@ func (m *metrics) observe(endpoint string, r result, start time.Time) {
 	sr.requests.Inc()
 	sr.latency.Observe(time.Since(start).Seconds())
 }
+
+// backchannelResults and backchannelOutcomes are the label values of
+// backchannel_logout_attempts_total and backchannel_logouts_total.
+var (
+	backchannelResults  = []string{outcomeSuccess, "http_4xx", "http_5xx", "timeout", "connection", "signing_failed"}
+	backchannelOutcomes = []string{"delivered", "abandoned", "dropped"}
+)
 
 // loginOutcomes are the values of login_attempts_total's outcome label.
 var loginOutcomes = []string{outcomeSuccess, "invalid_credentials", "throttled", "unavailable"}

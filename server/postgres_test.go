@@ -105,7 +105,7 @@ func TestTwoReplicasSharePostgres(t *testing.T) {
 
 // startPostgres starts a PostgreSQL for the test (skipping loudly when its
 // binaries are missing) and returns the URL of an empty database.
-func startPostgres(t *testing.T) string {
+func startPostgres(t testing.TB) string {
 	t.Helper()
 	pg, err := testpg.Start()
 	if err != nil {

@@ -54,6 +54,10 @@ type Options struct {
 	// ServiceAccountIssuer verifies the service-account tokens of clients
 	// that authenticate as a ServiceAccount; without it they are refused.
 	ServiceAccountIssuer ServiceAccountIssuer
+	// Backchannel tunes the delivery of logout tokens (RunBackchannel).
+	Backchannel BackchannelOptions
+	// Events records Events about OAuthClients; none when nil.
+	Events ClientEvents
 }
 
 // ThrottleConfig limits failed logins per account and per client address
@@ -76,6 +80,9 @@ type Server struct {
 	saIssuer   ServiceAccountIssuer
 	pages      *pages.Renderer
 	grants     map[string]grantHandler
+	// backchannel delivers logout tokens (backchannel.go).
+	backchannel *dispatcher
+	events      ClientEvents
 
 	derived atomic.Pointer[derived]
 }
@@ -115,6 +122,10 @@ func New(o Options) (*Server, error) {
 	}
 	s.metrics = m
 	s.throttle = throttle.New(o.LoginThrottle)
+	s.backchannel = newDispatcher(s, o.Backchannel)
+	if o.Events != nil {
+		s.events = o.Events
+	}
 	if s.pages, err = pages.New(); err != nil {
 		return nil, err
 	}

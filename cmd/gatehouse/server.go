@@ -18,6 +18,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,6 +32,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/version"
 	"github.com/gatehouse-dev/gatehouse/server"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/kubeactions"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 	"github.com/gatehouse-dev/gatehouse/server/storage/memory"
 	"github.com/gatehouse-dev/gatehouse/server/storage/postgres"
@@ -165,12 +167,21 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer closeStore(store, log)
 
-	srv, err := server.New(server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies,
-		Registerer: reg, ServiceAccountIssuer: saIssuer, TLSCertificate: cert.LeafFunc()})
+	events, err := clientEvents(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer events.Stop()
+	opts := server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies,
+		Registerer: reg, ServiceAccountIssuer: saIssuer, TLSCertificate: cert.LeafFunc(), Events: events}
+	srv, err := server.New(opts)
 	if err != nil {
 		return err
 	}
 	go srv.RunGC(ctx, f.gcInterval)
+	if err := runSessionWork(ctx, srv, store, cfg, f, log, errc); err != nil {
+		return err
+	}
 
 	public := &http.Server{Addr: f.listen, Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
@@ -219,6 +230,42 @@ func closeStore(store storage.Store, log *slog.Logger) {
 	if err := store.Close(); err != nil {
 		log.Warn("closing the store", "error", err)
 	}
+}
+
+// clientEvents records Events on OAuthClients (back-channel logout
+// failures).
+func clientEvents(ctx context.Context, cfg *rest.Config) (*kubeactions.ClientEvents, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	scheme, err := kubescheme.New()
+	if err != nil {
+		return nil, err
+	}
+	return kubeactions.NewClientEvents(ctx, cs, scheme)
+}
+
+// runSessionWork starts what ends sessions outside a request: the
+// delivery of logout tokens, the watch for people the identity sources
+// stop listing, and the SessionRevocations of this server.
+func runSessionWork(ctx context.Context, srv *server.Server, store storage.Store, cfg *rest.Config, f *serverFlags, log *slog.Logger, errc chan<- error) error {
+	scheme, err := kubescheme.New()
+	if err != nil {
+		return err
+	}
+	revocations, err := kubeactions.NewSessionRevocations(cfg, scheme, f.namespace, f.name, srv, store, log)
+	if err != nil {
+		return err
+	}
+	go srv.RunBackchannel(ctx)
+	go srv.RunRemovals(ctx, time.Second)
+	go func() {
+		if err := revocations.Run(ctx); err != nil && ctx.Err() == nil {
+			errc <- fmt.Errorf("watching SessionRevocations: %w", err)
+		}
+	}()
+	return nil
 }
 
 // serveOps serves /healthz, /readyz and /metrics. Health answers at once,

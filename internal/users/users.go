@@ -237,3 +237,12 @@ func (d *Directory) BySubject(sub string) (User, bool) {
 
 // Len is the number of users.
 func (d *Directory) Len() int { return len(d.byName) }
+
+// Subjects are the users' subjects, in no order.
+func (d *Directory) Subjects() []string {
+	out := make([]string, 0, len(d.bySubject))
+	for sub := range d.bySubject {
+		out = append(out, sub)
+	}
+	return out
+}

@@ -36,7 +36,11 @@ func compileClient(oc *oauthv1.OAuthClient, server *Snapshot, grants map[string]
 		IDTokenAlg:  oc.Spec.IDTokenSignedResponseAlg,
 		RequirePKCE: oc.PKCERequired(),
 		Namespace:   oc.Namespace,
+		UID:         oc.UID,
 		Assertion:   compileAssertion(oc, server),
+	}
+	if b := oc.Spec.BackchannelLogout; b != nil {
+		c.Backchannel = &Backchannel{URI: b.URI, SessionRequired: b.SessionRequired}
 	}
 	c.RedirectURIs = toStrings(oc.Spec.RedirectURIs)
 	c.PostLogoutRedirectURIs = toStrings(oc.Spec.PostLogoutRedirectURIs)

@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -137,8 +138,13 @@ type Client struct {
 	RequirePKCE   bool
 	SkipConsent   bool
 	SecretHashes  []SecretHash
-	// Namespace is the OAuthClient's namespace.
+	// Namespace is the OAuthClient's namespace; UID its uid, for the
+	// Events about it.
 	Namespace string
+	UID       types.UID
+	// Backchannel is where the client receives logout tokens (OpenID
+	// Connect Back-Channel Logout 1.0); nil when it does not.
+	Backchannel *Backchannel
 	// Assertion is the credential of a client without a secret
 	// (spec.authentication); nil for the others.
 	Assertion *ClientAssertion
@@ -149,6 +155,15 @@ type Client struct {
 	// it may not.
 	TokenExchange *TokenExchange
 }
+
+// Backchannel is an OAuthClient's spec.backchannelLogout.
+type Backchannel struct {
+	URI             string
+	SessionRequired bool
+}
+
+// Name is the OAuthClient's name: its client_id is <namespace>.<name>.
+func (c *Client) Name() string { return strings.TrimPrefix(c.ID, c.Namespace+".") }
 
 // AcceptsAuthMethod reports whether the client may authenticate with m.
 func (c *Client) AcceptsAuthMethod(m oauthv1.TokenEndpointAuthMethod) bool {

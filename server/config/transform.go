@@ -23,6 +23,7 @@ func leanClient(obj any) (any, error) {
 	lean := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{
 		Namespace:         intern.String(oc.Namespace),
 		Name:              oc.Name,
+		UID:               oc.UID,
 		ResourceVersion:   oc.ResourceVersion,
 		Generation:        oc.Generation,
 		DeletionTimestamp: oc.DeletionTimestamp,
@@ -43,6 +44,7 @@ func leanClient(obj any) (any, error) {
 		IDTokenSignedResponseAlg: intern.String(sp.IDTokenSignedResponseAlg),
 		Authentication:           sp.Authentication,
 		TokenExchange:            sp.TokenExchange,
+		BackchannelLogout:        sp.BackchannelLogout,
 	}
 	lean.Status.ClientID = oc.Status.ClientID
 	lean.Status.SecretHashes = oc.Status.SecretHashes

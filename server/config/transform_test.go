@@ -34,9 +34,10 @@ func fullClient(ns, name string) *oauthv1.OAuthClient {
 				oauthv1.GrantTokenExchange},
 			TokenExchange: &oauthv1.TokenExchange{SubjectTokens: []oauthv1.ExchangeableToken{
 				{Type: oauthv1.ExchangeAccessToken, Audiences: []oauthv1.Audience{"https://orders.example"}}}},
-			Scopes:      []oauthv1.ScopeName{"openid", "orders:read"},
-			Audience:    []oauthv1.Audience{"https://orders.example"},
-			RequirePKCE: &f, SecretName: name + "-credentials",
+			BackchannelLogout: &oauthv1.BackchannelLogout{URI: "https://" + name + ".example/backchannel-logout", SessionRequired: true},
+			Scopes:            []oauthv1.ScopeName{"openid", "orders:read"},
+			Audience:          []oauthv1.Audience{"https://orders.example"},
+			RequirePKCE:       &f, SecretName: name + "-credentials",
 		},
 		Status: oauthv1.OAuthClientStatus{ObservedGeneration: 3, ClientID: ns + "." + name, SecretName: name + "-credentials",
 			Conditions: []metav1.Condition{
@@ -64,11 +65,13 @@ func TestLeanClientCompilesTheSame(t *testing.T) {
 	if want == nil || want.TokenExchange == nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("lean compiles to %+v, want %+v", got, want)
 	}
-	if lean.ManagedFields != nil || lean.Annotations != nil || lean.Labels != nil || lean.UID != "" || lean.Spec.SecretName != "" ||
+	if lean.ManagedFields != nil || lean.Annotations != nil || lean.Labels != nil || lean.Spec.SecretName != "" ||
 		len(lean.Status.Conditions) != 1 || lean.Status.Conditions[0].Message != "" || lean.Status.LastRotationTime != nil {
 		t.Errorf("lean copy keeps more than needed: %+v", lean)
 	}
-	if lean.Namespace != full.Namespace || lean.Name != full.Name || lean.ResourceVersion != full.ResourceVersion {
+	// The uid stays: Events about the client (back-channel logout
+	// failures) name it, and kubectl describe finds them by it.
+	if lean.Namespace != full.Namespace || lean.Name != full.Name || lean.ResourceVersion != full.ResourceVersion || lean.UID != full.UID {
 		t.Errorf("lean copy lost its identity: %s/%s@%s", lean.Namespace, lean.Name, lean.ResourceVersion)
 	}
 	// Not Ready: still not Ready when lean.

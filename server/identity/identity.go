@@ -166,6 +166,15 @@ func (s *Set) Redirect(name string) (RedirectSource, bool) {
 	return r, ok
 }
 
+// Names are the sources' names in order ("" for the users Secret).
+func (s *Set) Names() []string {
+	var out []string
+	for _, src := range s.all() {
+		out = append(out, src.Name())
+	}
+	return out
+}
+
 // Has reports whether a provider named name is configured: its people's
 // grants live on only while it is.
 func (s *Set) Has(name string) bool {

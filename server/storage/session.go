@@ -160,11 +160,13 @@ type SessionStore interface {
 
 	// ClaimLogoutDeliveries returns up to limit deliveries due at now
 	// (NextAttemptAt reached, not expired, not claimed by someone else),
-	// oldest due first, skipping the clients in skip, and marks them
-	// claimed until now+lease, so that no other caller (replica) gets
-	// them meanwhile. A claim that is neither finished nor retried by
-	// then (a replica that died) lapses, and the delivery is due again.
-	ClaimLogoutDeliveries(ctx context.Context, limit int, skip []string, lease time.Duration, now time.Time) ([]LogoutDelivery, error)
+	// at most perClient of any one client and none of the clients in
+	// busy, oldest due first, and marks them claimed until now+lease, so
+	// that no other caller (replica) gets them meanwhile. A claim that is
+	// neither finished nor retried by then (a replica that died) lapses,
+	// and the delivery is due again. The per-client bound keeps one
+	// client's backlog from taking every worker.
+	ClaimLogoutDeliveries(ctx context.Context, limit, perClient int, busy []string, lease time.Duration, now time.Time) ([]LogoutDelivery, error)
 	// RetryLogoutDelivery records a failed attempt: the delivery's
 	// Attempts, LastError and NextAttemptAt, and releases the claim.
 	// Unknown is ErrNotFound.

@@ -15,11 +15,13 @@ import (
 // Signer signs compact JWS (RFC 7515 §7.1) with one key. Its protected
 // headers are encoded once per configuration snapshot, not per token.
 type Signer struct {
-	// atHeader and idHeader are BASE64URL(header) + ".": typ at+jwt for
-	// access tokens (RFC 9068 §2.1, so that one is never mistaken for an
-	// ID token or any other JWT), typ JWT for ID tokens.
-	atHeader, idHeader string
-	sign               func(input []byte) ([]byte, error)
+	// atHeader, idHeader and logoutHeader are BASE64URL(header) + ".":
+	// typ at+jwt for access tokens (RFC 9068 §2.1, so that one is never
+	// mistaken for an ID token or any other JWT), typ JWT for ID tokens,
+	// typ logout+jwt for logout tokens (OpenID Connect Back-Channel
+	// Logout 1.0 §2.4, so that one is never taken for an ID token).
+	atHeader, idHeader, logoutHeader string
+	sign                             func(input []byte) ([]byte, error)
 	// sigLen is the longest encoded signature, so that a token's buffer
 	// is allocated once at the right size.
 	sigLen int
@@ -33,7 +35,8 @@ func NewSigner(k *keyset.Key) (*Signer, error) {
 	}
 	// 64 bytes for ES256 and Ed25519 (RFC 7518 §3.4, RFC 8032 §5.1.6);
 	// 683 characters hold a 4096-bit RSA signature.
-	js := &Signer{atHeader: encodeJWSHeader(k, "at+jwt"), idHeader: encodeJWSHeader(k, "JWT"), sigLen: base64.RawURLEncoding.EncodedLen(64)}
+	js := &Signer{atHeader: encodeJWSHeader(k, "at+jwt"), idHeader: encodeJWSHeader(k, "JWT"), logoutHeader: encodeJWSHeader(k, "logout+jwt"),
+		sigLen: base64.RawURLEncoding.EncodedLen(64)}
 	if k.Algorithm == keyset.RS256 {
 		js.sigLen = 683
 	}
@@ -80,6 +83,11 @@ func (js *Signer) SignAccessToken(payload []byte) (string, error) {
 // SignIDToken signs payload as an ID token (typ JWT).
 func (js *Signer) SignIDToken(payload []byte) (string, error) {
 	return js.compact(js.idHeader, payload)
+}
+
+// SignLogoutToken signs payload as a logout token (typ logout+jwt).
+func (js *Signer) SignLogoutToken(payload []byte) (string, error) {
+	return js.compact(js.logoutHeader, payload)
 }
 
 // compact is header (an encoded header and its dot), the encoded payload,

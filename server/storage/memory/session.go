@@ -221,23 +221,31 @@ func (s *Store) EndSessions(_ context.Context, sel storage.SessionSelector, opts
 }
 
 // ClaimLogoutDeliveries implements storage.SessionStore.
-func (s *Store) ClaimLogoutDeliveries(_ context.Context, limit int, skip []string, lease time.Duration, now time.Time) ([]storage.LogoutDelivery, error) {
-	if limit <= 0 || lease <= 0 {
-		return nil, invalid("a claim needs a limit and a lease")
+func (s *Store) ClaimLogoutDeliveries(_ context.Context, limit, perClient int, busy []string, lease time.Duration, now time.Time) ([]storage.LogoutDelivery, error) {
+	if limit <= 0 || perClient <= 0 || lease <= 0 {
+		return nil, invalid("a claim needs limits and a lease")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var due []*delivery
 	for _, d := range s.sessions.deliveries {
-		if !d.NextAttemptAt.After(now) && live(d.ExpiresAt, now) && !d.claimedUntil.After(now) && !slices.Contains(skip, d.ClientID) {
+		if !d.NextAttemptAt.After(now) && live(d.ExpiresAt, now) && !d.claimedUntil.After(now) && !slices.Contains(busy, d.ClientID) {
 			due = append(due, d)
 		}
 	}
 	slices.SortFunc(due, func(a, b *delivery) int {
 		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), strings.Compare(a.ID, b.ID))
 	})
-	out := make([]storage.LogoutDelivery, 0, min(limit, len(due)))
-	for _, d := range due[:min(limit, len(due))] {
+	var out []storage.LogoutDelivery
+	perClientClaimed := map[string]int{}
+	for _, d := range due {
+		if len(out) == limit {
+			break
+		}
+		if perClientClaimed[d.ClientID] == perClient {
+			continue
+		}
+		perClientClaimed[d.ClientID]++
 		d.claimedUntil = now.Add(lease)
 		out = append(out, d.LogoutDelivery)
 	}

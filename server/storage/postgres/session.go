@@ -282,22 +282,30 @@ func insertDeliveries(ctx context.Context, tx pgx.Tx, ds []storage.LogoutDeliver
 const deliveryColumns = "id, client_id, subject, sid, created_at, attempts, next_attempt_at, expires_at, last_error"
 
 // ClaimLogoutDeliveries implements storage.SessionStore. SKIP LOCKED lets
-// replicas claim at once without waiting on each other's rows.
-func (s *Store) ClaimLogoutDeliveries(ctx context.Context, limit int, skip []string, lease time.Duration, now time.Time) ([]storage.LogoutDelivery, error) {
-	if limit <= 0 || lease <= 0 {
-		return nil, invalid("a claim needs a limit and a lease")
+// replicas claim at once without waiting on each other's rows; the claim's
+// conditions are on the locked rows themselves, so PostgreSQL checks them
+// again on a row another replica claimed meanwhile.
+func (s *Store) ClaimLogoutDeliveries(ctx context.Context, limit, perClient int, busy []string, lease time.Duration, now time.Time) ([]storage.LogoutDelivery, error) {
+	if limit <= 0 || perClient <= 0 || lease <= 0 {
+		return nil, invalid("a claim needs limits and a lease")
 	}
-	if skip == nil {
-		skip = []string{}
+	if busy == nil {
+		busy = []string{}
 	}
 	rows, err := s.pool.Query(ctx, `UPDATE logout_deliveries SET claimed_until = $3
 		WHERE id IN (
-			SELECT id FROM logout_deliveries
-			WHERE next_attempt_at <= $1 AND expires_at > $1 AND (claimed_until IS NULL OR claimed_until <= $1)
-				AND NOT (client_id = ANY($4))
-			ORDER BY next_attempt_at, id LIMIT $2
+			SELECT d.id FROM logout_deliveries d
+			WHERE d.next_attempt_at <= $1 AND d.expires_at > $1 AND (d.claimed_until IS NULL OR d.claimed_until <= $1)
+				AND d.id IN (
+					SELECT id FROM (
+						SELECT id, next_attempt_at, row_number() OVER (PARTITION BY client_id ORDER BY next_attempt_at, id) AS n
+						FROM logout_deliveries
+						WHERE next_attempt_at <= $1 AND expires_at > $1 AND (claimed_until IS NULL OR claimed_until <= $1)
+							AND NOT (client_id = ANY($4))
+					) ranked
+					WHERE n <= $5 ORDER BY next_attempt_at, id LIMIT $2)
 			FOR UPDATE SKIP LOCKED)
-		RETURNING `+deliveryColumns, now, limit, now.Add(lease), skip)
+		RETURNING `+deliveryColumns, now, limit, now.Add(lease), busy, perClient)
 	if err != nil {
 		return nil, wrap("claim logout deliveries", err)
 	}

@@ -241,7 +241,7 @@ func testEndSessions(t *testing.T, newStore NewStore) {
 			t.Errorf("GetSession of the ended session: %v", err)
 		}
 		// The deliveries are in the outbox.
-		claimed, err := f.s.ClaimLogoutDeliveries(ctx, 10, nil, time.Minute, t0)
+		claimed, err := f.s.ClaimLogoutDeliveries(ctx, 10, 10, nil, time.Minute, t0)
 		must(t, "ClaimLogoutDeliveries", err)
 		if len(claimed) != 1 || claimed[0].ID != d.ID || claimed[0].Subject != "alice" || claimed[0].SessionID != f.alice1.ID {
 			t.Errorf("claimed %+v, want the delivery %+v", claimed, d)
@@ -266,7 +266,7 @@ func testEndSessions(t *testing.T, newStore NewStore) {
 		if f.live(t, f.alice2) || !f.live(t, f.alice1) || !f.revoked(t, f.alice2Online) || f.revoked(t, f.aliceOnline) {
 			t.Error("ending by sid ended the wrong session or family")
 		}
-		claimed, err := f.s.ClaimLogoutDeliveries(ctx, 10, nil, time.Minute, t0)
+		claimed, err := f.s.ClaimLogoutDeliveries(ctx, 10, 10, nil, time.Minute, t0)
 		must(t, "ClaimLogoutDeliveries", err)
 		if len(claimed) != 0 {
 			t.Errorf("deliveries queued without Notify: %+v", claimed)
@@ -386,20 +386,26 @@ func testLogoutDeliveries(t *testing.T, s storage.Store) {
 	slowRP := queue(t, s, "slow", "client-slow", 3, deadline)
 	fastRP := queue(t, s, "fast", "client-fast", 2, deadline)
 
-	// A limit, and a client skipped (one whose deliveries are all in
-	// flight already).
-	got, err := s.ClaimLogoutDeliveries(ctx, 2, []string{"client-slow"}, time.Minute, t0)
+	// A limit, and a client skipped (one with deliveries in flight
+	// already).
+	got, err := s.ClaimLogoutDeliveries(ctx, 2, 10, []string{"client-slow"}, time.Minute, t0)
 	must(t, "ClaimLogoutDeliveries", err)
 	if len(got) != 2 || got[0].ClientID != "client-fast" || got[1].ClientID != "client-fast" {
 		t.Fatalf("claimed %+v, want the two of client-fast", got)
 	}
-	// Claimed ones are not claimed again while the claim lasts.
-	got, err = s.ClaimLogoutDeliveries(ctx, 10, nil, time.Minute, t0.Add(30*time.Second))
+	// Claimed ones are not claimed again while the claim lasts; at most
+	// perClient of one client at a time.
+	got, err = s.ClaimLogoutDeliveries(ctx, 10, 2, nil, time.Minute, t0.Add(30*time.Second))
 	must(t, "ClaimLogoutDeliveries", err)
-	if len(got) != 3 {
-		t.Fatalf("claimed %d, want client-slow's 3", len(got))
+	if len(got) != 2 || got[0].ClientID != "client-slow" || got[1].ClientID != "client-slow" {
+		t.Fatalf("claimed %+v, want 2 of client-slow's 3", got)
 	}
-	got, err = s.ClaimLogoutDeliveries(ctx, 10, nil, time.Minute, t0.Add(45*time.Second))
+	got, err = s.ClaimLogoutDeliveries(ctx, 10, 2, nil, time.Minute, t0.Add(30*time.Second))
+	must(t, "ClaimLogoutDeliveries", err)
+	if len(got) != 1 || got[0].ClientID != "client-slow" {
+		t.Fatalf("claimed %+v, want the last of client-slow's", got)
+	}
+	got, err = s.ClaimLogoutDeliveries(ctx, 10, 10, nil, time.Minute, t0.Add(45*time.Second))
 	must(t, "ClaimLogoutDeliveries", err)
 	if len(got) != 0 {
 		t.Fatalf("claimed %d already claimed deliveries", len(got))
@@ -415,12 +421,12 @@ func testLogoutDeliveries(t *testing.T, s storage.Store) {
 	unknown.ID = "no-such-delivery"
 	wantErr(t, "RetryLogoutDelivery unknown", s.RetryLogoutDelivery(ctx, unknown), storage.ErrNotFound)
 
-	got, err = s.ClaimLogoutDeliveries(ctx, 10, nil, 10*time.Minute, t0.Add(2*time.Minute))
+	got, err = s.ClaimLogoutDeliveries(ctx, 10, 10, nil, 10*time.Minute, t0.Add(2*time.Minute))
 	must(t, "ClaimLogoutDeliveries after the claim lapsed", err)
 	if len(got) != 3 || got[0].ClientID != "client-slow" {
 		t.Fatalf("claimed %+v, want client-slow's 3 again", got)
 	}
-	got, err = s.ClaimLogoutDeliveries(ctx, 10, nil, time.Minute, t0.Add(5*time.Minute))
+	got, err = s.ClaimLogoutDeliveries(ctx, 10, 10, nil, time.Minute, t0.Add(5*time.Minute))
 	must(t, "ClaimLogoutDeliveries at the retry", err)
 	if len(got) != 1 || got[0].ID != retry.ID || got[0].Attempts != 1 || got[0].LastError != "connection refused" ||
 		!sameTime(got[0].NextAttemptAt, retry.NextAttemptAt) {
@@ -428,7 +434,7 @@ func testLogoutDeliveries(t *testing.T, s storage.Store) {
 	}
 	// Past its deadline a delivery is not claimed, and DeleteExpired
 	// removes it.
-	got, err = s.ClaimLogoutDeliveries(ctx, 10, nil, time.Minute, deadline)
+	got, err = s.ClaimLogoutDeliveries(ctx, 10, 10, nil, time.Minute, deadline)
 	must(t, "ClaimLogoutDeliveries at the deadline", err)
 	if len(got) != 0 {
 		t.Fatalf("claimed %d expired deliveries", len(got))
@@ -438,7 +444,7 @@ func testLogoutDeliveries(t *testing.T, s storage.Store) {
 	if n != 4 { // the 3 of client-slow and the retried one
 		t.Fatalf("DeleteExpired removed %d, want the 4 deliveries", n)
 	}
-	_, err = s.ClaimLogoutDeliveries(ctx, 0, nil, time.Minute, t0)
+	_, err = s.ClaimLogoutDeliveries(ctx, 0, 1, nil, time.Minute, t0)
 	wantErr(t, "ClaimLogoutDeliveries without a limit", err, storage.ErrInvalid)
 	_ = slowRP
 }
@@ -519,7 +525,7 @@ func RaceEndSession(t *testing.T, stores ...storage.Store) {
 	if winners != 1 || queued != 1 {
 		t.Fatalf("%d callers ended the session and %d deliveries were queued; want 1 and 1", winners, queued)
 	}
-	claimed, err := stores[0].ClaimLogoutDeliveries(ctx, 10, nil, time.Minute, t0)
+	claimed, err := stores[0].ClaimLogoutDeliveries(ctx, 10, 10, nil, time.Minute, t0)
 	must(t, "ClaimLogoutDeliveries", err)
 	if len(claimed) != 1 {
 		t.Fatalf("the outbox holds %d deliveries, want 1", len(claimed))
@@ -539,7 +545,7 @@ func RaceClaimLogoutDeliveries(t *testing.T, stores ...storage.Store) {
 	for i := range 8 {
 		wg.Go(func() {
 			for {
-				got, err := stores[i%len(stores)].ClaimLogoutDeliveries(ctx, 3, nil, time.Minute, t0)
+				got, err := stores[i%len(stores)].ClaimLogoutDeliveries(ctx, 3, 2, nil, time.Minute, t0)
 				if err != nil {
 					t.Errorf("ClaimLogoutDeliveries: %v", err)
 					return
