@@ -68,6 +68,11 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 		return fail(e)
 	}
 	to.mode = mode
+	if (client.RequirePAR || snap.RequirePAR) && !in.pushed {
+		// RFC 9126 §5, §6: only a request the client pushed, with its
+		// authentication, and whose parameters the browser never carried.
+		return fail(invalidRequest("this client must push its authorization requests to the pushed authorization request endpoint (RFC 9126) and send only client_id and request_uri"))
+	}
 	ar, op, e := authorizeRequest(snap, client, redirectURI, q, now)
 	if e != nil {
 		return fail(e)

@@ -55,6 +55,9 @@ type metadata struct {
 	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	CodeChallengeMethodsSupported                      []string `json:"code_challenge_methods_supported"`
 	AuthorizationResponseIssParameterSupported         bool     `json:"authorization_response_iss_parameter_supported"`
+	// RFC 9126 §5.
+	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint"`
+	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests"`
 }
 
 // metadataCacheControl: the documents change only with the
@@ -96,6 +99,8 @@ func baseMetadata(snap *config.Snapshot, federated bool) metadata {
 		IntrospectionEndpointAuthSigningAlgValuesSupported: jwtverify.Algorithms,
 		CodeChallengeMethodsSupported:                      []string{"S256"},
 		AuthorizationResponseIssParameterSupported:         true,
+		PushedAuthorizationRequestEndpoint:                 ep.PushedAuthorizationRequest,
+		RequirePushedAuthorizationRequests:                 snap.RequirePAR,
 	}
 }
 

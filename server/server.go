@@ -273,6 +273,8 @@ func (s *Server) route(d *derived, path string) (string, handlerFunc) {
 		return "device_authorization", (*Server).handleDeviceAuthorization
 	case endpoints.DevicePath:
 		return "device", (*Server).handleDevice
+	case endpoints.PushedAuthorizationRequestPath:
+		return "par", (*Server).handlePAR
 	case endpoints.EndSessionPath:
 		return "end_session", (*Server).handleEndSession
 	case endpoints.UserinfoPath:

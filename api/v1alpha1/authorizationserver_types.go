@@ -89,6 +89,13 @@ type AuthorizationServerSpec struct {
 	// +optional
 	ClientAssertions ClientAssertions `json:"clientAssertions,omitempty"`
 
+	// PushedAuthorizationRequests configures the pushed authorization
+	// request endpoint (RFC 9126), which every client may use.
+	//
+	// +kubebuilder:default={}
+	// +optional
+	PushedAuthorizationRequests PushedAuthorizationRequests `json:"pushedAuthorizationRequests,omitempty"`
+
 	// WorkloadIdentity says which workload tokens may authenticate clients
 	// that have no secret: the cluster's service-account tokens and those
 	// of further trusted issuers (OAuthClient spec.authentication).

@@ -157,6 +157,10 @@ func TestValidationRejectsBadObjects(t *testing.T) {
 		{"device code lifetime too short", validServer, `spec: {tokens: {deviceCode: 30s}}`, "deviceCode lifetime must be between 1m and 30m"},
 		{"device code lifetime too long", validServer, `spec: {tokens: {deviceCode: 2h}}`, "deviceCode lifetime must be between 1m and 30m"},
 		{"device code lifetime not a duration", validServer, `spec: {tokens: {deviceCode: "10"}}`, "deviceCode lifetime must be a duration such as 10m"},
+		// AuthorizationServer: pushed authorization requests.
+		{"request_uri lifetime too short", validServer, `spec: {pushedAuthorizationRequests: {requestURILifetime: 5s}}`, "requestURILifetime must be between 10s and 10m"},
+		{"request_uri lifetime too long", validServer, `spec: {pushedAuthorizationRequests: {requestURILifetime: 1h}}`, "requestURILifetime must be between 10s and 10m"},
+		{"request_uri lifetime not a duration", validServer, `spec: {pushedAuthorizationRequests: {requestURILifetime: "60"}}`, "requestURILifetime must be a duration such as 60s"},
 		// AuthorizationServer: client namespaces.
 		{"selector without selector", validServer, `spec: {allowedClients: {namespaces: {from: Selector}}}`, "selector must be set when, and only when, from is Selector"},
 		{"selector with All", validServer, `spec: {allowedClients: {namespaces: {from: All, selector: {matchLabels: {team: a}}}}}`, "selector must be set when, and only when, from is Selector"},
@@ -172,6 +176,7 @@ func TestValidationRejectsBadObjects(t *testing.T) {
 		{"loopback look-alike with userinfo", validClient, `spec: {redirectURIs: ["http://127.0.0.1:8400@evil.example/cb"]}`, "a redirect URI must use https"},
 		{"https redirect without host", validClient, `spec: {redirectURIs: ["https:/callback"]}`, "a redirect URI must use https"},
 		{"authorization_code without redirect URI", validClient, `spec: {redirectURIs: null}`, "grant type authorization_code needs at least one redirect URI"},
+		{"PAR required without the code flow", validClient, `spec: {grantTypes: [client_credentials], redirectURIs: null, requirePushedAuthorizationRequests: true}`, "requirePushedAuthorizationRequests is about authorization requests: it needs grant type authorization_code"},
 		// OAuthClient: grants.
 		{"refresh without authorization_code", validClient, `spec: {grantTypes: [refresh_token]}`, "grant type refresh_token requires authorization_code or urn:ietf:params:oauth:grant-type:device_code"},
 		{"refresh with client_credentials only", validClient, `spec: {grantTypes: [client_credentials, refresh_token], redirectURIs: null}`, "grant type refresh_token requires authorization_code or urn:ietf:params:oauth:grant-type:device_code"},
@@ -259,6 +264,8 @@ func TestValidationAcceptsEdgeCases(t *testing.T) {
 		{"redirect URI with query", validClient, `spec: {redirectURIs: ["https://app.example.com/cb?tenant=a"]}`},
 		{"scopes with colon, dot and slash", validClient, `spec: {scopes: ["orders:read", "api.example.com/read", "a!#$%&'()*+,-./:;<=>?@[]^_{|}~"]}`},
 		{"confidential client opting out of PKCE", validClient, `spec: {requirePKCE: false}`},
+		{"client that must push its requests", validClient, `spec: {requirePushedAuthorizationRequests: true}`},
+		{"server requiring PAR, request_uri lifetime at its bounds", validServer, `spec: {pushedAuthorizationRequests: {required: true, requestURILifetime: 10m}}`},
 		{"client_credentials only", validClient, `spec: {grantTypes: [client_credentials], redirectURIs: null, tokenEndpointAuthMethod: client_secret_post}`},
 		{"public client auth none", validPublicClient, `spec: {tokenEndpointAuthMethod: none}`},
 		{"device grant alone, no redirect URI", validPublicClient, `spec: {grantTypes: ["urn:ietf:params:oauth:grant-type:device_code"], redirectURIs: null}`},
@@ -313,6 +320,8 @@ func TestDefaultsAreFilledIn(t *testing.T) {
 	check(t, "tokens.deviceCode", got.Tokens.DeviceCode.Duration.String(), "10m0s")
 	check(t, "storage.type", got.Storage.Type, oauthv1.StorageMemory)
 	check(t, "allowedClients.namespaces.from", got.AllowedClients.Namespaces.From, oauthv1.NamespacesFromSame)
+	check(t, "pushedAuthorizationRequests.required", got.PushedAuthorizationRequests.Required, false)
+	check(t, "pushedAuthorizationRequests.requestURILifetime", got.PushedAuthorizationRequests.RequestURILifetime.Duration.String(), "1m0s")
 
 	var app oauthv1.OAuthClient
 	create(`
@@ -327,6 +336,7 @@ spec:
 	check(t, "grantTypes", fmt.Sprint(app.Spec.GrantTypes), "[authorization_code]")
 	check(t, "requirePKCE", *app.Spec.RequirePKCE, true)
 	check(t, "skipConsent", app.Spec.SkipConsent, false)
+	check(t, "requirePushedAuthorizationRequests", app.Spec.RequirePushedAuthorizationRequests, false)
 	check(t, "tokenEndpointAuthMethod (resolved by the server from clientType)", app.Spec.TokenEndpointAuthMethod, oauthv1.TokenEndpointAuthMethod(""))
 
 	var rotating oauthv1.OAuthClient

@@ -33,6 +33,9 @@ const (
 	DefaultAssertionMaxExpiresIn = 5 * time.Minute
 	DefaultClientType            = ClientConfidential
 	DefaultRequirePKCE           = true
+	// DefaultRequestURILifetime: how long a pushed authorization
+	// request's request_uri may be used.
+	DefaultRequestURILifetime = 60 * time.Second
 )
 
 // DefaultGrantTypes is spec.grantTypes' default: the authorization code
@@ -242,6 +245,12 @@ func (c *OAuthClient) HasSecret() bool {
 // AssertionMaxExpiresIn is spec.clientAssertions.maxExpiresIn, defaulted.
 func (s *AuthorizationServer) AssertionMaxExpiresIn() time.Duration {
 	return orDefault(s.Spec.ClientAssertions.MaxExpiresIn, DefaultAssertionMaxExpiresIn)
+}
+
+// RequestURILifetime is
+// spec.pushedAuthorizationRequests.requestURILifetime, defaulted.
+func (s *AuthorizationServer) RequestURILifetime() time.Duration {
+	return orDefault(s.Spec.PushedAuthorizationRequests.RequestURILifetime, DefaultRequestURILifetime)
 }
 
 // ServiceAccountTokenMaxLifetime is

@@ -151,6 +151,7 @@ func TestDefaultsMatchCRD(t *testing.T) {
 		{".spec.workloadIdentity.trustedIssuers[].maxTokenLifetime", issuer.TokenMaxLifetime()},
 		{".spec.identityProviders[].recheck.interval", recheckInterval},
 		{".spec.identityProviders[].recheck.gracePeriod", recheckGrace},
+		{".spec.pushedAuthorizationRequests.requestURILifetime", srv.RequestURILifetime()},
 	} {
 		if want := duration(servers, c.path); c.got != want {
 			t.Errorf("AuthorizationServer %s: accessor gives %s, CRD default %s", c.path, c.got, want)

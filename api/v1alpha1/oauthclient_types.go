@@ -237,6 +237,7 @@ type RedirectURI string
 // +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || !has(self.skipConsent) || !self.skipConsent",message="skipConsent is not allowed for a public client: anyone can use its client_id, so the person must approve each request on the consent page (RFC 6749 §10.2, RFC 8252 §8.6)"
 // +kubebuilder:validation:XValidation:rule="!('refresh_token' in self.grantTypes) || 'authorization_code' in self.grantTypes || 'urn:ietf:params:oauth:grant-type:device_code' in self.grantTypes",message="grant type refresh_token requires authorization_code or urn:ietf:params:oauth:grant-type:device_code: refresh tokens are issued only with a person's login"
 // +kubebuilder:validation:XValidation:rule="!('authorization_code' in self.grantTypes) || (has(self.redirectURIs) && size(self.redirectURIs) > 0)",message="grant type authorization_code needs at least one redirect URI"
+// +kubebuilder:validation:XValidation:rule="!has(self.requirePushedAuthorizationRequests) || !self.requirePushedAuthorizationRequests || 'authorization_code' in self.grantTypes",message="requirePushedAuthorizationRequests is about authorization requests: it needs grant type authorization_code"
 // +kubebuilder:validation:XValidation:rule="!('urn:ietf:params:oauth:grant-type:token-exchange' in self.grantTypes) || has(self.tokenExchange)",message="grant type urn:ietf:params:oauth:grant-type:token-exchange needs spec.tokenExchange: which tokens the client may exchange"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || 'urn:ietf:params:oauth:grant-type:token-exchange' in self.grantTypes",message="spec.tokenExchange is set, but grantTypes does not include urn:ietf:params:oauth:grant-type:token-exchange"
 // +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || !('urn:ietf:params:oauth:grant-type:token-exchange' in self.grantTypes)",message="a public client cannot use token exchange: anyone could use its client_id to trade tokens they found"
@@ -381,6 +382,19 @@ type OAuthClientSpec struct {
 	//
 	// +optional
 	SkipConsent bool `json:"skipConsent,omitempty"`
+
+	// RequirePushedAuthorizationRequests makes the client push every
+	// authorization request to the pushed authorization request endpoint
+	// first (RFC 9126, require_pushed_authorization_requests): /authorize
+	// then accepts only the request_uri the push returned, so the
+	// request's parameters never travel through the browser and cannot be
+	// changed there. Default false: the client may push, or send the
+	// parameters to /authorize itself. The AuthorizationServer's
+	// spec.pushedAuthorizationRequests.required requires it of every
+	// client.
+	//
+	// +optional
+	RequirePushedAuthorizationRequests bool `json:"requirePushedAuthorizationRequests,omitempty"`
 
 	// IDTokenSignedResponseAlg is the algorithm of the ID tokens the client
 	// receives (OpenID Connect Dynamic Client Registration 1.0 §2,

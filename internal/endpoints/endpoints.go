@@ -26,6 +26,9 @@ const (
 	// enters the user code.
 	DeviceAuthorizationPath = "/device_authorization"
 	DevicePath              = "/device"
+	// PushedAuthorizationRequestPath is RFC 9126's
+	// pushed_authorization_request_endpoint.
+	PushedAuthorizationRequestPath = "/par"
 	// OpenIDConfigurationPath is where OpenID Connect Discovery 1.0 §4
 	// puts the provider configuration: appended to the issuer, path and
 	// all (unlike RFC 8414's well-known URL).
@@ -41,6 +44,9 @@ type Endpoints struct {
 	// DeviceAuthorization is RFC 8628's device_authorization_endpoint;
 	// Device its verification_uri.
 	DeviceAuthorization, Device string
+	// PushedAuthorizationRequest is RFC 9126's
+	// pushed_authorization_request_endpoint.
+	PushedAuthorizationRequest string
 }
 
 // For returns the endpoints of an issuer such as https://auth.example.com or
@@ -60,6 +66,8 @@ func For(issuer string) Endpoints {
 		// RFC 8628 §3.1, §3.2.
 		DeviceAuthorization: base + DeviceAuthorizationPath,
 		Device:              base + DevicePath,
+		// RFC 9126 §5.
+		PushedAuthorizationRequest: base + PushedAuthorizationRequestPath,
 		// OIDC Discovery 1.0 §4.1.
 		OpenIDConfiguration: base + OpenIDConfigurationPath,
 	}

@@ -38,6 +38,7 @@ func compileClient(oc *oauthv1.OAuthClient, server *Snapshot, grants map[string]
 		Namespace:   oc.Namespace,
 		UID:         oc.UID,
 		Assertion:   compileAssertion(oc, server),
+		RequirePAR:  oc.Spec.RequirePushedAuthorizationRequests,
 	}
 	if b := oc.Spec.BackchannelLogout; b != nil {
 		c.Backchannel = &Backchannel{URI: b.URI, SessionRequired: b.SessionRequired}

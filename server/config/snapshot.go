@@ -28,11 +28,12 @@ import (
 // Defaults match the AuthorizationServer CRD's defaults, for objects created
 // before defaulting or built by hand in tests.
 const (
-	DefaultAccessTokenTTL   = oauthv1.DefaultAccessTokenLifetime
-	DefaultRefreshTokenTTL  = oauthv1.DefaultRefreshTokenLifetime
-	DefaultCodeTTL          = oauthv1.DefaultAuthorizationCodeLifetime
-	DefaultDeviceCodeTTL    = oauthv1.DefaultDeviceCodeLifetime
-	DefaultPrepublishPeriod = oauthv1.DefaultPrepublishPeriod
+	DefaultAccessTokenTTL     = oauthv1.DefaultAccessTokenLifetime
+	DefaultRefreshTokenTTL    = oauthv1.DefaultRefreshTokenLifetime
+	DefaultCodeTTL            = oauthv1.DefaultAuthorizationCodeLifetime
+	DefaultDeviceCodeTTL      = oauthv1.DefaultDeviceCodeLifetime
+	DefaultRequestURILifetime = oauthv1.DefaultRequestURILifetime
+	DefaultPrepublishPeriod   = oauthv1.DefaultPrepublishPeriod
 )
 
 // Snapshot is everything a request needs to know about the server's
@@ -83,6 +84,12 @@ type Snapshot struct {
 	// AssertionMaxExpiresIn is how far away a private_key_jwt assertion's
 	// exp may be; DefaultAssertionMaxExpiresIn when zero.
 	AssertionMaxExpiresIn time.Duration
+	// RequirePAR: /authorize accepts only pushed requests (RFC 9126), of
+	// every client.
+	RequirePAR bool
+	// RequestURILifetime is how long a pushed request's request_uri may
+	// be used; DefaultRequestURILifetime when zero.
+	RequestURILifetime time.Duration
 	// ServiceAccountTokenMaxLifetime caps exp - iat of the service-account
 	// tokens clients authenticate with (workload.go).
 	ServiceAccountTokenMaxLifetime time.Duration
@@ -108,6 +115,15 @@ func (s *Snapshot) DeviceCodeLifetime() time.Duration {
 		return DefaultDeviceCodeTTL
 	}
 	return s.DeviceCodeTTL
+}
+
+// PushedRequestLifetime is RequestURILifetime, or its default for a
+// snapshot built without it.
+func (s *Snapshot) PushedRequestLifetime() time.Duration {
+	if s.RequestURILifetime <= 0 {
+		return DefaultRequestURILifetime
+	}
+	return s.RequestURILifetime
 }
 
 // SameServer reports whether o has the same server-wide part as s (issuer,
@@ -154,6 +170,9 @@ type Client struct {
 	// TokenExchange is what the client may exchange (RFC 8693); nil when
 	// it may not.
 	TokenExchange *TokenExchange
+	// RequirePAR: /authorize accepts only the client's pushed requests
+	// (RFC 9126).
+	RequirePAR bool
 }
 
 // Backchannel is an OAuthClient's spec.backchannelLogout.
@@ -333,17 +352,19 @@ func (b *Builder) buildServer(in Inputs) (*Snapshot, error) {
 	}
 	as := in.Server
 	s := &Snapshot{
-		Issuer:           as.Spec.Issuer,
-		Endpoints:        endpoints.For(as.Spec.Issuer),
-		AccessTokenTTL:   as.AccessTokenLifetime(),
-		RefreshTokenTTL:  as.RefreshTokenLifetime(),
-		CodeTTL:          as.AuthorizationCodeLifetime(),
-		DeviceCodeTTL:    as.DeviceCodeLifetime(),
-		PrepublishPeriod: as.PrepublishPeriod(),
-		RotationInterval: as.RotationInterval(),
-		Scopes:           map[string]*Scope{},
-		StorageType:      cmp.Or(as.Spec.Storage.Type, oauthv1.StorageMemory),
-		keySets:          b.KeySets,
+		Issuer:             as.Spec.Issuer,
+		Endpoints:          endpoints.For(as.Spec.Issuer),
+		AccessTokenTTL:     as.AccessTokenLifetime(),
+		RefreshTokenTTL:    as.RefreshTokenLifetime(),
+		CodeTTL:            as.AuthorizationCodeLifetime(),
+		DeviceCodeTTL:      as.DeviceCodeLifetime(),
+		PrepublishPeriod:   as.PrepublishPeriod(),
+		RequirePAR:         as.Spec.PushedAuthorizationRequests.Required,
+		RequestURILifetime: as.RequestURILifetime(),
+		RotationInterval:   as.RotationInterval(),
+		Scopes:             map[string]*Scope{},
+		StorageType:        cmp.Or(as.Spec.Storage.Type, oauthv1.StorageMemory),
+		keySets:            b.KeySets,
 	}
 
 	b.buildScopes(s, as, in.Scopes)

@@ -45,6 +45,8 @@ func leanClient(obj any) (any, error) {
 		Authentication:           sp.Authentication,
 		TokenExchange:            sp.TokenExchange,
 		BackchannelLogout:        sp.BackchannelLogout,
+
+		RequirePushedAuthorizationRequests: sp.RequirePushedAuthorizationRequests,
 	}
 	lean.Status.ClientID = oc.Status.ClientID
 	lean.Status.SecretHashes = oc.Status.SecretHashes

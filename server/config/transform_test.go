@@ -37,7 +37,7 @@ func fullClient(ns, name string) *oauthv1.OAuthClient {
 			BackchannelLogout: &oauthv1.BackchannelLogout{URI: "https://" + name + ".example/backchannel-logout", SessionRequired: true},
 			Scopes:            []oauthv1.ScopeName{"openid", "orders:read"},
 			Audience:          []oauthv1.Audience{"https://orders.example"},
-			RequirePKCE:       &f, SecretName: name + "-credentials",
+			RequirePKCE:       &f, SecretName: name + "-credentials", RequirePushedAuthorizationRequests: true,
 		},
 		Status: oauthv1.OAuthClientStatus{ObservedGeneration: 3, ClientID: ns + "." + name, SecretName: name + "-credentials",
 			Conditions: []metav1.Condition{
