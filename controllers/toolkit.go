@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -44,10 +46,37 @@ func patchStatus(ctx context.Context, c client.Client, obj, orig client.Object, 
 	if sameJSON(before, after) {
 		return false, nil
 	}
-	if err := c.Status().Patch(ctx, obj, mergeFrom(orig)); err != nil {
+	err := c.Status().Patch(ctx, obj, mergeFrom(orig))
+	if apierrors.IsConflict(err) && !sameJSON(before, struct{}{}) {
+		err = patchStatusIfUnchanged(ctx, c, obj, before, after)
+	}
+	if err != nil {
 		return false, fmt.Errorf("patching status: %w", err)
 	}
 	return true, nil
+}
+
+// patchStatusIfUnchanged writes the status after a conflict, if the status
+// is still the one the reconcile started from: the conflict then came from
+// a change to the object's metadata or spec (an annotation, a label, an
+// edit), which its own watch event answers, and dropping the status would
+// lose what the reconcile did elsewhere. A client's Secret rotated just as
+// someone annotated the client would hold a secret no status hash vouches
+// for, and the next reconcile would take it for an outside change. A JSON
+// patch tests and replaces the status in one step (RFC 6902 §4.6); if the
+// status moved, the test fails, the reconcile started from a stale copy,
+// and it is retried from a fresh one as before. (A JSON patch cannot test
+// that there is no status yet; a first status is not retried, and a
+// client's first secret needs no hash to be recognised as its own.)
+func patchStatusIfUnchanged(ctx context.Context, c client.Client, obj client.Object, before, after any) error {
+	ops, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/status", "value": before},
+		{"op": "replace", "path": "/status", "value": after},
+	})
+	if err != nil {
+		return err
+	}
+	return c.Status().Patch(ctx, obj, client.RawPatch(types.JSONPatchType, ops))
 }
 
 // sameJSON says whether a and b serialize alike; cheap when they are
