@@ -79,8 +79,7 @@ func TestOAuthClientGeneratesCredentials(t *testing.T) {
 	}
 
 	// A re-reconcile changes nothing.
-	poke(t, oc)
-	time.Sleep(500 * time.Millisecond)
+	reconciled(t, oc)
 	for _, e := range eventsFor(t, ns, "shop") {
 		if e.Reason == "Generated" {
 			t.Errorf("a new client's first secret got an Event (%s): its status says where the secret is", e.Note)
@@ -244,10 +243,15 @@ func TestOAuthClientReferences(t *testing.T) {
 		if !strings.Contains(msg, `"orders:write"`) || strings.Contains(msg, `"orders:read"`) {
 			t.Errorf("message %q should name orders:write, and only it", msg)
 		}
-		// A Scope of another server does not count.
-		create(t, server(serverNS, "other"), scope(serverNS, "elsewhere", "other", "orders:write"))
-		time.Sleep(300 * time.Millisecond)
-		waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionFalse, "UnknownScope")
+		// A Scope of another server does not count: once the operator has
+		// it (its own reconcile says so), the client still lacks one.
+		elsewhere := scope(serverNS, "elsewhere", "other", "orders:write")
+		create(t, server(serverNS, "other"), elsewhere)
+		waitCondition(t, elsewhere, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+		reconciled(t, oc)
+		if msg := readyCondition(oc).Message; !strings.Contains(msg, `"orders:write"`) {
+			t.Errorf("message %q should still name orders:write", msg)
+		}
 		// The Scope appearing makes the client Ready; it going away does not.
 		w := scope(serverNS, "b", "scoped", "orders:write")
 		create(t, w)
@@ -317,13 +321,15 @@ func TestOAuthClientAdoption(t *testing.T) {
 		t.Errorf("a weak secret's hash was published: %+v", wc.Status.SecretHashes)
 	}
 	assertNoPlaintext(t, op, ns, weak)
-	// Fixing it at the source is picked up.
+	// Fixing it at the source is picked up: not by a watch (the operator
+	// watches only the Secrets it labelled) but when the client looks
+	// again.
 	s := appSecret(t, ns, "weak")
 	s.Data["client_secret"] = []byte(strong + "x")
 	if err := c.Update(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	waitCondition(t, wc, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+	waitRecheck(t, op, wc, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
 
 	// A client writing into someone else's Secret holds a finalizer, so
 	// that it can take out what it put in.
@@ -376,8 +382,7 @@ func TestOAuthClientRotation(t *testing.T) {
 	})
 
 	// The same annotation value, again, does not rotate again.
-	poke(t, oc)
-	time.Sleep(500 * time.Millisecond)
+	reconciled(t, oc)
 	if got := string(appSecret(t, ns, "rotating-oauth-client").Data["client_secret"]); got != second {
 		t.Fatal("a re-reconcile rotated again")
 	}
@@ -563,8 +568,9 @@ func TestOAuthClientSecretNameConflict(t *testing.T) {
 	if len(second.Status.SecretHashes) != 0 {
 		t.Error("the second client published the first one's secret hash")
 	}
-	poke(t, first)
-	time.Sleep(300 * time.Millisecond)
+	// Neither client's next reconcile changes that.
+	reconciled(t, second)
+	reconciled(t, first)
 	sec := appSecret(t, ns, "shared")
 	if string(sec.Data["client_secret"]) != secret || sec.Labels[oauthv1.LabelClient] != "first" ||
 		string(sec.Data["client_id"]) != ns+".first" {

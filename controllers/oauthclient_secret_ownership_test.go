@@ -45,8 +45,7 @@ func TestOAuthClientLeavesAnUnrelatedSecretAlone(t *testing.T) {
 			t.Errorf("Ready message %q should say %q", msg, want)
 		}
 	}
-	poke(t, oc) // one more reconcile: still nothing may have been written
-	time.Sleep(300 * time.Millisecond)
+	reconciled(t, oc) // one more reconcile: still nothing may have been written
 	assertUnchanged(t, original)
 	if get(t, oc); len(oc.Status.SecretHashes) != 0 || oc.Status.SecretName != "" {
 		t.Errorf("status took the Secret over: secretName %q, %d hashes", oc.Status.SecretName, len(oc.Status.SecretHashes))
@@ -79,13 +78,14 @@ func TestOAuthClientHostedSecret(t *testing.T) {
 	create(t, oc)
 	waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionFalse, "SecretNotAdoptable")
 
-	// The Secret's owner hands it over: the watch on Secrets picks that up.
+	// The Secret's owner hands it over. The operator does not watch that
+	// Secret (it did not label it): the client's recheck finds the change.
 	sec := appSecret(t, ns, "app-config")
 	sec.Annotations = map[string]string{oauthv1.AnnotationAdoptBy: "webapp"}
 	if err := c.Update(ctx, sec); err != nil {
 		t.Fatal(err)
 	}
-	waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+	waitRecheck(t, op, oc, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
 	sec = appSecret(t, ns, "app-config")
 	generated := string(sec.Data["client_secret"])
 	if len(generated) < 43 || string(sec.Data["client_id"]) != ns+".webapp" || string(sec.Data["database_url"]) != "postgres://db/app" {

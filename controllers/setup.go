@@ -32,7 +32,10 @@ import (
 )
 
 // Clock tells the time. The reconcilers never call time.Now themselves, so
-// tests drive rotation and grace periods by moving a fake clock.
+// tests drive rotation and grace periods by moving a fake clock. A clock
+// that also has AfterFunc (queue.Timers), as the tests' fake one does,
+// holds the reconcilers' RequeueAfter too, so that moving it fires the
+// rechecks that are due.
 type Clock interface {
 	Now() time.Time
 }
@@ -91,6 +94,9 @@ func (o Options) controllerOptions() controller.Options {
 	// go ahead of fan-outs and restarts (package queue), behind a guard against
 	// its shutdown deadlock.
 	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, NewQueue: queue.New}
+	if timers, ok := o.Clock.(queue.Timers); ok {
+		opts.NewQueue = queue.NewWithTimers(timers)
+	}
 	if o.SkipNameValidation {
 		skip := true
 		opts.SkipNameValidation = &skip

@@ -38,9 +38,18 @@ func TestMain(m *testing.M) {
 var globalLogs = &testenv.LogBuffer{}
 
 // fakeClock is the operator's clock in tests: it moves only when told.
+// It also holds the operator's timers (queue.Timers): a reconcile's
+// RequeueAfter fires when the test moves the clock past it, never on its
+// own.
 type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	now    time.Time
+	timers []fakeTimer
+}
+
+type fakeTimer struct {
+	at time.Time
+	f  func()
 }
 
 func newFakeClock() *fakeClock {
@@ -53,10 +62,31 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
+// Add moves the clock and runs the timers that are then due.
 func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+	var due []func()
+	pending := c.timers[:0]
+	for _, tm := range c.timers {
+		if tm.at.After(c.now) {
+			pending = append(pending, tm)
+		} else {
+			due = append(due, tm.f)
+		}
+	}
+	c.timers = pending
+	c.mu.Unlock()
+	for _, f := range due {
+		f()
+	}
+}
+
+// AfterFunc runs f once the clock has moved d on.
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timers = append(c.timers, fakeTimer{at: c.now.Add(d), f: f})
 }
 
 // operator is a running operator in the test process.
@@ -143,26 +173,65 @@ func conditionsOf(o client.Object) []metav1.Condition {
 }
 
 // waitCondition waits until obj's condition typ has the status and reason,
-// and leaves the fetched object in obj.
+// set by a reconcile of obj's current generation, and leaves the fetched
+// object in obj.
 func waitCondition(t *testing.T, obj client.Object, typ string, status metav1.ConditionStatus, reason string) {
 	t.Helper()
-	c := testenv.Get(t).Client
+	testenv.Eventually(t, 20*time.Second, func() error { return conditionIs(t, obj, typ, status, reason) })
+}
+
+// conditionIs fetches obj and says how its condition typ differs from the
+// status and reason for its current generation, if it does.
+func conditionIs(t *testing.T, obj client.Object, typ string, status metav1.ConditionStatus, reason string) error {
+	t.Helper()
+	if err := testenv.Get(t).Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+		return err
+	}
+	cond := meta.FindStatusCondition(conditionsOf(obj), typ)
+	if cond == nil {
+		return fmt.Errorf("%T %s has no %s condition yet", obj, obj.GetName(), typ)
+	}
+	if cond.Status != status || cond.Reason != reason {
+		return fmt.Errorf("%T %s: %s=%s (%s: %s), want %s (%s)", obj, obj.GetName(), typ, cond.Status, cond.Reason, cond.Message, status, reason)
+	}
+	if cond.ObservedGeneration != obj.GetGeneration() {
+		return fmt.Errorf("%T %s: condition is for generation %d, not %d", obj, obj.GetName(), cond.ObservedGeneration, obj.GetGeneration())
+	}
+	return nil
+}
+
+// reconciled makes the operator reconcile oc once more and waits until it
+// has: it changes the client's display name, which the operator does not
+// use, so that the generation moves, and waits for the Ready condition to
+// be set for that generation, with its current status and reason. A test
+// asserting that a re-reconcile changed nothing asserts it after the
+// reconcile, not after a sleep that may end before the reconcile begins.
+func reconciled(t *testing.T, oc *oauthv1.OAuthClient) {
+	t.Helper()
+	get(t, oc)
+	ready := readyCondition(oc)
+	if ready == nil {
+		t.Fatalf("OAuthClient %s has no Ready condition to wait on", oc.Name)
+	}
+	patch := fmt.Sprintf(`{"spec":{"displayName":"reconcile %d"}}`, oc.Generation+1)
+	if err := testenv.Get(t).Client.Patch(context.Background(), oc, client.RawPatch("application/merge-patch+json", []byte(patch))); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, oc, oauthv1.ConditionReady, ready.Status, ready.Reason)
+}
+
+// waitRecheck waits until obj's condition is as wanted while moving the
+// operator's clock on by secretRecheck's first interval, 10 s, at each
+// look: a client waiting on a Secret the operator does not watch (it did
+// not label it) finds a change to that Secret only when it looks again.
+func waitRecheck(t *testing.T, op *operator, obj client.Object, typ string, status metav1.ConditionStatus, reason string) {
+	t.Helper()
+	began := time.Now()
 	testenv.Eventually(t, 20*time.Second, func() error {
-		if err := c.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
-			return err
-		}
-		cond := meta.FindStatusCondition(conditionsOf(obj), typ)
-		if cond == nil {
-			return fmt.Errorf("%T %s has no %s condition yet", obj, obj.GetName(), typ)
-		}
-		if cond.Status != status || cond.Reason != reason {
-			return fmt.Errorf("%T %s: %s=%s (%s: %s), want %s (%s)", obj, obj.GetName(), typ, cond.Status, cond.Reason, cond.Message, status, reason)
-		}
-		if cond.ObservedGeneration != obj.GetGeneration() {
-			return fmt.Errorf("%T %s: condition is for generation %d, not %d", obj, obj.GetName(), cond.ObservedGeneration, obj.GetGeneration())
-		}
-		return nil
+		op.clock.Add(10 * time.Second)
+		return conditionIs(t, obj, typ, status, reason)
 	})
+	t.Logf("the recheck found the change after %s", time.Since(began).Round(time.Millisecond))
 }
 
 func readyCondition(o client.Object) *metav1.Condition {

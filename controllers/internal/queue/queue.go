@@ -6,6 +6,7 @@ package queue
 import (
 	"context"
 	"sync"
+	"time"
 
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
@@ -42,10 +43,51 @@ func New(name string, rl workqueue.TypedRateLimiter[reconcile.Request]) workqueu
 	return &guardedQueue{PriorityQueue: inner, done: make(chan struct{})}
 }
 
+// Timers run a function once a duration has passed on some clock.
+type Timers interface {
+	AfterFunc(d time.Duration, f func())
+}
+
+// NewWithTimers is New with the delayed adds (a reconcile's RequeueAfter)
+// held on timers rather than on the wall clock: the tests' fake clock, so
+// that a test moving it fires the rechecks that are due, as the passing
+// of time would, instead of waiting for them.
+func NewWithTimers(timers Timers) func(string, workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+	return func(name string, rl workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+		q := New(name, rl).(*guardedQueue)
+		q.timers = timers
+		return q
+	}
+}
+
 type guardedQueue struct {
 	priorityqueue.PriorityQueue[reconcile.Request]
-	done chan struct{}
-	once sync.Once
+	done   chan struct{}
+	once   sync.Once
+	timers Timers // nil: the inner queue's own delays
+}
+
+// AddWithOpts adds items, after o.After on the queue's timers if it has
+// them.
+func (q *guardedQueue) AddWithOpts(o priorityqueue.AddOpts, items ...reconcile.Request) {
+	if q.timers == nil || o.After <= 0 {
+		q.PriorityQueue.AddWithOpts(o, items...)
+		return
+	}
+	after := o.After
+	o.After = 0
+	q.timers.AfterFunc(after, func() {
+		select {
+		case <-q.done:
+		default:
+			q.PriorityQueue.AddWithOpts(o, items...)
+		}
+	})
+}
+
+// AddAfter adds item after d, on the queue's timers if it has them.
+func (q *guardedQueue) AddAfter(item reconcile.Request, d time.Duration) {
+	q.AddWithOpts(priorityqueue.AddOpts{After: d}, item)
 }
 
 type gotItem struct {
