@@ -228,15 +228,16 @@ $(CRD_REF_DOCS):
 	@GOBIN=$(BIN) go install github.com/elastic/crd-ref-docs@$(CRD_REF_DOCS_VERSION)
 	@mv $(BIN)/crd-ref-docs $@
 
-# openid-client (Node.js), the e2e suite's second independent client for
-# the device flow, installed exactly as test/e2e/openid-client/package-lock.json
+# openid-client (Node.js), an independent client for the e2e suite's device
+# flow and the server's protocol tests of PAR, request objects and
+# form_post, installed exactly as test/e2e/openid-client/package-lock.json
 # says. Without npm the test that needs it reports a missing dependency
 # (a failure under GATEHOUSE_REQUIRE_ALL); .ci/run installs Debian's.
 $(OPENID_CLIENT): test/e2e/openid-client/package.json test/e2e/openid-client/package-lock.json
 	@if command -v npm >/dev/null; then \
-		echo "tools: npm ci in test/e2e/openid-client (openid-client for the device-flow e2e test)"; \
+		echo "tools: npm ci in test/e2e/openid-client (openid-client for the device-flow e2e test and the server's PAR tests)"; \
 		npm ci --prefix test/e2e/openid-client --no-audit --no-fund --loglevel=error; \
-	else echo "tools: no npm, so no openid-client for the device-flow e2e test (install the Debian packages nodejs and npm)"; fi
+	else echo "tools: no npm, so no openid-client for the device-flow e2e test and the server's PAR tests (install the Debian packages nodejs and npm)"; fi
 
 $(OAUTH2_PROXY):
 	@hack/oauth2-proxy.sh >/dev/null
