@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -89,9 +90,16 @@ func TestDevCommand(t *testing.T) {
 	// A client still watching must not hold up the stop or make it
 	// report an error (kube-apiserver waited a minute for it).
 	watch := exec.Command(filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl"), "--kubeconfig", env1["KUBECONFIG"], "get", "namespaces", "--watch")
+	listed := make(chan struct{})
+	watch.Stdout = &firstWrite{ch: listed}
 	if err := watch.Start(); err == nil {
 		defer func() { _ = watch.Process.Kill(); _ = watch.Wait() }()
-		time.Sleep(time.Second)
+		// Its first lines are the list; then it is watching.
+		select {
+		case <-listed:
+		case <-time.After(30 * time.Second):
+			t.Log("kubectl get --watch listed nothing within 30s")
+		}
 	} else {
 		t.Logf("no kubectl watch during the stop: %v", err)
 	}
@@ -397,4 +405,15 @@ func devKubectlLogin(t *testing.T, env map[string]string) {
 	if out, _ := kubectl("auth", "can-i", "create", "pods").Output(); strings.TrimSpace(string(out)) != "no" {
 		t.Errorf("the demo user may create pods (%q): it should only view", out)
 	}
+}
+
+// firstWrite closes ch when something is first written to it.
+type firstWrite struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func (w *firstWrite) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.ch) })
+	return len(p), nil
 }

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +31,7 @@ type partitionProxy struct {
 	mu          sync.Mutex
 	partitioned bool
 	conns       []net.Conn
+	refused     atomic.Int64 // connections refused while partitioned
 }
 
 func newPartitionProxy(t *testing.T, target string) *partitionProxy {
@@ -52,6 +55,7 @@ func (p *partitionProxy) serve() {
 		p.mu.Lock()
 		if p.partitioned {
 			p.mu.Unlock()
+			p.refused.Add(1)
 			c.Close()
 			continue
 		}
@@ -109,7 +113,8 @@ func TestKubeSourceVerifiesFreshness(t *testing.T) {
 	cfg := rest.CopyConfig(cp.Config)
 	cfg.Host = "https://" + proxy.ln.Addr().String()
 	cfg.Timeout = 2 * time.Second
-	src, err := NewKube(cfg, cp.Scheme, ns, "auth", slog.New(slog.DiscardHandler))
+	logs := &testenv.LogBuffer{}
+	src, err := NewKube(cfg, cp.Scheme, ns, "auth", slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +152,13 @@ func TestKubeSourceVerifiesFreshness(t *testing.T) {
 	if err := cp.Client.Update(ctx, keys); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
+	// The source notices (it warns once), and keeps trying: a few more
+	// connections refused, then it still has not confirmed anything.
+	waitFor(t, cutOff, 20*time.Second, "the stale-configuration warning", func() bool {
+		return strings.Contains(logs.String(), "configuration may be stale")
+	})
+	refused := proxy.refused.Load()
+	waitFor(t, time.Now(), 20*time.Second, "more attempts to reach the API server", func() bool { return proxy.refused.Load() >= refused+5 })
 	if at := src.VerifiedAt(); at.After(cutOff) {
 		t.Fatalf("confirmed at %v while cut off from the API server (since %v)", at, cutOff)
 	}
