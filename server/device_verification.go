@@ -72,7 +72,8 @@ func (s *Server) startDeviceApproval(w http.ResponseWriter, r *http.Request, sna
 		return again(http.StatusBadRequest, "invalid_user_code", "That code is not valid, or it has expired. Check the code your device shows, or start again there.")
 	case err != nil:
 		s.logStorageFailure(ctx, "looking up a user code", err)
-		return again(http.StatusInternalServerError, ErrServerError, "The code could not be checked. Try again shortly.")
+		status, outcome := storagePageStatus(w, err)
+		return again(status, outcome, "The code could not be checked. Try again shortly.")
 	case d.Status != storage.DevicePending:
 		return again(http.StatusBadRequest, "user_code_used", "This code has been used already. Start again on your device to get a new one.")
 	}
@@ -95,7 +96,8 @@ func (s *Server) startDeviceApproval(w http.ResponseWriter, r *http.Request, sna
 	}
 	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
 		s.logStorageFailure(ctx, "storing a device approval request", err)
-		return again(http.StatusInternalServerError, ErrServerError, "The code could not be checked. Try again shortly.")
+		status, outcome := storagePageStatus(w, err)
+		return again(status, outcome, "The code could not be checked. Try again shortly.")
 	}
 	http.Redirect(w, r, pageURL(snap, page, ar.ID), http.StatusSeeOther)
 	return result{outcome: outcomeSuccess}
@@ -144,7 +146,8 @@ func (s *Server) deviceConsent(w http.ResponseWriter, r *http.Request, snap *con
 		return done(http.StatusBadRequest, "user_code_used", "Code already used", "This code has been used already. Start again on your device to get a new one.")
 	case err != nil:
 		s.logStorageFailure(ctx, "recording a device decision", err)
-		return done(http.StatusInternalServerError, ErrServerError, "Something went wrong", "Your decision could not be saved. Try again shortly.")
+		status, outcome := storagePageStatus(w, err)
+		return done(status, outcome, "Something went wrong", "Your decision could not be saved. Try again shortly.")
 	}
 	if err := s.store.DeleteAuthRequest(ctx, ar.ID); err != nil {
 		s.log.Warn("deleting finished device approval request", "error", err)

@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 
 	"github.com/gatehouse-dev/gatehouse/server/internal/formparse"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
 // Error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 7009 §2.2.1.
@@ -113,10 +115,39 @@ const storageUnavailable = "the server could not complete the request; try again
 // storageFailed is the one policy for a storage error on a request path:
 // the cause goes to the log with what was being done, and the client gets
 // a generic server_error. Callers return the Error and log nothing more.
+// A store that cannot be reached or cannot serve in time
+// (storage.ErrUnavailable: a restart, a failover, a stalled network) is
+// 503 temporarily_unavailable with Retry-After, which clients retry;
+// anything else is 500 server_error.
 func (s *Server) storageFailed(ctx context.Context, op string, err error) *Error {
 	s.logStorageFailure(ctx, op, err)
+	if storageUnreachable(err) {
+		return newError(ErrTemporarilyUnavailable, storageUnavailable)
+	}
 	return serverError(storageUnavailable)
 }
+
+// storageUnreachable: the store could not be reached or did not answer in
+// time, so the same request may succeed a moment later.
+func storageUnreachable(err error) bool {
+	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// storagePageStatus is the status of a page that reports a storage
+// failure to a person (503 with Retry-After while the store is
+// unreachable, otherwise 500), and the outcome for metrics.
+func storagePageStatus(w http.ResponseWriter, err error) (int, string) {
+	if storageUnreachable(err) {
+		w.Header().Set("Retry-After", retryAfterUnavailable)
+		return http.StatusServiceUnavailable, ErrTemporarilyUnavailable
+	}
+	return http.StatusInternalServerError, ErrServerError
+}
+
+// retryAfterUnavailable is the Retry-After of a 503 that names no better
+// time: a store failing over or a server shedding load is worth asking
+// again within seconds.
+const retryAfterUnavailable = "1"
 
 // logStorageFailure is storageFailed's log line alone, for the pages that
 // answer a person with a page of their own rather than an OAuth error.
@@ -151,6 +182,9 @@ func writeError(w http.ResponseWriter, e *Error, realm string) {
 	h.Set("Content-Type", "application/json")
 	if e.Challenge {
 		h.Set("WWW-Authenticate", `Basic realm="`+realm+`", charset="UTF-8"`)
+	}
+	if e.Status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		h.Set("Retry-After", retryAfterUnavailable)
 	}
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(struct {

@@ -125,9 +125,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, snap *con
 	s.metrics.logins.WithLabelValues(outcomeSuccess).Inc()
 	ctx := r.Context()
 	if err := s.saveIdentity(r, snap, person, now); err != nil {
-		s.log.Error("storing the upstream identity", "error", err)
-		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")
-		return result{outcome: ErrServerError}
+		return s.loginNotSaved(w, r, snap, "storing the upstream identity", err)
 	}
 	// A fresh session value on every login: a value planted before login
 	// (session fixation) never becomes authenticated.
@@ -135,9 +133,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, snap *con
 	hash := storage.HashToken(cookie)
 	sess := storage.Session{Hash: hash, ID: sessionID(hash), Subject: person.Subject, AuthTime: now, ExpiresAt: now.Add(s.sessionTTL)}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
-		s.log.Error("storing session", "error", err)
-		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")
-		return result{outcome: ErrServerError}
+		return s.loginNotSaved(w, r, snap, "storing a session", err)
 	}
 	if old := readCookie(r, snap, sessionCookie); old != "" {
 		s.replaceSession(ctx, snap, storage.HashToken(old), person.Subject, now)
@@ -145,9 +141,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, snap *con
 	setCookie(w, snap, sessionCookie, cookie, int(s.sessionTTL/time.Second))
 	ar.Subject, ar.AuthTime, ar.SessionID = person.Subject, now, sess.ID
 	if err := s.store.UpdateAuthRequest(ctx, ar); err != nil {
-		s.log.Error("updating authorization request", "error", err)
-		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")
-		return result{outcome: ErrServerError}
+		return s.loginNotSaved(w, r, snap, "updating an authorization request", err)
 	}
 	return s.afterLogin(w, r, snap, client, ar, now)
 }
@@ -170,6 +164,14 @@ func (s *Server) replaceSession(ctx context.Context, snap *config.Snapshot, hash
 		// The old session expires by itself; the new login stands.
 		s.log.Warn("retiring the previous session of this browser", "error", err)
 	}
+}
+
+// loginNotSaved answers a login whose session could not be stored.
+func (s *Server) loginNotSaved(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, op string, err error) result {
+	s.logStorageFailure(r.Context(), op, err)
+	status, outcome := storagePageStatus(w, err)
+	s.errorPage(w, snap, status, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")
+	return result{outcome: outcome}
 }
 
 // saveIdentity keeps what an upstream said of the person, for the claims

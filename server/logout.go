@@ -79,9 +79,10 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *
 
 	ctx := r.Context()
 	failed := func(err error) result {
-		s.log.Error("ending session", "error", err)
-		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "You could not be signed out. Try again shortly.")
-		return result{outcome: ErrServerError}
+		s.logStorageFailure(ctx, "ending a session", err)
+		status, outcome := storagePageStatus(w, err)
+		s.errorPage(w, snap, status, "Something went wrong", "You could not be signed out. Try again shortly.")
+		return result{outcome: outcome}
 	}
 	sess, signedIn := s.session(ctx, r, snap, now)
 	if hint != nil && hint.SID != "" && (!signedIn || sess.ID != hint.SID) {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/servercontract"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/admission"
 	"github.com/gatehouse-dev/gatehouse/server/internal/cors"
 	"github.com/gatehouse-dev/gatehouse/server/internal/devicecookie"
 	"github.com/gatehouse-dev/gatehouse/server/internal/jose"
@@ -58,7 +60,26 @@ type Options struct {
 	Backchannel BackchannelOptions
 	// Events records Events about OAuthClients; none when nil.
 	Events ClientEvents
+	// MaxConcurrentRequests bounds the requests served at once, other than
+	// the public documents and password logins; the excess is answered
+	// 503 with Retry-After. DefaultMaxConcurrentRequests when zero.
+	MaxConcurrentRequests int
+	// MaxConcurrentLogins bounds the password logins (bcrypt) served at
+	// once, apart from the other requests, so that a flood of logins
+	// cannot starve token issuance. DefaultMaxConcurrentLogins when zero.
+	MaxConcurrentLogins int
 }
+
+// DefaultMaxConcurrentRequests is 8 requests per CPU the Go runtime may
+// use (GOMAXPROCS, which follows the container's CPU limit), at least 16:
+// enough to keep the CPUs and the database pool busy, few enough that
+// each admitted request still gets its share of CPU promptly.
+func DefaultMaxConcurrentRequests() int { return max(16, 8*runtime.GOMAXPROCS(0)) }
+
+// DefaultMaxConcurrentLogins is half the CPUs, at least one: bcrypt takes
+// all of a CPU for tens of milliseconds, so the rest are left to
+// everything else.
+func DefaultMaxConcurrentLogins() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // ThrottleConfig limits failed logins per account and per client address
 // (package throttle).
@@ -83,6 +104,8 @@ type Server struct {
 	// backchannel delivers logout tokens (backchannel.go).
 	backchannel *dispatcher
 	events      ClientEvents
+	// requests and logins admit requests (package admission).
+	requests, logins *admission.Limiter
 
 	derived atomic.Pointer[derived]
 }
@@ -126,6 +149,7 @@ func New(o Options) (*Server, error) {
 	if o.Events != nil {
 		s.events = o.Events
 	}
+	s.requests, s.logins = newLimiters(o.MaxConcurrentRequests, o.MaxConcurrentLogins)
 	if s.pages, err = pages.New(); err != nil {
 		return nil, err
 	}
@@ -223,6 +247,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	lim := s.requests
+	if endpoint == "login" && r.Method == http.MethodPost {
+		lim = s.logins
+	}
+	if !lim.Acquire(r.Context()) {
+		s.shed(w, snap, endpoint)
+		s.metrics.observe(endpoint, result{outcome: outcomeOverloaded}, start)
+		return
+	}
+	defer lim.Release()
 	r = r.WithContext(withRequestInfo(r.Context(), requestInfo{s: s, endpoint: endpoint, addr: s.proxies.ClientAddr(r)}))
 	res := h(s, w, r, snap)
 	s.metrics.observe(endpoint, res, start)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -26,13 +27,19 @@ const driverFault = "dial tcp 10.9.8.7:5432: password authentication failed for 
 type faultyStore struct {
 	storage.Store
 	fail string
+	// unreachable makes the failure storage.ErrUnavailable, as a driver
+	// reports a database it cannot reach.
+	unreachable bool
 }
 
 func (f *faultyStore) err(op string) error {
-	if f.fail == op {
-		return errors.New(driverFault)
+	switch {
+	case f.fail != op:
+		return nil
+	case f.unreachable:
+		return fmt.Errorf("%w: %s", storage.ErrUnavailable, driverFault)
 	}
-	return nil
+	return errors.New(driverFault)
 }
 
 func (f *faultyStore) RedeemCode(ctx context.Context, hash string, is storage.Issued, first *storage.FirstRefresh, now time.Time) (storage.AuthCode, bool, error) {
@@ -85,8 +92,10 @@ func (f *faultyStore) IsAccessTokenRevoked(ctx context.Context, jti, family stri
 }
 
 // A storage failure on the token, introspection or revocation endpoint is
-// a generic server_error to the client, and its cause is in the log with
-// what was being done.
+// a generic error to the client, and its cause is in the log with what was
+// being done: 500 server_error, or 503 temporarily_unavailable with
+// Retry-After while the store is unreachable (restarting, failing over,
+// stalled), which clients retry.
 func TestStorageErrorsAreLoggedNotSent(t *testing.T) {
 	cases := []struct {
 		fail, op string
@@ -120,35 +129,49 @@ func TestStorageErrorsAreLoggedNotSent(t *testing.T) {
 		}},
 	}
 	for _, c := range cases {
-		t.Run(c.fail+"/"+c.op, func(t *testing.T) {
-			logs := &testenv.LogBuffer{}
-			fs := &faultyStore{}
-			ts := newTestServerWith(t, func(o *Options) {
-				fs.Store = o.Store
-				o.Store = fs
-				o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		for _, unreachable := range []bool{false, true} {
+			name, status, code := "fault", http.StatusInternalServerError, ErrServerError
+			if unreachable {
+				name, status, code = "unreachable", http.StatusServiceUnavailable, ErrTemporarilyUnavailable
+			}
+			t.Run(c.fail+"/"+c.op+"/"+name, func(t *testing.T) {
+				checkStorageError(t, c.fail, c.op, unreachable, c.request, status, code)
 			})
-			fs.fail = c.fail
-			e := assertOAuthError(t, c.request(t, ts), http.StatusInternalServerError, ErrServerError)
-			if e.Description != storageUnavailable {
-				t.Errorf("description %q, want the generic %q", e.Description, storageUnavailable)
-			}
-			if strings.Contains(e.Body, "10.9.8.7") || strings.Contains(e.Body, "gatehouse_prod") {
-				t.Errorf("the driver's message reached the client: %s", e.Body)
-			}
-			var line string
-			for _, l := range strings.Split(logs.String(), "\n") {
-				if strings.Contains(l, `"msg":"storage failed"`) {
-					line = l
-				}
-			}
-			if !strings.Contains(line, `"op":"`+c.op+`"`) || !strings.Contains(line, "10.9.8.7") {
-				t.Errorf("no log line with the cause and op %q; logs:\n%s", c.op, logs.String())
-			}
-			if n := strings.Count(logs.String(), "10.9.8.7"); n != 1 {
-				t.Errorf("the cause is logged %d times, want once", n)
-			}
-		})
+		}
+	}
+}
+
+func checkStorageError(t *testing.T, fail, op string, unreachable bool, request func(t *testing.T, ts *testServer) *http.Response, status int, code string) {
+	logs := &testenv.LogBuffer{}
+	fs := &faultyStore{unreachable: unreachable}
+	ts := newTestServerWith(t, func(o *Options) {
+		fs.Store = o.Store
+		o.Store = fs
+		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	})
+	fs.fail = fail
+	resp := request(t, ts)
+	if got := resp.Header.Get("Retry-After"); (got != "") != unreachable {
+		t.Errorf("Retry-After %q on a %d", got, status)
+	}
+	e := assertOAuthError(t, resp, status, code)
+	if e.Description != storageUnavailable {
+		t.Errorf("description %q, want the generic %q", e.Description, storageUnavailable)
+	}
+	if strings.Contains(e.Body, "10.9.8.7") || strings.Contains(e.Body, "gatehouse_prod") {
+		t.Errorf("the driver's message reached the client: %s", e.Body)
+	}
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"msg":"storage failed"`) {
+			line = l
+		}
+	}
+	if !strings.Contains(line, `"op":"`+op+`"`) || !strings.Contains(line, "10.9.8.7") {
+		t.Errorf("no log line with the cause and op %q; logs:\n%s", op, logs.String())
+	}
+	if n := strings.Count(logs.String(), "10.9.8.7"); n != 1 {
+		t.Errorf("the cause is logged %d times, want once", n)
 	}
 }
 

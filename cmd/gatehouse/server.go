@@ -48,6 +48,9 @@ type serverFlags struct {
 	proxies         clientaddr.TrustedProxies
 	// tlsCert and tlsKey make the public port serve HTTPS.
 	tlsCert, tlsKey string
+	pgTimeouts      postgres.Timeouts
+	// maxRequests and maxLogins bound what is served at once (0: by CPUs).
+	maxRequests, maxLogins int
 }
 
 // tlsReloadInterval is how often the TLS files are read again. A renewed
@@ -76,8 +79,27 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 		clientaddr.HeaderXForwardedFor+" or "+clientaddr.HeaderForwarded+" (RFC 7239)")
 	fs.StringVar(&f.tlsCert, servercontract.FlagTLSCertFile, "", "PEM certificate (chain) to serve the public port with HTTPS; read again when it changes (needs --tls-key-file)")
 	fs.StringVar(&f.tlsKey, servercontract.FlagTLSKeyFile, "", "PEM private key of --tls-cert-file")
+	fs.DurationVar(&f.pgTimeouts.Connect, servercontract.FlagPostgresConnectTimeout, postgres.DefaultTimeouts.Connect,
+		"how long opening a PostgreSQL connection may take (dial, TLS, start-up); the URL's connect_timeout wins")
+	fs.DurationVar(&f.pgTimeouts.Acquire, servercontract.FlagPostgresAcquireTimeout, postgres.DefaultTimeouts.Acquire,
+		"how long a request waits for a free connection of the pool before it is answered 503")
+	fs.DurationVar(&f.pgTimeouts.Statement, servercontract.FlagPostgresStatementTimeout, postgres.DefaultTimeouts.Statement,
+		"how long one statement may take before it is canceled and the request answered 503")
+	fs.IntVar(&f.maxRequests, servercontract.FlagMaxConcurrentRequests, 0,
+		"requests served at once, other than the public documents and password logins; more get 503 with Retry-After (default 8 per CPU, at least 16)")
+	fs.IntVar(&f.maxLogins, servercontract.FlagMaxConcurrentLogins, 0,
+		"password logins (bcrypt) served at once, apart from the other requests; more get 503 with Retry-After (default half the CPUs, at least 1)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
+	}
+	for name, d := range map[string]time.Duration{servercontract.FlagPostgresConnectTimeout: f.pgTimeouts.Connect,
+		servercontract.FlagPostgresAcquireTimeout: f.pgTimeouts.Acquire, servercontract.FlagPostgresStatementTimeout: f.pgTimeouts.Statement} {
+		if d < 10*time.Millisecond || d > 10*time.Minute {
+			return nil, fmt.Errorf("%w: --%s must be between 10ms and 10m, not %s", errUsage, name, d)
+		}
+	}
+	if f.maxRequests < 0 || f.maxLogins < 0 {
+		return nil, fmt.Errorf("%w: --%s and --%s cannot be negative", errUsage, servercontract.FlagMaxConcurrentRequests, servercontract.FlagMaxConcurrentLogins)
 	}
 	ns, name, ok := strings.Cut(*ref, "/")
 	if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
@@ -161,7 +183,7 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if cert != nil && !strings.HasPrefix(snap.Issuer, "https://") {
 		return fmt.Errorf("--tls-cert-file is set but the issuer %s is not https: clients would be sent to plain http", snap.Issuer)
 	}
-	store, err := openStore(ctx, snap.StorageType, f.postgresURL)
+	store, err := openStore(ctx, snap.StorageType, f.postgresURL, f.pgTimeouts)
 	if err != nil {
 		return err
 	}
@@ -173,7 +195,8 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer events.Stop()
 	opts := server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies,
-		Registerer: reg, ServiceAccountIssuer: saIssuer, TLSCertificate: cert.LeafFunc(), Events: events}
+		Registerer: reg, ServiceAccountIssuer: saIssuer, TLSCertificate: cert.LeafFunc(), Events: events,
+		MaxConcurrentRequests: f.maxRequests, MaxConcurrentLogins: f.maxLogins}
 	srv, err := server.New(opts)
 	if err != nil {
 		return err
@@ -370,7 +393,7 @@ func waitForSnapshot(ctx context.Context, src *config.Kube, srcErr, serveErr <-c
 	}
 }
 
-func openStore(ctx context.Context, typ oauthv1.StorageType, postgresURL string) (storage.Store, error) {
+func openStore(ctx context.Context, typ oauthv1.StorageType, postgresURL string, timeouts postgres.Timeouts) (storage.Store, error) {
 	switch typ {
 	case oauthv1.StorageMemory:
 		return memory.New(), nil
@@ -380,7 +403,7 @@ func openStore(ctx context.Context, typ oauthv1.StorageType, postgresURL string)
 		}
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		return postgres.Open(ctx, postgresURL)
+		return postgres.Open(ctx, postgresURL, postgres.WithTimeouts(timeouts))
 	default:
 		return nil, fmt.Errorf("unsupported storage type %q", typ)
 	}

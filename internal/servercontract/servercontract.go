@@ -35,6 +35,16 @@ const (
 	FlagTLSKeyFile      = "tls-key-file"
 	FlagLogLevel        = "log-level"
 	FlagGCInterval      = "gc-interval"
+	// The bounds on waiting for PostgreSQL: opening a connection, getting
+	// one from the pool, one statement.
+	FlagPostgresConnectTimeout   = "postgres-connect-timeout"
+	FlagPostgresAcquireTimeout   = "postgres-acquire-timeout"
+	FlagPostgresStatementTimeout = "postgres-statement-timeout"
+	// FlagMaxConcurrentRequests and FlagMaxConcurrentLogins bound the
+	// requests and the password logins served at once; the excess gets
+	// 503 with Retry-After.
+	FlagMaxConcurrentRequests = "max-concurrent-requests"
+	FlagMaxConcurrentLogins   = "max-concurrent-logins"
 )
 
 // EnvPostgresURL carries the PostgreSQL connection URL into the server,
@@ -78,6 +88,10 @@ type Args struct {
 	TLSKeyFile      string
 	LogLevel        string
 	GCInterval      string
+	// PostgreSQL timeouts, as durations ("5s").
+	PostgresConnectTimeout   string
+	PostgresAcquireTimeout   string
+	PostgresStatementTimeout string
 }
 
 // ListenAddress is the listen address of port on every interface.
@@ -105,6 +119,9 @@ func (a Args) CommandLine() []string {
 	add(FlagTLSKeyFile, a.TLSKeyFile)
 	add(FlagLogLevel, a.LogLevel)
 	add(FlagGCInterval, a.GCInterval)
+	add(FlagPostgresConnectTimeout, a.PostgresConnectTimeout)
+	add(FlagPostgresAcquireTimeout, a.PostgresAcquireTimeout)
+	add(FlagPostgresStatementTimeout, a.PostgresStatementTimeout)
 	return out
 }
 

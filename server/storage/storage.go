@@ -39,6 +39,13 @@ var (
 	// ErrInvalid means the caller passed an object a store cannot keep (an
 	// empty key or a zero ExpiresAt). Nothing was written.
 	ErrInvalid = errors.New("invalid object")
+	// ErrUnavailable means the store could not be reached, or could not
+	// serve the request in time: it is restarting, failing over, out of
+	// connections, or the network to it stalls. Nothing about the request
+	// was decided; the same request may succeed a moment later, so a
+	// server answers 503 with Retry-After. Drivers mark such errors (the
+	// driver's own error stays in the chain, for the log).
+	ErrUnavailable = errors.New("storage unavailable")
 )
 
 // RevokedFamilyRetention is how long a store remembers the revocation of a

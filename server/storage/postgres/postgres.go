@@ -21,18 +21,25 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
+// cancelGrace is how long a timed-out statement's connection waits for the
+// database to confirm the cancel before it is dropped.
+const cancelGrace = time.Second
+
 // Store is a storage.Store in PostgreSQL.
 type Store struct {
-	pool *pgxpool.Pool
+	pool *boundedPool
 	rev  *revocations
 	log  *slog.Logger
 	// errs counts failed statements (metrics.go).
 	errs *errorCounter
+	// heartbeat is the listener's listenerHeartbeat.
+	heartbeat time.Duration
 	// stop ends the revocation listener.
 	stop context.CancelFunc
 	done chan struct{}
@@ -44,8 +51,9 @@ var _ storage.Store = (*Store)(nil)
 type Option func(*settings)
 
 type settings struct {
-	pool *pgxpool.Config
-	log  *slog.Logger
+	pool     *pgxpool.Config
+	log      *slog.Logger
+	timeouts Timeouts
 }
 
 // WithQueryTracer traces every statement, e.g. to count round trips.
@@ -71,26 +79,38 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		// pgx's parse errors can echo the URL, password included.
 		return nil, errors.New("postgres: the connection URL is not valid")
 	}
-	set := settings{pool: cfg, log: slog.Default()}
+	set := settings{pool: cfg, log: slog.Default(), timeouts: DefaultTimeouts}
 	for _, o := range opts {
 		o(&set)
 	}
+	if cfg.ConnConfig.ConnectTimeout <= 0 {
+		cfg.ConnConfig.ConnectTimeout = set.timeouts.Connect
+	}
+	// A statement that times out is canceled in the database too (a cancel
+	// request), not only abandoned: otherwise one stuck behind a lock would
+	// still commit once the lock is released, after its client was told
+	// it failed. If the database cannot be reached to cancel, the
+	// connection is dropped a moment later.
+	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelGrace}
+	}
 	errs := newErrorCounter()
 	cfg.ConnConfig.Tracer = errs.tracer(cfg.ConnConfig.Tracer)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	raw, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	pool := &boundedPool{Pool: raw, t: set.timeouts}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connecting: %w", err)
 	}
-	if _, err := migrate(ctx, pool); err != nil {
+	if _, err := migrate(ctx, raw); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	listenCtx, stop := context.WithCancel(context.Background())
-	s := &Store{pool: pool, rev: newRevocations(), log: set.log, errs: errs, stop: stop, done: make(chan struct{})}
+	s := &Store{pool: pool, rev: newRevocations(), log: set.log, errs: errs, heartbeat: listenerHeartbeat, stop: stop, done: make(chan struct{})}
 	go func() { defer close(s.done); s.listen(listenCtx) }()
 	return s, nil
 }

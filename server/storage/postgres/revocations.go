@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
@@ -120,11 +123,58 @@ func (s *Store) listen(ctx context.Context) {
 }
 
 func (s *Store) listenOnce(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	cfg := s.pool.Config().ConnConfig.Copy()
+	// Waiting for a notification times out at every heartbeat: that needs
+	// no cancel request, the connection just goes on.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
+	if err := s.loadRevocations(ctx, conn); err != nil {
+		return err
+	}
+	if err := s.probe(ctx, conn); err != nil {
+		return err
+	}
+	s.rev.live.Store(true)
+	for {
+		wait, cancel := context.WithTimeout(ctx, s.heartbeat)
+		n, err := conn.WaitForNotification(wait)
+		cancel()
+		switch {
+		case err == nil:
+			s.rev.apply(n.Payload)
+			continue
+		case ctx.Err() != nil || !pgconn.Timeout(err):
+			return err
+		}
+		// Quiet for a while. A network that drops packets sends no error
+		// either: ask, so that the copy stops being trusted within
+		// listenerHeartbeat plus a statement timeout of the database
+		// going silent.
+		ping, cancel := context.WithTimeout(ctx, s.pool.t.Statement)
+		err = conn.Ping(ping)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("the database stopped answering: %w", err)
+		}
+	}
+}
+
+// listenerHeartbeat is how long the listener waits for a notification
+// before it checks that the database still answers (a Store reads it when
+// it opens).
+var listenerHeartbeat = 10 * time.Second
+
+// loadRevocations starts listening and loads the revocations into a fresh
+// copy, each step within a statement timeout.
+func (s *Store) loadRevocations(ctx context.Context, conn *pgx.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*s.pool.t.Statement)
+	defer cancel()
 	if _, err := conn.Exec(ctx, "LISTEN "+revocationChannel); err != nil {
 		return err
 	}
@@ -151,17 +201,7 @@ func (s *Store) listenOnce(ctx context.Context) error {
 	s.rev.mu.Lock()
 	s.rev.jtis, s.rev.families = fresh.jtis, fresh.families
 	s.rev.mu.Unlock()
-	if err := s.probe(ctx, conn); err != nil {
-		return err
-	}
-	s.rev.live.Store(true)
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		s.rev.apply(n.Payload)
-	}
+	return nil
 }
 
 // probe checks that notifications sent through the pool reach the
