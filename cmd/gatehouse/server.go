@@ -142,11 +142,9 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	log := serverLogger(stderr, f.logLevel)
 
-	var cert *servingcert.Reloader
-	if f.tlsCert != "" {
-		if cert, err = servingcert.Load(f.tlsCert, f.tlsKey); err != nil {
-			return err
-		}
+	cert, err := loadServingCert(f)
+	if err != nil {
+		return err
 	}
 
 	src, cfg, err := watchConfig(f, log)
@@ -170,7 +168,6 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	srcErr := make(chan error, 1)
 	go func() { srcErr <- src.Start(ctx) }()
-
 	errc := make(chan error, 3)
 	opsHandler, stopOps := serveOps(f.metricsListen, src, errc)
 	defer stopOps()
@@ -194,10 +191,9 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer events.Stop()
-	opts := server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies,
+	srv, err := server.New(server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies,
 		Registerer: reg, ServiceAccountIssuer: saIssuer, TLSCertificate: cert.LeafFunc(), Events: events,
-		MaxConcurrentRequests: f.maxRequests, MaxConcurrentLogins: f.maxLogins}
-	srv, err := server.New(opts)
+		MaxConcurrentRequests: f.maxRequests, MaxConcurrentLogins: f.maxLogins})
 	if err != nil {
 		return err
 	}
@@ -210,15 +206,33 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	opsHandler.Store(srv.OpsHandler())
 	servePublic(ctx, public, cert, log, errc)
-	log.Info("token server started", "authorizationServer", f.namespace+"/"+f.name, "issuer", snap.Issuer,
-		"storage", snap.StorageType, "listen", f.listen, "metricsListen", f.metricsListen, "tls", cert != nil, "version", version.Version,
-		"trustedProxies", fmt.Sprint(f.proxies.Prefixes), "forwardedHeader", f.proxies.Header)
+	logStarted(log, f, snap, cert != nil)
 
 	err = firstExit(ctx, errc, srcErr)
+	shutdownPublic(public)
+	return err
+}
+
+// shutdownPublic lets the requests in flight finish, for up to 20 s.
+func shutdownPublic(public *http.Server) {
 	shutdown, done := context.WithTimeout(context.Background(), 20*time.Second)
 	defer done()
 	_ = public.Shutdown(shutdown)
-	return err
+}
+
+// loadServingCert loads --tls-cert-file and --tls-key-file; nil without.
+func loadServingCert(f *serverFlags) (*servingcert.Reloader, error) {
+	if f.tlsCert == "" {
+		return nil, nil
+	}
+	return servingcert.Load(f.tlsCert, f.tlsKey)
+}
+
+func logStarted(log *slog.Logger, f *serverFlags, snap *config.Snapshot, tls bool) {
+	log.Info("token server started", "authorizationServer", f.namespace+"/"+f.name, "issuer", snap.Issuer,
+		"storage", snap.StorageType, "listen", f.listen, "metricsListen", f.metricsListen, "tls", tls, "version", version.Version,
+		"trustedProxies", fmt.Sprint(f.proxies.Prefixes), "forwardedHeader", f.proxies.Header,
+		"maxConcurrentRequests", f.maxRequests, "maxConcurrentLogins", f.maxLogins)
 }
 
 // serverLogger is the server's JSON logger, which the informers
