@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
@@ -20,9 +21,11 @@ import (
 )
 
 // ClockSkew is how far the clocks of the token server and of resource
-// servers may differ. A retired key stays published for the access-token
-// lifetime plus ClockSkew, so a token signed just before retirement still
-// validates on a resource server whose clock runs late.
+// servers may differ. A retired key stays published for the longest
+// lifetime of a token it signed (the server's access-token lifetime, or a
+// client's own access- or ID-token lifetime if longer) plus ClockSkew, so
+// a token signed just before retirement still validates on a resource
+// server whose clock runs late.
 const ClockSkew = 5 * time.Minute
 
 // annotationRotateKeysHandled, on the keys Secret, records the value of the
@@ -51,6 +54,36 @@ func KeyPolicy(srv *oauthv1.AuthorizationServer) keyset.Policy {
 		// a client may choose ES256 (spec.idTokenSignedResponseAlg).
 		IDTokenAlgorithms: []string{keyset.RS256, keyset.ES256},
 	}
+}
+
+// retirementDue reports whether advancing set to now retires a key: a
+// next key's time to sign has come. Only then does the retention matter.
+func retirementDue(set *keyset.Set, now time.Time) bool {
+	for _, k := range set.Keys {
+		if k.State == keyset.StateNext && !k.ActivatesAt.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// longestClientLifetime is the longest access- or ID-token lifetime that a
+// client of srv sets for itself (spec.tokenLifetimes), zero when none
+// does: a retired key stays published that long, so that a client's
+// longer-lived token never outlives its key. It is read once per rotation,
+// so a scan of the cached clients (without copies) is cheap enough.
+func (r *AuthorizationServerReconciler) longestClientLifetime(ctx context.Context, srv *oauthv1.AuthorizationServer) (time.Duration, error) {
+	var clients oauthv1.OAuthClientList
+	if err := r.List(ctx, &clients, client.UnsafeDisableDeepCopy); err != nil {
+		return 0, fmt.Errorf("listing OAuthClients for the signing-key retention: %w", err)
+	}
+	var longest time.Duration
+	for i := range clients.Items {
+		if oc := &clients.Items[i]; oc.References(srv.Namespace, srv.Name) {
+			longest = max(longest, oc.Spec.TokenLifetimes.LongestSigned())
+		}
+	}
+	return longest, nil
 }
 
 // reconcileKeys advances the key set to now, stores it, publishes the JWKS
@@ -84,6 +117,13 @@ func (r *AuthorizationServerReconciler) reconcileKeys(ctx context.Context, srv *
 	}
 
 	policy := KeyPolicy(srv)
+	if retirementDue(set, now) {
+		longest, err := r.longestClientLifetime(ctx, srv)
+		if err != nil {
+			return time.Time{}, err
+		}
+		policy.Retention = max(policy.Retention, longest+ClockSkew)
+	}
 	wanted := srv.Annotations[oauthv1.AnnotationRotateKeys]
 	handled, recorded := sec.Annotations[annotationRotateKeysHandled]
 	policy.RotateNow = wanted != "" && recorded && handled != wanted && len(set.Keys) > 0

@@ -95,7 +95,9 @@ func (r *OAuthClientReconciler) applySecret(ctx context.Context, oc *oauthv1.OAu
 	name := SecretName(oc)
 	access, written, p := classifySecret(existing, claimantOf(oc))
 	if p == nil && (access == secretHosted || access == secretAdopted) {
-		p = foreignMetadata(existing, written, metadataFor(oc, srv))
+		want := metadataFor(oc, srv)
+		maps.Copy(want, aliasesFor(oc, srv, want, string(existing.Data[oauthv1.SecretKeyClientSecret])))
+		p = foreignMetadata(existing, written, want)
 	}
 	if p != nil {
 		// The Secret is not ours to change: say why and leave it as it is.
@@ -178,14 +180,39 @@ func (r *OAuthClientReconciler) writeSecret(ctx context.Context, oc *oauthv1.OAu
 	before := sec.DeepCopy()
 	setAnnotation(sec, oauthv1.AnnotationRotateSecretHandled, oc.Annotations[oauthv1.AnnotationRotateSecret])
 	want := metadataFor(oc, srv)
+	clientSecret := string(sec.Data[oauthv1.SecretKeyClientSecret])
 	if access != secretAdopted {
 		want[oauthv1.SecretKeyClientSecret] = plaintext
+		clientSecret = plaintext
 	}
+	aliases := aliasesFor(oc, srv, want, clientSecret)
+	maps.Copy(want, aliases)
 	data := maps.Clone(sec.Data)
 	if data == nil {
 		data = map[string][]byte{}
 	}
 	ours := access == secretCreate || access == secretOwned
+	if ours {
+		// Aliases the spec no longer names go; the annotation says which
+		// keys were aliases, so nothing else is ever taken out.
+		for k := range strings.SplitSeq(sec.Annotations[oauthv1.AnnotationAliasKeys], ",") {
+			if _, still := aliases[k]; !still && k != "" && !slices.Contains(operatorKeys, k) {
+				delete(data, k)
+			}
+		}
+		if _, had := sec.Annotations[oauthv1.AnnotationAliasKeys]; had || len(aliases) > 0 {
+			setAnnotation(sec, oauthv1.AnnotationAliasKeys, strings.Join(slices.Sorted(maps.Keys(aliases)), ","))
+		}
+	} else {
+		// In someone else's Secret only keys it wrote itself, and no
+		// longer wants, go (an alias taken out of the spec).
+		for k := range written {
+			if _, still := want[k]; !still && k != oauthv1.SecretKeyClientSecret {
+				delete(data, k)
+				delete(written, k)
+			}
+		}
+	}
 	if ours {
 		// What the client may use, only where every key is the
 		// operator's: a key of that name in someone else's Secret is
@@ -326,6 +353,40 @@ func joinStrings[S ~string](in []S) string {
 		parts[i] = string(s)
 	}
 	return strings.Join(parts, " ")
+}
+
+// operatorKeys are every key the operator writes under its own names;
+// no alias may take one (the CRD refuses it too).
+var operatorKeys = append(append([]string{oauthv1.SecretKeyClientSecret}, metadataKeys...), connectionKeys...)
+
+// aliasesFor is spec.secretKeyAliases with their values: those of the
+// operator's keys in values, client_secret's the secret itself, and the
+// two endpoints written only under an alias. An alias that would take an
+// operator key's name (which the CRD refuses) is left out.
+func aliasesFor(oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer, values map[string]string, clientSecret string) map[string]string {
+	if len(oc.Spec.SecretKeyAliases) == 0 {
+		return nil
+	}
+	ep := endpoints.For(srv.Spec.Issuer)
+	out := make(map[string]string, len(oc.Spec.SecretKeyAliases))
+	for _, a := range oc.Spec.SecretKeyAliases {
+		if slices.Contains(operatorKeys, a.Name) {
+			continue
+		}
+		switch a.From {
+		case oauthv1.SecretKeyClientSecret:
+			out[a.Name] = clientSecret
+		case oauthv1.SecretKeyUserinfoEndpoint:
+			out[a.Name] = ep.Userinfo
+		case oauthv1.SecretKeyEndSessionEndpoint:
+			out[a.Name] = ep.EndSession
+		default:
+			if v, ok := values[string(a.From)]; ok {
+				out[a.Name] = v
+			}
+		}
+	}
+	return out
 }
 
 // metadataFor is what the app needs besides client_secret, by Secret key.

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -198,10 +199,15 @@ func writtenKeys(sec *corev1.Secret, client string) map[string]bool {
 }
 
 // foreignMetadata refuses a Secret the operator does not own that already
-// has one of the metadata keys with another value: writing it would
-// overwrite the owner's data, and removing it on release would lose it.
+// has one of the keys of want (the metadata keys and the aliases; never
+// client_secret, whose rules are the adoption's) with another value:
+// writing it would overwrite the owner's data, and removing it on release
+// would lose it.
 func foreignMetadata(sec *corev1.Secret, written map[string]bool, want map[string]string) *problem {
-	for _, k := range metadataKeys {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if k == oauthv1.SecretKeyClientSecret {
+			continue
+		}
 		if old, ok := sec.Data[k]; ok && !written[k] && string(old) != want[k] {
 			return &problem{oauthv1.ReasonSecretConflict, fmt.Sprintf(
 				"Secret %s already has a %s that Gatehouse did not write; remove that key or choose another spec.secretName",

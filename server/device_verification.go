@@ -122,6 +122,7 @@ func (s *Server) deviceConsent(w http.ResponseWriter, r *http.Request, snap *con
 		s.pages.Render(w, http.StatusOK, "consent", "", pages.Data{
 			Title: "Allow access", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.ConsentPath,
 			CSRF: csrfToken(w, r, snap), AuthRequest: ar.ID, ClientName: client.DisplayName,
+			ClientLogo: client.LogoURI, PolicyURI: client.PolicyURI, TOSURI: client.TOSURI,
 			Subject: ar.Subject, Username: s.usernameOf(snap, ar.Subject), Scopes: need, Device: true,
 		})
 		return result{outcome: outcomeSuccess}

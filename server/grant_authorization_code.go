@@ -109,7 +109,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 // redirect_uri, the challenge the verifier hashes to) and its scopes get a
 // refresh token.
 func (s *Server) codeIssue(req *tokenRequest, redirectURI, challenge string) (storage.Issued, *storage.FirstRefresh, string) {
-	issued := storage.Issued{AccessTokenID: newID(), AccessTokenExpiresAt: req.Now.Add(req.Snap.AccessTokenTTL)}
+	issued := storage.Issued{AccessTokenID: newID(), AccessTokenExpiresAt: req.Now.Add(req.Snap.Lifetimes(req.Client).AccessToken)}
 	if !req.Client.GrantTypes[oauthv1.GrantRefreshToken] {
 		return issued, nil, ""
 	}
@@ -119,7 +119,7 @@ func (s *Server) codeIssue(req *tokenRequest, redirectURI, challenge string) (st
 		Hash: storage.HashToken(rt), ClientID: req.Client.ID, RedirectURI: redirectURI, CodeChallenge: challenge,
 		AllowedScopes: usableScopes(req.Snap, req.Client, req.Client.AllowedScopes),
 		OpenIDScope:   oidc.ScopeOpenID, OfflineScope: oidc.ScopeOfflineAccess,
-		TTL: req.Snap.RefreshTokenTTL,
+		TTL: req.Snap.Lifetimes(req.Client).RefreshToken,
 	}, rt
 }
 
@@ -207,5 +207,5 @@ func refreshExpiry(req *tokenRequest, authTime time.Time) time.Time {
 	if authTime.IsZero() {
 		authTime = req.Now
 	}
-	return authTime.Add(req.Snap.RefreshTokenTTL)
+	return authTime.Add(req.Snap.Lifetimes(req.Client).RefreshToken)
 }

@@ -39,7 +39,7 @@ func (s *Server) grantDeviceCode(ctx context.Context, req *tokenRequest) (*token
 	}
 	// §3.4 has no scope parameter, so one sent anyway is ignored (RFC
 	// 6749 §3.2): the scope is what the person approved.
-	issued := storage.Issued{AccessTokenID: newID(), AccessTokenExpiresAt: req.Now.Add(req.Snap.AccessTokenTTL)}
+	issued := storage.Issued{AccessTokenID: newID(), AccessTokenExpiresAt: req.Now.Add(req.Snap.Lifetimes(req.Client).AccessToken)}
 	mayRefresh := req.Client.GrantTypes[oauthv1.GrantRefreshToken]
 	if mayRefresh {
 		issued.RefreshFamilyID = newID()

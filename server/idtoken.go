@@ -70,7 +70,7 @@ func (s *Server) signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken 
 			Issuer:    snap.Issuer,
 			Subject:   g.Subject,
 			Audience:  jwt.ClaimStrings{g.Client.ID},
-			ExpiresAt: jwt.NewNumericDate(now.Add(snap.AccessTokenTTL)),
+			ExpiresAt: jwt.NewNumericDate(now.Add(snap.Lifetimes(g.Client).IDToken)),
 			IssuedAt:  jwt.NewNumericDate(now),
 		},
 		Nonce:      g.Nonce,

@@ -186,7 +186,7 @@ func (s *Server) saveIdentity(r *http.Request, snap *config.Snapshot, p identity
 	if err != nil {
 		return err
 	}
-	ttl := max(snap.RefreshTokenTTL, s.sessionTTL)
+	ttl := max(snap.RefreshTokenTTL, snap.Clients.LongestRefreshTTL(), s.sessionTTL)
 	return s.store.SaveIdentity(r.Context(), storage.Identity{Subject: p.Subject, Data: data, UpdatedAt: now, ExpiresAt: now.Add(ttl)})
 }
 

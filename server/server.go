@@ -242,7 +242,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if methods, ok := corsMethods[endpoint]; ok {
-		if cors.Apply(w, r, snap.Clients.AllowsOrigin, methods) {
+		allowed := snap.Clients.AllowsOrigin
+		if endpoint == "introspect" {
+			allowed = snap.Clients.ListsOrigin
+		}
+		if cors.Apply(w, r, allowed, methods) {
 			s.metrics.observe(endpoint, result{outcome: "preflight"}, start)
 			return
 		}
@@ -265,11 +269,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // corsMethods are the endpoints open to browsers, with their methods: a
 // single-page app redeems, refreshes and revokes, and reads userinfo
 // (OpenID Connect Core §5.3), from the browser. The origins allowed are
-// those of public clients' redirect URIs (config.ClientMap.AllowsOrigin):
-// a single-page app (a public client) needs CORS there; confidential
-// clients call from back ends and need none. Introspection is never open
-// to browsers.
-var corsMethods = map[string]string{"token": "POST", "revoke": "POST", "userinfo": "GET, POST"}
+// those of public clients' redirect URIs, where a single-page app needs
+// CORS, and those clients list in spec.allowedCORSOrigins
+// (config.ClientMap.AllowsOrigin). Introspection is open only to listed
+// origins (ListsOrigin): it needs client authentication, which a
+// single-page app cannot do. Nothing admits cookies
+// (Access-Control-Allow-Credentials is never sent), so an allowed origin
+// reads only answers to requests that carry their own credentials.
+var corsMethods = map[string]string{"token": "POST", "revoke": "POST", "userinfo": "GET, POST", "introspect": "POST"}
 
 // isDocument: the endpoints that serve a document (document.go).
 func isDocument(endpoint string) bool {

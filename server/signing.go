@@ -114,7 +114,7 @@ func (s *Server) signAccessToken(snap *config.Snapshot, g tokenGrant, jti string
 	if !ok {
 		return accessToken{}, newError(ErrTemporarilyUnavailable, "the server has no signing key yet")
 	}
-	exp := now.Add(snap.AccessTokenTTL)
+	exp := now.Add(snap.Lifetimes(g.Client).AccessToken)
 	if !g.NotAfter.IsZero() && g.NotAfter.Before(exp) {
 		exp = g.NotAfter
 	}

@@ -223,6 +223,7 @@ type RedirectURI string
 // OAuthClientSpec registers an application with an AuthorizationServer.
 //
 // +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || !('client_credentials' in self.grantTypes)",message="a public client cannot use client_credentials: it has no secret to authenticate with"
+// +kubebuilder:validation:XValidation:rule="!has(self.secretKeyAliases) || (self.clientType != 'public' && !has(self.authentication))",message="secretKeyAliases are keys of the client's Secret: a public client, or one with spec.authentication, has none"
 // +kubebuilder:validation:XValidation:rule="self.clientType != 'public' || (!has(self.secretName) && !has(self.secretRotation))",message="a public client has no secret: remove secretName and secretRotation"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'none' || self.clientType == 'public'",message="tokenEndpointAuthMethod none is for public clients only; a confidential client authenticates with its secret"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'none' || self.clientType != 'public'",message="a public client has no secret, so its tokenEndpointAuthMethod must be none"
@@ -396,6 +397,45 @@ type OAuthClientSpec struct {
 	// +optional
 	RequirePushedAuthorizationRequests bool `json:"requirePushedAuthorizationRequests,omitempty"`
 
+	// TokenLifetimes of this client's access, ID and refresh tokens, where
+	// they should differ from the server's spec.tokens.
+	//
+	// +optional
+	TokenLifetimes *ClientTokenLifetimes `json:"tokenLifetimes,omitempty"`
+
+	// AllowedCORSOrigins are browser origins that may call the token,
+	// userinfo, revocation and introspection endpoints from JavaScript
+	// (CORS), matched exactly. A public client's redirect URIs' origins
+	// need not be listed: they are allowed for token, userinfo and
+	// revocation already. Introspection is open only to origins listed
+	// here. CORS never admits cookies (no Access-Control-Allow-Credentials),
+	// so an allowed origin reads only answers to requests that carry their
+	// own credentials.
+	//
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	AllowedCORSOrigins []CORSOrigin `json:"allowedCORSOrigins,omitempty"`
+
+	// LogoURI is the app's logo, shown on the consent page (RFC 7591
+	// logo_uri). The page's Content-Security-Policy allows this one image
+	// URL and no other.
+	//
+	// +optional
+	LogoURI DisplayURI `json:"logoURI,omitempty"`
+
+	// PolicyURI is the app's privacy policy, linked from the consent page
+	// (RFC 7591 policy_uri).
+	//
+	// +optional
+	PolicyURI DisplayURI `json:"policyURI,omitempty"`
+
+	// TOSURI is the app's terms of service, linked from the consent page
+	// (RFC 7591 tos_uri).
+	//
+	// +optional
+	TOSURI DisplayURI `json:"tosURI,omitempty"`
+
 	// IDTokenSignedResponseAlg is the algorithm of the ID tokens the client
 	// receives (OpenID Connect Dynamic Client Registration 1.0 §2,
 	// id_token_signed_response_alg): RS256, the default that every OpenID
@@ -420,6 +460,21 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="secretName must be a valid Secret name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
+
+	// SecretKeyAliases are further keys of the client's Secret, each
+	// holding the value of one of the operator's keys under the name an
+	// app reads (OAUTH2_PROXY_CLIENT_SECRET, GF_AUTH_GENERIC_OAUTH_CLIENT_ID,
+	// ...), so that its envFrom works unchanged. An alias of client_secret
+	// follows every rotation. In a Secret the operator did not create the
+	// same rules hold as for its other keys: it never overwrites a key
+	// holding another value (SecretConflict), and removes only the keys it
+	// wrote. Clients with a Secret only.
+	//
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	SecretKeyAliases []SecretKeyAlias `json:"secretKeyAliases,omitempty"`
 
 	// SecretRotation rotates the client secret on a schedule. Without it the
 	// secret rotates only on demand, when the annotation

@@ -25,6 +25,11 @@ const (
 	// the data keys it wrote there: on release it removes those and only
 	// those.
 	AnnotationWrittenKeys = "oauth.gatehouse.dev/written-keys"
+	// AnnotationAliasKeys, on a Secret the operator created, lists the
+	// keys it wrote for spec.secretKeyAliases, so that an alias taken out
+	// of the spec is taken out of the Secret too. (In a Secret it does
+	// not own, AnnotationWrittenKeys records them with the rest.)
+	AnnotationAliasKeys = "oauth.gatehouse.dev/alias-keys"
 	// AnnotationRotateSecretHandled, on the app's Secret, records the value
 	// of the OAuthClient's rotate-secret annotation last acted on, so that
 	// a restart does not rotate again.

@@ -39,6 +39,14 @@ func compileClient(oc *oauthv1.OAuthClient, server *Snapshot, grants map[string]
 		UID:         oc.UID,
 		Assertion:   compileAssertion(oc, server),
 		RequirePAR:  oc.Spec.RequirePushedAuthorizationRequests,
+		// Each lifetime it leaves unset is the server's at the time of
+		// the request (Snapshot.Lifetimes), which a server-wide change
+		// moves without recompiling the client.
+		TokenLifetimes: oc.Spec.TokenLifetimes,
+		CORSOrigins:    toStrings(oc.Spec.AllowedCORSOrigins),
+		LogoURI:        string(oc.Spec.LogoURI),
+		PolicyURI:      string(oc.Spec.PolicyURI),
+		TOSURI:         string(oc.Spec.TOSURI),
 	}
 	if b := oc.Spec.BackchannelLogout; b != nil {
 		c.Backchannel = &Backchannel{URI: b.URI, SessionRequired: b.SessionRequired}

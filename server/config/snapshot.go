@@ -173,6 +173,25 @@ type Client struct {
 	// RequirePAR: /authorize accepts only the client's pushed requests
 	// (RFC 9126).
 	RequirePAR bool
+	// TokenLifetimes are the client's own lifetimes (spec.tokenLifetimes,
+	// shared with the informer's copy, never modified); nil for the
+	// server's. Read them through Snapshot.Lifetimes.
+	TokenLifetimes *oauthv1.ClientTokenLifetimes
+	// CORSOrigins are spec.allowedCORSOrigins (ClientMap.AllowsOrigin).
+	CORSOrigins []string
+	// LogoURI, PolicyURI and TOSURI are shown on the consent page.
+	LogoURI, PolicyURI, TOSURI string
+}
+
+// Lifetimes are the lifetimes of c's tokens: its own where it sets them,
+// the server's otherwise (the API package decides, for the operator too).
+// A nil c gets the server's.
+func (s *Snapshot) Lifetimes(c *Client) oauthv1.Lifetimes {
+	server := oauthv1.Lifetimes{AccessToken: s.AccessTokenTTL, IDToken: s.AccessTokenTTL, RefreshToken: s.RefreshTokenTTL}
+	if c == nil {
+		return server
+	}
+	return c.TokenLifetimes.Resolve(server)
 }
 
 // Backchannel is an OAuthClient's spec.backchannelLogout.

@@ -47,6 +47,11 @@ func leanClient(obj any) (any, error) {
 		BackchannelLogout:        sp.BackchannelLogout,
 
 		RequirePushedAuthorizationRequests: sp.RequirePushedAuthorizationRequests,
+		TokenLifetimes:                     sp.TokenLifetimes,
+		AllowedCORSOrigins:                 sp.AllowedCORSOrigins,
+		LogoURI:                            sp.LogoURI,
+		PolicyURI:                          sp.PolicyURI,
+		TOSURI:                             sp.TOSURI,
 	}
 	lean.Status.ClientID = oc.Status.ClientID
 	lean.Status.SecretHashes = oc.Status.SecretHashes

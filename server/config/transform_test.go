@@ -38,6 +38,11 @@ func fullClient(ns, name string) *oauthv1.OAuthClient {
 			Scopes:            []oauthv1.ScopeName{"openid", "orders:read"},
 			Audience:          []oauthv1.Audience{"https://orders.example"},
 			RequirePKCE:       &f, SecretName: name + "-credentials", RequirePushedAuthorizationRequests: true,
+			TokenLifetimes:     &oauthv1.ClientTokenLifetimes{AccessToken: &metav1.Duration{Duration: 3600e9}},
+			AllowedCORSOrigins: []oauthv1.CORSOrigin{oauthv1.CORSOrigin("https://" + name + ".example")},
+			LogoURI:            oauthv1.DisplayURI("https://" + name + ".example/logo.png"),
+			PolicyURI:          "https://example.com/privacy", TOSURI: "https://example.com/terms",
+			SecretKeyAliases: []oauthv1.SecretKeyAlias{{Name: "APP_CLIENT_SECRET", From: oauthv1.SecretKeyClientSecret}},
 		},
 		Status: oauthv1.OAuthClientStatus{ObservedGeneration: 3, ClientID: ns + "." + name, SecretName: name + "-credentials",
 			Conditions: []metav1.Condition{

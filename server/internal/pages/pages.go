@@ -83,6 +83,10 @@ type Data struct {
 	UserCode string
 	// Script is the form_post page's script.
 	Script template.JS
+	// ClientLogo, PolicyURI and TOSURI are the client's logo and links
+	// on the consent page (https only, checked by the CRD). The logo is
+	// the one image the page's CSP allows (ImageSource).
+	ClientLogo, PolicyURI, TOSURI string
 }
 
 // HiddenField is a hidden form field of a page.
@@ -101,16 +105,29 @@ type UpstreamButton struct{ Name, DisplayName, URL string }
 // pages in an authorization flow, the client's redirect URI: browsers
 // apply form-action to the redirect that follows a form post, so without
 // it the redirect back to the app would be blocked.
-func (p *Renderer) securityHeaders(h http.Header, redirectURI string) {
+//
+// A page that shows an image allows exactly that image's URL in img-src
+// (ImageSource), nothing else.
+func (p *Renderer) securityHeaders(h http.Header, redirectURI string, d *Data) {
 	formAction := "'self'"
 	if src := cspSource(redirectURI); src != "" {
 		formAction += " " + src
 	}
-	p.setHeaders(h, "'none'", formAction)
+	var images []string
+	if src := ImageSource(d.ClientLogo); src != "" {
+		images = append(images, src)
+	} else {
+		d.ClientLogo = ""
+	}
+	p.setHeaders(h, "'none'", formAction, images...)
 }
 
-func (p *Renderer) setHeaders(h http.Header, scriptSrc, formAction string) {
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src "+scriptSrc+"; style-src "+p.cssHash+"; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
+func (p *Renderer) setHeaders(h http.Header, scriptSrc, formAction string, images ...string) {
+	csp := "default-src 'none'; script-src " + scriptSrc + "; style-src " + p.cssHash
+	if len(images) > 0 {
+		csp += "; img-src " + strings.Join(images, " ")
+	}
+	h.Set("Content-Security-Policy", csp+"; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -133,6 +150,24 @@ func cspSource(redirectURI string) string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// ImageSource is the CSP source expression that allows the image at
+// https URL u and nothing else: scheme, host, port and the exact path
+// (CSP3 §6.7.2.12 matches a path not ending in "/" exactly; the query is
+// never part of a source expression). "" for anything that is not a
+// plain https URL, which the page then does not show.
+func ImageSource(u string) string {
+	parsed, err := url.Parse(u)
+	if err != nil || parsed.Scheme != "https" || parsed.Host == "" || parsed.User != nil ||
+		strings.ContainsAny(u, " \t\n\r;,'\"") {
+		return ""
+	}
+	path := parsed.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	return "https://" + parsed.Host + strings.NewReplacer(";", "%3B", ",", "%2C").Replace(path)
 }
 
 // StyleSource is the CSP source expression of the inline stylesheet.
@@ -162,7 +197,7 @@ func (p *Renderer) RenderFormPost(w http.ResponseWriter, redirectURI, issuer str
 // redirect URI, when the page is part of an authorization flow, is allowed
 // as a form-action (the client's origin).
 func (p *Renderer) Render(w http.ResponseWriter, status int, name, redirectURI string, d Data) {
-	p.securityHeaders(w.Header(), redirectURI)
+	p.securityHeaders(w.Header(), redirectURI, &d)
 	p.write(w, status, name, d)
 }
 

@@ -9,7 +9,12 @@ import (
 	"testing"
 )
 
-const formPostScriptTag = "<script>{{.Script}}</script>"
+const (
+	formPostScriptTag = "<script>{{.Script}}</script>"
+	// clientLogoTag is the consent page's one image, which its CSP
+	// allows by exact URL (TestImageSource).
+	clientLogoTag = `<img class="client-logo" id="client-logo" src="{{.ClientLogo}}" alt="" width="56" height="56">`
+)
 
 // No template carries inline script, event handlers, style attributes or
 // anything loaded from elsewhere, in any branch: the CSP forbids them all
@@ -25,7 +30,7 @@ func TestTemplatesCarryNothingTheCSPForbids(t *testing.T) {
 		src, _ := templateFS.ReadFile(path)
 		// The form_post page's one script, which its own CSP allows by
 		// hash (TestFormPostPage); no other page has script-src.
-		src = []byte(strings.Replace(string(src), formPostScriptTag, "", 1))
+		src = []byte(strings.NewReplacer(formPostScriptTag, "", clientLogoTag, "").Replace(string(src)))
 		if m := inline.FindString(string(src)); m != "" {
 			t.Errorf("template %s carries %q", path, m)
 		}
@@ -107,5 +112,42 @@ func TestFormPostPage(t *testing.T) {
 	}
 	if w.Code != http.StatusOK || h.Get("Cache-Control") != "no-store" || h.Get("X-Frame-Options") != "DENY" || h.Get("Strict-Transport-Security") == "" {
 		t.Errorf("status %d, headers %v", w.Code, h)
+	}
+}
+
+// A logo is allowed by its exact https URL, query left out (no source
+// expression has one); anything else is no image at all, and the page
+// then shows none: the CSP names no img-src.
+func TestImageSource(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://cdn.example/logo.png":          "https://cdn.example/logo.png",
+		"https://cdn.example:8443/a/b.svg?v=2":  "https://cdn.example:8443/a/b.svg",
+		"https://cdn.example":                   "https://cdn.example/",
+		"https://cdn.example/a%20b.png":         "https://cdn.example/a%20b.png",
+		"http://cdn.example/logo.png":           "",
+		"data:image/png;base64,AAAA":            "",
+		"https://cdn.example/x.png; script-src": "",
+		"https://user@cdn.example/x.png":        "",
+		"https://cdn.example/x.png'":            "",
+		"":                                      "",
+	} {
+		if got := ImageSource(in); got != want {
+			t.Errorf("ImageSource(%q) = %q, want %q", in, got, want)
+		}
+	}
+	p, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for logo, img := range map[string]string{"https://cdn.example/logo.png?v=1": "; img-src https://cdn.example/logo.png;", "javascript:alert(1)": ""} {
+		w := httptest.NewRecorder()
+		p.Render(w, http.StatusOK, "consent", "https://app.example/cb", Data{Title: "t", Issuer: "https://id.example", ClientName: "App", ClientLogo: logo})
+		csp, body := w.Result().Header.Get("Content-Security-Policy"), w.Body.String()
+		if img != "" && (!strings.Contains(csp, img) || !strings.Contains(body, `src="https://cdn.example/logo.png?v=1"`)) {
+			t.Errorf("logo %s: CSP %q; page shows it: %v", logo, csp, strings.Contains(body, "client-logo"))
+		}
+		if img == "" && (strings.Contains(csp, "img-src") || strings.Contains(body, "<img")) {
+			t.Errorf("logo %s: CSP %q, page %s", logo, csp, body)
+		}
 	}
 }
