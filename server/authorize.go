@@ -178,7 +178,7 @@ func authorizeRequest(snap *config.Snapshot, client *config.Client, redirectURI 
 	ar = storage.AuthRequest{
 		ID: randomToken(32), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, Resources: targets, State: q.Get("state"),
 		CodeChallenge: challenge, ExpiresAt: now.Add(authRequestTTL),
-		Nonce: op.nonce, LoginHint: op.loginHint, ForceConsent: op.consent,
+		Nonce: op.nonce, LoginHint: op.loginHint, ForceConsent: op.consent, Claims: op.claimsParam,
 	}
 	if challenge != "" {
 		ar.CodeChallengeMethod = method
@@ -268,7 +268,7 @@ func decideConsent(snap *config.Snapshot, client *config.Client, ar storage.Auth
 	if client.SkipConsent && !client.Public && !ar.ForceConsent {
 		return nil, false
 	}
-	for _, name := range ar.Scopes {
+	for _, name := range consentScopes(client, ar.Scopes, storedClaims(ar.Claims)) {
 		if sc, ok := snap.Scopes[name]; ok && sc.RequiresConsent {
 			need = append(need, sc)
 		}
@@ -291,13 +291,20 @@ func decideConsent(snap *config.Snapshot, client *config.Client, ar storage.Auth
 // redirect URI, PKCE challenge and person, and sends the browser back with
 // code, state and iss (RFC 6749 §4.1.2, RFC 9207).
 func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, ar storage.AuthRequest, now time.Time) result {
+	if sub := storedClaims(ar.Claims).requestedSubject(); sub != "" && sub != ar.Subject {
+		// Core §5.5.1: never a code for anyone but the person the
+		// request's sub value names.
+		e := newError(ErrAccessDenied, "the person who signed in is not the one the claims parameter's sub names")
+		s.authorizationError(w, r, snap, responseTo(ar), e)
+		return failed(e)
+	}
 	code := randomToken(32)
 	ctx := r.Context()
 	err := s.store.CreateCode(ctx, storage.AuthCode{
 		Hash: storage.HashToken(code), ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Scopes: ar.Scopes, Resources: ar.Resources,
 		Subject: ar.Subject, AuthTime: ar.AuthTime, CodeChallenge: ar.CodeChallenge,
 		CodeChallengeMethod: ar.CodeChallengeMethod, ExpiresAt: now.Add(snap.CodeTTL),
-		Nonce: ar.Nonce, SessionID: ar.SessionID,
+		Nonce: ar.Nonce, SessionID: ar.SessionID, Claims: ar.Claims,
 	})
 	if err != nil {
 		s.log.Error("storing authorization code", "error", err)

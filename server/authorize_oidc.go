@@ -28,8 +28,12 @@ type oidcParams struct {
 	none, login, consent bool
 	// maxAge is max_age (§3.1.2.1); negative when absent.
 	maxAge time.Duration
-	// hintSubject is the sub of a valid id_token_hint; empty without one.
+	// hintSubject is the sub of a valid id_token_hint, or else the sub
+	// value of the claims parameter; empty without either.
 	hintSubject string
+	// claims is the claims parameter (Core §5.5), claimsParam as sent.
+	claims      *claimsRequest
+	claimsParam string
 }
 
 // parseOIDCParams checks nonce, prompt, max_age and login_hint. A bad
@@ -75,6 +79,18 @@ func parseOIDCParams(snap *config.Snapshot, q interface{ Get(string) string }) (
 			return p, invalidRequest("id_token_hint is not an ID token this server issued")
 		}
 		p.hintSubject = claims.Subject
+	}
+	var e *Error
+	p.claimsParam = q.Get("claims")
+	if p.claims, e = parseClaimsRequest(p.claimsParam); e != nil {
+		return p, e
+	}
+	if p.claims.demandsACR() {
+		return p, newError(ErrUnmetAuthenticationRequirements, "acr is requested as essential with particular values, and this server sets no acr")
+	}
+	// A sub value asks about one person, as id_token_hint does (§5.5.1).
+	if sub := p.claims.requestedSubject(); sub != "" && p.hintSubject == "" {
+		p.hintSubject = sub
 	}
 	return p, nil
 }

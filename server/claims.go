@@ -23,32 +23,40 @@ type userClaims struct {
 // claimsFor reads the person behind sub (personFor: memory, or storage
 // for an upstream's people; never an API call or an upstream, as this runs
 // on the userinfo path) and keeps what scopes release.
-func (s *Server) claimsFor(snap *config.Snapshot, sub string, scopes []string) userClaims {
-	if !releasesPersonClaims(scopes) {
+func (s *Server) claimsFor(snap *config.Snapshot, sub string, scopes, extra []string) userClaims {
+	if !releasesPersonClaims(scopes) && len(extra) == 0 {
 		return userClaims{}
 	}
 	p, ok := s.personFor(snap, sub)
 	if !ok {
 		return userClaims{}
 	}
-	return releasedClaims(&p, scopes)
+	return releasedClaims(&p, scopes, extra...)
 }
 
-// releasedClaims keeps of p what scopes release. A person no source lists
-// any more (nil) releases nothing beyond sub.
-func releasedClaims(p *identity.Person, scopes []string) userClaims {
+// releasedClaims keeps of p what scopes release, and the claims named in
+// extra (asked for one by one with the claims parameter). A person no
+// source lists any more (nil) releases nothing beyond sub.
+func releasedClaims(p *identity.Person, scopes []string, extra ...string) userClaims {
 	var c userClaims
 	if p == nil {
 		return c
 	}
-	if slices.Contains(scopes, oidc.ScopeProfile) {
-		c.PreferredUsername, c.Name = p.Username, p.Name
+	profile, email := slices.Contains(scopes, oidc.ScopeProfile), slices.Contains(scopes, oidc.ScopeEmail)
+	if profile || slices.Contains(extra, "preferred_username") {
+		c.PreferredUsername = p.Username
 	}
-	if slices.Contains(scopes, oidc.ScopeEmail) && p.Email != "" {
+	if profile || slices.Contains(extra, "name") {
+		c.Name = p.Name
+	}
+	if p.Email != "" && (email || slices.Contains(extra, "email")) {
+		c.Email = p.Email
+	}
+	if p.Email != "" && (email || slices.Contains(extra, "email_verified")) {
 		verified := p.EmailVerified
-		c.Email, c.EmailVerified = p.Email, &verified
+		c.EmailVerified = &verified
 	}
-	if slices.Contains(scopes, oidc.ScopeGroups) {
+	if slices.Contains(scopes, oidc.ScopeGroups) || slices.Contains(extra, "groups") {
 		c.Groups = slices.Clone(p.Groups)
 	}
 	return c
@@ -65,7 +73,7 @@ func releasesPersonClaims(scopes []string) bool {
 // response (access token and ID token alike): for an upstream's people
 // that is a storage read, not to be paid twice.
 func (s *Server) withPerson(snap *config.Snapshot, g tokenGrant) tokenGrant {
-	if g.AuthTime.IsZero() || !releasesPersonClaims(g.Scopes) {
+	if g.AuthTime.IsZero() || !releasesPersonClaims(g.Scopes) && len(g.IDTokenClaims) == 0 {
 		return g
 	}
 	if p, ok := s.personFor(snap, g.Subject); ok {

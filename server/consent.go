@@ -69,7 +69,9 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 	// A public client's consent is never remembered (see consentNeeded),
 	// so its page offers no such choice and a forged one is ignored.
 	if form.Get("remember") == "yes" && !client.Public {
-		scopes := slices.Clone(ar.Scopes)
+		// The scopes of claims asked for one by one are remembered as
+		// consented too: the page asked about them (consentScopes).
+		scopes := consentScopes(client, ar.Scopes, storedClaims(ar.Claims))
 		if prev, err := s.store.GetConsent(ctx, ar.Subject, client.ID, now); err == nil {
 			for _, sc := range prev.Scopes {
 				if !slices.Contains(scopes, sc) {

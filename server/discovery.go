@@ -63,6 +63,7 @@ func buildOpenIDConfiguration(snap *config.Snapshot, federated bool) *document {
 		ClaimsSupported:                        claims,
 		ClaimTypesSupported:                    []string{"normal"},
 		PromptValuesSupported:                  promptValues,
+		ClaimsParameterSupported:               true,
 		RequestParameterSupported:              true,
 		RequestObjectSigningAlgValuesSupported: jwtverify.Algorithms,
 		BackchannelLogoutSupported:             true,

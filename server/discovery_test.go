@@ -85,6 +85,9 @@ func TestOpenIDConfiguration(t *testing.T) {
 	if !slices.Equal(strs("response_modes_supported"), []string{"query", "form_post"}) {
 		t.Errorf("response_modes_supported = %v", doc["response_modes_supported"])
 	}
+	if doc["claims_parameter_supported"] != true { // TestClaimsParameter
+		t.Error("claims_parameter_supported is not true")
+	}
 	if doc["request_parameter_supported"] != true || !slices.Equal(strs("request_object_signing_alg_values_supported"), []string{"ES256", "RS256", "EdDSA"}) {
 		t.Errorf("request_parameter_supported %v, request_object_signing_alg_values_supported %v", doc["request_parameter_supported"], doc["request_object_signing_alg_values_supported"])
 	}

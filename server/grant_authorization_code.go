@@ -69,6 +69,9 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, req *tokenRequest) 
 	}
 	g := tokenGrant{Client: req.Client, Subject: ac.Subject, AuthTime: ac.AuthTime, Resources: targets,
 		Scopes: scopesForTargets(req.Snap, usableScopes(req.Snap, req.Client, ac.Scopes), targets)}
+	if claims := storedClaims(ac.Claims); claims != nil && isOpenIDRequest(g.Scopes) {
+		g.IDTokenClaims, g.UserinfoClaims = claims.idTokenClaims(req.Client), claims.userinfoClaims(req.Client)
+	}
 	// An OpenID Connect request gets a refresh token only with
 	// offline_access (Core §11); a plain OAuth request whenever the client
 	// may refresh, as before. The store applied the same rule (first).

@@ -78,7 +78,7 @@ func (s *Server) signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken 
 		AZP:        g.Client.ID,
 		SID:        g.SessionID,
 		AMR:        passwordAMR,
-		userClaims: releasedClaims(g.Person, g.Scopes),
+		userClaims: releasedClaims(g.Person, g.Scopes, g.IDTokenClaims...),
 	}
 	if !g.AuthTime.IsZero() {
 		claims.AuthTime = g.AuthTime.Unix()

@@ -209,3 +209,21 @@ func TestOpenIDClientRequestObjectAndFormPost(t *testing.T) {
 		t.Errorf("openid-client got claims %v", res["claims"])
 	}
 }
+
+// The claims parameter as openid-client sends it: an essential email in
+// the ID token and a name at userinfo, for a request of scope openid
+// alone.
+func TestOpenIDClientClaimsParameter(t *testing.T) {
+	ts := newTestServer(t)
+	withOIDC(t, ts)
+	// This client pinned client_secret_basic.
+	rp := startOpenIDClient(t, ts, "CLIENT_ID="+oidcClientID, "CLIENT_SECRET="+oidcSecret, "AUTH=basic", "REDIRECT_URI="+oidcRedirect,
+		"SCOPE=openid", `CLAIMS={"id_token":{"email":{"essential":true}},"userinfo":{"name":{"essential":true}}}`)
+	back := newBrowser(t, ts).authorize(rp.AuthorizationURL, "approve", false)
+	res := rp.finish(t, map[string]string{"url": back.String()})
+	claims, _ := res["claims"].(map[string]any)
+	userinfo, _ := res["userinfo"].(map[string]any)
+	if claims["email"] != "alice@example.com" || claims["name"] != nil || userinfo["name"] != "Alice Example" || userinfo["email"] != nil || res["scope"] != "openid" {
+		t.Errorf("openid-client got ID token claims %v, userinfo %v, scope %v", claims, userinfo, res["scope"])
+	}
+}

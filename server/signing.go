@@ -40,6 +40,10 @@ type accessTokenClaims struct {
 	// Act names who acts for the subject in a token from a token exchange
 	// (RFC 8693 §4.1), the earlier actors nested inside.
 	Act *actor `json:"act,omitempty"`
+	// UserinfoClaims are the claims the authorization request's claims
+	// parameter asked userinfo for one by one (OpenID Connect Core §5.5),
+	// which the token carries to userinfo: it reads no storage.
+	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
 }
 
 // actor is an RFC 8693 §4.1 act claim: the current actor, and inside it
@@ -104,6 +108,9 @@ type tokenGrant struct {
 	// NotAfter caps the token's expiry when not zero: a token exchanged
 	// for another never outlives it.
 	NotAfter time.Time
+	// IDTokenClaims and UserinfoClaims are the person's claims the claims
+	// parameter asked for one by one (Core §5.5), beyond the scopes'.
+	IDTokenClaims, UserinfoClaims []string
 }
 
 // signAccessToken signs a JWT access token (RFC 9068) with the key that is
@@ -127,7 +134,7 @@ func (s *Server) signAccessToken(snap *config.Snapshot, g tokenGrant, jti string
 		Issuer: snap.Issuer, Subject: g.Subject, Audience: grantAudience(snap, g),
 		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), ID: jti,
 		ClientID: g.Client.ID, Scopes: g.Scopes, AuthTime: authTime, GrantID: g.GrantID,
-		Groups: accessTokenGroups(g), Act: g.Act,
+		Groups: accessTokenGroups(g), Act: g.Act, UserinfoClaims: g.UserinfoClaims,
 	})
 	signed, err := s.signJWS(snap, key, false, payload)
 	if err != nil {
@@ -166,6 +173,7 @@ type accessTokenClaimValues struct {
 	GrantID             string
 	Groups              []string
 	Act                 *actor
+	UserinfoClaims      []string
 }
 
 // appendAccessTokenClaims writes the claim set accessTokenClaims decodes.
@@ -199,6 +207,9 @@ func appendAccessTokenClaims(b []byte, c accessTokenClaimValues) []byte {
 	}
 	if c.Act != nil {
 		b = appendActor(b, "act", c.Act)
+	}
+	if len(c.UserinfoClaims) > 0 {
+		b = jsonappend.Strings(b, "userinfo_claims", c.UserinfoClaims)
 	}
 	return append(b, '}')
 }

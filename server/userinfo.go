@@ -110,7 +110,7 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request, snap *co
 		return fail(bearerError{Status: http.StatusForbidden, Code: ErrInsufficientScope,
 			Description: "userinfo needs a token granted the openid scope", Scope: oidc.ScopeOpenID})
 	}
-	writeJSON(w, userinfoResponse{Subject: claims.Subject, userClaims: s.claimsFor(snap, claims.Subject, scopes)})
+	writeJSON(w, userinfoResponse{Subject: claims.Subject, userClaims: s.claimsFor(snap, claims.Subject, scopes, claims.UserinfoClaims)})
 	return result{outcome: outcomeSuccess}
 }
 
