@@ -18,10 +18,12 @@ CONTROLLER_GEN_VERSION := v0.23.0
 GOLANGCI_LINT_VERSION := v2.15.0
 HELM_VERSION := v4.3.1
 CRD_REF_DOCS_VERSION := v0.3.0
+ACTIONLINT_VERSION := v1.7.12
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM := $(BIN)/helm-$(HELM_VERSION)
 CRD_REF_DOCS := $(BIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
+ACTIONLINT := $(BIN)/actionlint-$(ACTIONLINT_VERSION)
 # Prometheus and promtool, for the alert and dashboard tests (test/monitoring);
 # the version is pinned in hack/prometheus.sh.
 PROMETHEUS_VERSION := $(shell awk -F= '$$1 == "VERSION" {print $$2}' hack/prometheus.sh)
@@ -88,7 +90,7 @@ fmt: ## Format the Go code.
 MODULES := . resourceserver
 
 .PHONY: lint
-lint: $(GOLANGCI_LINT) ## Run gofmt, go vet, golangci-lint (.golangci.yml: staticcheck, errcheck, importas, revive, unparam, misspell, ...), the function-length check and shellcheck on every shell script.
+lint: $(GOLANGCI_LINT) $(ACTIONLINT) ## Run gofmt, go vet, golangci-lint (.golangci.yml: staticcheck, errcheck, importas, revive, unparam, misspell, ...), the function-length check, shellcheck on every shell script and actionlint (with shellcheck on their run: scripts) on every workflow.
 	@echo "lint: gofmt"
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt would change these files (run 'make fmt'):"; echo "$$out"; exit 1; fi
@@ -97,6 +99,8 @@ lint: $(GOLANGCI_LINT) ## Run gofmt, go vet, golangci-lint (.golangci.yml: stati
 	@echo "lint: no product function over 80 lines (hack/funclen)"
 	@go run ./hack/funclen -max 80
 	@hack/shellcheck.sh
+	@echo "lint: actionlint $(ACTIONLINT_VERSION) .github/workflows/* (shellcheck on their run: scripts)"
+	@$(ACTIONLINT) -pyflakes= .github/workflows/*.yaml
 
 ##@ Test
 
@@ -216,6 +220,20 @@ undeploy: ## Remove the operator and the CRDs (and with them every Gatehouse obj
 .PHONY: helm
 helm: $(HELM) ## Build helm into ./bin.
 
+##@ Release (the tag workflow, .github/workflows/release.yaml, runs these)
+
+.PHONY: release-image
+release-image: ## Build the release image for linux/amd64 and linux/arm64 into bin/release (reproducible OCI layout; PUSH=1 pushes it to ghcr.io/gatehouse-dev/gatehouse:$(VERSION)).
+	@VERSION='$(VERSION)' COMMIT='$(COMMIT)' PUSH='$(PUSH)' hack/release/image.sh
+
+.PHONY: test-release
+test-release: ## Test the release image up to the push: linux/amd64 and linux/arm64 built twice with one digest, pushed to a local registry (the first run compiles gatehouse for both platforms with -trimpath; make test covers the packaged chart).
+	go test $(GO_TEST_FLAGS) -tags release -v -timeout 45m -run TestReleaseImage ./test/release/
+
+.PHONY: release-chart
+release-chart: $(HELM) ## Package the chart for VERSION=vX.Y.Z into bin/release: version X.Y.Z, appVersion and default image tag vX.Y.Z (CHART_PUSH=oci://... pushes it).
+	@VERSION='$(VERSION)' PUSH='$(CHART_PUSH)' hack/release/chart.sh
+
 ##@ Tools
 
 $(CONTROLLER_GEN):
@@ -252,6 +270,11 @@ $(GOLANGCI_LINT):
 	@GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	@mv $(BIN)/golangci-lint $@
 
+$(ACTIONLINT):
+	@echo "tools: installing actionlint $(ACTIONLINT_VERSION) into bin/"
+	@GOBIN=$(BIN) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	@mv $(BIN)/actionlint $@
+
 $(PROMTOOL):
 	@hack/prometheus.sh promtool
 
@@ -281,13 +304,15 @@ image: ## Build the gatehouse image without Docker (the Dockerfile's equivalent)
 
 # The scenarios (test/cluster), then the e2e suite in real-cluster mode
 # against the token server behind NodePort 30081 on 127.0.0.1, then the Helm
-# lifecycle (upgrade, uninstall), which goes last since it removes the chart.
+# lifecycle (upgrade, uninstall), which goes last since it removes the chart,
+# and after it the packaged release chart with the release image (test/release).
 CLUSTER_TEST_ENV := GATEHOUSE_CLUSTER_KUBECONFIG='$(CLUSTER_KUBECONFIG)' GATEHOUSE_CLUSTER_IMAGE='$(CLUSTER_IMG)'
 
 .PHONY: test-cluster
-test-cluster: $(HELM) $(ENVTEST_PREREQ) ## On the running cluster: image, helm install, samples, cluster scenarios, e2e suite, helm upgrade/uninstall.
+test-cluster: $(HELM) $(ENVTEST_PREREQ) ## On the running cluster: image, helm install, samples, cluster scenarios, e2e suite, helm upgrade/uninstall, then the packaged release chart with the release image.
 	@GATEHOUSE_REQUIRE_CLUSTER=1 VERSION='$(VERSION)' COMMIT='$(COMMIT)' hack/cluster/image.sh '$(CLUSTER_IMG)'
 	$(CLUSTER_TEST_ENV) go test $(GO_TEST_FLAGS) -v -timeout 30m ./test/cluster/
 	PATH='$(ENVTEST_DIR)':"$$PATH" GATEHOUSE_E2E_KUBECONFIG='$(CLUSTER_KUBECONFIG)' GATEHOUSE_E2E_ISSUER=http://127.0.0.1:30081 GATEHOUSE_E2E_NAMESPACE=gatehouse-e2e \
 		go test $(GO_TEST_FLAGS) -v -timeout 20m ./test/e2e/
 	$(CLUSTER_TEST_ENV) GATEHOUSE_CLUSTER_LIFECYCLE=1 go test $(GO_TEST_FLAGS) -v -timeout 10m -run TestHelmLifecycle ./test/cluster/
+	$(CLUSTER_TEST_ENV) go test $(GO_TEST_FLAGS) -v -timeout 15m -run TestReleaseChartInstalls ./test/release/
