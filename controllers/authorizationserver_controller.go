@@ -46,6 +46,12 @@ type AuthorizationServerReconciler struct {
 	Recorder    events.EventRecorder
 	Clock       Clock
 	ServerImage string
+	// ServerAuditLog is the token servers' --audit-log; their default
+	// when empty.
+	ServerAuditLog string
+	// ServerEnv is added to the token servers' environment (the
+	// OpenTelemetry settings).
+	ServerEnv []corev1.EnvVar
 
 	// ExternalServer, when set, replaces the Deployment: see
 	// reconcileExternal.

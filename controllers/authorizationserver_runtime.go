@@ -166,7 +166,7 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 
 // serverContainer is the token-server container.
 func (r *AuthorizationServerReconciler) serverContainer(srv *oauthv1.AuthorizationServer, tlsMount []corev1.VolumeMount, tlsArgs servercontract.Args) corev1.Container {
-	var env []corev1.EnvVar
+	env := slices.Clone(r.ServerEnv)
 	if srv.Spec.Storage.Type == oauthv1.StoragePostgres && srv.Spec.Storage.Postgres != nil {
 		ref := srv.Spec.Storage.Postgres.URLSecretRef
 		env = append(env, corev1.EnvVar{Name: servercontract.EnvPostgresURL, ValueFrom: &corev1.EnvVarSource{
@@ -187,7 +187,7 @@ func (r *AuthorizationServerReconciler) serverContainer(srv *oauthv1.Authorizati
 	return corev1.Container{
 		Name:  "server",
 		Image: r.image(srv),
-		Args:  serverArgs(srv, tlsArgs).CommandLine(),
+		Args:  r.serverArgs(srv, tlsArgs).CommandLine(),
 		Ports: []corev1.ContainerPort{
 			{Name: "http", ContainerPort: servercontract.HTTPPort, Protocol: corev1.ProtocolTCP},
 			{Name: "metrics", ContainerPort: servercontract.MetricsPort, Protocol: corev1.ProtocolTCP},
@@ -271,8 +271,9 @@ func servingCert(srv *oauthv1.AuthorizationServer) ([]corev1.Volume, []corev1.Vo
 
 // serverArgs is the server's command line: the server to serve, the
 // container's ports, spec.network's proxies and spec.tls's files.
-func serverArgs(srv *oauthv1.AuthorizationServer, tls servercontract.Args) servercontract.Args {
+func (r *AuthorizationServerReconciler) serverArgs(srv *oauthv1.AuthorizationServer, tls servercontract.Args) servercontract.Args {
 	a := proxyArgs(srv.Spec.Network)
+	a.AuditLog = r.ServerAuditLog
 	a.AuthorizationServer = srv.Namespace + "/" + srv.Name
 	a.Listen = servercontract.ListenAddress(servercontract.HTTPPort)
 	a.MetricsListen = servercontract.ListenAddress(servercontract.MetricsPort)

@@ -21,6 +21,7 @@ import (
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/controllers/internal/freshread"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 )
 
@@ -57,6 +58,9 @@ type OAuthClientReconciler struct {
 	ServiceAccounts client.Reader
 	Recorder        events.EventRecorder
 	Clock           Clock
+	// Audit receives a line when a client is admitted or refused; nil
+	// records none.
+	Audit *audit.Log
 	// saCache, when set (Setup), is the cache behind ServiceAccounts, whose
 	// events the controller watches.
 	saCache cache.Cache
@@ -119,6 +123,7 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	wrote, patchErr := patchStatus(ctx, r.Client, oc, orig, orig.Status, oc.Status)
 	if wrote {
 		r.wrote(oc, true)
+		auditAdmission(r.Audit, orig, oc)
 	}
 	return res, errors.Join(err, patchErr)
 }

@@ -269,6 +269,7 @@ func (r *OAuthClientReconciler) secretWritten(ctx context.Context, oc *oauthv1.O
 	oc.Status.SecretHashes = plan.hashes
 	oc.Status.LastRotationTime = plan.lastRotation
 	for _, e := range plan.events {
+		auditSecret(r.Audit, oc, e)
 		if e.reason != "" {
 			r.event(ctx, oc, e.typ, e.reason, "%s", e.note)
 		}

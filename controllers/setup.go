@@ -29,6 +29,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/controllers/internal/cachetrim"
 	"github.com/gatehouse-dev/gatehouse/controllers/internal/freshread"
 	"github.com/gatehouse-dev/gatehouse/controllers/internal/queue"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 )
 
 // Clock tells the time. The reconcilers never call time.Now themselves, so
@@ -54,6 +55,14 @@ type Options struct {
 	// does not name one: the operator's own image, so that the operator and
 	// the servers it runs are one version.
 	ServerImage string
+	// ServerAuditLog is where the token servers write their audit logs
+	// (their --audit-log: stdout, stderr or off); their default when empty.
+	ServerAuditLog string
+	// ServerEnv is added to the token servers' environment.
+	ServerEnv []corev1.EnvVar
+	// Audit receives the operator's audit lines (audit.go); nil records
+	// none.
+	Audit *audit.Log
 	// MaxConcurrentReconciles per controller; default DefaultConcurrency.
 	MaxConcurrentReconciles int
 	// SkipNameValidation lets several managers run in one process (tests).
@@ -178,8 +187,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		APIReader:       mgr.GetAPIReader(),
 		ServiceAccounts: saCache,
 		saCache:         saCache,
-		Recorder:        mgr.GetEventRecorder("gatehouse-oauthclient"),
+		Recorder:        auditRecorder(mgr.GetEventRecorder("gatehouse-oauthclient"), opts.Audit),
 		Clock:           opts.Clock,
+		Audit:           opts.Audit,
 		fresh:           freshread.New(mgr.GetClient(), mgr.GetAPIReader()),
 	}
 	if err := clients.SetupWithManager(mgr, opts.controllerOptions()); err != nil {
@@ -187,7 +197,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	scopes := &ScopeReconciler{
 		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("gatehouse-scope"),
+		Recorder: auditRecorder(mgr.GetEventRecorder("gatehouse-scope"), opts.Audit),
 	}
 	if err := scopes.SetupWithManager(mgr, opts.controllerOptions()); err != nil {
 		return fmt.Errorf("setting up the Scope controller: %w", err)
@@ -195,9 +205,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	servers := &AuthorizationServerReconciler{
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
-		Recorder:    mgr.GetEventRecorder("gatehouse-authorizationserver"),
+		Recorder:    auditRecorder(mgr.GetEventRecorder("gatehouse-authorizationserver"), opts.Audit),
 		Clock:       opts.Clock,
 		ServerImage: opts.ServerImage,
+
+		ServerAuditLog: opts.ServerAuditLog,
+		ServerEnv:      opts.ServerEnv,
 
 		ExternalServer: opts.ExternalServer,
 	}

@@ -393,6 +393,7 @@ func (s *Server) endSessions(ctx context.Context, snap *config.Snapshot, sel sto
 	if len(ended.Deliveries) > 0 {
 		s.backchannel.notify()
 	}
+	s.auditSessionsEnded(ctx, snap, ended, why)
 	if len(ended.Sessions) > 0 || ended.FamiliesRevoked > 0 || ended.ConsentsDeleted > 0 {
 		subjects := map[string]bool{}
 		for _, e := range ended.Sessions {

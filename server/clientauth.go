@@ -224,6 +224,7 @@ func (s *Server) clientAuthFromRequest(r *http.Request, snap *config.Snapshot, f
 		}
 		c, reason, e = checkClient(snap, cred, now, assert)
 	}
+	infoFrom(r.Context()).auditClientAuth(cred.ID)
 	presented := authorization != "" || form.Get("client_id") != "" || form.Get("client_assertion") != ""
 	if e != nil && e.Code == ErrInvalidClient && presented {
 		attrs := []slog.Attr{slog.String("reason", reason)}

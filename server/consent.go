@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/internal/pages"
@@ -55,7 +56,15 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 		return result{outcome: outcomeSuccess}
 	}
 
-	switch form.Get("decision") {
+	decision := form.Get("decision")
+	if decision == "approve" || decision == "deny" {
+		ri := infoFrom(ctx)
+		ri.auditPage(audit.EventConsent, client, ar.Subject, false, "")
+		if ri != nil {
+			ri.audit.scopes = ar.Scopes
+		}
+	}
+	switch decision {
 	case "deny":
 		_ = s.store.DeleteAuthRequest(ctx, ar.ID)
 		e := newError(ErrAccessDenied, "the user denied the request")

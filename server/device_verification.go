@@ -8,6 +8,7 @@ import (
 	"time"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/internal/pages"
@@ -133,6 +134,10 @@ func (s *Server) deviceConsent(w http.ResponseWriter, r *http.Request, snap *con
 		return result{outcome: ErrInvalidRequest}
 	}
 	ctx := r.Context()
+	if ri := infoFrom(ctx); ri != nil {
+		ri.auditPage(audit.EventConsent, client, ar.Subject, false, "")
+		ri.audit.scopes, ri.audit.grant = ar.Scopes, string(oauthv1.GrantDeviceCode)
+	}
 	err := s.store.DecideDeviceAuthorization(ctx, ar.Device, storage.DeviceDecision{
 		Approved: decision == "approve", Subject: ar.Subject, AuthTime: ar.AuthTime, SessionID: ar.SessionID,
 	}, now)

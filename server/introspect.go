@@ -7,8 +7,8 @@ import (
 	"time"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/jsonappend"
 	"github.com/gatehouse-dev/gatehouse/server/config"
-	"github.com/gatehouse-dev/gatehouse/server/internal/jsonappend"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 

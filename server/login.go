@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
@@ -63,6 +64,20 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, set *identity.Set, client *config.Client, ar storage.AuthRequest, form url.Values, data pages.Data, now time.Time) result {
 	username, password := form.Get("username"), form.Get("password")
 	data.Username = username
+	ri := infoFrom(r.Context())
+	ri.auditPage(audit.EventLogin, client, "", false, "")
+	// A username that is no account may be a password typed into the
+	// wrong field: only real accounts are named, in the logs and the
+	// audit log alike.
+	var known string
+	if snap.Users != nil {
+		if u, ok := snap.Users.Lookup(username); ok {
+			known = u.Username
+		}
+	}
+	if ri != nil {
+		ri.audit.loginName = known
+	}
 	addr := s.proxies.ClientAddr(r)
 	// A browser that logged in to this account before is throttled on its
 	// own (package devicecookie); any other by the account and the address.
@@ -74,13 +89,9 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *con
 	}
 	if !ok {
 		s.metrics.logins.WithLabelValues("throttled").Inc()
-		// A username that is no account may be a password typed into the
-		// wrong field: only real accounts are named.
 		who := slog.Bool("username_known", false)
-		if snap.Users != nil {
-			if u, known := snap.Users.Lookup(username); known {
-				who = slog.String("username", u.Username)
-			}
+		if known != "" {
+			who = slog.String("username", known)
 		}
 		infoFrom(r.Context()).securityEvent(r.Context(), EventLoginThrottled, slog.String("throttled_by", string(why)), who,
 			slog.String("client_id", client.ID))
@@ -124,6 +135,7 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *con
 func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, person identity.Person, now time.Time) result {
 	s.metrics.logins.WithLabelValues(outcomeSuccess).Inc()
 	ctx := r.Context()
+	infoFrom(ctx).auditPerson(person)
 	if err := s.saveIdentity(r, snap, person, now); err != nil {
 		return s.loginNotSaved(w, r, snap, "storing the upstream identity", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
 	"github.com/gatehouse-dev/gatehouse/server/internal/pages"
@@ -90,6 +91,8 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request, 
 	}
 	// Single use: whatever happens next, this pending login is over.
 	setCookie(w, snap, upstreamCookie, "", -1)
+	ri := infoFrom(r.Context())
+	ri.auditPage(audit.EventUpstreamLogin, nil, "", false, "")
 	var pend pendingUpstream
 	raw, err := base64.RawURLEncoding.DecodeString(readCookie(r, snap, upstreamCookie))
 	if err != nil || len(raw) == 0 || json.Unmarshal(raw, &pend) != nil {
@@ -106,6 +109,9 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request, 
 	if !ok {
 		s.errorPage(w, snap, http.StatusBadRequest, "Unknown sign-in option", "This sign-in option is not offered any more. Go back to the application and start again.")
 		return result{outcome: ErrInvalidRequest}
+	}
+	if ri != nil {
+		ri.audit.clientID, ri.audit.provider = client.ID, src.Name()
 	}
 	person, err := src.Finish(r.Context(), upstreamCallbackURL(snap), pend.Pending, r.URL.Query())
 	if err != nil {

@@ -29,7 +29,9 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, snap *conf
 	}
 	// token_type_hint only orders the look-ups (§2.1); both are cheap.
 	ctx := r.Context()
+	ri := infoFrom(ctx)
 	if claims, ok := s.verifiedAccessToken(snap, token); ok {
+		ri.auditRevoked(claims.Subject, claims.ID, "")
 		if claims.ClientID != client.ID {
 			return fail(unauthorizedClient("the token was not issued to this client"))
 		}
@@ -44,6 +46,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, snap *conf
 	rt, err := s.store.GetRefreshToken(ctx, storage.HashToken(token), now)
 	switch {
 	case err == nil:
+		ri.auditRevoked(rt.Subject, "", rt.FamilyID)
 		if rt.ClientID != client.ID {
 			return fail(unauthorizedClient("the token was not issued to this client"))
 		}

@@ -51,6 +51,10 @@ type requestInfo struct {
 	endpoint string
 	// addr is the client's address as the trusted proxies report it.
 	addr netip.Addr
+	// traceID is the request's W3C trace ID, zero when it has none.
+	traceID [16]byte
+	// audit is what the request's audit line says (audit.go).
+	audit auditRecord
 }
 
 type requestInfoKey struct{}
@@ -70,10 +74,6 @@ func (c *infoContext) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-func withRequestInfo(ctx context.Context, ri requestInfo) context.Context {
-	return &infoContext{Context: ctx, info: ri}
-}
-
 // infoFrom returns the request's info; nil outside ServeHTTP (unit tests
 // and fuzzers calling handlers' helpers directly), which records nothing.
 func infoFrom(ctx context.Context) *requestInfo {
@@ -87,6 +87,7 @@ func (ri *requestInfo) securityEvent(ctx context.Context, event string, attrs ..
 		return
 	}
 	ri.s.metrics.security.WithLabelValues(event).Inc()
+	ri.audit.securityEvent = event
 	attrs = append([]slog.Attr{
 		slog.String("event", event),
 		slog.String("endpoint", ri.endpoint),

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/servercontract"
@@ -68,6 +69,8 @@ type Options struct {
 	// once, apart from the other requests, so that a flood of logins
 	// cannot starve token issuance. DefaultMaxConcurrentLogins when zero.
 	MaxConcurrentLogins int
+	// Audit receives the audit log's lines; nil records none.
+	Audit *audit.Log
 }
 
 // DefaultMaxConcurrentRequests is 8 requests per CPU the Go runtime may
@@ -99,6 +102,7 @@ type Server struct {
 	throttle   *throttle.Logins
 	proxies    clientaddr.TrustedProxies
 	saIssuer   ServiceAccountIssuer
+	audit      *audit.Log
 	pages      *pages.Renderer
 	grants     map[string]grantHandler
 	// backchannel delivers logout tokens (backchannel.go).
@@ -118,7 +122,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		src: o.Source, store: o.Store, now: o.Now, log: o.Logger,
 		sessionTTL: o.SessionTTL, consentTTL: o.ConsentTTL, proxies: o.TrustedProxies,
-		saIssuer: o.ServiceAccountIssuer,
+		saIssuer: o.ServiceAccountIssuer, audit: o.Audit,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -144,6 +148,9 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if err := o.Audit.Register(reg); err != nil {
+		return nil, err
+	}
 	s.throttle = throttle.New(o.LoginThrottle)
 	s.backchannel = newDispatcher(s, o.Backchannel)
 	if o.Events != nil {
@@ -207,11 +214,14 @@ func (s *Server) derive(snap *config.Snapshot) *derived {
 type result struct {
 	grant   string
 	outcome string
+	// err is the error answered, when there was one: the audit line's
+	// reason and message.
+	err *Error
 }
 
 const outcomeSuccess = "success"
 
-func failed(e *Error) result { return result{outcome: e.Code} }
+func failed(e *Error) result { return result{outcome: e.Code, err: e} }
 
 // handlerFunc is a method expression ((*Server).handleX), not a method
 // value: a method value bound to s would be allocated on every request.
@@ -261,9 +271,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer lim.Release()
-	r = r.WithContext(withRequestInfo(r.Context(), requestInfo{s: s, endpoint: endpoint, addr: s.proxies.ClientAddr(r)}))
+	ic := &infoContext{Context: r.Context(), info: requestInfo{s: s, endpoint: endpoint, addr: s.proxies.ClientAddr(r)}}
+	if s.audit != nil {
+		ic.info.audit.event = auditEvents[endpoint]
+		ic.info.traceID, _ = audit.ParseTraceParent(r.Header.Get("Traceparent"))
+	}
+	r = r.WithContext(ic)
 	res := h(s, w, r, snap)
 	s.metrics.observe(endpoint, res, start)
+	if s.audit != nil && ic.info.audit.event != "" {
+		s.writeAudit(r, &ic.info, snap, res, start)
+	}
 }
 
 // corsMethods are the endpoints open to browsers, with their methods: a

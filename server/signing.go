@@ -8,10 +8,10 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/gatehouse-dev/gatehouse/internal/jsonappend"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
-	"github.com/gatehouse-dev/gatehouse/server/internal/jsonappend"
 )
 
 // randomToken returns n random bytes, base64url: codes and refresh tokens
@@ -87,6 +87,19 @@ type accessToken struct {
 	JWT       string
 	ID        string
 	ExpiresAt time.Time
+	// issued is what the token says, for the audit log.
+	issued issuedToken
+}
+
+// issuedToken is what the audit log says of an issued access token: never
+// the token itself.
+type issuedToken struct {
+	ID       string
+	Subject  string
+	Scopes   []string
+	Audience []string
+	// GrantID names the refresh-token family, empty when there is none.
+	GrantID string
 }
 
 // tokenGrant is what a grant decided: whom a token is for and what it
@@ -129,9 +142,10 @@ func (s *Server) signAccessToken(snap *config.Snapshot, g tokenGrant, jti string
 	if !g.AuthTime.IsZero() {
 		authTime = g.AuthTime.Unix()
 	}
+	aud := grantAudience(snap, g)
 	payload := make([]byte, 0, 512)
 	payload = appendAccessTokenClaims(payload, accessTokenClaimValues{
-		Issuer: snap.Issuer, Subject: g.Subject, Audience: grantAudience(snap, g),
+		Issuer: snap.Issuer, Subject: g.Subject, Audience: aud,
 		ExpiresAt: exp.Unix(), IssuedAt: now.Unix(), ID: jti,
 		ClientID: g.Client.ID, Scopes: g.Scopes, AuthTime: authTime, GrantID: g.GrantID,
 		Groups: accessTokenGroups(g), Act: g.Act, UserinfoClaims: g.UserinfoClaims,
@@ -140,7 +154,8 @@ func (s *Server) signAccessToken(snap *config.Snapshot, g tokenGrant, jti string
 	if err != nil {
 		return accessToken{}, s.signingFailed("access token", key, err)
 	}
-	return accessToken{JWT: signed, ID: jti, ExpiresAt: exp}, nil
+	return accessToken{JWT: signed, ID: jti, ExpiresAt: exp,
+		issued: issuedToken{ID: jti, Subject: g.Subject, Scopes: g.Scopes, Audience: aud, GrantID: g.GrantID}}, nil
 }
 
 // signJWS signs payload with key: as an access token, or as an ID token.
@@ -225,6 +240,9 @@ type tokenResponse struct {
 	IDToken string `json:"id_token,omitempty"`
 	// IssuedTokenType answers a token exchange (RFC 8693 §2.2.1).
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
+
+	// issued describes the access token for the audit log.
+	issued issuedToken
 }
 
 func newTokenResponse(at accessToken, refresh string, scopes []string, now time.Time) *tokenResponse {
@@ -234,6 +252,7 @@ func newTokenResponse(at accessToken, refresh string, scopes []string, now time.
 		ExpiresIn:    int64(at.ExpiresAt.Sub(now).Round(time.Second) / time.Second),
 		RefreshToken: refresh,
 		Scope:        strings.Join(scopes, " "),
+		issued:       at.issued,
 	}
 }
 

@@ -44,9 +44,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, snap *confi
 	if known {
 		res.grant = grant
 	}
+	ri := infoFrom(r.Context())
+	if ri != nil {
+		ri.audit.grant = res.grant
+	}
 	fail := func(e *Error) result {
 		writeError(w, e, snap.Issuer)
-		res.outcome = e.Code
+		res.outcome, res.err = e.Code, e
 		return res
 	}
 	if e != nil {
@@ -73,6 +77,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, snap *confi
 		return fail(e)
 	}
 	writeTokenResponse(w, resp)
+	ri.auditIssued(resp)
 	res.outcome = outcomeSuccess
 	return res
 }

@@ -14,6 +14,7 @@ import (
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/controllers"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/devenv"
 	"github.com/gatehouse-dev/gatehouse/internal/servercontract"
 )
@@ -39,8 +40,16 @@ func (d *devRun) startOperator(ctx context.Context) error {
 		return fmt.Errorf("creating the operator: %w", err)
 	}
 	probe := &http.Client{Timeout: 2 * time.Second}
+	// The operator's audit lines go to the same file as the token
+	// server's: one audit stream for the whole local installation.
+	auditLog, err := audit.Open(d.auditLogPath(), nil, nil, audit.Options{OnError: func(err error) { logger.Error(err, "audit log") }})
+	if err != nil {
+		return err
+	}
+	d.onStop("the operator's audit log", auditLog.Close)
 	err = controllers.Setup(mgr, controllers.Options{
 		ServerImage: "gatehouse:dev", // never run: no Deployment in dev mode
+		Audit:       auditLog,
 		ExternalServer: func(ctx context.Context, srv *oauthv1.AuthorizationServer) error {
 			if srv.Namespace != devenv.Namespace || srv.Name != devenv.Server {
 				return fmt.Errorf("gatehouse dev runs a token server only for %s/%s", devenv.Namespace, devenv.Server)

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +43,7 @@ func (d *devRun) startTokenServer(context.Context) error {
 	args.Listen = "127.0.0.1:" + strconv.Itoa(d.flags.port)
 	args.MetricsListen = metrics
 	args.GCInterval = "1m"
+	args.AuditLog = d.auditLogPath()
 	if d.tls != nil {
 		args.TLSCertFile, args.TLSKeyFile = d.tls.certFile, d.tls.keyFile
 	}
@@ -75,9 +77,13 @@ func (d *devRun) startTokenServer(context.Context) error {
 			return errors.New("still running 15s after SIGTERM: killed")
 		}
 	})
-	d.say("starting the token server on %s (log: %s)…", d.issuer, d.logs.File("server").Name())
+	d.say("starting the token server on %s (log: %s, audit log: %s)…", d.issuer, d.logs.File("server").Name(), args.AuditLog)
 	return nil
 }
+
+// auditLogPath is the local installation's audit log: the token
+// server's lines and the operator's.
+func (d *devRun) auditLogPath() string { return filepath.Join(d.logs.Dir, "audit.log") }
 
 // waitUntilReady waits for the AuthorizationServer to report Ready (which
 // the operator derives from the token server's /readyz) and for the demo

@@ -11,15 +11,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/gatehouse-dev/gatehouse/controllers"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/kubescheme"
 	"github.com/gatehouse-dev/gatehouse/internal/operatormetrics"
 	"github.com/gatehouse-dev/gatehouse/internal/version"
@@ -45,6 +48,8 @@ type operatorFlags struct {
 	leaderElectionNamespace string
 	qps                     float64
 	burst                   int
+	auditLog                string
+	serverAuditLog          string
 	zap                     zap.Options
 }
 
@@ -63,6 +68,8 @@ func parseOperatorFlags(args []string, stderr io.Writer) (*operatorFlags, error)
 	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; default: the operator's own (required outside a cluster)")
 	fs.Float64Var(&f.qps, "kube-api-qps", controllers.DefaultKubeAPIQPS, "sustained requests per second to the API server (a new OAuthClient costs 2: its Secret and its status)")
 	fs.IntVar(&f.burst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "burst of requests to the API server")
+	fs.StringVar(&f.auditLog, "audit-log", audit.Stdout, "where the operator's audit log goes (client secrets, signing keys, client admission): stdout, stderr, a file path (appended to) or off; the debug log is on stderr")
+	fs.StringVar(&f.serverAuditLog, "server-audit-log", audit.Stdout, "where the token servers the operator runs write their audit logs: stdout, stderr or off (their --audit-log)")
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -78,6 +85,14 @@ func parseOperatorFlags(args []string, stderr io.Writer) (*operatorFlags, error)
 	}
 	if f.qps <= 0 || f.burst < 1 {
 		return nil, fmt.Errorf("%w: --kube-api-qps and --kube-api-burst must be positive", errUsage)
+	}
+	if f.auditLog == "" {
+		return nil, fmt.Errorf("%w: --audit-log must be stdout, stderr, a file path or off", errUsage)
+	}
+	switch f.serverAuditLog {
+	case audit.Stdout, audit.Stderr, audit.Off:
+	default:
+		return nil, fmt.Errorf("%w: --server-audit-log must be stdout, stderr or off (a token server's pod has no file to keep), not %q", errUsage, f.serverAuditLog)
 	}
 	if f.serverImage == "" {
 		return nil, fmt.Errorf("%w: --server-image (or $%s) is required: AuthorizationServers without spec.image run it", errUsage, imageEnv)
@@ -96,7 +111,7 @@ func parseOperatorFlags(args []string, stderr io.Writer) (*operatorFlags, error)
 }
 
 // runOperator runs the Gatehouse operator until ctx ends.
-func runOperator(ctx context.Context, args []string, _, stderr io.Writer) error {
+func runOperator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f, err := parseOperatorFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -106,6 +121,11 @@ func runOperator(ctx context.Context, args []string, _, stderr io.Writer) error 
 	}
 	logger := zap.New(zap.UseFlagOptions(&f.zap), zap.WriteTo(stderr))
 	ctrl.SetLogger(logger)
+	auditLog, err := operatorAudit(f.auditLog, stdout, stderr, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = auditLog.Close() }()
 
 	cfg, err := restConfig(f.kubeconfig)
 	if err != nil {
@@ -138,6 +158,8 @@ func runOperator(ctx context.Context, args []string, _, stderr io.Writer) error 
 	if err := controllers.Setup(mgr, controllers.Options{
 		Namespaces:              f.namespaces,
 		ServerImage:             f.serverImage,
+		ServerAuditLog:          f.serverAuditLog,
+		Audit:                   auditLog,
 		MaxConcurrentReconciles: f.concurrency,
 	}); err != nil {
 		return err
@@ -168,6 +190,19 @@ func runOperator(ctx context.Context, args []string, _, stderr io.Writer) error 
 		return fmt.Errorf("running the manager: %w", err)
 	}
 	return nil
+}
+
+// operatorAudit opens the operator's audit log and registers its metrics
+// with controller-runtime's registry, which the metrics endpoint serves.
+func operatorAudit(dest string, stdout, stderr io.Writer, logger logr.Logger) (*audit.Log, error) {
+	l, err := audit.Open(dest, stdout, stderr, audit.Options{OnError: func(err error) { logger.Error(err, "audit log") }})
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Register(ctrlmetrics.Registry); err != nil {
+		return nil, errors.Join(err, l.Close())
+	}
+	return l, nil
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

@@ -24,6 +24,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
 	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/kubescheme"
@@ -51,6 +52,8 @@ type serverFlags struct {
 	pgTimeouts      postgres.Timeouts
 	// maxRequests and maxLogins bound what is served at once (0: by CPUs).
 	maxRequests, maxLogins int
+	// auditLog is the audit log's destination (package audit).
+	auditLog string
 }
 
 // tlsReloadInterval is how often the TLS files are read again. A renewed
@@ -89,6 +92,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 		"requests served at once, other than the public documents and password logins; more get 503 with Retry-After (default 8 per CPU, at least 16)")
 	fs.IntVar(&f.maxLogins, servercontract.FlagMaxConcurrentLogins, 0,
 		"password logins (bcrypt) served at once, apart from the other requests; more get 503 with Retry-After (default half the CPUs, at least 1)")
+	fs.StringVar(&f.auditLog, servercontract.FlagAuditLog, audit.Stdout, "where the audit log's JSON lines go: stdout, stderr, a file path (appended to) or off; the debug log is on stderr")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -123,6 +127,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	if err := f.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return nil, fmt.Errorf("%w: --log-level: %v", errUsage, err)
 	}
+	if f.auditLog == "" {
+		return nil, fmt.Errorf("%w: --%s must be stdout, stderr, a file path or off", errUsage, servercontract.FlagAuditLog)
+	}
 	if f.gcInterval < time.Second {
 		return nil, fmt.Errorf("%w: --gc-interval must be at least 1s", errUsage)
 	}
@@ -132,7 +139,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	return f, nil
 }
 
-func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
+func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f, err := parseServerFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -141,7 +148,13 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log := serverLogger(stderr, f.logLevel)
-
+	auditLog, err := audit.Open(f.auditLog, stdout, stderr, audit.Options{OnError: func(err error) { log.Error("audit log", "error", err) }})
+	if err != nil {
+		return err
+	}
+	// Closed last, after the listeners: the lines of requests that
+	// finish during shutdown are written too.
+	defer closeAudit(auditLog, log)
 	cert, err := loadServingCert(f)
 	if err != nil {
 		return err
@@ -154,15 +167,7 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	reg := prometheus.NewRegistry()
-	onKeyFetch, err := server.KeyFetchCounter(reg)
-	if err != nil {
-		return err
-	}
-	src.OnKeyFetch = onKeyFetch
-	// The cluster's service-account issuer, for clients that authenticate
-	// as a ServiceAccount: fetched now and in the background, never while
-	// a request waits.
-	saIssuer, err := jwtverify.NewKubernetes(ctx, cfg, jwtverify.RemoteOptions{Log: log, OnFetch: onKeyFetch})
+	saIssuer, err := keySets(ctx, reg, src, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -192,7 +197,7 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	defer events.Stop()
 	srv, err := server.New(server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies,
-		Registerer: reg, ServiceAccountIssuer: saIssuer, TLSCertificate: cert.LeafFunc(), Events: events,
+		Registerer: reg, ServiceAccountIssuer: saIssuer, TLSCertificate: cert.LeafFunc(), Events: events, Audit: auditLog,
 		MaxConcurrentRequests: f.maxRequests, MaxConcurrentLogins: f.maxLogins})
 	if err != nil {
 		return err
@@ -232,7 +237,7 @@ func logStarted(log *slog.Logger, f *serverFlags, snap *config.Snapshot, tls boo
 	log.Info("token server started", "authorizationServer", f.namespace+"/"+f.name, "issuer", snap.Issuer,
 		"storage", snap.StorageType, "listen", f.listen, "metricsListen", f.metricsListen, "tls", tls, "version", version.Version,
 		"trustedProxies", fmt.Sprint(f.proxies.Prefixes), "forwardedHeader", f.proxies.Header,
-		"maxConcurrentRequests", f.maxRequests, "maxConcurrentLogins", f.maxLogins)
+		"maxConcurrentRequests", f.maxRequests, "maxConcurrentLogins", f.maxLogins, "auditLog", f.auditLog)
 }
 
 // serverLogger is the server's JSON logger, which the informers
@@ -258,6 +263,26 @@ func firstExit(ctx context.Context, errc, srcErr <-chan error) error {
 			err = errors.New("configuration watch stopped")
 		}
 		return err
+	}
+}
+
+// keySets counts key fetches in reg and starts the cluster's
+// service-account issuer, for clients that authenticate as a
+// ServiceAccount: fetched now and in the background, never while a
+// request waits.
+func keySets(ctx context.Context, reg prometheus.Registerer, src *config.Kube, cfg *rest.Config, log *slog.Logger) (server.ServiceAccountIssuer, error) {
+	onKeyFetch, err := server.KeyFetchCounter(reg)
+	if err != nil {
+		return nil, err
+	}
+	src.OnKeyFetch = onKeyFetch
+	return jwtverify.NewKubernetes(ctx, cfg, jwtverify.RemoteOptions{Log: log, OnFetch: onKeyFetch})
+}
+
+// closeAudit writes out the audit log as the process stops.
+func closeAudit(l *audit.Log, log *slog.Logger) {
+	if err := l.Close(); err != nil {
+		log.Warn("closing the audit log", "error", err)
 	}
 }
 

@@ -171,7 +171,7 @@ func TestServerParsesTheContractsCommandLine(t *testing.T) {
 	args := servercontract.Args{
 		AuthorizationServer: "team/auth", Listen: ":8443", MetricsListen: ":9443", PostgresURL: "postgres://u@127.0.0.1/db",
 		TrustedProxies: "10.0.0.0/8", ForwardedHeader: "Forwarded", TLSCertFile: "/c.pem", TLSKeyFile: "/k.pem",
-		LogLevel: "debug", GCInterval: "2m",
+		LogLevel: "debug", GCInterval: "2m", AuditLog: "/var/log/audit.log",
 	}
 	line := args.CommandLine()
 	if line[0] != servercontract.Command {
@@ -183,7 +183,7 @@ func TestServerParsesTheContractsCommandLine(t *testing.T) {
 	}
 	if f.namespace != "team" || f.name != "auth" || f.listen != args.Listen || f.metricsListen != args.MetricsListen ||
 		f.postgresURL != args.PostgresURL || f.tlsCert != args.TLSCertFile || f.tlsKey != args.TLSKeyFile ||
-		f.logLevel != slog.LevelDebug || f.gcInterval != 2*time.Minute ||
+		f.logLevel != slog.LevelDebug || f.gcInterval != 2*time.Minute || f.auditLog != args.AuditLog ||
 		f.proxies.Header != "Forwarded" || len(f.proxies.Prefixes) != 1 {
 		t.Errorf("parsed %+v from %q", f, line)
 	}

@@ -45,6 +45,9 @@ const (
 	// 503 with Retry-After.
 	FlagMaxConcurrentRequests = "max-concurrent-requests"
 	FlagMaxConcurrentLogins   = "max-concurrent-logins"
+	// FlagAuditLog is where the audit log goes: stdout, stderr, off or a
+	// file path.
+	FlagAuditLog = "audit-log"
 )
 
 // EnvPostgresURL carries the PostgreSQL connection URL into the server,
@@ -92,6 +95,7 @@ type Args struct {
 	PostgresConnectTimeout   string
 	PostgresAcquireTimeout   string
 	PostgresStatementTimeout string
+	AuditLog                 string
 }
 
 // ListenAddress is the listen address of port on every interface.
@@ -122,6 +126,7 @@ func (a Args) CommandLine() []string {
 	add(FlagPostgresConnectTimeout, a.PostgresConnectTimeout)
 	add(FlagPostgresAcquireTimeout, a.PostgresAcquireTimeout)
 	add(FlagPostgresStatementTimeout, a.PostgresStatementTimeout)
+	add(FlagAuditLog, a.AuditLog)
 	return out
 }
 
