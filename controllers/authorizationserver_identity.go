@@ -21,11 +21,22 @@ import (
 )
 
 // identityRecheck is how often a provider is checked again while nothing
-// about it changes; identityCheckTimeout bounds one check.
+// about it changes, identityRecheckFailing while its last check failed
+// (the token server sends nobody to an unreachable provider, so its
+// recovery must show soon); identityCheckTimeout bounds one check.
 const (
-	identityRecheck      = 5 * time.Minute
-	identityCheckTimeout = 10 * time.Second
+	identityRecheck        = 5 * time.Minute
+	identityRecheckFailing = 30 * time.Second
+	identityCheckTimeout   = 10 * time.Second
 )
+
+// recheckAfter is when a provider last checked at c is checked again.
+func (c identityCheck) recheckAfter() time.Time {
+	if c.ok {
+		return c.at.Add(identityRecheck)
+	}
+	return c.at.Add(identityRecheckFailing)
+}
 
 // checker is what a provider's Source offers for the status.
 type checker interface {
@@ -80,7 +91,7 @@ func (r *AuthorizationServerReconciler) reconcileIdentity(ctx context.Context, s
 		} else {
 			failedWarn(ctx, r.Recorder, srv, &srv.Status.Conditions, typ, res.reason, res.msg)
 		}
-		if at := res.at.Add(identityRecheck); next.IsZero() || at.Before(next) {
+		if at := res.recheckAfter(); next.IsZero() || at.Before(next) {
 			next = at
 		}
 	}
@@ -96,7 +107,7 @@ func (r *AuthorizationServerReconciler) checkProvider(ctx context.Context, srv *
 	providerChecks.mu.Lock()
 	last, ok := providerChecks.last[key]
 	providerChecks.mu.Unlock()
-	if ok && last.fingerprint == fp && now.Before(last.at.Add(identityRecheck)) {
+	if ok && last.fingerprint == fp && now.Before(last.recheckAfter()) {
 		return last
 	}
 	res := identityCheck{fingerprint: fp, at: now}

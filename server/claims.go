@@ -82,6 +82,14 @@ func (s *Server) withPerson(snap *config.Snapshot, g tokenGrant) tokenGrant {
 	return g
 }
 
+// withKnownPerson is withPerson with the person already read.
+func withKnownPerson(g tokenGrant, p *identity.Person) tokenGrant {
+	if !g.AuthTime.IsZero() && releasesPersonClaims(g.Scopes) {
+		g.Person = p
+	}
+	return g
+}
+
 // accessTokenGroups are the groups an access token carries: the person's,
 // when the groups scope was granted; none for a client's own token.
 func accessTokenGroups(g tokenGrant) []string {

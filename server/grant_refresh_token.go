@@ -39,6 +39,11 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	case config.SubjectUndetermined:
 		return nil, newError(ErrTemporarilyUnavailable, "the users directory cannot be read right now; try again later")
 	}
+	// A person from an identity provider may be due a re-check there.
+	person, e := s.recheckUpstream(ctx, req.Snap, old.Subject, req.Now)
+	if e != nil {
+		return nil, e
+	}
 	scopes, e := narrowScopes(old.Scopes, req.Scopes)
 	if e != nil {
 		return nil, e
@@ -69,7 +74,11 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	}
 	g := tokenGrant{Client: req.Client, Subject: old.Subject, AuthTime: old.AuthTime, GrantID: old.FamilyID, Resources: targets,
 		Scopes: scopesForTargets(req.Snap, usableScopes(req.Snap, req.Client, scopes), targets)}
-	g = s.withPerson(req.Snap, g)
+	if person != nil {
+		g = withKnownPerson(g, person)
+	} else {
+		g = s.withPerson(req.Snap, g)
+	}
 	at, e := s.signAccessToken(req.Snap, g, newID(), req.Now)
 	if e != nil {
 		return nil, e

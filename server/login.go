@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -187,19 +186,15 @@ func (s *Server) loginNotSaved(w http.ResponseWriter, r *http.Request, snap *con
 }
 
 // saveIdentity keeps what an upstream said of the person, for the claims
-// of the tokens and userinfo responses issued until their next login
-// (claims.go). It lasts as long as the longest grant a login can start.
-// The users Secret's people need nothing kept: the Secret is in memory.
+// of the tokens and userinfo responses issued until their next login or
+// re-check (claims.go, recheck.go), with what finds them again upstream,
+// sealed. The users Secret's people need nothing kept: the Secret is in
+// memory.
 func (s *Server) saveIdentity(r *http.Request, snap *config.Snapshot, p identity.Person, now time.Time) error {
 	if _, upstream := identity.ProviderOf(p.Subject); !upstream {
 		return nil
 	}
-	data, err := json.Marshal(p)
-	if err != nil {
-		return err
-	}
-	ttl := max(snap.RefreshTokenTTL, snap.Clients.LongestRefreshTTL(), s.sessionTTL)
-	return s.store.SaveIdentity(r.Context(), storage.Identity{Subject: p.Subject, Data: data, UpdatedAt: now, ExpiresAt: now.Add(ttl)})
+	return s.storeIdentity(r.Context(), snap, p, now)
 }
 
 // personLookupTimeout bounds the storage read of an upstream's person on
@@ -230,10 +225,13 @@ func (s *Server) personFor(snap *config.Snapshot, sub string) (identity.Person, 
 		}
 		return identity.Person{}, false
 	}
-	var p identity.Person
-	if err := json.Unmarshal(rec.Data, &p); err != nil || p.Subject != sub {
-		s.log.Error("reading an upstream identity", "error", "the stored record does not decode to this subject")
+	stored, err := decodeIdentity(rec)
+	if err != nil {
+		s.log.Error("reading an upstream identity", "error", err)
 		return identity.Person{}, false
 	}
-	return p, true
+	if stored.Gone {
+		return identity.Person{}, false
+	}
+	return stored.Person, true
 }

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -30,8 +34,13 @@ var upstreamSecret = mustSecret()
 
 type federation struct {
 	a, b *testServer
-	logs *testenv.LogBuffer // A's log
-	rp   *relyingParty      // an app of A's
+	// bFront serves B's issuer: B's handler, or 503 while bDown; it
+	// counts B's refresh-token grants.
+	bFront    *httptest.Server
+	bDown     atomic.Bool
+	bRefreshs atomic.Int64
+	logs      *testenv.LogBuffer // A's log
+	rp        *relyingParty      // an app of A's
 	// aStore counts A's reads of stored upstream identities.
 	aStore *identityReadCounter
 }
@@ -57,7 +66,22 @@ func newFederation(t *testing.T) *federation {
 	f := &federation{logs: &testenv.LogBuffer{}}
 	f.b = newTestServer(t)
 	withOIDC(t, f.b)
-	bURL := strings.Replace(f.b.URL, "127.0.0.1", "localhost", 1)
+	f.bFront = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.bDown.Load() {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		if r.URL.Path == endpoints.TokenPath && r.Method == http.MethodPost {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if q, err := url.ParseQuery(string(body)); err == nil && q.Get("grant_type") == "refresh_token" {
+				f.bRefreshs.Add(1)
+			}
+		}
+		f.b.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.bFront.Close)
+	bURL := strings.Replace(f.bFront.URL, "127.0.0.1", "localhost", 1)
 	f.a = newTestServerWith(t, func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(f.logs, nil))
 		f.aStore = &identityReadCounter{Store: o.Store}
@@ -68,9 +92,9 @@ func newFederation(t *testing.T) *federation {
 		s.Issuer, s.Endpoints = bURL, endpoints.For(bURL)
 		s.Clients = s.Clients.With(&config.Client{
 			ID: upstreamClientID, DisplayName: "Gatehouse A", AuthMethod: oauthv1.AuthClientSecretBasic,
-			GrantTypes:   map[oauthv1.GrantType]bool{oauthv1.GrantAuthorizationCode: true},
+			GrantTypes:   map[oauthv1.GrantType]bool{oauthv1.GrantAuthorizationCode: true, oauthv1.GrantRefreshToken: true},
 			RedirectURIs: []string{f.a.URL + UpstreamCallbackPath}, RequirePKCE: true, SecretHashes: secretHash(upstreamSecret),
-			AllowedScopes: []string{"openid", "profile", "email", "groups"},
+			AllowedScopes: []string{"openid", "profile", "email", "groups", "offline_access"},
 		})
 	})
 	f.a.update(func(s *config.Snapshot) { s.Identity = identity.NewSet(f.upstream(bURL, upstreamSecret)) })
@@ -97,7 +121,7 @@ func (f *federation) run(t *testing.T, b *browser, start string, toCallback bool
 			return resp, page
 		}
 		u := location(t, resp)
-		if u.Port() != portOf(f.a.URL) && u.Port() != portOf(f.b.URL) || toCallback && u.Path == UpstreamCallbackPath {
+		if u.Port() != portOf(f.a.URL) && u.Port() != portOf(f.bFront.URL) || toCallback && u.Path == UpstreamCallbackPath {
 			return resp, page
 		}
 		resp, page = b.get(u.String())
@@ -177,8 +201,9 @@ func TestUpstreamOIDCLogin(t *testing.T) {
 		t.Fatalf("introspection: %v", info)
 	}
 
-	// No request to B on the token path: refresh with B gone.
-	f.b.Close()
+	// No request to B on the token path (no re-checks configured here):
+	// refresh with B gone.
+	f.bDown.Store(true)
 	refreshed, err := f.rp.cfg.TokenSource(ctx(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	if err != nil {
 		t.Fatalf("refresh while the upstream is down: %v", err)
@@ -216,7 +241,7 @@ func (f *federation) startUpstream(t *testing.T, b *browser) *url.URL {
 	resp, _ := b.get(f.rp.cfg.AuthCodeURL("app-state", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 	for range 3 {
 		u := location(t, resp)
-		if u.Port() == portOf(f.b.URL) {
+		if u.Port() == portOf(f.bFront.URL) {
 			return u
 		}
 		resp, _ = b.get(u.String())
@@ -244,7 +269,9 @@ func TestUpstreamCallbackRefusals(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "could not be verified") {
 		t.Fatalf("a callback for another browser's login: %d %s", resp.StatusCode, page)
 	}
-	// The attacker finishes, then replays the callback.
+	// The attacker finishes, then replays the callback: without the
+	// cookie (cleared by the first), and with it restored.
+	flow := upstreamFlowCookie(t, attacker)
 	resp, _ = attacker.get(cb.String())
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("the genuine callback: %d", resp.StatusCode)
@@ -253,14 +280,108 @@ func TestUpstreamCallbackRefusals(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "no sign-in waiting") {
 		t.Fatalf("a replayed callback: %d %s", resp.StatusCode, page)
 	}
+	setUpstreamFlowCookie(t, attacker, flow)
+	resp, page = attacker.get(cb.String())
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "no sign-in waiting") {
+		t.Fatalf("a callback replayed with its cookie restored: %d %s", resp.StatusCode, page)
+	}
+	if !strings.Contains(f.logs.String(), "a replayed callback") {
+		t.Errorf("the restored-cookie replay is not logged as one:\n%s", f.logs)
+	}
 	// A callback with no cookie at all.
 	resp, _ = newFederatedBrowser(t, f).get(f.a.URL + UpstreamCallbackPath + "?code=x&state=y")
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("a callback out of nowhere: %d", resp.StatusCode)
 	}
 	// Each refusal is a security event an operator can alert on.
-	if n := strings.Count(f.logs.String(), "event="+EventUpstreamCallbackRejected); n != 3 {
-		t.Fatalf("%d %s events for 3 refused callbacks:\n%s", n, EventUpstreamCallbackRejected, f.logs)
+	if n := strings.Count(f.logs.String(), "event="+EventUpstreamCallbackRejected); n != 4 {
+		t.Fatalf("%d %s events for 4 refused callbacks:\n%s", n, EventUpstreamCallbackRejected, f.logs)
+	}
+}
+
+// upstreamFlowCookie is the browser's gatehouse-upstream cookie at A.
+func upstreamFlowCookie(t *testing.T, b *browser) string {
+	t.Helper()
+	u, _ := url.Parse(b.ts.URL)
+	for _, c := range b.client.Jar.Cookies(u) {
+		if c.Name == upstreamCookie {
+			return c.Value
+		}
+	}
+	t.Fatal("no upstream sign-in cookie")
+	return ""
+}
+
+func setUpstreamFlowCookie(t *testing.T, b *browser, v string) {
+	t.Helper()
+	u, _ := url.Parse(b.ts.URL)
+	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: upstreamCookie, Value: v, Path: "/"}})
+}
+
+// The upstream sign-in cookie is sealed: it shows neither the state nor
+// the PKCE verifier, and one made up (the plain JSON it once was) or
+// changed in one character is refused, with a security event, before the
+// provider's answer is looked at.
+func TestUpstreamFlowCookieIsSealed(t *testing.T) {
+	f := newFederation(t)
+	b := newFederatedBrowser(t, f)
+	atB := f.startUpstream(t, b)
+	state := atB.Query().Get("state")
+	sealed := upstreamFlowCookie(t, b)
+	if state == "" || strings.Contains(sealed, state) {
+		t.Fatalf("the cookie %q shows the state %q", sealed, state)
+	}
+	_, body, _ := strings.Cut(sealed, ".")
+	if raw, err := base64.RawURLEncoding.DecodeString(body); err != nil || strings.Contains(string(raw), state) || json.Valid(raw) {
+		t.Fatalf("the cookie's body is not ciphertext: %v", err)
+	}
+	resp, _ := f.run(t, b, atB.String(), true)
+	cb := location(t, resp)
+
+	forged, _ := json.Marshal(pendingUpstream{Provider: "corp", Pending: identity.Pending{State: state, Nonce: "n", Verifier: "v"},
+		Expires: time.Now().Add(time.Hour).Unix()})
+	changed := []byte(sealed)
+	changed[len(changed)-5] ^= 1
+	for name, v := range map[string]string{
+		"plain JSON":          base64.RawURLEncoding.EncodeToString(forged),
+		"a changed character": string(changed),
+	} {
+		before := strings.Count(f.logs.String(), "event="+EventUpstreamCallbackRejected)
+		setUpstreamFlowCookie(t, b, v)
+		resp, page := b.get(cb.String())
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "no sign-in waiting") {
+			t.Fatalf("%s: %d %s", name, resp.StatusCode, page)
+		}
+		if strings.Count(f.logs.String(), "event="+EventUpstreamCallbackRejected) != before+1 {
+			t.Errorf("%s: no security event", name)
+		}
+	}
+	// The genuine cookie still finishes the sign-in.
+	setUpstreamFlowCookie(t, b, sealed)
+	if resp, page := b.get(cb.String()); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the genuine cookie: %d %s", resp.StatusCode, page)
+	}
+}
+
+// A provider the operator found unreachable is not sent anyone: its
+// button, and the login page that would go straight to it, lead to a 503
+// page; once the condition clears, sign-in goes to the provider again.
+func TestUnreachableProviderIsNotSentAnyone(t *testing.T) {
+	f := newFederation(t)
+	f.a.update(func(s *config.Snapshot) {
+		s.Unreachable = map[string]string{"corp": "discovery at https://login.example.com: dial tcp: connection refused"}
+	})
+	b := newFederatedBrowser(t, f)
+	resp, page := f.run(t, b, f.rp.cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), false)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "Corp SSO is not available") || resp.Header.Get("Location") != "" {
+		t.Fatalf("sign-in with an unreachable provider: %d %s", resp.StatusCode, page)
+	}
+	if f.bRefreshs.Load() != 0 || strings.Contains(page, f.bFront.URL) {
+		t.Fatal("the page points at the provider")
+	}
+	f.a.update(func(s *config.Snapshot) { s.Unreachable = nil })
+	if u := f.startUpstream(t, b); u.Port() != portOf(f.bFront.URL) {
+		t.Fatalf("after the condition cleared: %s", u)
 	}
 }
 

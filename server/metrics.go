@@ -29,6 +29,8 @@ type metrics struct {
 	backchannelLogouts  *prometheus.CounterVec
 	backchannelDelay    prometheus.Histogram
 	backchannelInflight prometheus.Gauge
+	// Upstream re-checks at refresh (recheck.go).
+	rechecks *prometheus.CounterVec
 	// series caches the children observe uses, by seriesKey.
 	series sync.Map
 }
@@ -73,6 +75,10 @@ func newMetrics(reg prometheus.Registerer, state *stateCollector, store any) (*m
 		Namespace: "gatehouse", Subsystem: "server", Name: "backchannel_logout_inflight",
 		Help: "Logout-token deliveries this replica is making now.",
 	})
+	m.rechecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "server", Name: "upstream_rechecks_total",
+		Help: "Refreshes of identity providers' people that were due a re-check, by provider and result: allowed (the provider said yes), refused (it said no: the person's sessions and grants end), grace (it could not be asked; its last answer stands), unavailable (it could not be asked, past the grace period: the refresh is refused), skipped (nothing to ask with).",
+	}, []string{"provider", "result"})
 	for _, r := range backchannelResults {
 		m.backchannelAttempts.WithLabelValues(r)
 	}
@@ -88,7 +94,7 @@ func newMetrics(reg prometheus.Registerer, state *stateCollector, store any) (*m
 		m.logins.WithLabelValues(o)
 	}
 	cs := []prometheus.Collector{m.requests, m.latency, m.logins, m.security, state,
-		m.backchannelAttempts, m.backchannelLogouts, m.backchannelDelay, m.backchannelInflight}
+		m.backchannelAttempts, m.backchannelLogouts, m.backchannelDelay, m.backchannelInflight, m.rechecks}
 	if c, ok := store.(prometheus.Collector); ok {
 		cs = append(cs, c)
 	}

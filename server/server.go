@@ -29,6 +29,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/server/internal/devicecookie"
 	"github.com/gatehouse-dev/gatehouse/server/internal/jose"
 	"github.com/gatehouse-dev/gatehouse/server/internal/pages"
+	"github.com/gatehouse-dev/gatehouse/server/internal/seal"
 	"github.com/gatehouse-dev/gatehouse/server/internal/throttle"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
@@ -182,8 +183,11 @@ type derived struct {
 	jwks                *document
 	jwksErr             error
 	deviceKeys          devicecookie.Keys
-	signers             jose.Signers
-	verified            *verifiedTokens
+	// handleKeys seal upstream identities' handles (recheck.go), flowKeys
+	// the upstream login's flow cookie (login_upstream.go).
+	handleKeys, flowKeys seal.Keys
+	signers              jose.Signers
+	verified             *verifiedTokens
 }
 
 func (s *Server) derive(snap *config.Snapshot) *derived {
@@ -203,6 +207,7 @@ func (s *Server) derive(snap *config.Snapshot) *derived {
 	d.openIDConfiguration = buildOpenIDConfiguration(snap, s.federatedJWT(snap))
 	d.jwks, d.jwksErr = buildJWKS(snap)
 	d.deviceKeys = devicecookie.DeriveKeys(snap.Keys)
+	d.handleKeys, d.flowKeys = handleKeysFor(snap), flowKeysFor(snap)
 	d.signers = jose.NewSigners(snap.Keys)
 	d.verified = newVerifiedTokens()
 	s.derived.Store(d)

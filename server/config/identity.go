@@ -11,6 +11,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
@@ -68,6 +70,36 @@ func (b *Builder) buildIdentity(s *Snapshot, as *oauthv1.AuthorizationServer, se
 	}
 	b.identity = next
 	s.Identity = identity.NewSet(sources...)
+	for i := range as.Spec.IdentityProviders {
+		p := &as.Spec.IdentityProviders[i]
+		if every, grace := p.RecheckTiming(); every > 0 {
+			if s.Rechecks == nil {
+				s.Rechecks = map[string]Recheck{}
+			}
+			s.Rechecks[p.Name] = Recheck{Interval: every, Grace: grace}
+		}
+		c := meta.FindStatusCondition(as.Status.Conditions, oauthv1.ConditionIdentityProviderPrefix+p.Name)
+		if c != nil && c.Status == metav1.ConditionFalse && c.Reason == oauthv1.ReasonIdentityProviderUnreachable {
+			if s.Unreachable == nil {
+				s.Unreachable = map[string]string{}
+			}
+			s.Unreachable[p.Name] = c.Message
+		}
+	}
+}
+
+// Recheck is when a refresh asks an identity provider about the person
+// again: once the last answer is Interval old; while the provider cannot
+// be asked, the last answer stands until it is Grace old.
+type Recheck struct {
+	Interval, Grace time.Duration
+}
+
+// RecheckOf returns provider's re-check timing; ok is false when its
+// people are not re-checked.
+func (s *Snapshot) RecheckOf(provider string) (Recheck, bool) {
+	r, ok := s.Rechecks[provider]
+	return r, ok
 }
 
 // IdentitySet returns the snapshot's identity sources; for a snapshot
@@ -110,7 +142,8 @@ func NewIdentitySource(p *oauthv1.IdentityProvider, secrets map[string]*corev1.S
 	broken := identity.Broken{ProviderName: p.Name, Display: display}
 	switch {
 	case p.OIDC != nil:
-		src, err := newOIDC(p.Name, display, p.OIDC, secrets)
+		every, _ := p.RecheckTiming()
+		src, err := newOIDC(p.Name, display, p.OIDC, secrets, every > 0)
 		if err != nil {
 			broken.Err = err
 			return &identity.BrokenRedirect{Broken: broken}, err
@@ -128,7 +161,7 @@ func NewIdentitySource(p *oauthv1.IdentityProvider, secrets map[string]*corev1.S
 	return &identity.BrokenPassword{Broken: broken}, broken.Err
 }
 
-func newOIDC(name, display string, o *oauthv1.OIDCIdentityProvider, secrets map[string]*corev1.Secret) (identity.Source, error) {
+func newOIDC(name, display string, o *oauthv1.OIDCIdentityProvider, secrets map[string]*corev1.Secret, recheckOn bool) (identity.Source, error) {
 	secret, err := secretValue(secrets, &o.ClientSecretRef)
 	if err != nil {
 		return nil, err
@@ -142,8 +175,8 @@ func newOIDC(name, display string, o *oauthv1.OIDCIdentityProvider, secrets map[
 	return identity.NewOIDC(identity.OIDCConfig{
 		Name: name, DisplayName: display, Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: string(secret),
 		Scopes: o.Scopes, UsernameClaim: o.Claims.Username, EmailClaim: o.Claims.Email, GroupsClaim: o.Claims.Groups,
-		AllowedGroups: o.AllowedGroups,
-		HTTPClient:    &http.Client{Transport: transport, Timeout: upstreamTimeout},
+		AllowedGroups: o.AllowedGroups, OfflineAccess: recheckOn,
+		HTTPClient: &http.Client{Transport: transport, Timeout: upstreamTimeout},
 	}), nil
 }
 

@@ -190,3 +190,36 @@ func TestOIDCProviderCA(t *testing.T) {
 		t.Fatalf("without it, the system's CAs must not trust the provider: %v", err)
 	}
 }
+
+// The snapshot carries each provider's re-check timing (defaults filled
+// in, 0s meaning off) and the providers the operator found unreachable,
+// from their conditions; a provider that is fine, or whose problem is
+// another, is not marked unreachable.
+func TestBuildRechecksAndUnreachable(t *testing.T) {
+	as := identityServer()
+	off := metav1.Duration{}
+	as.Spec.IdentityProviders[1].Recheck = oauthv1.UpstreamRecheck{Interval: &off}
+	as.Status.Conditions = []metav1.Condition{
+		{Type: oauthv1.ConditionIdentityProviderPrefix + "corp", Status: metav1.ConditionFalse, Reason: oauthv1.ReasonIdentityProviderUnreachable,
+			Message: "discovery at https://login.example.test: connection refused"},
+		{Type: oauthv1.ConditionIdentityProviderPrefix + "ad", Status: metav1.ConditionFalse, Reason: oauthv1.ReasonIdentityProviderCredentialsRejected},
+	}
+	var b Builder
+	snap, err := b.Build(Inputs{Server: as})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := snap.RecheckOf("corp"); !ok || r.Interval != 10*time.Minute || r.Grace != time.Hour {
+		t.Errorf("corp's re-check: %+v, %v", r, ok)
+	}
+	if r, ok := snap.RecheckOf("ad"); ok {
+		t.Errorf("ad's re-checks are off, got %+v", r)
+	}
+	if len(snap.Unreachable) != 1 || !strings.Contains(snap.Unreachable["corp"], "connection refused") {
+		t.Errorf("unreachable = %v", snap.Unreachable)
+	}
+	as.Status.Conditions[0].Status, as.Status.Conditions[0].Reason = metav1.ConditionTrue, oauthv1.ReasonIdentityProviderReady
+	if snap, _ = b.Build(Inputs{Server: as}); len(snap.Unreachable) != 0 {
+		t.Errorf("a provider found reachable again is still marked: %v", snap.Unreachable)
+	}
+}

@@ -80,6 +80,15 @@ type Snapshot struct {
 	// Identity is where people log in from: the users Secret and the
 	// upstream identity providers (identity.go).
 	Identity *identity.Set
+	// Rechecks are the identity providers' re-check timings, by name
+	// (spec.identityProviders[].recheck); a provider not listed is not
+	// re-checked.
+	Rechecks map[string]Recheck
+	// Unreachable are the identity providers the operator found
+	// unreachable (condition IdentityProvider-<name>, reason
+	// IdentityProviderUnreachable), by name, with its message: the login
+	// page does not send anyone to them.
+	Unreachable map[string]string
 
 	// AssertionMaxExpiresIn is how far away a private_key_jwt assertion's
 	// exp may be; DefaultAssertionMaxExpiresIn when zero.

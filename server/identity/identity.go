@@ -48,6 +48,11 @@ var (
 	// nonce, signature, issuer, audience, expiry): a forged or replayed
 	// callback, or a login that went wrong upstream.
 	ErrRejected = errors.New("identity provider answer rejected")
+	// ErrGone means that, asked again (Recheck), the upstream no longer
+	// lets the person in: the entry is gone or no longer matches the
+	// filter, the provider refused their refresh token, or they left
+	// every allowed group.
+	ErrGone = errors.New("the person is gone or no longer allowed upstream")
 )
 
 // Person is who a source says logged in.
@@ -58,6 +63,31 @@ type Person struct {
 	Email         string   `json:"email,omitempty"`
 	EmailVerified bool     `json:"email_verified,omitempty"`
 	Groups        []string `json:"groups,omitempty"`
+	// Handle finds the person again upstream (Recheck); the token server
+	// keeps it sealed, apart from the rest.
+	Handle Handle `json:"-"`
+}
+
+// Handle is what a source needs to ask about a person again without
+// them: an LDAP entry's idAttribute value, an OpenID Provider's refresh
+// token. Empty when there is nothing to ask with.
+type Handle struct {
+	ID           string `json:"id,omitempty"`
+	RefreshToken string `json:"rt,omitempty"`
+}
+
+// IsZero reports whether h can ask nothing.
+func (h Handle) IsZero() bool { return h.ID == "" && h.RefreshToken == "" }
+
+// Rechecker is a source that can ask about a person again, when their
+// refresh token is used: the only upstream call outside a login, and one
+// the person's own request triggers.
+type Rechecker interface {
+	Source
+	// Recheck returns the person subject as the upstream describes them
+	// now, their Handle for next time included. ErrGone when the upstream
+	// no longer lets them in; ErrUnavailable when it cannot be asked.
+	Recheck(ctx context.Context, subject string, h Handle) (Person, error)
 }
 
 // Source is one place people log in from. Each is also a PasswordSource or
@@ -173,6 +203,15 @@ func (s *Set) Names() []string {
 		out = append(out, src.Name())
 	}
 	return out
+}
+
+// Rechecker returns the source named name if it can re-check its people.
+func (s *Set) Rechecker(name string) (Rechecker, bool) {
+	if s == nil || name == "" {
+		return nil, false
+	}
+	r, ok := s.byName[name].(Rechecker)
+	return r, ok
 }
 
 // Has reports whether a provider named name is configured: its people's

@@ -96,6 +96,12 @@ func (s *LDAPSource) Authenticate(ctx context.Context, username, password string
 		}
 		return Person{}, fmt.Errorf("%w: ldap %s: binding as the user: %v", ErrUnavailable, s.cfg.Name, err)
 	}
+	return s.person(conn, entry)
+}
+
+// person is the Person of a user's entry, with their groups. The
+// connection is bound as the service account afterwards.
+func (s *LDAPSource) person(conn *ldap.Conn, entry *ldap.Entry) (Person, error) {
 	id := entry.GetAttributeValue(s.cfg.IDAttr)
 	if id == "" {
 		return Person{}, fmt.Errorf("%w: ldap %s: the user's entry has no %s attribute (idAttribute)", ErrUnavailable, s.cfg.Name, s.cfg.IDAttr)
@@ -105,9 +111,49 @@ func (s *LDAPSource) Authenticate(ctx context.Context, username, password string
 		Username: entry.GetAttributeValue(s.cfg.UsernameAttr),
 		Name:     entry.GetAttributeValue(s.cfg.NameAttr),
 		Email:    entry.GetAttributeValue(s.cfg.EmailAttr),
+		Handle:   Handle{ID: id},
 	}
+	var err error
 	if p.Groups, err = s.groups(conn, entry.DN); err != nil {
 		return Person{}, err
+	}
+	return p, nil
+}
+
+// Recheck implements Rechecker: the person's entry is searched for by
+// its idAttribute value with userSearch's filter, as the service account.
+// No entry (deleted, or no longer matching the filter: a disabled
+// account) is ErrGone; their groups are read again.
+func (s *LDAPSource) Recheck(ctx context.Context, subject string, h Handle) (Person, error) {
+	if h.ID == "" {
+		return Person{}, fmt.Errorf("%w: ldap %s: nothing identifies the person (they signed in before re-checks existed)", ErrUnavailable, s.cfg.Name)
+	}
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return Person{}, err
+	}
+	defer conn.Close()
+	filter := fmt.Sprintf("(&%s(%s=%s))", s.cfg.UserFilter, s.cfg.IDAttr, ldap.EscapeFilter(h.ID))
+	req := ldap.NewSearchRequest(s.cfg.UserBaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, int(s.cfg.Timeout/time.Second), false,
+		filter, []string{s.cfg.UsernameAttr, s.cfg.IDAttr, s.cfg.EmailAttr, s.cfg.NameAttr}, nil)
+	res, err := conn.Search(req)
+	switch {
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
+		// A misconfigured base removes nobody.
+		return Person{}, fmt.Errorf("%w: ldap %s: the user base %s does not exist", ErrUnavailable, s.cfg.Name, s.cfg.UserBaseDN)
+	case err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded):
+		return Person{}, fmt.Errorf("%w: ldap %s: searching for the user again: %v", ErrUnavailable, s.cfg.Name, err)
+	case err != nil || len(res.Entries) > 1:
+		return Person{}, fmt.Errorf("%w: ldap %s: more than one entry has the person's %s", ErrGone, s.cfg.Name, s.cfg.IDAttr)
+	case len(res.Entries) == 0:
+		return Person{}, fmt.Errorf("%w: ldap %s: no entry matching the user filter has the person's %s any more", ErrGone, s.cfg.Name, s.cfg.IDAttr)
+	}
+	p, err := s.person(conn, res.Entries[0])
+	if err != nil {
+		return Person{}, err
+	}
+	if p.Subject != subject {
+		return Person{}, fmt.Errorf("%w: ldap %s: the entry found is someone else's", ErrGone, s.cfg.Name)
 	}
 	return p, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-ldap/ldap/v3"
+
 	"github.com/gatehouse-dev/gatehouse/internal/testldap"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
 )
@@ -123,5 +125,81 @@ func TestLDAPUnavailable(t *testing.T) {
 		if checkErr == nil || strings.Contains(checkErr.Error(), testldap.ServicePassword) || strings.Contains(err.Error(), testldap.AlicePassword) {
 			t.Errorf("%s: Check: %v (must fail and name no password)", name, checkErr)
 		}
+	}
+}
+
+// Recheck with a real slapd: the person's entry found again by its
+// idAttribute value, groups read afresh; removed from a group, that shows;
+// an entry that no longer matches the user filter (disabled) or is gone
+// is ErrGone; a directory that cannot be reached is ErrUnavailable, and
+// removes nobody.
+func TestLDAPRecheck(t *testing.T) {
+	srv := testldap.Start(t, testldap.SeedLDIF)
+	ctx := context.Background()
+	cfg := ldapConfig(t, srv, false)
+	// A disabled account no longer matches the filter.
+	cfg.UserFilter = "(&(objectClass=inetOrgPerson)(!(description=disabled)))"
+	src := identity.NewLDAP(cfg)
+	alice, err := src.Authenticate(ctx, "alice", testldap.AlicePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alice.Handle.ID != "alice" || alice.Handle.RefreshToken != "" {
+		t.Fatalf("alice's handle = %+v", alice.Handle)
+	}
+	bob, err := src.Authenticate(ctx, "bob", testldap.BobPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	again, err := src.Recheck(ctx, alice.Subject, alice.Handle)
+	if err != nil {
+		t.Fatalf("Recheck: %v", err)
+	}
+	slices.Sort(again.Groups)
+	if again.Subject != alice.Subject || again.Email != "alice@example.com" || !slices.Equal(again.Groups, []string{"admins", "developers"}) || again.Handle != alice.Handle {
+		t.Fatalf("Recheck = %+v", again)
+	}
+	admin := srv.Admin(t)
+	leave := ldap.NewModifyRequest("cn=developers,"+testldap.GroupsDN, nil)
+	leave.Delete("member", []string{"uid=alice," + testldap.PeopleDN})
+	if err := admin.Modify(leave); err != nil {
+		t.Fatal(err)
+	}
+	if again, err = src.Recheck(ctx, alice.Subject, alice.Handle); err != nil || !slices.Equal(again.Groups, []string{"admins"}) {
+		t.Fatalf("after leaving developers: %+v, %v", again, err)
+	}
+	// Someone else's handle under alice's subject finds bob: refused.
+	if _, err := src.Recheck(ctx, alice.Subject, bob.Handle); !errors.Is(err, identity.ErrGone) {
+		t.Fatalf("another person's handle: %v", err)
+	}
+
+	disable := ldap.NewModifyRequest("uid=alice,"+testldap.PeopleDN, nil)
+	disable.Replace("description", []string{"disabled"})
+	if err := admin.Modify(disable); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Recheck(ctx, alice.Subject, alice.Handle); !errors.Is(err, identity.ErrGone) {
+		t.Fatalf("a disabled account: %v, want ErrGone", err)
+	}
+	if err := admin.Del(ldap.NewDelRequest("uid=bob,"+testldap.PeopleDN, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Recheck(ctx, bob.Subject, bob.Handle); !errors.Is(err, identity.ErrGone) {
+		t.Fatalf("a deleted entry: %v, want ErrGone", err)
+	}
+
+	down := cfg
+	down.Host = "127.0.0.1:1"
+	if _, err := identity.NewLDAP(down).Recheck(ctx, alice.Subject, alice.Handle); !errors.Is(err, identity.ErrUnavailable) || errors.Is(err, identity.ErrGone) {
+		t.Fatalf("a directory that is down: %v, want ErrUnavailable", err)
+	}
+	wrongBase := cfg
+	wrongBase.UserBaseDN = "ou=nobody," + testldap.Suffix
+	if _, err := identity.NewLDAP(wrongBase).Recheck(ctx, alice.Subject, alice.Handle); errors.Is(err, identity.ErrGone) {
+		t.Fatalf("a user base that does not exist removed the person: %v", err)
+	}
+	if _, err := src.Recheck(ctx, alice.Subject, identity.Handle{}); !errors.Is(err, identity.ErrUnavailable) {
+		t.Fatalf("no handle: %v", err)
 	}
 }

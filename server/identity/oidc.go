@@ -29,6 +29,9 @@ type OIDCConfig struct {
 	UsernameClaim, EmailClaim, GroupsClaim string
 	// AllowedGroups, when set, admits only members of one of them.
 	AllowedGroups []string
+	// OfflineAccess asks for offline_access too, when the provider offers
+	// it, so that its refresh token can re-check the person (Recheck).
+	OfflineAccess bool
 	// HTTPClient talks to the provider (its CA, a timeout); a client with
 	// a 10s timeout when nil.
 	HTTPClient *http.Client
@@ -116,6 +119,7 @@ func (s *OIDCSource) discover(ctx context.Context) (*oidc.Provider, error) {
 func (s *OIDCSource) oauth2Config(p *oidc.Provider, redirectURI string) *oauth2.Config {
 	var meta struct {
 		Methods []string `json:"token_endpoint_auth_methods_supported"`
+		Scopes  []string `json:"scopes_supported"`
 	}
 	_ = p.Claims(&meta)
 	ep := p.Endpoint()
@@ -123,9 +127,13 @@ func (s *OIDCSource) oauth2Config(p *oidc.Provider, redirectURI string) *oauth2.
 	if len(meta.Methods) > 0 && !slices.Contains(meta.Methods, "client_secret_basic") && slices.Contains(meta.Methods, "client_secret_post") {
 		ep.AuthStyle = oauth2.AuthStyleInParams
 	}
+	scopes := s.cfg.Scopes
+	if s.cfg.OfflineAccess && slices.Contains(meta.Scopes, oidc.ScopeOfflineAccess) && !slices.Contains(scopes, oidc.ScopeOfflineAccess) {
+		scopes = append(slices.Clip(scopes), oidc.ScopeOfflineAccess)
+	}
 	return &oauth2.Config{
 		ClientID: s.cfg.ClientID, ClientSecret: s.cfg.ClientSecret,
-		Endpoint: ep, RedirectURL: redirectURI, Scopes: s.cfg.Scopes,
+		Endpoint: ep, RedirectURL: redirectURI, Scopes: scopes,
 	}
 }
 
@@ -181,7 +189,77 @@ func (s *OIDCSource) Finish(ctx context.Context, redirectURI string, pend Pendin
 	if raw == "" {
 		return Person{}, fmt.Errorf("%w: oidc %s: the token response has no id_token", ErrRejected, s.cfg.Name)
 	}
-	return s.verify(ctx, p, raw, pend.Nonce)
+	person, err := s.verify(ctx, p, raw, pend.Nonce)
+	person.Handle.RefreshToken = tok.RefreshToken
+	return person, err
+}
+
+// Recheck implements Rechecker with the provider's refresh token from the
+// person's login (OpenID Connect Core §12): a provider that refuses it
+// (invalid_grant: the person was removed or disabled, or their grant
+// revoked) says the person is gone. The claims come from the refreshed ID
+// token, or from userinfo when the provider sends none (§12.2 allows
+// that), and must be about the same person. The new refresh token, if the
+// provider rotates them, is the Handle for next time.
+func (s *OIDCSource) Recheck(ctx context.Context, subject string, h Handle) (Person, error) {
+	if h.RefreshToken == "" {
+		return Person{}, fmt.Errorf("%w: oidc %s: no refresh token from the person's login to ask with", ErrUnavailable, s.cfg.Name)
+	}
+	p, err := s.discover(ctx)
+	if err != nil {
+		return Person{}, err
+	}
+	cctx := oidc.ClientContext(ctx, s.cfg.HTTPClient)
+	tok, err := s.oauth2Config(p, "").TokenSource(cctx, &oauth2.Token{RefreshToken: h.RefreshToken}).Token()
+	if err != nil {
+		var re *oauth2.RetrieveError
+		switch {
+		case errors.As(err, &re) && re.ErrorCode == "invalid_grant":
+			return Person{}, fmt.Errorf("%w: oidc %s: the provider refused the person's refresh token (invalid_grant)", ErrGone, s.cfg.Name)
+		case errors.As(err, &re):
+			return Person{}, fmt.Errorf("%w: oidc %s: the token endpoint answered %d %s", ErrUnavailable, s.cfg.Name, re.Response.StatusCode, re.ErrorCode)
+		}
+		return Person{}, fmt.Errorf("%w: oidc %s: refreshing: %v", ErrUnavailable, s.cfg.Name, err)
+	}
+	var person Person
+	if raw, _ := tok.Extra("id_token").(string); raw != "" {
+		v := p.Verifier(&oidc.Config{ClientID: s.cfg.ClientID, Now: s.cfg.Now})
+		idt, err := v.Verify(cctx, raw)
+		if err != nil {
+			return Person{}, fmt.Errorf("%w: oidc %s: refreshed ID token: %v", ErrUnavailable, s.cfg.Name, err)
+		}
+		var claims map[string]any
+		if err := idt.Claims(&claims); err != nil {
+			return Person{}, fmt.Errorf("%w: oidc %s: refreshed ID token claims: %v", ErrUnavailable, s.cfg.Name, err)
+		}
+		person = s.person(idt.Issuer, idt.Subject, claims)
+	} else {
+		info, err := p.UserInfo(cctx, oauth2.StaticTokenSource(tok))
+		if err != nil {
+			return Person{}, fmt.Errorf("%w: oidc %s: userinfo: %v", ErrUnavailable, s.cfg.Name, err)
+		}
+		var claims map[string]any
+		if err := info.Claims(&claims); err != nil {
+			return Person{}, fmt.Errorf("%w: oidc %s: userinfo claims: %v", ErrUnavailable, s.cfg.Name, err)
+		}
+		person = s.person(s.cfg.Issuer, info.Subject, claims)
+	}
+	if person.Subject != subject {
+		return Person{}, fmt.Errorf("%w: oidc %s: the refreshed tokens are about someone else", ErrGone, s.cfg.Name)
+	}
+	if !s.allowed(person) {
+		return Person{}, fmt.Errorf("%w: oidc %s: %s is in none of the allowed groups any more", ErrGone, s.cfg.Name, person.Username)
+	}
+	person.Handle.RefreshToken = tok.RefreshToken
+	if person.Handle.RefreshToken == "" {
+		person.Handle.RefreshToken = h.RefreshToken
+	}
+	return person, nil
+}
+
+// allowed applies AllowedGroups.
+func (s *OIDCSource) allowed(p Person) bool {
+	return len(s.cfg.AllowedGroups) == 0 || slices.ContainsFunc(p.Groups, func(g string) bool { return slices.Contains(s.cfg.AllowedGroups, g) })
 }
 
 // verify checks the ID token (Core §3.1.3.7) and maps its claims.
@@ -199,7 +277,7 @@ func (s *OIDCSource) verify(ctx context.Context, p *oidc.Provider, raw, nonce st
 		return Person{}, fmt.Errorf("%w: oidc %s: ID token claims: %v", ErrRejected, s.cfg.Name, err)
 	}
 	person := s.person(idt.Issuer, idt.Subject, claims)
-	if len(s.cfg.AllowedGroups) > 0 && !slices.ContainsFunc(person.Groups, func(g string) bool { return slices.Contains(s.cfg.AllowedGroups, g) }) {
+	if !s.allowed(person) {
 		return Person{}, fmt.Errorf("%w: oidc %s: %s is in none of the allowed groups", ErrNotAllowed, s.cfg.Name, person.Username)
 	}
 	return person, nil
