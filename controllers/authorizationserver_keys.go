@@ -116,22 +116,15 @@ func (r *AuthorizationServerReconciler) reconcileKeys(ctx context.Context, srv *
 		}
 	}
 
-	policy := KeyPolicy(srv)
-	if retirementDue(set, now) {
-		longest, err := r.longestClientLifetime(ctx, srv)
-		if err != nil {
-			return time.Time{}, err
-		}
-		policy.Retention = max(policy.Retention, longest+ClockSkew)
+	policy, err := r.keyPolicy(ctx, srv, sec, set, now)
+	if err != nil {
+		return time.Time{}, err
 	}
-	wanted := srv.Annotations[oauthv1.AnnotationRotateKeys]
-	handled, recorded := sec.Annotations[annotationRotateKeysHandled]
-	policy.RotateNow = wanted != "" && recorded && handled != wanted && len(set.Keys) > 0
 	res, err := keyset.Advance(set, policy, now, keyset.Generate)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("advancing signing keys: %w", err)
 	}
-	setAnnotation(sec, annotationRotateKeysHandled, wanted)
+	setAnnotation(sec, annotationRotateKeysHandled, srv.Annotations[oauthv1.AnnotationRotateKeys])
 
 	if res.Changed() || !exists {
 		data, err := set.Marshal()
@@ -169,6 +162,26 @@ func (r *AuthorizationServerReconciler) reconcileKeys(ctx context.Context, srv *
 	setCondition(&srv.Status.Conditions, srv.Generation, oauthv1.ConditionKeysReady, true, oauthv1.ReasonKeysReady,
 		fmt.Sprintf("key %s signs and %d key(s) are published in ConfigMap %s", srv.Status.ActiveKeyID, len(set.Keys), keyset.JWKSConfigMapName(srv.Name)))
 	return res.NextTransition, nil
+}
+
+// keyPolicy is the server's rotation policy for this reconcile: retired
+// keys stay published as long as the longest token any of its clients may
+// hold, and a rotation the user asked for by annotation (and that the key
+// Secret does not record as done) happens now.
+func (r *AuthorizationServerReconciler) keyPolicy(ctx context.Context, srv *oauthv1.AuthorizationServer, sec *corev1.Secret,
+	set *keyset.Set, now time.Time) (keyset.Policy, error) {
+	policy := KeyPolicy(srv)
+	if retirementDue(set, now) {
+		longest, err := r.longestClientLifetime(ctx, srv)
+		if err != nil {
+			return policy, err
+		}
+		policy.Retention = max(policy.Retention, longest+ClockSkew)
+	}
+	wanted := srv.Annotations[oauthv1.AnnotationRotateKeys]
+	handled, recorded := sec.Annotations[annotationRotateKeysHandled]
+	policy.RotateNow = wanted != "" && recorded && handled != wanted && len(set.Keys) > 0
+	return policy, nil
 }
 
 func (r *AuthorizationServerReconciler) keyEvents(ctx context.Context, srv *oauthv1.AuthorizationServer, set *keyset.Set, res keyset.Result) {

@@ -192,6 +192,47 @@ func (r *OAuthClientReconciler) writeSecret(ctx context.Context, oc *oauthv1.OAu
 		data = map[string][]byte{}
 	}
 	ours := access == secretCreate || access == secretOwned
+	pruneSecretKeys(oc, sec, ours, data, want, aliases, written)
+	for k, v := range want {
+		if _, present := before.Data[k]; present && !ours && !written[k] {
+			continue // the owner's own copy, equal to ours (foreignMetadata checked)
+		}
+		data[k] = []byte(v)
+		written[k] = true
+	}
+	sec.Data = data
+	if ours {
+		setLabel(sec, oauthv1.LabelManagedBy, oauthv1.LabelManagedByValue)
+	} else {
+		setAnnotation(sec, oauthv1.AnnotationWrittenKeys, strings.Join(slices.Sorted(maps.Keys(written)), ","))
+	}
+	setLabel(sec, oauthv1.LabelClient, oc.Name)
+	switch {
+	case create:
+		sec.Type = corev1.SecretTypeOpaque // immutable once created
+		if err := controllerutil.SetControllerReference(oc, sec, r.Scheme()); err != nil {
+			return err
+		}
+		if err := r.Create(ctx, sec); err != nil {
+			*sec = *before
+			return fmt.Errorf("creating Secret %s: %w", sec.Name, err)
+		}
+	case !equality.Semantic.DeepEqual(before, sec):
+		if err := r.Patch(ctx, sec, mergeFrom(before)); err != nil {
+			return fmt.Errorf("updating Secret %s: %w", sec.Name, err)
+		}
+	default:
+		return nil
+	}
+	r.wrote(sec, ours)
+	return nil
+}
+
+// pruneSecretKeys takes out of data the keys this client no longer wants
+// and adds to want the connection data, when the Secret is the operator's
+// (ours); in someone else's Secret it takes out only keys it wrote itself.
+func pruneSecretKeys(oc *oauthv1.OAuthClient, sec *corev1.Secret, ours bool, data map[string][]byte,
+	want, aliases map[string]string, written map[string]bool) {
 	if ours {
 		// Aliases the spec no longer names go; the annotation says which
 		// keys were aliases, so nothing else is ever taken out.
@@ -226,39 +267,6 @@ func (r *OAuthClientReconciler) writeSecret(ctx context.Context, oc *oauthv1.OAu
 			}
 		}
 	}
-	for k, v := range want {
-		if _, present := before.Data[k]; present && !ours && !written[k] {
-			continue // the owner's own copy, equal to ours (foreignMetadata checked)
-		}
-		data[k] = []byte(v)
-		written[k] = true
-	}
-	sec.Data = data
-	if ours {
-		setLabel(sec, oauthv1.LabelManagedBy, oauthv1.LabelManagedByValue)
-	} else {
-		setAnnotation(sec, oauthv1.AnnotationWrittenKeys, strings.Join(slices.Sorted(maps.Keys(written)), ","))
-	}
-	setLabel(sec, oauthv1.LabelClient, oc.Name)
-	switch {
-	case create:
-		sec.Type = corev1.SecretTypeOpaque // immutable once created
-		if err := controllerutil.SetControllerReference(oc, sec, r.Scheme()); err != nil {
-			return err
-		}
-		if err := r.Create(ctx, sec); err != nil {
-			*sec = *before
-			return fmt.Errorf("creating Secret %s: %w", sec.Name, err)
-		}
-	case !equality.Semantic.DeepEqual(before, sec):
-		if err := r.Patch(ctx, sec, mergeFrom(before)); err != nil {
-			return fmt.Errorf("updating Secret %s: %w", sec.Name, err)
-		}
-	default:
-		return nil
-	}
-	r.wrote(sec, ours)
-	return nil
 }
 
 // secretWritten records a written secret in status, tells the user, and

@@ -47,11 +47,8 @@ type auditRecord struct {
 	audience  []string
 	jti       string
 	grantID   string
-	// reason and message, when set, say why rather than the result's
-	// outcome and error.
-	reason        string
+	// message, when set, says why rather than the result's error.
 	message       string
-	failed        bool
 	securityEvent string
 }
 
@@ -106,14 +103,13 @@ func (ri *requestInfo) auditRevoked(subject, jti, grantID string) {
 }
 
 // auditPage records a decision a page made: event, the flow's client and
-// person, and whether it failed and why (reason "" takes the result's
-// outcome).
-func (ri *requestInfo) auditPage(event string, client *config.Client, subject string, failed bool, reason string) {
+// person. Whether it failed, and why, is the result's outcome.
+func (ri *requestInfo) auditPage(event string, client *config.Client, subject string) {
 	if ri == nil {
 		return
 	}
 	a := &ri.audit
-	a.event, a.subject, a.failed, a.reason = event, subject, failed, reason
+	a.event, a.subject = event, subject
 	if client != nil {
 		a.clientID = client.ID
 	}
@@ -157,8 +153,8 @@ func (s *Server) auditSessionsEnded(ctx context.Context, snap *config.Snapshot, 
 // writeAudit writes the request's line, if it has one.
 func (s *Server) writeAudit(r *http.Request, ri *requestInfo, snap *config.Snapshot, res result, start time.Time) {
 	a := &ri.audit
-	failedReq := a.failed || res.outcome != outcomeSuccess
-	if !failedReq && auditOnlyFailures(a.event) {
+	failed := res.outcome != outcomeSuccess
+	if !failed && auditOnlyFailures(a.event) {
 		return
 	}
 	e := audit.Event{
@@ -166,10 +162,7 @@ func (s *Server) writeAudit(r *http.Request, ri *requestInfo, snap *config.Snaps
 		Issuer: snap.Issuer, ClientID: a.clientID, Subject: a.subject, LoginName: a.loginName, IdentityProvider: a.provider,
 		SourceIP: ri.addr, UserAgent: r.UserAgent(),
 		GrantType: a.grant, Scopes: a.scopes, Audience: a.audience, JTI: a.jti, GrantID: a.grantID,
-		Failure: failedReq, Reason: a.reason, Message: a.message, SecurityEvent: a.securityEvent,
-	}
-	if e.Reason == "" {
-		e.Reason = res.outcome
+		Failure: failed, Reason: res.outcome, Message: a.message, SecurityEvent: a.securityEvent,
 	}
 	if res.err != nil {
 		e.Code = res.err.Status

@@ -175,8 +175,8 @@ func TestAuditLogRecordsAPersonsFlow(t *testing.T) {
 	cfg := ts.webConfig("orders:read")
 	verifier := oauth2.GenerateVerifier()
 
-	resp, page := b.get(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
-	resp, page = b.get(location(t, resp).String())
+	resp, _ := b.get(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	_, page := b.get(location(t, resp).String())
 	f := hiddenFields(page)
 	f.Set("username", testUser)
 	f.Set("password", "not the password")

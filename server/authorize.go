@@ -81,6 +81,15 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 	if r.Method == http.MethodPost {
 		return s.holdPost(w, r, snap, client, in, to, now)
 	}
+	return s.signInOrConsent(w, r, snap, client, ar, op, fail, now)
+}
+
+// signInOrConsent answers a checked authorization request: a code now
+// when the person is signed in and nothing needs asking (single sign-on),
+// otherwise the login or consent page, or with prompt=none the error that
+// says which of them it would have needed.
+func (s *Server) signInOrConsent(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, client *config.Client,
+	ar storage.AuthRequest, op oidcParams, fail func(*Error) result, now time.Time) result {
 	ctx := r.Context()
 	var remembered *storage.Consent
 	if sess, c, ok := s.sessionConsent(ctx, r, snap, client.ID, now); ok && !op.reauthenticate(sess, now) {

@@ -12,7 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
 
-	gatehousev1alpha1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
@@ -135,7 +135,7 @@ func jarServer(t *testing.T) (*testServer, *jwtKey) {
 	key := newJWTKey(t, "ES256", "web-signer")
 	ts.update(func(s *config.Snapshot) {
 		web := *s.Clients.Get(webClientID)
-		web.ID, web.AuthMethod, web.AuthMethods, web.SecretHashes = jarClientID, gatehousev1alpha1.AuthPrivateKeyJWT, nil, nil
+		web.ID, web.AuthMethod, web.AuthMethods, web.SecretHashes = jarClientID, oauthv1.AuthPrivateKeyJWT, nil, nil
 		web.Assertion = &config.ClientAssertion{Keys: key.static(t)}
 		s.Clients = s.Clients.With(&web)
 	})

@@ -147,7 +147,7 @@ func TestConsentPageShowsClientLinks(t *testing.T) {
 	})
 	b := newBrowser(t, ts)
 	resp, _ := b.get(ts.webConfig("orders:read").AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
-	resp, page := b.get(location(t, resp).String())
+	_, page := b.get(location(t, resp).String())
 	f := hiddenFields(page)
 	f.Set("username", testUser)
 	f.Set("password", testPassword)

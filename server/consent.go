@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
@@ -59,7 +61,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 	decision := form.Get("decision")
 	if decision == "approve" || decision == "deny" {
 		ri := infoFrom(ctx)
-		ri.auditPage(audit.EventConsent, client, ar.Subject, false, "")
+		ri.auditPage(audit.EventConsent, client, ar.Subject)
 		if ri != nil {
 			ri.audit.scopes = ar.Scopes
 		}
@@ -78,23 +80,29 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 	// A public client's consent is never remembered (see consentNeeded),
 	// so its page offers no such choice and a forged one is ignored.
 	if form.Get("remember") == "yes" && !client.Public {
-		// The scopes of claims asked for one by one are remembered as
-		// consented too: the page asked about them (consentScopes).
-		scopes := consentScopes(client, ar.Scopes, storedClaims(ar.Claims))
-		if prev, err := s.store.GetConsent(ctx, ar.Subject, client.ID, now); err == nil {
-			for _, sc := range prev.Scopes {
-				if !slices.Contains(scopes, sc) {
-					scopes = append(scopes, sc)
-				}
-			}
-		}
-		if err := s.store.SaveConsent(ctx, storage.Consent{
-			Subject: ar.Subject, ClientID: client.ID, Scopes: scopes, GrantedAt: now, ExpiresAt: now.Add(s.consentTTL),
-		}); err != nil {
-			s.log.Warn("remembering consent", "error", err)
-		}
+		s.rememberConsent(ctx, client, &ar, now)
 	}
 	return s.issueCode(w, r, snap, ar, now)
+}
+
+// rememberConsent keeps the person's consent to the request's scopes, added
+// to what they consented to before. The scopes of claims asked for one by
+// one are remembered as consented too: the page asked about them
+// (consentScopes). Failing to remember is no reason to fail the flow.
+func (s *Server) rememberConsent(ctx context.Context, client *config.Client, ar *storage.AuthRequest, now time.Time) {
+	scopes := consentScopes(client, ar.Scopes, storedClaims(ar.Claims))
+	if prev, err := s.store.GetConsent(ctx, ar.Subject, client.ID, now); err == nil {
+		for _, sc := range prev.Scopes {
+			if !slices.Contains(scopes, sc) {
+				scopes = append(scopes, sc)
+			}
+		}
+	}
+	if err := s.store.SaveConsent(ctx, storage.Consent{
+		Subject: ar.Subject, ClientID: client.ID, Scopes: scopes, GrantedAt: now, ExpiresAt: now.Add(s.consentTTL),
+	}); err != nil {
+		s.log.Warn("remembering consent", "error", err)
+	}
 }
 
 // usernameOf names the logged-in person on the consent page: the username

@@ -135,7 +135,7 @@ func (s *Server) deviceConsent(w http.ResponseWriter, r *http.Request, snap *con
 	}
 	ctx := r.Context()
 	if ri := infoFrom(ctx); ri != nil {
-		ri.auditPage(audit.EventConsent, client, ar.Subject, false, "")
+		ri.auditPage(audit.EventConsent, client, ar.Subject)
 		ri.audit.scopes, ri.audit.grant = ar.Scopes, string(oauthv1.GrantDeviceCode)
 	}
 	err := s.store.DecideDeviceAuthorization(ctx, ar.Device, storage.DeviceDecision{

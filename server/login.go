@@ -64,7 +64,7 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *con
 	username, password := form.Get("username"), form.Get("password")
 	data.Username = username
 	ri := infoFrom(r.Context())
-	ri.auditPage(audit.EventLogin, client, "", false, "")
+	ri.auditPage(audit.EventLogin, client, "")
 	// A username that is no account may be a password typed into the
 	// wrong field: only real accounts are named, in the logs and the
 	// audit log alike.

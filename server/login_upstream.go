@@ -160,7 +160,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request, 
 	setCookie(w, snap, upstreamCookie, "", -1)
 	ctx := r.Context()
 	ri := infoFrom(ctx)
-	ri.auditPage(audit.EventUpstreamLogin, nil, "", false, "")
+	ri.auditPage(audit.EventUpstreamLogin, nil, "")
 	now := s.now()
 	const noneWaiting = "This browser has no sign-in waiting for that answer (it expired, finished already, or was started elsewhere). Go back to the application and start again."
 	rejected := func(reason, page string) result {

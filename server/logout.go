@@ -89,7 +89,7 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *
 	if hint != nil && hint.SID != "" && (!signedIn || sess.ID != hint.SID) {
 		// The sid is the server's own, in a token it signed: it names
 		// one session of hint.Subject.
-		infoFrom(ctx).auditPage(audit.EventLogout, client, hint.Subject, false, "")
+		infoFrom(ctx).auditPage(audit.EventLogout, client, hint.Subject)
 		if _, err := s.endSessions(ctx, snap, storage.SessionSelector{ID: hint.SID}, storage.EndOptions{Except: clientID}, "end_session id_token_hint"); err != nil {
 			return failed(err)
 		}
@@ -99,7 +99,7 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *
 		return result{outcome: "confirm"}
 	}
 	if signedIn {
-		infoFrom(ctx).auditPage(audit.EventLogout, client, sess.Subject, false, "")
+		infoFrom(ctx).auditPage(audit.EventLogout, client, sess.Subject)
 		if _, err := s.endSessions(ctx, snap, storage.SessionSelector{Hash: sess.Hash}, storage.EndOptions{Except: clientID}, "end_session"); err != nil {
 			return failed(err)
 		}

@@ -108,8 +108,6 @@ const (
 	recheckSkipped     = "skipped"     // nothing to ask with (no refresh token, a login from before)
 )
 
-var recheckResults = []string{recheckAllowed, recheckRefused, recheckGrace, recheckUnavailable, recheckSkipped}
-
 // recheckUpstream decides whether subject, of the refresh being made, may
 // have tokens, asking their identity provider again when its last answer
 // is due; it returns the person as known now (nil when not an upstream

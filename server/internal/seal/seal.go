@@ -23,10 +23,10 @@ import (
 )
 
 var (
-	// ErrUnknownKey: the value was sealed with a key no longer in the key
+	// ErrUnknownKey means the value was sealed with a key no longer in the key
 	// set (or never in it).
 	ErrUnknownKey = errors.New("sealed with a key that is not in the key set")
-	// ErrInvalid: the value is not a sealed value, or it was changed, or
+	// ErrInvalid means the value is not a sealed value, or it was changed, or
 	// sealed for another purpose or context.
 	ErrInvalid = errors.New("not a valid sealed value")
 )

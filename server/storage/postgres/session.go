@@ -145,42 +145,11 @@ func (s *Store) EndSessions(ctx context.Context, sel storage.SessionSelector, op
 	var out storage.Ended
 	var revoked []string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		out = storage.Ended{}
-		rows, err := tx.Query(ctx, "DELETE FROM sessions WHERE "+cond+" RETURNING "+sessionColumns, arg)
+		sessions, liveSIDs, err := deleteSessions(ctx, tx, cond, arg, now)
 		if err != nil {
 			return err
 		}
-		var sess storage.Session
-		var sids, liveSIDs []string
-		byID := map[string]int{}
-		_, err = pgx.ForEachRow(rows, sessionDest(&sess), func() error {
-			sids = append(sids, sess.ID)
-			if sess.ExpiresAt.After(now) {
-				liveSIDs = append(liveSIDs, sess.ID)
-				byID[sess.ID] = len(out.Sessions)
-				out.Sessions = append(out.Sessions, storage.EndedSession{Session: sess})
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if len(sids) > 0 {
-			rows, err = tx.Query(ctx, "DELETE FROM session_clients WHERE sid = ANY($1) RETURNING sid, client_id", sids)
-			if err != nil {
-				return err
-			}
-			var sid, client string
-			_, err = pgx.ForEachRow(rows, []any{&sid, &client}, func() error {
-				if i, ok := byID[sid]; ok {
-					out.Sessions[i].Clients = append(out.Sessions[i].Clients, client)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
+		out = storage.Ended{Sessions: sessions}
 		var holders []storage.Holder
 		if revoked, holders, err = familiesToRevoke(ctx, tx, sel, opts, liveSIDs, now); err != nil {
 			return err
@@ -216,6 +185,44 @@ func (s *Store) EndSessions(ctx context.Context, sel storage.SessionSelector, op
 		s.rev.add('f', id, familyRevokedUntil(now))
 	}
 	return out, nil
+}
+
+// deleteSessions deletes the sessions cond selects and their client
+// lists, and returns the live ones (with the clients that got tokens in
+// each) and their IDs.
+func deleteSessions(ctx context.Context, tx pgx.Tx, cond, arg string, now time.Time) ([]storage.EndedSession, []string, error) {
+	rows, err := tx.Query(ctx, "DELETE FROM sessions WHERE "+cond+" RETURNING "+sessionColumns, arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var sess storage.Session
+	var ended []storage.EndedSession
+	var sids, liveSIDs []string
+	byID := map[string]int{}
+	_, err = pgx.ForEachRow(rows, sessionDest(&sess), func() error {
+		sids = append(sids, sess.ID)
+		if sess.ExpiresAt.After(now) {
+			liveSIDs = append(liveSIDs, sess.ID)
+			byID[sess.ID] = len(ended)
+			ended = append(ended, storage.EndedSession{Session: sess})
+		}
+		return nil
+	})
+	if err != nil || len(sids) == 0 {
+		return ended, liveSIDs, err
+	}
+	rows, err = tx.Query(ctx, "DELETE FROM session_clients WHERE sid = ANY($1) RETURNING sid, client_id", sids)
+	if err != nil {
+		return nil, nil, err
+	}
+	var sid, client string
+	_, err = pgx.ForEachRow(rows, []any{&sid, &client}, func() error {
+		if i, ok := byID[sid]; ok {
+			ended[i].Clients = append(ended[i].Clients, client)
+		}
+		return nil
+	})
+	return ended, liveSIDs, err
 }
 
 // familiesToRevoke lists the live, unrevoked refresh-token families that
