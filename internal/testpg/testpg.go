@@ -55,9 +55,11 @@ type Server struct {
 
 	dir     string       // temporary directory: data/, the socket, the log
 	runAs   string       // user to run the binaries as; empty for the current one
+	conf    []string     // settings passed with -c besides the defaults
 	exited  <-chan error // the postgres process's Wait result
 	nextDB  atomic.Int64
 	stopped bool
+	down    bool // crashed (Crash), not restarted yet
 }
 
 var (
@@ -112,11 +114,16 @@ func (e *MissingBinariesError) Error() string {
 // Start initializes a data directory and starts a server on a free
 // loopback port. Stop it with Stop.
 func Start() (*Server, error) {
+	// Nothing here needs to survive a crash.
+	return start([]string{"synchronous_commit=off"})
+}
+
+func start(conf []string) (*Server, error) {
 	bin, err := findBinDir()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{BinDir: bin}
+	s := &Server{BinDir: bin, conf: conf}
 	if os.Geteuid() == 0 {
 		if _, err := user.Lookup("postgres"); err != nil {
 			return nil, fmt.Errorf("running as root, and initdb refuses root, but there is no postgres user to run it as: %w", err)
@@ -167,16 +174,20 @@ func (s *Server) startServer() error {
 		return err
 	}
 	defer func() { _ = logFile.Close() }() // the child writes through its own copy
-	cmd := s.command("postgres", "-D", filepath.Join(s.dir, "data"),
+	args := []string{"-D", filepath.Join(s.dir, "data"),
 		"-c", "listen_addresses=127.0.0.1",
 		"-p", strconv.Itoa(s.Port),
-		"-c", "unix_socket_directories="+s.dir,
-		// Nothing here needs to survive a crash.
+		"-c", "unix_socket_directories=" + s.dir,
+		// Nothing here needs to survive a crash of the machine: a crash of
+		// the server process leaves the WAL in the page cache.
 		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off",
 		"-c", "max_connections=200",
-	)
+	}
+	for _, c := range s.conf {
+		args = append(args, "-c", c)
+	}
+	cmd := s.command("postgres", args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
@@ -191,7 +202,7 @@ func (s *Server) startServer() error {
 		conn, err := pgx.Connect(ctx, s.URL("postgres"))
 		if err == nil {
 			_ = conn.Close(ctx)
-			s.exited = exited
+			s.exited, s.down = exited, false
 			return nil
 		}
 		select {
@@ -213,13 +224,15 @@ func (s *Server) Stop() error {
 	}
 	s.stopped = true
 	var errs []error
-	if out, err := s.command("pg_ctl", "stop", "-D", filepath.Join(s.dir, "data"), "-m", "immediate", "-w").CombinedOutput(); err != nil {
-		errs = append(errs, fmt.Errorf("pg_ctl stop: %w\n%s", err, out))
-	}
-	select {
-	case <-s.exited: //nolint:errcheck // stopped with -m immediate: a failing exit status is what we asked for
-	case <-time.After(30 * time.Second):
-		errs = append(errs, errors.New("postgres did not exit within 30s of pg_ctl stop"))
+	if !s.down {
+		if out, err := s.command("pg_ctl", "stop", "-D", filepath.Join(s.dir, "data"), "-m", "immediate", "-w").CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("pg_ctl stop: %w\n%s", err, out))
+		}
+		select {
+		case <-s.exited: //nolint:errcheck // stopped with -m immediate: a failing exit status is what we asked for
+		case <-time.After(30 * time.Second):
+			errs = append(errs, errors.New("postgres did not exit within 30s of pg_ctl stop"))
+		}
 	}
 	errs = append(errs, os.RemoveAll(s.dir))
 	return errors.Join(errs...)

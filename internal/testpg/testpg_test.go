@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(Run(m)) }
@@ -71,5 +73,61 @@ func TestMissingBinaries(t *testing.T) {
 	var missing *MissingBinariesError
 	if !errors.As(err, &missing) {
 		t.Fatalf("findBinDir with an empty %s: got %v, want a MissingBinariesError", BinDirEnv, err)
+	}
+}
+
+// A synchronous replica has every commit the primary acknowledged: after
+// the primary crashes, the promoted replica serves them and takes writes;
+// the crashed primary restarts from its own WAL.
+func TestPrimaryReplicaFailover(t *testing.T) {
+	if _, err := findBinDir(); err != nil {
+		testenv.MissingDependency(t, err)
+	}
+	primary, err := StartPrimary(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = primary.Stop() }()
+	replica, err := primary.StartReplica()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = replica.Stop() }()
+	ctx := context.Background()
+	exec := func(s *Server, sql string) error {
+		conn, err := pgx.Connect(ctx, s.URL("postgres"))
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := exec(primary, "CREATE TABLE acked (n int); INSERT INTO acked SELECT generate_series(1, 1000)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec(replica, "INSERT INTO acked VALUES (0)"); err == nil {
+		t.Fatal("a standby took a write")
+	}
+	if err := primary.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.Promote(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, replica.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM acked").Scan(&n); err != nil || n != 1000 {
+		t.Fatalf("the promoted replica has %d of 1000 acknowledged rows (%v)", n, err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO acked VALUES (0)"); err != nil {
+		t.Fatalf("the promoted replica refuses writes: %v", err)
+	}
+	if err := primary.Restart(); err != nil {
+		t.Fatalf("the crashed primary does not restart: %v", err)
 	}
 }
