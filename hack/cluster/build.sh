@@ -3,8 +3,7 @@
 # kubelet, kube-controller-manager, kube-scheduler and kube-proxy (hack/node,
 # the same k8s.io/kubernetes release as hack/envtest), containerd v2 with its
 # runc shim and ctr (hack/containerd), a CoreDNS with only the plugins the
-# cluster uses (hack/coredns), the image builder (hack/image) and, for the
-# release tests, go-containerregistry's in-memory registry (registry).
+# cluster uses (hack/coredns) and the image builder (hack/image).
 #
 # Idempotent: each binary has a stamp with the hash of its inputs, and a
 # second run with the same inputs does nothing. Progress goes to stderr.
@@ -41,7 +40,6 @@ targets=(
 	"ctr|containerd|github.com/containerd/containerd/v2/cmd/ctr|0|$ctrd_ldflags|no_btrfs no_devmapper no_zfs"
 	"coredns|coredns|.|0|-s -w|"
 	"gatehouse-image|image|.|0|-s -w|"
-	"registry|image|github.com/google/go-containerregistry/cmd/registry|0|-s -w|"
 	"pause|image|./pause|0|-s -w|"
 )
 
