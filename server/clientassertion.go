@@ -21,6 +21,11 @@ type ServiceAccountIssuer interface {
 	Issuer() string
 }
 
+// reusedTokenCacheSize bounds the cache of verified reusable tokens
+// (service-account tokens, UntilExpiry trusted issuers' tokens): about a
+// kilobyte each.
+const reusedTokenCacheSize = 4096
+
 // Reasons of refused client assertions in the security log, besides
 // "assertion_<rule>" for each jwtverify.Reason.
 const (
@@ -96,7 +101,13 @@ func (s *Server) checkAssertion(ctx context.Context, snap *config.Snapshot, c *c
 	default:
 		return reasonUnusableCredential, "", refused
 	}
-	claims, err := jwtverify.Verify(assertion, keys, &p, now)
+	verify := jwtverify.Verify
+	if !singleUse {
+		// A token presented again and again (a pod's projected token):
+		// its signature is checked once.
+		verify = s.reusedTokens.Verify
+	}
+	claims, err := verify(assertion, keys, &p, now)
 	if err != nil {
 		return "assertion_" + string(jwtverify.ReasonOf(err)), err.Error(), refused
 	}

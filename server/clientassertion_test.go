@@ -119,7 +119,7 @@ type assertionFixture struct {
 	mu      sync.Mutex
 }
 
-func newAssertionFixture(t *testing.T) *assertionFixture {
+func newAssertionFixture(t testing.TB) *assertionFixture {
 	t.Helper()
 	f := &assertionFixture{logs: &testenv.LogBuffer{}, seen: map[string]int{},
 		client: newJWTKey(t, "ES256", "signer-1"), cluster: newJWTKey(t, "RS256", "cluster-sa-1"),

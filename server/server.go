@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/servercontract"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/internal/admission"
@@ -103,9 +104,12 @@ type Server struct {
 	throttle   *throttle.Logins
 	proxies    clientaddr.TrustedProxies
 	saIssuer   ServiceAccountIssuer
-	audit      *audit.Log
-	pages      *pages.Renderer
-	grants     map[string]grantHandler
+	// reusedTokens remembers the verified signatures of client assertions
+	// that may be presented again (clientassertion.go).
+	reusedTokens *jwtverify.Cache
+	audit        *audit.Log
+	pages        *pages.Renderer
+	grants       map[string]grantHandler
 	// backchannel delivers logout tokens (backchannel.go).
 	backchannel *dispatcher
 	events      ClientEvents
@@ -123,7 +127,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		src: o.Source, store: o.Store, now: o.Now, log: o.Logger,
 		sessionTTL: o.SessionTTL, consentTTL: o.ConsentTTL, proxies: o.TrustedProxies,
-		saIssuer: o.ServiceAccountIssuer, audit: o.Audit,
+		saIssuer: o.ServiceAccountIssuer, audit: o.Audit, reusedTokens: jwtverify.NewCache(reusedTokenCacheSize),
 	}
 	if s.now == nil {
 		s.now = time.Now

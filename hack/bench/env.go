@@ -53,6 +53,8 @@ type env struct {
 	eps                    *endpoints.Endpoints
 	introspectAddr         string
 	clientID, clientSecret string
+	// secretless are the clients without a secret (secretless.go).
+	secretless secretless
 }
 
 func startEnv(ctx context.Context, o *options) (_ *env, err error) {

@@ -115,6 +115,10 @@ func (c *evConn) open(ep int, addr string) error {
 // send writes the worker's request. Requests are small: a socket buffer
 // that cannot take one at once is an error, not something to wait for.
 func (c *evConn) send() {
+	if err := c.w.rebuildRequest(); err != nil {
+		c.w.fail(err)
+		return
+	}
 	c.began = time.Now()
 	req := c.w.leanReq
 	for len(req) > 0 {

@@ -38,6 +38,9 @@ type leanFlow struct {
 	// at the body.
 	want  int
 	check func(body []byte) error
+	// rebuild: build the request anew for every send (a single-use
+	// client assertion), not once per worker.
+	rebuild bool
 }
 
 var flowTable = map[string]flow{
@@ -142,6 +145,9 @@ func contains(s string) func([]byte) error {
 // leanOp is one operation of the lean client over its blocking
 // connection (the event loop does the same for many at once).
 func (w *worker) leanOp() error {
+	if err := w.rebuildRequest(); err != nil {
+		return err
+	}
 	status, body, err := w.lean.do(w.leanReq, false)
 	if err != nil {
 		return err
@@ -188,6 +194,8 @@ type worker struct {
 	lean     *leanConn
 	leanReq  []byte
 	leanFlow *leanFlow
+	// newRequest, when set, builds leanReq anew before each send.
+	newRequest func() ([]byte, error)
 	// op is what the worker does, with either client.
 	op           func(ctx context.Context, e *env, w *worker) error
 	accessToken  string
@@ -226,7 +234,8 @@ type tokenResponse struct {
 
 func (w *worker) token(ctx context.Context, e *env, form url.Values) (tokenResponse, error) {
 	var tok tokenResponse
-	body, err := w.post(ctx, e.endpoints().Token, form, true, http.StatusOK)
+	// A form with a client assertion authenticates itself.
+	body, err := w.post(ctx, e.endpoints().Token, form, !form.Has("client_assertion"), http.StatusOK)
 	if err != nil {
 		return tok, err
 	}
@@ -359,4 +368,18 @@ func randomString() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// rebuildRequest builds the next request of a flow whose requests are
+// each used once.
+func (w *worker) rebuildRequest() error {
+	if w.newRequest == nil {
+		return nil
+	}
+	req, err := w.newRequest()
+	if err != nil {
+		return err
+	}
+	w.leanReq = req
+	return nil
 }

@@ -27,11 +27,13 @@ func (e *env) measure(ctx context.Context, name string) (flowResult, error) {
 	if err != nil {
 		return flowResult{}, err
 	}
+	fetches0, fetchesOK := e.clusterKeyFetches(ctx)
 	gen0 := selfCPU()
 	began := time.Now()
 	drive(ctx, e, workers, e.o.duration)
 	elapsed := time.Since(began)
 	gen1 := selfCPU()
+	fetches1, _ := e.clusterKeyFetches(ctx)
 	cpu1, rss, err := procStats(pid)
 	if err != nil {
 		return flowResult{}, err
@@ -39,6 +41,10 @@ func (e *env) measure(ctx context.Context, name string) (flowResult, error) {
 	res := flowResult{Flow: name, Client: client, Seconds: elapsed.Seconds(), ServerCPUSeconds: cpu1 - cpu0,
 		RSSMiB: float64(rss) / (1 << 20), LoadAvg: loadAvg()}
 	res.add(workers)
+	if fetchesOK {
+		n := int(fetches1 - fetches0)
+		res.ClusterKeyFetches = &n
+	}
 	if res.Ops > 0 {
 		res.CPUPer1000 = res.ServerCPUSeconds / float64(res.Ops) * 1000
 		res.LoadGenCPUPerOp = (gen1 - gen0) / float64(res.Ops) * 1e6
@@ -92,6 +98,9 @@ func (e *env) prepare(ctx context.Context, name string, n int) ([]*worker, strin
 			}
 			w.leanHost = e.host(name)
 			w.lean, w.leanReq, w.leanFlow = newLeanConn(w.leanHost), req, fl.lean
+			if fl.lean.rebuild {
+				w.newRequest = func() ([]byte, error) { return fl.lean.request(e, w) }
+			}
 			w.op = func(context.Context, *env, *worker) error { return w.leanOp() }
 		}
 	}

@@ -60,7 +60,7 @@ const (
 	clientNetHTTP = "nethttp"
 )
 
-var allFlows = []string{"client_credentials", "introspection", "jwks", "metadata", "sso_code", "refresh", "password_code"}
+var allFlows = []string{"client_credentials", flowCCServiceAccount, flowCCPrivateKeyJWT, "introspection", "jwks", "metadata", "sso_code", "refresh", "password_code"}
 
 func main() {
 	o := &options{}

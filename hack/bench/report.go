@@ -44,6 +44,11 @@ type flowResult struct {
 	LoadGenCPUPerOp float64 `json:"loadGeneratorCPUMicrosecondsPerOp"`
 	RSSMiB          float64 `json:"serverRSSMiB"`
 	LoadAvg         string  `json:"loadAverage"`
+	// ClusterKeyFetches counts the server's fetches of the cluster's
+	// service-account issuer keys during the measured period
+	// (gatehouse_server_key_fetches_total{key_set="kubernetes"}): none
+	// happen on a request path, so 0 after warm-up.
+	ClusterKeyFetches *int `json:"clusterKeyFetches,omitempty"`
 }
 
 func (r *report) print(w io.Writer) {
@@ -59,6 +64,11 @@ func (r *report) print(w io.Writer) {
 			f.Errors, f.CPUPer1000, f.CPUPer1000*1000, f.LoadGenCPUPerOp, f.RSSMiB, f.LoadAvg)
 	}
 	_ = tw.Flush()
+	for _, f := range r.Flows {
+		if f.ClusterKeyFetches != nil && (*f.ClusterKeyFetches != 0 || f.Flow == flowCCServiceAccount) {
+			fmt.Fprintf(w, "%s: %d fetches of the cluster's service-account issuer keys while measured\n", f.Flow, *f.ClusterKeyFetches)
+		}
+	}
 }
 
 func (sr *soakResult) print(w io.Writer) {

@@ -230,31 +230,41 @@ func split(token string) (*parsed, error) {
 // Algorithms and the key's own; the key is never taken from the token
 // (jwk, jku, x5u and x5c headers are ignored). Refusals are *Error.
 func Verify(token string, keys KeySet, p *Policy, now time.Time) (*Claims, error) {
-	t, err := split(token)
+	t, _, err := verifySignature(token, keys)
 	if err != nil {
 		return nil, err
 	}
+	return checkClaims(t, p, now)
+}
+
+// verifySignature parses a token and checks its algorithm and signature,
+// returning it and the key that verified it.
+func verifySignature(token string, keys KeySet) (*parsed, *Key, error) {
+	t, err := split(token)
+	if err != nil {
+		return nil, nil, err
+	}
 	alg := t.header.Alg
 	if !slices.Contains(Algorithms, alg) {
-		return nil, refuse(ReasonAlgorithm, "alg %q is not one of %s", alg, strings.Join(Algorithms, ", "))
+		return nil, nil, refuse(ReasonAlgorithm, "alg %q is not one of %s", alg, strings.Join(Algorithms, ", "))
 	}
 	if len(t.header.Crit) > 0 && !bytes.Equal(t.header.Crit, []byte("null")) {
 		// RFC 7515 §4.1.11: extensions we do not understand must fail.
-		return nil, refuse(ReasonMalformed, "the header has crit extensions")
+		return nil, nil, refuse(ReasonMalformed, "the header has crit extensions")
 	}
 	key, err := keys.Lookup(t.header.Kid, alg)
 	switch {
 	case errors.Is(err, ErrAlgorithm):
-		return nil, &Error{Reason: ReasonAlgorithm, Detail: err.Error(), Err: err}
+		return nil, nil, &Error{Reason: ReasonAlgorithm, Detail: err.Error(), Err: err}
 	case errors.Is(err, ErrKeysUnavailable):
-		return nil, &Error{Reason: ReasonKeysUnavailable, Detail: err.Error(), Err: err}
+		return nil, nil, &Error{Reason: ReasonKeysUnavailable, Detail: err.Error(), Err: err}
 	case err != nil:
-		return nil, &Error{Reason: ReasonUnknownKey, Detail: err.Error(), Err: err}
+		return nil, nil, &Error{Reason: ReasonUnknownKey, Detail: err.Error(), Err: err}
 	}
 	if err := key.method.Verify(t.signingString, t.signature, key.Public); err != nil {
-		return nil, refuse(ReasonSignature, "the signature does not verify with key %q", key.ID)
+		return nil, nil, refuse(ReasonSignature, "the signature does not verify with key %q", key.ID)
 	}
-	return checkClaims(t, p, now)
+	return t, key, nil
 }
 
 func checkClaims(t *parsed, p *Policy, now time.Time) (*Claims, error) {
