@@ -302,6 +302,10 @@ cluster-down: ## Stop the cluster and remove all it made: processes, mounts, net
 image: ## Build the gatehouse image without Docker (the Dockerfile's equivalent) and load it into the cluster (CLUSTER_IMG=...).
 	@VERSION='$(VERSION)' COMMIT='$(COMMIT)' hack/cluster/image.sh '$(CLUSTER_IMG)'
 
+.PHONY: example-images
+example-images: ## Build examples/orders-api and examples/workload into images (localhost/orders-api:1, localhost/workload:1) and load them into the cluster, for docs/tutorials/workload-identity.md.
+	@hack/cluster/example-images.sh
+
 # The scenarios (test/cluster), then the e2e suite in real-cluster mode
 # against the token server behind NodePort 30081 on 127.0.0.1, then the Helm
 # lifecycle (upgrade, uninstall), which goes last since it removes the chart,

@@ -136,3 +136,27 @@ spec:
 		}
 	})
 }
+
+// The workload-identity tutorial's manifests (examples/workload/k8s) are
+// accepted by kubectl and the CRDs as they are written, without warnings,
+// and applying them twice changes nothing.
+func TestKubectlWorkloadIdentityManifests(t *testing.T) {
+	cp := testenv.Get(t)
+	ns := namespace(t, cp)
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "examples", "workload", "k8s")
+	for range 2 {
+		out, err := kubectl(t, cp, "", "apply", "-n", ns, "-f", filepath.Join(dir, "server.yaml"), "-f", filepath.Join(dir, "client.yaml"),
+			"-f", filepath.Join(dir, "orders-api.yaml"), "-f", filepath.Join(dir, "workload.yaml"))
+		if err != nil || strings.Contains(out, "Warning") {
+			t.Fatalf("kubectl apply -f examples/workload/k8s: %v\n%s", err, out)
+		}
+	}
+	out, err := kubectl(t, cp, "", "get", "oauthclient", "orders-worker", "-n", ns, "-o", "jsonpath={.spec.authentication.serviceAccount.name}")
+	if err != nil || out != "orders-worker" {
+		t.Errorf("the client's ServiceAccount: %q %v", out, err)
+	}
+}

@@ -164,8 +164,9 @@ func (d *devRun) applyDemoData(ctx context.Context) error {
 	if err := devenv.ApplyDemoData(ctx, d.c, d.issuer, d.password); err != nil {
 		return err
 	}
-	d.say("applied the demo data: AuthorizationServer %s/%s, Scopes %s and %s, user %q (group %s), OAuthClients %s and %s",
-		devenv.Namespace, devenv.Server, devenv.ScopeRead, devenv.ScopeWrite, devenv.Username, devenv.Group, devenv.Client, devenv.KubectlClient)
+	d.say("applied the demo data: AuthorizationServer %s/%s, Scopes %s and %s, user %q (group %s), OAuthClients %s, %s (no secret: ServiceAccount %s) and %s",
+		devenv.Namespace, devenv.Server, devenv.ScopeRead, devenv.ScopeWrite, devenv.Username, devenv.Group, devenv.Client,
+		devenv.WorkloadClient, devenv.WorkloadClient, devenv.KubectlClient)
 	return nil
 }
 

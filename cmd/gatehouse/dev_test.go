@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,6 +87,7 @@ func TestDevCommand(t *testing.T) {
 		}
 	}
 	devToken(t, env1)
+	devWorkloadToken(t, env1)
 	devKubectlLogin(t, env1)
 	// A client still watching must not hold up the stop or make it
 	// report an error (kube-apiserver waited a minute for it).
@@ -311,6 +313,38 @@ func devToken(t *testing.T, env map[string]string) {
 	if tok.AccessToken == "" || tok.Expiry.Before(time.Now()) {
 		t.Errorf("bad token: %+v", tok)
 	}
+}
+
+// devWorkloadToken does what the summary shows: a token for the demo
+// workload, which has no secret, with its ServiceAccount's token from the
+// dev control plane (kubectl create token) as the client assertion, sent
+// by golang.org/x/oauth2.
+func devWorkloadToken(t *testing.T, env map[string]string) {
+	t.Helper()
+	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+	out, err := exec.Command(kubectl, "--kubeconfig", env["KUBECONFIG"], "create", "token", devenv.WorkloadClient,
+		"-n", devenv.Namespace, "--audience", env["GATEHOUSE_ISSUER"]).Output()
+	if err != nil {
+		t.Fatalf("kubectl create token: %v", err)
+	}
+	cfg := clientcredentials.Config{
+		ClientID: devenv.Namespace + "." + devenv.WorkloadClient,
+		TokenURL: env["GATEHOUSE_ISSUER"] + "/token",
+		Scopes:   []string{"orders:read"},
+		EndpointParams: url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion": {strings.TrimSpace(string(out))}},
+		AuthStyle: oauth2.AuthStyleInParams,
+	}
+	ctx := context.WithValue(t.Context(), oauth2.HTTPClient, devHTTPClient(t, env))
+	// The operator binds the client to its ServiceAccount's UID a moment
+	// after the demo data are applied.
+	testenv.Eventually(t, 20*time.Second, func() error {
+		tok, err := cfg.Token(ctx)
+		if err == nil && tok.AccessToken == "" {
+			err = errors.New("no access token")
+		}
+		return err
+	})
 }
 
 func devFreePort(t *testing.T) int {

@@ -46,6 +46,10 @@ const (
 	// to the dev control plane; any loopback port matches its redirect URI.
 	KubectlClient      = "kubectl"
 	KubectlRedirectURI = "http://127.0.0.1/callback"
+	// WorkloadClient is a client with no secret: it authenticates with the
+	// tokens of the ServiceAccount of the same name (issue 20), which the
+	// dev control plane issues (kubectl create token).
+	WorkloadClient = "demo-workload"
 )
 
 // KubectlScopes are what `gatehouse login` asks for: an ID token with the
@@ -104,6 +108,7 @@ func demoObjects(issuer, password string, usersYAML []byte) []demoObject {
 	usersSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: UsersSecret}}
 	srv := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: Server}}
 	wantRole, wantBinding := DemoViewRole(), DemoViewBinding()
+	workloadSA := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: WorkloadClient}}
 	role := &rbacv1.ClusterRole{ObjectMeta: wantRole.ObjectMeta}
 	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: wantBinding.ObjectMeta}
 	return []demoObject{
@@ -134,6 +139,15 @@ func demoObjects(issuer, password string, usersYAML []byte) []demoObject {
 			spec.RedirectURIs = []oauthv1.RedirectURI{RedirectURI}
 			spec.Scopes = []oauthv1.ScopeName{ScopeRead, ScopeWrite}
 			spec.SecretName = ClientSecret
+		}),
+		{workloadSA, func() {}},
+		demoClient(WorkloadClient, func(spec *oauthv1.OAuthClientSpec) {
+			spec.DisplayName = "Gatehouse demo workload (no secret)"
+			spec.ClientType = oauthv1.ClientConfidential
+			spec.GrantTypes = []oauthv1.GrantType{oauthv1.GrantClientCredentials}
+			spec.RedirectURIs = nil
+			spec.Scopes = []oauthv1.ScopeName{ScopeRead}
+			spec.Authentication = &oauthv1.ClientAuthentication{ServiceAccount: &oauthv1.ServiceAccountAuthentication{Name: WorkloadClient}}
 		}),
 		demoClient(KubectlClient, func(spec *oauthv1.OAuthClientSpec) {
 			spec.DisplayName = "kubectl (gatehouse login)"

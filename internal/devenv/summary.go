@@ -53,7 +53,22 @@ Gatehouse is running (ready in %s). Ctrl-C stops everything.
 `, env["KUBECONFIG"], s.Kubectl, ShellQuote(env["KUBECONFIG"]), env["DEMO_USERNAME"], env["DEMO_PASSWORD"],
 		env["DEMO_CLIENT_ID"], env["DEMO_CLIENT_SECRET"], env["DEMO_REDIRECT_URI"], ShellQuote(s.EnvFile))
 	s.printCodeFlow(w, curl, ep)
+	s.printWorkload(w, curl, ep)
 	s.printKubectlLogin(w)
+}
+
+// printWorkload shows a client with no secret getting a token with its
+// ServiceAccount's token, which the dev control plane issues.
+func (s Summary) printWorkload(w io.Writer, curl string, ep endpoints.Endpoints) {
+	env := s.Env
+	fmt.Fprintf(w, `A token for a workload with no secret at all: the client %s.%s authenticates with
+the tokens of its ServiceAccount (docs/tutorials/workload-identity.md):
+
+  SA_TOKEN=$(%s --kubeconfig %s create token %s -n %s --audience %s)
+  %s -d grant_type=client_credentials -d scope=%s -d client_id=%s.%s -d client_assertion_type=%s --data-urlencode client_assertion="$SA_TOKEN" %s
+
+`, Namespace, WorkloadClient, s.Kubectl, ShellQuote(env["KUBECONFIG"]), WorkloadClient, Namespace, ShellQuote(env["GATEHOUSE_ISSUER"]),
+		curl, ScopeRead, Namespace, WorkloadClient, ShellQuote("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ep.Token)
 }
 
 func (s Summary) printCodeFlow(w io.Writer, curl string, ep endpoints.Endpoints) {

@@ -23,6 +23,8 @@ func TestSummaryFollowsTLS(t *testing.T) {
 		"kubectl --kubeconfig '/state/demo-user.kubeconfig' auth whoami",
 		"group " + KubePrefix + Group,
 		"https://127.0.0.1:5556/authorize?",
+		"kubectl --kubeconfig '/state/kubeconfig' create token demo-workload -n gatehouse-dev --audience 'https://127.0.0.1:5556'",
+		"-d client_id=gatehouse-dev.demo-workload -d client_assertion_type='urn:ietf:params:oauth:client-assertion-type:jwt-bearer' --data-urlencode client_assertion=\"$SA_TOKEN\" https://127.0.0.1:5556/token",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("with TLS, the summary lacks %q:\n%s", want, out)

@@ -46,6 +46,16 @@
 //     Secret named in spec.tls; tokens over https validate against the JWKS
 //     fetched over https; a renewed certificate in the Secret is served by
 //     the same pods, with no restart.
+//   - TestWorkloadIdentity: docs/tutorials/workload-identity.md's workload
+//     (examples/workload) runs as a ServiceAccount with a projected token
+//     for the issuer, gets access tokens and calls examples/orders-api,
+//     with no Secret for its client at any point; another ServiceAccount's
+//     token, another audience's, a two-hour one, one of a deleted and
+//     re-created ServiceAccount and an expired one are refused; deleting
+//     the OAuthClient refuses its next request within a second.
+//   - TestPrivateKeyJWTReplayAcrossReplicas: on the two PostgreSQL
+//     replicas, a private_key_jwt assertion (zitadel/oidc) accepted by one
+//     pod is refused by the other and counted as a replay.
 //   - TestHelmLifecycle (only with GATEHOUSE_CLUSTER_LIFECYCLE=1, run last
 //     by make test-cluster): helm upgrade to a changed value, then helm
 //     uninstall, leave the CRDs and the users' objects intact.

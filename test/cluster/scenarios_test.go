@@ -460,8 +460,12 @@ const (
 	haNodePort = 30090
 )
 
-func TestReplicaKillWithPostgres(t *testing.T) {
-	s := get(t)
+// postgresServer makes sure namespace haNS runs the samples with two
+// token-server replicas on PostgreSQL (a pod from an image built from
+// Debian's postgresql files), and returns the server's issuer. Applying
+// again changes nothing, so every test that needs it may call it.
+func (s *suite) postgresServer(t *testing.T) string {
+	t.Helper()
 	pgBin, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
 	if len(pgBin) != 1 {
 		testenv.MissingDependency(t, errors.New("no PostgreSQL server files in /usr/lib/postgresql/*/bin (apt-get install postgresql)"))
@@ -548,9 +552,34 @@ spec:
 	if err := waitHTTP(ctx, issuer+"/.well-known/oauth-authorization-server"); err != nil {
 		t.Fatal(err)
 	}
-	if pods := s.serverPods(t, haNS); len(pods) != 2 {
-		t.Fatalf("want 2 token-server pods, have %d", len(pods))
-	}
+	s.readyServerPods(t, haNS, 2)
+	return issuer
+}
+
+// readyServerPods waits until namespace has exactly n token-server pods,
+// all Ready and none terminating, and returns them.
+func (s *suite) readyServerPods(t *testing.T, namespace string, n int) []corev1.Pod {
+	t.Helper()
+	var pods []corev1.Pod
+	testenv.Eventually(t, 3*time.Minute, func() error {
+		pods = s.serverPods(t, namespace)
+		ready := 0
+		for i := range pods {
+			if podReady(&pods[i]) && pods[i].DeletionTimestamp == nil {
+				ready++
+			}
+		}
+		if ready != n || len(pods) != n {
+			return fmt.Errorf("%d token-server pods, %d of them Ready, want %d", len(pods), ready, n)
+		}
+		return nil
+	})
+	return pods
+}
+
+func TestReplicaKillWithPostgres(t *testing.T) {
+	s := get(t)
+	issuer := s.postgresServer(t)
 
 	webID, webSecretValue := s.clientCreds(t, haNS, webSecret)
 	machineID, machineSecretValue := s.clientCreds(t, haNS, machineSecret)

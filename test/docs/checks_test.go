@@ -229,6 +229,7 @@ var externalFlags = map[string]string{
 	"whitelist-domain": "oauth2-proxy", "provider-ca-file": "oauth2-proxy",
 	"code-challenge-method": "oauth2-proxy", "backend-logout-url": "oauth2-proxy",
 	"set": "helm", "trimpath": "go build",
+	"token-url": "examples/workload",
 }
 
 func (c *checker) checkStandaloneFlag(d *document, line int, s string) {
