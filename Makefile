@@ -134,6 +134,29 @@ test-resourceserver: ## Test the resourceserver module on its own, with this Go 
 	@echo "test-resourceserver: go test ./... in resourceserver/ with $(RESOURCESERVER_GO), the oldest Go its go.mod allows (GOTOOLCHAIN=$(RESOURCESERVER_GO); the first run downloads it)"
 	@cd resourceserver && GOTOOLCHAIN=$(RESOURCESERVER_GO) go test $(GO_TEST_FLAGS) ./...
 
+# The packages the race detector runs on (make test-race, which CI runs
+# after make test): every package with concurrent product code, i.e. the
+# token server (handlers, storage drivers, the configuration source and
+# its informers), the operator (reconcilers, work queue) and the shared
+# packages (key fetchers, the certificate reloader), with their unit, API
+# and protocol tests, plus the resourceserver module. Not cmd/ and test/:
+# their tests drive the gatehouse binary, kubectl and clusters as other
+# processes, where -race on the test binary sees nothing.
+RACE_PACKAGES := ./internal/... ./server/... ./controllers/...
+
+.PHONY: test-race
+test-race: $(ENVTEST_PREREQ) ## Run the tests of the token server, the operator and the shared packages (RACE_PACKAGES) and of the resourceserver module under the race detector.
+	@if [ "$$(go env CGO_ENABLED)" != 1 ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "test-race: the race detector needs cgo: installing a C compiler (apt-get install gcc libc6-dev)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev; \
+		else echo "test-race: the race detector needs cgo and a C compiler: install gcc (Debian: gcc libc6-dev)" >&2; exit 1; fi; \
+	fi
+	@echo "test-race: go test -race $(RACE_PACKAGES) (KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS)"
+	go test -race -timeout 30m $(GO_TEST_FLAGS) $(RACE_PACKAGES)
+	@echo "test-race: go test -race ./... in resourceserver/"
+	cd resourceserver && go test -race $(GO_TEST_FLAGS) ./...
+
 .PHONY: test-e2e
 test-e2e: $(ENVTEST_PREREQ) $(OAUTH2_PROXY) $(OPENID_CLIENT) ## Run the end-to-end suite: control plane, operator and server processes, Chromium, orders-api.
 	go test $(GO_TEST_FLAGS) -v ./test/e2e/...
