@@ -31,7 +31,10 @@ var (
 
 // loadCLI builds cmd/gatehouse into dir and asks it. The environment is
 // pinned so that defaults read from it print the same on every machine:
-// HOME is the literal "$HOME", and $GATEHOUSE_IMAGE is unset.
+// HOME is the literal "$HOME", and $GATEHOUSE_IMAGE is unset. It runs in
+// dir: controller-runtime's envtest, which gatehouse dev links, makes
+// $HOME/.cache/kubebuilder-envtest in its init, relative to the working
+// directory here, and that must not land in the source tree.
 func loadCLI(root, dir string) (*cli, error) {
 	bin := filepath.Join(dir, "gatehouse")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/gatehouse")
@@ -49,7 +52,7 @@ func loadCLI(root, dir string) (*cli, error) {
 	env = append(env, "HOME=$HOME")
 	run := func(args ...string) (string, error) {
 		cmd := exec.Command(bin, args...)
-		cmd.Env = env
+		cmd.Env, cmd.Dir = env, dir
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		err := cmd.Run()
