@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/controllers"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
@@ -79,9 +80,18 @@ func TestOAuthClientAPIRequests(t *testing.T) {
 	first := startOperatorWith(t, clock, cfg, ns)
 	srv := server(ns, "auth")
 	create(t, srv)
-	// The server's own key Events go out after its keys are ready.
+	// The server's own key Events go out after its keys are ready, the one
+	// for the key that signs at once last.
 	waitCondition(t, srv, oauthv1.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
-	time.Sleep(time.Second)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		for _, e := range eventsFor(t, ns, "auth") {
+			if e.Reason == controllers.EventKeyPublished && strings.Contains(e.Note, "signs at once") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Event yet for the key that signs at once")
+	})
+	settled(t, first, ns)
 	counter.take()
 
 	var clients []*oauthv1.OAuthClient
@@ -93,7 +103,7 @@ func TestOAuthClientAPIRequests(t *testing.T) {
 	for _, oc := range clients {
 		waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
 	}
-	time.Sleep(time.Second) // the reconciles the last writes trigger
+	settled(t, first, ns) // the reconciles the last writes trigger
 	counts := counter.take()
 	total := 0
 	for _, v := range counts {
@@ -124,12 +134,22 @@ func TestOAuthClientAPIRequests(t *testing.T) {
 		t.Errorf("a client with a Secret of the operator's got finalizers %v, want none", f)
 	}
 
+	// The restarted operator lists every client and reconciles each one
+	// (at a lower priority than the new client, so the new one being Ready
+	// says nothing about them): count until it has done all of them.
 	first.stop()
-	startOperatorWith(t, clock, cfg, ns)
+	before := reconciles(t)
+	second := startOperatorWith(t, clock, cfg, ns)
 	marker := oauthClient(ns, "after-restart", "", "auth")
 	create(t, marker)
 	waitCondition(t, marker, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
-	time.Sleep(time.Second)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if done := reconciles(t) - before; done < n+1 {
+			return fmt.Errorf("%d OAuthClient reconciles since the restart, want at least %d (every client)", done, n+1)
+		}
+		return nil
+	})
+	settled(t, second, ns)
 	counts = counter.take()
 	total = 0
 	for _, v := range counts {

@@ -32,7 +32,9 @@ func TestAuthorizationServerIssuerConflict(t *testing.T) {
 	waitKeysPublished(t, first)
 
 	// Creation times have a resolution of a second; ties go by namespace
-	// and name, which are random here, so make the first one older.
+	// and name, which are random here, so make the first one older. A
+	// sleep, not the fake clock: the API server stamps creationTimestamp
+	// from its own clock, which no test can move.
 	time.Sleep(1100 * time.Millisecond)
 	second := server(nsB, "copy")
 	second.Spec.Issuer = testIssuer + "/" // the same issuer to a relying party

@@ -86,7 +86,7 @@ func countReasons(t *testing.T, ns string) (ready, refused int) {
 func TestScopeEditRequeuesOnlyAffectedClients(t *testing.T) {
 	const n = 30
 	home, apps := newNamespace(t, nil), newNamespace(t, map[string]string{"team": "apps"})
-	startOperator(t, newFakeClock(), home, apps)
+	op := startOperator(t, newFakeClock(), home, apps)
 	sc := openScope(t, home)
 	for i := range n {
 		create(t, oauthClient(apps, fmt.Sprintf("app-%02d", i), home, "auth", "orders:read"))
@@ -99,7 +99,7 @@ func TestScopeEditRequeuesOnlyAffectedClients(t *testing.T) {
 	})
 	edit := func(change func(*oauthv1.Scope)) int {
 		t.Helper()
-		time.Sleep(time.Second) // the echoes of the last writes
+		settled(t, op, home, apps) // the echoes of the last writes
 		before := reconciles(t)
 		get(t, sc)
 		orig := sc.DeepCopy()
@@ -107,7 +107,10 @@ func TestScopeEditRequeuesOnlyAffectedClients(t *testing.T) {
 		if err := testenv.Get(t).Client.Patch(context.Background(), sc, client.MergeFrom(orig)); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2 * time.Second)
+		// The operator has seen the edit (the Scope's own reconcile
+		// says so), and done what it queued.
+		waitCondition(t, sc, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
+		settled(t, op, home, apps)
 		return reconciles(t) - before
 	}
 	if got := edit(func(s *oauthv1.Scope) { s.Spec.Description = "Read the orders" }); got != 0 {

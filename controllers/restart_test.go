@@ -110,7 +110,7 @@ func TestOperatorRestartRegeneratesNothing(t *testing.T) {
 	waitCondition(t, srv, oauthv1.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
 	// Let the first operator settle: a Secret it wrote can still be in its
 	// queue.
-	time.Sleep(time.Second)
+	settled(t, first, ns)
 
 	type snapshot struct {
 		secretRV, secret string
@@ -133,7 +133,8 @@ func TestOperatorRestartRegeneratesNothing(t *testing.T) {
 	// A second operator, with time moved on a little (less than any interval).
 	clock.Add(time.Hour)
 	counter := &requestCounter{counts: map[string]int{}}
-	startOperatorWith(t, clock, counter.config(testenv.Get(t).Config), ns)
+	reconcilesBefore := reconciles(t)
+	second := startOperatorWith(t, clock, counter.config(testenv.Get(t).Config), ns)
 	for _, oc := range clients {
 		poke(t, oc)
 	}
@@ -141,7 +142,15 @@ func TestOperatorRestartRegeneratesNothing(t *testing.T) {
 	marker := oauthClient(ns, "after-restart", "", "auth")
 	create(t, marker)
 	waitCondition(t, marker, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
-	time.Sleep(2 * time.Second)
+	// Every client, not only the new one, has been reconciled by the new
+	// operator, and what that wrote has come back to it.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if done := reconciles(t) - reconcilesBefore; done < len(clients)+1 {
+			return fmt.Errorf("%d OAuthClient reconciles since the restart, want at least %d (every client)", done, len(clients)+1)
+		}
+		return nil
+	})
+	settled(t, second, ns)
 
 	// The idle clients cost no write at all: only the new one is written
 	// (its Secret and its status).

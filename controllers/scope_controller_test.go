@@ -33,7 +33,8 @@ func TestScopeConflict(t *testing.T) {
 	create(t, first)
 	waitCondition(t, first, oauthv1.ConditionReady, metav1.ConditionTrue, "Ready")
 	// Creation timestamps have one-second resolution: make the second
-	// Scope clearly younger.
+	// Scope clearly younger. A sleep, not the fake clock: the API server
+	// stamps creationTimestamp from its own clock, which no test can move.
 	time.Sleep(1100 * time.Millisecond)
 	second := scope(ns, "orders-read-again", "auth", "orders:read")
 	elsewhere := scope(ns, "orders-read-other", "other", "orders:read")

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -14,8 +15,10 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -93,6 +96,7 @@ func (c *fakeClock) AfterFunc(d time.Duration, f func()) {
 type operator struct {
 	clock *fakeClock
 	logs  *testenv.LogBuffer
+	cache cache.Cache // the manager's: what the reconcilers read
 	stop  func()
 }
 
@@ -137,7 +141,7 @@ func startOperatorOpts(t testing.TB, cfg *rest.Config, opts controllers.Options,
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	var once sync.Once
-	op := &operator{clock: clock, logs: logs}
+	op := &operator{clock: clock, logs: logs, cache: mgr.GetCache()}
 	op.stop = func() {
 		once.Do(func() {
 			cancel()
@@ -236,6 +240,108 @@ func waitRecheck(t *testing.T, op *operator, obj client.Object, typ string, stat
 
 func readyCondition(o client.Object) *metav1.Condition {
 	return meta.FindStatusCondition(conditionsOf(o), oauthv1.ConditionReady)
+}
+
+// settled waits until op has caught up with everything in namespaces: its cache
+// holds every OAuthClient, Scope and AuthorizationServer, and every Secret
+// it manages, at the API server's current version (so the watch events of
+// its own last writes, and the reconciles they queue, have reached it), and
+// no reconcile is running. It has to see that twice in a row, 50 ms apart,
+// with nothing written in between. Tests that count the operator's requests
+// over a window open and close the window here rather than after a sleep,
+// which ended before the echoes of a slow write had come back and let a
+// burst of requests fall outside the window.
+func settled(t *testing.T, op *operator, namespaces ...string) {
+	t.Helper()
+	last := ""
+	testenv.Eventually(t, 30*time.Second, func() error {
+		versions := ""
+		for _, ns := range namespaces {
+			v, err := cacheCaughtUp(t, op, ns)
+			if err != nil {
+				last = ""
+				return err
+			}
+			versions += ns + ": " + v + "\n"
+		}
+		if busy := activeReconciles(t); busy > 0 {
+			last = ""
+			return fmt.Errorf("%d reconciles running", busy)
+		}
+		if versions != last {
+			last = versions
+			return errors.New("caught up once; looking again")
+		}
+		return nil
+	})
+}
+
+// cacheCaughtUp compares op's cache with the API server in ns and returns
+// the versions it found the same in both.
+func cacheCaughtUp(t *testing.T, op *operator, ns string) (string, error) {
+	ctx := context.Background()
+	managed := client.MatchingLabels{oauthv1.LabelManagedBy: oauthv1.LabelManagedByValue}
+	var versions []string
+	for _, l := range []struct {
+		list client.ObjectList
+		opts []client.ListOption
+	}{
+		{&oauthv1.OAuthClientList{}, nil},
+		{&oauthv1.ScopeList{}, nil},
+		{&oauthv1.AuthorizationServerList{}, nil},
+		{&corev1.SecretList{}, []client.ListOption{managed}},
+	} {
+		opts := append([]client.ListOption{client.InNamespace(ns)}, l.opts...)
+		server := l.list.DeepCopyObject().(client.ObjectList)
+		if err := testenv.Get(t).Client.List(ctx, server, opts...); err != nil {
+			return "", err
+		}
+		if err := op.cache.List(ctx, l.list, opts...); err != nil {
+			return "", err
+		}
+		cached := map[string]string{}
+		if err := meta.EachListItem(l.list, func(o runtime.Object) error {
+			m := o.(client.Object)
+			cached[m.GetName()] = m.GetResourceVersion()
+			return nil
+		}); err != nil {
+			return "", err
+		}
+		if err := meta.EachListItem(server, func(o runtime.Object) error {
+			m := o.(client.Object)
+			if got := cached[m.GetName()]; got != m.GetResourceVersion() {
+				return fmt.Errorf("the operator's cache has %T %s at version %q, the API server at %s", m, m.GetName(), got, m.GetResourceVersion())
+			}
+			delete(cached, m.GetName())
+			versions = append(versions, m.GetName()+"@"+m.GetResourceVersion())
+			return nil
+		}); err != nil {
+			return "", err
+		}
+		for name := range cached {
+			return "", fmt.Errorf("the operator's cache still has %s, which is gone", name)
+		}
+	}
+	return strings.Join(versions, " "), nil
+}
+
+// activeReconciles is how many reconciles the operators of this process
+// are running now.
+func activeReconciles(t *testing.T) int {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() == "controller_runtime_active_workers" {
+			for _, m := range f.GetMetric() {
+				total += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return int(total)
 }
 
 // poke changes an annotation, which makes the operator reconcile at once:
