@@ -108,11 +108,13 @@ func TestSessionRevocationsCarriedOutOnce(t *testing.T) {
 	namespace(t, cp, ns)
 	restricted := tokenServerConfig(t, cp, ns)
 	revoker, claims := &fakeRevoker{}, memory.New()
+	var replicas []*SessionRevocations
 	for range 2 {
 		r, err := NewSessionRevocations(restricted, cp.Scheme, ns, "auth", revoker, claims, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
+		replicas = append(replicas, r)
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- r.Run(runCtx) }()
@@ -164,8 +166,27 @@ func TestSessionRevocationsCarriedOutOnce(t *testing.T) {
 	if c := complete("unknown"); c.Status != metav1.ConditionFalse || c.Reason != oauthv1.ReasonUnknownUsername {
 		t.Errorf("an unknown username: %+v", c)
 	}
-	// Give a slow second replica its chance to act twice, then count.
-	time.Sleep(500 * time.Millisecond)
+	// Count once the slower replica, too, has had its chance to act
+	// twice: its cache has every one of them complete and it has nothing
+	// ready in its queue (a look again after a claim held by the other
+	// replica is not due for claimTTL, and finds them complete).
+	testenv.Eventually(t, 10*time.Second, func() error {
+		for i, r := range replicas {
+			for _, n := range []string{"by-subject", "by-username", "unknown"} {
+				var seen oauthv1.SessionRevocation
+				if err := r.cache.Get(ctx, client.ObjectKey{Namespace: ns, Name: n}, &seen); err != nil {
+					return err
+				}
+				if meta.FindStatusCondition(seen.Status.Conditions, oauthv1.ConditionComplete) == nil {
+					return fmt.Errorf("replica %d has not seen %s complete", i, n)
+				}
+			}
+			if l := r.queue.Len(); l > 0 {
+				return fmt.Errorf("replica %d has %d SessionRevocations queued", i, l)
+			}
+		}
+		return nil
+	})
 	calls := revoker.all()
 	slices.Sort(calls)
 	want := []string{"2f0c-alice | SessionRevocation " + ns + "/by-username: ticket by-username",
