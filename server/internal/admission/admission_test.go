@@ -38,8 +38,20 @@ func TestLimiterBoundsConcurrency(t *testing.T) {
 			l.Release()
 		}()
 	}
-	// Let every goroutine either take a slot or give up waiting.
-	time.Sleep(200 * time.Millisecond)
+	// Let every goroutine either take a slot or give up waiting: the slots
+	// stay taken until release, so the queue's waiters are refused after
+	// MaxWait.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		decided := admitted + refused
+		mu.Unlock()
+		if decided == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of 20 requests admitted or refused after 10 s", decided)
+		}
+	}
 	close(release)
 	wg.Wait()
 	if peak > 3 {
@@ -64,7 +76,12 @@ func TestLimiterQueueHandsOverSlots(t *testing.T) {
 	}
 	got := make(chan bool)
 	go func() { got <- l.Acquire(context.Background()) }()
-	time.Sleep(20 * time.Millisecond)
+	// The second request is in the queue before the third arrives.
+	for deadline := time.Now().Add(10 * time.Second); l.waiting.Load() != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second request never queued")
+		}
+	}
 	if l.Acquire(context.Background()) {
 		t.Fatal("a third request was admitted past a full slot and a full queue")
 	}
