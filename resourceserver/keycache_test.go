@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,20 +57,23 @@ func TestUnknownKidConcurrentRequestsShareOneFetch(t *testing.T) {
 	gate := make(chan struct{})
 	f.set(func(f *fakeIssuer) { f.gate = gate })
 	const n = 50
-	var started, done sync.WaitGroup
+	var done sync.WaitGroup
+	var waiting atomic.Int32
 	errs := make(chan error, n)
 	for range n {
-		started.Add(1)
 		done.Add(1)
 		go func() {
 			defer done.Done()
-			started.Done()
-			_, err := v.Validate(context.Background(), token)
+			_, err := v.Validate(&waitingContext{Context: context.Background(), waiting: &waiting}, token)
 			errs <- err
 		}()
 	}
-	started.Wait()
-	time.Sleep(50 * time.Millisecond) // let the requests pile up on the held fetch
+	// Every request waits on the held fetch before it is let go.
+	for deadline := time.Now().Add(10 * time.Second); waiting.Load() < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests waiting on the fetch", waiting.Load(), n)
+		}
+	}
 	close(gate)
 	done.Wait()
 	close(errs)
@@ -81,6 +85,20 @@ func TestUnknownKidConcurrentRequestsShareOneFetch(t *testing.T) {
 	if got := f.jwksFetches.Load(); got != 2 {
 		t.Fatalf("JWKS fetched %d times, want 2 (start-up and one refetch)", got)
 	}
+}
+
+// waitingContext counts the requests that have begun to wait with it: the
+// key cache asks for Done when it waits on a fetch in flight, and nothing
+// before it in Validate does.
+type waitingContext struct {
+	context.Context
+	once    sync.Once
+	waiting *atomic.Int32
+}
+
+func (c *waitingContext) Done() <-chan struct{} {
+	c.once.Do(func() { c.waiting.Add(1) })
+	return c.Context.Done()
 }
 
 // Tokens with made-up kids cannot make us hammer the issuer: at most one
