@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,22 +31,13 @@ func ConfigMapName(oc *oauthv1.OAuthClient) string {
 // The authorization endpoint and the discovery document are there only
 // for a client that may use the code flow, the device endpoint only for
 // one that may use the device grant, and the audience its projected token
-// needs only for a ServiceAccount.
-func connectionData(oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) map[string]string {
+// needs only for a ServiceAccount. What it may ask for (grant types,
+// scopes, resources, token types to exchange) is connectionFor's, as in a
+// client's Secret.
+func connectionData(oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer, resources []string) map[string]string {
 	ep := endpoints.For(srv.Spec.Issuer)
-	grants := oc.Spec.GrantTypes
-	if len(grants) == 0 {
-		grants = []oauthv1.GrantType{oauthv1.GrantAuthorizationCode}
-	}
-	names := make([]string, len(grants))
-	for i, g := range grants {
-		names[i] = string(g)
-	}
-	scopes := make([]string, len(oc.Spec.Scopes))
-	for i, s := range oc.Spec.Scopes {
-		scopes[i] = string(s)
-	}
-	d := map[string]string{
+	d := connectionFor(oc, resources)
+	maps.Copy(d, map[string]string{
 		oauthv1.SecretKeyClientID:                    oc.Status.ClientID,
 		oauthv1.SecretKeyIssuer:                      srv.Spec.Issuer,
 		oauthv1.SecretKeyTokenEndpoint:               ep.Token,
@@ -56,8 +46,10 @@ func connectionData(oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) m
 		oauthv1.ConnectionKeyRevocationEndpoint:      ep.Revocation,
 		oauthv1.ConnectionKeyTokenEndpointAuthMethod: string(oc.AuthMethod()),
 		oauthv1.ConnectionKeyClientAssertionType:     oauthv1.ClientAssertionTypeJWTBearer,
-		oauthv1.ConnectionKeyGrantTypes:              strings.Join(names, " "),
-		oauthv1.ConnectionKeyScope:                   strings.Join(scopes, " "),
+	})
+	grants := oc.Spec.GrantTypes
+	if len(grants) == 0 {
+		grants = []oauthv1.GrantType{oauthv1.GrantAuthorizationCode}
 	}
 	if slices.Contains(grants, oauthv1.GrantAuthorizationCode) {
 		d[oauthv1.SecretKeyAuthorizationEndpoint] = ep.Authorization
@@ -70,6 +62,38 @@ func connectionData(oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) m
 		d[oauthv1.ConnectionKeyServiceAccountTokenAudience] = srv.Spec.Issuer
 	}
 	return d
+}
+
+// reachableResources are the APIs the client may get a token for: what a
+// resource indicator (RFC 8707) at /authorize and /token, or an audience
+// or resource of a token exchange (RFC 8693 §2.1), may select. They are
+// its spec.audience and the audiences of the Scopes it may request, the
+// token server's rule (reachableAudiences); the client is Ready only when
+// each of those Scopes, and a Scope for each spec.audience, admits it.
+// spec.audience comes first, in its order, then the Scopes' audiences
+// sorted, so the data change only when the APIs do.
+func (r *OAuthClientReconciler) reachableResources(ctx context.Context, oc *oauthv1.OAuthClient, srv *oauthv1.AuthorizationServer) ([]string, error) {
+	out := make([]string, 0, len(oc.Spec.Audience))
+	for _, a := range oc.Spec.Audience {
+		if !slices.Contains(out, string(a)) {
+			out = append(out, string(a))
+		}
+	}
+	if len(oc.Spec.Scopes) == 0 {
+		return out, nil
+	}
+	var scopes oauthv1.ScopeList
+	if err := r.List(ctx, &scopes, client.InNamespace(srv.Namespace), client.MatchingFields{indexScopeServer: srv.Name}); err != nil {
+		return nil, fmt.Errorf("listing Scopes: %w", err)
+	}
+	var fromScopes []string
+	for _, sc := range scopes.Items {
+		if a := string(sc.Spec.Audience); a != "" && slices.Contains(oc.Spec.Scopes, sc.Spec.Name) && !slices.Contains(out, a) {
+			fromScopes = append(fromScopes, a)
+		}
+	}
+	slices.Sort(fromScopes)
+	return append(out, slices.Compact(fromScopes)...), nil
 }
 
 // writeConnectionConfigMap keeps the client's ConfigMap: created with the
@@ -85,9 +109,13 @@ func (r *OAuthClientReconciler) writeConnectionConfigMap(ctx context.Context, oc
 		}
 		oc.Status.ConfigMapName = ""
 	}
+	resources, err := r.reachableResources(ctx, oc, srv)
+	if err != nil {
+		return nil, err
+	}
 	cm := &corev1.ConfigMap{}
 	key := types.NamespacedName{Namespace: oc.Namespace, Name: name}
-	err := r.Get(ctx, key, cm)
+	err = r.Get(ctx, key, cm)
 	if apierrors.IsNotFound(err) {
 		// The cache holds only labelled ConfigMaps: someone else's may
 		// still be there.
@@ -96,7 +124,7 @@ func (r *OAuthClientReconciler) writeConnectionConfigMap(ctx context.Context, oc
 	switch {
 	case apierrors.IsNotFound(err):
 		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: oc.Namespace, Name: name}}
-		r.labelConnectionConfigMap(oc, cm, connectionData(oc, srv))
+		r.labelConnectionConfigMap(oc, cm, connectionData(oc, srv, resources))
 		if err := controllerutil.SetControllerReference(oc, cm, r.Scheme()); err != nil {
 			return nil, err
 		}
@@ -114,7 +142,7 @@ func (r *OAuthClientReconciler) writeConnectionConfigMap(ctx context.Context, oc
 			oc.Namespace, name)}, nil
 	default:
 		before := cm.DeepCopy()
-		r.labelConnectionConfigMap(oc, cm, connectionData(oc, srv))
+		r.labelConnectionConfigMap(oc, cm, connectionData(oc, srv, resources))
 		if !maps.Equal(before.Data, cm.Data) || !maps.Equal(before.Labels, cm.Labels) {
 			if err := r.Patch(ctx, cm, client.MergeFrom(before)); err != nil {
 				return nil, fmt.Errorf("updating ConfigMap %s: %w", name, err)

@@ -192,7 +192,11 @@ func (r *OAuthClientReconciler) writeSecret(ctx context.Context, oc *oauthv1.OAu
 		data = map[string][]byte{}
 	}
 	ours := access == secretCreate || access == secretOwned
-	pruneSecretKeys(oc, sec, ours, data, want, aliases, written)
+	resources, err := r.reachableResources(ctx, oc, srv)
+	if err != nil {
+		return err
+	}
+	pruneSecretKeys(connectionFor(oc, resources), sec, ours, data, want, aliases, written)
 	for k, v := range want {
 		if _, present := before.Data[k]; present && !ours && !written[k] {
 			continue // the owner's own copy, equal to ours (foreignMetadata checked)
@@ -231,7 +235,7 @@ func (r *OAuthClientReconciler) writeSecret(ctx context.Context, oc *oauthv1.OAu
 // pruneSecretKeys takes out of data the keys this client no longer wants
 // and adds to want the connection data, when the Secret is the operator's
 // (ours); in someone else's Secret it takes out only keys it wrote itself.
-func pruneSecretKeys(oc *oauthv1.OAuthClient, sec *corev1.Secret, ours bool, data map[string][]byte,
+func pruneSecretKeys(conn map[string]string, sec *corev1.Secret, ours bool, data map[string][]byte,
 	want, aliases map[string]string, written map[string]bool) {
 	if ours {
 		// Aliases the spec no longer names go; the annotation says which
@@ -258,7 +262,6 @@ func pruneSecretKeys(oc *oauthv1.OAuthClient, sec *corev1.Secret, ours bool, dat
 		// What the client may use, only where every key is the
 		// operator's: a key of that name in someone else's Secret is
 		// theirs. A key the client no longer has goes.
-		conn := connectionFor(oc)
 		for _, k := range connectionKeys {
 			if v, ok := conn[k]; ok {
 				want[k] = v
@@ -319,13 +322,14 @@ func (r *OAuthClientReconciler) event(ctx context.Context, oc *oauthv1.OAuthClie
 
 // connectionKeys are the keys of connectionFor.
 var connectionKeys = []string{oauthv1.ConnectionKeyGrantTypes, oauthv1.ConnectionKeyScope,
-	oauthv1.ConnectionKeySubjectTokenTypes, oauthv1.ConnectionKeyActorTokenTypes}
+	oauthv1.ConnectionKeySubjectTokenTypes, oauthv1.ConnectionKeyActorTokenTypes, oauthv1.ConnectionKeyResources}
 
 // connectionFor is what the client may use, space-separated under RFC 7591
-// names where they exist: its grant types and scopes, and with token
+// names where they exist: its grant types and scopes, the APIs it may get
+// a token for (resources, from reachableResources), and with token
 // exchange the token types it may present (RFC 8693 §3). Empty lists are
 // left out.
-func connectionFor(oc *oauthv1.OAuthClient) map[string]string {
+func connectionFor(oc *oauthv1.OAuthClient, resources []string) map[string]string {
 	out := map[string]string{}
 	grants := oc.Spec.GrantTypes
 	if len(grants) == 0 {
@@ -334,6 +338,9 @@ func connectionFor(oc *oauthv1.OAuthClient) map[string]string {
 	out[oauthv1.ConnectionKeyGrantTypes] = joinStrings(grants)
 	if len(oc.Spec.Scopes) > 0 {
 		out[oauthv1.ConnectionKeyScope] = joinStrings(oc.Spec.Scopes)
+	}
+	if len(resources) > 0 {
+		out[oauthv1.ConnectionKeyResources] = strings.Join(resources, " ")
 	}
 	if te := oc.Spec.TokenExchange; te != nil && slices.Contains(grants, oauthv1.GrantTokenExchange) {
 		if types := tokenTypes(te.SubjectTokens); types != "" {

@@ -80,20 +80,23 @@ func TestConnectionFor(t *testing.T) {
 		ActorTokens:   []oauthv1.ExchangeableToken{{Type: oauthv1.ExchangeAccessToken}},
 	}
 	for _, tc := range []struct {
-		spec oauthv1.OAuthClientSpec
-		want map[string]string
+		spec      oauthv1.OAuthClientSpec
+		resources []string
+		want      map[string]string
 	}{
-		{oauthv1.OAuthClientSpec{}, map[string]string{"grant_types": "authorization_code"}},
+		{oauthv1.OAuthClientSpec{}, nil, map[string]string{"grant_types": "authorization_code"}},
 		{oauthv1.OAuthClientSpec{GrantTypes: []oauthv1.GrantType{"authorization_code", "refresh_token"}, Scopes: []oauthv1.ScopeName{"openid", "orders:read"}},
-			map[string]string{"grant_types": "authorization_code refresh_token", "scope": "openid orders:read"}},
-		{oauthv1.OAuthClientSpec{GrantTypes: []oauthv1.GrantType{oauthv1.GrantTokenExchange}, TokenExchange: te},
+			[]string{"https://orders.example", "https://stock.example"},
+			map[string]string{"grant_types": "authorization_code refresh_token", "scope": "openid orders:read",
+				"resources": "https://orders.example https://stock.example"}},
+		{oauthv1.OAuthClientSpec{GrantTypes: []oauthv1.GrantType{oauthv1.GrantTokenExchange}, TokenExchange: te}, nil,
 			map[string]string{"grant_types": string(oauthv1.GrantTokenExchange),
 				"subject_token_types": oauthv1.TokenTypeAccessToken, "actor_token_types": oauthv1.TokenTypeAccessToken}},
 		// tokenExchange without the grant (CEL refuses it): nothing.
-		{oauthv1.OAuthClientSpec{GrantTypes: []oauthv1.GrantType{"client_credentials"}, TokenExchange: te},
+		{oauthv1.OAuthClientSpec{GrantTypes: []oauthv1.GrantType{"client_credentials"}, TokenExchange: te}, nil,
 			map[string]string{"grant_types": "client_credentials"}},
 	} {
-		got := connectionFor(&oauthv1.OAuthClient{Spec: tc.spec})
+		got := connectionFor(&oauthv1.OAuthClient{Spec: tc.spec}, tc.resources)
 		if !maps.Equal(got, tc.want) {
 			t.Errorf("connectionFor(%+v) = %v, want %v", tc.spec, got, tc.want)
 		}

@@ -79,7 +79,7 @@ type DisplayURI string
 // app reads: e.g. OAUTH2_PROXY_CLIENT_SECRET for client_secret, so that
 // the app's envFrom works unchanged.
 //
-// +kubebuilder:validation:XValidation:rule="!(self.name in ['client_id', 'client_secret', 'issuer', 'authorization_endpoint', 'token_endpoint', 'jwks_uri', 'oidc_discovery_url', 'userinfo_endpoint', 'end_session_endpoint', 'grant_types', 'scope', 'subject_token_types', 'actor_token_types'])",message="name is one of the keys the operator writes itself; an alias needs a name of its own"
+// +kubebuilder:validation:XValidation:rule="!(self.name in ['client_id', 'client_secret', 'issuer', 'authorization_endpoint', 'token_endpoint', 'jwks_uri', 'oidc_discovery_url', 'userinfo_endpoint', 'end_session_endpoint', 'grant_types', 'scope', 'subject_token_types', 'actor_token_types', 'resources'])",message="name is one of the keys the operator writes itself; an alias needs a name of its own"
 type SecretKeyAlias struct {
 	// Name of the key in the Secret, e.g. OAUTH2_PROXY_CLIENT_SECRET.
 	// Letters, digits, '-', '_' and '.', as Secret keys allow.

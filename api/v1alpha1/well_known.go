@@ -87,4 +87,10 @@ const (
 	// actor_token_type; absent when it may send none.
 	ConnectionKeySubjectTokenTypes = "subject_token_types"
 	ConnectionKeyActorTokenTypes   = "actor_token_types"
+	// ConnectionKeyResources lists, space-separated, the APIs the client
+	// may get a token for: the values a resource indicator (RFC 8707 §2)
+	// or a token exchange's audience or resource (RFC 8693 §2.1) may
+	// take. Absent when the client has no API of its own (its tokens are
+	// then for itself).
+	ConnectionKeyResources = "resources"
 )

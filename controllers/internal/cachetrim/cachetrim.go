@@ -97,6 +97,7 @@ var sharedSecretValues = map[string]bool{
 	oauthv1.ConnectionKeyGrantTypes:        true,
 	oauthv1.ConnectionKeySubjectTokenTypes: true,
 	oauthv1.ConnectionKeyActorTokenTypes:   true,
+	oauthv1.ConnectionKeyResources:         true,
 }
 
 // internSecret interns a Secret's metadata and data keys, and shares the
