@@ -71,12 +71,14 @@ type deviceRun struct {
 	// complete receives verification_uri_complete once printed.
 	complete chan string
 	code     chan int
+	read     chan struct{} // closed once every stderr line is in stderr
 }
 
 func startLogin(f *loginFixture, cacheDir string, extra ...string) *deviceRun {
-	d := &deviceRun{complete: make(chan string, 1), code: make(chan int, 1)}
+	d := &deviceRun{complete: make(chan string, 1), code: make(chan int, 1), read: make(chan struct{})}
 	pr, pw := io.Pipe()
 	go func() {
+		defer close(d.read)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
@@ -101,7 +103,7 @@ func (d *deviceRun) wait(t *testing.T) (int, string) {
 	t.Helper()
 	select {
 	case code := <-d.code:
-		time.Sleep(50 * time.Millisecond) // the last stderr lines
+		<-d.read // the last stderr lines: run closed the pipe when it returned
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return code, d.stderr.String()
