@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,9 +87,11 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 
 	began := time.Now()
 	stats := e.load(t)
-	t.Logf("load: %s in %s", stats, time.Since(began).Round(100*time.Millisecond))
-	// Two more scrapes after the load.
-	time.Sleep(2500 * time.Millisecond)
+	loaded := time.Now()
+	t.Logf("load: %s in %s", stats, loaded.Sub(began).Round(100*time.Millisecond))
+	// Two more scrapes of each target after the load: its last one a
+	// scrape interval (1 s) or more after the load ended.
+	waitFor(t, 30*time.Second, "two scrapes after the load", func() error { return scrapedSince(promURL, loaded.Add(time.Second), 2) })
 
 	vars := map[string]string{"$__rate_interval": rateInterval, "$__range": dashRange}
 	for _, v := range d.Templating.List {
@@ -334,6 +337,29 @@ func targetsUp(promURL string, n int) error {
 		err = fmt.Errorf("targets up: %v", res)
 	}
 	return err
+}
+
+// scrapedSince says whether Prometheus has n targets up, each last
+// scraped at or after since.
+func scrapedSince(promURL string, since time.Time, n int) error {
+	res, err := instantQuery(promURL, `timestamp(up == 1)`)
+	if err != nil {
+		return err
+	}
+	if len(res) < n {
+		return fmt.Errorf("targets up: %v", res)
+	}
+	for _, r := range res {
+		_, v, _ := strings.Cut(r, "} ")
+		at, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("scrape time %q: %w", r, err)
+		}
+		if last := time.UnixMilli(int64(at * 1000)); last.Before(since) {
+			return fmt.Errorf("%s last scraped at %s, before %s", r, last.Format("15:04:05.000"), since.Format("15:04:05.000"))
+		}
+	}
+	return nil
 }
 
 func progress(t *testing.T, format string, args ...any) {
