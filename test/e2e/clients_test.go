@@ -94,7 +94,9 @@ func TestClientSecretRotation(t *testing.T) {
 		_, err := machineToken(ctx, tokenURL, id, newSecret)
 		return err
 	})
-	// The old one keeps working until notAfter...
+	// The old one keeps working until notAfter, tried once a second: the
+	// grace period runs on the operator's and server's real clocks (other
+	// processes here), so it is watched over its whole length, not waited on.
 	for time.Until(notAfter) > time.Second {
 		if _, err := machineToken(ctx, tokenURL, id, oldSecret); err != nil {
 			t.Fatalf("old secret refused %s before the grace period ends: %v", time.Until(notAfter).Round(time.Millisecond), err)
