@@ -217,5 +217,20 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := servers.SetupWithManager(mgr, opts.controllerOptions()); err != nil {
 		return fmt.Errorf("setting up the AuthorizationServer controller: %w", err)
 	}
+	workloads, err := workloadCache(mgr, opts.Namespaces)
+	if err != nil {
+		return err
+	}
+	for _, kind := range rolloutKinds {
+		rollout := &WorkloadRolloutReconciler{
+			Client:    mgr.GetClient(),
+			Recorder:  mgr.GetEventRecorder("gatehouse-rollout"),
+			Kind:      kind,
+			workloads: workloads,
+		}
+		if err := rollout.SetupWithManager(mgr, opts.controllerOptions()); err != nil {
+			return fmt.Errorf("setting up the %s rollout controller: %w", kind.Kind, err)
+		}
+	}
 	return nil
 }

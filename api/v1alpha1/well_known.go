@@ -17,6 +17,24 @@ const (
 	// the annotation an existing Secret is used only when it already holds
 	// a client_secret to adopt.
 	AnnotationAdoptBy = "oauth.gatehouse.dev/adopt-by"
+	// AnnotationRestartOnSecretRotation on a Deployment, StatefulSet or
+	// DaemonSet names OAuthClients of its namespace (comma-separated)
+	// whose secret it reads from environment variables: whenever one of
+	// their secrets changes (a rotation, an adopted secret replaced, a
+	// deleted Secret regenerated) the operator rolls the workload, as
+	// `kubectl rollout restart` does, so its pods start with the new
+	// secret while the old one still works. Opting in rolls it once.
+	AnnotationRestartOnSecretRotation = "oauth.gatehouse.dev/restart-on-secret-rotation"
+)
+
+// Annotations the operator writes on workloads that opted in with
+// AnnotationRestartOnSecretRotation.
+const (
+	// AnnotationClientSecretRevision, on the workload and its pod
+	// template, is a hash of the current secret hashes of the clients it
+	// names (never a secret): changing it in the template is what rolls
+	// the workload.
+	AnnotationClientSecretRevision = "oauth.gatehouse.dev/client-secret-revision"
 )
 
 // Annotations the operator writes on the Secrets it uses.

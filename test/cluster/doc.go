@@ -30,6 +30,11 @@
 //     OAuthClient's Secret and gets tokens with it; the secret is rotated
 //     and the app picks up the new one within the grace period with zero
 //     failed token requests.
+//   - TestEnvSecretAppRolledOnRotation: an app that reads its secret from
+//     environment variables (envFrom, under secretKeyAliases' names) opts
+//     in to restarts on rotation; a rotation rolls it within seconds, well
+//     inside the grace period, with no failed request, and a Deployment
+//     that did not opt in keeps its pod.
 //   - TestOperatorPodKill: the leading operator pod is deleted; the other
 //     replica takes the lease, and no client secret or signing key is
 //     regenerated.

@@ -419,10 +419,11 @@ func (s *suite) serverPods(t *testing.T, namespace string) []corev1.Pod {
 	return pods.Items
 }
 
-func (s *suite) deployment(t *testing.T, namespace, name string) *appsv1.Deployment {
+// deployment is the Deployment name in the test namespace.
+func (s *suite) deployment(t *testing.T, name string) *appsv1.Deployment {
 	t.Helper()
 	var d appsv1.Deployment
-	if err := s.c.Get(t.Context(), client.ObjectKey{Namespace: namespace, Name: name}, &d); err != nil {
+	if err := s.c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, &d); err != nil {
 		t.Fatal(err)
 	}
 	return &d

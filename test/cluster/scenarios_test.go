@@ -62,7 +62,7 @@ func TestTokenThroughService(t *testing.T) {
 
 func TestTokenServerPods(t *testing.T) {
 	s := get(t)
-	dep := s.deployment(t, ns, serverName+"-server")
+	dep := s.deployment(t, serverName+"-server")
 	pods := s.serverPods(t, ns)
 	if len(pods) == 0 {
 		t.Fatal("no token-server pods")
@@ -126,6 +126,7 @@ type appStats struct {
 	OKBySecret map[string]int   `json:"okBySecret"`
 	JWKSKids   []string         `json:"jwksKids"`
 	FirstSeen  map[string]int64 `json:"firstSeen"`
+	Pod        string           `json:"pod"`
 }
 
 func appStatsFrom(ctx context.Context, u string) (*appStats, error) {

@@ -2,7 +2,10 @@
 // runs in a pod, mounts its OAuthClient's Secret and its server's JWKS
 // ConfigMap, and asks for client_credentials tokens in a loop, reading the
 // credentials from the mounted files before every request, as an app that
-// follows secret rotation does. GET /stats reports what it saw.
+// follows secret rotation does; or, with --env-client-id and
+// --env-client-secret, from environment variables read once at start, as
+// an app that never sees a rotation does (its pod must be restarted).
+// GET /stats reports what it saw.
 package main
 
 import (
@@ -32,7 +35,11 @@ type stats struct {
 	OKBySecret map[string]int   `json:"okBySecret"` // successful requests per secret
 	JWKSKids   []string         `json:"jwksKids"`   // kids in the mounted JWKS
 	FirstSeen  map[string]int64 `json:"firstSeen"`  // kid -> unix ms it first appeared in the mounted JWKS
+	Pod        string           `json:"pod"`        // the pod's name
 }
+
+// envCredentials, when set, are the credentials from the environment.
+var envCredentials *[2][]byte
 
 func main() {
 	secretDir := flag.String("secret-dir", "/etc/oauth-client", "the mounted OAuthClient Secret")
@@ -41,9 +48,15 @@ func main() {
 	scope := flag.String("scope", "", "scope to ask for")
 	interval := flag.Duration("interval", 200*time.Millisecond, "time between token requests")
 	listen := flag.String("listen", ":8080", "address of /stats")
+	envID := flag.String("env-client-id", "", "read the client_id from this environment variable, once")
+	envSecret := flag.String("env-client-secret", "", "read the client_secret from this environment variable, once")
 	flag.Parse()
+	if *envID != "" || *envSecret != "" {
+		envCredentials = &[2][]byte{[]byte(os.Getenv(*envID)), []byte(os.Getenv(*envSecret))}
+	}
 
-	st := &stats{OKBySecret: map[string]int{}, FirstSeen: map[string]int64{}}
+	host, _ := os.Hostname()
+	st := &stats{OKBySecret: map[string]int{}, FirstSeen: map[string]int64{}, Pod: host}
 	go func() {
 		c := &http.Client{Timeout: 5 * time.Second}
 		for {
@@ -66,6 +79,9 @@ func main() {
 func (st *stats) request(c *http.Client, dir, tokenURL, scope string) {
 	id, err1 := os.ReadFile(filepath.Join(dir, "client_id"))
 	secret, err2 := os.ReadFile(filepath.Join(dir, "client_secret"))
+	if envCredentials != nil {
+		id, secret, err1, err2 = envCredentials[0], envCredentials[1], nil, nil
+	}
 	if err1 != nil || err2 != nil {
 		st.fail(fmt.Sprintf("reading the Secret: %v %v", err1, err2))
 		return
