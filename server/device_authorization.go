@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/throttle"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
@@ -48,6 +50,9 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 	}
 	if !client.GrantTypes[oauthv1.GrantDeviceCode] {
 		return fail(unauthorizedClient("the client is not allowed the " + string(oauthv1.GrantDeviceCode) + " grant"))
+	}
+	if e := s.limitDeviceAuthorizations(w, r, client, now); e != nil {
+		return fail(e)
 	}
 	requested, e := parseScope(form.Get("scope"))
 	if e != nil {
@@ -97,6 +102,25 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		ExpiresIn:               int(ttl / time.Second), Interval: int(devicePollInterval / time.Second),
 	})
 	return result{outcome: outcomeSuccess}
+}
+
+// limitDeviceAuthorizations refuses a device authorization beyond the
+// client's or the client address's allowance (throttle.Issuance) with 429
+// and Retry-After (RFC 6585 §4). RFC 8628 defines no error for this
+// endpoint; slow_down, its error for a device that polls too fast, says
+// the same thing, and a client that knows no better still sees the 429.
+func (s *Server) limitDeviceAuthorizations(w http.ResponseWriter, r *http.Request, client *config.Client, now time.Time) *Error {
+	ok, by, wait := s.deviceLimit.Take(client.ID, s.proxies.ClientAddr(r), now)
+	if ok {
+		return nil
+	}
+	ctx := r.Context()
+	infoFrom(ctx).securityEvent(ctx, EventDeviceAuthorizationThrottled, slog.String("client_id", client.ID), slog.String("throttled_by", string(by)))
+	w.Header().Set("Retry-After", retryAfterSeconds(wait))
+	e := newError(ErrSlowDown, "too many device authorizations "+map[throttle.Reason]string{throttle.Client: "for this client", throttle.Address: "from this address"}[by]+
+		"; retry after "+retryAfterSeconds(wait)+" s")
+	e.Status = http.StatusTooManyRequests
+	return e
 }
 
 // retryAfterSeconds is a Retry-After value for a wait.

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/clientaddr"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/internal/throttle"
@@ -214,7 +215,7 @@ func TestDeviceFlow(t *testing.T) {
 	}
 	idToken, _ := tok.Extra("id_token").(string)
 	id := jwtPayload(t, idToken)
-	if id["sub"] != testSubject || fmt.Sprint(id["aud"]) != "["+tvClientID+"]" || id["sid"] == nil || id["auth_time"] == nil || id["nonce"] != nil {
+	if id["sub"] != testSubject || fmt.Sprint(id["aud"]) != "["+tvClientID+"]" || id["sid"] != nil || id["auth_time"] == nil || id["nonce"] != nil {
 		t.Errorf("ID token claims %v", id)
 	}
 	if tok.RefreshToken == "" {
@@ -604,5 +605,140 @@ func TestDeviceApprovalWithUpstreamLogin(t *testing.T) {
 	}
 	if sub, _ := jwtPayload(t, tok.AccessToken)["sub"].(string); !strings.HasPrefix(sub, "idp:corp:") {
 		t.Errorf("the device's token is for %q, want the upstream's person", sub)
+	}
+}
+
+// TestDeviceAuthorizationLimit: /device_authorization hands out a limited
+// number of device authorizations per client address and per client
+// (throttle.Issuance); beyond it, 429 with Retry-After and slow_down,
+// nothing stored, a security event; another address is not held up by
+// one that flooded, until the client's own allowance is spent.
+func TestDeviceAuthorizationLimit(t *testing.T) {
+	clk := &runningClock{}
+	ts := newTestServerWith(t, func(o *Options) {
+		o.Now = clk.Now
+		o.DeviceAuthorizationLimit = throttle.IssuanceConfig{ClientBurst: 4, ClientInterval: time.Minute, AddressBurst: 3, AddressInterval: 10 * time.Second}
+		tp, err := clientaddr.ParseTrustedProxies([]string{"127.0.0.1/32", "::1/128"}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.TrustedProxies = tp
+	})
+	ts.addDeviceClients()
+	ask := func(from string) *http.Response {
+		req, err := http.NewRequest(http.MethodPost, ts.URL+endpoints.DeviceAuthorizationPath,
+			strings.NewReader(url.Values{"client_id": {tvClientID}, "scope": {"orders:read"}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", from)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for i := range 3 {
+		if resp := ask("192.0.2.1"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("device authorization %d: %d", i, resp.StatusCode)
+		}
+	}
+	e := assertOAuthError(t, ask("192.0.2.1"), http.StatusTooManyRequests, ErrSlowDown)
+	if e.Header.Get("Retry-After") != "10" || !strings.Contains(e.Description, "from this address") {
+		t.Errorf("the fourth from one address: Retry-After %q, %q", e.Header.Get("Retry-After"), e.Description)
+	}
+	if n := testutil.ToFloat64(ts.srv.metrics.security.WithLabelValues(EventDeviceAuthorizationThrottled)); n != 1 {
+		t.Errorf("device_authorization_throttled events: %v, want 1", n)
+	}
+	// Another address gets the client's last one; then the client's
+	// allowance is spent for every address.
+	if resp := ask("192.0.2.2"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("another address: %d", resp.StatusCode)
+	}
+	e = assertOAuthError(t, ask("192.0.2.3"), http.StatusTooManyRequests, ErrSlowDown)
+	if e.Header.Get("Retry-After") != "60" || !strings.Contains(e.Description, "for this client") {
+		t.Errorf("beyond the client's allowance: Retry-After %q, %q", e.Header.Get("Retry-After"), e.Description)
+	}
+	// The kiosk, another client, is not held up by the TV's allowance.
+	ts.kioskDeviceAuth(t, "orders:read")
+	clk.Advance(time.Minute)
+	if resp := ask("192.0.2.3"); resp.StatusCode != http.StatusOK {
+		t.Errorf("a minute later: %d", resp.StatusCode)
+	}
+}
+
+// TestDeviceGrantIsNotInTheBrowserSession: a person signed in to an app
+// in their browser approves two devices there. The devices are other user
+// agents: their ID token has no sid, and the browser's sign-out leaves
+// their refresh tokens working (one without offline_access, which a
+// family of the browser's session would lose); a device's ID token as an
+// id_token_hint ends no browser session. Ending the person everywhere
+// (RevokePerson, as a SessionRevocation does) still revokes the device.
+func TestDeviceGrantIsNotInTheBrowserSession(t *testing.T) {
+	ts, _ := newDeviceServer(t)
+	withOIDC(t, ts)
+	rp := newRelyingParty(t, ts, "openid")
+	b := newBrowser(t, ts)
+	appTok := rp.login(t, b, "n", true)
+	device := func(scope string) map[string]any {
+		t.Helper()
+		da, err := ts.tvConfig(scope).DeviceAuth(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := b.approveDevice(da.VerificationURIComplete, "approve"); a.done.StatusCode != http.StatusOK {
+			t.Fatalf("approval: %d", a.done.StatusCode)
+		}
+		resp := ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {string(oauthv1.GrantDeviceCode)},
+			"device_code": {da.DeviceCode}, "client_id": {tvClientID}}, "", "")
+		defer resp.Body.Close()
+		var tok map[string]any
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&tok) != nil {
+			t.Fatalf("device token: %d", resp.StatusCode)
+		}
+		return tok
+	}
+	api := device("orders:read")
+	idDevice := device("openid profile")
+	if id := jwtPayload(t, idDevice["id_token"].(string)); id["sid"] != nil || id["sub"] != testSubject {
+		t.Errorf("the device's ID token %v: want the person and no sid", id)
+	}
+	refresh := func(rt string) (string, error) {
+		tok, err := ts.tvConfig().TokenSource(ctx(t), &oauth2.Token{RefreshToken: rt}).Token()
+		if err != nil {
+			return "", err
+		}
+		return tok.RefreshToken, nil
+	}
+	rt, err := refresh(api["refresh_token"].(string))
+	if err != nil {
+		t.Fatalf("device refresh: %v", err)
+	}
+
+	// The device's ID token as a hint, from the device's side (no cookie).
+	resp, err := http.Get(endSessionURL(ts, url.Values{"id_token_hint": {idDevice["id_token"].(string)}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !signedIn(t, b, rp) {
+		t.Fatal("the device's id_token_hint ended the browser's session")
+	}
+
+	// The browser signs out of the app.
+	resp, _ = b.get(endSessionURL(ts, url.Values{"id_token_hint": {appTok.Extra("id_token").(string)}}))
+	if resp.StatusCode != http.StatusOK || signedIn(t, b, rp) {
+		t.Fatalf("the browser's sign-out: %d, or still signed in", resp.StatusCode)
+	}
+	if rt, err = refresh(rt); err != nil {
+		t.Fatalf("the browser's sign-out revoked the device's grant: %v", err)
+	}
+
+	if _, err := ts.srv.RevokePerson(ctx(t), testSubject, "INC-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refresh(rt); err == nil {
+		t.Error("ending the person left the device's grant working")
 	}
 }

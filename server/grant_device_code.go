@@ -32,6 +32,16 @@ const (
 // the authorization code flow's: an access token, a refresh token when the
 // client may refresh (with openid, only with offline_access), and with
 // openid an ID token.
+//
+// None of them is in the approving browser's session: the device is
+// another user agent (OpenID Connect Core §1.2), which that session's
+// cookie never reached. So the ID token has no sid and the refresh-token
+// family no SessionID: signing out in the browser (or an app's
+// end_session for that sid) leaves the device signed in, and the
+// device's ID token as an id_token_hint cannot end the browser's session.
+// What ends a person everywhere (SessionRevocation, removal from the
+// users Secret or a provider, a failed upstream re-check) still revokes
+// the device's grant and tells the device's client by sub.
 func (s *Server) grantDeviceCode(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
 	deviceCode := req.Form.Get("device_code")
 	if deviceCode == "" {
@@ -64,7 +74,7 @@ func (s *Server) grantDeviceCode(ctx context.Context, req *tokenRequest) (*token
 		g.GrantID, rt = issued.RefreshFamilyID, randomToken(32)
 		err := s.store.CreateRefreshToken(ctx, storage.RefreshToken{
 			Hash: storage.HashToken(rt), FamilyID: g.GrantID, ClientID: req.Client.ID, Subject: d.Subject,
-			Scopes: granted, Resources: d.Resources, AuthTime: d.AuthTime, IssuedAt: req.Now, ExpiresAt: refreshExpiry(req, d.AuthTime), SessionID: d.SessionID,
+			Scopes: granted, Resources: d.Resources, AuthTime: d.AuthTime, IssuedAt: req.Now, ExpiresAt: refreshExpiry(req, d.AuthTime),
 		})
 		switch {
 		case errors.Is(err, storage.ErrRevoked):
@@ -82,7 +92,7 @@ func (s *Server) grantDeviceCode(ctx context.Context, req *tokenRequest) (*token
 	}
 	resp := newTokenResponse(at, rt, g.Scopes, req.Now)
 	if openID {
-		if resp.IDToken, e = s.signIDToken(req.Snap, idTokenGrant{tokenGrant: g, SessionID: d.SessionID}, at.JWT, req.Now); e != nil {
+		if resp.IDToken, e = s.signIDToken(req.Snap, idTokenGrant{tokenGrant: g}, at.JWT, req.Now); e != nil {
 			return nil, e
 		}
 	}

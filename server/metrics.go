@@ -55,7 +55,7 @@ func newMetrics(reg prometheus.Registerer, state *stateCollector, store any) (*m
 		}, []string{"outcome"}),
 		security: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "gatehouse", Subsystem: "server", Name: "security_events_total",
-			Help: "Security events to alert on, each also logged as \"security event\": code_replay, device_code_replay, refresh_token_reuse, login_throttled, client_authentication_failed, upstream_callback_rejected, client_assertion_replay.",
+			Help: "Security events to alert on, each also logged as \"security event\": code_replay, device_code_replay, refresh_token_reuse, login_throttled, device_authorization_throttled, client_authentication_failed, upstream_callback_rejected, client_assertion_replay.",
 		}, []string{"event"}),
 	}
 	m.backchannelAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{

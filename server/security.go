@@ -22,6 +22,10 @@ const (
 	EventRefreshTokenReuse = "refresh_token_reuse"
 	// EventLoginThrottled: the login throttle refused to check a password.
 	EventLoginThrottled = "login_throttled"
+	// EventDeviceAuthorizationThrottled: a client or a client address
+	// asked for more device authorizations than it may (RFC 8628 §3.1;
+	// throttle.DefaultDeviceAuthorizations): a flood, or a client in a loop.
+	EventDeviceAuthorizationThrottled = "device_authorization_throttled"
 	// EventClientAuthFailed: client authentication was refused at the
 	// token, revocation or introspection endpoint.
 	EventClientAuthFailed = "client_authentication_failed"
@@ -37,7 +41,7 @@ const (
 
 // securityEvents lists every event, so that each counter exists at zero
 // from the start and rate() alerts work before the first occurrence.
-var securityEvents = []string{EventCodeReplay, EventDeviceCodeReplay, EventRefreshTokenReuse, EventLoginThrottled, EventClientAuthFailed, EventUpstreamCallbackRejected, EventClientAssertionReplay}
+var securityEvents = []string{EventCodeReplay, EventDeviceCodeReplay, EventRefreshTokenReuse, EventLoginThrottled, EventDeviceAuthorizationThrottled, EventClientAuthFailed, EventUpstreamCallbackRejected, EventClientAssertionReplay}
 
 // maxLoggedValue bounds a client-chosen string (a client_id that does not
 // exist) in a log line.

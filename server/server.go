@@ -50,6 +50,9 @@ type Options struct {
 	ConsentTTL time.Duration
 	// LoginThrottle limits failed logins; throttle.Default when zero.
 	LoginThrottle ThrottleConfig
+	// DeviceAuthorizationLimit limits device authorizations per client and
+	// per client address; throttle.DefaultDeviceAuthorizations when zero.
+	DeviceAuthorizationLimit throttle.IssuanceConfig
 	// TrustedProxies may report the client address in a forwarding
 	// header; without them the connection's peer is the client.
 	TrustedProxies clientaddr.TrustedProxies
@@ -102,8 +105,10 @@ type Server struct {
 	sessionTTL time.Duration
 	consentTTL time.Duration
 	throttle   *throttle.Logins
-	proxies    clientaddr.TrustedProxies
-	saIssuer   ServiceAccountIssuer
+	// deviceLimit limits /device_authorization (device_authorization.go).
+	deviceLimit *throttle.Issuance
+	proxies     clientaddr.TrustedProxies
+	saIssuer    ServiceAccountIssuer
 	// reusedTokens remembers the verified signatures of client assertions
 	// that may be presented again (clientassertion.go).
 	reusedTokens *jwtverify.Cache
@@ -157,6 +162,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.throttle = throttle.New(o.LoginThrottle)
+	s.deviceLimit = throttle.NewIssuance(o.DeviceAuthorizationLimit)
 	s.backchannel = newDispatcher(s, o.Backchannel)
 	if o.Events != nil {
 		s.events = o.Events

@@ -85,7 +85,8 @@ type DeviceAuthorization struct {
 	Status       DeviceStatus
 
 	// Set by an approval: who approved, when they logged in, and the sid
-	// of the browser session they approved in.
+	// of the browser session they approved in (a record of where the
+	// approval came from; the device's tokens are not in that session).
 	Subject   string
 	AuthTime  time.Time
 	SessionID string
