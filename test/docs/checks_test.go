@@ -227,7 +227,7 @@ var externalFlags = map[string]string{
 	"authentication-config": "kube-apiserver", "v": "kube-apiserver",
 	"run":              "go test",
 	"whitelist-domain": "oauth2-proxy", "provider-ca-file": "oauth2-proxy",
-	"code-challenge-method": "oauth2-proxy", "backend-logout-url": "oauth2-proxy",
+	"code-challenge-method": "oauth2-proxy", "backend-logout-url": "oauth2-proxy", "cookie-refresh": "oauth2-proxy",
 	"set": "helm", "trimpath": "go build",
 	"token-url": "examples/workload",
 }
