@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,7 +29,8 @@ const (
 	// a KiB per client.
 	indexClientSecret = "oauth.gatehouse.dev/client-secret"
 	// indexClientServiceAccount: OAuthClient by "<namespace>/<name>" of
-	// the ServiceAccount it authenticates as.
+	// the ServiceAccount it authenticates as, and of those whose tokens it
+	// may exchange.
 	indexClientServiceAccount = "oauth.gatehouse.dev/client-serviceaccount"
 	// indexScopeServer: Scope by the name of its server (same namespace).
 	indexScopeServer = "oauth.gatehouse.dev/scope-server"
@@ -77,10 +79,16 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	}
 	if err := idx.IndexField(ctx, &oauthv1.OAuthClient{}, indexClientServiceAccount, func(o client.Object) []string {
 		oc := o.(*oauthv1.OAuthClient)
+		var keys []string
 		if a := oc.Spec.Authentication; a != nil && a.ServiceAccount != nil {
-			return []string{oc.Namespace + "/" + a.ServiceAccount.Name}
+			keys = append(keys, oc.Namespace+"/"+a.ServiceAccount.Name)
 		}
-		return nil
+		for _, name := range oc.ExchangeServiceAccountNames() {
+			if k := oc.Namespace + "/" + name; !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+		return keys
 	}); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -89,6 +90,65 @@ func connectionDataIs(t *testing.T, ns, name string, want map[string]string, abs
 			if v, ok := cm.Data[k]; ok {
 				return fmt.Errorf("ConfigMap %s has %s = %q", name, k, v)
 			}
+		}
+		return nil
+	})
+}
+
+// TestExchangeServiceAccountsBoundToUID (issue 20): the ServiceAccounts
+// whose tokens a client may exchange (spec.tokenExchange) are published
+// with their UIDs, as the one it authenticates as is: one that does not
+// exist is left out (its tokens are refused), one created appears, and
+// one deleted and re-created under the same name gets its new UID, so
+// the token server refuses the old one's tokens.
+func TestExchangeServiceAccountsBoundToUID(t *testing.T) {
+	ns := newNamespace(t, nil)
+	startOperator(t, newFakeClock(), ns)
+	c := testenv.Get(t).Client
+	ctx := context.Background()
+	create(t, server(ns, "auth"), scope(ns, "orders-read", "auth", "orders:read"))
+	broker := oauthClient(ns, "broker", "", "auth", "orders:read")
+	broker.Spec.GrantTypes = []oauthv1.GrantType{oauthv1.GrantTokenExchange}
+	broker.Spec.RedirectURIs = nil
+	broker.Spec.TokenExchange = &oauthv1.TokenExchange{
+		SubjectTokens: []oauthv1.ExchangeableToken{{Type: oauthv1.ExchangeServiceAccount, ServiceAccounts: []string{"batch", "reports"}}},
+		ActorTokens:   []oauthv1.ExchangeableToken{{Type: oauthv1.ExchangeServiceAccount, ServiceAccounts: []string{"batch"}}},
+	}
+	create(t, broker)
+	waitCondition(t, broker, oauthv1.ConditionReady, metav1.ConditionTrue, oauthv1.ReasonReady)
+	if got := broker.Status.ExchangeServiceAccounts; len(got) != 0 {
+		t.Errorf("exchangeServiceAccounts %v before any of them exists", got)
+	}
+
+	batch := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "batch"}}
+	create(t, batch)
+	exchangeUIDsAre(t, broker, map[string]string{"batch": string(batch.UID)})
+
+	if err := c.Delete(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	exchangeUIDsAre(t, broker, map[string]string{})
+	again := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "batch"}}
+	reports := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "reports"}}
+	create(t, again, reports)
+	if again.UID == batch.UID {
+		t.Fatal("the re-created ServiceAccount has the old UID")
+	}
+	exchangeUIDsAre(t, broker, map[string]string{"batch": string(again.UID), "reports": string(reports.UID)})
+}
+
+// exchangeUIDsAre waits until the client's status.exchangeServiceAccounts
+// is want (name to UID).
+func exchangeUIDsAre(t *testing.T, oc *oauthv1.OAuthClient, want map[string]string) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		get(t, oc)
+		got := map[string]string{}
+		for _, sa := range oc.Status.ExchangeServiceAccounts {
+			got[sa.Name] = sa.UID
+		}
+		if !maps.Equal(got, want) {
+			return fmt.Errorf("status.exchangeServiceAccounts = %v, want %v", got, want)
 		}
 		return nil
 	})

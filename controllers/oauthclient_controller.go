@@ -187,6 +187,9 @@ func (r *OAuthClientReconciler) reconcile(ctx context.Context, oc *oauthv1.OAuth
 		failed(oc, &oc.Status.Conditions, oauthv1.ConditionReady, problem.reason, problem.message)
 		return ctrl.Result{}, nil
 	}
+	if err := r.resolveExchangeServiceAccounts(ctx, oc); err != nil {
+		return ctrl.Result{}, err
+	}
 	if oc.IsPublic() {
 		oc.Status.SecretName = ""
 		oc.Status.SecretHashes = nil

@@ -129,6 +129,32 @@ func (r *OAuthClientReconciler) checkServiceAccount(ctx context.Context, oc *oau
 	return nil, nil
 }
 
+// resolveExchangeServiceAccounts publishes the UIDs of the ServiceAccounts
+// whose tokens the client may exchange (spec.tokenExchange), as
+// checkServiceAccount does for the one it authenticates as: the token
+// server accepts tokens of those very ServiceAccounts only. One that does
+// not exist (or is being deleted) is left out, so its tokens are refused
+// until it is there; the ServiceAccount watch brings the client back when
+// it is created, deleted or re-created.
+func (r *OAuthClientReconciler) resolveExchangeServiceAccounts(ctx context.Context, oc *oauthv1.OAuthClient) error {
+	names := oc.ExchangeServiceAccountNames()
+	var out []oauthv1.ServiceAccountUID
+	for _, name := range names {
+		sa := serviceAccountMetadata()
+		err := r.serviceAccounts().Get(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: name}, sa)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return fmt.Errorf("getting ServiceAccount %s: %w", name, err)
+		case sa.DeletionTimestamp.IsZero():
+			out = append(out, oauthv1.ServiceAccountUID{Name: name, UID: string(sa.UID)})
+		}
+	}
+	oc.Status.ExchangeServiceAccounts = out
+	return nil
+}
+
 // checkClientKeys checks a private_key_jwt client's keys. Keys in the spec
 // must parse; keys in a Secret are read (the token server cannot) and
 // their public halves published in status.publicKeys; a jwksURI is the

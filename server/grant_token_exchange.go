@@ -225,19 +225,19 @@ func (s *Server) exchangeableJWT(ctx context.Context, req *tokenRequest, role st
 	snap := req.Snap
 	var keys jwtverify.KeySet
 	var p jwtverify.Policy
-	var allowed func(sub string) (string, bool)
+	var allowed func(c *jwtverify.Claims) (string, *Error)
 	singleUse := false
 	switch {
 	case len(accounts) > 0 && s.saIssuer != nil && s.saIssuer.Issuer() != "" && peek.Issuer == s.saIssuer.Issuer():
 		keys = s.saIssuer
 		p = jwtverify.Policy{Issuer: peek.Issuer, Audiences: []string{snap.Issuer}, MaxLifetime: snap.ServiceAccountTokenMaxLifetime}
-		allowed = func(sub string) (string, bool) {
+		allowed = func(c *jwtverify.Claims) (string, *Error) {
 			for _, t := range accounts {
-				if slices.Contains(t.ServiceAccountSubjects, sub) {
-					return sub, true
+				if slices.Contains(t.ServiceAccountSubjects, c.Subject) {
+					return c.Subject, serviceAccountBound(role, c, t.ServiceAccountUIDs[c.Subject])
 				}
 			}
-			return "", false
+			return "", notListed(role)
 		}
 	default:
 		var ti *config.TrustedIssuer
@@ -254,13 +254,13 @@ func (s *Server) exchangeableJWT(ctx context.Context, req *tokenRequest, role st
 		keys = ti.Keys
 		p = jwtverify.Policy{Issuer: ti.Issuer, Audiences: ti.Audiences, MaxLifetime: ti.MaxLifetime, RequireJTI: ti.SingleUse}
 		singleUse = ti.SingleUse
-		allowed = func(sub string) (string, bool) {
+		allowed = func(c *jwtverify.Claims) (string, *Error) {
 			for _, t := range entries {
-				if slices.Contains(t.Subjects, sub) {
-					return users.FederatedSubject(ti.Name, sub), true
+				if slices.Contains(t.Subjects, c.Subject) {
+					return users.FederatedSubject(ti.Name, c.Subject), nil
 				}
 			}
-			return "", false
+			return "", notListed(role)
 		}
 	}
 	claims, err := jwtverify.Verify(token, keys, &p, req.Now)
@@ -270,9 +270,9 @@ func (s *Server) exchangeableJWT(ctx context.Context, req *tokenRequest, role st
 		}
 		return nil, invalidRequest("the " + role + "_token was refused: " + string(jwtverify.ReasonOf(err)))
 	}
-	subject, ok := allowed(claims.Subject)
-	if !ok {
-		return nil, invalidRequest("the " + role + "_token's subject is not one this client may present; list it in spec.tokenExchange." + role + "Tokens")
+	subject, e := allowed(claims)
+	if e != nil {
+		return nil, e
 	}
 	if singleUse {
 		switch err := s.store.UseAssertion(ctx, storage.AssertionID(claims.Issuer, claims.ID), claims.ExpiresAt.Add(jwtverify.DefaultLeeway), req.Now); {
@@ -283,6 +283,28 @@ func (s *Server) exchangeableJWT(ctx context.Context, req *tokenRequest, role st
 		}
 	}
 	return &exchangedToken{Subject: subject, ExpiresAt: claims.ExpiresAt, Foreign: true}, nil
+}
+
+func notListed(role string) *Error {
+	return invalidRequest("the " + role + "_token's subject is not one this client may present; list it in spec.tokenExchange." + role + "Tokens")
+}
+
+// serviceAccountBound holds a service-account token to the UID of the
+// ServiceAccount the operator found under its name (uid; empty when it
+// found none), as client authentication does (checkBinding): a token of a
+// ServiceAccount deleted and re-created under the same name is refused.
+func serviceAccountBound(role string, c *jwtverify.Claims, uid string) *Error {
+	k := c.Kubernetes
+	switch {
+	case uid == "":
+		return invalidRequest("the " + role + "_token is of " + c.Subject + ", which the operator has not found (does the ServiceAccount exist?)")
+	case k == nil || k.ServiceAccount.UID == "":
+		return invalidRequest("the " + role + "_token carries no ServiceAccount UID (not a bound service-account token)")
+	case k.ServiceAccount.UID != uid:
+		return invalidRequest("the " + role + "_token is of an earlier ServiceAccount of that name (UID " + k.ServiceAccount.UID +
+			", not " + uid + "): it was deleted and re-created")
+	}
+	return nil
 }
 
 // exchangeableAccessToken accepts an access token of this server: valid,

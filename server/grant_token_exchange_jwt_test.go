@@ -17,6 +17,7 @@ const (
 	workloadExchangerID = "shop.broker"    // may exchange shop/worker's and the GitHub workflow's tokens
 	tokensOnlyID        = "shop.narrower"  // may exchange access tokens only
 	otherSAName         = "other-workload" // a ServiceAccount nobody listed
+	missingSAName       = "gone-workload"  // listed, but the operator found no such ServiceAccount
 )
 
 var (
@@ -30,7 +31,10 @@ var (
 func withWorkloadExchangers(f *assertionFixture) {
 	grants := map[oauthv1.GrantType]bool{oauthv1.GrantTokenExchange: true}
 	sa := config.ExchangeableToken{Type: oauthv1.ExchangeServiceAccount,
-		ServiceAccountSubjects: []string{config.ServiceAccountSubject(saNamespace, saName)}}
+		ServiceAccountSubjects: []string{config.ServiceAccountSubject(saNamespace, saName), config.ServiceAccountSubject(saNamespace, missingSAName)},
+		// missingSAName is listed but the operator found no such
+		// ServiceAccount: no UID.
+		ServiceAccountUIDs: map[string]string{config.ServiceAccountSubject(saNamespace, saName): saUID}}
 	gh := config.ExchangeableToken{Type: oauthv1.ExchangeTrustedIssuer, Issuer: "github", Subjects: []string{githubSubject}}
 	private := config.ExchangeableToken{Type: oauthv1.ExchangeTrustedIssuer, Issuer: "private", Subjects: []string{githubSubject}}
 	f.ts.update(func(s *config.Snapshot) {
@@ -89,6 +93,15 @@ func TestTokenExchangeWorkloadTokens(t *testing.T) {
 	wrongAud["aud"] = []string{"https://kubernetes.default.svc"}
 	expired := f.serviceAccountToken()
 	expired["iat"], expired["exp"] = ts.clock.Now().Add(-time.Hour).Unix(), ts.clock.Now().Add(-30*time.Minute).Unix()
+	// A token of the ServiceAccount before it was deleted and re-created
+	// under the same name: another UID.
+	recreated := f.serviceAccountToken()
+	recreated["kubernetes.io"] = map[string]any{"namespace": saNamespace, "serviceaccount": map[string]any{"name": saName, "uid": "0f0e0d0c-earlier"}}
+	unbound := f.serviceAccountToken()
+	delete(unbound, "kubernetes.io")
+	missing := f.serviceAccountToken()
+	missing["sub"] = config.ServiceAccountSubject(saNamespace, missingSAName)
+	missing["kubernetes.io"] = map[string]any{"namespace": saNamespace, "serviceaccount": map[string]any{"name": missingSAName, "uid": "9a9a"}}
 	for _, tc := range []struct {
 		name, token string
 		req         exchangeRequest
@@ -98,6 +111,11 @@ func TestTokenExchangeWorkloadTokens(t *testing.T) {
 		{"another ServiceAccount", f.cluster.sign(t, other, nil), exchangeRequest{}, "", ErrInvalidRequest, "subject is not one this client may present"},
 		{"another audience", f.cluster.sign(t, wrongAud, nil), exchangeRequest{}, "", ErrInvalidRequest, "refused: aud"},
 		{"expired", f.cluster.sign(t, expired, nil), exchangeRequest{}, "", ErrInvalidRequest, "refused: exp"},
+		{"a deleted and re-created ServiceAccount's", f.cluster.sign(t, recreated, nil), exchangeRequest{}, "", ErrInvalidRequest, "deleted and re-created"},
+		{"a token without the ServiceAccount's UID", f.cluster.sign(t, unbound, nil), exchangeRequest{}, "", ErrInvalidRequest, "no ServiceAccount UID"},
+		{"a listed ServiceAccount the operator did not find", f.cluster.sign(t, missing, nil), exchangeRequest{}, "", ErrInvalidRequest, "has not found"},
+		{"an actor token of a re-created ServiceAccount", saToken, exchangeRequest{actor: f.cluster.sign(t, recreated, nil), actorType: TokenTypeJWT},
+			"", ErrInvalidRequest, "actor_token is of an earlier ServiceAccount"},
 		{"forged", f.github.sign(t, f.serviceAccountToken(), nil), exchangeRequest{}, "", ErrInvalidRequest, "refused"},
 		{"a GitHub token replayed", ghToken, exchangeRequest{}, "", ErrInvalidRequest, "used before"},
 		{"an issuer that does not admit the namespace", f.github.sign(t, jwt.MapClaims{"iss": "https://private.example.com", "sub": githubSubject,

@@ -564,6 +564,26 @@ type SecretHash struct {
 	NotAfter *metav1.Time `json:"notAfter,omitempty"`
 }
 
+// ExchangeServiceAccountNames are the ServiceAccounts whose tokens the
+// client may present in a token exchange (spec.tokenExchange, type
+// ServiceAccount), each once.
+func (oc *OAuthClient) ExchangeServiceAccountNames() []string {
+	if oc.Spec.TokenExchange == nil {
+		return nil
+	}
+	var out []string
+	for _, lists := range [][]ExchangeableToken{oc.Spec.TokenExchange.SubjectTokens, oc.Spec.TokenExchange.ActorTokens} {
+		for _, t := range lists {
+			for _, name := range t.ServiceAccounts {
+				if !slices.Contains(out, name) {
+					out = append(out, name)
+				}
+			}
+		}
+	}
+	return out
+}
+
 // Audiences are every audience the client names and that the Scopes'
 // admission rule applies to: spec.audience and the APIs whose callers'
 // tokens it may exchange.
@@ -582,6 +602,20 @@ func (oc *OAuthClient) Audiences() []Audience {
 		}
 	}
 	return out
+}
+
+// ServiceAccountUID is a ServiceAccount of the client's namespace and the
+// UID the operator found it under.
+type ServiceAccountUID struct {
+	// Name of the ServiceAccount.
+	//
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// UID of the ServiceAccount.
+	//
+	// +kubebuilder:validation:MaxLength=64
+	UID string `json:"uid"`
 }
 
 // OAuthClientStatus is what the operator observed and did.
@@ -638,6 +672,19 @@ type OAuthClientStatus struct {
 	// +kubebuilder:validation:MaxLength=64
 	// +optional
 	ServiceAccountUID string `json:"serviceAccountUID,omitempty"`
+
+	// ExchangeServiceAccounts are the UIDs of the ServiceAccounts named in
+	// spec.tokenExchange (type ServiceAccount) that exist. The server
+	// accepts as subject_token or actor_token only tokens of those very
+	// ServiceAccounts, as for spec.authentication.serviceAccount: a token
+	// of one that does not exist, or of one deleted and re-created since
+	// it was issued, is refused.
+	//
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=256
+	// +optional
+	ExchangeServiceAccounts []ServiceAccountUID `json:"exchangeServiceAccounts,omitempty"`
 
 	// PublicKeys are the public keys the operator read from
 	// spec.authentication.privateKeyJWT.secretRef, which the server checks

@@ -72,8 +72,8 @@ func compileClient(oc *oauthv1.OAuthClient, server *Snapshot, grants map[string]
 	}
 	if te := oc.Spec.TokenExchange; te != nil && c.GrantTypes[oauthv1.GrantTokenExchange] {
 		c.TokenExchange = &TokenExchange{
-			SubjectTokens:      exchangeable(te.SubjectTokens, server, oc.Namespace),
-			ActorTokens:        exchangeable(te.ActorTokens, server, oc.Namespace),
+			SubjectTokens:      exchangeable(te.SubjectTokens, server, oc.Namespace, oc.Status.ExchangeServiceAccounts),
+			ActorTokens:        exchangeable(te.ActorTokens, server, oc.Namespace, oc.Status.ExchangeServiceAccounts),
 			AllowImpersonation: te.AllowImpersonation,
 		}
 	}
@@ -98,8 +98,9 @@ func internAuthMethods(ms []oauthv1.TokenEndpointAuthMethod) []oauthv1.TokenEndp
 }
 
 // exchangeable compiles a list of exchangeable tokens, keeping only the
-// audiences whose Scope admits the client, like spec.audience.
-func exchangeable(in []oauthv1.ExchangeableToken, server *Snapshot, namespace string) []ExchangeableToken {
+// audiences whose Scope admits the client, like spec.audience, and binding
+// each ServiceAccount to the UID the operator found (uids).
+func exchangeable(in []oauthv1.ExchangeableToken, server *Snapshot, namespace string, uids []oauthv1.ServiceAccountUID) []ExchangeableToken {
 	if len(in) == 0 {
 		return nil
 	}
@@ -109,7 +110,14 @@ func exchangeable(in []oauthv1.ExchangeableToken, server *Snapshot, namespace st
 		for _, sa := range t.ServiceAccounts {
 			// Only the client's own namespace: one team cannot take on
 			// another's workloads' identity.
-			et.ServiceAccountSubjects = append(et.ServiceAccountSubjects, ServiceAccountSubject(namespace, sa))
+			sub := ServiceAccountSubject(namespace, sa)
+			et.ServiceAccountSubjects = append(et.ServiceAccountSubjects, sub)
+			if i := slices.IndexFunc(uids, func(u oauthv1.ServiceAccountUID) bool { return u.Name == sa }); i >= 0 {
+				if et.ServiceAccountUIDs == nil {
+					et.ServiceAccountUIDs = map[string]string{}
+				}
+				et.ServiceAccountUIDs[sub] = uids[i].UID
+			}
 		}
 		for _, a := range t.Audiences {
 			if server.audienceAdmits(string(a), namespace) {

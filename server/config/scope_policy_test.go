@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
@@ -78,7 +79,8 @@ func TestScopePolicyLimitsExchangeAudiences(t *testing.T) {
 						{Type: oauthv1.ExchangeServiceAccount, ServiceAccounts: []string{"worker"}}},
 					AllowImpersonation: true,
 				}},
-			Status: oauthv1.OAuthClientStatus{ClientID: "team." + name, Conditions: ready(metav1.ConditionTrue)}}
+			Status: oauthv1.OAuthClientStatus{ClientID: "team." + name, Conditions: ready(metav1.ConditionTrue),
+				ExchangeServiceAccounts: []oauthv1.ServiceAccountUID{{Name: "worker", UID: "uid-worker"}}}}
 	}
 	var b Builder
 	s, err := b.Build(Inputs{Server: as,
@@ -98,6 +100,19 @@ func TestScopePolicyLimitsExchangeAudiences(t *testing.T) {
 	// ServiceAccounts are the client's own namespace's.
 	if got := te.SubjectTokens[1].ServiceAccountSubjects; !slices.Equal(got, []string{"system:serviceaccount:team:worker"}) {
 		t.Errorf("service-account subjects %v", got)
+	}
+	// Each bound to the UID the operator found, which the informer's
+	// lean copy keeps.
+	if got := te.SubjectTokens[1].ServiceAccountUIDs; !maps.Equal(got, map[string]string{"system:serviceaccount:team:worker": "uid-worker"}) {
+		t.Errorf("service-account UIDs %v", got)
+	}
+	ex := client("exchanger", oauthv1.GrantTokenExchange)
+	lean, err := leanClient(&ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lean.(*oauthv1.OAuthClient).Status.ExchangeServiceAccounts; !slices.Equal(got, ex.Status.ExchangeServiceAccounts) {
+		t.Errorf("the informer's copy has exchangeServiceAccounts %v, want %v", got, ex.Status.ExchangeServiceAccounts)
 	}
 	if te := s.Clients.Get("team.plain").TokenExchange; te != nil {
 		t.Errorf("a client without the token-exchange grant may exchange: %+v", te)

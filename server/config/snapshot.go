@@ -237,6 +237,11 @@ type ExchangeableToken struct {
 	// (system:serviceaccount:<namespace>:<name>) of the ServiceAccounts
 	// whose tokens the client may present (type ServiceAccount).
 	ServiceAccountSubjects []string
+	// ServiceAccountUIDs are the UIDs, by subject, of those of them the
+	// operator found (status.exchangeServiceAccounts): only tokens of
+	// that very ServiceAccount are accepted, so a deleted and re-created
+	// one's old tokens are refused, and a missing one's all are.
+	ServiceAccountUIDs map[string]string
 	// Issuer and Subjects: the trusted issuer and the exact subjects
 	// whose tokens the client may present (type TrustedIssuer).
 	Issuer   string

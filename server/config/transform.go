@@ -56,6 +56,7 @@ func leanClient(obj any) (any, error) {
 	lean.Status.ClientID = oc.Status.ClientID
 	lean.Status.SecretHashes = oc.Status.SecretHashes
 	lean.Status.ServiceAccountUID = oc.Status.ServiceAccountUID
+	lean.Status.ExchangeServiceAccounts = oc.Status.ExchangeServiceAccounts
 	lean.Status.PublicKeys = oc.Status.PublicKeys
 	// Only whether it is Ready; reason, message and times are for people.
 	if c := meta.FindStatusCondition(oc.Status.Conditions, oauthv1.ConditionReady); c != nil {
