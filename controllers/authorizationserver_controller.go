@@ -113,6 +113,7 @@ func (r *AuthorizationServerReconciler) reconcile(ctx context.Context, srv *oaut
 		fmt.Sprintf("issuer %s is this server's", srv.Spec.Issuer))
 	srv.Status.Issuer = srv.Spec.Issuer
 	srv.Status.JWKSURI = endpoints.For(srv.Spec.Issuer).JWKS
+	checkClaimMapping(ctx, r.Recorder, srv, &srv.Status.Conditions, srv.Spec.ClaimMapping)
 
 	next, err := r.reconcileKeys(ctx, srv, now)
 	if err != nil {

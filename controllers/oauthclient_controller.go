@@ -177,6 +177,7 @@ func (r *OAuthClientReconciler) wrote(obj client.Object, cached bool) {
 
 func (r *OAuthClientReconciler) reconcile(ctx context.Context, oc *oauthv1.OAuthClient) (ctrl.Result, error) {
 	oc.Status.ClientID = ClientID(oc)
+	checkClaimMapping(ctx, r.Recorder, oc, &oc.Status.Conditions, oc.Spec.ClaimMapping)
 	srv, problem, err := r.resolve(ctx, oc)
 	if err != nil {
 		return ctrl.Result{}, err

@@ -1,8 +1,12 @@
 package server
 
 import (
+	"cmp"
+	"encoding/json"
+	"maps"
 	"slices"
 
+	"github.com/gatehouse-dev/gatehouse/internal/claimmap"
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
@@ -23,15 +27,88 @@ type userClaims struct {
 // claimsFor reads the person behind sub (personFor: memory, or storage
 // for an upstream's people; never an API call or an upstream, as this runs
 // on the userinfo path) and keeps what scopes release.
-func (s *Server) claimsFor(snap *config.Snapshot, sub string, scopes, extra []string) userClaims {
+// The client's and server's claim mapping apply: mapped holds the claims
+// it adds, and an error means it failed.
+func (s *Server) claimsFor(snap *config.Snapshot, client *config.Client, sub string, scopes, extra []string) (userClaims, map[string]any, error) {
 	if !releasesPersonClaims(scopes) && len(extra) == 0 {
-		return userClaims{}
+		return userClaims{}, nil, nil
 	}
 	p, ok := s.personFor(snap, sub)
 	if !ok {
-		return userClaims{}
+		return userClaims{}, nil, nil
 	}
-	return releasedClaims(&p, scopes, extra...)
+	mappedPerson, mapped, err := mapPerson(snap, client, &p)
+	if err != nil {
+		return userClaims{}, nil, err
+	}
+	return releasedClaims(mappedPerson, scopes, extra...), mapped, nil
+}
+
+// mapPerson applies the server's and the client's claim mappings to p:
+// the person with the mapped groups, and the added claims. p itself is
+// never changed.
+func mapPerson(snap *config.Snapshot, client *config.Client, p *identity.Person) (*identity.Person, map[string]any, error) {
+	var clientMapping *claimmap.Mapping
+	var clientErr error
+	u := claimmap.Client{}
+	if client != nil {
+		clientMapping, clientErr, u = client.ClaimMapping, client.ClaimMappingErr, claimmap.Client{ID: client.ID, Namespace: client.Namespace}
+	}
+	if err := cmp.Or(snap.ClaimMappingErr, clientErr); err != nil {
+		return nil, nil, err
+	}
+	if snap.ClaimMapping == nil && clientMapping == nil {
+		return p, nil, nil
+	}
+	r, err := claimmap.Apply(snap.ClaimMapping, clientMapping, claimmap.User{
+		Subject: p.Subject, Username: p.Username, Name: p.Name, Email: p.Email,
+		EmailVerified: p.EmailVerified, Groups: p.Groups,
+	}, u)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.GroupsMapped {
+		mapped := *p
+		mapped.Groups = r.Groups
+		p = &mapped
+	}
+	return p, r.Claims, nil
+}
+
+// mapClaims applies the claim mappings to the grant's person, once for
+// the whole token response.
+func mapClaims(snap *config.Snapshot, g tokenGrant) tokenGrant {
+	if g.Person == nil {
+		return g
+	}
+	if p, mapped, err := mapPerson(snap, g.Client, g.Person); err != nil {
+		g.mappingErr = err
+	} else {
+		g.Person, g.MappedClaims = p, mapped
+	}
+	return g
+}
+
+// appendMappedClaims adds claims to the JSON object obj (which has at
+// least one member), in name order. The names were checked against the
+// server's own (claimmap.Reserved), so none repeats one of obj's.
+func appendMappedClaims(obj []byte, claims map[string]any) ([]byte, error) {
+	if len(claims) == 0 {
+		return obj, nil
+	}
+	b := obj[:len(obj)-1]
+	for _, name := range slices.Sorted(maps.Keys(claims)) {
+		k, err := json.Marshal(name)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(claims[name])
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(append(append(b, ','), k...), ':'), v...)
+	}
+	return append(b, '}'), nil
 }
 
 // releasedClaims keeps of p what scopes release, and the claims named in
@@ -79,15 +156,15 @@ func (s *Server) withPerson(snap *config.Snapshot, g tokenGrant) tokenGrant {
 	if p, ok := s.personFor(snap, g.Subject); ok {
 		g.Person = &p
 	}
-	return g
+	return mapClaims(snap, g)
 }
 
 // withKnownPerson is withPerson with the person already read.
-func withKnownPerson(g tokenGrant, p *identity.Person) tokenGrant {
+func withKnownPerson(snap *config.Snapshot, g tokenGrant, p *identity.Person) tokenGrant {
 	if !g.AuthTime.IsZero() && releasesPersonClaims(g.Scopes) {
 		g.Person = p
 	}
-	return g
+	return mapClaims(snap, g)
 }
 
 // accessTokenGroups are the groups an access token carries: the person's,

@@ -75,7 +75,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	g := tokenGrant{Client: req.Client, Subject: old.Subject, AuthTime: old.AuthTime, GrantID: old.FamilyID, Resources: targets,
 		Scopes: scopesForTargets(req.Snap, usableScopes(req.Snap, req.Client, scopes), targets)}
 	if person != nil {
-		g = withKnownPerson(g, person)
+		g = withKnownPerson(req.Snap, g, person)
 	} else {
 		g = s.withPerson(req.Snap, g)
 	}

@@ -84,6 +84,9 @@ func (s *Server) signIDToken(snap *config.Snapshot, g idTokenGrant, accessToken 
 		claims.AuthTime = g.AuthTime.Unix()
 	}
 	payload, err := json.Marshal(claims)
+	if err == nil {
+		payload, err = appendMappedClaims(payload, g.MappedClaims)
+	}
 	if err != nil {
 		return "", s.signingFailed("ID token", key, err)
 	}

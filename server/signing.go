@@ -124,12 +124,21 @@ type tokenGrant struct {
 	// IDTokenClaims and UserinfoClaims are the person's claims the claims
 	// parameter asked for one by one (Core §5.5), beyond the scopes'.
 	IDTokenClaims, UserinfoClaims []string
+	// MappedClaims are the claims spec.claimMapping adds to the ID token
+	// (mapClaims); mappingErr is why the mapping failed, which refuses
+	// the token.
+	MappedClaims map[string]any
+	mappingErr   error
 }
 
 // signAccessToken signs a JWT access token (RFC 9068) with the key that is
 // active at now. jti is chosen by the caller, so that a code redemption can
 // record it before the token exists.
 func (s *Server) signAccessToken(snap *config.Snapshot, g tokenGrant, jti string, now time.Time) (accessToken, *Error) {
+	if g.mappingErr != nil {
+		s.log.Error("claim mapping failed", "client_id", g.Client.ID, "error", g.mappingErr)
+		return accessToken{}, serverError("the claim mapping failed for this person")
+	}
 	key, ok := snap.SigningKey(now)
 	if !ok {
 		return accessToken{}, newError(ErrTemporarilyUnavailable, "the server has no signing key yet")

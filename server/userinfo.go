@@ -110,7 +110,20 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request, snap *co
 		return fail(bearerError{Status: http.StatusForbidden, Code: ErrInsufficientScope,
 			Description: "userinfo needs a token granted the openid scope", Scope: oidc.ScopeOpenID})
 	}
-	writeJSON(w, userinfoResponse{Subject: claims.Subject, userClaims: s.claimsFor(snap, claims.Subject, scopes, claims.UserinfoClaims)})
+	released, mapped, err := s.claimsFor(snap, snap.Clients.Get(claims.ClientID), claims.Subject, scopes, claims.UserinfoClaims)
+	var body []byte
+	if err == nil {
+		body, err = json.Marshal(userinfoResponse{Subject: claims.Subject, userClaims: released})
+	}
+	if err == nil {
+		body, err = appendMappedClaims(body, mapped)
+	}
+	if err != nil {
+		s.log.Error("userinfo: claim mapping failed", "client_id", claims.ClientID, "error", err)
+		writeError(w, serverError("the claim mapping failed for this person"), snap.Issuer)
+		return result{outcome: ErrServerError}
+	}
+	writeJSON(w, json.RawMessage(body))
 	return result{outcome: outcomeSuccess}
 }
 

@@ -96,6 +96,13 @@ type AuthorizationServerSpec struct {
 	// +optional
 	PushedAuthorizationRequests PushedAuthorizationRequests `json:"pushedAuthorizationRequests,omitempty"`
 
+	// ClaimMapping changes the groups and adds claims of every token
+	// about a person this server issues, in CEL (see ClaimMapping). None
+	// by default: tokens carry what the identity source gave.
+	//
+	// +optional
+	ClaimMapping *ClaimMapping `json:"claimMapping,omitempty"`
+
 	// WorkloadIdentity says which workload tokens may authenticate clients
 	// that have no secret: the cluster's service-account tokens and those
 	// of further trusted issuers (OAuthClient spec.authentication).

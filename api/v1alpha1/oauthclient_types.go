@@ -436,6 +436,13 @@ type OAuthClientSpec struct {
 	// +optional
 	TOSURI DisplayURI `json:"tosURI,omitempty"`
 
+	// ClaimMapping changes the groups and adds claims of this client's
+	// tokens, after the AuthorizationServer's spec.claimMapping (see
+	// ClaimMapping). None by default.
+	//
+	// +optional
+	ClaimMapping *ClaimMapping `json:"claimMapping,omitempty"`
+
 	// IDTokenSignedResponseAlg is the algorithm of the ID tokens the client
 	// receives (OpenID Connect Dynamic Client Registration 1.0 §2,
 	// id_token_signed_response_alg): RS256, the default that every OpenID

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/claimmap"
 )
 
 // compileClient turns an OAuthClient of the server into the Client the
@@ -48,6 +49,7 @@ func compileClient(oc *oauthv1.OAuthClient, server *Snapshot, grants map[string]
 		PolicyURI:      string(oc.Spec.PolicyURI),
 		TOSURI:         string(oc.Spec.TOSURI),
 	}
+	c.ClaimMapping, c.ClaimMappingErr = claimmap.Compile(oc.Spec.ClaimMapping)
 	if b := oc.Spec.BackchannelLogout; b != nil {
 		c.Backchannel = &Backchannel{URI: b.URI, SessionRequired: b.SessionRequired}
 	}

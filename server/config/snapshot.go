@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/claimmap"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
@@ -60,6 +61,12 @@ type Snapshot struct {
 	// over (spec.signing.rotationInterval); the metrics report when the
 	// signing key is due for rotation from it.
 	RotationInterval time.Duration
+
+	// ClaimMapping is the AuthorizationServer's spec.claimMapping compiled
+	// (nil for none); ClaimMappingErr why it did not compile, which
+	// refuses tokens about people rather than issue them unmapped.
+	ClaimMapping    *claimmap.Mapping
+	ClaimMappingErr error
 
 	// Clients by client_id.
 	Clients ClientMap
@@ -190,6 +197,11 @@ type Client struct {
 	CORSOrigins []string
 	// LogoURI, PolicyURI and TOSURI are shown on the consent page.
 	LogoURI, PolicyURI, TOSURI string
+	// ClaimMapping is spec.claimMapping compiled (nil for none);
+	// ClaimMappingErr why it did not compile, which refuses the client's
+	// tokens about people rather than issue them unmapped.
+	ClaimMapping    *claimmap.Mapping
+	ClaimMappingErr error
 }
 
 // Lifetimes are the lifetimes of c's tokens: its own where it sets them,
@@ -401,6 +413,9 @@ func (b *Builder) buildServer(in Inputs) (*Snapshot, error) {
 	}
 
 	b.buildScopes(s, as, in.Scopes)
+	if s.ClaimMapping, s.ClaimMappingErr = claimmap.Compile(as.Spec.ClaimMapping); s.ClaimMappingErr != nil {
+		s.Problems = append(s.Problems, "spec.claimMapping: "+s.ClaimMappingErr.Error())
+	}
 
 	if in.KeysSecret == nil {
 		s.Problems = append(s.Problems, fmt.Sprintf("signing-key Secret %s does not exist yet", keyset.SecretName(as.Name)))

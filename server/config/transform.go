@@ -52,6 +52,7 @@ func leanClient(obj any) (any, error) {
 		LogoURI:                            sp.LogoURI,
 		PolicyURI:                          sp.PolicyURI,
 		TOSURI:                             sp.TOSURI,
+		ClaimMapping:                       sp.ClaimMapping,
 	}
 	lean.Status.ClientID = oc.Status.ClientID
 	lean.Status.SecretHashes = oc.Status.SecretHashes
