@@ -2,8 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
@@ -59,7 +64,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	if e := checkScopesFitTargets(req.Snap, req.Scopes, targets); e != nil {
 		return nil, e
 	}
-	next := randomToken(32)
+	next := s.nextRefreshToken(req.Snap, presented, req.Now)
 	_, err = s.store.RotateRefreshToken(ctx, hash, storage.RefreshToken{
 		Hash: storage.HashToken(next), FamilyID: old.FamilyID, ClientID: old.ClientID,
 		Subject: old.Subject, Scopes: old.Scopes, Resources: old.Resources, AuthTime: old.AuthTime,
@@ -107,4 +112,42 @@ func (s *Server) refreshStoreError(ctx context.Context, op string, err error) *E
 	default:
 		return s.storageFailed(ctx, op, err)
 	}
+}
+
+// nextRefreshToken is the successor of presented: derived, not random,
+// when retries are on (Options.RefreshRetry), so a client that retries
+// after an answer it never got (a database failover between commit and
+// acknowledgement) gets the same successor instead of tripping reuse
+// detection.
+func (s *Server) nextRefreshToken(snap *config.Snapshot, presented string, now time.Time) string {
+	if s.refreshRetry {
+		return successorRefreshToken(snap, presented, now)
+	}
+	return randomToken(32)
+}
+
+// successorRefreshToken is the refresh token that rotating presented
+// yields: HMAC-SHA256 of the presented token under a key every replica
+// derives alike from the signing key, so a retry of the same rotation asks
+// the store for the same successor (storage.RotationRetryWindow), and
+// nobody without the signing key can compute a family's next token. When
+// there is no private signing key to derive from, it is random (a retry is
+// then reuse, as before).
+func successorRefreshToken(snap *config.Snapshot, presented string, now time.Time) string {
+	if snap.Keys == nil {
+		return randomToken(32)
+	}
+	k, ok := snap.Keys.SigningKey(now)
+	if !ok || k.Signer() == nil {
+		return randomToken(32)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k.Signer())
+	if err != nil {
+		return randomToken(32)
+	}
+	kdf := hmac.New(sha256.New, []byte("gatehouse refresh successor v1"))
+	kdf.Write(der)
+	m := hmac.New(sha256.New, kdf.Sum(nil))
+	m.Write([]byte(presented))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }

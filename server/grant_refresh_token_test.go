@@ -1,16 +1,21 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
 // A person removed from the users Secret gets no more tokens from the
@@ -81,5 +86,62 @@ func TestRefreshRefusedForRemovedUser(t *testing.T) {
 	}
 	if err := refresh(); err != nil {
 		t.Fatalf("refresh after the user was restored: %v", err)
+	}
+}
+
+// ackLostStore commits a rotation and then reports the database
+// unreachable, once: a failover between the commit and its
+// acknowledgement.
+type ackLostStore struct {
+	storage.Store
+	lose atomic.Bool
+}
+
+func (s *ackLostStore) RotateRefreshToken(ctx context.Context, old string, next storage.RefreshToken, now time.Time) (storage.RefreshToken, error) {
+	rt, err := s.Store.RotateRefreshToken(ctx, old, next, now)
+	if err == nil && s.lose.CompareAndSwap(true, false) {
+		return storage.RefreshToken{}, fmt.Errorf("%w: connection reset after commit", storage.ErrUnavailable)
+	}
+	return rt, err
+}
+
+// A refresh answered 503 although its rotation committed loses the client
+// nothing: the retry with the same refresh token gets the successor the
+// rotation stored (storage.RotationRetryWindow), the family lives on, and
+// once that successor is used the old token is reuse again.
+func TestRefreshRetryAfterLostAnswer(t *testing.T) {
+	lossy := &ackLostStore{}
+	ts := newTestServerWith(t, func(o *Options) { lossy.Store = o.Store; o.Store = lossy; o.RefreshRetry = true })
+	cfg := ts.webConfig("orders:read")
+	code, verifier := ts.codeFor(t, newBrowser(t, ts), "orders:read")
+	tok, err := cfg.Exchange(ctx(t), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refresh := func(rt string) (*http.Response, map[string]any) {
+		t.Helper()
+		resp := ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, webClientID, webSecret)
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp, body
+	}
+	lossy.lose.Store(true)
+	resp, body := refresh(tok.RefreshToken)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("refresh whose answer was lost: %d %v, want 503 with Retry-After", resp.StatusCode, body)
+	}
+	resp, body = refresh(tok.RefreshToken)
+	next, _ := body["refresh_token"].(string)
+	if resp.StatusCode != http.StatusOK || next == "" {
+		t.Fatalf("the client's retry with its refresh token: %d %v, want 200 with the successor", resp.StatusCode, body)
+	}
+	resp, body = refresh(next)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the successor the retry returned: %d %v, want it usable", resp.StatusCode, body)
+	}
+	resp, body = refresh(tok.RefreshToken)
+	if resp.StatusCode != http.StatusBadRequest || body["error"] != ErrInvalidGrant {
+		t.Fatalf("the old token after its successor was used: %d %v, want invalid_grant (reuse)", resp.StatusCode, body)
 	}
 }

@@ -74,6 +74,14 @@ type Options struct {
 	// once, apart from the other requests, so that a flood of logins
 	// cannot starve token issuance. DefaultMaxConcurrentLogins when zero.
 	MaxConcurrentLogins int
+	// RefreshRetry lets a client retry a refresh whose answer it never got
+	// (503 while the rotation committed, as in a database failover): the
+	// successor is derived from the presented token, so the retry gets
+	// the same one within storage.RotationRetryWindow, while it is unused,
+	// instead of revoking the family as reuse. The price: a stolen rotated
+	// token presented in that window gets the successor too, and the theft
+	// is detected only when both have used it.
+	RefreshRetry bool
 	// Audit receives the audit log's lines; nil records none.
 	Audit *audit.Log
 }
@@ -96,15 +104,17 @@ type ThrottleConfig = throttle.Config
 // Server serves the public endpoints (ServeHTTP) and the operational ones
 // (OpsHandler).
 type Server struct {
-	src        config.Source
-	store      storage.Store
-	now        func() time.Time
-	log        *slog.Logger
-	metrics    *metrics
-	gatherer   prometheus.Gatherer
-	sessionTTL time.Duration
-	consentTTL time.Duration
-	throttle   *throttle.Logins
+	src   config.Source
+	store storage.Store
+	now   func() time.Time
+	// refreshRetry is Options.RefreshRetry.
+	refreshRetry bool
+	log          *slog.Logger
+	metrics      *metrics
+	gatherer     prometheus.Gatherer
+	sessionTTL   time.Duration
+	consentTTL   time.Duration
+	throttle     *throttle.Logins
 	// deviceLimit limits /device_authorization (device_authorization.go).
 	deviceLimit *throttle.Issuance
 	proxies     clientaddr.TrustedProxies
@@ -130,7 +140,7 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("server: Source and Store are required")
 	}
 	s := &Server{
-		src: o.Source, store: o.Store, now: o.Now, log: o.Logger,
+		src: o.Source, store: o.Store, now: o.Now, log: o.Logger, refreshRetry: o.RefreshRetry,
 		sessionTTL: o.SessionTTL, consentTTL: o.ConsentTTL, proxies: o.TrustedProxies,
 		saIssuer: o.ServiceAccountIssuer, audit: o.Audit, reusedTokens: jwtverify.NewCache(reusedTokenCacheSize),
 	}

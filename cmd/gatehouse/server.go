@@ -52,6 +52,8 @@ type serverFlags struct {
 	pgTimeouts      postgres.Timeouts
 	// maxRequests and maxLogins bound what is served at once (0: by CPUs).
 	maxRequests, maxLogins int
+	// refreshRetry is server.Options.RefreshRetry.
+	refreshRetry bool
 	// auditLog is the audit log's destination (package audit).
 	auditLog string
 }
@@ -92,6 +94,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 		"requests served at once, other than the public documents and password logins; more get 503 with Retry-After (default 8 per CPU, at least 16)")
 	fs.IntVar(&f.maxLogins, servercontract.FlagMaxConcurrentLogins, 0,
 		"password logins (bcrypt) served at once, apart from the other requests; more get 503 with Retry-After (default half the CPUs, at least 1)")
+	fs.BoolVar(&f.refreshRetry, servercontract.FlagRefreshTokenRetry, false,
+		"let a client retry a refresh whose answer it never got (503 while the rotation committed, as in a database failover) and get the same successor within 2m while it is unused, instead of having its grant revoked as reuse")
 	fs.StringVar(&f.auditLog, servercontract.FlagAuditLog, audit.Stdout, "where the audit log's JSON lines go: stdout, stderr, a file path (appended to) or off; the debug log is on stderr")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
@@ -198,7 +202,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer events.Stop()
 	srv, err := server.New(server.Options{Source: src, Store: store, Logger: log, TrustedProxies: f.proxies,
 		Registerer: reg, ServiceAccountIssuer: saIssuer, TLSCertificate: cert.LeafFunc(), Events: events, Audit: auditLog,
-		MaxConcurrentRequests: f.maxRequests, MaxConcurrentLogins: f.maxLogins})
+		MaxConcurrentRequests: f.maxRequests, MaxConcurrentLogins: f.maxLogins, RefreshRetry: f.refreshRetry})
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,9 @@ const (
 	// 503 with Retry-After.
 	FlagMaxConcurrentRequests = "max-concurrent-requests"
 	FlagMaxConcurrentLogins   = "max-concurrent-logins"
+	// FlagRefreshTokenRetry lets a client retry a refresh whose answer it
+	// never got (server.Options.RefreshRetry).
+	FlagRefreshTokenRetry = "refresh-token-retry"
 	// FlagAuditLog is where the audit log goes: stdout, stderr, off or a
 	// file path.
 	FlagAuditLog = "audit-log"

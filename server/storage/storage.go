@@ -34,6 +34,7 @@ var (
 	// ErrRefreshTokenReused means the refresh token was rotated before. The
 	// store has already revoked its whole family (RFC 9700 §4.14.2).
 	ErrRefreshTokenReused = errors.New("refresh token reused; family revoked")
+
 	// ErrRevoked means the refresh token's family was revoked.
 	ErrRevoked = errors.New("revoked")
 	// ErrInvalid means the caller passed an object a store cannot keep (an
@@ -47,6 +48,14 @@ var (
 	// driver's own error stays in the chain, for the log).
 	ErrUnavailable = errors.New("storage unavailable")
 )
+
+// RotationRetryWindow is how long after a refresh token's rotation a retry
+// of that same rotation (RotateRefreshToken) gets the same, still unused,
+// successor instead of counting as reuse. It covers a client that was
+// answered 503 while the rotation had committed (a database crash or
+// failover between the commit and its acknowledgement) and retries through
+// the outage.
+const RotationRetryWindow = 2 * time.Minute
 
 // RevokedFamilyRetention is how long a store remembers the revocation of a
 // family after its refresh tokens are gone. Two things need it: a token
@@ -291,6 +300,16 @@ type Store interface {
 	// revokes the whole family and returns ErrRefreshTokenReused with the
 	// old token. ErrNotFound and ErrRevoked as for Get. Of concurrent
 	// rotations of one token exactly one succeeds; the others are reuse.
+	//
+	// One exception makes a rotation whose answer was lost safe to retry:
+	// when the old token's rotation stored exactly next (same hash, same
+	// family), that successor is still unrotated, and now is within
+	// RotationRetryWindow of the rotation, it changes nothing and returns
+	// the old token with no error. The token server derives the successor
+	// from the presented token with a server secret, so only a retry of
+	// the same token asks for the same successor; a client that got its
+	// answer and used the successor has moved on, and any later
+	// presentation of the old token is reuse.
 	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, now time.Time) (RefreshToken, error)
 	// RevokeFamily revokes every refresh token of a family, including
 	// tokens later created in it. Revoking an unknown or revoked family is

@@ -286,6 +286,10 @@ func (s *Store) RotateRefreshToken(_ context.Context, oldHash string, next stora
 		return storage.RefreshToken{}, err
 	}
 	if old.RotatedAt != nil {
+		if succ, ok := s.refresh[next.Hash]; ok && succ.FamilyID == old.FamilyID && succ.RotatedAt == nil &&
+			(next.FamilyID == "" || next.FamilyID == old.FamilyID) && !now.After(old.RotatedAt.Add(storage.RotationRetryWindow)) {
+			return copyRefreshToken(old), nil // a retry of the rotation that stored next
+		}
 		s.revokeFamily(old.FamilyID, now)
 		return copyRefreshToken(old), storage.ErrRefreshTokenReused
 	}

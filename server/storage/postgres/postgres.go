@@ -457,6 +457,10 @@ func (s *Store) rotateSlow(ctx context.Context, oldHash string, next storage.Ref
 		}
 		old = r.RefreshToken
 		if old.RotatedAt != nil {
+			retry, err := isRotationRetry(ctx, tx, old, next, now)
+			if err != nil || retry {
+				return err
+			}
 			errOutcome = storage.ErrRefreshTokenReused
 			return revokeFamily(ctx, tx, old.FamilyID, now)
 		}
@@ -498,6 +502,23 @@ func (s *Store) rotateSlow(ctx context.Context, oldHash string, next storage.Ref
 		s.rev.add('f', old.FamilyID, familyRevokedUntil(now))
 	}
 	return old, errOutcome
+}
+
+// isRotationRetry reports whether rotating the already rotated old into
+// next repeats the rotation that stored next, which is still unused and
+// recent (storage.RotationRetryWindow): a client retrying a rotation whose
+// answer it never got.
+func isRotationRetry(ctx context.Context, tx pgx.Tx, old, next storage.RefreshToken, now time.Time) (bool, error) {
+	if now.After(old.RotatedAt.Add(storage.RotationRetryWindow)) || (next.FamilyID != "" && next.FamilyID != old.FamilyID) {
+		return false, nil
+	}
+	var unused bool
+	err := tx.QueryRow(ctx, `SELECT rotated_at IS NULL FROM refresh_tokens WHERE hash = $1 AND family_id = $2`,
+		next.Hash, old.FamilyID).Scan(&unused)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return unused, err
 }
 
 // RevokeFamily implements storage.Store.

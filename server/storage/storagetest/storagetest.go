@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("FirstRefresh", func(t *testing.T) { testFirstRefresh(t, newStore(t)) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, newStore(t)) })
 	t.Run("RefreshFamilies", func(t *testing.T) { testRefreshFamilies(t, newStore(t)) })
+	t.Run("RotationRetry", func(t *testing.T) { testRotationRetry(t, newStore(t)) })
 	t.Run("AccessTokenRevocation", func(t *testing.T) { testAccessTokenRevocation(t, newStore(t)) })
 	t.Run("AccessTokensOfRevokedFamily", func(t *testing.T) { testAccessTokensOfRevokedFamily(t, newStore(t)) })
 	t.Run("Consents", func(t *testing.T) { testConsents(t, newStore(t)) })
@@ -389,6 +390,59 @@ func testRefreshTokens(t *testing.T, s storage.Store) {
 
 	_, err = s.RotateRefreshToken(ctx, storage.HashToken("unknown"), e2, t0)
 	wantErr(t, "RotateRefreshToken unknown", err, storage.ErrNotFound)
+}
+
+// testRotationRetry: a rotation repeated with the same successor, while
+// that successor is unused and within storage.RotationRetryWindow, is a
+// retry of a lost answer and changes nothing; with another successor, once
+// the successor was used, or after the window, it is reuse.
+func testRotationRetry(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	_, rt1 := newRefreshToken(t, "retry-1", "fam-retry")
+	must(t, "CreateRefreshToken", s.CreateRefreshToken(ctx, rt1))
+	_, rt2 := newRefreshToken(t, "retry-2", "")
+	_, err := s.RotateRefreshToken(ctx, rt1.Hash, rt2, t0)
+	must(t, "RotateRefreshToken", err)
+	old, err := s.RotateRefreshToken(ctx, rt1.Hash, rt2, t0.Add(storage.RotationRetryWindow))
+	must(t, "RotateRefreshToken retried within the window", err)
+	if old.Hash != rt1.Hash || old.RotatedAt == nil || !old.RotatedAt.Equal(t0) {
+		t.Errorf("the retry returned %+v, want the old token rotated at %s", old, t0)
+	}
+	got, err := s.GetRefreshToken(ctx, rt2.Hash, t0)
+	must(t, "GetRefreshToken of the successor after the retry", err)
+	if got.RotatedAt != nil {
+		t.Errorf("the retry rotated the successor: %+v", got)
+	}
+
+	// Once the successor was used, the old token is reuse.
+	_, rt3 := newRefreshToken(t, "retry-3", "")
+	_, err = s.RotateRefreshToken(ctx, rt2.Hash, rt3, t0.Add(time.Second))
+	must(t, "RotateRefreshToken successor", err)
+	_, err = s.RotateRefreshToken(ctx, rt1.Hash, rt2, t0.Add(2*time.Second))
+	wantErr(t, "RotateRefreshToken retried after the successor was used", err, storage.ErrRefreshTokenReused)
+	_, err = s.GetRefreshToken(ctx, rt3.Hash, t0.Add(2*time.Second))
+	wantErr(t, "GetRefreshToken of the family's head after reuse", err, storage.ErrRevoked)
+
+	// Past the window, and with another successor, it is reuse too.
+	for _, c := range []struct {
+		name string
+		at   time.Duration
+		next string
+	}{{"after the window", storage.RotationRetryWindow + time.Second, "b-2"}, {"with another successor", time.Second, "c-other"}} {
+		_, a1 := newRefreshToken(t, c.name+"-1", "fam-"+c.name)
+		must(t, "CreateRefreshToken", s.CreateRefreshToken(ctx, a1))
+		_, a2 := newRefreshToken(t, c.name+"-2", "")
+		_, err = s.RotateRefreshToken(ctx, a1.Hash, a2, t0)
+		must(t, "RotateRefreshToken", err)
+		retry := a2
+		if c.next != "b-2" {
+			_, retry = newRefreshToken(t, c.name+c.next, "")
+		}
+		_, err = s.RotateRefreshToken(ctx, a1.Hash, retry, t0.Add(c.at))
+		wantErr(t, "RotateRefreshToken retried "+c.name, err, storage.ErrRefreshTokenReused)
+		_, err = s.GetRefreshToken(ctx, a2.Hash, t0.Add(c.at))
+		wantErr(t, "GetRefreshToken of the successor after reuse "+c.name, err, storage.ErrRevoked)
+	}
 }
 
 func testRefreshFamilies(t *testing.T, s storage.Store) {
