@@ -1,0 +1,424 @@
+package server
+
+// The fault tier on the host (make test-faults): a real PostgreSQL primary
+// streaming synchronously to a replica, a TCP proxy standing for the
+// Service in front of them, and this token server over HTTP under load
+// while the database crashes, fails over or stalls. Each test prints its
+// figures and the acknowledged-items checker's line.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/acked"
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+	"github.com/gatehouse-dev/gatehouse/internal/testpg"
+	"github.com/gatehouse-dev/gatehouse/server/storage/postgres"
+)
+
+// faultTimeouts are the store's timeouts in the fault tests: what
+// --postgres-connect-timeout, --postgres-acquire-timeout and
+// --postgres-statement-timeout would set.
+var faultTimeouts = postgres.Timeouts{Connect: 2 * time.Second, Acquire: time.Second, Statement: 2 * time.Second}
+
+// answerBound is how long any answer may take during a fault: the
+// timeouts above, with room for a busy machine. A client that waits longer
+// counts as a hang.
+const answerBound = 20 * time.Second
+
+// faultRig is a token server on a PostgreSQL primary and its synchronous
+// replica, reached through a proxy.
+type faultRig struct {
+	ts               *testServer
+	primary, replica *testpg.Server
+	proxy            *testpg.Proxy
+	hc               *http.Client
+}
+
+func newFaultRig(t *testing.T, refreshRetry bool) *faultRig {
+	t.Helper()
+	primary, err := testpg.StartPrimary(true)
+	if err != nil {
+		if missing := (*testpg.MissingBinariesError)(nil); errors.As(err, &missing) {
+			testenv.MissingDependency(t, err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = primary.Stop() })
+	replica, err := primary.StartReplica()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = replica.Stop() })
+	proxy, err := testpg.NewProxy(fmt.Sprintf("127.0.0.1:%d", primary.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	// The server knows one address, the "Service"; the database it names
+	// exists on both, as replication copies it.
+	dbURL := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", proxy.Port())
+	store, err := postgres.Open(t.Context(), dbURL, postgres.WithTimeouts(faultTimeouts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	// The clock stays real: tokens are issued and checked over seconds.
+	ts := newTestServerWith(t, func(o *Options) { o.Store = store; o.Now = time.Now; o.RefreshRetry = refreshRetry })
+	return &faultRig{ts: ts, primary: primary, replica: replica, proxy: proxy,
+		hc: &http.Client{Timeout: answerBound}}
+}
+
+// answer is one request's outcome.
+type answer struct {
+	path    string
+	form    string // the grant type, or empty
+	at      time.Time
+	took    time.Duration
+	status  int // 0: no answer (hang or connection error)
+	problem string
+}
+
+// faultLoad drives refresh-token families and client_credentials at the
+// server, records every acknowledged credential in a ledger and every
+// answer in a log.
+type faultLoad struct {
+	r      *faultRig
+	ledger *acked.Ledger
+	mu     sync.Mutex
+	log    []answer
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	seq    atomic.Int64
+}
+
+func (r *faultRig) startLoad(t *testing.T, families, ccWorkers int) *faultLoad {
+	t.Helper()
+	l := &faultLoad{r: r, ledger: acked.New(), stop: make(chan struct{})}
+	b := newBrowser(t, r.ts)
+	var tokens []string
+	uses := make([]int, families)
+	for range families {
+		code, verifier := r.ts.codeFor(t, b, "orders:read")
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier}, "redirect_uri": {webRedirect}}
+		tok, a := l.token(form, webClientID, webSecret)
+		if a.status != http.StatusOK {
+			t.Fatalf("redeeming a code before the fault: %d %s", a.status, a.problem)
+		}
+		fam := fmt.Sprint("family-", len(tokens))
+		l.ledger.Ack(acked.RefreshToken, fam, tok.RefreshToken)
+		l.ledger.Ack(acked.AccessToken, fam, tok.AccessToken)
+		tokens = append(tokens, tok.RefreshToken)
+	}
+	// Two workers share the families, each family used by one at a time.
+	for w := range 2 {
+		l.wg.Go(func() {
+			for i := w; ; i = (i + 2) % len(tokens) {
+				if l.stopped() {
+					return
+				}
+				if tokens[i] == "" {
+					continue
+				}
+				uses[i]++
+				// A quarter of the families are given up on their 20th
+				// use: a client revoking, whose revocation must hold.
+				tokens[i] = l.refresh(fmt.Sprint("family-", i), tokens[i], i < families/4 && uses[i] == 20)
+			}
+		})
+	}
+	for range ccWorkers {
+		l.wg.Go(func() {
+			form := url.Values{"grant_type": {"client_credentials"}, "scope": {"orders:read"}}
+			for !l.stopped() {
+				tok, a := l.token(form, ccClientID, ccSecret)
+				if a.status == http.StatusOK {
+					l.ledger.Ack(acked.AccessToken, fmt.Sprint("client-credentials-", l.seq.Add(1)), tok.AccessToken)
+				} else {
+					l.backoff(a)
+				}
+			}
+		})
+	}
+	return l
+}
+
+func (l *faultLoad) stopped() bool {
+	select {
+	case <-l.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// backoff waits after a refused request, as a client honouring
+// Retry-After would, but briefly, to keep probing.
+func (l *faultLoad) backoff(a answer) {
+	if a.status != http.StatusOK {
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// refresh rotates a family's token once: the new one on success, the same
+// one when the server could not serve (a client retries with what it
+// holds), "" when the family ended (revoked on purpose, or lost).
+func (l *faultLoad) refresh(fam, rt string, revoke bool) string {
+	if revoke {
+		for !l.stopped() {
+			a := l.post(endpoints.RevokePath, url.Values{"token": {rt}, "token_type_hint": {"refresh_token"}}, webClientID, webSecret, nil)
+			if a.status == http.StatusOK {
+				l.ledger.Revoked(fam)
+				return ""
+			}
+			l.backoff(a)
+		}
+		return rt
+	}
+	tok, a := l.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, webClientID, webSecret)
+	switch a.status {
+	case http.StatusOK:
+		l.ledger.Ack(acked.RefreshToken, fam, tok.RefreshToken)
+		l.ledger.Ack(acked.AccessToken, fam, tok.AccessToken)
+		return tok.RefreshToken
+	case http.StatusBadRequest:
+		return "" // the checker will call it lost
+	}
+	l.backoff(a)
+	return rt
+}
+
+type faultToken struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (l *faultLoad) token(form url.Values, id, secret string) (faultToken, answer) {
+	var tok faultToken
+	a := l.post(endpoints.TokenPath, form, id, secret, &tok)
+	return tok, a
+}
+
+// post sends a form and logs the answer; out receives a 200's JSON.
+func (l *faultLoad) post(path string, form url.Values, id, secret string, out any) answer {
+	a := l.r.post(path, form, id, secret, out)
+	l.mu.Lock()
+	l.log = append(l.log, a)
+	l.mu.Unlock()
+	return a
+}
+
+func (r *faultRig) post(path string, form url.Values, id, secret string, out any) answer {
+	req, err := http.NewRequest(http.MethodPost, r.ts.URL+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		panic(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	a := answer{path: path, form: form.Get("grant_type"), at: time.Now()}
+	resp, err := r.hc.Do(req)
+	a.took = time.Since(a.at)
+	if err != nil {
+		a.problem = err.Error()
+		return a
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	a.status = resp.StatusCode
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		if out != nil && json.Unmarshal(body, out) != nil {
+			a.problem = "undecodable 200: " + string(body)
+		}
+	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "":
+		a.problem = "503 without Retry-After: " + string(body)
+	case resp.StatusCode != http.StatusServiceUnavailable:
+		a.problem = string(body)
+	}
+	return a
+}
+
+// end stops the load and returns the answers in the order they began.
+func (l *faultLoad) end() []answer {
+	close(l.stop)
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	slices.SortFunc(l.log, func(a, b answer) int { return a.at.Compare(b.at) })
+	return l.log
+}
+
+// check verifies every acknowledged item: a refresh family by a refresh
+// grant (which must succeed unless it was revoked), an access token by
+// introspection.
+func (l *faultLoad) check(t *testing.T) acked.Report {
+	t.Helper()
+	rep, err := l.ledger.Verify(t.Context(), func(_ context.Context, kind acked.Kind, token string) (acked.State, error) {
+		if kind == acked.RefreshToken {
+			_, a := l.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}}, webClientID, webSecret)
+			switch a.status {
+			case http.StatusOK:
+				return acked.Usable, nil
+			case http.StatusBadRequest:
+				return acked.Inactive, nil
+			}
+			return 0, fmt.Errorf("refresh answered %d %s", a.status, a.problem)
+		}
+		var got struct {
+			Active bool `json:"active"`
+		}
+		a := l.r.post(endpoints.IntrospectPath, url.Values{"token": {token}}, ccClientID, ccSecret, &got)
+		if a.status != http.StatusOK {
+			return 0, fmt.Errorf("introspection answered %d %s", a.status, a.problem)
+		}
+		if got.Active {
+			return acked.Usable, nil
+		}
+		return acked.Inactive, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("checker: %s", rep)
+	if !rep.OK() {
+		t.Errorf("lost %v; revoked but still active %v", rep.Lost, rep.StillActive)
+	}
+	return rep
+}
+
+// faultFigures summarises the answers of a run.
+type faultFigures struct {
+	total, ok, unavailable, failed int
+	slowest                        time.Duration
+}
+
+func (f faultFigures) String() string {
+	return fmt.Sprintf("%d requests: %d ok, %d 503 with Retry-After, %d other; slowest answer %s",
+		f.total, f.ok, f.unavailable, f.failed, f.slowest.Round(time.Millisecond))
+}
+
+// judge fails the test for any answer but 200 or 503 with Retry-After,
+// and for any that took longer than answerBound.
+func judge(t *testing.T, log []answer) faultFigures {
+	t.Helper()
+	var f faultFigures
+	for _, a := range log {
+		f.total++
+		f.slowest = max(f.slowest, a.took)
+		switch {
+		case a.problem == "" && a.status == http.StatusOK:
+			f.ok++
+		case a.problem == "" && a.status == http.StatusServiceUnavailable:
+			f.unavailable++
+		default:
+			f.failed++
+			if f.failed <= 5 {
+				t.Errorf("answer %d after %s: %s", a.status, a.took.Round(time.Millisecond), a.problem)
+			}
+		}
+	}
+	return f
+}
+
+// recovery is how long after since a refresh (which needs the database;
+// client_credentials does not) first succeeded again: the end of the
+// first successful refresh that began after since.
+func recovery(log []answer, since time.Time) time.Duration {
+	for _, a := range log {
+		if !a.at.Before(since) && a.form == "refresh_token" && a.status == http.StatusOK && a.problem == "" {
+			return a.at.Add(a.took).Sub(since)
+		}
+	}
+	return -1
+}
+
+// failedBetween counts the answers other than 200 of requests that began
+// in [from, to), and the longest of them.
+func failedBetween(log []answer, from, to time.Time) (int, time.Duration) {
+	n, longest := 0, time.Duration(0)
+	for _, a := range log {
+		if !a.at.Before(from) && a.at.Before(to) && (a.status != http.StatusOK || a.problem != "") {
+			n++
+			longest = max(longest, a.took)
+		}
+	}
+	return n, longest
+}
+
+// Under load, the primary crashes and restarts, then crashes for good and
+// its synchronous replica is promoted while the "Service" switches to it.
+// The server reconnects by itself; meanwhile every answer is 200 or 503
+// with Retry-After within the configured timeouts; afterwards every
+// refresh token and access token it acknowledged is usable or was revoked
+// by its client.
+func TestFaultPostgresRestartAndFailover(t *testing.T) {
+	r := newFaultRig(t, true)
+	load := r.startLoad(t, 8, 2)
+	time.Sleep(2 * time.Second)
+
+	if err := r.primary.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	crash1 := time.Now()
+	time.Sleep(3 * time.Second)
+	restarted := time.Now()
+	if err := r.primary.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("primary crashed and restarted (down %s, restart took %s)", restarted.Sub(crash1).Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
+	waitFor(t, "the server to serve again after the primary restarted", func() bool { return recovery(load.snapshot(), time.Now().Add(-time.Second)) >= 0 })
+	time.Sleep(3 * time.Second)
+
+	if err := r.primary.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	crash2 := time.Now()
+	time.Sleep(2 * time.Second)
+	r.proxy.SetTarget(fmt.Sprintf("127.0.0.1:%d", r.replica.Port))
+	promoted := time.Now()
+	if err := r.replica.Promote(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("primary crashed, replica promoted %s later (promotion took %s)", promoted.Sub(crash2).Round(time.Millisecond), time.Since(promoted).Round(time.Millisecond))
+	waitFor(t, "the server to serve again after the failover", func() bool { return recovery(load.snapshot(), time.Now().Add(-time.Second)) >= 0 })
+	time.Sleep(3 * time.Second)
+	log := load.end()
+
+	f := judge(t, log)
+	t.Logf("load: %s", f)
+	n, longest := failedBetween(log, crash1, crash2)
+	t.Logf("primary restart: refreshes served again %s after the crash (%s after the restart); %d requests failed, the longest in %s",
+		recovery(log, crash1).Round(time.Millisecond), recovery(log, restarted).Round(time.Millisecond), n, longest.Round(time.Millisecond))
+	n, longest = failedBetween(log, crash2, time.Now())
+	t.Logf("failover: refreshes served again %s after the crash (%s after the promotion); %d requests failed, the longest in %s",
+		recovery(log, crash2).Round(time.Millisecond), recovery(log, promoted).Round(time.Millisecond), n, longest.Round(time.Millisecond))
+	load.check(t)
+}
+
+func (l *faultLoad) snapshot() []answer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.log)
+}
+
+// waitFor polls until ok, failing after a minute.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for began := time.Now(); !ok(); time.Sleep(100 * time.Millisecond) {
+		if time.Since(began) > time.Minute {
+			t.Fatalf("waited a minute for %s", what)
+		}
+	}
+}
