@@ -219,6 +219,7 @@ func firstSegment(s string) string {
 var externalNames = map[string]string{
 	"allowedRoutes":    "Gateway API",
 	"ImagePullBackOff": "kubelet", "CreateContainerConfigError": "kubelet",
+	"enablePKCEAuthentication": "Argo CD's oidc.config",
 }
 
 // externalFlags are flags of other programs that the docs name on their
