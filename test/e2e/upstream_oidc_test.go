@@ -109,7 +109,9 @@ spec:
   serverRef: {name: %[2]s}
   displayName: Gatehouse A
   redirectURIs: [%[5]q]
-  scopes: [openid, profile, email, groups]
+  # offline_access: A asks for it, to re-check its people at refresh
+  # (docs/tutorials/identity-providers.md).
+  scopes: [openid, profile, email, groups, offline_access]
   secretName: gatehouse-a-credentials
 `, b.ns, b.name, hash, b.issuer, a.issuer+"/login/callback"))
 	if err := s.startFedServer(ctx, b, portB); err != nil {
