@@ -45,6 +45,8 @@ type env struct {
 	devExited chan struct{}
 	server    *exec.Cmd
 	pg        *testpg.Server
+	// postgresURL is the storage the token servers share, "" for memory.
+	postgresURL string
 	// product names what is measured in the report: gatehouse, or a peer
 	// and its configuration.
 	product string
@@ -81,13 +83,17 @@ func startEnv(ctx context.Context, o *options) (_ *env, err error) {
 			return nil, err
 		}
 	}
-	var postgresURL string
 	if o.storage == "postgres" {
-		if postgresURL, err = e.startPostgres(ctx, c); err != nil {
+		if e.postgresURL, err = e.startPostgres(ctx, c); err != nil {
 			return nil, err
 		}
 	}
-	if err := e.startServer(ctx, postgresURL); err != nil {
+	var first variant
+	if len(o.variants) > 0 {
+		first = o.variants[0]
+		e.product = "gatehouse (" + first.name + ")"
+	}
+	if err := e.startServer(ctx, e.postgresURL, first); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -218,28 +224,43 @@ func (e *env) startPostgres(ctx context.Context, c client.Client) (string, error
 	return url, nil
 }
 
-// startServer runs the token server under test, pinned with taskset when
-// asked, and waits until it answers.
-func (e *env) startServer(ctx context.Context, postgresURL string) error {
+// startServer runs the token server under test with the variant's
+// arguments and environment, pinned with taskset when asked, and waits
+// until it answers.
+func (e *env) startServer(ctx context.Context, postgresURL string, v variant) error {
 	ports, err := devenv.FreePorts(2)
 	if err != nil {
 		return err
 	}
 	port, mport := ports[0], ports[1]
-	args := []string{e.o.gatehouse, "server", "--authorization-server", devenv.Namespace + "/" + devenv.Server,
+	bin := e.o.gatehouse
+	if v.binary != "" {
+		bin = v.binary
+	}
+	args := []string{bin, "server", "--authorization-server", devenv.Namespace + "/" + devenv.Server,
 		"--listen", "127.0.0.1:" + strconv.Itoa(port), "--metrics-listen", "127.0.0.1:" + strconv.Itoa(mport), "--log-level", "warn"}
 	if postgresURL != "" {
 		args = append(args, "--postgres-url", postgresURL)
 	}
+	for _, a := range v.args {
+		args = append(args, strings.ReplaceAll(a, "{dir}", e.dir))
+	}
 	if e.o.serverCPUs != "" {
 		args = append([]string{"taskset", "-c", e.o.serverCPUs}, args...)
 	}
-	log, err := os.Create(filepath.Join(e.dir, "server.log"))
+	logName := "server.log"
+	if v.name != "" {
+		logName = "server-" + v.name + ".log"
+	}
+	log, err := os.Create(filepath.Join(e.dir, logName))
 	if err != nil {
 		return err
 	}
 	e.server = exec.Command(args[0], args[1:]...)
-	e.server.Env = append(os.Environ(), "KUBECONFIG="+e.demo["KUBECONFIG"])
+	e.server.Env = append(append(os.Environ(), "KUBECONFIG="+e.demo["KUBECONFIG"]), v.env...)
+	for i, kv := range e.server.Env {
+		e.server.Env[i] = strings.ReplaceAll(kv, "{dir}", e.dir)
+	}
 	e.server.Stdout, e.server.Stderr = log, log
 	e.server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := e.server.Start(); err != nil {

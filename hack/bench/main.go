@@ -51,6 +51,9 @@ type options struct {
 	peerConfigs []string
 	hydraPBKDF2 int
 	rounds      int
+	// variants are token-server configurations measured in turn
+	// (variants.go); none: one server as gatehouse dev configures it.
+	variants []variant
 }
 
 // The load generator's clients: lean (wrk-like, for the flows that are
@@ -85,6 +88,7 @@ func main() {
 	peerConfigs := flag.String("peer-configs", hydraOpaque+","+hydraJWT, "the peer's configurations, each its own process: opaque (Hydra's default access tokens), jwt (JWT access tokens signed ES256)")
 	flag.IntVar(&o.hydraPBKDF2, "hydra-pbkdf2-iterations", 0, "Hydra's PBKDF2 iterations for client secrets (default: Hydra's, 25,000)")
 	flag.IntVar(&o.rounds, "rounds", 1, "how many times to measure every flow of every product, in turn")
+	variants := flag.String("variants", "", "measure token servers configured differently, flow by flow in turn: \"name=args;name=args\", a word NAME=value being an environment variable, @path the gatehouse binary, {dir} the state directory; e.g. \"audit-off=--audit-log off;audit-on=--audit-log {dir}/audit.log\"")
 	flag.Parse()
 	o.flows = strings.Split(*flows, ",")
 	if o.peer != "" && !flagSet("flows") {
@@ -103,6 +107,11 @@ func main() {
 	}
 	if o.conns < 1 || o.duration <= 0 || (o.storage != "memory" && o.storage != "postgres") || (o.client != clientLean && o.client != clientNetHTTP) {
 		fmt.Fprintln(os.Stderr, "bench: -conns must be at least 1, -duration positive, -storage memory or postgres, -client lean or nethttp")
+		os.Exit(2)
+	}
+	var err error
+	if o.variants, err = parseVariants(*variants); err != nil || (len(o.variants) > 0 && (o.peer != "" || o.soak > 0)) {
+		fmt.Fprintln(os.Stderr, "bench: -variants:", err, "(not with -peer or -soak)")
 		os.Exit(2)
 	}
 	if o.genProcs > 0 {
@@ -145,6 +154,16 @@ func run(ctx context.Context, o *options) error {
 		return runSoak(ctx, e, rep)
 	}
 	products := []*env{e}
+	if len(o.variants) > 1 {
+		if products, err = e.startVariants(ctx, o.variants); err != nil {
+			return err
+		}
+		defer func() {
+			for _, p := range products[1:] {
+				p.stop()
+			}
+		}()
+	}
 	if o.peer != "" {
 		peers, err := startPeers(ctx, o, e.dir)
 		if err != nil {

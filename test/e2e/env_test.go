@@ -84,7 +84,18 @@ func TestMain(m *testing.M) {
 	} else {
 		progress("setup failed: %v", setupErr)
 	}
+	// Every secret the suite's HTTP requests and their answers carry is
+	// recorded, for checkLogsCarryNoSecrets.
+	http.DefaultTransport = recordingTransport{next: http.DefaultTransport}
 	code := m.Run()
+	if shared != nil {
+		// Whatever the scenarios' results: what they handled must not be
+		// in the logs either way.
+		if err := shared.checkLogsCarryNoSecrets(); err != nil {
+			progress("FAIL: %v", err)
+			code = 1
+		}
+	}
 	if shared != nil {
 		if code != 0 {
 			shared.dumpLogs()
@@ -191,7 +202,8 @@ func setup() (_ *suite, err error) {
 		}
 		progress("starting gatehouse operator…")
 		if err := s.start("operator", gatehouse, "operator", "--kubeconfig", s.kubeconfig, "--server-image", "gatehouse:e2e",
-			"--leader-elect=false", "--metrics-listen", "0", "--health-listen", "0"); err != nil {
+			"--leader-elect=false", "--metrics-listen", "0", "--health-listen", "0",
+			"--audit-log", filepath.Join(s.logDir, "audit-operator.log")); err != nil {
 			return nil, err
 		}
 	}
@@ -226,7 +238,8 @@ func setup() (_ *suite, err error) {
 			return nil, err
 		}
 		if err := s.start("server", gatehouse, "server", "--authorization-server", s.ns+"/"+serverName,
-			"--listen", strings.TrimPrefix(s.issuer, "http://"), "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", metrics)); err != nil {
+			"--listen", strings.TrimPrefix(s.issuer, "http://"), "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", metrics),
+			"--audit-log", filepath.Join(s.logDir, "audit-server.log")); err != nil {
 			return nil, err
 		}
 		if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", metrics)); err != nil {

@@ -36,6 +36,7 @@ func newCallbackServer() (*callbackServer, error) {
 	cb := &callbackServer{url: "http://" + l.Addr().String() + "/oauth/callback", hits: make(chan url.Values, 4)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /oauth/callback", func(w http.ResponseWriter, r *http.Request) {
+		recordValues(r.URL.Query())
 		select {
 		case cb.hits <- r.URL.Query():
 		default:
