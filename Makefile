@@ -30,6 +30,10 @@ PROMETHEUS_VERSION := $(shell awk -F= '$$1 == "VERSION" {print $$2}' hack/promet
 PROMTOOL := $(BIN)/promtool-$(PROMETHEUS_VERSION)
 PROMETHEUS := $(BIN)/prometheus-$(PROMETHEUS_VERSION)
 export PROMTOOL PROMETHEUS
+# Jaeger all-in-one, the collector the tracing test exports to
+# (server: TestTracesReachJaeger); the version is pinned in hack/jaeger.sh.
+JAEGER := $(BIN)/jaeger-$(shell awk -F= '$$1 == "VERSION" {print $$2}' hack/jaeger.sh)
+export JAEGER
 # oauth2-proxy, the relying party the e2e suite puts in front of an app;
 # the version is pinned in hack/oauth2-proxy.sh.
 OAUTH2_PROXY := $(BIN)/oauth2-proxy-$(shell awk -F= '$$1 == "VERSION" {print $$2}' hack/oauth2-proxy.sh)
@@ -117,7 +121,7 @@ ENVTEST_PREREQ :=
 endif
 
 .PHONY: test
-test: lint $(ENVTEST_PREREQ) $(HELM) $(OAUTH2_PROXY) $(OPENID_CLIENT) $(PROMTOOL) $(PROMETHEUS) ## Run lint and every test (unit, envtest, storage, chart, alerts, dashboard, e2e; both Go modules).
+test: lint $(ENVTEST_PREREQ) $(HELM) $(OAUTH2_PROXY) $(OPENID_CLIENT) $(PROMTOOL) $(PROMETHEUS) $(JAEGER) ## Run lint and every test (unit, envtest, storage, chart, alerts, dashboard, e2e; both Go modules).
 	@echo "test: go test ./... (KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS)"
 	go test $(GO_TEST_FLAGS) ./...
 	@$(MAKE) -s test-resourceserver
@@ -303,6 +307,9 @@ $(PROMTOOL):
 
 $(PROMETHEUS):
 	@hack/prometheus.sh prometheus
+
+$(JAEGER):
+	@hack/jaeger.sh $@
 
 ##@ Cluster
 

@@ -20,6 +20,7 @@ import (
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 )
 
 const (
@@ -74,7 +75,7 @@ func (r *AuthorizationServerReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 		// A server whose issuer another server also claims waits on the
 		// other: when that one goes or changes its issuer, it may serve.
 		Watches(&oauthv1.AuthorizationServer{}, handler.EnqueueRequestsFromMapFunc(r.sameIssuer)).
-		Complete(r)
+		Complete(tracing.Reconciler("AuthorizationServer", r))
 }
 
 // Reconcile follows the cluster-api skeleton: fetch, finalizer, deferred

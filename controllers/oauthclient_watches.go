@@ -20,6 +20,7 @@ import (
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/controllers/internal/queue"
+	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 )
 
 // SetupWithManager watches OAuthClients and everything their readiness
@@ -45,7 +46,7 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, opts controll
 		b = b.WatchesRawSource(source.Kind(r.saCache, serviceAccountMetadata(),
 			handler.TypedEnqueueRequestsFromMapFunc(r.serviceAccountToClients)))
 	}
-	return b.Complete(r)
+	return b.Complete(tracing.Reconciler("OAuthClient", r))
 }
 
 // serviceAccountMetadata is an empty ServiceAccount of which only the

@@ -16,6 +16,7 @@ import (
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
+	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 )
 
 const kindScope = "Scope"
@@ -41,7 +42,7 @@ func (r *ScopeReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Opt
 		WithOptions(opts).
 		Watches(&oauthv1.Scope{}, handler.EnqueueRequestsFromMapFunc(r.sameName)).
 		Watches(&oauthv1.AuthorizationServer{}, handler.EnqueueRequestsFromMapFunc(r.serverScopes)).
-		Complete(r)
+		Complete(tracing.Reconciler("Scope", r))
 }
 
 func (r *ScopeReconciler) sameName(ctx context.Context, o client.Object) []reconcile.Request {

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds Jaeger's all-in-one (collector with an OTLP receiver, in-memory
 # storage and the query API in one process) from the Jaeger Go module into
-# bin/jaeger-$VERSION, for the tracing test (test/e2e: the token server and
-# the operator export OTLP to it, the test reads the traces back through the
-# query API). Nothing is built when the binary is there already. Progress
-# goes to stderr.
+# bin/jaeger-$VERSION, for the tracing test (server: TestTracesReachJaeger;
+# the token server exports OTLP to it, the test reads the traces back
+# through the query API). make test builds it. Nothing is built when the
+# binary is there already. Progress goes to stderr.
 #
 # `go install pkg@version` refuses Jaeger's module, whose go.mod has a
 # replace directive, so this builds in a throwaway module that requires

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
+	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
@@ -82,13 +83,13 @@ func (o BackchannelOptions) withDefaults() BackchannelOptions {
 	def(&o.Poll, 5*time.Second)
 	if o.Client == nil {
 		o.Client = &http.Client{
-			Transport: &http.Transport{
+			Transport: tracing.Transport(&http.Transport{
 				Proxy:               http.ProxyFromEnvironment,
 				DialContext:         (&net.Dialer{Timeout: o.Timeout, KeepAlive: 30 * time.Second}).DialContext,
 				TLSHandshakeTimeout: o.Timeout,
 				MaxIdleConnsPerHost: 2,
 				IdleConnTimeout:     90 * time.Second,
-			},
+			}),
 			// A relying party answers; it does not send the server on
 			// (no redirect can turn the POST towards another host).
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 	"github.com/gatehouse-dev/gatehouse/internal/servercontract"
+	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 	"github.com/gatehouse-dev/gatehouse/server/internal/admission"
 	"github.com/gatehouse-dev/gatehouse/server/internal/cors"
@@ -252,29 +253,43 @@ func failed(e *Error) result { return result{outcome: e.Code, err: e} }
 // value: a method value bound to s would be allocated on every request.
 type handlerFunc func(s *Server, w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result
 
-// ServeHTTP routes a public request under the issuer's path.
+// ServeHTTP routes a public request under the issuer's path, in a span of
+// its own when tracing is on (tracing.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if t := tracing.Tracer(); t != nil {
+		s.serveTraced(t, w, r)
+		return
+	}
+	s.serve(w, r)
+}
+
+// serve answers a request and says which endpoint it was for and with
+// what result.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, result) {
 	start := time.Now()
 	snap := s.src.Current()
 	if snap == nil {
 		writeError(w, newError(ErrTemporarilyUnavailable, "the server is starting"), "")
-		s.metrics.observe("unknown", result{outcome: ErrTemporarilyUnavailable}, start)
-		return
+		res := result{outcome: ErrTemporarilyUnavailable}
+		s.metrics.observe("unknown", res, start)
+		return "unknown", res
 	}
 	d := s.derive(snap)
 	endpoint, h := s.route(d, r.URL.Path)
 	if h == nil {
 		http.NotFound(w, r)
-		s.metrics.observe("not_found", result{outcome: "not_found"}, start)
-		return
+		res := result{outcome: "not_found"}
+		s.metrics.observe("not_found", res, start)
+		return "not_found", res
 	}
 	if isDocument(endpoint) {
 		// The public documents are the same bytes for every caller and
 		// readable from any origin (document.serve): no CORS decision, and
 		// nothing in them needs the request's info, whose context and
 		// request copy would be most of the server's own work here.
-		s.metrics.observe(endpoint, h(s, w, r, snap), start)
-		return
+		res := h(s, w, r, snap)
+		s.metrics.observe(endpoint, res, start)
+		return endpoint, res
 	}
 	if methods, ok := corsMethods[endpoint]; ok {
 		allowed := snap.Clients.AllowsOrigin
@@ -282,8 +297,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			allowed = snap.Clients.ListsOrigin
 		}
 		if cors.Apply(w, r, allowed, methods) {
-			s.metrics.observe(endpoint, result{outcome: "preflight"}, start)
-			return
+			res := result{outcome: "preflight"}
+			s.metrics.observe(endpoint, res, start)
+			return endpoint, res
 		}
 	}
 	lim := s.requests
@@ -292,14 +308,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !lim.Acquire(r.Context()) {
 		s.shed(w, snap, endpoint)
-		s.metrics.observe(endpoint, result{outcome: outcomeOverloaded}, start)
-		return
+		res := result{outcome: outcomeOverloaded}
+		s.metrics.observe(endpoint, res, start)
+		return endpoint, res
 	}
 	defer lim.Release()
 	ic := &infoContext{Context: r.Context(), info: requestInfo{s: s, endpoint: endpoint, addr: s.proxies.ClientAddr(r)}}
 	if s.audit != nil {
 		ic.info.audit.event = auditEvents[endpoint]
-		ic.info.traceID, _ = audit.ParseTraceParent(r.Header.Get("Traceparent"))
+		ic.info.traceID = requestTraceID(r)
 	}
 	r = r.WithContext(ic)
 	res := h(s, w, r, snap)
@@ -307,6 +324,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.audit != nil && ic.info.audit.event != "" {
 		s.writeAudit(r, &ic.info, snap, res, start)
 	}
+	return endpoint, res
 }
 
 // corsMethods are the endpoints open to browsers, with their methods: a

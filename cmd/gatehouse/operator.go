@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/kubescheme"
 	"github.com/gatehouse-dev/gatehouse/internal/operatormetrics"
+	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 	"github.com/gatehouse-dev/gatehouse/internal/version"
 )
 
@@ -121,11 +122,11 @@ func runOperator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	logger := zap.New(zap.UseFlagOptions(&f.zap), zap.WriteTo(stderr))
 	ctrl.SetLogger(logger)
-	auditLog, err := operatorAudit(f.auditLog, stdout, stderr, logger)
+	auditLog, closeStreams, err := operatorStreams(ctx, f.auditLog, stdout, stderr, logger)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = auditLog.Close() }()
+	defer closeStreams()
 
 	cfg, err := restConfig(f.kubeconfig)
 	if err != nil {
@@ -156,11 +157,8 @@ func runOperator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 	if err := controllers.Setup(mgr, controllers.Options{
-		Namespaces:              f.namespaces,
-		ServerImage:             f.serverImage,
-		ServerAuditLog:          f.serverAuditLog,
-		Audit:                   auditLog,
-		MaxConcurrentReconciles: f.concurrency,
+		Namespaces: f.namespaces, ServerImage: f.serverImage, ServerAuditLog: f.serverAuditLog,
+		ServerEnv: tracingEnv(os.Environ()), Audit: auditLog, MaxConcurrentReconciles: f.concurrency,
 	}); err != nil {
 		return err
 	}
@@ -205,17 +203,39 @@ func operatorAudit(dest string, stdout, stderr io.Writer, logger logr.Logger) (*
 	return l, nil
 }
 
+// operatorStreams opens the operator's audit log and starts tracing of
+// its reconciles (when the OTEL_* environment asks for it); close exports
+// the pending spans and writes out the audit log.
+func operatorStreams(ctx context.Context, dest string, stdout, stderr io.Writer, logger logr.Logger) (_ *audit.Log, close func(), err error) {
+	l, err := operatorAudit(dest, stdout, stderr, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	stopTracing, err := startTracing(ctx, "gatehouse-operator")
+	if err != nil {
+		_ = l.Close()
+		return nil, nil, err
+	}
+	return l, func() {
+		stopTracing()
+		_ = l.Close()
+	}, nil
+}
+
+// restConfig is the operator's API-server connection; with tracing on,
+// each API call is a client span (a child of the reconcile that made it).
 func restConfig(kubeconfig string) (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
 	if kubeconfig != "" {
-		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
+		if cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
 			return nil, fmt.Errorf("loading kubeconfig %s: %w", kubeconfig, err)
 		}
-		return cfg, nil
-	}
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
+	} else if cfg, err = ctrl.GetConfig(); err != nil {
 		return nil, fmt.Errorf("finding the cluster (use --kubeconfig): %w", err)
+	}
+	if tracing.Enabled() {
+		cfg.Wrap(tracing.Transport)
 	}
 	return cfg, nil
 }

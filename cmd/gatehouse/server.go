@@ -152,13 +152,13 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	log := serverLogger(stderr, f.logLevel)
-	auditLog, err := audit.Open(f.auditLog, stdout, stderr, audit.Options{OnError: func(err error) { log.Error("audit log", "error", err) }})
+	auditLog, closeStreams, err := openStreams(ctx, f.auditLog, stdout, stderr, log)
 	if err != nil {
 		return err
 	}
-	// Closed last, after the listeners: the lines of requests that
-	// finish during shutdown are written too.
-	defer closeAudit(auditLog, log)
+	// Closed last, after the listeners: the lines and spans of requests
+	// that finish during shutdown are written too.
+	defer closeStreams()
 	cert, err := loadServingCert(f)
 	if err != nil {
 		return err
@@ -281,6 +281,25 @@ func keySets(ctx context.Context, reg prometheus.Registerer, src *config.Kube, c
 	}
 	src.OnKeyFetch = onKeyFetch
 	return jwtverify.NewKubernetes(ctx, cfg, jwtverify.RemoteOptions{Log: log, OnFetch: onKeyFetch})
+}
+
+// openStreams opens the audit log and starts tracing (when the OTEL_*
+// environment asks for it); close exports the pending spans and writes
+// out the audit log.
+func openStreams(ctx context.Context, auditTo string, stdout, stderr io.Writer, log *slog.Logger) (_ *audit.Log, close func(), err error) {
+	auditLog, err := audit.Open(auditTo, stdout, stderr, audit.Options{OnError: func(err error) { log.Error("audit log", "error", err) }})
+	if err != nil {
+		return nil, nil, err
+	}
+	stopTracing, err := startTracing(ctx, "gatehouse-server")
+	if err != nil {
+		closeAudit(auditLog, log)
+		return nil, nil, err
+	}
+	return auditLog, func() {
+		stopTracing()
+		closeAudit(auditLog, log)
+	}, nil
 }
 
 // closeAudit writes out the audit log as the process stops.

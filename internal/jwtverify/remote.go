@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 	"weak"
+
+	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 )
 
 // Defaults of RemoteOptions.
@@ -156,6 +158,8 @@ func NewRemote(ctx context.Context, o RemoteOptions) (*Remote, error) {
 			client.Timeout = DefaultFetchTimeout
 		}
 	}
+	// Each key-set fetch is a client span when tracing is on.
+	client.Transport = tracing.Transport(client.Transport)
 	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 3 {
 			return errors.New("more than 3 redirects")

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 	"github.com/gatehouse-dev/gatehouse/server/identity"
 )
 
@@ -176,7 +177,7 @@ func newOIDC(name, display string, o *oauthv1.OIDCIdentityProvider, secrets map[
 		Name: name, DisplayName: display, Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: string(secret),
 		Scopes: o.Scopes, UsernameClaim: o.Claims.Username, EmailClaim: o.Claims.Email, GroupsClaim: o.Claims.Groups,
 		AllowedGroups: o.AllowedGroups, OfflineAccess: recheckOn,
-		HTTPClient: &http.Client{Transport: transport, Timeout: upstreamTimeout},
+		HTTPClient: &http.Client{Transport: tracing.Transport(transport), Timeout: upstreamTimeout},
 	}), nil
 }
 

@@ -14,6 +14,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 )
 
 // OIDCConfig is an upstream OpenID Provider (the AuthorizationServer's
@@ -56,7 +58,7 @@ type OIDCSource struct {
 // NewOIDC makes an OIDCSource; it does not contact the provider.
 func NewOIDC(cfg OIDCConfig) *OIDCSource {
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		cfg.HTTPClient = &http.Client{Transport: tracing.Transport(nil), Timeout: 10 * time.Second}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -5,12 +5,17 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 )
 
 // Values of gatehouse_server_postgres_errors_total's reason label.
@@ -63,13 +68,33 @@ func (c *errorCounter) tracer(other pgx.QueryTracer) pgx.QueryTracer {
 	return multitracer.New(c, other)
 }
 
-func (c *errorCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	return ctx
+// TraceQueryStart starts a client span for the statement when tracing is
+// on: "postgres SELECT", a child of the request's span.
+func (c *errorCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	t := tracing.Tracer()
+	if t == nil {
+		return ctx
+	}
+	op, _, _ := strings.Cut(strings.TrimSpace(data.SQL), " ")
+	op = strings.ToUpper(op)
+	ctx, span := t.Start(ctx, "postgres "+op, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("db.system.name", "postgresql"), attribute.String("db.operation.name", op)))
+	return context.WithValue(ctx, statementSpan{}, span)
 }
 
-func (c *errorCounter) TraceQueryEnd(_ context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+func (c *errorCounter) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
 	c.count(data.Err)
+	if span, ok := ctx.Value(statementSpan{}).(trace.Span); ok {
+		err := data.Err
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = nil
+		}
+		tracing.End(span, err)
+	}
 }
+
+// statementSpan is the context key of a statement's span.
+type statementSpan struct{}
 
 func (c *errorCounter) TraceAcquireStart(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireStartData) context.Context {
 	return ctx
