@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
@@ -81,17 +82,34 @@ spec:
 		}
 	}
 
+	// A canary owned by all three clients: the garbage collector deletes
+	// it only once it has seen every one of them go, so its deletion is
+	// the proof that the collector has acted on the three deletions, and
+	// on anything it thought those clients owned.
+	canary := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "gc-canary", Namespace: ns}}
+	for _, name := range []string{"grabber", "hosted", "own-secret"} {
+		var oc oauthv1.OAuthClient
+		if err := s.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &oc); err != nil {
+			t.Fatal(err)
+		}
+		canary.OwnerReferences = append(canary.OwnerReferences, metav1.OwnerReference{
+			APIVersion: oauthv1.GroupVersion.String(), Kind: "OAuthClient", Name: oc.Name, UID: oc.UID,
+		})
+	}
+	if err := s.c.Create(ctx, canary); err != nil {
+		t.Fatal(err)
+	}
+
 	s.kubectlT(t, "delete", "-n", ns, "--wait=true", "--timeout=60s", "oauthclient/grabber", "oauthclient/hosted", "oauthclient/own-secret")
-	// The operator's own Secret goes; give the garbage collector the time
-	// it would take to act on anything else it thought was orphaned.
-	testenv.Eventually(t, 30*time.Second, func() error {
-		err := s.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "own-secret-oauth-client"}, &corev1.Secret{})
-		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("the operator's Secret of a deleted client is still there (%v)", err)
+	testenv.Eventually(t, time.Minute, func() error {
+		for _, obj := range []client.Object{canary, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "own-secret-oauth-client"}}} {
+			err := s.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: obj.GetName()}, obj)
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("the garbage collector has not deleted %T %s, owned by the deleted clients, yet (%v)", obj, obj.GetName(), err)
+			}
 		}
 		return nil
 	})
-	time.Sleep(5 * time.Second)
 	if got := s.secret(t, ns, "app-db-credentials"); !maps.EqualFunc(got, db, func(a, b []byte) bool { return string(a) == string(b) }) {
 		t.Errorf("after the client's deletion app-db-credentials holds %v, want it unchanged", slices.Sorted(maps.Keys(got)))
 	}
