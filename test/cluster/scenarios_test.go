@@ -24,6 +24,10 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
@@ -353,10 +357,12 @@ func TestOperatorPodKill(t *testing.T) {
 	t.Logf("leader %s deleted; %s took the lease after %s", leaderPod, newLeader, time.Since(killed).Round(100*time.Millisecond))
 	s.kubectlT(t, "rollout", "status", "-n", releaseNS, "deployment", "--timeout=3m")
 
-	// Let the new leader reconcile everything, then compare.
+	// Compare once the new leader has reconciled every client: a reconcile
+	// that regenerated a secret would do it before it records the client's
+	// new generation.
 	s.kubectlT(t, "wait", "-n", ns, "--for=condition=Ready", "--timeout=2m", "authorizationserver/"+serverName)
 	s.kubectlT(t, "wait", "-n", ns, "--for=condition=Ready", "--timeout=2m", "oauthclient", "--all")
-	time.Sleep(10 * time.Second)
+	s.reconcileClients(t, ns)
 	keysAfter := s.secret(t, ns, keyset.SecretName(serverName))
 	if !mapsEqual(keysBefore, keysAfter) {
 		t.Errorf("the signing-keys Secret changed after the operator pod was killed (keys regenerated)")
@@ -371,6 +377,52 @@ func TestOperatorPodKill(t *testing.T) {
 		t.Errorf("token after the operator change-over: %v", err)
 	}
 	t.Log("no signing key and no client secret was regenerated")
+}
+
+// reconcileClients bumps the generation of every OAuthClient in namespace
+// (a new display name) and waits until the operator has recorded each one
+// as Ready at that generation: proof that the leading operator has
+// reconciled it since the call.
+func (s *suite) reconcileClients(t *testing.T, namespace string) {
+	t.Helper()
+	var list oauthv1.OAuthClientList
+	if err := s.c.List(t.Context(), &list, client.InNamespace(namespace)); err != nil {
+		t.Fatal(err)
+	}
+	const mark = " (reconciled)"
+	for i := range list.Items {
+		oc := &list.Items[i]
+		patch := client.MergeFrom(oc.DeepCopy())
+		if name, again := strings.CutSuffix(oc.Spec.DisplayName, mark); again {
+			oc.Spec.DisplayName = name
+		} else {
+			oc.Spec.DisplayName += mark
+		}
+		if err := s.c.Patch(t.Context(), oc, patch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	began, looks := time.Now(), 0
+	testenv.Eventually(t, 2*time.Minute, func() error {
+		looks++
+		for _, want := range list.Items {
+			var oc oauthv1.OAuthClient
+			if err := s.c.Get(t.Context(), client.ObjectKeyFromObject(&want), &oc); err != nil {
+				return err
+			}
+			ready := meta.FindStatusCondition(oc.Status.Conditions, oauthv1.ConditionReady)
+			if ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration < want.Generation {
+				return fmt.Errorf("OAuthClient %s at generation %d: Ready is %+v", oc.Name, want.Generation, ready)
+			}
+		}
+		return nil
+	})
+	gens := make([]string, 0, len(list.Items))
+	for _, oc := range list.Items {
+		gens = append(gens, fmt.Sprintf("%s %d", oc.Name, oc.Generation))
+	}
+	t.Logf("the operator recorded every OAuthClient Ready at its new generation (%s) %s after the patches, at look %d",
+		strings.Join(gens, ", "), time.Since(began).Round(time.Millisecond), looks)
 }
 
 func mapsEqual(a, b map[string][]byte) bool {
@@ -390,11 +442,11 @@ func mapsEqual(a, b map[string][]byte) bool {
 // traffic runs workers that call do in a loop until stop is closed (at
 // most limit calls in all), and counts the outcomes.
 type traffic struct {
-	sent, failed, refused atomic.Int64
-	mu                    sync.Mutex
-	errs                  []string
-	wg                    sync.WaitGroup
-	stop                  chan struct{}
+	sent, answered, failed, refused atomic.Int64
+	mu                              sync.Mutex
+	errs                            []string
+	wg                              sync.WaitGroup
+	stop                            chan struct{}
 }
 
 func startTraffic(workers int, limit int64, do func(worker int) error) *traffic {
@@ -413,7 +465,10 @@ func startTraffic(workers int, limit int64, do func(worker int) error) *traffic 
 					tr.sent.Add(-1)
 					return
 				}
-				if err := do(w); err != nil {
+				err := do(w)
+				if err == nil {
+					tr.answered.Add(1)
+				} else {
 					tr.failed.Add(1)
 					if errors.Is(err, syscall.ECONNREFUSED) {
 						tr.refused.Add(1)
@@ -433,6 +488,80 @@ func startTraffic(workers int, limit int64, do func(worker int) error) *traffic 
 
 func (tr *traffic) finish() { close(tr.stop); tr.wg.Wait() }
 
+// warmUp waits until n requests have been answered: the traffic reaches
+// the servers before the test disturbs them.
+func (tr *traffic) warmUp(t *testing.T, n int64) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, func() error {
+		if got := tr.answered.Load(); got < n {
+			return fmt.Errorf("%d of %d warm-up requests answered (sent %d, failed %d: %v)", got, n, tr.sent.Load(), tr.failed.Load(), tr.errs)
+		}
+		return nil
+	})
+}
+
+// servedOnlyBy waits until the EndpointSlices of namespace's token-server
+// NodePort Service list exactly pods, and then until kube-proxy has
+// synced its rules once more: from then on no request can reach a pod
+// that is gone.
+func (s *suite) servedOnlyBy(t *testing.T, namespace string, pods []corev1.Pod) {
+	t.Helper()
+	want := make([]string, 0, len(pods))
+	for _, p := range pods {
+		want = append(want, p.Name)
+	}
+	slices.Sort(want)
+	testenv.Eventually(t, 3*time.Minute, func() error {
+		var list discoveryv1.EndpointSliceList
+		if err := s.c.List(t.Context(), &list, client.InNamespace(namespace),
+			client.MatchingLabels{discoveryv1.LabelServiceName: serverName + "-nodeport"}); err != nil {
+			return err
+		}
+		var got []string
+		for _, slice := range list.Items {
+			for _, ep := range slice.Endpoints {
+				if ep.TargetRef != nil {
+					got = append(got, ep.TargetRef.Name)
+				}
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("the EndpointSlices of %s/%s-nodeport list pods %v, want %v", namespace, serverName, got, want)
+		}
+		return nil
+	})
+	sliced := time.Now()
+	testenv.Eventually(t, time.Minute, func() error {
+		synced, err := kubeProxySynced(t.Context())
+		if err == nil && !synced.After(sliced) {
+			err = fmt.Errorf("kube-proxy last synced its rules at %s, before the EndpointSlices changed at %s", synced.Format(time.StampMilli), sliced.Format(time.StampMilli))
+		}
+		return err
+	})
+}
+
+// kubeProxySynced returns when kube-proxy last synced its rules, from its
+// health endpoint (hack/cluster binds it to 127.0.0.1:10256).
+func kubeProxySynced(ctx context.Context) (time.Time, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:10256/healthz", nil)
+	if err != nil {
+		return time.Time{}, err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var health struct {
+		LastUpdated time.Time `json:"lastUpdated"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&health); err != nil {
+		return time.Time{}, fmt.Errorf("kube-proxy's /healthz: %w", err)
+	}
+	return health.LastUpdated, nil
+}
+
 func TestRollingRestartUnderTraffic(t *testing.T) {
 	s := get(t)
 	id, secret := s.clientCreds(t, ns, machineSecret)
@@ -440,12 +569,12 @@ func TestRollingRestartUnderTraffic(t *testing.T) {
 		_, err := clientCredentials(context.Background(), s.issuer, id, secret)
 		return err
 	})
-	time.Sleep(3 * time.Second)
+	tr.warmUp(t, 20)
 	began := time.Now()
 	s.kubectlT(t, "rollout", "restart", "-n", ns, "deployment/"+serverName+"-server")
 	s.kubectlT(t, "rollout", "status", "-n", ns, "deployment/"+serverName+"-server", "--timeout=5m")
-	// The old pods' endpoints have to leave kube-proxy's rules, too.
-	time.Sleep(10 * time.Second)
+	// Traffic goes on until the old pods have left kube-proxy's rules.
+	s.servedOnlyBy(t, ns, s.readyServerPods(t, ns, int(*s.deployment(t, serverName+"-server").Spec.Replicas)))
 	tr.finish()
 	t.Logf("rollout restart took %s; requests sent %d, failed %d (connection refused %d)",
 		time.Since(began).Round(time.Second), tr.sent.Load(), tr.failed.Load(), tr.refused.Load())
@@ -642,13 +771,29 @@ func (s *suite) replicaKillPhase(t *testing.T, issuer, webID, webSecret, machine
 		issued++
 		return nil
 	})
-	time.Sleep(5 * time.Second)
+	tr.warmUp(t, 40)
 	victim := s.serverPods(t, haNS)[0].Name
 	killed := time.Now()
 	s.kubectlT(t, append([]string{"delete", "pod", "-n", haNS, victim, "--wait=false"}, deleteArgs...)...)
-	time.Sleep(2 * time.Second)
+	// The victim is terminating or gone before the rollout status and the
+	// wait for two Ready pods below look, so neither passes on the pods as
+	// they were before the deletion.
+	testenv.Eventually(t, time.Minute, func() error {
+		var pod corev1.Pod
+		err := s.c.Get(t.Context(), client.ObjectKey{Namespace: haNS, Name: victim}, &pod)
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case err != nil:
+			return err
+		case pod.DeletionTimestamp == nil:
+			return fmt.Errorf("pod %s is not terminating yet", victim)
+		}
+		return nil
+	})
 	s.kubectlT(t, "rollout", "status", "-n", haNS, "deployment/"+serverName+"-server", "--timeout=5m")
-	time.Sleep(10 * time.Second)
+	// Traffic goes on until the victim has left kube-proxy's rules.
+	s.servedOnlyBy(t, haNS, s.readyServerPods(t, haNS, 2))
 	tr.finish()
 	t.Logf("replica %s %s; replacement Ready after %s", victim, name, time.Since(killed).Round(time.Second))
 	t.Logf("%s: requests sent %d, failed %d (connection refused %d), refresh tokens issued %d; errors: %v",
