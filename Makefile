@@ -126,6 +126,13 @@ test: lint $(ENVTEST_PREREQ) $(HELM) $(OAUTH2_PROXY) $(OPENID_CLIENT) $(PROMTOOL
 	go test $(GO_TEST_FLAGS) ./...
 	@$(MAKE) -s test-resourceserver
 
+.PHONY: test-faults
+test-faults: ## Run the fault tier on the host with real PostgreSQL (also part of make test, about 2 minutes): a primary and its synchronous replica crashed, restarted, failed over and stalled under load, each printing its figures and the acknowledged-items checker's line.
+	@echo "test-faults: TestFault* in ./server (GATEHOUSE_FAULT_STALL=30s for the issue's stall), the store's outage tests, the replica failover"
+	go test -count=1 -v -run '^TestFault' ./server/
+	go test -count=1 -v -run '^(TestUnreachableDatabaseThenReconnect|TestStalledDatabaseTimesOut|TestLockWaitEndsAtStatementTimeout)$$' ./server/storage/postgres/
+	go test -count=1 -v -run '^TestPrimaryReplicaFailover$$' ./internal/testpg/
+
 # The oldest Go resourceserver/go.mod claims (its go directive). go vet's
 # stdversion check refuses a newer standard-library API; testing with that
 # Go itself proves the claim.

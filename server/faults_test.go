@@ -14,6 +14,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -263,7 +265,7 @@ func (l *faultLoad) end() []answer {
 // check verifies every acknowledged item: a refresh family by a refresh
 // grant (which must succeed unless it was revoked), an access token by
 // introspection.
-func (l *faultLoad) check(t *testing.T) acked.Report {
+func (l *faultLoad) check(t *testing.T) {
 	t.Helper()
 	rep, err := l.ledger.Verify(t.Context(), func(_ context.Context, kind acked.Kind, token string) (acked.State, error) {
 		if kind == acked.RefreshToken {
@@ -295,7 +297,6 @@ func (l *faultLoad) check(t *testing.T) acked.Report {
 	if !rep.OK() {
 		t.Errorf("lost %v; revoked but still active %v", rep.Lost, rep.StillActive)
 	}
-	return rep
 }
 
 // faultFigures summarises the answers of a run.
@@ -421,4 +422,64 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("waited a minute for %s", what)
 		}
 	}
+}
+
+// stallWindow is how long TestFaultPostgresStall holds the database's
+// traffic: GATEHOUSE_FAULT_STALL (a Go duration, 30s for the issue's
+// figure), 10s by default.
+func stallWindow(t *testing.T) time.Duration {
+	d := 10 * time.Second
+	if v := os.Getenv("GATEHOUSE_FAULT_STALL"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("GATEHOUSE_FAULT_STALL: %v", err)
+		}
+	}
+	return d
+}
+
+// A network that stalls (bytes held, no error: packets dropped) costs
+// each request the store's timeouts, never a hang: every answer is 200 or
+// 503 with Retry-After within answerBound; the heap does not grow with
+// the stall; once traffic flows the server serves by itself, and nothing
+// acknowledged is lost.
+func TestFaultPostgresStall(t *testing.T) {
+	r := newFaultRig(t, true)
+	load := r.startLoad(t, 8, 2)
+	time.Sleep(2 * time.Second)
+	heapBefore := liveHeap()
+
+	r.proxy.Stall()
+	stalled := time.Now()
+	window := stallWindow(t)
+	time.Sleep(window)
+	heapDuring := liveHeap()
+	r.proxy.Resume()
+	resumed := time.Now()
+	waitFor(t, "the server to serve again after the stall", func() bool { return recovery(load.snapshot(), resumed) >= 0 })
+	time.Sleep(2 * time.Second)
+	log := load.end()
+	heapAfter := liveHeap()
+
+	f := judge(t, log)
+	t.Logf("load: %s", f)
+	n, longest := failedBetween(log, stalled, resumed)
+	t.Logf("stall of %s: %d requests failed, the longest in %s; refreshes served again %s after traffic resumed",
+		window, n, longest.Round(time.Millisecond), recovery(log, resumed).Round(time.Millisecond))
+	t.Logf("live heap: %d KiB before, %d KiB at the end of the stall, %d KiB after", heapBefore>>10, heapDuring>>10, heapAfter>>10)
+	// Generous: the property is that the stall does not pile up requests
+	// or buffers, not a figure. The heap is this process's, so it holds
+	// the ledger's record of every token acknowledged meanwhile too.
+	if heapDuring > 4*heapBefore+64<<20 {
+		t.Errorf("the live heap grew from %d KiB to %d KiB during the stall", heapBefore>>10, heapDuring>>10)
+	}
+	load.check(t)
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
