@@ -34,6 +34,11 @@
 //     with --provider=oidc in front of a small app, login and consent in
 //     Chromium, the identity headers the app sees, sign-out through
 //     Gatehouse's end_session_endpoint.
+//   - TestBackchannelLogoutReachesRelyingParty (tier 7, local mode): a
+//     relying party with golang.org/x/oauth2, go-oidc and sessions by sid;
+//     another client's logout in the same Chromium ends alice's session,
+//     and the relying party verifies Gatehouse's logout token and drops
+//     its session; forged and unsigned logout tokens are refused.
 //
 // Local mode (default). The suite starts kube-apiserver and etcd (the
 // binaries `make envtest` builds into bin/k8s, or $KUBEBUILDER_ASSETS),
