@@ -260,8 +260,6 @@ func TestFederatedClientNeedsATrustedIssuer(t *testing.T) {
 	ns := newNamespace(t, nil)
 	appNS := newNamespace(t, nil)
 	startOperator(t, newFakeClock(), ns, appNS)
-	c := testenv.Get(t).Client
-	ctx := context.Background()
 	srv := server(ns, "auth")
 	srv.Spec.AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
 	create(t, srv)
@@ -273,21 +271,28 @@ func TestFederatedClientNeedsATrustedIssuer(t *testing.T) {
 	create(t, oc)
 	waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionFalse, oauthv1.ReasonUnknownTrustedIssuer)
 
-	get(t, srv)
-	srv.Spec.WorkloadIdentity.TrustedIssuers = []oauthv1.TrustedIssuer{{Name: "github", Issuer: "https://token.actions.githubusercontent.com"}}
-	if err := c.Update(ctx, srv); err != nil {
-		t.Fatal(err)
-	}
+	updateServer(t, srv, func(srv *oauthv1.AuthorizationServer) {
+		srv.Spec.WorkloadIdentity.TrustedIssuers = []oauthv1.TrustedIssuer{{Name: "github", Issuer: "https://token.actions.githubusercontent.com"}}
+	})
 	// The issuer admits only the server's namespace by default.
 	waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionFalse, oauthv1.ReasonTrustedIssuerNotAllowed)
 
-	get(t, srv)
-	srv.Spec.WorkloadIdentity.TrustedIssuers[0].AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
-	if err := c.Update(ctx, srv); err != nil {
-		t.Fatal(err)
-	}
+	updateServer(t, srv, func(srv *oauthv1.AuthorizationServer) {
+		srv.Spec.WorkloadIdentity.TrustedIssuers[0].AllowedClients.Namespaces.From = oauthv1.NamespacesFromAll
+	})
 	waitCondition(t, oc, oauthv1.ConditionReady, metav1.ConditionTrue, oauthv1.ReasonReady)
 	noSecretFor(t, appNS, "deployer")
+}
+
+// updateServer changes a server's spec, retrying on conflicts with the
+// operator's own writes (finalizer, status).
+func updateServer(t *testing.T, srv *oauthv1.AuthorizationServer, change func(*oauthv1.AuthorizationServer)) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		get(t, srv)
+		change(srv)
+		return testenv.Get(t).Client.Update(context.Background(), srv)
+	})
 }
 
 // The operator never takes over a ConfigMap it did not create.

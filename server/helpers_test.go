@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,7 +170,11 @@ func newTestServer(t testing.TB) *testServer { return newTestServerWith(t, nil) 
 func newTestServerWith(t testing.TB, opts func(*Options)) *testServer {
 	t.Helper()
 	ts := &testServer{clock: &clock{t: time.Now()}, store: memory.New()}
-	ts.Server = httptest.NewUnstartedServer(nil)
+	// The server is built after the listener exists (the issuer is its
+	// URL), so the handler is set through late rather than by writing
+	// Config.Handler while connections may already be served.
+	late := &lateHandler{}
+	ts.Server = httptest.NewUnstartedServer(late)
 	ts.Start()
 	t.Cleanup(ts.Close)
 	ts.src = config.NewStatic(testSnapshot(t, ts.URL, ts.clock.Now()))
@@ -182,8 +187,20 @@ func newTestServerWith(t testing.TB, opts func(*Options)) *testServer {
 		t.Fatal(err)
 	}
 	ts.srv = srv
-	ts.Config.Handler = srv
+	late.srv.Store(srv)
 	return ts
+}
+
+// lateHandler serves with a Server set once it exists; until then it
+// answers 503.
+type lateHandler struct{ srv atomic.Pointer[Server] }
+
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s := l.srv.Load(); s != nil {
+		s.ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "starting", http.StatusServiceUnavailable)
 }
 
 func (ts *testServer) snap() *config.Snapshot { return ts.src.Current() }
