@@ -18,6 +18,7 @@ import (
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+	"github.com/gatehouse-dev/gatehouse/internal/testnode"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
@@ -89,27 +90,7 @@ func startOpenIDClient(t *testing.T, ts *testServer, env ...string) *openIDClien
 
 func (c *openIDClient) next(t *testing.T) map[string]any {
 	t.Helper()
-	line := make(chan string, 1)
-	go func() {
-		if c.lines.Scan() {
-			line <- c.lines.Text()
-		}
-		close(line)
-	}()
-	select {
-	case l, ok := <-line:
-		if !ok {
-			t.Fatal("openid-client's harness ended without an answer")
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("openid-client's harness printed %q: %v", l, err)
-		}
-		return m
-	case <-time.After(60 * time.Second):
-		t.Fatal("openid-client's harness printed nothing for 60 s")
-		return nil
-	}
+	return testnode.Next(t, c.lines, 60*time.Second)
 }
 
 // finish hands openid-client what came back to the redirect URI and

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+	"github.com/gatehouse-dev/gatehouse/internal/testnode"
 )
 
 // cliClient is the samples' public command-line client, which may use the
@@ -172,27 +172,7 @@ func (s *suite) startOpenIDClient(t *testing.T, node, dir, scope string) (*openI
 
 func (r *openIDClientRun) next(t *testing.T) map[string]any {
 	t.Helper()
-	line := make(chan string, 1)
-	go func() {
-		if r.lines.Scan() {
-			line <- r.lines.Text()
-		}
-		close(line)
-	}()
-	select {
-	case l, ok := <-line:
-		if !ok {
-			t.Fatal("openid-client's harness ended without an answer")
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("openid-client's harness printed %q: %v", l, err)
-		}
-		return m
-	case <-time.After(90 * time.Second):
-		t.Fatal("openid-client's harness printed nothing for 90 s")
-		return nil
-	}
+	return testnode.Next(t, r.lines, 90*time.Second)
 }
 
 // TestDeviceFlowOpenIDClient drives the device flow with openid-client
