@@ -131,6 +131,14 @@ type AuthorizationServerSpec struct {
 	//
 	// +optional
 	TLS *TLSSpec `json:"tls,omitempty"`
+
+	// Branding is how the browser pages (sign-in, consent, device, sign-out,
+	// errors) look and which language they speak when the person's
+	// browser asks for none Gatehouse has.
+	//
+	// +kubebuilder:default={}
+	// +optional
+	Branding Branding `json:"branding,omitempty"`
 }
 
 // TLSSpec is the token server's serving certificate.
