@@ -35,7 +35,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 	}
 	now := s.now()
 	badPage := func(title, msg string) result {
-		s.errorPage(w, snap, http.StatusBadRequest, title, msg)
+		s.errorPageIn(w, r, snap, uiLocales(q), http.StatusBadRequest, title, msg)
 		return result{outcome: ErrInvalidRequest}
 	}
 	if len(q["client_id"]) > 1 || len(q["redirect_uri"]) > 1 {
@@ -58,7 +58,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, snap *c
 		return badPage("Invalid return address", "The application asked to send you back to an address it has not registered (redirect_uri does not match).")
 	}
 
-	to := responseTarget{redirectURI: redirectURI, state: q.Get("state")}
+	to := responseTarget{redirectURI: redirectURI, state: q.Get("state"), uiLocales: uiLocales(q)}
 	fail := func(e *Error) result {
 		s.authorizationError(w, r, snap, to, e)
 		return failed(e)
@@ -188,6 +188,7 @@ func authorizeRequest(snap *config.Snapshot, client *config.Client, redirectURI 
 		ID: randomToken(32), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, Resources: targets, State: q.Get("state"),
 		CodeChallenge: challenge, ExpiresAt: now.Add(authRequestTTL),
 		Nonce: op.nonce, LoginHint: op.loginHint, ForceConsent: op.consent, Claims: op.claimsParam,
+		UILocales: uiLocales(q),
 	}
 	if challenge != "" {
 		ar.CodeChallengeMethod = method

@@ -49,18 +49,18 @@ func (s *Server) authorizeParams(w http.ResponseWriter, r *http.Request, snap *c
 	case http.MethodPost:
 		if r.URL.RawQuery != "" {
 			// Two sets of parameters would leave it to us to pick one.
-			s.errorPage(w, snap, http.StatusBadRequest, "Invalid request", "A POST to the authorization endpoint carries its parameters in the body, not in the URL.")
+			s.errorPage(w, r, snap, http.StatusBadRequest, "Invalid request", "A POST to the authorization endpoint carries its parameters in the body, not in the URL.")
 			return nil, result{outcome: ErrInvalidRequest}, false
 		}
 		form, e := parsePostForm(w, r)
 		if e != nil {
-			s.errorPage(w, snap, e.Status, "Invalid request", e.Description)
+			s.errorPage(w, r, snap, e.Status, "Invalid request", e.Description)
 			return nil, failed(e), false
 		}
 		return form, result{}, true
 	}
 	w.Header().Set("Allow", "GET, POST")
-	s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "The authorization endpoint accepts GET and POST requests only.")
+	s.errorPage(w, r, snap, http.StatusMethodNotAllowed, "Request not allowed", "The authorization endpoint accepts GET and POST requests only.")
 	return nil, result{outcome: "method_not_allowed"}, false
 }
 
@@ -84,7 +84,7 @@ func (s *Server) resolveRequest(w http.ResponseWriter, r *http.Request, snap *co
 	refuse := func(e *Error) (authorizeInput, result, bool) {
 		ru := q.Get("redirect_uri")
 		if ru == "" || len(q["redirect_uri"]) > 1 || !client.HasRedirectURI(ru) {
-			s.errorPage(w, snap, http.StatusBadRequest, "Invalid request", "The application's request could not be used: "+e.Description+".")
+			s.errorPage(w, r, snap, http.StatusBadRequest, "Invalid request", "The application's request could not be used: %s.", e.Description)
 			return authorizeInput{}, failed(e), false
 		}
 		mode, _ := parseResponseMode(q.Get("response_mode"), ru)
@@ -114,7 +114,7 @@ func (s *Server) resolveRequest(w http.ResponseWriter, r *http.Request, snap *co
 // ends in value.
 func (s *Server) pushedRequest(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, client *config.Client, value string, now time.Time) (authorizeInput, result, bool) {
 	page := func(msg string) (authorizeInput, result, bool) {
-		s.errorPage(w, snap, http.StatusBadRequest, "Sign-in expired", msg)
+		s.errorPage(w, r, snap, http.StatusBadRequest, "Sign-in expired", msg)
 		return authorizeInput{}, result{outcome: ErrInvalidRequestURI}, false
 	}
 	p, err := s.store.ConsumePushedRequest(r.Context(), storage.HashToken(value), now)
@@ -123,7 +123,7 @@ func (s *Server) pushedRequest(w http.ResponseWriter, r *http.Request, snap *con
 		return page("This sign-in request has expired or was already used. Go back to the application and start again.")
 	case err != nil:
 		e := s.storageFailed(r.Context(), "reading a pushed authorization request", err)
-		s.errorPage(w, snap, http.StatusInternalServerError, "Something went wrong", "The sign-in request could not be read. Try again later.")
+		s.errorPage(w, r, snap, http.StatusInternalServerError, "Something went wrong", "The sign-in request could not be read. Try again later.")
 		return authorizeInput{}, failed(e), false
 	case p.ClientID != client.ID:
 		return page("This sign-in request was made by another application. Go back to the application and start again.")

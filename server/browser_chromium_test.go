@@ -30,7 +30,7 @@ const chromiumEnv = "GATEHOUSE_E2E_CHROMIUM"
 // the test as a missing dependency. consoleProblems returns what the
 // browser reported as errors or warnings so far: CSP violations among
 // them ("Refused to ...").
-func headlessChromium(t *testing.T) (bctx context.Context, consoleProblems func() []string) {
+func headlessChromium(t *testing.T, extra ...chromedp.ExecAllocatorOption) (bctx context.Context, consoleProblems func() []string) {
 	t.Helper()
 	path := os.Getenv(chromiumEnv)
 	if path == "" {
@@ -41,10 +41,12 @@ func headlessChromium(t *testing.T) (bctx context.Context, consoleProblems func(
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+	opts := append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()))
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
+	}, extra...)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	t.Cleanup(cancelAlloc)
 	bctx, cancelBrowser := chromedp.NewContext(alloc)
 	t.Cleanup(cancelBrowser)

@@ -19,7 +19,7 @@ import (
 // POST is 303 (redirectStatus), deny included.
 func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	now := s.now()
-	form, res, ok := s.readPageForm(w, r, snap, "consent")
+	form, res, ok := s.readPageForm(w, r, snap)
 	if !ok {
 		return res
 	}
@@ -48,13 +48,13 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 		if !ask {
 			return s.issueCode(w, r, snap, ar, now)
 		}
-		s.pages.Render(w, http.StatusOK, "consent", ar.RedirectURI, pages.Data{
-			Title: "Allow access", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.ConsentPath,
+		s.pages.Render(w, http.StatusOK, "consent", ar.RedirectURI, s.page(r, snap, ar.UILocales, pages.Data{
+			Title: "Allow access", Action: trimIssuer(snap) + endpoints.ConsentPath,
 			CSRF: csrfToken(w, r, snap), AuthRequest: ar.ID, ClientName: client.DisplayName,
 			ClientLogo: client.LogoURI, PolicyURI: client.PolicyURI, TOSURI: client.TOSURI,
 			Subject: ar.Subject, Username: s.usernameOf(snap, ar.Subject), Scopes: need,
 			OfferRemember: !client.Public,
-		})
+		}))
 		return result{outcome: outcomeSuccess}
 	}
 
@@ -74,7 +74,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 		return failed(e)
 	case "approve":
 	default:
-		s.errorPage(w, snap, http.StatusBadRequest, "Invalid request", "Choose Allow or Deny.")
+		s.errorPage(w, r, snap, http.StatusBadRequest, "Invalid request", "Choose Allow or Deny.")
 		return result{outcome: ErrInvalidRequest}
 	}
 	// A public client's consent is never remembered (see consentNeeded),

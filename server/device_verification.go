@@ -26,14 +26,14 @@ import (
 // unless this browser's session knows them, then the consent page, which
 // warns that a device will get the tokens (deviceConsent).
 func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
-	form, res, ok := s.readPageForm(w, r, snap, "device")
+	form, res, ok := s.readPageForm(w, r, snap)
 	if !ok {
 		return res
 	}
-	data := pages.Data{
-		Title: "Connect a device", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.DevicePath,
+	data := s.page(r, snap, "", pages.Data{
+		Title: "Connect a device", Action: trimIssuer(snap) + endpoints.DevicePath,
 		CSRF: csrfToken(w, r, snap),
-	}
+	})
 	typed := form.Get("user_code")
 	if code, ok := normalizeUserCode(typed); ok {
 		data.UserCode = displayUserCode(code)
@@ -80,7 +80,7 @@ func (s *Server) startDeviceApproval(w http.ResponseWriter, r *http.Request, sna
 	}
 	client := snap.Clients.Get(d.ClientID)
 	if client == nil || !client.GrantTypes[oauthv1.GrantDeviceCode] {
-		s.errorPage(w, snap, http.StatusBadRequest, "Unknown application", "The application on your device is no longer registered with this server.")
+		s.errorPage(w, r, snap, http.StatusBadRequest, "Unknown application", "The application on your device is no longer registered with this server.")
 		return result{outcome: ErrUnauthorizedClient}
 	}
 	ar := storage.AuthRequest{
@@ -120,17 +120,17 @@ func (s *Server) deviceConsent(w http.ResponseWriter, r *http.Request, snap *con
 				need = append(need, sc)
 			}
 		}
-		s.pages.Render(w, http.StatusOK, "consent", "", pages.Data{
-			Title: "Allow access", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.ConsentPath,
+		s.pages.Render(w, http.StatusOK, "consent", "", s.page(r, snap, ar.UILocales, pages.Data{
+			Title: "Allow access", Action: trimIssuer(snap) + endpoints.ConsentPath,
 			CSRF: csrfToken(w, r, snap), AuthRequest: ar.ID, ClientName: client.DisplayName,
 			ClientLogo: client.LogoURI, PolicyURI: client.PolicyURI, TOSURI: client.TOSURI,
 			Subject: ar.Subject, Username: s.usernameOf(snap, ar.Subject), Scopes: need, Device: true,
-		})
+		}))
 		return result{outcome: outcomeSuccess}
 	}
 	decision := form.Get("decision")
 	if decision != "approve" && decision != "deny" {
-		s.errorPage(w, snap, http.StatusBadRequest, "Invalid request", "Choose Allow or Deny.")
+		s.errorPage(w, r, snap, http.StatusBadRequest, "Invalid request", "Choose Allow or Deny.")
 		return result{outcome: ErrInvalidRequest}
 	}
 	ctx := r.Context()
@@ -141,8 +141,8 @@ func (s *Server) deviceConsent(w http.ResponseWriter, r *http.Request, snap *con
 	err := s.store.DecideDeviceAuthorization(ctx, ar.Device, storage.DeviceDecision{
 		Approved: decision == "approve", Subject: ar.Subject, AuthTime: ar.AuthTime, SessionID: ar.SessionID,
 	}, now)
-	done := func(status int, outcome, title, msg string) result {
-		s.pages.Render(w, status, "device_done", "", pages.Data{Title: title, Error: msg, Issuer: snap.Issuer})
+	done := func(status int, outcome, title, msg string, args ...any) result {
+		s.pages.Render(w, status, "device_done", "", s.page(r, snap, ar.UILocales, pages.Data{Title: title, Error: msg, ErrorArgs: args}))
 		return result{outcome: outcome}
 	}
 	switch {
@@ -159,7 +159,7 @@ func (s *Server) deviceConsent(w http.ResponseWriter, r *http.Request, snap *con
 		s.log.Warn("deleting finished device approval request", "error", err)
 	}
 	if decision == "deny" {
-		return done(http.StatusOK, ErrAccessDenied, "Access denied", client.DisplayName+" on your device was not given access.")
+		return done(http.StatusOK, ErrAccessDenied, "Access denied", "%s on your device was not given access.", client.DisplayName)
 	}
-	return done(http.StatusOK, outcomeSuccess, "Device connected", client.DisplayName+" on your device is now signed in as "+s.usernameOf(snap, ar.Subject)+". Return to your device.")
+	return done(http.StatusOK, outcomeSuccess, "Device connected", "%[1]s on your device is now signed in as %[2]s. Return to your device.", client.DisplayName, s.usernameOf(snap, ar.Subject))
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/keyset"
 	"github.com/gatehouse-dev/gatehouse/internal/oidc"
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/internal/pages"
 )
 
 // idTokenClaims are the claims an ID token may carry besides the
@@ -34,6 +35,8 @@ type openIDConfiguration struct {
 	ClaimTypesSupported              []string `json:"claim_types_supported"`
 	PromptValuesSupported            []string `json:"prompt_values_supported"`
 	ClaimsParameterSupported         bool     `json:"claims_parameter_supported"`
+	// UILocalesSupported are the languages of the pages (ui_locales).
+	UILocalesSupported []string `json:"ui_locales_supported"`
 	// Request objects (Core §6.1, RFC 9101) signed with a client's
 	// registered keys. request_uri only for pushed requests, which
 	// Discovery §3's request_uri_parameter_supported (default true) does
@@ -64,6 +67,7 @@ func buildOpenIDConfiguration(snap *config.Snapshot, federated bool) *document {
 		ClaimTypesSupported:                    []string{"normal"},
 		PromptValuesSupported:                  promptValues,
 		ClaimsParameterSupported:               true,
+		UILocalesSupported:                     pages.Supported(),
 		RequestParameterSupported:              true,
 		RequestObjectSigningAlgValuesSupported: jwtverify.Algorithms,
 		BackchannelLogoutSupported:             true,

@@ -85,6 +85,9 @@ func TestOpenIDConfiguration(t *testing.T) {
 	if !slices.Equal(strs("response_modes_supported"), []string{"query", "form_post"}) {
 		t.Errorf("response_modes_supported = %v", doc["response_modes_supported"])
 	}
+	if !slices.Equal(strs("ui_locales_supported"), []string{"de", "en"}) { // TestPagesSpeakTheRequestedLanguage
+		t.Errorf("ui_locales_supported = %v", doc["ui_locales_supported"])
+	}
 	if doc["claims_parameter_supported"] != true { // TestClaimsParameter
 		t.Error("claims_parameter_supported is not true")
 	}

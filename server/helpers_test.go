@@ -318,6 +318,8 @@ type browser struct {
 	t      testing.TB
 	ts     *testServer
 	client *http.Client
+	// acceptLanguage is sent as Accept-Language when set.
+	acceptLanguage string
 }
 
 func newBrowser(t testing.TB, ts *testServer) *browser {
@@ -329,6 +331,9 @@ func newBrowser(t testing.TB, ts *testServer) *browser {
 
 func (b *browser) do(req *http.Request) (*http.Response, string) {
 	b.t.Helper()
+	if b.acceptLanguage != "" {
+		req.Header.Set("Accept-Language", b.acceptLanguage)
+	}
 	resp, err := b.client.Do(req)
 	if err != nil {
 		b.t.Fatal(err)

@@ -24,7 +24,7 @@ import (
 // Providers get a button each (login_upstream.go).
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	now := s.now()
-	form, res, ok := s.readPageForm(w, r, snap, "login")
+	form, res, ok := s.readPageForm(w, r, snap)
 	if !ok {
 		return res
 	}
@@ -33,11 +33,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, snap *confi
 		return result{outcome: ErrInvalidRequest}
 	}
 	set := snap.IdentitySet()
-	data := pages.Data{
-		Title: "Sign in", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.LoginPath,
+	data := s.page(r, snap, ar.UILocales, pages.Data{
+		Title: "Sign in", Action: trimIssuer(snap) + endpoints.LoginPath,
 		CSRF: csrfToken(w, r, snap), AuthRequest: ar.ID, ClientName: client.DisplayName,
 		PasswordForm: set.HasPasswordForm(), Upstreams: upstreamButtons(snap, set, ar.ID),
-	}
+	})
 	if r.Method == http.MethodGet {
 		// One upstream and nothing to type: straight to the upstream.
 		if !data.PasswordForm && len(data.Upstreams) == 1 {
@@ -181,7 +181,7 @@ func (s *Server) replaceSession(ctx context.Context, snap *config.Snapshot, hash
 func (s *Server) loginNotSaved(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, op string, err error) result {
 	s.logStorageFailure(r.Context(), op, err)
 	status, outcome := storagePageStatus(w, err)
-	s.errorPage(w, snap, status, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")
+	s.errorPage(w, r, snap, status, "Something went wrong", "Your sign-in could not be saved. Try again shortly.")
 	return result{outcome: outcome}
 }
 

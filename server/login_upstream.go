@@ -112,7 +112,7 @@ func upstreamCallbackURL(snap *config.Snapshot) string {
 func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
-		s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "This page accepts GET requests only.")
+		s.errorPage(w, r, snap, http.StatusMethodNotAllowed, "Request not allowed", "This page accepts GET requests only.")
 		return result{outcome: "method_not_allowed"}
 	}
 	q := r.URL.Query()
@@ -122,7 +122,7 @@ func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request, sna
 	}
 	src, ok := snap.IdentitySet().Redirect(q.Get("provider"))
 	if !ok {
-		s.errorPage(w, snap, http.StatusBadRequest, "Unknown sign-in option", "This sign-in option is not offered any more. Go back to the application and start again.")
+		s.errorPage(w, r, snap, http.StatusBadRequest, "Unknown sign-in option", "This sign-in option is not offered any more. Go back to the application and start again.")
 		return result{outcome: ErrInvalidRequest}
 	}
 	if why, down := snap.Unreachable[src.Name()]; down {
@@ -139,7 +139,7 @@ func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request, sna
 		Expires: now.Add(upstreamCookieMaxAge * time.Second).Unix()}, now)
 	if err != nil {
 		s.log.Error("sealing the upstream sign-in cookie", "error", err)
-		s.errorPage(w, snap, http.StatusServiceUnavailable, "Sign-in is not available", "Sign-in cannot start right now. Try again shortly.")
+		s.errorPage(w, r, snap, http.StatusServiceUnavailable, "Sign-in is not available", "Sign-in cannot start right now. Try again shortly.")
 		return result{outcome: ErrTemporarilyUnavailable}
 	}
 	setCookie(w, snap, upstreamCookie, v, upstreamCookieMaxAge)
@@ -153,7 +153,7 @@ func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request, sna
 func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
-		s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "This page accepts GET requests only.")
+		s.errorPage(w, r, snap, http.StatusMethodNotAllowed, "Request not allowed", "This page accepts GET requests only.")
 		return result{outcome: "method_not_allowed"}
 	}
 	// Single use: whatever happens next, this pending login is over.
@@ -165,7 +165,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request, 
 	const noneWaiting = "This browser has no sign-in waiting for that answer (it expired, finished already, or was started elsewhere). Go back to the application and start again."
 	rejected := func(reason, page string) result {
 		ri.securityEvent(ctx, EventUpstreamCallbackRejected, slog.String("reason", reason))
-		s.errorPage(w, snap, http.StatusBadRequest, "Sign-in could not be completed", page)
+		s.errorPage(w, r, snap, http.StatusBadRequest, "Sign-in could not be completed", page)
 		return result{outcome: "upstream_rejected"}
 	}
 	pend, err := s.openPending(snap, readCookie(r, snap, upstreamCookie), now)
@@ -186,7 +186,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request, 
 		return rejected("this sign-in was finished already (a replayed callback)", noneWaiting)
 	case err != nil:
 		s.log.Error("recording an upstream callback", "error", err)
-		s.errorPage(w, snap, http.StatusServiceUnavailable, "Sign-in is not available", "Sign-in cannot be completed right now. Try again shortly.")
+		s.errorPage(w, r, snap, http.StatusServiceUnavailable, "Sign-in is not available", "Sign-in cannot be completed right now. Try again shortly.")
 		return result{outcome: ErrTemporarilyUnavailable}
 	}
 	ar, client, ok := s.loadFlow(w, r, snap, pend.AuthRequest, now)
@@ -195,7 +195,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request, 
 	}
 	src, ok := snap.IdentitySet().Redirect(pend.Provider)
 	if !ok {
-		s.errorPage(w, snap, http.StatusBadRequest, "Unknown sign-in option", "This sign-in option is not offered any more. Go back to the application and start again.")
+		s.errorPage(w, r, snap, http.StatusBadRequest, "Unknown sign-in option", "This sign-in option is not offered any more. Go back to the application and start again.")
 		return result{outcome: ErrInvalidRequest}
 	}
 	if ri != nil {
@@ -216,15 +216,15 @@ func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, snap *co
 	switch {
 	case errors.Is(err, identity.ErrNotAllowed):
 		s.log.Warn("upstream login not allowed", "provider", src.Name(), "error", err)
-		s.errorPage(w, snap, http.StatusForbidden, "Not allowed", "Your "+name+" account is not allowed to sign in here. Ask your administrator for access.")
+		s.errorPage(w, r, snap, http.StatusForbidden, "Not allowed", "Your %s account is not allowed to sign in here. Ask your administrator for access.", name)
 		return result{outcome: "upstream_not_allowed"}
 	case errors.Is(err, identity.ErrRejected):
 		infoFrom(r.Context()).securityEvent(r.Context(), EventUpstreamCallbackRejected, slog.String("provider", src.Name()), slog.String("reason", err.Error()))
-		s.errorPage(w, snap, http.StatusBadRequest, "Sign-in could not be completed", "The answer from "+name+" could not be verified. Go back to the application and start again.")
+		s.errorPage(w, r, snap, http.StatusBadRequest, "Sign-in could not be completed", "The answer from %s could not be verified. Go back to the application and start again.", name)
 		return result{outcome: "upstream_rejected"}
 	default:
 		s.log.Warn("identity provider unavailable", "provider", src.Name(), "error", err)
-		s.errorPage(w, snap, http.StatusServiceUnavailable, name+" is not available", "Sign-in with "+name+" is not possible right now: it could not be reached. Try again in a few minutes.")
+		s.errorPage(w, r, snap, http.StatusServiceUnavailable, "Sign-in is not available", "%s is not available: it could not be reached. Try again in a few minutes.", name)
 		return result{outcome: ErrTemporarilyUnavailable}
 	}
 }

@@ -38,7 +38,7 @@ import (
 func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *config.Snapshot) result {
 	now := s.now()
 	bad := func(msg string) result {
-		s.errorPage(w, snap, http.StatusBadRequest, "Sign-out not possible", msg)
+		s.errorPage(w, r, snap, http.StatusBadRequest, "Sign-out not possible", msg)
 		return result{outcome: ErrInvalidRequest}
 	}
 	form, res, ok := s.endSessionForm(w, r, snap)
@@ -49,7 +49,7 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *
 	// must carry the CSRF token.
 	confirmed := r.Method == http.MethodPost && form.Get("decision") == "logout"
 	if confirmed && !checkCSRF(r, snap, form) {
-		s.errorPage(w, snap, http.StatusForbidden, "Session expired", "This form has expired or did not come from this site. Sign out again from the application.")
+		s.errorPage(w, r, snap, http.StatusForbidden, "Session expired", "This form has expired or did not come from this site. Sign out again from the application.")
 		return result{outcome: "csrf_failed"}
 	}
 
@@ -82,7 +82,7 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *
 	failed := func(err error) result {
 		s.logStorageFailure(ctx, "ending a session", err)
 		status, outcome := storagePageStatus(w, err)
-		s.errorPage(w, snap, status, "Something went wrong", "You could not be signed out. Try again shortly.")
+		s.errorPage(w, r, snap, status, "Something went wrong", "You could not be signed out. Try again shortly.")
 		return result{outcome: outcome}
 	}
 	sess, signedIn := s.session(ctx, r, snap, now)
@@ -110,8 +110,9 @@ func (s *Server) handleEndSession(w http.ResponseWriter, r *http.Request, snap *
 		http.Redirect(w, r, redirectURL(redirect, url.Values{"state": {form.Get("state")}}), redirectStatus(r))
 		return result{outcome: outcomeSuccess}
 	}
-	s.pages.Render(w, http.StatusOK, "signed_out", "", pages.Data{Title: "Signed out", Issuer: snap.Issuer,
-		Error: "You are signed out. You can close this page."})
+	s.pages.Render(w, http.StatusOK, "signed_out", "", s.page(r, snap, uiLocales(form), pages.Data{
+		Title: "Signed out", Error: "You are signed out. You can close this page.",
+	}))
 	return result{outcome: outcomeSuccess}
 }
 
@@ -126,11 +127,11 @@ func (s *Server) endSessionForm(w http.ResponseWriter, r *http.Request, snap *co
 		form, e = parsePostForm(w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		s.errorPage(w, snap, http.StatusMethodNotAllowed, "Request not allowed", "The sign-out page accepts GET and POST requests only.")
+		s.errorPage(w, r, snap, http.StatusMethodNotAllowed, "Request not allowed", "The sign-out page accepts GET and POST requests only.")
 		return nil, result{outcome: "method_not_allowed"}, false
 	}
 	if e != nil {
-		s.errorPage(w, snap, http.StatusBadRequest, "Sign-out not possible", e.Description)
+		s.errorPage(w, r, snap, http.StatusBadRequest, "Sign-out not possible", e.Description)
 		return nil, result{outcome: ErrInvalidRequest}, false
 	}
 	return form, result{}, true
@@ -139,15 +140,15 @@ func (s *Server) endSessionForm(w http.ResponseWriter, r *http.Request, snap *co
 // confirmLogout asks the person signed in whether to sign out, carrying the
 // relying party's parameters through the form.
 func (s *Server) confirmLogout(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, form url.Values, client *config.Client, sess storage.Session, redirect string) {
-	data := pages.Data{
-		Title: "Sign out", Issuer: snap.Issuer, Action: trimIssuer(snap) + endpoints.EndSessionPath,
+	data := s.page(r, snap, uiLocales(form), pages.Data{
+		Title: "Sign out", Action: trimIssuer(snap) + endpoints.EndSessionPath,
 		CSRF: csrfToken(w, r, snap), Username: s.usernameOf(snap, sess.Subject),
-	}
+	})
 	if client != nil {
 		data.ClientName = client.DisplayName
 		data.Hidden = append(data.Hidden, pages.HiddenField{Name: "client_id", Value: client.ID})
 	}
-	for _, k := range []string{"post_logout_redirect_uri", "state"} {
+	for _, k := range []string{"post_logout_redirect_uri", "state", "ui_locales"} {
 		if v := form.Get(k); v != "" {
 			data.Hidden = append(data.Hidden, pages.HiddenField{Name: k, Value: v})
 		}

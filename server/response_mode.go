@@ -26,10 +26,12 @@ var responseModesSupported = []string{"query", responseModeFormPost}
 // response mode ("" for the query).
 type responseTarget struct {
 	redirectURI, state, mode string
+	// uiLocales is the request's ui_locales, for the form_post page.
+	uiLocales string
 }
 
 func responseTo(ar storage.AuthRequest) responseTarget {
-	return responseTarget{redirectURI: ar.RedirectURI, state: ar.State, mode: ar.ResponseMode}
+	return responseTarget{redirectURI: ar.RedirectURI, state: ar.State, mode: ar.ResponseMode, uiLocales: ar.UILocales}
 }
 
 // parseResponseMode reads response_mode (OAuth 2.0 Multiple Response Type
@@ -64,7 +66,7 @@ func (s *Server) authorizationResponse(w http.ResponseWriter, r *http.Request, s
 			fields = append(fields, pages.HiddenField{Name: k, Value: v})
 		}
 	}
-	s.pages.RenderFormPost(w, to.redirectURI, snap.Issuer, fields)
+	s.pages.RenderFormPost(w, to.redirectURI, fields, s.page(r, snap, to.uiLocales, pages.Data{}))
 }
 
 // authorizationError sends an RFC 6749 §4.1.2.1 error back to the client

@@ -307,7 +307,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, result) 
 		lim = s.logins
 	}
 	if !lim.Acquire(r.Context()) {
-		s.shed(w, snap, endpoint)
+		s.shed(w, r, snap, endpoint)
 		res := result{outcome: outcomeOverloaded}
 		s.metrics.observe(endpoint, res, start)
 		return endpoint, res

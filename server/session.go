@@ -59,7 +59,7 @@ func sessionID(hash string) string { return storage.HashToken("sid:" + hash) }
 // client; when either is gone it shows an error page.
 func (s *Server) loadFlow(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, id string, now time.Time) (storage.AuthRequest, *config.Client, bool) {
 	if id == "" {
-		s.errorPage(w, snap, http.StatusBadRequest, "Start from the application", "Sign-in starts at the application you want to use; open it and sign in from there.")
+		s.errorPage(w, r, snap, http.StatusBadRequest, "Start from the application", "Sign-in starts at the application you want to use; open it and sign in from there.")
 		return storage.AuthRequest{}, nil, false
 	}
 	ar, err := s.store.GetAuthRequest(r.Context(), id, now)
@@ -67,12 +67,12 @@ func (s *Server) loadFlow(w http.ResponseWriter, r *http.Request, snap *config.S
 		if !errors.Is(err, storage.ErrNotFound) {
 			s.log.Error("reading authorization request", "error", err)
 		}
-		s.errorPage(w, snap, http.StatusBadRequest, "Sign-in expired", "This sign-in took too long or was already completed. Go back to the application and start again.")
+		s.errorPage(w, r, snap, http.StatusBadRequest, "Sign-in expired", "This sign-in took too long or was already completed. Go back to the application and start again.")
 		return storage.AuthRequest{}, nil, false
 	}
 	client := snap.Clients.Get(ar.ClientID)
 	if client == nil || !flowAllowed(client, ar) {
-		s.errorPage(w, snap, http.StatusBadRequest, "Unknown application", "The application is no longer registered with this server.")
+		s.errorPage(w, r, snap, http.StatusBadRequest, "Unknown application", "The application is no longer registered with this server.")
 		return storage.AuthRequest{}, nil, false
 	}
 	return ar, client, true

@@ -39,10 +39,10 @@ var pageEndpoints = map[string]bool{
 
 // shed answers a request the server had no room for: 503 with
 // Retry-After, a page for a browser, an OAuth error for an API client.
-func (s *Server) shed(w http.ResponseWriter, snap *config.Snapshot, endpoint string) {
+func (s *Server) shed(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, endpoint string) {
 	w.Header().Set("Retry-After", retryAfterUnavailable)
 	if pageEndpoints[endpoint] {
-		s.errorPage(w, snap, http.StatusServiceUnavailable, "Busy", "The server is busy right now. Try again in a moment.")
+		s.errorPage(w, r, snap, http.StatusServiceUnavailable, "Busy", "The server is busy right now. Try again in a moment.")
 		return
 	}
 	writeError(w, newError(ErrTemporarilyUnavailable, "the server is busy; try again shortly"), snap.Issuer)

@@ -68,6 +68,10 @@ type Snapshot struct {
 	ClaimMapping    *claimmap.Mapping
 	ClaimMappingErr error
 
+	// Branding is the AuthorizationServer's spec.branding: the pages'
+	// name, logo, colours and default language.
+	Branding oauthv1.Branding
+
 	// Clients by client_id.
 	Clients ClientMap
 	// Scopes by scope string.
@@ -407,6 +411,7 @@ func (b *Builder) buildServer(in Inputs) (*Snapshot, error) {
 		RequirePAR:         as.Spec.PushedAuthorizationRequests.Required,
 		RequestURILifetime: as.RequestURILifetime(),
 		RotationInterval:   as.RotationInterval(),
+		Branding:           as.Spec.Branding,
 		Scopes:             map[string]*Scope{},
 		StorageType:        cmp.Or(as.Spec.Storage.Type, oauthv1.StorageMemory),
 		keySets:            b.KeySets,

@@ -203,3 +203,18 @@ func TestBuiltinScopesCannotBeRedefined(t *testing.T) {
 		t.Errorf("client = %+v", c)
 	}
 }
+
+// spec.branding reaches the pages as the AuthorizationServer says it.
+func TestBuildCarriesBranding(t *testing.T) {
+	brand := oauthv1.Branding{DisplayName: "Example Corp", LogoURL: "https://cdn.example/logo.svg", PrimaryColor: "#0b5fff", AccentColor: "#ffb000", DefaultLanguage: "de"}
+	as := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "main"},
+		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://auth.example.test", Branding: brand}}
+	var b Builder
+	s, err := b.Build(Inputs{Server: as})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Branding != brand {
+		t.Errorf("branding %+v, want %+v", s.Branding, brand)
+	}
+}

@@ -114,6 +114,9 @@ type AuthRequest struct {
 	// Claims is the request's claims parameter (OpenID Connect Core
 	// §5.5), JSON; empty without one.
 	Claims string
+	// UILocales is the request's ui_locales (Core §3.1.2.1): the
+	// languages the pages of this sign-in should speak, in order.
+	UILocales string
 }
 
 // AuthCode is an issued authorization code, stored under HashToken(code).

@@ -23,9 +23,11 @@ var templateFS embed.FS
 // allowed by its hash, so the pages load nothing from anywhere and the CSP
 // can forbid everything else.
 type Renderer struct {
-	tmpl    *template.Template
-	css     template.CSS
-	cssHash string
+	// Languages are the catalogues the pages speak (i18n.go).
+	Languages *Languages
+	tmpl      *template.Template
+	css       template.CSS
+	cssHash   string
 	// formPostJS submits the form_post page's form; allowed by its hash
 	// on that page alone.
 	formPostJS     template.JS
@@ -34,7 +36,11 @@ type Renderer struct {
 
 // New parses the embedded templates.
 func New() (*Renderer, error) {
-	t, err := template.ParseFS(templateFS, "templates/layout.html")
+	langs, err := LoadLanguages()
+	if err != nil {
+		return nil, err
+	}
+	t, err := template.New("layout.html").Funcs(template.FuncMap{"strong": strong, "who": who}).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +52,21 @@ func New() (*Renderer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Renderer{tmpl: t, css: template.CSS(css), cssHash: sourceHash(css), formPostJS: template.JS(js), formPostJSHash: sourceHash(js)}, nil
+	return &Renderer{Languages: langs, tmpl: t, css: template.CSS(css), cssHash: sourceHash(css), formPostJS: template.JS(js), formPostJSHash: sourceHash(js)}, nil
+}
+
+// strong is name in bold, escaped, as an argument of a message (Data.H).
+func strong(name string) template.HTML {
+	return template.HTML("<strong>" + template.HTMLEscapeString(name) + "</strong>") // escaped
+}
+
+// who is the account a page is about, after a message's sentence ("" for
+// none), as an argument of a message (Data.H).
+func who(username string) template.HTML {
+	if username == "" {
+		return ""
+	}
+	return template.HTML(` <span class="who">(` + template.HTMLEscapeString(username) + `)</span>`) // escaped
 }
 
 // sourceHash is the CSP hash source of an inline stylesheet or script.
@@ -55,10 +75,22 @@ func sourceHash(b []byte) string {
 	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
 }
 
-// Data is what every page template sees.
+// Data is what every page template sees. Title and Error are messages in
+// English (the catalogues' keys), shown in the page's language; Error is
+// formatted with ErrorArgs when there are any.
 type Data struct {
-	Title       string
+	Title     string
+	Error     string
+	ErrorArgs []any
+	// Lang is the page's language (Languages.Negotiate); English when nil.
+	Lang *Catalog
+	// Brand is the server's look (spec.branding).
+	Brand Brand
+	// CSS is the stylesheet; BrandCSS the brand's colours and BrandLogo
+	// its logo, when they are valid (set by the renderer).
 	CSS         template.CSS
+	BrandCSS    template.CSS
+	BrandLogo   string
 	Issuer      string
 	Action      string
 	CSRF        string
@@ -66,7 +98,6 @@ type Data struct {
 	ClientName  string
 	Subject     string
 	Username    string
-	Error       string
 	Scopes      []*config.Scope
 	// OfferRemember shows "Remember this decision" on the consent page.
 	OfferRemember bool
@@ -89,6 +120,15 @@ type Data struct {
 	ClientLogo, PolicyURI, TOSURI string
 }
 
+// T is msg in the page's language (Catalog.T).
+func (d Data) T(msg string, args ...any) string { return d.Lang.T(msg, args...) }
+
+// H is msg in the page's language as HTML (Catalog.HTML).
+func (d Data) H(msg string, args ...any) template.HTML { return d.Lang.HTML(msg, args...) }
+
+// ErrorText is the page's Error in its language.
+func (d Data) ErrorText() string { return d.Lang.T(d.Error, d.ErrorArgs...) }
+
 // HiddenField is a hidden form field of a page.
 type HiddenField struct{ Name, Value string }
 
@@ -99,15 +139,16 @@ type HiddenField struct{ Name, Value string }
 type UpstreamButton struct{ Name, DisplayName, URL string }
 
 // securityHeaders are sent with every page. The CSP allows nothing but
-// the inline stylesheet, by its hash: no script at all, no images, fonts,
+// the inline stylesheets, by their hashes: no script at all, no fonts,
 // frames or connections, so markup that slipped into a page could neither
 // run nor load anything. form-action allows the server itself and, for
 // pages in an authorization flow, the client's redirect URI: browsers
 // apply form-action to the redirect that follows a form post, so without
 // it the redirect back to the app would be blocked.
 //
-// A page that shows an image allows exactly that image's URL in img-src
-// (ImageSource), nothing else.
+// A page that shows images (the brand's logo, the client's on the consent
+// page) allows exactly those images' URLs in img-src (ImageSource),
+// nothing else.
 func (p *Renderer) securityHeaders(h http.Header, redirectURI string, d *Data) {
 	formAction := "'self'"
 	if src := cspSource(redirectURI); src != "" {
@@ -119,21 +160,48 @@ func (p *Renderer) securityHeaders(h http.Header, redirectURI string, d *Data) {
 	} else {
 		d.ClientLogo = ""
 	}
-	p.setHeaders(h, "'none'", formAction, images...)
+	p.setHeaders(h, "'none'", formAction, d, images...)
 }
 
-func (p *Renderer) setHeaders(h http.Header, scriptSrc, formAction string, images ...string) {
-	csp := "default-src 'none'; script-src " + scriptSrc + "; style-src " + p.cssHash
+// setHeaders sets a page's headers; d's look and language are settled
+// here, since its stylesheets and logo are part of the CSP.
+func (p *Renderer) setHeaders(h http.Header, scriptSrc, formAction string, d *Data, images ...string) {
+	p.prepare(d)
+	styles := p.cssHash
+	if d.BrandCSS != "" {
+		styles += " " + sourceHash([]byte(d.BrandCSS))
+	}
+	if d.BrandLogo != "" {
+		images = append([]string{ImageSource(d.BrandLogo)}, images...)
+	}
+	csp := "default-src 'none'; script-src " + scriptSrc + "; style-src " + styles
 	if len(images) > 0 {
 		csp += "; img-src " + strings.Join(images, " ")
 	}
 	h.Set("Content-Security-Policy", csp+"; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Language", d.Lang.Tag)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
+	// The page's language follows the request's headers: a cache that
+	// kept one (none should: no-store) must tell them apart.
+	h.Add("Vary", "Accept-Language")
+}
+
+// prepare fills in what the renderer owns: the stylesheets, the brand's
+// valid parts and the language (English when none was negotiated).
+func (p *Renderer) prepare(d *Data) {
+	d.CSS = p.css
+	d.BrandCSS = d.Brand.style()
+	if ImageSource(d.Brand.Logo) != "" {
+		d.BrandLogo = d.Brand.Logo
+	}
+	if d.Lang == nil {
+		d.Lang = p.Languages.Get(SourceLanguage)
+	}
 }
 
 // cspSource is the CSP source expression for a redirect URI: its origin,
@@ -181,16 +249,16 @@ func (p *Renderer) FormPostScriptSource() string { return p.formPostJSHash }
 // that posts fields to redirectURI, submitted by the one script its CSP
 // allows (by hash), with a button for a browser that runs no script. The
 // form may post only to redirectURI's origin: nothing else, not even this
-// server, is a form-action.
-func (p *Renderer) RenderFormPost(w http.ResponseWriter, redirectURI, issuer string, fields []HiddenField) {
+// server, is a form-action. d carries the page's issuer, language and
+// brand.
+func (p *Renderer) RenderFormPost(w http.ResponseWriter, redirectURI string, fields []HiddenField, d Data) {
 	formAction := cspSource(redirectURI)
 	if formAction == "" {
 		formAction = "'none'"
 	}
-	p.setHeaders(w.Header(), p.formPostJSHash, formAction)
-	p.write(w, http.StatusOK, "form_post", Data{
-		Title: "Returning to the application", Issuer: issuer, Action: redirectURI, Hidden: fields, Script: p.formPostJS,
-	})
+	d.Title, d.Action, d.Hidden, d.Script = "Returning to the application", redirectURI, fields, p.formPostJS
+	p.setHeaders(w.Header(), p.formPostJSHash, formAction, &d)
+	p.write(w, http.StatusOK, "form_post", d)
 }
 
 // Render writes page name with d, its security headers and status. The
@@ -203,7 +271,6 @@ func (p *Renderer) Render(w http.ResponseWriter, status int, name, redirectURI s
 
 // write renders a page whose CSP is set.
 func (p *Renderer) write(w http.ResponseWriter, status int, name string, d Data) {
-	d.CSS = p.css
 	var buf bytes.Buffer
 	if strings.HasPrefix(d.Issuer, "https://") {
 		// Once a browser has seen the pages over https it never sends the

@@ -14,6 +14,10 @@ const (
 	// clientLogoTag is the consent page's one image, which its CSP
 	// allows by exact URL (TestImageSource).
 	clientLogoTag = `<img class="client-logo" id="client-logo" src="{{.ClientLogo}}" alt="" width="56" height="56">`
+	// brandLogoTag and brandStyleTag are the brand's logo and colours,
+	// allowed by exact URL and by hash (TestBrandedPage).
+	brandLogoTag  = `<img class="brand-logo" id="brand-logo" src="{{.BrandLogo}}" alt="" width="32" height="32">`
+	brandStyleTag = `<style>{{.BrandCSS}}</style>`
 )
 
 // No template carries inline script, event handlers, style attributes or
@@ -30,7 +34,7 @@ func TestTemplatesCarryNothingTheCSPForbids(t *testing.T) {
 		src, _ := templateFS.ReadFile(path)
 		// The form_post page's one script, which its own CSP allows by
 		// hash (TestFormPostPage); no other page has script-src.
-		src = []byte(strings.NewReplacer(formPostScriptTag, "", clientLogoTag, "").Replace(string(src)))
+		src = []byte(strings.NewReplacer(formPostScriptTag, "", clientLogoTag, "", brandLogoTag, "", brandStyleTag, "").Replace(string(src)))
 		if m := inline.FindString(string(src)); m != "" {
 			t.Errorf("template %s carries %q", path, m)
 		}
@@ -84,9 +88,9 @@ func TestFormPostPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := httptest.NewRecorder()
-	p.RenderFormPost(w, "https://app.example/cb?tenant=1", "https://id.example", []HiddenField{
+	p.RenderFormPost(w, "https://app.example/cb?tenant=1", []HiddenField{
 		{"code", "abc"}, {"state", `"><script>alert(1)</script>`}, {"iss", "https://id.example"},
-	})
+	}, Data{Issuer: "https://id.example"})
 	h, body := w.Result().Header, w.Body.String()
 	m := regexp.MustCompile(`<script>([^<]*)</script>`).FindAllStringSubmatch(body, -1)
 	if len(m) != 1 {

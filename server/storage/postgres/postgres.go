@@ -156,10 +156,10 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO auth_requests
 		(id, client_id, redirect_uri, scopes, state, code_challenge, code_challenge_method, subject, auth_time, expires_at,
-		nonce, login_hint, force_consent, session_id, resources, device, response_mode, claims)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		nonce, login_hint, force_consent, session_id, resources, device, response_mode, claims, ui_locales)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		r.ID, r.ClientID, r.RedirectURI, scopes(r.Scopes), r.State, r.CodeChallenge, r.CodeChallengeMethod, r.Subject, r.AuthTime, r.ExpiresAt,
-		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID, scopes(r.Resources), r.Device, r.ResponseMode, r.Claims)
+		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID, scopes(r.Resources), r.Device, r.ResponseMode, r.Claims, r.UILocales)
 	switch {
 	case isUniqueViolation(err):
 		return storage.ErrAlreadyExists
@@ -173,10 +173,10 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 func (s *Store) GetAuthRequest(ctx context.Context, id string, now time.Time) (storage.AuthRequest, error) {
 	var r storage.AuthRequest
 	err := s.pool.QueryRow(ctx, `SELECT id, client_id, redirect_uri, scopes, state, code_challenge, code_challenge_method, subject, auth_time, expires_at,
-		nonce, login_hint, force_consent, session_id, resources, device, response_mode, claims
+		nonce, login_hint, force_consent, session_id, resources, device, response_mode, claims, ui_locales
 		FROM auth_requests WHERE id = $1 AND expires_at > $2`, id, now).
 		Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.Scopes, &r.State, &r.CodeChallenge, &r.CodeChallengeMethod, &r.Subject, &r.AuthTime, &r.ExpiresAt,
-			&r.Nonce, &r.LoginHint, &r.ForceConsent, &r.SessionID, &r.Resources, &r.Device, &r.ResponseMode, &r.Claims)
+			&r.Nonce, &r.LoginHint, &r.ForceConsent, &r.SessionID, &r.Resources, &r.Device, &r.ResponseMode, &r.Claims, &r.UILocales)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return storage.AuthRequest{}, storage.ErrNotFound
@@ -195,10 +195,10 @@ func (s *Store) UpdateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 		client_id = $2, redirect_uri = $3, scopes = $4, state = $5, code_challenge = $6,
 		code_challenge_method = $7, subject = $8, auth_time = $9, expires_at = $10,
 		nonce = $11, login_hint = $12, force_consent = $13, session_id = $14, resources = $15, device = $16,
-		response_mode = $17, claims = $18
+		response_mode = $17, claims = $18, ui_locales = $19
 		WHERE id = $1`,
 		r.ID, r.ClientID, r.RedirectURI, scopes(r.Scopes), r.State, r.CodeChallenge, r.CodeChallengeMethod, r.Subject, r.AuthTime, r.ExpiresAt,
-		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID, scopes(r.Resources), r.Device, r.ResponseMode, r.Claims)
+		r.Nonce, r.LoginHint, r.ForceConsent, r.SessionID, scopes(r.Resources), r.Device, r.ResponseMode, r.Claims, r.UILocales)
 	switch {
 	case err != nil:
 		return wrap("update auth request", err)

@@ -128,6 +128,7 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 		ForceConsent:        true,
 		ResponseMode:        "form_post",
 		Claims:              `{"id_token":{"email":{"essential":true}}}`,
+		UILocales:           "de-CH de en",
 	}
 	must(t, "CreateAuthRequest", s.CreateAuthRequest(ctx, r))
 	wantErr(t, "CreateAuthRequest again", s.CreateAuthRequest(ctx, r), storage.ErrAlreadyExists)
@@ -146,7 +147,7 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 	// Login fills in the subject.
 	r.Subject, r.AuthTime, r.SessionID = "alice", t0.Add(time.Minute), "sid-1"
 	r.Resources = []string{"https://orders.example"}
-	r.ResponseMode, r.Claims = "", `{"userinfo":{"name":null}}`
+	r.ResponseMode, r.Claims, r.UILocales = "", `{"userinfo":{"name":null}}`, "fr"
 	must(t, "UpdateAuthRequest", s.UpdateAuthRequest(ctx, r))
 	got, err = s.GetAuthRequest(ctx, r.ID, t0.Add(time.Minute))
 	must(t, "GetAuthRequest after update", err)
@@ -177,7 +178,7 @@ func assertAuthRequest(t *testing.T, got, want storage.AuthRequest) {
 		got.CodeChallenge != want.CodeChallenge || got.CodeChallengeMethod != want.CodeChallengeMethod ||
 		got.Subject != want.Subject || !sameTime(got.AuthTime, want.AuthTime) || !sameTime(got.ExpiresAt, want.ExpiresAt) ||
 		got.Nonce != want.Nonce || got.LoginHint != want.LoginHint || got.ForceConsent != want.ForceConsent || got.SessionID != want.SessionID ||
-		got.Device != want.Device || got.ResponseMode != want.ResponseMode || got.Claims != want.Claims {
+		got.Device != want.Device || got.ResponseMode != want.ResponseMode || got.Claims != want.Claims || got.UILocales != want.UILocales {
 		t.Fatalf("auth request:\n got %+v\nwant %+v", got, want)
 	}
 }
