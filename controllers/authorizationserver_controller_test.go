@@ -270,6 +270,7 @@ func TestAuthorizationServerRuntime(t *testing.T) {
 	srv.Spec.Users = &oauthv1.UsersSpec{SecretRef: oauthv1.LocalObjectReference{Name: "people"}}
 	srv.Spec.WorkloadIdentity.TrustedIssuers = []oauthv1.TrustedIssuer{{Name: "corp", Issuer: "https://ci.corp.example",
 		CAConfigMapRef: &oauthv1.ConfigMapKeyReference{Name: "corp-ca", Key: "ca.crt"}}}
+	srv.Spec.Branding.LogoConfigMapRef = &oauthv1.ConfigMapKeyReference{Name: "corp-logo", Key: "logo.svg"}
 	create(t, srv)
 	waitCondition(t, srv, oauthv1.ConditionKeysReady, metav1.ConditionTrue, "KeysReady")
 	waitCondition(t, srv, oauthv1.ConditionReady, metav1.ConditionFalse, "Progressing")
@@ -392,6 +393,8 @@ func TestAuthorizationServerRuntime(t *testing.T) {
 		{ns, "get", "", "configmaps", keyset.JWKSConfigMapName("ha"), false},
 		{ns, "get", "", "configmaps", "corp-ca", true},
 		{ns, "watch", "", "configmaps", "corp-ca", true},
+		{ns, "get", "", "configmaps", "corp-logo", true},
+		{ns, "watch", "", "configmaps", "corp-logo", true},
 		{ns, "list", "", "configmaps", "", false},
 		{appNS, "get", "", "configmaps", "app-oauth-client", false},
 		{"", "list", "", "serviceaccounts", "", false},

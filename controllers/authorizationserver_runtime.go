@@ -314,10 +314,25 @@ func ptrQuantity(q resource.Quantity) *resource.Quantity { return &q }
 // KubernetesJWKSPath).
 var serviceAccountIssuerURLs = []string{jwtverify.KubernetesDiscoveryPath, jwtverify.KubernetesJWKSPath}
 
+// serverConfigMaps are the ConfigMaps the token server reads: the trusted
+// issuers' CA bundles and the brand's logo.
+func serverConfigMaps(srv *oauthv1.AuthorizationServer) []string {
+	var names []string
+	for _, ti := range srv.Spec.WorkloadIdentity.TrustedIssuers {
+		if ref := ti.CAConfigMapRef; ref != nil && !slices.Contains(names, ref.Name) {
+			names = append(names, ref.Name)
+		}
+	}
+	if ref := srv.Spec.Branding.LogoConfigMapRef; ref != nil && !slices.Contains(names, ref.Name) {
+		names = append(names, ref.Name)
+	}
+	return names
+}
+
 // reconcileRBAC gives the token server read access to exactly what it
 // serves from: this server and its Scopes, its keys Secret, users Secret
-// and identity providers' Secrets (by name), the trusted issuers' CA
-// ConfigMaps (by name), OAuthClients, which hold only secret hashes and
+// and identity providers' Secrets (by name), the ConfigMaps it reads
+// (serverConfigMaps, by name), OAuthClients, which hold only secret hashes and
 // public keys, and the cluster's service-account issuer discovery. It
 // cannot read any other Secret or ConfigMap, in its namespace or in the
 // apps'. It writes two things only: the status of the
@@ -339,12 +354,7 @@ func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *
 			}
 		}
 	}
-	var configMaps []string
-	for _, ti := range srv.Spec.WorkloadIdentity.TrustedIssuers {
-		if ref := ti.CAConfigMapRef; ref != nil && !slices.Contains(configMaps, ref.Name) {
-			configMaps = append(configMaps, ref.Name)
-		}
-	}
+	configMaps := serverConfigMaps(srv)
 	owned := func(o client.Object) error { return controllerutil.SetControllerReference(srv, o, r.Scheme()) }
 
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: srv.Namespace, Name: name}}
@@ -367,7 +377,7 @@ func (r *AuthorizationServerReconciler) reconcileRBAC(ctx context.Context, srv *
 				{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: secrets, Verbs: read},
 			}
 			if len(configMaps) > 0 {
-				// The trusted issuers' CA bundles, by name.
+				// The trusted issuers' CA bundles and the brand's logo, by name.
 				role.Rules = append(role.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: configMaps, Verbs: read})
 			}
 			return owned(role)

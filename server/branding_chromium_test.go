@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
@@ -74,8 +75,35 @@ func TestBrandedGermanPagesInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkBrandedGermanPage(t, bctx, "Zugriff erlauben?")
-	if p := consoleProblems()[seen:]; len(p) > 0 {
-		t.Errorf("Chromium reported problems on the branded pages: %q", p)
+
+	// The same with the logo from a ConfigMap, served by the server.
+	ts.update(func(s *config.Snapshot) {
+		s.Branding.LogoURL = ""
+		s.BrandLogo = &config.BrandLogo{Image: []byte(brandLogoSVG), ContentType: "image/svg+xml", Version: "0123456789abcdef"}
+	})
+	if err := chromedp.Do(bctx, chromedp.Navigate(ts.URL+endpoints.DevicePath+"?ui_locales=de"), chromedp.WaitVisible(chromedp.ID("user_code"))); err != nil {
+		t.Fatal(err)
+	}
+	checkBrandedGermanPage(t, bctx, "Gerät verbinden")
+	// The form's answer keeps the language of the page's ui_locales.
+	err = chromedp.Do(bctx, chromedp.SendKeys(chromedp.ID("user_code"), "BCDF-GHJK"), chromedp.Submit(chromedp.ID("user_code")),
+		chromedp.WaitVisible(chromedp.ID("device-error")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errText, err := chromedp.Run(bctx, chromedp.TextContent(chromedp.ID("device-error")))
+	if err != nil || !strings.HasPrefix(errText, "Dieser Code ist ungültig oder abgelaufen.") {
+		t.Errorf("device page's answer to an unknown code: %q %v", errText, err)
+	}
+	var problems []string
+	for _, p := range consoleProblems()[seen:] {
+		// The answer to the unknown code is a 400 page, as it should be.
+		if !strings.Contains(p, "status of 400") || !strings.Contains(p, endpoints.DevicePath) {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 {
+		t.Errorf("Chromium reported problems on the branded pages: %q", problems)
 	}
 }
 

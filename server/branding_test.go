@@ -103,3 +103,41 @@ func TestPagesShowTheServersBranding(t *testing.T) {
 		t.Errorf("branded error page: CSP %q\n%s", csp, page)
 	}
 }
+
+// A logo from spec.branding.logoConfigMapRef is served by the server
+// itself, with its version in the URL the pages show and allow in
+// img-src; the response is a cacheable document (ETag, 304) whose own
+// CSP sandboxes an SVG opened by itself. Without one there is nothing
+// there.
+func TestServedBrandLogo(t *testing.T) {
+	ts := newTestServer(t)
+	b := newBrowser(t, ts)
+	resp, _ := b.get(ts.URL + endpoints.BrandLogoPath)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("no logo configured: %d", resp.StatusCode)
+	}
+	ts.update(func(s *config.Snapshot) {
+		s.BrandLogo = &config.BrandLogo{Image: []byte(brandLogoSVG), ContentType: "image/svg+xml", Version: "0123456789abcdef"}
+	})
+	resp, page := b.get(ts.URL + endpoints.AuthorizePath + "?client_id=nobody")
+	logoURL := ts.URL + endpoints.BrandLogoPath + "?v=0123456789abcdef"
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(page, `src="`+logoURL+`"`) || !strings.Contains(csp, "img-src "+ts.URL+endpoints.BrandLogoPath+";") {
+		t.Errorf("page with a served logo: CSP %q\n%s", csp, page)
+	}
+	resp, body := b.get(logoURL)
+	h := resp.Header
+	if resp.StatusCode != http.StatusOK || body != brandLogoSVG || h.Get("Content-Type") != "image/svg+xml" || h.Get("X-Content-Type-Options") != "nosniff" ||
+		!strings.Contains(h.Get("Content-Security-Policy"), "sandbox") || !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'none'") ||
+		h.Get("Cache-Control") != brandLogoCacheControl || h.Get("Etag") == "" {
+		t.Fatalf("logo: %d %v %q", resp.StatusCode, h, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, logoURL, nil)
+	req.Header.Set("If-None-Match", h.Get("Etag"))
+	if resp, _ := b.do(req); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("revalidation: %d, want 304", resp.StatusCode)
+	}
+	req, _ = http.NewRequest(http.MethodPost, logoURL, nil)
+	if resp, _ := b.do(req); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %d, want 405", resp.StatusCode)
+	}
+}

@@ -31,10 +31,9 @@ func (s *Server) errorPageIn(w http.ResponseWriter, r *http.Request, snap *confi
 // the sign-in the page belongs to) first, then the browser's
 // Accept-Language, then the server's spec.branding.defaultLanguage.
 func (s *Server) page(r *http.Request, snap *config.Snapshot, uiLocales string, d pages.Data) pages.Data {
-	b := &snap.Branding
 	d.Issuer = snap.Issuer
-	d.Brand = pages.Brand{Name: b.DisplayName, Logo: string(b.LogoURL), Primary: string(b.PrimaryColor), Accent: string(b.AccentColor)}
-	d.Lang = s.pages.Languages.Negotiate(uiLocales, r.Header.Get("Accept-Language"), b.DefaultLanguage)
+	d.Brand = brand(snap)
+	d.Lang = s.pages.Languages.Negotiate(uiLocales, r.Header.Get("Accept-Language"), snap.Branding.DefaultLanguage)
 	return d
 }
 

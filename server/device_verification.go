@@ -30,9 +30,15 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request, snap *conf
 	if !ok {
 		return res
 	}
-	data := s.page(r, snap, "", pages.Data{
-		Title: "Connect a device", Action: trimIssuer(snap) + endpoints.DevicePath,
-		CSRF: csrfToken(w, r, snap),
+	// ui_locales on the verification URI (a command line may add the
+	// person's language) holds for the form's answer too.
+	action := trimIssuer(snap) + endpoints.DevicePath
+	locales := uiLocales(r.URL.Query())
+	if locales != "" {
+		action += "?" + url.Values{"ui_locales": {locales}}.Encode()
+	}
+	data := s.page(r, snap, locales, pages.Data{
+		Title: "Connect a device", Action: action, CSRF: csrfToken(w, r, snap),
 	})
 	typed := form.Get("user_code")
 	if code, ok := normalizeUserCode(typed); ok {
@@ -85,7 +91,7 @@ func (s *Server) startDeviceApproval(w http.ResponseWriter, r *http.Request, sna
 	}
 	ar := storage.AuthRequest{
 		ID: randomToken(32), ClientID: client.ID, Scopes: d.Scopes,
-		ExpiresAt: now.Add(authRequestTTL), Device: d.Hash,
+		ExpiresAt: now.Add(authRequestTTL), Device: d.Hash, UILocales: uiLocales(r.URL.Query()),
 	}
 	if d.ExpiresAt.Before(ar.ExpiresAt) {
 		ar.ExpiresAt = d.ExpiresAt

@@ -203,7 +203,9 @@ type derived struct {
 	openIDConfiguration *document
 	jwks                *document
 	jwksErr             error
-	deviceKeys          devicecookie.Keys
+	// brandLogo is the brand's logo from its ConfigMap; nil without one.
+	brandLogo  *document
+	deviceKeys devicecookie.Keys
 	// handleKeys seal upstream identities' handles (recheck.go), flowKeys
 	// the upstream login's flow cookie (login_upstream.go).
 	handleKeys, flowKeys seal.Keys
@@ -227,6 +229,9 @@ func (s *Server) derive(snap *config.Snapshot) *derived {
 	d.metadata = buildMetadata(snap, s.federatedJWT(snap))
 	d.openIDConfiguration = buildOpenIDConfiguration(snap, s.federatedJWT(snap))
 	d.jwks, d.jwksErr = buildJWKS(snap)
+	if logo := snap.BrandLogo; logo != nil {
+		d.brandLogo = newDocument(logo.Image, logo.ContentType, brandLogoCacheControl)
+	}
 	d.deviceKeys = devicecookie.DeriveKeys(snap.Keys)
 	d.handleKeys, d.flowKeys = handleKeysFor(snap), flowKeysFor(snap)
 	d.signers = jose.NewSigners(snap.Keys)
@@ -383,6 +388,8 @@ func (s *Server) route(d *derived, path string) (string, handlerFunc) {
 		return "userinfo", (*Server).handleUserinfo
 	case endpoints.OpenIDConfigurationPath:
 		return "openid_configuration", (*Server).handleOpenIDConfiguration
+	case endpoints.BrandLogoPath:
+		return "brand_logo", (*Server).handleBrandLogo
 	}
 	return "", nil
 }

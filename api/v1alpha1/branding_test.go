@@ -29,6 +29,9 @@ func TestBrandingValidation(t *testing.T) {
 		{"http logo", `spec: {branding: {logoURL: "http://cdn.example.com/logo.svg"}}`, "must be an absolute https URL"},
 		{"logo breaking out of the CSP", `spec: {branding: {logoURL: "https://cdn.example.com/a.svg; script-src *"}}`, "must not contain whitespace, quotes"},
 		{"unknown language", `spec: {branding: {defaultLanguage: xx}}`, `Unsupported value: "xx"`},
+		{"logo from a ConfigMap", `spec: {branding: {logoConfigMapRef: {name: corp-brand, key: logo.svg}}}`, ""},
+		{"logo twice", `spec: {branding: {logoURL: "https://cdn.example.com/logo.svg", logoConfigMapRef: {name: corp-brand, key: logo.svg}}}`, "logoURL and logoConfigMapRef are exclusive"},
+		{"logo of no image type", `spec: {branding: {logoConfigMapRef: {name: corp-brand, key: logo.txt}}}`, "key must end in .svg, .png, .jpg, .jpeg or .webp"},
 		{"name with a newline", `spec: {branding: {displayName: "a\nb"}}`, "must not contain control characters"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,8 @@ package v1alpha1
 // The pages' Content-Security-Policy stays strict: the logo is allowed by
 // its exact URL, the colours reach the page as a stylesheet allowed by its
 // hash, and nothing else is loaded.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.logoURL) && has(self.logoConfigMapRef))",message="logoURL and logoConfigMapRef are exclusive: name the logo once"
 type Branding struct {
 	// DisplayName replaces "Gatehouse" in the pages' header and title,
 	// e.g. "Example Corp".
@@ -21,6 +23,18 @@ type Branding struct {
 	//
 	// +optional
 	LogoURL DisplayURI `json:"logoURL,omitempty"`
+
+	// LogoConfigMapRef is the logo as a key of a ConfigMap in the
+	// AuthorizationServer's namespace, which the token server serves
+	// itself at <issuer>/branding/logo, for people who cannot reach a CDN.
+	// The key's extension gives the image type: .svg (in data or
+	// binaryData), .png, .jpg, .jpeg or .webp (in binaryData). At most
+	// 256 KiB. The token server may read this ConfigMap, by name, and no
+	// other.
+	//
+	// +kubebuilder:validation:XValidation:rule="self.key.matches(r'\\.(svg|png|jpe?g|webp)$')",message="key must end in .svg, .png, .jpg, .jpeg or .webp (the image type)"
+	// +optional
+	LogoConfigMapRef *ConfigMapKeyReference `json:"logoConfigMapRef,omitempty"`
 
 	// PrimaryColor is the colour of the primary buttons and the header's
 	// mark, as #rrggbb. Text on it is white or black, whichever contrasts

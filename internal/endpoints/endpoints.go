@@ -33,6 +33,8 @@ const (
 	// puts the provider configuration: appended to the issuer, path and
 	// all (unlike RFC 8414's well-known URL).
 	OpenIDConfigurationPath = "/.well-known/openid-configuration"
+	// BrandLogoPath serves spec.branding.logoConfigMapRef's image.
+	BrandLogoPath = "/branding/logo"
 	// MetadataWellKnown is the RFC 8414 well-known suffix.
 	MetadataWellKnown = "/.well-known/oauth-authorization-server"
 )

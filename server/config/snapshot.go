@@ -69,8 +69,10 @@ type Snapshot struct {
 	ClaimMappingErr error
 
 	// Branding is the AuthorizationServer's spec.branding: the pages'
-	// name, logo, colours and default language.
-	Branding oauthv1.Branding
+	// name, logo, colours and default language; BrandLogo the image of
+	// its logoConfigMapRef, which the server serves itself (nil without).
+	Branding  oauthv1.Branding
+	BrandLogo *BrandLogo
 
 	// Clients by client_id.
 	Clients ClientMap
@@ -347,7 +349,8 @@ type Inputs struct {
 	UsersSecret *corev1.Secret
 	// IdentitySecrets are the identity providers' Secrets, by name.
 	IdentitySecrets map[string]*corev1.Secret
-	// ConfigMaps are the trusted issuers' CA ConfigMaps, by name.
+	// ConfigMaps are the trusted issuers' CA ConfigMaps and the brand's
+	// logo ConfigMap, by name.
 	ConfigMaps map[string]*corev1.ConfigMap
 }
 
@@ -460,6 +463,11 @@ func (b *Builder) buildServer(in Inputs) (*Snapshot, error) {
 	}
 	b.buildIdentity(s, as, in.IdentitySecrets)
 	b.buildWorkloadIdentity(s, as, in.ConfigMaps)
+	if logo, err := brandLogo(as, in.ConfigMaps); err != nil {
+		s.Problems = append(s.Problems, err.Error())
+	} else {
+		s.BrandLogo = logo
+	}
 	return s, nil
 }
 

@@ -197,12 +197,22 @@ func TrustedIssuerConfigMapNames(as *oauthv1.AuthorizationServer) []string {
 	return names
 }
 
+// configMapNames are every ConfigMap the server reads: the trusted
+// issuers' CA bundles and the brand's logo (branding.go).
+func configMapNames(as *oauthv1.AuthorizationServer) []string {
+	names := TrustedIssuerConfigMapNames(as)
+	if ref := as.Spec.Branding.LogoConfigMapRef; ref != nil {
+		names = append(names, ref.Name)
+	}
+	return names
+}
+
 // trustedIssuerConfigMaps watches the trusted issuers' CA ConfigMaps, each
 // by name, stops watching those no longer named, and returns the ones
 // listed so far. Callers hold k.mu.
 func (k *Kube) trustedIssuerConfigMaps(ctx context.Context, as *oauthv1.AuthorizationServer) map[string]*corev1.ConfigMap {
 	want := map[string]bool{}
-	for _, n := range TrustedIssuerConfigMapNames(as) {
+	for _, n := range configMapNames(as) {
 		want[n] = true
 	}
 	for n, w := range k.cas {

@@ -19,8 +19,20 @@ type Brand struct {
 	Name string
 	// Logo is an https image URL, allowed by exactly that URL (ImageSource).
 	Logo string
+	// OwnLogo: Logo is the token server's own URL for the image (its
+	// issuer's origin, which may be http on loopback).
+	OwnLogo bool
 	// Primary and Accent are #rrggbb colours.
 	Primary, Accent string
+}
+
+// logoSource is the CSP source expression of the brand's logo, "" when
+// it has none or it is not valid.
+func (b Brand) logoSource() string {
+	if b.OwnLogo {
+		return imageSource(b.Logo, "https", "http")
+	}
+	return ImageSource(b.Logo)
 }
 
 var hexColor = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)

@@ -11,6 +11,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -172,7 +173,7 @@ func (p *Renderer) setHeaders(h http.Header, scriptSrc, formAction string, d *Da
 		styles += " " + sourceHash([]byte(d.BrandCSS))
 	}
 	if d.BrandLogo != "" {
-		images = append([]string{ImageSource(d.BrandLogo)}, images...)
+		images = append([]string{d.Brand.logoSource()}, images...)
 	}
 	csp := "default-src 'none'; script-src " + scriptSrc + "; style-src " + styles
 	if len(images) > 0 {
@@ -196,7 +197,7 @@ func (p *Renderer) setHeaders(h http.Header, scriptSrc, formAction string, d *Da
 func (p *Renderer) prepare(d *Data) {
 	d.CSS = p.css
 	d.BrandCSS = d.Brand.style()
-	if ImageSource(d.Brand.Logo) != "" {
+	if d.Brand.logoSource() != "" {
 		d.BrandLogo = d.Brand.Logo
 	}
 	if d.Lang == nil {
@@ -225,9 +226,12 @@ func cspSource(redirectURI string) string {
 // (CSP3 §6.7.2.12 matches a path not ending in "/" exactly; the query is
 // never part of a source expression). "" for anything that is not a
 // plain https URL, which the page then does not show.
-func ImageSource(u string) string {
+func ImageSource(u string) string { return imageSource(u, "https") }
+
+// imageSource is ImageSource for a URL with one of schemes.
+func imageSource(u string, schemes ...string) string {
 	parsed, err := url.Parse(u)
-	if err != nil || parsed.Scheme != "https" || parsed.Host == "" || parsed.User != nil ||
+	if err != nil || !slices.Contains(schemes, parsed.Scheme) || parsed.Host == "" || parsed.User != nil ||
 		strings.ContainsAny(u, " \t\n\r;,'\"") {
 		return ""
 	}
@@ -235,7 +239,7 @@ func ImageSource(u string) string {
 	if path == "" {
 		path = "/"
 	}
-	return "https://" + parsed.Host + strings.NewReplacer(";", "%3B", ",", "%2C").Replace(path)
+	return parsed.Scheme + "://" + parsed.Host + strings.NewReplacer(";", "%3B", ",", "%2C").Replace(path)
 }
 
 // StyleSource is the CSP source expression of the inline stylesheet.
