@@ -27,9 +27,10 @@ func TestPagesSpeakTheRequestedLanguage(t *testing.T) {
 		want                                             string
 	}{
 		{"ui_locales", "de", "en-US,en;q=0.9", "en", german},
-		{"ui_locales, first the server has", "fr-CA de-CH", "en", "en", german},
-		{"Accept-Language", "", "fr, de;q=0.8, en;q=0.1", "en", german},
-		{"Accept-Language before the default", "fr", "en-GB", "de", english},
+		{"ui_locales, first the server has", "es-MX de-CH", "en", "en", german},
+		{"ui_locales French", "fr-CA de", "de", "en", `<html lang="fr">`},
+		{"Accept-Language", "", "es, de;q=0.8, en;q=0.1", "en", german},
+		{"Accept-Language before the default", "es", "en-GB", "de", english},
 		{"the server's default", "", "", "de", german},
 		{"English", "", "", "", english},
 	} {

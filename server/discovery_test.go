@@ -85,7 +85,7 @@ func TestOpenIDConfiguration(t *testing.T) {
 	if !slices.Equal(strs("response_modes_supported"), []string{"query", "form_post"}) {
 		t.Errorf("response_modes_supported = %v", doc["response_modes_supported"])
 	}
-	if !slices.Equal(strs("ui_locales_supported"), []string{"de", "en"}) { // TestPagesSpeakTheRequestedLanguage
+	if !slices.Equal(strs("ui_locales_supported"), []string{"de", "en", "fr"}) { // TestPagesSpeakTheRequestedLanguage
 		t.Errorf("ui_locales_supported = %v", doc["ui_locales_supported"])
 	}
 	if doc["claims_parameter_supported"] != true { // TestClaimsParameter

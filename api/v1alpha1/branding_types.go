@@ -51,9 +51,9 @@ type Branding struct {
 
 	// DefaultLanguage is the pages' language when neither the OpenID
 	// Connect ui_locales parameter nor the browser's Accept-Language names
-	// one the server has: en (English) or de (German).
+	// one the server has: en (English), de (German) or fr (French).
 	//
-	// +kubebuilder:validation:Enum=en;de
+	// +kubebuilder:validation:Enum=en;de;fr
 	// +kubebuilder:default=en
 	// +optional
 	DefaultLanguage string `json:"defaultLanguage,omitempty"`
