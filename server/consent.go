@@ -74,7 +74,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 		return failed(e)
 	case "approve":
 	default:
-		s.errorPage(w, r, snap, http.StatusBadRequest, "Invalid request", "Choose Allow or Deny.")
+		s.errorPageIn(w, r, snap, ar.UILocales, http.StatusBadRequest, "Invalid request", "Choose Allow or Deny.")
 		return result{outcome: ErrInvalidRequest}
 	}
 	// A public client's consent is never remembered (see consentNeeded),

@@ -86,7 +86,7 @@ func (s *Server) startDeviceApproval(w http.ResponseWriter, r *http.Request, sna
 	}
 	client := snap.Clients.Get(d.ClientID)
 	if client == nil || !client.GrantTypes[oauthv1.GrantDeviceCode] {
-		s.errorPage(w, r, snap, http.StatusBadRequest, "Unknown application", "The application on your device is no longer registered with this server.")
+		s.errorPageIn(w, r, snap, uiLocales(r.URL.Query()), http.StatusBadRequest, "Unknown application", "The application on your device is no longer registered with this server.")
 		return result{outcome: ErrUnauthorizedClient}
 	}
 	ar := storage.AuthRequest{
@@ -136,7 +136,7 @@ func (s *Server) deviceConsent(w http.ResponseWriter, r *http.Request, snap *con
 	}
 	decision := form.Get("decision")
 	if decision != "approve" && decision != "deny" {
-		s.errorPage(w, r, snap, http.StatusBadRequest, "Invalid request", "Choose Allow or Deny.")
+		s.errorPageIn(w, r, snap, ar.UILocales, http.StatusBadRequest, "Invalid request", "Choose Allow or Deny.")
 		return result{outcome: ErrInvalidRequest}
 	}
 	ctx := r.Context()

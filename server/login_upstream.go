@@ -122,24 +122,24 @@ func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request, sna
 	}
 	src, ok := snap.IdentitySet().Redirect(q.Get("provider"))
 	if !ok {
-		s.errorPage(w, r, snap, http.StatusBadRequest, "Unknown sign-in option", "This sign-in option is not offered any more. Go back to the application and start again.")
+		s.errorPageIn(w, r, snap, ar.UILocales, http.StatusBadRequest, "Unknown sign-in option", "This sign-in option is not offered any more. Go back to the application and start again.")
 		return result{outcome: ErrInvalidRequest}
 	}
 	if why, down := snap.Unreachable[src.Name()]; down {
 		// Not to a provider known to be down: the person would be left
 		// at a browser error.
-		return s.upstreamFailed(w, r, snap, src, fmt.Errorf("%w: the operator's last check: %s", identity.ErrUnavailable, why))
+		return s.upstreamFailed(w, r, snap, ar.UILocales, src, fmt.Errorf("%w: the operator's last check: %s", identity.ErrUnavailable, why))
 	}
 	now := s.now()
 	dest, pend, err := src.Start(r.Context(), upstreamCallbackURL(snap))
 	if err != nil {
-		return s.upstreamFailed(w, r, snap, src, err)
+		return s.upstreamFailed(w, r, snap, ar.UILocales, src, err)
 	}
 	v, err := s.sealPending(snap, pendingUpstream{AuthRequest: ar.ID, Provider: src.Name(), Pending: pend,
 		Expires: now.Add(upstreamCookieMaxAge * time.Second).Unix()}, now)
 	if err != nil {
 		s.log.Error("sealing the upstream sign-in cookie", "error", err)
-		s.errorPage(w, r, snap, http.StatusServiceUnavailable, "Sign-in is not available", "Sign-in cannot start right now. Try again shortly.")
+		s.errorPageIn(w, r, snap, ar.UILocales, http.StatusServiceUnavailable, "Sign-in is not available", "Sign-in cannot start right now. Try again shortly.")
 		return result{outcome: ErrTemporarilyUnavailable}
 	}
 	setCookie(w, snap, upstreamCookie, v, upstreamCookieMaxAge)
@@ -195,7 +195,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request, 
 	}
 	src, ok := snap.IdentitySet().Redirect(pend.Provider)
 	if !ok {
-		s.errorPage(w, r, snap, http.StatusBadRequest, "Unknown sign-in option", "This sign-in option is not offered any more. Go back to the application and start again.")
+		s.errorPageIn(w, r, snap, ar.UILocales, http.StatusBadRequest, "Unknown sign-in option", "This sign-in option is not offered any more. Go back to the application and start again.")
 		return result{outcome: ErrInvalidRequest}
 	}
 	if ri != nil {
@@ -203,28 +203,28 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request, 
 	}
 	person, err := src.Finish(r.Context(), upstreamCallbackURL(snap), pend.Pending, r.URL.Query())
 	if err != nil {
-		return s.upstreamFailed(w, r, snap, src, err)
+		return s.upstreamFailed(w, r, snap, ar.UILocales, src, err)
 	}
 	return s.completeLogin(w, r, snap, client, ar, person, now)
 }
 
 // upstreamFailed shows what went wrong at or with the provider: a page
-// the person can act on, never a stack. The log line says why, without
+// the person can act on, in the sign-in's languages, never a stack. The log line says why, without
 // codes or tokens (identity's errors carry none).
-func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, src identity.Source, err error) result {
+func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, locales string, src identity.Source, err error) result {
 	name := src.DisplayName()
 	switch {
 	case errors.Is(err, identity.ErrNotAllowed):
 		s.log.Warn("upstream login not allowed", "provider", src.Name(), "error", err)
-		s.errorPage(w, r, snap, http.StatusForbidden, "Not allowed", "Your %s account is not allowed to sign in here. Ask your administrator for access.", name)
+		s.errorPageIn(w, r, snap, locales, http.StatusForbidden, "Not allowed", "Your %s account is not allowed to sign in here. Ask your administrator for access.", name)
 		return result{outcome: "upstream_not_allowed"}
 	case errors.Is(err, identity.ErrRejected):
 		infoFrom(r.Context()).securityEvent(r.Context(), EventUpstreamCallbackRejected, slog.String("provider", src.Name()), slog.String("reason", err.Error()))
-		s.errorPage(w, r, snap, http.StatusBadRequest, "Sign-in could not be completed", "The answer from %s could not be verified. Go back to the application and start again.", name)
+		s.errorPageIn(w, r, snap, locales, http.StatusBadRequest, "Sign-in could not be completed", "The answer from %s could not be verified. Go back to the application and start again.", name)
 		return result{outcome: "upstream_rejected"}
 	default:
 		s.log.Warn("identity provider unavailable", "provider", src.Name(), "error", err)
-		s.errorPage(w, r, snap, http.StatusServiceUnavailable, "Sign-in is not available", "%s is not available: it could not be reached. Try again in a few minutes.", name)
+		s.errorPageIn(w, r, snap, locales, http.StatusServiceUnavailable, "Sign-in is not available", "%s is not available: it could not be reached. Try again in a few minutes.", name)
 		return result{outcome: ErrTemporarilyUnavailable}
 	}
 }
