@@ -9,6 +9,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -72,6 +74,8 @@ func (r *AuthorizationServerReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
 		Owns(&appsv1.Deployment{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		// A server whose issuer another server also claims waits on the
 		// other: when that one goes or changes its issuer, it may serve.
 		Watches(&oauthv1.AuthorizationServer{}, handler.EnqueueRequestsFromMapFunc(r.sameIssuer)).
@@ -127,7 +131,7 @@ func (r *AuthorizationServerReconciler) reconcile(ctx context.Context, srv *oaut
 	if err := r.reconcileRuntime(ctx, srv); err != nil {
 		return ctrl.Result{}, err
 	}
-	return requeueAt(now, next, recheck), nil
+	return requeueAt(now, next, recheck, policiesRecheck(srv, now)), nil
 }
 
 // issuerConflict refuses a server whose issuer an older server already

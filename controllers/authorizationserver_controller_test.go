@@ -323,8 +323,8 @@ func TestAuthorizationServerRuntime(t *testing.T) {
 	if pod.ServiceAccountName != name {
 		t.Errorf("serviceAccountName = %q", pod.ServiceAccountName)
 	}
-	if pod.Affinity == nil || pod.Affinity.PodAntiAffinity == nil {
-		t.Error("no pod anti-affinity with 2 replicas")
+	if len(pod.TopologySpreadConstraints) != 2 {
+		t.Errorf("topology spread = %+v, want nodes and zones", pod.TopologySpreadConstraints)
 	}
 	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot ||
 		pod.SecurityContext.SeccompProfile == nil || pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
@@ -485,9 +485,6 @@ func TestAuthorizationServerSpecImageAndDefaults(t *testing.T) {
 	ctr := dep.Spec.Template.Spec.Containers[0]
 	if ctr.Image != "registry.local/gatehouse:v9" {
 		t.Errorf("image = %q, want spec.image", ctr.Image)
-	}
-	if dep.Spec.Template.Spec.Affinity != nil {
-		t.Error("anti-affinity on a single replica")
 	}
 	if len(ctr.Env) != 0 {
 		t.Errorf("memory storage got env %+v", ctr.Env)

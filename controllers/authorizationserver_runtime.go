@@ -11,6 +11,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -72,8 +73,10 @@ func (r *AuthorizationServerReconciler) reconcileRuntime(ctx context.Context, sr
 	}); err != nil {
 		return fmt.Errorf("writing Service %s: %w", svc.Name, err)
 	}
+	srv.Status.Replicas = dep.Status.Replicas
+	srv.Status.Selector = labels.SelectorFromSet(selectorLabels(srv)).String()
 	deploymentReady(srv, dep, replicas)
-	return nil
+	return r.reconcilePolicies(ctx, srv, replicas)
 }
 
 // deploymentReady sets Available from the Deployment's real availability.
@@ -145,7 +148,9 @@ func (r *AuthorizationServerReconciler) mutateDeployment(srv *oauthv1.Authorizat
 	tpl.Spec.ServiceAccountName = ServerObjectName(srv)
 	yes := true
 	tpl.Spec.AutomountServiceAccountToken = &yes // it watches the API
-	tpl.Spec.Affinity = serverAffinity(srv, replicas)
+	// The spread replaces the preferred anti-affinity of earlier versions.
+	tpl.Spec.Affinity = nil
+	tpl.Spec.TopologySpreadConstraints = topologySpread(srv)
 	// A writable /tmp on the read-only root: the binary's package init
 	// (controller-runtime's envtest, linked in for `gatehouse dev`) creates
 	// a directory there and panics if it cannot.
@@ -212,20 +217,27 @@ func (r *AuthorizationServerReconciler) serverContainer(srv *oauthv1.Authorizati
 	}
 }
 
-// serverAffinity spreads several replicas over nodes.
-func serverAffinity(srv *oauthv1.AuthorizationServer, replicas int32) *corev1.Affinity {
-	if replicas <= 1 {
-		return nil
+// topologySpread spreads the replicas evenly over nodes and over zones,
+// counting only the pods of the current ReplicaSet (pod-template-hash), so
+// that a rollout's old pods do not skew where the new ones go. It is a
+// preference (ScheduleAnyway): a single-node or single-zone cluster, or
+// nodes without the zone label, still run every replica, where
+// DoNotSchedule would leave replicas Pending. It is there at any replica
+// count, so that an autoscaler going from one replica to two changes the
+// Deployment's replicas and not its pod template, which would roll every
+// pod.
+func topologySpread(srv *oauthv1.AuthorizationServer) []corev1.TopologySpreadConstraint {
+	var spread []corev1.TopologySpreadConstraint
+	for _, key := range []string{corev1.LabelHostname, corev1.LabelTopologyZone} {
+		spread = append(spread, corev1.TopologySpreadConstraint{
+			MaxSkew:           1,
+			TopologyKey:       key,
+			WhenUnsatisfiable: corev1.ScheduleAnyway,
+			LabelSelector:     &metav1.LabelSelector{MatchLabels: selectorLabels(srv)},
+			MatchLabelKeys:    []string{appsv1.DefaultDeploymentUniqueLabelKey},
+		})
 	}
-	return &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
-		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
-			Weight: 100,
-			PodAffinityTerm: corev1.PodAffinityTerm{
-				TopologyKey:   "kubernetes.io/hostname",
-				LabelSelector: &metav1.LabelSelector{MatchLabels: selectorLabels(srv)},
-			},
-		}},
-	}}
+	return spread
 }
 
 // mergeContainer merges the wanted container into the existing one, so

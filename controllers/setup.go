@@ -17,6 +17,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -132,6 +134,7 @@ func CacheOptions(namespaces []string) cache.Options {
 		&corev1.Secret{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{}, &corev1.Service{},
 		&appsv1.Deployment{}, &rbacv1.Role{}, &rbacv1.RoleBinding{},
 		&rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{},
+		&policyv1.PodDisruptionBudget{}, &networkingv1.NetworkPolicy{},
 	} {
 		opts.ByObject[o] = sel
 	}

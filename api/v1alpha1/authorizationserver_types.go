@@ -26,7 +26,9 @@ type AuthorizationServerSpec struct {
 	Issuer string `json:"issuer"`
 
 	// Replicas is the number of token-server pods. More than one requires
-	// Postgres storage.
+	// Postgres storage; from two on, the operator also writes a
+	// PodDisruptionBudget for them. The scale subresource sets it, so a
+	// HorizontalPodAutoscaler can target the AuthorizationServer.
 	//
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
@@ -177,6 +179,15 @@ type NetworkSpec struct {
 	// +kubebuilder:default=X-Forwarded-For
 	// +optional
 	ForwardedHeader ForwardedHeader `json:"forwardedHeader,omitempty"`
+
+	// Policy, when set, makes the operator write a NetworkPolicy for the
+	// token-server pods (see NetworkPolicySpec); `policy: {}` takes the
+	// defaults. Unset, the operator writes none: a cluster without a CNI
+	// that enforces NetworkPolicy gains nothing from one, and teams that
+	// keep their own policies do not want a second.
+	//
+	// +optional
+	Policy *NetworkPolicySpec `json:"policy,omitempty"`
 }
 
 // CIDR is an IPv4 or IPv6 prefix in CIDR notation, without host bits.
@@ -430,6 +441,20 @@ type AuthorizationServerStatus struct {
 	//
 	// +optional
 	NextRotationTime *metav1.Time `json:"nextRotationTime,omitempty"`
+
+	// Replicas is the number of token-server pods that exist (the
+	// Deployment's status.replicas): the scale subresource's status.
+	//
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// Selector is the label selector of the token-server pods, as a
+	// string (app.kubernetes.io/instance=<name>,...): what a
+	// HorizontalPodAutoscaler reads through the scale subresource to find
+	// the pods whose metrics it averages.
+	//
+	// +optional
+	Selector string `json:"selector,omitempty"`
 }
 
 // AuthorizationServer is an OAuth 2.0 authorization server run by the
@@ -439,6 +464,7 @@ type AuthorizationServerStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
 // +kubebuilder:resource:shortName=as,categories=gatehouse
 // +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.spec.issuer`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`

@@ -15,6 +15,12 @@ const (
 	// ConditionAvailable is True when the token server answers: its
 	// Deployment is available, or the server outside the cluster is ready.
 	ConditionAvailable = "Available"
+	// ConditionPolicies is True when the PodDisruptionBudget and
+	// NetworkPolicy the spec calls for are written (or none is called
+	// for), and False when an object of the same name that the operator
+	// did not create stands in the way: the operator leaves it alone. It
+	// is not part of Ready: the token server serves either way.
+	ConditionPolicies = "Policies"
 	// ConditionIdentityProviderPrefix begins each identity provider's
 	// condition (IdentityProvider-<name>): its Secrets are there and
 	// usable, an OpenID Provider's discovery answers and it accepts the
@@ -64,6 +70,8 @@ const (
 	ReasonDeploymentFailed       = "DeploymentFailed"
 	ReasonExternalServerReady    = "ExternalServerReady"
 	ReasonExternalServerNotReady = "ExternalServerNotReady"
+	ReasonPoliciesWritten        = "PoliciesWritten"
+	ReasonPolicyNameTaken        = "PolicyNameTaken"
 
 	// IdentityProvider-<name>
 	ReasonIdentityProviderReady               = "IdentityProviderReady"

@@ -220,6 +220,10 @@ var externalNames = map[string]string{
 	"allowedRoutes":    "Gateway API",
 	"ImagePullBackOff": "kubelet", "CreateContainerConfigError": "kubelet",
 	"enablePKCEAuthentication": "Argo CD's oidc.config",
+	"AlwaysAllow":              "Kubernetes PodDisruptionBudget unhealthyPodEvictionPolicy",
+	"DoNotSchedule":            "Kubernetes topology spread whenUnsatisfiable",
+	"minReplicas":              "Kubernetes HorizontalPodAutoscaler", "maxReplicas": "Kubernetes HorizontalPodAutoscaler",
+	"toFQDNs": "Cilium network policy",
 }
 
 // externalFlags are flags of other programs that the docs name on their

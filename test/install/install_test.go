@@ -19,6 +19,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -406,10 +408,19 @@ func TestOperatorRunsWithTheChartsPermissions(t *testing.T) {
 	}()
 
 	app := newNamespace(t, cp)
+	two := int32(2)
 	objs := []client.Object{
 		&oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: oauthv1.AuthorizationServerSpec{
 			Issuer:         "https://auth.example.com",
 			AllowedClients: oauthv1.AllowedClients{Namespaces: oauthv1.ClientNamespaces{From: oauthv1.NamespacesFromAll}},
+			// Two replicas and a NetworkPolicy: the PodDisruptionBudget,
+			// the NetworkPolicy and the API server's EndpointSlice need
+			// permissions of their own.
+			Replicas: &two,
+			Storage: oauthv1.StorageSpec{Type: oauthv1.StoragePostgres, Postgres: &oauthv1.PostgresStorage{
+				URLSecretRef: oauthv1.SecretKeyReference{Name: "db", Key: "url"},
+			}},
+			Network: oauthv1.NetworkSpec{Policy: &oauthv1.NetworkPolicySpec{}},
 		}},
 		&oauthv1.Scope{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "read"}, Spec: oauthv1.ScopeSpec{
 			ServerRef: oauthv1.LocalObjectReference{Name: "auth"}, Name: "orders:read", Description: "Read orders",
@@ -475,6 +486,8 @@ func operatorDone(ctx context.Context, c client.Client, ns, app string) error {
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: keyset.JWKSConfigMapName("auth")}},
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: controllers.ServerObjectName(&srv)}},
 		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: controllers.ServerObjectName(&srv)}},
+		&policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: controllers.ServerObjectName(&srv)}},
+		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: controllers.ServerObjectName(&srv)}},
 	} {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: o.GetName()}, o); err != nil {
 			return fmt.Errorf("%T %s: %w", o, o.GetName(), err)
