@@ -18,6 +18,17 @@ import (
 // authRequestTTL is how long a person has to log in and consent.
 const authRequestTTL = 10 * time.Minute
 
+// ClockSkewLeeway is added to the stored expiry of the short-lived,
+// single-use things a client or a browser carries from one replica to
+// another (authorization codes, pushed request URIs), so a replica whose
+// clock is up to this far ahead of the one that issued them still accepts
+// them (docs/operations.md, "Clock skew between replicas"). They stay
+// single use and bound to their client (a code also to its redirect URI
+// and PKCE verifier); the lifetime only bounds how long an intercepted one
+// is worth trying, and 60 s plus this stays well within the 10 minutes
+// RFC 6749 §4.1.2 recommends at most for codes.
+const ClockSkewLeeway = 2 * time.Minute
+
 // handleAuthorize is the authorization endpoint (RFC 6749 §4.1.1) for
 // response_type=code with PKCE S256 (RFC 7636), by GET or POST (OpenID
 // Connect Core §3.1.2.1), with its parameters in the request, in a signed
@@ -313,7 +324,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, snap *config.
 	err := s.store.CreateCode(ctx, storage.AuthCode{
 		Hash: storage.HashToken(code), ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Scopes: ar.Scopes, Resources: ar.Resources,
 		Subject: ar.Subject, AuthTime: ar.AuthTime, CodeChallenge: ar.CodeChallenge,
-		CodeChallengeMethod: ar.CodeChallengeMethod, ExpiresAt: now.Add(snap.CodeTTL),
+		CodeChallengeMethod: ar.CodeChallengeMethod, ExpiresAt: now.Add(snap.CodeTTL + ClockSkewLeeway),
 		Nonce: ar.Nonce, SessionID: ar.SessionID, Claims: ar.Claims,
 	})
 	if err != nil {

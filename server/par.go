@@ -61,7 +61,7 @@ func (s *Server) handlePAR(w http.ResponseWriter, r *http.Request, snap *config.
 	value := randomToken(32)
 	ttl := snap.PushedRequestLifetime()
 	err := s.store.CreatePushedRequest(r.Context(), storage.PushedRequest{
-		Hash: storage.HashToken(value), ClientID: client.ID, Params: params.Encode(), Pushed: true, ExpiresAt: now.Add(ttl),
+		Hash: storage.HashToken(value), ClientID: client.ID, Params: params.Encode(), Pushed: true, ExpiresAt: now.Add(ttl + ClockSkewLeeway),
 	})
 	if err != nil {
 		return fail(s.storageFailed(r.Context(), "storing a pushed authorization request", err))

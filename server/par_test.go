@@ -81,7 +81,7 @@ func TestPushedAuthorizationRequest(t *testing.T) {
 	t.Run("used once", func(t *testing.T) { expired(t, authURL) })
 	t.Run("short-lived", func(t *testing.T) {
 		uri, _ := ts.push(t, params, webClientID, webSecret)
-		ts.clock.Advance(60 * time.Second)
+		ts.clock.Advance(60*time.Second + ClockSkewLeeway)
 		expired(t, authorizeByReference(ts, webClientID, uri, nil))
 	})
 	t.Run("pushed by another client", func(t *testing.T) {

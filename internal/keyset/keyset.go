@@ -136,7 +136,11 @@ func (s *Set) Marshal() ([]byte, error) { return json.MarshalIndent(s, "", "  ")
 // has come, the newest. Choosing by time rather than by State lets every
 // server replica switch to a prepublished key at the same moment even if
 // the operator's update arrives late; the key was published
-// PrepublishPeriod earlier, so validators already know it.
+// PrepublishPeriod earlier, so validators already know it. A key the
+// operator has made active signs even if now is before its ActivatesAt:
+// the operator retires the key it replaces at the same moment, and a
+// replica whose clock is behind the operator's must not be left with no
+// key (or one of another algorithm) until its clock catches up.
 func (s *Set) SigningKey(now time.Time) (*Key, bool) {
 	if s.AccessTokenAlgorithm != "" {
 		if k, ok := s.KeyFor(s.AccessTokenAlgorithm, now); ok {
@@ -152,7 +156,7 @@ func (s *Set) KeyFor(alg string, now time.Time) (*Key, bool) {
 	var best *Key
 	for i := range s.Keys {
 		k := &s.Keys[i]
-		if k.State == StateRetired || k.ActivatesAt.After(now) || k.signer == nil || (alg != "" && k.Algorithm != alg) {
+		if k.State == StateRetired || (k.State != StateActive && k.ActivatesAt.After(now)) || k.signer == nil || (alg != "" && k.Algorithm != alg) {
 			continue
 		}
 		if best == nil || k.ActivatesAt.After(best.ActivatesAt) {
