@@ -28,7 +28,9 @@ func newLimiters(requests, logins int) (*admission.Limiter, *admission.Limiter) 
 	if logins <= 0 {
 		logins = DefaultMaxConcurrentLogins()
 	}
-	return admission.New(requests, requests, requestMaxWait), admission.New(logins, 4*logins, loginMaxWait)
+	// A login admitted waits for at most two others per slot, so that
+	// under a flood it takes at most about three times an unloaded one.
+	return admission.New(requests, requests, requestMaxWait), admission.New(logins, 2*logins, loginMaxWait)
 }
 
 // pageEndpoints answer a browser with pages; the others are OAuth APIs.

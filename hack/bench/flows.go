@@ -299,13 +299,7 @@ var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="
 // (login, consent: approved and remembered) to the code, and exchanges
 // it.
 func (w *worker) codeFlow(ctx context.Context, e *env) (tokenResponse, error) {
-	verifier := randomString()
-	sum := sha256.Sum256([]byte(verifier))
-	q := url.Values{"response_type": {"code"}, "client_id": {demoClientID}, "redirect_uri": {demoRedirectURI},
-		"scope": {"orders:read"}, "state": {"s"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])},
-		"code_challenge_method": {"S256"}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.endpoints().Authorization+"?"+q.Encode(), nil)
-	resp, _, err := w.do(req, http.StatusFound)
+	resp, verifier, err := w.authorize(ctx, e)
 	for range 4 {
 		if err != nil {
 			return tokenResponse{}, err
@@ -328,16 +322,39 @@ func (w *worker) codeFlow(ctx context.Context, e *env) (tokenResponse, error) {
 	return tokenResponse{}, errors.New("too many redirects")
 }
 
-// page shows a login or consent page and submits it.
-func (w *worker) page(ctx context.Context, u string) (*http.Response, error) {
+// authorize starts a code flow for the demo client: the answer of
+// /authorize (a redirect) and the PKCE verifier.
+func (w *worker) authorize(ctx context.Context, e *env) (*http.Response, string, error) {
+	verifier := randomString()
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"response_type": {"code"}, "client_id": {demoClientID}, "redirect_uri": {demoRedirectURI},
+		"scope": {"orders:read"}, "state": {"s"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])},
+		"code_challenge_method": {"S256"}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.endpoints().Authorization+"?"+q.Encode(), nil)
+	resp, _, err := w.do(req, http.StatusFound)
+	return resp, verifier, err
+}
+
+// pageForm shows a page and returns its form's hidden fields and where it
+// posts them.
+func (w *worker) pageForm(ctx context.Context, u string) (string, url.Values, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	_, body, err := w.do(req, http.StatusOK)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	f := url.Values{}
 	for _, m := range hiddenRE.FindAllStringSubmatch(string(body), -1) {
 		f.Set(m[1], m[2])
+	}
+	return u[:strings.IndexByte(u+"?", '?')], f, nil
+}
+
+// page shows a login or consent page and submits it.
+func (w *worker) page(ctx context.Context, u string) (*http.Response, error) {
+	action, f, err := w.pageForm(ctx, u)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case strings.Contains(u, endpoints.LoginPath):
@@ -349,8 +366,7 @@ func (w *worker) page(ctx context.Context, u string) (*http.Response, error) {
 	default:
 		return nil, fmt.Errorf("unexpected page %s", u)
 	}
-	action := u[:strings.IndexByte(u+"?", '?')]
-	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, action, strings.NewReader(f.Encode()))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, action, strings.NewReader(f.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, _, err := w.do(req, http.StatusSeeOther)
 	return resp, err

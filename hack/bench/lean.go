@@ -28,6 +28,8 @@ type response struct {
 	status int
 	body   []byte
 	close  bool
+	// retryAfter: the answer has a Retry-After header (a shed request).
+	retryAfter bool
 }
 
 // parseResponse parses the one whole response at the start of b. It
@@ -52,7 +54,7 @@ func parseResponse(b []byte, head bool, scratch *[]byte) (int, response, error) 
 	if err != nil {
 		return 0, response{}, err
 	}
-	r, start := response{status: status, close: fr.close}, end+4
+	r, start := response{status: status, close: fr.close, retryAfter: fr.retryAfter}, end+4
 	switch {
 	case head || status == 204 || status == 304 || status < 200:
 		return start, r, nil
@@ -86,13 +88,15 @@ func parseStatusLine(line []byte) (int, error) {
 }
 
 type framing struct {
-	length  int // -1 when absent
-	chunked bool
-	close   bool
+	length     int // -1 when absent
+	chunked    bool
+	close      bool
+	retryAfter bool
 }
 
 // parseHeader reads the header lines (without the status line and the
-// empty line) and keeps only what frames the body and the connection.
+// empty line) and keeps only what frames the body and the connection, and
+// whether the server asked to be retried later.
 func parseHeader(b []byte) (framing, error) {
 	fr := framing{length: -1}
 	for len(b) > 0 {
@@ -114,6 +118,8 @@ func parseHeader(b []byte) (framing, error) {
 			fr.chunked = bytes.EqualFold(value, []byte("chunked"))
 		case bytes.EqualFold(name, []byte("connection")):
 			fr.close = bytes.EqualFold(value, []byte("close"))
+		case bytes.EqualFold(name, []byte("retry-after")):
+			fr.retryAfter = len(value) > 0
 		}
 	}
 	return fr, nil

@@ -42,6 +42,9 @@ type options struct {
 	soakInterval  time.Duration
 	soakWarmup    time.Duration
 	soakMaxGrowth float64
+	// overload is each measured phase of the overload scenario
+	// (overload.go); 0: not run.
+	overload time.Duration
 	// genProcs is the load generator's GOMAXPROCS (0: Go's default).
 	genProcs int
 	// The peer measured in the same run (peer_hydra.go): its name (""
@@ -81,6 +84,7 @@ func main() {
 	flag.DurationVar(&o.soakInterval, "soak-interval", 5*time.Second, "how often the soak samples the server's heap")
 	flag.DurationVar(&o.soakWarmup, "soak-warmup", 30*time.Second, "the first part of the soak, whose samples are shown but not judged")
 	flag.Float64Var(&o.soakMaxGrowth, "soak-max-growth", 10, "how much the live heap may grow from the start to the end of the soak, in percent (at least 1 MiB)")
+	flag.DurationVar(&o.overload, "overload", 0, "instead of the flows, run the overload scenario with phases this long (e.g. 10s): capacity and unloaded latency of client_credentials and password logins, then 2x capacity open loop at each; fail unless the excess is shed with 429/503 and Retry-After, accepted p99 stays within 5x unloaded, probes answer and peak RSS is under the default limit")
 	flag.IntVar(&o.genProcs, "gen-procs", 0, "the load generator's GOMAXPROCS (default: Go's, the CPUs it may use); the server's is its own")
 	flag.StringVar(&o.stateDir, "state-dir", "", "state directory for gatehouse dev and the logs (default: a new temporary one)")
 	flag.StringVar(&o.peer, "peer", "", "also measure this peer in the same run, flow by flow in turn with Gatehouse: hydra (Ory Hydra, -peer-bin; flows client_credentials, introspection, jwks, metadata)")
@@ -153,6 +157,9 @@ func run(ctx context.Context, o *options) error {
 	if o.soak > 0 {
 		return runSoak(ctx, e, rep)
 	}
+	if o.overload > 0 {
+		return runOverload(ctx, e, rep)
+	}
 	products := []*env{e}
 	if len(o.variants) > 1 {
 		if products, err = e.startVariants(ctx, o.variants); err != nil {
@@ -180,11 +187,9 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	rep.print(os.Stdout)
-	if err := rep.write(o.jsonOut); err != nil {
+	if err := rep.emit(o.jsonOut); err != nil {
 		return err
 	}
-	progress("wrote %s", o.jsonOut)
 	if len(failed) > 0 {
 		return fmt.Errorf("errors in %s (first ones in the JSON)", strings.Join(failed, ", "))
 	}
@@ -247,6 +252,23 @@ func measureAll(ctx context.Context, o *options, products []*env, rep *report) (
 	return failed, nil
 }
 
+// runOverload runs the overload scenario and reports it; a broken
+// guarantee fails the run.
+func runOverload(ctx context.Context, e *env, rep *report) error {
+	res, err := e.runOverload(ctx, e.o.overload)
+	if err != nil {
+		return err
+	}
+	rep.Duration, rep.Overload = res.Phase, res
+	if err := rep.emit(e.o.jsonOut); err != nil {
+		return err
+	}
+	if len(res.Failures) > 0 {
+		return fmt.Errorf("overload: %s", strings.Join(res.Failures, "; "))
+	}
+	return nil
+}
+
 // runSoak runs the soak and reports it; errors in any flow or a growing
 // heap fail the run.
 func runSoak(ctx context.Context, e *env, rep *report) error {
@@ -255,11 +277,9 @@ func runSoak(ctx context.Context, e *env, rep *report) error {
 		return err
 	}
 	rep.Duration, rep.Soak = sr.Duration, sr
-	rep.print(os.Stdout)
-	if err := rep.write(e.o.jsonOut); err != nil {
+	if err := rep.emit(e.o.jsonOut); err != nil {
 		return err
 	}
-	progress("wrote %s", e.o.jsonOut)
 	failed := []string{}
 	for _, f := range sr.Flows {
 		if f.Errors > 0 {

@@ -11,15 +11,16 @@ import (
 )
 
 type report struct {
-	Machine    string       `json:"machine"`
-	Command    string       `json:"command"`
-	Started    string       `json:"started"`
-	Storage    string       `json:"storage"`
-	Conns      int          `json:"conns"`
-	Duration   string       `json:"duration"`
-	ServerCPUs string       `json:"serverCPUs,omitempty"`
-	Flows      []flowResult `json:"flows"`
-	Soak       *soakResult  `json:"soak,omitempty"`
+	Machine    string          `json:"machine"`
+	Command    string          `json:"command"`
+	Started    string          `json:"started"`
+	Storage    string          `json:"storage"`
+	Conns      int             `json:"conns"`
+	Duration   string          `json:"duration"`
+	ServerCPUs string          `json:"serverCPUs,omitempty"`
+	Flows      []flowResult    `json:"flows"`
+	Soak       *soakResult     `json:"soak,omitempty"`
+	Overload   *overloadResult `json:"overload,omitempty"`
 }
 
 type flowResult struct {
@@ -57,6 +58,10 @@ func (r *report) print(w io.Writer) {
 		r.Soak.print(w)
 		return
 	}
+	if r.Overload != nil {
+		r.Overload.print(w)
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "product\tround\tflow\tclient\tops/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tCPU s/1000\tµs/op\tgen µs/op\tRSS MiB\tload avg\t")
 	for _, f := range r.Flows {
@@ -80,6 +85,16 @@ func (sr *soakResult) print(w io.Writer) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w, sr.Verdict)
+}
+
+// emit prints the report and writes it as JSON to path.
+func (r *report) emit(path string) error {
+	r.print(os.Stdout)
+	if err := r.write(path); err != nil {
+		return err
+	}
+	progress("wrote %s", path)
+	return nil
 }
 
 func (r *report) write(path string) error {

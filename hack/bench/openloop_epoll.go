@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// openLoopConns is how many connections the open-loop event loop keeps:
+// an arrival that finds every one waiting for an answer is not sent
+// (Unsent), which happens only when the server holds that many requests.
+const openLoopConns = 256
+
+// openLoopLean offers rate requests a second for d, the same request
+// each time (the lean client's), over openLoopConns keep-alive
+// connections in one epoll loop: as cheap per request as the closed-loop
+// measurement of the capacity, so that the generator takes no more of the
+// shared CPUs at twice the rate than the server's capacity was measured
+// with. Latency is from the send to the whole answer.
+func openLoopLean(ctx context.Context, addr string, req []byte, rate float64, d time.Duration) (*openLoopResult, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	defer func() { _ = syscall.Close(ep) }()
+	l := &openLoopState{ep: ep, addr: addr, req: req, res: &openLoopResult{Offered: rate}, conns: map[int]*evConn{}}
+	defer l.closeAll()
+	for range openLoopConns {
+		c := &evConn{buf: make([]byte, 16<<10)}
+		if err := c.open(ep, addr); err != nil {
+			return nil, err
+		}
+		l.conns[c.fd] = c
+		l.idle = append(l.idle, c)
+	}
+	total := int(rate * d.Seconds())
+	events := make([]syscall.EpollEvent, openLoopConns)
+	start := time.Now()
+	for sent := 0; (sent < total || l.busy > 0) && ctx.Err() == nil; {
+		if time.Since(start) > d+answerTimeout {
+			l.res.Hung += l.busy
+			break
+		}
+		for due := min(total, int(time.Since(start).Seconds()*rate)+1); sent < due; sent++ {
+			l.dispatch()
+		}
+		if sent == total && l.res.Seconds == 0 {
+			l.res.Seconds = time.Since(start).Seconds()
+		}
+		n, err := syscall.EpollWait(ep, events, 1)
+		if err != nil && !errors.Is(err, syscall.EINTR) {
+			return nil, fmt.Errorf("epoll_wait: %w", err)
+		}
+		for _, ev := range events[:max(n, 0)] {
+			if c := l.conns[int(ev.Fd)]; c != nil {
+				l.readable(c)
+			}
+		}
+	}
+	l.res.Accepted = latencyOf(l.res.latencies)
+	return l.res, nil
+}
+
+// openLoopState is the loop's connections: idle ones, and how many wait
+// for an answer.
+type openLoopState struct {
+	ep    int
+	addr  string
+	req   []byte
+	res   *openLoopResult
+	conns map[int]*evConn
+	idle  []*evConn
+	busy  int
+}
+
+func (l *openLoopState) closeAll() {
+	for fd := range l.conns {
+		_ = syscall.Close(fd)
+	}
+}
+
+// dispatch sends one arrival on an idle connection, if there is one.
+func (l *openLoopState) dispatch() {
+	if len(l.idle) == 0 {
+		l.res.Unsent++
+		return
+	}
+	c := l.idle[len(l.idle)-1]
+	l.idle = l.idle[:len(l.idle)-1]
+	c.began = time.Now()
+	for req := l.req; len(req) > 0; {
+		m, err := syscall.Write(c.fd, req)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil || m <= 0 {
+			l.res.record(0, answer{err: fmt.Errorf("writing a request: %v", err)}, 0)
+			l.replace(c)
+			return
+		}
+		req = req[m:]
+	}
+	l.busy++
+}
+
+// readable reads an answer; the connection is idle again once it is whole.
+func (l *openLoopState) readable(c *evConn) {
+	if c.n == len(c.buf) {
+		c.buf = append(c.buf, make([]byte, len(c.buf))...)
+	}
+	m, err := syscall.Read(c.fd, c.buf[c.n:])
+	switch {
+	case errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR):
+		return
+	case err != nil || m == 0:
+		l.busy--
+		l.res.record(0, answer{err: fmt.Errorf("connection closed: %v", err)}, 0)
+		l.replace(c)
+		return
+	}
+	c.n += m
+	used, r, err := parseResponse(c.buf[:c.n], false, &c.scratch)
+	if used == 0 && err == nil {
+		return
+	}
+	l.busy--
+	if err == nil && r.status == http.StatusOK {
+		err = contains(`"access_token":"`)(r.body)
+	}
+	l.res.record(http.StatusOK, answer{status: r.status, retryAfter: r.retryAfter, err: err}, time.Since(c.began).Seconds())
+	c.n = copy(c.buf, c.buf[used:c.n])
+	if err != nil || r.close {
+		l.replace(c)
+		return
+	}
+	l.idle = append(l.idle, c)
+}
+
+// replace closes a connection and opens another in its place.
+func (l *openLoopState) replace(c *evConn) {
+	delete(l.conns, c.fd)
+	_ = syscall.Close(c.fd)
+	if err := c.open(l.ep, l.addr); err != nil {
+		return
+	}
+	l.conns[c.fd] = c
+	l.idle = append(l.idle, c)
+}
