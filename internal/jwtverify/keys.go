@@ -1,11 +1,13 @@
 package jwtverify
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -15,7 +17,6 @@ import (
 	"slices"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // Algorithms are the JWS algorithms a Gatehouse server accepts from
@@ -24,12 +25,6 @@ import (
 // accepting them is the classic forgery. Each key verifies exactly one of
 // them, the one its type allows, whatever a token's header says.
 var Algorithms = []string{"ES256", "RS256", "EdDSA"}
-
-var methods = map[string]jwt.SigningMethod{
-	"ES256": jwt.SigningMethodES256,
-	"RS256": jwt.SigningMethodRS256,
-	"EdDSA": jwt.SigningMethodEdDSA,
-}
 
 // MinRSABits is the smallest RSA modulus accepted (RFC 7518 §3.3).
 const MinRSABits = 2048
@@ -42,7 +37,9 @@ type Key struct {
 	// Alg is the one algorithm the key verifies.
 	Alg    string
 	Public crypto.PublicKey
-	method jwt.SigningMethod
+	// onVerify, when set, is called at each signature check: the cache's
+	// tests count them.
+	onVerify func()
 }
 
 // NewKey makes a Key of a public key: EC P-256 (ES256), RSA of at least
@@ -60,7 +57,56 @@ func NewKey(id string, public crypto.PublicKey) (*Key, error) {
 		}
 		id = base64.RawURLEncoding.EncodeToString(tp)
 	}
-	return &Key{ID: id, Alg: alg, Public: public, method: methods[alg]}, nil
+	return &Key{ID: id, Alg: alg, Public: public}, nil
+}
+
+// verify reports whether sig is the key's signature of signingInput under
+// its one algorithm (RFC 7518 §3.3, §3.4; RFC 8037 §3.1). It calls the
+// standard library directly: a client assertion is verified once, on the
+// request path, and golang-jwt's ES256 would turn r and s into big.Ints
+// that ecdsa.Verify turns back into the ASN.1 it verifies.
+func (k *Key) verify(signingInput string, sig []byte) bool {
+	if k.onVerify != nil {
+		k.onVerify()
+	}
+	switch pub := k.Public.(type) {
+	case *ecdsa.PublicKey:
+		// RFC 7518 §3.4: R and S, 32 bytes each, big-endian.
+		if len(sig) != 64 {
+			return false
+		}
+		h := sha256.Sum256([]byte(signingInput))
+		var der [72]byte
+		return ecdsa.VerifyASN1(pub, h[:], ecdsaDER(der[:0], sig[:32], sig[32:]))
+	case *rsa.PublicKey:
+		h := sha256.Sum256([]byte(signingInput))
+		return rsa.VerifyPKCS1v15(pub, crypto.SHA256, h[:], sig) == nil
+	case ed25519.PublicKey:
+		return ed25519.Verify(pub, []byte(signingInput), sig)
+	}
+	return false
+}
+
+// ecdsaDER appends the DER of ECDSA-Sig-Value (RFC 3279 §2.2.3), the
+// SEQUENCE of the INTEGERs r and s given as unsigned big-endian bytes of
+// at most 32 bytes each, so that every length fits in one byte.
+func ecdsaDER(dst, r, s []byte) []byte {
+	r, s = bytes.TrimLeft(r, "\x00"), bytes.TrimLeft(s, "\x00")
+	intLen := func(v []byte) int {
+		if len(v) == 0 || v[0]&0x80 != 0 {
+			return len(v) + 1 // a leading zero: positive, or zero itself
+		}
+		return len(v)
+	}
+	appendInt := func(dst, v []byte) []byte {
+		dst = append(dst, 0x02, byte(intLen(v)))
+		if len(v) == 0 || v[0]&0x80 != 0 {
+			dst = append(dst, 0)
+		}
+		return append(dst, v...)
+	}
+	dst = append(dst, 0x30, byte(2+intLen(r)+2+intLen(s)))
+	return appendInt(appendInt(dst, r), s)
 }
 
 // algFor is the algorithm a public key verifies, or why it is refused.

@@ -1,15 +1,19 @@
 package jwtverify
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +22,13 @@ import (
 )
 
 var t0 = time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+
+// methods sign the tests' tokens: golang-jwt, not the code under test.
+var methods = map[string]jwt.SigningMethod{
+	"ES256": jwt.SigningMethodES256,
+	"RS256": jwt.SigningMethodRS256,
+	"EdDSA": jwt.SigningMethodEdDSA,
+}
 
 // signer is a test key pair with the kid the verifier knows it by.
 type signer struct {
@@ -117,8 +128,9 @@ func TestVerifyAccepts(t *testing.T) {
 func TestVerifyRules(t *testing.T) {
 	es := newSigner(t, "ES256", "es")
 	rs := newSigner(t, "RS256", "rs")
+	ed := newSigner(t, "EdDSA", "ed")
 	other := newSigner(t, "ES256", "es") // same kid, another key
-	keys, err := NewStatic(es.key(t), rs.key(t))
+	keys, err := NewStatic(es.key(t), rs.key(t), ed.key(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +159,14 @@ func TestVerifyRules(t *testing.T) {
 			h["jwk"] = other.key(t).JWK()
 		}), nil, ReasonUnknownKey},
 		{"jku header", other.sign(t, claims(), func(h map[string]any) { h["jku"] = "https://evil.example/jwks" }), nil, ReasonSignature},
+		// signature, under each algorithm
 		{"tampered payload", tamper(es.sign(t, claims(), nil)), nil, ReasonSignature},
+		{"tampered payload RS256", tamper(rs.sign(t, claims(), nil)), nil, ReasonSignature},
+		{"tampered payload EdDSA", tamper(ed.sign(t, claims(), nil)), nil, ReasonSignature},
+		{"ES256 signature in ASN.1 DER, not R || S", asDER(t, es.sign(t, claims(), nil)), nil, ReasonSignature},
+		{"ES256 signature cut short", cut(es.sign(t, claims(), nil)), nil, ReasonSignature},
+		{"RS256 signature cut short", cut(rs.sign(t, claims(), nil)), nil, ReasonSignature},
+		{"EdDSA signature cut short", cut(ed.sign(t, claims(), nil)), nil, ReasonSignature},
 		{"crit extension", es.sign(t, claims(), func(h map[string]any) { h["crit"] = []string{"b64"}; h["b64"] = false }), nil, ReasonMalformed},
 		// iss
 		{"wrong iss", es.sign(t, with(func(c jwt.MapClaims) { c["iss"] = "shop.other" }), nil), nil, ReasonIssuer},
@@ -299,6 +318,58 @@ func tamper(token string) string {
 	return strings.Join(parts, ".")
 }
 
+// asDER re-encodes an ES256 token's R || S signature as the ASN.1 DER
+// that crypto/ecdsa produces: the same signature in the wrong form.
+func asDER(t testing.TB, token string) string {
+	t.Helper()
+	i := strings.LastIndexByte(token, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(token[i+1:])
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("not an ES256 signature: %v", err)
+	}
+	der, err := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token[:i+1] + base64.RawURLEncoding.EncodeToString(der)
+}
+
+// cut drops the signature's last byte.
+func cut(token string) string {
+	i := strings.LastIndexByte(token, '.')
+	sig, _ := base64.RawURLEncoding.DecodeString(token[i+1:])
+	return token[:i+1] + base64.RawURLEncoding.EncodeToString(sig[:len(sig)-1])
+}
+
+// ecdsaDER is what encoding/asn1 makes of r and s, whatever their leading
+// bytes: zero, small, with the high bit set, with leading zero bytes.
+func TestECDSADER(t *testing.T) {
+	values := [][]byte{
+		make([]byte, 32),
+		append(make([]byte, 31), 1),
+		append(make([]byte, 31), 0x80),
+		append([]byte{0x80}, make([]byte, 31)...),
+		append([]byte{0, 0, 0x7f}, make([]byte, 29)...),
+		append([]byte{0xff}, make([]byte, 31)...),
+	}
+	for range 20 {
+		v := make([]byte, 32)
+		_, _ = rand.Read(v)
+		values = append(values, v)
+	}
+	for _, r := range values {
+		for _, s := range values {
+			want, err := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(r), new(big.Int).SetBytes(s)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ecdsaDER(nil, r, s); !bytes.Equal(got, want) {
+				t.Fatalf("r %x s %x: %x, want %x", r, s, got, want)
+			}
+		}
+	}
+}
+
 // spyKeys hands out a key for whatever algorithm it is asked, as a careless
 // key source would, and records what it was asked.
 type spyKeys struct {
@@ -332,12 +403,16 @@ func TestAlgorithmAllowListBeforeKeys(t *testing.T) {
 	}
 }
 
+// BenchmarkVerify: a whole Verify per algorithm, next to the signature
+// check alone through the standard library (signature_only), the floor
+// no verifier of that algorithm goes below; the difference is parsing,
+// claims and key lookup.
 func BenchmarkVerify(b *testing.B) {
 	for _, alg := range Algorithms {
+		s := newSigner(b, alg, "k")
+		keys := s.set(b)
+		tok := s.sign(b, claims(), nil)
 		b.Run(alg, func(b *testing.B) {
-			s := newSigner(b, alg, "k")
-			keys := s.set(b)
-			tok := s.sign(b, claims(), nil)
 			p := policy()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -346,5 +421,37 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+		b.Run(alg+"/signature_only", func(b *testing.B) {
+			check := stdlibCheck(b, s, tok)
+			b.ReportAllocs()
+			for b.Loop() {
+				if !check() {
+					b.Fatal("the signature does not verify")
+				}
+			}
+		})
 	}
+}
+
+// stdlibCheck is the token's signature check as one call of crypto/...,
+// the input hashed and the signature decoded beforehand.
+func stdlibCheck(b *testing.B, s *signer, token string) func() bool {
+	i := strings.LastIndexByte(token, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(token[i+1:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	input := []byte(token[:i])
+	h := sha256.Sum256(input)
+	switch pub := s.priv.Public().(type) {
+	case *ecdsa.PublicKey:
+		der := ecdsaDER(nil, sig[:32], sig[32:])
+		return func() bool { return ecdsa.VerifyASN1(pub, h[:], der) }
+	case *rsa.PublicKey:
+		return func() bool { return rsa.VerifyPKCS1v15(pub, crypto.SHA256, h[:], sig) == nil }
+	case ed25519.PublicKey:
+		return func() bool { return ed25519.Verify(pub, input, sig) }
+	}
+	b.Fatalf("key type %T", s.priv.Public())
+	return nil
 }
