@@ -66,7 +66,7 @@ const (
 	clientNetHTTP = "nethttp"
 )
 
-var allFlows = []string{"client_credentials", flowCCServiceAccount, flowCCPrivateKeyJWT, "introspection", "jwks", "metadata", "sso_code", "refresh", "password_code"}
+var allFlows = []string{"client_credentials", flowCCServiceAccount, flowCCPrivateKeyJWT, flowCCPrivateKeyJWTRS256, flowCCPrivateKeyJWTEdDSA, "introspection", "jwks", "metadata", "sso_code", "refresh", "password_code"}
 
 func main() {
 	o := &options{}

@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/base64"
+	"crypto/rsa"
 	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,18 +27,22 @@ import (
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/devenv"
+	"github.com/gatehouse-dev/gatehouse/internal/jwtverify"
 )
 
 // Clients without a secret (issue 20), measured beside client_credentials
 // with client_secret_basic: the same grant and scope, authenticated by a
 // service-account token of the dev control plane (reused, as a pod reuses
 // its projected token) or by a private_key_jwt assertion signed afresh for
-// every request (each is single-use).
+// every request (each is single-use), with an ES256, RS256 or EdDSA key.
 const (
 	flowCCServiceAccount = "client_credentials_sa"
-	flowCCPrivateKeyJWT  = "client_credentials_private_key_jwt"
+	flowCCPrivateKeyJWT  = "client_credentials_private_key_jwt" // ES256
 	benchSAClient        = "bench-sa"
 	benchSignerClient    = "bench-signer"
+
+	flowCCPrivateKeyJWTRS256 = "client_credentials_private_key_jwt_rs256"
+	flowCCPrivateKeyJWTEdDSA = "client_credentials_private_key_jwt_eddsa"
 )
 
 func init() {
@@ -49,40 +56,64 @@ func init() {
 			return e.leanPostAssertion(e.saForm())
 		}, want: http.StatusOK, check: contains(`"access_token":"`)},
 	}
-	flowTable[flowCCPrivateKeyJWT] = flow{
-		setup: func(ctx context.Context, e *env, _ *worker) error { return e.secretlessClients(ctx) },
-		op: func(ctx context.Context, e *env, w *worker) error {
-			form, err := e.signerForm()
-			if err != nil {
+	for flowName, alg := range privateKeyJWTFlows {
+		flowTable[flowName] = flow{
+			setup: func(ctx context.Context, e *env, _ *worker) error {
+				if err := e.secretlessClients(ctx); err != nil {
+					return err
+				}
+				return e.fillAssertions(alg)
+			},
+			op: func(ctx context.Context, e *env, w *worker) error {
+				form, err := e.assertionForm(alg)
+				if err != nil {
+					return err
+				}
+				_, err = w.token(ctx, e, form)
 				return err
-			}
-			_, err = w.token(ctx, e, form)
-			return err
-		},
-		lean: &leanFlow{request: func(e *env, _ *worker) ([]byte, error) {
-			form, err := e.signerForm()
-			if err != nil {
-				return nil, err
-			}
-			return e.leanPostAssertion(form)
-		}, rebuild: true, want: http.StatusOK, check: contains(`"access_token":"`)},
+			},
+			lean: &leanFlow{request: func(e *env, _ *worker) ([]byte, error) {
+				form, err := e.assertionForm(alg)
+				if err != nil {
+					return nil, err
+				}
+				return e.leanPostAssertion(form)
+			}, rebuild: true, want: http.StatusOK, check: contains(`"access_token":"`)},
+		}
 	}
 }
 
-// secretless holds what the two flows send.
+// privateKeyJWTFlows are the private_key_jwt flows by the algorithm of
+// their client's key: the server's cost is mostly the assertion's
+// signature check, which differs by algorithm.
+var privateKeyJWTFlows = map[string]string{
+	flowCCPrivateKeyJWT:      "ES256",
+	flowCCPrivateKeyJWTRS256: "RS256",
+	flowCCPrivateKeyJWTEdDSA: "EdDSA",
+}
+
+// assertionSigner is a private_key_jwt client's key pair.
+type assertionSigner struct {
+	client string // client_id
+	kid    string
+	key    crypto.Signer
+	method jwt.SigningMethod
+}
+
+// secretless holds what the flows send.
 type secretless struct {
 	once     sync.Once
 	err      error
 	saClient string // client_id
 	saToken  string
-	signer   string // client_id
-	key      *ecdsa.PrivateKey
+	signers  map[string]*assertionSigner // by algorithm
+	pools    map[string]*assertionPool   // by algorithm (assertions.go)
 	audience string
 }
 
 // secretlessClients registers, once, a ServiceAccount client and a
-// private_key_jwt client next to the demo client (same server, same
-// scope), waits until both are Ready, and asks the control plane for the
+// private_key_jwt client per algorithm next to the demo client (same
+// server, same scope), waits until all are Ready, and asks the control plane for the
 // ServiceAccount's token with the issuer as audience.
 func (e *env) secretlessClients(ctx context.Context) error {
 	s := &e.secretless
@@ -97,14 +128,6 @@ func (e *env) setupSecretless(ctx context.Context) error {
 		return err
 	}
 	ns := devenv.Namespace
-	if s.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		return err
-	}
-	raw, err := s.key.PublicKey.Bytes()
-	if err != nil {
-		return err
-	}
-	b64 := base64.RawURLEncoding.EncodeToString
 	cc := []oauthv1.GrantType{oauthv1.GrantClientCredentials}
 	scopes := []oauthv1.ScopeName{"orders:read"}
 	objs := []client.Object{
@@ -112,22 +135,35 @@ func (e *env) setupSecretless(ctx context.Context) error {
 		&oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: benchSAClient}, Spec: oauthv1.OAuthClientSpec{
 			ServerRef: oauthv1.ServerReference{Name: devenv.Server}, GrantTypes: cc, Scopes: scopes,
 			Authentication: &oauthv1.ClientAuthentication{ServiceAccount: &oauthv1.ServiceAccountAuthentication{Name: benchSAClient}}}},
-		&oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: benchSignerClient}, Spec: oauthv1.OAuthClientSpec{
+	}
+	names := []string{benchSAClient}
+	s.signers, s.pools = map[string]*assertionSigner{}, map[string]*assertionPool{}
+	for _, alg := range []string{"ES256", "RS256", "EdDSA"} {
+		name := benchSignerClient
+		if alg != "ES256" {
+			name += "-" + strings.ToLower(alg)
+		}
+		sg, jwk, err := newAssertionSigner(alg, ns+"."+name)
+		if err != nil {
+			return err
+		}
+		s.signers[alg], s.pools[alg] = sg, &assertionPool{}
+		names = append(names, name)
+		objs = append(objs, &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: oauthv1.OAuthClientSpec{
 			ServerRef: oauthv1.ServerReference{Name: devenv.Server}, GrantTypes: cc, Scopes: scopes,
-			Authentication: &oauthv1.ClientAuthentication{PrivateKeyJWT: &oauthv1.PrivateKeyJWTAuthentication{Keys: []oauthv1.JSONWebKey{{
-				Kty: "EC", Crv: "P-256", Kid: "bench-1", X: b64(raw[1:33]), Y: b64(raw[33:])}}}}}},
+			Authentication: &oauthv1.ClientAuthentication{PrivateKeyJWT: &oauthv1.PrivateKeyJWTAuthentication{Keys: []oauthv1.JSONWebKey{jwk}}}}})
 	}
 	for _, o := range objs {
 		if err := c.Create(ctx, o); err != nil {
 			return fmt.Errorf("creating %T %s: %w", o, o.GetName(), err)
 		}
 	}
-	for _, name := range []string{benchSAClient, benchSignerClient} {
+	for _, name := range names {
 		if err := waitClientReady(ctx, c, ns, name); err != nil {
 			return err
 		}
 	}
-	s.saClient, s.signer = ns+"."+benchSAClient, ns+"."+benchSignerClient
+	s.saClient = ns + "." + benchSAClient
 	s.audience = e.demo["GATEHOUSE_ISSUER"]
 	cfg, err := clientcmd.BuildConfigFromFlags("", e.demo["KUBECONFIG"])
 	if err != nil {
@@ -146,8 +182,37 @@ func (e *env) setupSecretless(ctx context.Context) error {
 	s.saToken = tr.Status.Token
 	// The server under test learns of the clients through its watch.
 	time.Sleep(time.Second)
-	progress("clients without a secret: %s (ServiceAccount %s) and %s (private_key_jwt, ES256)", s.saClient, benchSAClient, s.signer)
+	progress("clients without a secret: %s (ServiceAccount %s) and %s, %s, %s (private_key_jwt, ES256, RS256, EdDSA)",
+		s.saClient, benchSAClient, s.signers["ES256"].client, s.signers["RS256"].client, s.signers["EdDSA"].client)
 	return nil
+}
+
+// newAssertionSigner makes a key pair for a private_key_jwt client under
+// alg (RSA of 2048 bits, the smallest the server accepts) and its public
+// JWK for the OAuthClient.
+func newAssertionSigner(alg, clientID string) (*assertionSigner, oauthv1.JSONWebKey, error) {
+	sg := &assertionSigner{client: clientID, kid: "bench-" + strings.ToLower(alg)}
+	var err error
+	switch alg {
+	case "ES256":
+		sg.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		sg.method = jwt.SigningMethodES256
+	case "RS256":
+		sg.key, err = rsa.GenerateKey(rand.Reader, jwtverify.MinRSABits)
+		sg.method = jwt.SigningMethodRS256
+	case "EdDSA":
+		_, sg.key, err = ed25519.GenerateKey(rand.Reader)
+		sg.method = jwt.SigningMethodEdDSA
+	}
+	if err != nil {
+		return nil, oauthv1.JSONWebKey{}, err
+	}
+	k, err := jwtverify.NewKey(sg.kid, sg.key.Public())
+	if err != nil {
+		return nil, oauthv1.JSONWebKey{}, err
+	}
+	j := k.JWK()
+	return sg, oauthv1.JSONWebKey{Kty: j.Kty, Kid: j.Kid, Crv: j.Crv, X: j.X, Y: j.Y, N: j.N, E: j.E}, nil
 }
 
 func waitClientReady(ctx context.Context, c client.Client, ns, name string) error {
@@ -172,20 +237,26 @@ func (e *env) saForm() url.Values {
 		"client_assertion_type": {oauthv1.ClientAssertionTypeJWTBearer}, "client_assertion": {s.saToken}}
 }
 
-// signerForm is a token request with a new private_key_jwt assertion.
-func (e *env) signerForm() (url.Values, error) {
+// assertionLifetime: long enough for an assertion signed ahead (pool) to
+// be used within the flow's run, within the server's 5-minute limit.
+const assertionLifetime = 3 * time.Minute
+
+// signerForm is a token request with a new private_key_jwt assertion
+// signed with the alg client's key.
+func (e *env) signerForm(alg string) (url.Values, error) {
 	s := &e.secretless
+	sg := s.signers[alg]
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
 	now := time.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": s.signer, "sub": s.signer, "aud": s.audience,
-		"iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": hex.EncodeToString(jti)})
-	tok.Header["kid"] = "bench-1"
-	a, err := tok.SignedString(s.key)
+	tok := jwt.NewWithClaims(sg.method, jwt.MapClaims{"iss": sg.client, "sub": sg.client, "aud": s.audience,
+		"iat": now.Unix(), "exp": now.Add(assertionLifetime).Unix(), "jti": hex.EncodeToString(jti)})
+	tok.Header["kid"] = sg.kid
+	a, err := tok.SignedString(sg.key)
 	if err != nil {
 		return nil, err
 	}
-	return url.Values{"grant_type": {"client_credentials"}, "scope": {"orders:read"}, "client_id": {s.signer},
+	return url.Values{"grant_type": {"client_credentials"}, "scope": {"orders:read"}, "client_id": {sg.client},
 		"client_assertion_type": {oauthv1.ClientAssertionTypeJWTBearer}, "client_assertion": {a}}, nil
 }
 
