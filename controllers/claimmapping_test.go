@@ -52,3 +52,35 @@ func TestClaimMappingCompiledOnApply(t *testing.T) {
 	}
 	waitCondition(t, oc, oauthv1.ConditionClaimMappingValid, metav1.ConditionTrue, "ClaimMappingValid")
 }
+
+// Login rules are compiled when applied like the rest of the mapping: a
+// rule that does not give a bool is ClaimMappingValid=False naming the
+// rule, a message with a line break is refused by the API, and a fixed
+// rule is valid again.
+func TestLoginRulesCompiledOnApply(t *testing.T) {
+	ns := newNamespace(t, nil)
+	startOperator(t, newFakeClock(), ns)
+	c := testenv.Get(t).Client
+	srv := server(ns, "auth")
+	srv.Spec.ClaimMapping = &oauthv1.ClaimMapping{LoginRules: []oauthv1.LoginRule{
+		{Expression: `"platform" in user.groups`}, {Expression: `user.email`, Message: "Staff only."}}}
+	create(t, srv)
+	waitCondition(t, srv, oauthv1.ConditionClaimMappingValid, metav1.ConditionFalse, "InvalidClaimMapping")
+	got := meta.FindStatusCondition(srv.Status.Conditions, oauthv1.ConditionClaimMappingValid)
+	if !strings.Contains(got.Message, "spec.claimMapping.loginRules[1]: gives string, not bool") {
+		t.Errorf("message %q", got.Message)
+	}
+
+	bad := srv.DeepCopy()
+	bad.Spec.ClaimMapping.LoginRules[1] = oauthv1.LoginRule{Expression: `true`, Message: "Staff\nonly."}
+	if err := c.Update(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "spec.claimMapping.loginRules[1].message") {
+		t.Errorf("a message with a line break: %v", err)
+	}
+
+	get(t, srv)
+	srv.Spec.ClaimMapping.LoginRules[1] = oauthv1.LoginRule{Expression: `user.email.endsWith("@example.com")`, Message: "Staff only."}
+	if err := c.Update(context.Background(), srv); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, srv, oauthv1.ConditionClaimMappingValid, metav1.ConditionTrue, "ClaimMappingValid")
+}

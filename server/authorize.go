@@ -115,6 +115,12 @@ func (s *Server) signInOrConsent(w http.ResponseWriter, r *http.Request, snap *c
 		}
 		return s.startFlow(w, r, snap, ar, endpoints.LoginPath, http.StatusFound)
 	}
+	// Signed in already, perhaps for another client: this client's login
+	// rules (and the server's, which may have changed) decide now.
+	if d := s.subjectDenial(snap, client, ar.Subject); d != nil {
+		ar.ID = "" // never stored
+		return s.refuseLogin(w, r, snap, client, ar, ar.Subject, d, false)
+	}
 	need, ask := decideConsent(snap, client, ar, remembered)
 	switch {
 	case !ask:

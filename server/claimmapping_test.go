@@ -4,14 +4,18 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/oauth2"
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/claimmap"
+	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
@@ -115,5 +119,135 @@ func TestClaimMappingInTokens(t *testing.T) {
 	_ = json.NewDecoder(resp.Body).Decode(&body)
 	if body["error"] != "server_error" || strings.Contains(body["error_description"], "dyn") {
 		t.Errorf("userinfo error %v: want server_error without the expression", body)
+	}
+}
+
+// TestLoginRules drives logins with go-oidc and x/oauth2 against the
+// server's and the client's login rules: an allowed person gets tokens
+// and refreshes; once the client's rule refuses them, a single sign-on, a
+// fresh login (no session is started) and a refresh are all refused, the
+// client getting access_denied with the rule's message, each refusal
+// being one security event login_denied and an audit line saying which
+// rule; a rule that cannot be evaluated refuses too (fail closed).
+func TestLoginRules(t *testing.T) {
+	as := newAuditedServer(t)
+	ts := as.testServer
+	withOIDC(t, ts)
+	serverRule := &oauthv1.ClaimMapping{LoginRules: []oauthv1.LoginRule{{Expression: `"admins" in user.groups && user.emailVerified`}}}
+	withClaimMapping(t, ts, serverRule, nil)
+	rp := newRelyingParty(t, ts, "openid", "profile", "offline_access")
+	b := newBrowser(t, ts)
+	tok := rp.login(t, b, "n", true)
+	if _, claims := rp.verify(t, tok); claims["sub"] != testSubject {
+		t.Fatalf("ID token sub %v", claims["sub"])
+	}
+	tok.Expiry = time.Now().Add(-time.Minute)
+	if tok, _ = rp.cfg.TokenSource(ctx(t), tok).Token(); tok == nil {
+		t.Fatal("refresh of an allowed person refused")
+	}
+	as.next(t, 4) // login, consent, code exchange, refresh
+
+	// The client's rule now refuses alice.
+	const msg = "Only auditors may use Grafana."
+	withClaimMapping(t, ts, serverRule, &oauthv1.ClaimMapping{LoginRules: []oauthv1.LoginRule{
+		{Expression: `client.id != ""`}, {Expression: `"auditors" in user.groups`, Message: msg}}})
+	denied := func(back *url.URL, wantDesc string) {
+		t.Helper()
+		q := back.Query()
+		if q.Get("error") != "access_denied" || q.Get("code") != "" || q.Get("state") != "st" || q.Get("iss") != ts.URL ||
+			!strings.Contains(q.Get("error_description"), wantDesc) {
+			t.Errorf("redirect back %s, want access_denied with %q, state and iss, no code", back, wantDesc)
+		}
+	}
+	authURL := rp.cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+	// Single sign-on: alice is signed in, with consent remembered.
+	resp, _ := b.get(authURL)
+	denied(location(t, resp), "a login rule of the OAuthClient refused them: "+msg)
+	wantDeniedLine(t, as, "OAuthClient spec.claimMapping.loginRules[1] gave false")
+	// A fresh login: the right password, no session, no code.
+	fresh := newBrowser(t, ts)
+	deniedBefore := loginCount(t, ts, "denied")
+	denied(fresh.authorize(authURL, "approve", false), msg)
+	if loginCount(t, ts, "denied") != deniedBefore+1 {
+		t.Error("login_attempts_total{outcome=denied} was not counted")
+	}
+	u, _ := url.Parse(ts.URL)
+	for _, c := range fresh.client.Jar.Cookies(u) {
+		if strings.Contains(c.Name, sessionCookie) {
+			t.Errorf("a refused login started a session (cookie %s)", c.Name)
+		}
+	}
+	lines := as.next(t, 1)
+	wantLine(t, lines[0], audit.EventLogin, "Failure", "access_denied")
+	if l := lines[0]; l.User.Username != testSubject || !strings.Contains(l.ResponseStatus.Message, "OAuthClient spec.claimMapping.loginRules[1] gave false") {
+		t.Errorf("audit line of the refused login %+v", l)
+	}
+	// A refresh of the person the rule now refuses.
+	tok.Expiry = time.Now().Add(-time.Minute)
+	_, err := rp.cfg.TokenSource(ctx(t), tok).Token()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" || !strings.Contains(re.ErrorDescription, "login rule of the OAuthClient") {
+		t.Errorf("refresh of a refused person: %v, want invalid_grant", err)
+	}
+	wantDeniedLine(t, as, "OAuthClient spec.claimMapping.loginRules[1] gave false")
+
+	// A rule that fails for the person (a missing key) refuses, and says so.
+	withClaimMapping(t, ts, nil, &oauthv1.ClaimMapping{LoginRules: []oauthv1.LoginRule{{Expression: `{"bob": true}[user.username]`}}})
+	resp, _ = b.get(authURL)
+	denied(location(t, resp), "(it could not be evaluated for them)")
+	wantDeniedLine(t, as, "no such key")
+	if n := securityCount(t, ts, EventLoginDenied); n != 4 {
+		t.Errorf("%v login_denied events, want 4", n)
+	}
+}
+
+// wantDeniedLine checks the newest audit line: a refusal saying why.
+func wantDeniedLine(t *testing.T, as *auditedServer, why string) {
+	t.Helper()
+	lines := as.next(t, 1)
+	if l := lines[0]; l.SecurityEvent != EventLoginDenied || l.ResponseStatus.Status != "Failure" || !strings.Contains(l.ResponseStatus.Message, why) {
+		t.Errorf("audit line %+v, want login_denied saying %q", l, why)
+	}
+}
+
+func loginCount(t *testing.T, ts *testServer, outcome string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := ts.srv.metrics.logins.WithLabelValues(outcome).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// TestLoginRulesDeviceFlow: a device approval has no redirect, so a
+// person the rules refuse is told on a page (the rule's message), and the
+// device, polling with x/oauth2, gets access_denied.
+func TestLoginRulesDeviceFlow(t *testing.T) {
+	ts, _ := newDeviceServer(t)
+	const msg = "Only the ops team may pair a TV."
+	ts.update(func(s *config.Snapshot) {
+		s.ClaimMapping, s.ClaimMappingErr = claimmap.Compile(&oauthv1.ClaimMapping{LoginRules: []oauthv1.LoginRule{{Expression: `"ops" in user.groups`, Message: msg}}})
+	})
+	cfg := ts.tvConfig("orders:read")
+	da, err := cfg.DeviceAuth(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, ts)
+	_, page := b.get(da.VerificationURIComplete)
+	f := hiddenFields(page)
+	f.Set("user_code", da.UserCode)
+	resp, _ := b.post(ts.URL+endpoints.DevicePath, f)
+	_, page = b.get(location(t, resp).String())
+	f = hiddenFields(page)
+	f.Set("username", testUser)
+	f.Set("password", testPassword)
+	resp, page = b.post(ts.URL+endpoints.LoginPath, f)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, msg) {
+		t.Errorf("a refused device approval: %d\n%s", resp.StatusCode, page)
+	}
+	_, err = cfg.DeviceAccessToken(ctx(t), da)
+	if re := retrieveError(t, err); re.ErrorCode != ErrAccessDenied {
+		t.Fatalf("DeviceAccessToken after the refusal: %v", err)
 	}
 }

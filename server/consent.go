@@ -35,6 +35,11 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, snap *con
 		http.Redirect(w, r, pageURL(snap, endpoints.LoginPath, ar.ID), http.StatusSeeOther)
 		return result{outcome: "login_required"}
 	}
+	// The rules again before the page and before the code: they may have
+	// changed since the login.
+	if d := s.subjectDenial(snap, client, ar.Subject); d != nil {
+		return s.refuseLogin(w, r, snap, client, ar, ar.Subject, d, false)
+	}
 	if ar.Device != "" {
 		return s.deviceConsent(w, r, snap, form, ar, client, now)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/server/config"
+	"github.com/gatehouse-dev/gatehouse/server/identity"
 	"github.com/gatehouse-dev/gatehouse/server/storage"
 )
 
@@ -44,8 +45,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	case config.SubjectUndetermined:
 		return nil, newError(ErrTemporarilyUnavailable, "the users directory cannot be read right now; try again later")
 	}
-	// A person from an identity provider may be due a re-check there.
-	person, e := s.recheckUpstream(ctx, req.Snap, old.Subject, req.Now)
+	person, e := s.refreshPerson(ctx, req, old.Subject)
 	if e != nil {
 		return nil, e
 	}
@@ -97,6 +97,18 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 		}
 	}
 	return resp, nil
+}
+
+// refreshPerson is the person of a refresh as known now, or why they get
+// no more tokens: a person from an identity provider may be due a re-check
+// there, and then the login rules are checked again (refreshAdmits). nil
+// when neither read them.
+func (s *Server) refreshPerson(ctx context.Context, req *tokenRequest, subject string) (*identity.Person, *Error) {
+	person, e := s.recheckUpstream(ctx, req.Snap, subject, req.Now)
+	if e != nil {
+		return nil, e
+	}
+	return s.refreshAdmits(ctx, req.Snap, req.Client, subject, person)
 }
 
 // refreshStoreError maps what the store said about a presented refresh

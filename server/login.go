@@ -132,9 +132,13 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request, snap *con
 // completeLogin starts the browser's session for person, whichever source
 // logged them in, and continues the flow.
 func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, person identity.Person, now time.Time) result {
-	s.metrics.logins.WithLabelValues(outcomeSuccess).Inc()
 	ctx := r.Context()
 	infoFrom(ctx).auditPerson(person)
+	if d := loginDenial(snap, client, &person); d != nil {
+		// Refused before anything is kept: no session, no identity.
+		return s.refuseLogin(w, r, snap, client, ar, person.Subject, d, true)
+	}
+	s.metrics.logins.WithLabelValues(outcomeSuccess).Inc()
 	if err := s.saveIdentity(r, snap, person, now); err != nil {
 		return s.loginNotSaved(w, r, snap, "storing the upstream identity", err)
 	}

@@ -51,11 +51,11 @@ func newMetrics(reg prometheus.Registerer, state *stateCollector, store any) (*m
 		}, []string{"endpoint", "grant"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "gatehouse", Subsystem: "server", Name: "login_attempts_total",
-			Help: "Login attempts by outcome: success, invalid_credentials, throttled or unavailable.",
+			Help: "Login attempts by outcome: success, invalid_credentials, throttled, unavailable or denied (a login rule refused the person).",
 		}, []string{"outcome"}),
 		security: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "gatehouse", Subsystem: "server", Name: "security_events_total",
-			Help: "Security events to alert on, each also logged as \"security event\": code_replay, device_code_replay, refresh_token_reuse, login_throttled, device_authorization_throttled, client_authentication_failed, upstream_callback_rejected, client_assertion_replay.",
+			Help: "Security events to alert on, each also logged as \"security event\": code_replay, device_code_replay, refresh_token_reuse, login_throttled, device_authorization_throttled, client_authentication_failed, upstream_callback_rejected, client_assertion_replay, login_denied.",
 		}, []string{"event"}),
 	}
 	m.backchannelAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -135,7 +135,7 @@ var (
 )
 
 // loginOutcomes are the values of login_attempts_total's outcome label.
-var loginOutcomes = []string{outcomeSuccess, "invalid_credentials", "throttled", "unavailable"}
+var loginOutcomes = []string{outcomeSuccess, "invalid_credentials", "throttled", "unavailable", loginDenied}
 
 type seriesKey struct{ endpoint, grant, outcome string }
 

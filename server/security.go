@@ -37,11 +37,15 @@ const (
 	// or a single-use trusted issuer's token) was presented again; it is
 	// refused like any failed client authentication.
 	EventClientAssertionReplay = "client_assertion_replay"
+	// EventLoginDenied: a login rule (spec.claimMapping.loginRules of
+	// the AuthorizationServer or the OAuthClient) refused a person, or
+	// could not be evaluated for them: no code or token was issued.
+	EventLoginDenied = "login_denied"
 )
 
 // securityEvents lists every event, so that each counter exists at zero
 // from the start and rate() alerts work before the first occurrence.
-var securityEvents = []string{EventCodeReplay, EventDeviceCodeReplay, EventRefreshTokenReuse, EventLoginThrottled, EventDeviceAuthorizationThrottled, EventClientAuthFailed, EventUpstreamCallbackRejected, EventClientAssertionReplay}
+var securityEvents = []string{EventCodeReplay, EventDeviceCodeReplay, EventRefreshTokenReuse, EventLoginThrottled, EventDeviceAuthorizationThrottled, EventClientAuthFailed, EventUpstreamCallbackRejected, EventClientAssertionReplay, EventLoginDenied}
 
 // maxLoggedValue bounds a client-chosen string (a client_id that does not
 // exist) in a log line.

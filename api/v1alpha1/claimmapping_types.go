@@ -9,11 +9,13 @@ package v1alpha1
 // (condition ClaimMappingValid); the token server evaluates them when it
 // issues tokens and answers userinfo, each within a fixed cost budget. A
 // mapping that fails at that point refuses the token (server_error)
-// rather than issue unmapped claims.
+// rather than issue unmapped claims. Its login rules decide who may sign
+// in at all.
 //
 // On an OAuthClient it applies after the AuthorizationServer's: its
 // `user.groups` are the groups the server's mapping gave, and its claims
-// are added to (and replace same-named ones of) the server's.
+// are added to (and replace same-named ones of) the server's, and its
+// login rules are checked after the server's.
 type ClaimMapping struct {
 	// Groups is an expression giving the person's groups (a list of
 	// strings) in place of those the identity source gave, in the
@@ -36,6 +38,40 @@ type ClaimMapping struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +optional
 	Claims []ClaimExpression `json:"claims,omitempty"`
+
+	// LoginRules decide whether a person may sign in (to any client, on
+	// an AuthorizationServer; to this client, on an OAuthClient): each
+	// is a bool expression over the same variables, and every one must
+	// give true. They are checked when a login completes, when a signed-in
+	// person starts another client's flow (single sign-on), before the
+	// consent page and the code, and again on every refresh, with the
+	// person as known then. A person a rule refuses, or for whom a rule
+	// fails (a missing key, a wrong type), gets no code and no tokens: the
+	// client receives access_denied and the person the rule's message.
+	//
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	LoginRules []LoginRule `json:"loginRules,omitempty"`
+}
+
+// LoginRule is one condition a person must meet to sign in.
+type LoginRule struct {
+	// Expression gives true to let the person sign in, e.g.
+	// `"platform" in user.groups || user.email.endsWith("@example.com")`.
+	//
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Expression string `json:"expression"`
+
+	// Message is shown to a person the rule refuses, and sent to the
+	// client as access_denied's error_description, e.g. "Only the
+	// platform team may sign in to Argo CD." Default: a generic refusal.
+	//
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[^\x00-\x1f\x7f]*$`
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // ClaimExpression is one added claim.

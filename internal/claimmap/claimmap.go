@@ -2,7 +2,8 @@
 // AuthorizationServers and OAuthClients (spec.claimMapping): the operator
 // compiles them when an object is applied, to report errors in its
 // status; the token server compiles them once per configuration change and
-// evaluates them per token, within a fixed cost budget.
+// evaluates them per token (Apply) and per login (Admit), within a fixed
+// cost budget.
 package claimmap
 
 import (
@@ -88,6 +89,12 @@ var env = func() *cel.Env {
 type Mapping struct {
 	groups cel.Program
 	claims []claim
+	rules  []rule
+}
+
+type rule struct {
+	field, message string
+	prg            cel.Program
 }
 
 type claim struct {
@@ -99,7 +106,7 @@ type claim struct {
 // their worst-case cost) and returns them ready to evaluate; nil for a nil
 // or empty m. The error names the field and carries CEL's message.
 func Compile(m *oauthv1.ClaimMapping) (*Mapping, error) {
-	if m == nil || m.Groups == "" && len(m.Claims) == 0 {
+	if m == nil || m.Groups == "" && len(m.Claims) == 0 && len(m.LoginRules) == 0 {
 		return nil, nil
 	}
 	out := &Mapping{}
@@ -122,6 +129,15 @@ func Compile(m *oauthv1.ClaimMapping) (*Mapping, error) {
 			continue
 		}
 		out.claims = append(out.claims, claim{name: c.Name, prg: prg})
+	}
+	for i, lr := range m.LoginRules {
+		field := fmt.Sprintf("claimMapping.loginRules[%d]", i)
+		prg, err := compile(lr.Expression, cel.BoolType)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+			continue
+		}
+		out.rules = append(out.rules, rule{field: "spec." + field, message: lr.Message, prg: prg})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -203,7 +219,7 @@ type Result struct {
 // caller refuses the token rather than issue unmapped claims.
 func Apply(server, client *Mapping, u User, c Client) (Result, error) {
 	var r Result
-	if server == nil && client == nil {
+	if !server.maps() && !client.maps() {
 		return r, nil
 	}
 	if err := withinSizes(u, c); err != nil {
@@ -216,15 +232,11 @@ func Apply(server, client *Mapping, u User, c Client) (Result, error) {
 		if r.GroupsMapped {
 			u.Groups = r.Groups
 		}
-		vars := &activation{u: &u, c: &c, groups: types.NewStringList(types.DefaultTypeAdapter, u.Groups)}
+		vars := newActivation(&u, &c)
 		if m.groups != nil {
-			v, _, err := m.groups.Eval(vars)
+			g, err := m.mapGroups(vars)
 			if err != nil {
-				return Result{}, fmt.Errorf("claimMapping.groups: %w", err)
-			}
-			g, err := stringList(v)
-			if err != nil {
-				return Result{}, fmt.Errorf("claimMapping.groups: %w", err)
+				return Result{}, err
 			}
 			r.Groups, r.GroupsMapped = g, true
 		}
@@ -250,6 +262,101 @@ func Apply(server, client *Mapping, u User, c Client) (Result, error) {
 	return r, nil
 }
 
+// maps reports whether m changes tokens (rather than only has login rules).
+func (m *Mapping) maps() bool { return m != nil && (m.groups != nil || len(m.claims) > 0) }
+
+func (m *Mapping) mapGroups(vars *activation) ([]string, error) {
+	v, _, err := m.groups.Eval(vars)
+	if err != nil {
+		return nil, fmt.Errorf("claimMapping.groups: %w", err)
+	}
+	g, err := stringList(v)
+	if err != nil {
+		return nil, fmt.Errorf("claimMapping.groups: %w", err)
+	}
+	return g, nil
+}
+
+// Denial says why a person may not sign in: which object's login rule
+// refused them, and with what message.
+type Denial struct {
+	// Of is the kind of object whose rule decided: AuthorizationServer
+	// or OAuthClient.
+	Of string
+	// Rule is the field, e.g. spec.claimMapping.loginRules[1].
+	Rule string
+	// Message is the rule's message for the person ("" for none).
+	Message string
+	// Err is set when the rule could not be evaluated for the person
+	// (a missing value, a wrong type, a person beyond the checked
+	// sizes) rather than gave false: the login is refused all the same.
+	Err error
+}
+
+// Reason is the denial for logs: which rule, and whether it gave false
+// or failed. It never carries the person's attributes.
+func (d *Denial) Reason() string {
+	if d.Err != nil {
+		return fmt.Sprintf("%s %s failed, which refuses the login: %v", d.Of, d.Rule, d.Err)
+	}
+	return fmt.Sprintf("%s %s gave false", d.Of, d.Rule)
+}
+
+// Admit checks the server's login rules on u and c, then the client's on
+// u as the server's groups mapping gives them (the same variables as the
+// claims of each): nil when every rule gives true. A rule that cannot be
+// evaluated refuses, as does any error on the way: login rules fail
+// closed.
+func Admit(server, client *Mapping, u User, c Client) *Denial {
+	if !server.HasLoginRules() && !client.HasLoginRules() {
+		return nil
+	}
+	if err := withinSizes(u, c); err != nil {
+		return &Denial{Of: "AuthorizationServer", Rule: "spec.claimMapping.loginRules", Err: err}
+	}
+	vars := newActivation(&u, &c)
+	if d := server.admit(vars, "AuthorizationServer"); d != nil {
+		return d
+	}
+	if !client.HasLoginRules() {
+		return nil
+	}
+	if server != nil && server.groups != nil {
+		g, err := server.mapGroups(vars)
+		if err != nil {
+			return &Denial{Of: "AuthorizationServer", Rule: "spec.claimMapping.groups", Err: err}
+		}
+		u.Groups = g
+		vars = newActivation(&u, &c)
+	}
+	return client.admit(vars, "OAuthClient")
+}
+
+// HasLoginRules reports whether m (which may be nil) has login rules.
+func (m *Mapping) HasLoginRules() bool { return m != nil && len(m.rules) > 0 }
+
+// admit evaluates m's rules in order; the first that does not give true
+// decides.
+func (m *Mapping) admit(vars *activation, of string) *Denial {
+	if m == nil {
+		return nil
+	}
+	for _, r := range m.rules {
+		v, _, err := r.prg.Eval(vars)
+		if err != nil {
+			return &Denial{Of: of, Rule: r.field, Message: r.message, Err: err}
+		}
+		b, ok := v.(types.Bool)
+		if !ok {
+			return &Denial{Of: of, Rule: r.field, Message: r.message, Err: fmt.Errorf("gave %s, not a bool", v.Type().TypeName())}
+		}
+		if !b {
+			return &Denial{Of: of, Rule: r.field, Message: r.message}
+		}
+	}
+	return nil
+}
+
 // withinSizes checks that u and c are within the sizes the cost budget was
 // checked for.
 func withinSizes(u User, c Client) error {
@@ -269,6 +376,10 @@ type activation struct {
 	u      *User
 	c      *Client
 	groups ref.Val
+}
+
+func newActivation(u *User, c *Client) *activation {
+	return &activation{u: u, c: c, groups: types.NewStringList(types.DefaultTypeAdapter, u.Groups)}
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {

@@ -12,6 +12,8 @@ import (
 var alice = User{Subject: "u-1", Username: "alice", Name: "Alice", Email: "alice@example.com", EmailVerified: true,
 	Groups: []string{"eng-platform", "eng-web", "finance", "admins"}}
 
+var bob = User{Subject: "u-2", Username: "bob", Email: "bob@example.org", Groups: []string{"sales"}}
+
 var web = Client{ID: "web-id", Namespace: "shop"}
 
 func mustCompile(t testing.TB, m *oauthv1.ClaimMapping) *Mapping {
@@ -103,6 +105,9 @@ func TestCompileErrors(t *testing.T) {
 		{oauthv1.ClaimMapping{Claims: []oauthv1.ClaimExpression{{Name: "x", Expression: `{"a": 1}`}}}, "claims[0] (x): gives map(string, int), not a string, bool, int or list of strings"},
 		{oauthv1.ClaimMapping{Claims: []oauthv1.ClaimExpression{{Name: "sub", Expression: `"x"`}}}, `"sub" is a claim the server sets itself`},
 		{oauthv1.ClaimMapping{Groups: `user.groups.map(a, user.groups.map(b, user.groups.map(c, a + b + c))).map(l, "x")`}, "exceeds the budget of 1000000"},
+		{oauthv1.ClaimMapping{LoginRules: []oauthv1.LoginRule{{Expression: `true`}, {Expression: `user.groups`}}}, "claimMapping.loginRules[1]: gives list(string), not bool"},
+		{oauthv1.ClaimMapping{LoginRules: []oauthv1.LoginRule{{Expression: `user.grups.exists(g, g == "a")`}}}, "claimMapping.loginRules[0]: ERROR"},
+		{oauthv1.ClaimMapping{LoginRules: []oauthv1.LoginRule{{Expression: `user.groups.all(a, user.groups.all(b, user.groups.all(c, a + b + c != "")))`}}}, "loginRules[0]: its estimated worst-case cost"},
 	} {
 		_, err := Compile(&tc.m)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -130,6 +135,80 @@ func TestApplyErrors(t *testing.T) {
 	long.Email = strings.Repeat("a", MaxStringLength+1)
 	if _, err := Apply(m, nil, long, web); err == nil || !strings.Contains(err.Error(), "bytes long") {
 		t.Errorf("a %d-byte email: error %v", len(long.Email), err)
+	}
+}
+
+// TestAdmit: the server's rules on the person as their source gave them,
+// then the client's on the server's mapped groups; every rule must give
+// true; the first that does not decides, with its message; a rule that
+// cannot be evaluated refuses (fail closed) and says why.
+func TestAdmit(t *testing.T) {
+	rules := func(exprs ...string) *oauthv1.ClaimMapping {
+		m := &oauthv1.ClaimMapping{}
+		for i, e := range exprs {
+			m.LoginRules = append(m.LoginRules, oauthv1.LoginRule{Expression: e, Message: fmt.Sprintf("rule %d says no", i)})
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name           string
+		server, client *oauthv1.ClaimMapping
+		u              User
+		wantOf         string // "" for admitted
+		wantRule       string
+		wantErr        string
+	}{
+		{name: "no rules", u: alice},
+		{name: "a mapping without rules admits", server: &oauthv1.ClaimMapping{Groups: `user.groups`}, u: alice},
+		{name: "in the group", server: rules(`"admins" in user.groups`), u: alice},
+		{name: "not in the group", server: rules(`"admins" in user.groups`), u: bob,
+			wantOf: "AuthorizationServer", wantRule: "spec.claimMapping.loginRules[0]"},
+		{name: "every rule must hold; the first refusing one decides", server: rules(`true`, `user.emailVerified`, `false`), u: bob,
+			wantOf: "AuthorizationServer", wantRule: "spec.claimMapping.loginRules[1]"},
+		{name: "the client's rules after the server's", server: rules(`user.email.endsWith("@example.com")`), client: rules(`client.namespace == "shop" && "finance" in user.groups`), u: alice},
+		{name: "the client refuses", server: rules(`true`), client: rules(`true`, `"sales" in user.groups`), u: alice,
+			wantOf: "OAuthClient", wantRule: "spec.claimMapping.loginRules[1]"},
+		{name: "the client's rules see the server's mapped groups", server: &oauthv1.ClaimMapping{Groups: `user.groups.map(g, "corp:" + g)`},
+			client: rules(`"admins" in user.groups`), u: alice, wantOf: "OAuthClient", wantRule: "spec.claimMapping.loginRules[0]"},
+		{name: "the server's rules see its source's groups", server: &oauthv1.ClaimMapping{Groups: `user.groups.map(g, "corp:" + g)`, LoginRules: []oauthv1.LoginRule{{Expression: `"admins" in user.groups`}}},
+			client: rules(`"corp:admins" in user.groups`), u: alice},
+		{name: "a missing key refuses", server: rules(`{"alice": true}[user.username]`), u: bob,
+			wantOf: "AuthorizationServer", wantRule: "spec.claimMapping.loginRules[0]", wantErr: "no such key"},
+		{name: "an index out of range refuses", client: rules(`user.groups[0] == "sales"`), u: User{Username: "nobody"},
+			wantOf: "OAuthClient", wantRule: "spec.claimMapping.loginRules[0]", wantErr: "index out of bounds"},
+		{name: "a dyn that is not a bool refuses", server: rules(`dyn(user.username)`), u: alice,
+			wantOf: "AuthorizationServer", wantRule: "spec.claimMapping.loginRules[0]", wantErr: "not a bool"},
+		{name: "the server's groups failing refuses the client's rules", server: &oauthv1.ClaimMapping{Groups: `dyn(user.username)`},
+			client: rules(`true`), u: alice, wantOf: "AuthorizationServer", wantRule: "spec.claimMapping.groups", wantErr: "not a list of strings"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Admit(mustCompile(t, tc.server), mustCompile(t, tc.client), tc.u, web)
+			if tc.wantOf == "" {
+				if d != nil {
+					t.Fatalf("refused: %s", d.Reason())
+				}
+				return
+			}
+			if d == nil {
+				t.Fatal("admitted")
+			}
+			if d.Of != tc.wantOf || d.Rule != tc.wantRule {
+				t.Errorf("decided by %s %s, want %s %s", d.Of, d.Rule, tc.wantOf, tc.wantRule)
+			}
+			if tc.wantErr == "" && d.Err != nil || tc.wantErr != "" && (d.Err == nil || !strings.Contains(d.Reason(), tc.wantErr)) {
+				t.Errorf("reason %q, want error %q", d.Reason(), tc.wantErr)
+			}
+			if tc.wantRule != "spec.claimMapping.groups" && !strings.HasSuffix(d.Message, "says no") {
+				t.Errorf("message %q, want the rule's", d.Message)
+			}
+		})
+	}
+	big := alice
+	for i := range MaxGroups {
+		big.Groups = append(big.Groups, fmt.Sprintf("group-%d", i))
+	}
+	if d := Admit(mustCompile(t, rules(`true`)), nil, big, web); d == nil || d.Err == nil || !strings.Contains(d.Reason(), "more than the 1000") {
+		t.Errorf("a person with %d groups: %+v, want refused for size", len(big.Groups), d)
 	}
 }
 
