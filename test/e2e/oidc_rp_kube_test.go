@@ -23,9 +23,14 @@ import (
 // (apiserver.config.k8s.io/v1) names the https Gatehouse as a JWT issuer,
 // with preferred_username and groups mapped (devenv.AuthenticationConfig,
 // what `gatehouse dev` uses too). kube-apiserver fetches discovery and
-// the keys itself and verifies each ID token. An RBAC binding on group
-// gatehouse:ops lets alice list pods; bob, outside the group, is refused;
-// an ID token issued to another client is not accepted at all.
+// the keys itself and verifies each ID token. The AuthorizationServer's
+// claim mapping gives this client the teams only, as team-<group>, and
+// its login rule refuses people in no team: kube-apiserver sees alice in
+// gatehouse:team-ops (not gatehouse:ops, nor gatehouse:everyone, which
+// the mapping filtered out), and an RBAC binding on that mapped group
+// alone lets her list pods; bob, in team-sales, is refused; carol, in no
+// team, gets no ID token at all (access_denied); an ID token issued to
+// another client is not accepted at all.
 //
 // Cost: one more etcd and kube-apiserver (about 15s on a quiet machine).
 func TestKubernetesTrustsGatehouse(t *testing.T) {
@@ -43,7 +48,7 @@ func TestKubernetesTrustsGatehouse(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"create", "clusterrole", "pod-reader", "--verb=get,list,watch", "--resource=pods"},
-		{"create", "clusterrolebinding", "ops-read-pods", "--clusterrole=pod-reader", "--group=" + devenv.KubePrefix + rpGroupOps},
+		{"create", "clusterrolebinding", "ops-read-pods", "--clusterrole=pod-reader", "--group=" + devenv.KubePrefix + "team-" + rpGroupOps},
 	} {
 		if out, err := admin(args...); err != nil {
 			t.Fatalf("kubectl %v: %v: %s", args, err, out)
@@ -82,18 +87,24 @@ func TestKubernetesTrustsGatehouse(t *testing.T) {
 	})
 	t.Logf("kube-apiserver accepted a Gatehouse ID token after %s", took.Round(100*time.Millisecond))
 	if u := who.Status.UserInfo; u.Username != devenv.KubePrefix+rpUserOps ||
-		!slices.Contains(u.Groups, devenv.KubePrefix+rpGroupOps) || !slices.Contains(u.Groups, devenv.KubePrefix+"everyone") || !slices.Contains(u.Groups, "system:authenticated") {
-		t.Errorf("kubectl auth whoami as alice: %+v", u)
+		!slices.Contains(u.Groups, devenv.KubePrefix+"team-"+rpGroupOps) || slices.Contains(u.Groups, devenv.KubePrefix+rpGroupOps) ||
+		slices.Contains(u.Groups, devenv.KubePrefix+"everyone") || !slices.Contains(u.Groups, "system:authenticated") {
+		t.Errorf("kubectl auth whoami as alice: %+v, want the mapped gatehouse:team-ops and neither ops nor everyone", u)
 	}
 	if out, err := alice("get", "pods", "-n", "default"); err != nil {
-		t.Errorf("alice (group ops) cannot list pods: %v: %s", err, out)
+		t.Errorf("alice (mapped group team-ops) cannot list pods: %v: %s", err, out)
 	}
 	out, err := bob("get", "pods", "-n", "default")
 	if err == nil || !strings.Contains(out, `User "gatehouse:bob" cannot list resource "pods"`) {
 		t.Errorf("bob (not in ops) listing pods: %v: %s; want Forbidden for gatehouse:bob", err, out)
 	}
-	if out, err := bob("auth", "whoami", "-o", "jsonpath={.status.userInfo.groups}"); err != nil || strings.Contains(out, rpGroupOps) || !strings.Contains(out, "gatehouse:sales") {
+	if out, err := bob("auth", "whoami", "-o", "jsonpath={.status.userInfo.groups}"); err != nil || strings.Contains(out, rpGroupOps) || !strings.Contains(out, "gatehouse:team-sales") {
 		t.Errorf("bob's groups: %v: %s", err, out)
+	}
+	// Carol is in no team: the client's login rule refuses her sign-in.
+	if _, err := rp.idToken(ctx, s.clientID(rpClusterLogin), rpUserGuest); err == nil ||
+		!strings.Contains(err.Error(), "error=access_denied") || !strings.Contains(err.Error(), "Only+team+members+may+use+the+cluster.") {
+		t.Errorf("carol (in no team) signing in to the cluster: %v, want access_denied with the rule's message", err)
 	}
 
 	// An ID token for another audience (the web client) is not a

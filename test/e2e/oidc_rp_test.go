@@ -39,6 +39,8 @@ const (
 	rpGroupOps      = "ops"
 	rpUserOps       = "alice" // in group ops
 	rpUserSales     = "bob"   // in group sales only
+	// rpUserGuest is in no team: the cluster's login rule refuses her.
+	rpUserGuest = "carol"
 )
 
 // rpEnv is the running https Gatehouse of the relying-party tests.
@@ -144,6 +146,7 @@ stringData:
     users:
     - {username: %[2]s, passwordHash: %[4]q, email: %[2]s@example.com, emailVerified: true, name: Alice Example, groups: [%[5]s, everyone]}
     - {username: %[3]s, passwordHash: %[4]q, email: %[3]s@example.com, emailVerified: true, name: Bob Example, groups: [sales, everyone]}
+    - {username: %[8]s, passwordHash: %[4]q, email: %[8]s@example.com, emailVerified: true, name: Carol Example, groups: [contractors, everyone]}
 ---
 apiVersion: oauth.gatehouse.dev/v1alpha1
 kind: AuthorizationServer
@@ -152,8 +155,20 @@ spec:
   issuer: %[7]s
   users: {secretRef: {name: %[1]s}}
   tls: {secretRef: {name: %[6]s-cert}}
-`, rpUsersSecret, rpUserOps, rpUserSales, hash, rpGroupOps, rpServer, issuer)
+  # The cluster sees the teams only, as team-<group> (kube-apiserver adds
+  # its gatehouse: prefix); every other client sees the groups as they are.
+  claimMapping:
+    groups: 'client.id.endsWith(".%[9]s") ? user.groups.filter(g, g in ["%[5]s", "sales"]).map(g, "team-" + g) : user.groups'
+`, rpUsersSecret, rpUserOps, rpUserSales, hash, rpGroupOps, rpServer, issuer, rpUserGuest, rpClusterLogin)
 	for _, name := range []string{rpClusterLogin, rpOtherAudience} {
+		rules := ""
+		if name == rpClusterLogin {
+			// The client's rule reads the server's mapped groups.
+			rules = `
+  claimMapping:
+    loginRules:
+    - {expression: 'user.groups.exists(g, g.startsWith("team-"))', message: Only team members may use the cluster.}`
+		}
 		manifest += fmt.Sprintf(`---
 apiVersion: oauth.gatehouse.dev/v1alpha1
 kind: OAuthClient
@@ -164,8 +179,8 @@ spec:
   tokenEndpointAuthMethod: none
   grantTypes: [authorization_code, refresh_token]
   redirectURIs: ["http://127.0.0.1/callback"]
-  scopes: [openid, profile, email, groups, offline_access]
-`, name, rpServer)
+  scopes: [openid, profile, email, groups, offline_access]%s
+`, name, rpServer, rules)
 	}
 	return s.applyManifest(manifest)
 }
