@@ -90,7 +90,7 @@ func (s *Server) refuseLogin(w http.ResponseWriter, r *http.Request, snap *confi
 		}
 	}
 	if ar.Device != "" {
-		s.pages.Render(w, http.StatusForbidden, "device_done", "", deniedPage(snap, client, d))
+		s.pages.Render(w, http.StatusForbidden, "device_done", "", s.deniedPage(r, snap, client, ar, d))
 		return failed(e)
 	}
 	s.authorizationError(w, r, snap, responseTo(ar), e)
@@ -116,21 +116,18 @@ func deniedDescription(d *claimmap.Denial) string {
 	return desc
 }
 
-// deniedMessage is what the person is told: the rule's message, or why
-// there is none to give.
-func deniedMessage(client *config.Client, d *claimmap.Denial) string {
+// deniedPage tells a person on a device approval that they were refused,
+// in the sign-in's language: the rule's message (the administrator's own
+// words, as written), or why there is none to give.
+func (s *Server) deniedPage(r *http.Request, snap *config.Snapshot, client *config.Client, ar storage.AuthRequest, d *claimmap.Denial) pages.Data {
+	data := pages.Data{Title: "Sign-in refused", Error: "Your account may not sign in to %s.", ErrorArgs: []any{client.DisplayName}}
 	switch {
-	case d.Err != nil && d.Message == "":
-		return "Your account could not be checked against the sign-in rules of " + client.DisplayName + ", so sign-in was refused. Tell the administrator of " + client.DisplayName + "."
 	case d.Message != "":
-		return d.Message
+		data.Error, data.ErrorArgs = "Your account may not sign in to %[1]s: %[2]s", []any{client.DisplayName, d.Message}
+	case d.Err != nil:
+		data.Error = "Your account could not be checked against the sign-in rules of %[1]s, so sign-in was refused. Tell the administrator of %[1]s."
 	}
-	return "Your account may not sign in to " + client.DisplayName + "."
-}
-
-// deniedPage tells a person on a device approval that they were refused.
-func deniedPage(snap *config.Snapshot, client *config.Client, d *claimmap.Denial) pages.Data {
-	return pages.Data{Title: "Sign-in refused", Error: deniedMessage(client, d), Issuer: snap.Issuer}
+	return s.page(r, snap, ar.UILocales, data)
 }
 
 // refreshAdmits checks the login rules again on a refresh, so that a
