@@ -3,7 +3,9 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,8 +147,11 @@ func TestPodDisruptionBudgetFromTwoReplicas(t *testing.T) {
 		t.Errorf("scale spec.replicas = %d, want 2", sc.Spec.Replicas)
 	}
 
-	if err := scaleTo(t, srv, 1); err != nil {
-		t.Fatal(err)
+	// kubectl scale goes through the same subresource.
+	cp := testenv.Get(t)
+	out, err := exec.Command(cp.Kubectl(t), "--kubeconfig", cp.Kubeconfig, "-n", ns, "scale", "authorizationserver/ha", "--replicas=1").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "scaled") {
+		t.Fatalf("kubectl scale authorizationserver/ha --replicas=1: %v\n%s", err, out)
 	}
 	waitDeleted(t, pdb)
 	waitCondition(t, srv, oauthv1.ConditionPolicies, metav1.ConditionTrue, oauthv1.ReasonPoliciesWritten)
@@ -224,6 +229,18 @@ func TestNetworkPolicyWhenAsked(t *testing.T) {
 	want := []string{"[UDP/53 TCP/53] []", apiServer, "[TCP/5432] []", "[TCP/443] []"}
 	if !slices.Equal(egress, want) {
 		t.Errorf("egress = %q, want %q", egress, want)
+	}
+
+	// A reconcile that changes nothing the policy depends on writes
+	// nothing: no update per reconcile.
+	rv := np.ResourceVersion
+	if err := testenv.Get(t).Client.Patch(context.Background(), srv, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"network":{"forwardedHeader":"Forwarded"}}}`))); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, srv, oauthv1.ConditionPolicies, metav1.ConditionTrue, oauthv1.ReasonPoliciesWritten)
+	get(t, np)
+	if np.ResourceVersion != rv {
+		t.Errorf("the NetworkPolicy was rewritten by a reconcile that changed nothing it depends on")
 	}
 
 	// Dropping the field drops the policy.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 )
 
@@ -44,6 +46,45 @@ func TestTrustedProxiesValidation(t *testing.T) {
 				t.Fatalf("rejected: %v", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// spec.network.policy is checked at apply time, and `policy: {}` gets the
+// documented defaults: PostgreSQL on 5432 and upstreams on 443.
+func TestNetworkPolicyValidation(t *testing.T) {
+	cp := testenv.Get(t)
+	ns := namespace(t, cp)
+	ctx := context.Background()
+	for i, tc := range []struct {
+		name, patch, want string // want "" accepts
+	}{
+		{"defaults", `spec: {network: {policy: {}}}`, ""},
+		{"everything", `spec: {network: {policy: {metricsNamespaces: [monitoring, obs-2], postgres: {ports: [5432], to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: db}}}]}, upstreams: {ports: [443, 636], to: [{ipBlock: {cidr: 10.0.0.0/8}}]}}}}`, ""},
+		{"a namespace that cannot be one", `spec: {network: {policy: {metricsNamespaces: [Monitoring]}}}`, "must be a namespace name"},
+		{"port 0", `spec: {network: {policy: {upstreams: {ports: [0]}}}}`, "should be greater than or equal to 1"},
+		{"port 65536", `spec: {network: {policy: {postgres: {ports: [65536]}}}}`, "should be less than or equal to 65535"},
+		{"no ports", `spec: {network: {policy: {upstreams: {ports: []}}}}`, "should have at least 1 items"},
+		{"duplicate namespaces", `spec: {network: {policy: {metricsNamespaces: [a, a]}}}`, "Duplicate value"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := object(t, validServer, tc.patch)
+			obj.SetNamespace(ns)
+			obj.SetName(fmt.Sprintf("policy-%d", i))
+			err := cp.Client.Create(ctx, obj)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("rejected: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+			if tc.name != "defaults" {
+				return
+			}
+			policy, _, _ := unstructured.NestedMap(obj.Object, "spec", "network", "policy")
+			if got := fmt.Sprint(policy); got != "map[postgres:map[ports:[5432]] upstreams:map[ports:[443]]]" {
+				t.Errorf("policy: {} defaulted to %s", got)
 			}
 		})
 	}
