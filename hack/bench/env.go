@@ -83,6 +83,11 @@ func startEnv(ctx context.Context, o *options) (_ *env, err error) {
 			return nil, err
 		}
 	}
+	if o.clients > 0 {
+		if err := e.addClients(ctx, c, o.clients); err != nil {
+			return nil, err
+		}
+	}
 	if o.storage == "postgres" {
 		if e.postgresURL, err = e.startPostgres(ctx, c); err != nil {
 			return nil, err
@@ -164,6 +169,9 @@ func (e *env) kubeClient() (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// -clients applies thousands of objects: client-go's default 5/s
+	// would take half an hour for 10,000.
+	cfg.QPS, cfg.Burst = 500, 1000
 	scheme, err := kubescheme.New()
 	if err != nil {
 		return nil, err

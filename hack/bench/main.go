@@ -45,6 +45,9 @@ type options struct {
 	// overload is each measured phase of the overload scenario
 	// (overload.go); 0: not run.
 	overload time.Duration
+	// clients more OAuthClients are applied before the server under test
+	// starts (clients.go).
+	clients int
 	// genProcs is the load generator's GOMAXPROCS (0: Go's default).
 	genProcs int
 	// The peer measured in the same run (peer_hydra.go): its name (""
@@ -85,6 +88,7 @@ func main() {
 	flag.DurationVar(&o.soakWarmup, "soak-warmup", 30*time.Second, "the first part of the soak, whose samples are shown but not judged")
 	flag.Float64Var(&o.soakMaxGrowth, "soak-max-growth", 10, "how much the live heap may grow from the start to the end of the soak, in percent (at least 1 MiB)")
 	flag.DurationVar(&o.overload, "overload", 0, "instead of the flows, run the overload scenario with phases this long (e.g. 10s): capacity and unloaded latency of client_credentials and password logins, then 2x capacity open loop at each; fail unless the excess is shed with 429/503 and Retry-After, accepted p99 stays within 5x unloaded, probes answer and peak RSS is under the default limit")
+	flag.IntVar(&o.clients, "clients", 0, "apply this many more client_credentials OAuthClients to the demo server, and wait until they are Ready, before the server under test starts (the sizing docs/operations.md advertises is 10000)")
 	flag.IntVar(&o.genProcs, "gen-procs", 0, "the load generator's GOMAXPROCS (default: Go's, the CPUs it may use); the server's is its own")
 	flag.StringVar(&o.stateDir, "state-dir", "", "state directory for gatehouse dev and the logs (default: a new temporary one)")
 	flag.StringVar(&o.peer, "peer", "", "also measure this peer in the same run, flow by flow in turn with Gatehouse: hydra (Ory Hydra, -peer-bin; flows client_credentials, introspection, jwks, metadata)")

@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// openLoopConns is how many connections the open-loop event loop keeps:
-// an arrival that finds every one waiting for an answer is not sent
+// openLoopConns is how many connections the open-loop event loop opens at
+// most: an arrival that finds every one waiting for an answer is not sent
 // (Unsent), which happens only when the server holds that many requests.
 const openLoopConns = 256
 
@@ -31,14 +31,6 @@ func openLoopLean(ctx context.Context, addr string, req []byte, rate float64, d 
 	defer func() { _ = syscall.Close(ep) }()
 	l := &openLoopState{ep: ep, addr: addr, req: req, res: &openLoopResult{Offered: rate}, conns: map[int]*evConn{}}
 	defer l.closeAll()
-	for range openLoopConns {
-		c := &evConn{buf: make([]byte, 16<<10)}
-		if err := c.open(ep, addr); err != nil {
-			return nil, err
-		}
-		l.conns[c.fd] = c
-		l.idle = append(l.idle, c)
-	}
 	total := int(rate * d.Seconds())
 	events := make([]syscall.EpollEvent, openLoopConns)
 	start := time.Now()
@@ -85,8 +77,20 @@ func (l *openLoopState) closeAll() {
 	}
 }
 
-// dispatch sends one arrival on an idle connection, if there is one.
+// dispatch sends one arrival on an idle connection, or on a new one while
+// there are fewer than openLoopConns. Connections are opened when needed
+// and used at once: the server closes one that sends no request within
+// its ReadHeaderTimeout.
 func (l *openLoopState) dispatch() {
+	if len(l.idle) == 0 && len(l.conns) < openLoopConns {
+		c := &evConn{buf: make([]byte, 16<<10)}
+		if err := c.open(l.ep, l.addr); err != nil {
+			l.res.record(0, answer{err: err}, 0)
+			return
+		}
+		l.conns[c.fd] = c
+		l.idle = append(l.idle, c)
+	}
 	if len(l.idle) == 0 {
 		l.res.Unsent++
 		return
@@ -142,13 +146,8 @@ func (l *openLoopState) readable(c *evConn) {
 	l.idle = append(l.idle, c)
 }
 
-// replace closes a connection and opens another in its place.
+// replace closes a connection; dispatch opens another when needed.
 func (l *openLoopState) replace(c *evConn) {
 	delete(l.conns, c.fd)
 	_ = syscall.Close(c.fd)
-	if err := c.open(l.ep, l.addr); err != nil {
-		return
-	}
-	l.conns[c.fd] = c
-	l.idle = append(l.idle, c)
 }

@@ -17,9 +17,10 @@ import (
 // dev's control plane: twice the measured capacity at client_credentials,
 // then at the password login with client_credentials beside it. It fails
 // on any answer but success or 429/503 with Retry-After, on a hang, on
-// logins not shed or admitted ones slower than 5x unloaded, on token
-// issuance starved by the logins, on a failed probe and on peak RSS over
-// the default memory limit. GATEHOUSE_OVERLOAD_PHASE sets each measured
+// client_credentials issued at under a fifth of capacity, on logins not
+// shed or admitted ones slower than 5x unloaded, on token issuance
+// starved by the logins, on a failed probe and on peak RSS over the
+// default memory limit. GATEHOUSE_OVERLOAD_PHASE sets each measured
 // phase (default 5s); make test-faults prints the figures (-v).
 func TestFaultOverload(t *testing.T) {
 	if _, err := devenv.AssetsDir(); err != nil {
@@ -80,11 +81,11 @@ func TestOverloadJudge(t *testing.T) {
 		"logins not shed":         func(r *overloadResult) { r.Logins.Shed, r.Logins.OK = 0, 20 },
 		"logins slow":             func(r *overloadResult) { r.Logins.Accepted.P99 = 600 },
 		"tokens starved":          func(r *overloadResult) { r.CCDuringLogins.Accepted.P50 = 40 },
-		"tokens refused":          func(r *overloadResult) { r.CCDuringLogins.OK, r.CCDuringLogins.Shed = 200, 50 },
+		"tokens refused":          func(r *overloadResult) { r.CCDuringLogins.OK, r.CCDuringLogins.Other = 200, 50 },
 		"a 500":                   func(r *overloadResult) { r.CC.Other = 1 },
 		"shed without RetryAfter": func(r *overloadResult) { r.Logins.ShedBare = 1 },
 		"a hang":                  func(r *overloadResult) { r.CC.Hung = 1 },
-		"collapsed":               func(r *overloadResult) { r.CC.OK = 100 },
+		"collapsed":               func(r *overloadResult) { r.CC.OK = 150 },
 		"probe failed":            func(r *overloadResult) { r.Probes.Failed = 1 },
 		"over the memory limit":   func(r *overloadResult) { r.PeakRSSMiB = 600 },
 	} {
