@@ -251,3 +251,50 @@ func TestLoginRulesDeviceFlow(t *testing.T) {
 		t.Fatalf("DeviceAccessToken after the refusal: %v", err)
 	}
 }
+
+// TestLoginRulesUpstreamOIDC: a person from an upstream OpenID Provider
+// (Gatehouse B) is checked when their login completes at A, on what B
+// said of them: refused, the app gets access_denied and A keeps no
+// session; allowed, they get tokens, and a refresh after the rule changed
+// is refused on the person A stored.
+func TestLoginRulesUpstreamOIDC(t *testing.T) {
+	f := newFederation(t)
+	rule := func(expr string) {
+		f.a.update(func(s *config.Snapshot) {
+			s.ClaimMapping, s.ClaimMappingErr = claimmap.Compile(&oauthv1.ClaimMapping{LoginRules: []oauthv1.LoginRule{{Expression: expr, Message: "Auditors only."}}})
+		})
+	}
+	rule(`"auditors" in user.groups`)
+	b := newFederatedBrowser(t, f)
+	v := oauth2.GenerateVerifier()
+	authURL := f.rp.cfg.AuthCodeURL("app-state", oauth2.S256ChallengeOption(v))
+	resp, page := f.run(t, b, authURL, false)
+	back := location(t, resp)
+	if !strings.HasPrefix(back.String(), oidcRedirect) || back.Query().Get("error") != "access_denied" || back.Query().Get("code") != "" ||
+		!strings.Contains(back.Query().Get("error_description"), "Auditors only.") {
+		t.Fatalf("a refused upstream login: %d %s %s", resp.StatusCode, back, page)
+	}
+	a, _ := url.Parse(f.a.URL)
+	for _, c := range b.client.Jar.Cookies(a) {
+		if strings.Contains(c.Name, sessionCookie) {
+			t.Errorf("A started a session for a refused login (cookie %s)", c.Name)
+		}
+	}
+
+	rule(`"admins" in user.groups`)
+	resp, page = f.run(t, newFederatedBrowser(t, f), authURL, false)
+	back = location(t, resp)
+	if back.Query().Get("code") == "" {
+		t.Fatalf("an allowed upstream login: %d %s %s", resp.StatusCode, back, page)
+	}
+	tok, err := f.rp.cfg.Exchange(ctx(t), back.Query().Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule(`"auditors" in user.groups`)
+	_, err = f.rp.cfg.TokenSource(ctx(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Errorf("refresh of an upstream person the rule now refuses: %v, want invalid_grant", err)
+	}
+}
