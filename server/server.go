@@ -141,7 +141,7 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("server: Source and Store are required")
 	}
 	s := &Server{
-		src: o.Source, store: o.Store, now: o.Now, log: o.Logger, refreshRetry: o.RefreshRetry,
+		src: o.Source, store: storage.Traced(o.Store, storage.SystemOf(o.Store)), now: o.Now, log: o.Logger, refreshRetry: o.RefreshRetry,
 		sessionTTL: o.SessionTTL, consentTTL: o.ConsentTTL, proxies: o.TrustedProxies,
 		saIssuer: o.ServiceAccountIssuer, audit: o.Audit, reusedTokens: jwtverify.NewCache(reusedTokenCacheSize),
 	}
@@ -265,12 +265,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveTraced(t, w, r)
 		return
 	}
-	s.serve(w, r)
+	s.serve(r.Context(), w, r)
 }
 
 // serve answers a request and says which endpoint it was for and with
-// what result.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, result) {
+// what result. ctx is the request's context, with its span when it is
+// traced: the handlers get it with the request's info, in one copy of
+// the request.
+func (s *Server) serve(ctx context.Context, w http.ResponseWriter, r *http.Request) (string, result) {
 	start := time.Now()
 	snap := s.src.Current()
 	if snap == nil {
@@ -318,10 +320,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, result) 
 		return endpoint, res
 	}
 	defer lim.Release()
-	ic := &infoContext{Context: r.Context(), info: requestInfo{s: s, endpoint: endpoint, addr: s.proxies.ClientAddr(r)}}
+	ic := &infoContext{Context: ctx, info: requestInfo{s: s, endpoint: endpoint, addr: s.proxies.ClientAddr(r)}}
 	if s.audit != nil {
 		ic.info.audit.event = auditEvents[endpoint]
-		ic.info.traceID = requestTraceID(r)
+		ic.info.traceID = requestTraceID(ctx, r)
 	}
 	r = r.WithContext(ic)
 	res := h(s, w, r, snap)

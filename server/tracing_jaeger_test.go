@@ -3,23 +3,15 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
-	"github.com/gatehouse-dev/gatehouse/internal/devenv"
-	"github.com/gatehouse-dev/gatehouse/internal/testenv"
+	"github.com/gatehouse-dev/gatehouse/internal/testjaeger"
 	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 	"github.com/gatehouse-dev/gatehouse/server/storage/postgres"
 )
@@ -28,13 +20,14 @@ import (
 // Jaeger (v1.75.0 all-in-one, built by hack/jaeger.sh), a token request
 // and a login with code exchange arrive there as spans of the trace their
 // incoming traceparent named, children of the caller's span: the token
-// endpoint's span, the login's, and the PostgreSQL statements the code
-// exchange made. The audit line of the token request carries that trace
-// ID.
+// endpoint's span, the login's, the exchange's storage call
+// (storage RedeemCode) and the PostgreSQL statements below it. The audit
+// line of the token request carries that trace ID. The operator's side is
+// TestOperatorTracesReachJaeger (cmd/gatehouse).
 func TestTracesReachJaeger(t *testing.T) {
-	jaeger := startJaeger(t)
+	jaeger := testjaeger.Start(t)
 	dbURL := startPostgres(t)
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+jaeger.otlp)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+jaeger.OTLP)
 	t.Setenv("OTEL_SERVICE_NAME", "gatehouse-test")
 	shutdown, err := tracing.Setup(t.Context(), "gatehouse-server", "test")
 	if err != nil {
@@ -88,23 +81,49 @@ func TestTracesReachJaeger(t *testing.T) {
 	if err := shutdown(t.Context()); err != nil { // exports what is pending
 		t.Fatal(err)
 	}
-	tokenSpans := jaeger.trace(t, tokenTrace, "POST token")
+	tokenSpans := jaeger.Trace(t, tokenTrace, "POST token")
 	checkChildOf(t, tokenSpans, "POST token", tokenParent)
-	loginSpans := jaeger.trace(t, loginTrace, "POST login", "POST consent", "POST token")
-	checkChildOf(t, loginSpans, "POST login", loginParent)
-	var statements []string
+	loginSpans := jaeger.Trace(t, loginTrace, "GET authorize", "POST login", "POST consent", "POST token", "storage RedeemCode")
+	for _, name := range []string{"GET authorize", "POST login", "POST consent", "POST token"} {
+		checkChildOf(t, loginSpans, name, loginParent)
+	}
+	spanID := map[string]string{}
 	for _, s := range loginSpans {
+		spanID[s.OperationName] = s.SpanID
+	}
+	checkChildOf(t, loginSpans, "storage RedeemCode", spanID["POST token"])
+	var statements, underRedeem int
+	for _, s := range loginSpans {
+		if s.Service != "gatehouse-test" {
+			t.Errorf("span %s is from service %q, want OTEL_SERVICE_NAME's gatehouse-test", s.OperationName, s.Service)
+		}
 		if strings.HasPrefix(s.OperationName, "postgres ") {
-			statements = append(statements, s.OperationName)
-			if s.Process.ServiceName != "gatehouse-test" {
-				t.Errorf("span %s is from service %q, want OTEL_SERVICE_NAME's gatehouse-test", s.OperationName, s.Process.ServiceName)
+			statements++
+			if s.ChildOf(spanID["storage RedeemCode"]) {
+				underRedeem++
 			}
 		}
 	}
-	if len(statements) == 0 {
-		t.Errorf("the login's trace has no PostgreSQL statement spans: %v", names(loginSpans))
+	if statements == 0 || underRedeem == 0 {
+		t.Errorf("the login's trace has %d PostgreSQL statement spans, %d of them under storage RedeemCode: %v",
+			statements, underRedeem, testjaeger.Names(loginSpans))
 	}
-	t.Logf("Jaeger has trace %s: %v; trace %s: %v", tokenTrace, names(tokenSpans), loginTrace, names(loginSpans))
+	t.Logf("Jaeger has trace %s: %v; trace %s: %v", tokenTrace, testjaeger.Names(tokenSpans), loginTrace, testjaeger.Names(loginSpans))
+}
+
+// checkChildOf checks that the span named name is a child of the span
+// parent.
+func checkChildOf(t *testing.T, spans []testjaeger.Span, name, parent string) {
+	t.Helper()
+	for _, s := range spans {
+		if s.OperationName == name {
+			if !s.ChildOf(parent) {
+				t.Errorf("span %s has references %+v, want CHILD_OF %s", name, s.References, parent)
+			}
+			return
+		}
+	}
+	t.Errorf("no span %s", name)
 }
 
 // traceparentTransport sends every request with a fixed traceparent, as
@@ -132,141 +151,4 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// jaegerSpan is a span as Jaeger's query API answers it.
-type jaegerSpan struct {
-	SpanID        string `json:"spanID"`
-	OperationName string `json:"operationName"`
-	References    []struct {
-		RefType string `json:"refType"`
-		TraceID string `json:"traceID"`
-		SpanID  string `json:"spanID"`
-	} `json:"references"`
-	ProcessID string `json:"processID"`
-	Process   struct {
-		ServiceName string `json:"serviceName"`
-	} `json:"-"`
-}
-
-type jaegerServer struct{ otlp, query string }
-
-// startJaeger runs Jaeger all-in-one (in-memory storage) on loopback
-// ports of its own.
-func startJaeger(t *testing.T) *jaegerServer {
-	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bins, _ := filepath.Glob(filepath.Join(root, "bin", "jaeger-*"))
-	if p := os.Getenv("JAEGER"); p != "" {
-		bins = []string{p} // the Makefile's
-	}
-	if len(bins) == 0 {
-		testenv.MissingDependency(t, fmt.Errorf("no bin/jaeger-*: run hack/jaeger.sh"))
-	}
-	slices.Sort(bins)
-	ports, err := devenv.FreePorts(7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hp := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
-	j := &jaegerServer{otlp: hp(0), query: hp(1)}
-	cmd := exec.Command(bins[len(bins)-1], "--collector.otlp.http.host-port="+hp(0), "--query.http-server.host-port="+hp(1),
-		"--admin.http.host-port="+hp(2), "--collector.grpc-server.host-port="+hp(3), "--collector.http-server.host-port="+hp(4),
-		"--collector.otlp.grpc.host-port="+hp(5), "--query.grpc-server.host-port="+hp(6))
-	var logs lockedBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for began := time.Now(); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get("http://" + hp(2) + "/"); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Since(began) > 30*time.Second {
-			t.Fatalf("jaeger did not become healthy:\n%s", logs.String())
-		}
-	}
-	return j
-}
-
-// trace waits until Jaeger has the trace with spans of every wanted name
-// and returns its spans.
-func (j *jaegerServer) trace(t *testing.T, traceID string, want ...string) []jaegerSpan {
-	t.Helper()
-	var spans []jaegerSpan
-	for began := time.Now(); time.Since(began) < 20*time.Second; time.Sleep(200 * time.Millisecond) {
-		spans = j.fetch(t, traceID)
-		got := names(spans)
-		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return slices.Contains(got, w) })
-		if len(missing) == 0 {
-			return spans
-		}
-	}
-	t.Fatalf("Jaeger's trace %s has spans %v, want %v among them", traceID, names(spans), want)
-	return nil
-}
-
-func (j *jaegerServer) fetch(t *testing.T, traceID string) []jaegerSpan {
-	resp, err := http.Get("http://" + j.query + "/api/traces/" + traceID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return nil
-	}
-	var body struct {
-		Data []struct {
-			Spans     []jaegerSpan `json:"spans"`
-			Processes map[string]struct {
-				ServiceName string `json:"serviceName"`
-			} `json:"processes"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
-	var spans []jaegerSpan
-	for _, d := range body.Data {
-		for _, s := range d.Spans {
-			s.Process.ServiceName = d.Processes[s.ProcessID].ServiceName
-			spans = append(spans, s)
-		}
-	}
-	return spans
-}
-
-// checkChildOf checks that the span named name is a child of the
-// caller's span parent (the traceparent's parent-id).
-func checkChildOf(t *testing.T, spans []jaegerSpan, name, parent string) {
-	t.Helper()
-	for _, s := range spans {
-		if s.OperationName != name {
-			continue
-		}
-		for _, r := range s.References {
-			if r.RefType == "CHILD_OF" && r.SpanID == parent {
-				return
-			}
-		}
-		t.Errorf("span %s has references %+v, want CHILD_OF the caller's span %s", name, s.References, parent)
-		return
-	}
-	t.Errorf("no span %s", name)
-}
-
-func names(spans []jaegerSpan) []string {
-	var out []string
-	for _, s := range spans {
-		out = append(out, s.OperationName)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
@@ -13,7 +16,29 @@ import (
 )
 
 // The operator and server command tests share one test control plane.
-func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
+// Run as a child of a test with $GATEHOUSE_TEST_MAIN_ARGS set (a JSON
+// list of arguments), the test binary is `gatehouse` itself, in a process
+// of its own: for what a process holds once (tracing's global provider,
+// controller names), stopped by SIGTERM like the real one.
+func TestMain(m *testing.M) {
+	if args := os.Getenv(mainArgsEnv); args != "" {
+		os.Exit(runAsMain(args))
+	}
+	os.Exit(testenv.Run(m))
+}
+
+const mainArgsEnv = "GATEHOUSE_TEST_MAIN_ARGS"
+
+func runAsMain(argsJSON string) int {
+	var args []string
+	if err := json.Unmarshal([]byte(argsJSON), &args); err != nil {
+		fmt.Fprintln(os.Stderr, mainArgsEnv+":", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return run(ctx, args, os.Stdout, os.Stderr)
+}
 
 func TestVersionPrintsVersionAndCommit(t *testing.T) {
 	defer func(v, c string) { version.Version, version.Commit = v, c }(version.Version, version.Commit)

@@ -128,7 +128,8 @@ func SetTracer(t trace.Tracer) {
 }
 
 // Start starts a span when tracing is on; with it off it returns ctx and
-// a nil span, which End and Fail accept.
+// a nil span, which End and Fail accept. It is for spans that may begin a
+// trace (a reconcile); work done for a request uses Child.
 func Start(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	t := Tracer()
 	if t == nil {
@@ -136,6 +137,73 @@ func Start(ctx context.Context, name string, kind trace.SpanKind, attrs ...attri
 	}
 	return t.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
 }
+
+// Child starts a span of kind as a child of the span in ctx, only when
+// that span is being recorded: the sampling decision is taken once, where
+// the trace enters Gatehouse (a request, a reconcile), and a request that
+// was not sampled pays no span for its storage calls and statements. It
+// returns ctx and a nil span otherwise (tracing off, no span in ctx, or a
+// span not recorded). Attributes are for the caller to set on a non-nil
+// span, so that nothing is built for a request that is not recorded.
+func Child(ctx context.Context, name string, kind trace.SpanKind) (context.Context, trace.Span) {
+	t := Tracer()
+	if t == nil || !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx, nil
+	}
+	return t.Start(ctx, name, spanKinds[kind]...)
+}
+
+// spanKinds are the start options of each span kind, built once: an
+// option built per call is an allocation per span.
+var spanKinds = func() map[trace.SpanKind][]trace.SpanStartOption {
+	m := map[trace.SpanKind][]trace.SpanStartOption{}
+	for _, k := range []trace.SpanKind{trace.SpanKindUnspecified, trace.SpanKindInternal, trace.SpanKindServer,
+		trace.SpanKindClient, trace.SpanKindProducer, trace.SpanKindConsumer} {
+		m[k] = []trace.SpanStartOption{trace.WithSpanKind(k)}
+	}
+	return m
+}()
+
+// serverSpan are the start options of a server span.
+var serverSpan = spanKinds[trace.SpanKindServer]
+
+// StartServer starts the server span of an incoming request, named name:
+// a child of the caller's span when the request carries a W3C
+// traceparent (the sampler honours the caller's decision), else a new
+// trace. Nothing is extracted when there is no traceparent header, and
+// the span has no attributes yet: the caller sets them when the span is
+// recorded (span.IsRecording()), so a request that is not sampled costs
+// the span and its context only.
+func StartServer(ctx context.Context, t trace.Tracer, h http.Header, name string) (context.Context, trace.Span) {
+	if _, ok := h["Traceparent"]; ok {
+		ctx = Propagator.Extract(ctx, canonicalCarrier(h))
+	}
+	return t.Start(ctx, name, serverSpan...)
+}
+
+// canonicalCarrier reads the W3C headers of an incoming request under
+// their canonical keys: propagation.HeaderCarrier canonicalizes the
+// propagator's lower-case names, an allocation per header per request.
+type canonicalCarrier http.Header
+
+func (c canonicalCarrier) Get(key string) string {
+	switch key {
+	case "traceparent":
+		key = "Traceparent"
+	case "tracestate":
+		key = "Tracestate"
+	default:
+		key = http.CanonicalHeaderKey(key)
+	}
+	if v := c[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c canonicalCarrier) Set(key, value string) { http.Header(c).Set(key, value) }
+
+func (c canonicalCarrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }
 
 // End ends span, marking it failed with err if err is not nil.
 func End(span trace.Span, err error) {
@@ -152,6 +220,11 @@ func End(span trace.Span, err error) {
 // Transport wraps rt (http.DefaultTransport when nil) so that each
 // request is a client span whose traceparent the request carries, when
 // tracing is on at the time of the call; with it off rt is used as it is.
+// The span is named by method and host ("GET 10.0.0.1:443"), the path
+// being an attribute (url.path): paths name objects (an operator's API
+// calls name every client), and span names are kept few. A call made for
+// a request that is not sampled makes no span and sends the request's
+// trace and decision.
 func Transport(rt http.RoundTripper) http.RoundTripper {
 	if rt == nil {
 		rt = http.DefaultTransport
@@ -166,12 +239,19 @@ func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if tr == nil {
 		return t.next.RoundTrip(req)
 	}
-	ctx, span := tr.Start(req.Context(), req.Method+" "+req.URL.Host+req.URL.Path, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("http.request.method", req.Method),
-			attribute.String("server.address", req.URL.Hostname()), attribute.String("url.path", req.URL.Path)))
+	if parent := trace.SpanFromContext(req.Context()); parent.SpanContext().IsValid() && !parent.IsRecording() {
+		// A call for a request not sampled: the callee gets the trace and
+		// the decision, and no span is made.
+		req = req.Clone(req.Context())
+		Propagator.Inject(req.Context(), propagation.HeaderCarrier(req.Header))
+		return t.next.RoundTrip(req)
+	}
+	ctx, span := tr.Start(req.Context(), req.Method+" "+req.URL.Host, spanKinds[trace.SpanKindClient]...)
 	defer span.End()
 	req = req.Clone(ctx)
 	Propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	span.SetAttributes(attribute.String("http.request.method", req.Method),
+		attribute.String("server.address", req.URL.Hostname()), attribute.String("url.path", req.URL.Path))
 	resp, err := t.next.RoundTrip(req)
 	if err != nil {
 		span.RecordError(err)

@@ -8,6 +8,10 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 )
 
 // LDAPConfig is an LDAP directory (the AuthorizationServer's
@@ -101,7 +105,7 @@ func (s *LDAPSource) Authenticate(ctx context.Context, username, password string
 
 // person is the Person of a user's entry, with their groups. The
 // connection is bound as the service account afterwards.
-func (s *LDAPSource) person(conn *ldap.Conn, entry *ldap.Entry) (Person, error) {
+func (s *LDAPSource) person(conn ldapConn, entry *ldap.Entry) (Person, error) {
 	id := entry.GetAttributeValue(s.cfg.IDAttr)
 	if id == "" {
 		return Person{}, fmt.Errorf("%w: ldap %s: the user's entry has no %s attribute (idAttribute)", ErrUnavailable, s.cfg.Name, s.cfg.IDAttr)
@@ -160,24 +164,25 @@ func (s *LDAPSource) Recheck(ctx context.Context, subject string, h Handle) (Per
 
 // connect dials, secures the connection and binds as the service account.
 // The context's end closes the connection, ending whatever waits on it.
-func (s *LDAPSource) connect(ctx context.Context) (*ldap.Conn, error) {
+func (s *LDAPSource) connect(ctx context.Context) (ldapConn, error) {
 	dialer := &net.Dialer{Timeout: s.cfg.Timeout}
-	var conn *ldap.Conn
+	var lc *ldap.Conn
 	var err error
 	if s.cfg.StartTLS {
-		conn, err = ldap.DialURL("ldap://"+s.cfg.Host, ldap.DialWithDialer(dialer))
+		lc, err = ldap.DialURL("ldap://"+s.cfg.Host, ldap.DialWithDialer(dialer))
 	} else {
-		conn, err = ldap.DialURL("ldaps://"+s.cfg.Host, ldap.DialWithDialer(dialer), ldap.DialWithTLSConfig(s.cfg.TLS))
+		lc, err = ldap.DialURL("ldaps://"+s.cfg.Host, ldap.DialWithDialer(dialer), ldap.DialWithTLSConfig(s.cfg.TLS))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: ldap %s: connecting to %s: %v", ErrUnavailable, s.cfg.Name, s.cfg.Host, err)
+		return ldapConn{}, fmt.Errorf("%w: ldap %s: connecting to %s: %v", ErrUnavailable, s.cfg.Name, s.cfg.Host, err)
 	}
-	conn.SetTimeout(s.cfg.Timeout)
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	fail := func(what string, err error) (*ldap.Conn, error) {
+	lc.SetTimeout(s.cfg.Timeout)
+	conn := ldapConn{Conn: lc, ctx: ctx, src: s}
+	stop := context.AfterFunc(ctx, func() { lc.Close() })
+	fail := func(what string, err error) (ldapConn, error) {
 		stop()
-		conn.Close()
-		return nil, fmt.Errorf("%w: ldap %s: %s: %w", ErrUnavailable, s.cfg.Name, what, err)
+		lc.Close()
+		return ldapConn{}, fmt.Errorf("%w: ldap %s: %s: %w", ErrUnavailable, s.cfg.Name, what, err)
 	}
 	if s.cfg.StartTLS {
 		if err := conn.StartTLS(s.cfg.TLS); err != nil {
@@ -195,7 +200,7 @@ func (s *LDAPSource) connect(ctx context.Context) (*ldap.Conn, error) {
 
 // findUser returns the one entry of username. The username is escaped
 // (RFC 4515 §3), so "*)(uid=*" matches only a user literally named so.
-func (s *LDAPSource) findUser(conn *ldap.Conn, username string) (*ldap.Entry, error) {
+func (s *LDAPSource) findUser(conn ldapConn, username string) (*ldap.Entry, error) {
 	filter := fmt.Sprintf("(&%s(%s=%s))", s.cfg.UserFilter, s.cfg.UsernameAttr, ldap.EscapeFilter(username))
 	req := ldap.NewSearchRequest(s.cfg.UserBaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, int(s.cfg.Timeout/time.Second), false,
 		filter, []string{s.cfg.UsernameAttr, s.cfg.IDAttr, s.cfg.EmailAttr, s.cfg.NameAttr}, nil)
@@ -212,7 +217,7 @@ func (s *LDAPSource) findUser(conn *ldap.Conn, username string) (*ldap.Entry, er
 
 // groups reads the names of the groups that list dn as a member, as the
 // service account (the user may not be allowed to search groups).
-func (s *LDAPSource) groups(conn *ldap.Conn, dn string) ([]string, error) {
+func (s *LDAPSource) groups(conn ldapConn, dn string) ([]string, error) {
 	if s.cfg.GroupBaseDN == "" {
 		return nil, nil
 	}
@@ -233,4 +238,49 @@ func (s *LDAPSource) groups(conn *ldap.Conn, dn string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// ldapConn is a connection to the directory whose binds and searches are
+// client spans ("ldap bind", "ldap search") of the request they are made
+// for, when it is traced and recorded (tracing.Child). Neither the DNs
+// nor the filters, which name the person, are in the spans.
+type ldapConn struct {
+	*ldap.Conn
+	ctx context.Context
+	src *LDAPSource
+}
+
+func (c ldapConn) Bind(dn, password string) error {
+	span := c.start("ldap bind")
+	err := c.Conn.Bind(dn, password)
+	// A wrong password is the directory's answer, not its failure.
+	c.end(span, err, ldap.LDAPResultInvalidCredentials)
+	return err
+}
+
+func (c ldapConn) Search(req *ldap.SearchRequest) (*ldap.SearchResult, error) {
+	span := c.start("ldap search")
+	res, err := c.Conn.Search(req)
+	if span != nil && res != nil {
+		span.SetAttributes(attribute.Int("gatehouse.ldap.entries", len(res.Entries)))
+	}
+	c.end(span, err, ldap.LDAPResultSizeLimitExceeded)
+	return res, err
+}
+
+func (c ldapConn) start(name string) trace.Span {
+	_, span := tracing.Child(c.ctx, name, trace.SpanKindClient)
+	if span != nil {
+		span.SetAttributes(attribute.String("server.address", c.src.cfg.Host),
+			attribute.String("gatehouse.identity_provider", c.src.cfg.Name))
+	}
+	return span
+}
+
+// end ends span, failed unless err is nil or the result code answered.
+func (c ldapConn) end(span trace.Span, err error, answered uint16) {
+	if err != nil && ldap.IsErrorWithCode(err, answered) {
+		err = nil
+	}
+	tracing.End(span, err)
 }

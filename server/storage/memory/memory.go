@@ -44,6 +44,9 @@ type consentKey struct{ subject, clientID string }
 
 var _ storage.Store = (*Store)(nil)
 
+// DBSystem names the driver in storage spans (storage.Traced).
+func (*Store) DBSystem() string { return "memory" }
+
 // New returns an empty store.
 func New() *Store {
 	return &Store{

@@ -68,17 +68,21 @@ func (c *errorCounter) tracer(other pgx.QueryTracer) pgx.QueryTracer {
 	return multitracer.New(c, other)
 }
 
-// TraceQueryStart starts a client span for the statement when tracing is
-// on: "postgres SELECT", a child of the request's span.
+// TraceQueryStart starts a client span for the statement when it is made
+// for a recorded span (a sampled request's, or its Store call's):
+// "postgres SELECT", its child. Statements of background work (expiry
+// sweeps, readiness pings) and of requests not sampled have none.
 func (c *errorCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
-	t := tracing.Tracer()
-	if t == nil {
-		return ctx
+	if !tracing.Enabled() || !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx // nothing built for a statement with no recorded parent
 	}
 	op, _, _ := strings.Cut(strings.TrimSpace(data.SQL), " ")
 	op = strings.ToUpper(op)
-	ctx, span := t.Start(ctx, "postgres "+op, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("db.system.name", "postgresql"), attribute.String("db.operation.name", op)))
+	ctx, span := tracing.Child(ctx, "postgres "+op, trace.SpanKindClient)
+	if span == nil {
+		return ctx
+	}
+	span.SetAttributes(attribute.String("db.system.name", "postgresql"), attribute.String("db.operation.name", op))
 	return context.WithValue(ctx, statementSpan{}, span)
 }
 

@@ -67,6 +67,9 @@ func WithLogger(l *slog.Logger) Option {
 	return func(s *settings) { s.log = l }
 }
 
+// DBSystem names the driver in storage spans (storage.Traced).
+func (*Store) DBSystem() string { return "postgresql" }
+
 // Open connects to the database at url, checks that it answers, and
 // migrates the schema. url is a PostgreSQL connection URL or DSN as pgx
 // reads it: pool settings (pool_max_conns, default max(4, CPUs)), a
