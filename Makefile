@@ -127,12 +127,15 @@ test: lint $(ENVTEST_PREREQ) $(HELM) $(OAUTH2_PROXY) $(OPENID_CLIENT) $(PROMTOOL
 	@$(MAKE) -s test-resourceserver
 
 .PHONY: test-faults
-test-faults: $(ENVTEST_PREREQ) ## Run the fault tier on the host with real PostgreSQL (also part of make test, about 4 minutes): a primary and its synchronous replica crashed, restarted, failed over and stalled under load, each printing its figures and the acknowledged-items checker's line; then a token server process overloaded at twice its measured capacity (client_credentials, password logins), printing capacity, shed and accepted counts, p50/p99 and peak RSS.
-	@echo "test-faults: TestFault* in ./server (GATEHOUSE_FAULT_STALL=30s for the issue's stall), the store's outage tests, the replica failover, TestFaultOverload in ./hack/bench (GATEHOUSE_OVERLOAD_PHASE=10s)"
-	go test -count=1 -v -run '^TestFault' ./server/
+FAULT_APISERVER_DOWN ?= 2m
+test-faults: $(ENVTEST_PREREQ) ## Run the fault tier on the host with real PostgreSQL and a real kube-apiserver (shorter variants are part of make test, about 8 minutes): a primary and its synchronous replica crashed, restarted, failed over and stalled under load, replicas with skewed clocks, each printing its figures and the acknowledged-items checker's line; a token server process overloaded at twice its measured capacity (client_credentials, password logins), printing capacity, shed and accepted counts, p50/p99 and peak RSS; kube-apiserver down for 2 minutes under load.
+	@echo "test-faults: TestFault* and TestClockSkewBetweenReplicas in ./server (GATEHOUSE_FAULT_STALL=30s for the issue's stall), the store's outage tests, the replica failover, TestFaultOverload in ./hack/bench (GATEHOUSE_OVERLOAD_PHASE=10s)"
+	go test -count=1 -v -run '^(TestFault.*|TestClockSkewBetweenReplicas)$$' ./server/
 	go test -count=1 -v -run '^(TestUnreachableDatabaseThenReconnect|TestStalledDatabaseTimesOut|TestLockWaitEndsAtStatementTimeout)$$' ./server/storage/postgres/
 	go test -count=1 -v -run '^TestPrimaryReplicaFailover$$' ./internal/testpg/
 	GATEHOUSE_OVERLOAD_PHASE=10s go test -count=1 -v -run '^TestFaultOverload$$' ./hack/bench/
+	@echo "test-faults: TestAPIServerDownUnderLoad in ./test/e2e with kube-apiserver down for $(FAULT_APISERVER_DOWN) (GATEHOUSE_FAULT_APISERVER_DOWN; make test runs it for 20s)"
+	GATEHOUSE_FAULT_APISERVER_DOWN=$(FAULT_APISERVER_DOWN) go test -count=1 -v -run '^TestAPIServerDownUnderLoad$$' ./test/e2e/
 
 # The oldest Go resourceserver/go.mod claims (its go directive). go vet's
 # stdversion check refuses a newer standard-library API; testing with that

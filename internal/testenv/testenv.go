@@ -18,7 +18,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,20 +132,34 @@ func Start() (*ControlPlane, error) {
 		ErrorIfCRDPathMissing:    true,
 		Scheme:                   scheme,
 		ControlPlaneStartTimeout: 2 * time.Minute,
+		// A graceful stop with clients' watches open (StopAPIServer) takes
+		// kube-apiserver longer than envtest's 20 s default.
+		ControlPlaneStopTimeout: 90 * time.Second,
 	}
+	dir, err := os.MkdirTemp("", "gatehouse-testenv-")
+	if err != nil {
+		return nil, err
+	}
+	// The API server's certificates in a directory of ours, which envtest
+	// leaves alone when the API server stops: StartAPIServer then serves
+	// the same certificates on the same port, and every client made
+	// before the stop reconnects.
+	certs := filepath.Join(dir, "apiserver")
+	if err := os.Mkdir(certs, 0o700); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	env.ControlPlane.GetAPIServer().CertDir = certs
 	began := time.Now()
 	fmt.Fprintf(os.Stderr, "testenv: starting kube-apiserver and etcd from %s\n", assets)
 	cfg, err := env.Start()
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
-	cp := &ControlPlane{Config: cfg, Scheme: scheme, AssetsDir: assets, env: env}
+	cp := &ControlPlane{Config: cfg, Scheme: scheme, AssetsDir: assets, env: env, dir: dir}
 	if cp.Client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		_ = env.Stop()
-		return nil, err
-	}
-	if cp.dir, err = os.MkdirTemp("", "gatehouse-testenv-"); err != nil {
-		_ = env.Stop()
+		_ = cp.Stop()
 		return nil, err
 	}
 	cp.Kubeconfig = filepath.Join(cp.dir, "kubeconfig")
@@ -162,6 +179,46 @@ func (cp *ControlPlane) Stop() error {
 		err = errors.Join(err, os.RemoveAll(cp.dir))
 	}
 	return err
+}
+
+// StopAPIServer kills kube-apiserver (SIGKILL, as when its node fails)
+// and leaves etcd running: clients' connections are refused until
+// StartAPIServer. A graceful stop (SIGTERM) with clients' watches open
+// takes kube-apiserver up to its request timeout, a minute.
+func (cp *ControlPlane) StopAPIServer() error {
+	api := cp.env.ControlPlane.GetAPIServer()
+	pid, err := processWithArg("--cert-dir=" + api.CertDir)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("killing kube-apiserver (pid %d): %w", pid, err)
+	}
+	return api.Stop() // reaps it
+}
+
+// processWithArg finds the process whose command line has arg.
+func processWithArg(arg string) (int, error) {
+	cmdlines, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		return 0, err
+	}
+	for _, path := range cmdlines {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if slices.Contains(strings.Split(string(b), "\x00"), arg) {
+			return strconv.Atoi(filepath.Base(filepath.Dir(path)))
+		}
+	}
+	return 0, fmt.Errorf("no process with %s", arg)
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, on the
+// same etcd, port and certificates, and waits until it is healthy.
+func (cp *ControlPlane) StartAPIServer() error {
+	return cp.env.ControlPlane.GetAPIServer().Start()
 }
 
 // Kubectl returns a kubectl binary: the one built next to the control plane

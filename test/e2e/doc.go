@@ -39,6 +39,12 @@
 //     another client's logout in the same Chromium ends alice's session,
 //     and the relying party verifies Gatehouse's logout token and drops
 //     its session; forged and unsigned logout tokens are refused.
+//   - TestAPIServerDownUnderLoad (fault tier, local mode): kube-apiserver
+//     killed for $GATEHOUSE_FAULT_APISERVER_DOWN (20 s; 2m in make
+//     test-faults) under logins, refreshes, client_credentials and
+//     introspection: none may fail, nothing acknowledged is lost, a
+//     server started meanwhile never becomes ready, and the operator
+//     resumes without a burst of writes.
 //
 // Local mode (default). The suite starts kube-apiserver and etcd (the
 // binaries `make envtest` builds into bin/k8s, or $KUBEBUILDER_ASSETS),

@@ -59,6 +59,12 @@ type suite struct {
 	c          client.Client
 	password   string
 	logDir     string
+	// Local mode only: the control plane, the gatehouse binary, and the
+	// metrics addresses of the operator and the token server.
+	cp              *testenv.ControlPlane
+	gatehouse       string
+	operatorMetrics string
+	serverMetrics   string
 
 	callback  *callbackServer
 	orders    string // orders-api, audience ordersAudience
@@ -193,6 +199,7 @@ func setup() (_ *suite, err error) {
 			return nil, err
 		}
 		s.stops = append(s.stops, func() { _ = cp.Stop() })
+		s.cp, s.gatehouse = cp, gatehouse
 		s.kubeconfig = cp.Kubeconfig
 		s.kubectl = filepath.Join(cp.AssetsDir, "kubectl")
 		if _, err := os.Stat(s.kubectl); err != nil {
@@ -201,8 +208,13 @@ func setup() (_ *suite, err error) {
 			}
 		}
 		progress("starting gatehouse operator…")
+		metrics, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s.operatorMetrics = fmt.Sprintf("127.0.0.1:%d", metrics)
 		if err := s.start("operator", gatehouse, "operator", "--kubeconfig", s.kubeconfig, "--server-image", "gatehouse:e2e",
-			"--leader-elect=false", "--metrics-listen", "0", "--health-listen", "0",
+			"--leader-elect=false", "--metrics-listen", s.operatorMetrics, "--health-listen", "0",
 			"--audit-log", filepath.Join(s.logDir, "audit-operator.log")); err != nil {
 			return nil, err
 		}
@@ -237,12 +249,13 @@ func setup() (_ *suite, err error) {
 		if err != nil {
 			return nil, err
 		}
+		s.serverMetrics = fmt.Sprintf("127.0.0.1:%d", metrics)
 		if err := s.start("server", gatehouse, "server", "--authorization-server", s.ns+"/"+serverName,
-			"--listen", strings.TrimPrefix(s.issuer, "http://"), "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", metrics),
+			"--listen", strings.TrimPrefix(s.issuer, "http://"), "--metrics-listen", s.serverMetrics,
 			"--audit-log", filepath.Join(s.logDir, "audit-server.log")); err != nil {
 			return nil, err
 		}
-		if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", metrics)); err != nil {
+		if err := waitHTTP(ctx, "http://"+s.serverMetrics+"/readyz"); err != nil {
 			return nil, fmt.Errorf("gatehouse server: %w", err)
 		}
 	} else {
