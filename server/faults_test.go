@@ -49,7 +49,7 @@ type faultRig struct {
 	hc               *http.Client
 }
 
-func newFaultRig(t *testing.T, refreshRetry bool) *faultRig {
+func newFaultRig(t *testing.T) *faultRig {
 	t.Helper()
 	primary, err := testpg.StartPrimary(true)
 	if err != nil {
@@ -78,7 +78,9 @@ func newFaultRig(t *testing.T, refreshRetry bool) *faultRig {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	// The clock stays real: tokens are issued and checked over seconds.
-	ts := newTestServerWith(t, func(o *Options) { o.Store = store; o.Now = time.Now; o.RefreshRetry = refreshRetry })
+	// Retries of a refresh whose answer was lost are the default's
+	// (spec.refreshTokenRetry covers the confidential web client).
+	ts := newTestServerWith(t, func(o *Options) { o.Store = store; o.Now = time.Now })
 	return &faultRig{ts: ts, primary: primary, replica: replica, proxy: proxy,
 		hc: &http.Client{Timeout: answerBound}}
 }
@@ -380,7 +382,7 @@ func failedBetween(log []answer, from, to time.Time) (int, time.Duration) {
 // refresh token and access token it acknowledged is usable or was revoked
 // by its client.
 func TestFaultPostgresRestartAndFailover(t *testing.T) {
-	r := newFaultRig(t, true)
+	r := newFaultRig(t)
 	load := r.startLoad(t, 8, 2)
 	time.Sleep(2 * time.Second)
 
@@ -459,7 +461,7 @@ func stallWindow(t *testing.T) time.Duration {
 // the stall; once traffic flows the server serves by itself, and nothing
 // acknowledged is lost.
 func TestFaultPostgresStall(t *testing.T) {
-	r := newFaultRig(t, true)
+	r := newFaultRig(t)
 	load := r.startLoad(t, 8, 2)
 	time.Sleep(2 * time.Second)
 	heapBefore := liveHeap()

@@ -64,7 +64,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, req *tokenRequest) (*tok
 	if e := checkScopesFitTargets(req.Snap, req.Scopes, targets); e != nil {
 		return nil, e
 	}
-	next := s.nextRefreshToken(req.Snap, presented, req.Now)
+	next := s.nextRefreshToken(req.Snap, req.Client, presented, req.Now)
 	_, err = s.store.RotateRefreshToken(ctx, hash, storage.RefreshToken{
 		Hash: storage.HashToken(next), FamilyID: old.FamilyID, ClientID: old.ClientID,
 		Subject: old.Subject, Scopes: old.Scopes, Resources: old.Resources, AuthTime: old.AuthTime,
@@ -127,12 +127,13 @@ func (s *Server) refreshStoreError(ctx context.Context, op string, err error) *E
 }
 
 // nextRefreshToken is the successor of presented: derived, not random,
-// when retries are on (Options.RefreshRetry), so a client that retries
-// after an answer it never got (a database failover between commit and
+// when retries are on for the client (spec.refreshTokenRetry, or
+// Options.RefreshRetry for every client), so a client that retries after
+// an answer it never got (a database failover between commit and
 // acknowledgement) gets the same successor instead of tripping reuse
 // detection.
-func (s *Server) nextRefreshToken(snap *config.Snapshot, presented string, now time.Time) string {
-	if s.refreshRetry {
+func (s *Server) nextRefreshToken(snap *config.Snapshot, client *config.Client, presented string, now time.Time) string {
+	if s.refreshRetry || snap.RefreshTokenRetry.Covers(client.Public) {
 		return successorRefreshToken(snap, presented, now)
 	}
 	return randomToken(32)

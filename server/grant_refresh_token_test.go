@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
 	"github.com/gatehouse-dev/gatehouse/internal/users"
 	"github.com/gatehouse-dev/gatehouse/server/config"
@@ -106,42 +108,80 @@ func (s *ackLostStore) RotateRefreshToken(ctx context.Context, old string, next 
 }
 
 // A refresh answered 503 although its rotation committed loses the client
-// nothing: the retry with the same refresh token gets the successor the
-// rotation stored (storage.RotationRetryWindow), the family lives on, and
-// once that successor is used the old token is reuse again.
+// nothing where spec.refreshTokenRetry covers it: the retry with the same
+// refresh token gets the successor the rotation stored
+// (storage.RotationRetryWindow), the family lives on, and once that
+// successor is used the old token is reuse again. Where it does not (a
+// public client by default, any client when Disabled), the retry is reuse.
 func TestRefreshRetryAfterLostAnswer(t *testing.T) {
-	lossy := &ackLostStore{}
-	ts := newTestServerWith(t, func(o *Options) { lossy.Store = o.Store; o.Store = lossy; o.RefreshRetry = true })
-	cfg := ts.webConfig("orders:read")
-	code, verifier := ts.codeFor(t, newBrowser(t, ts), "orders:read")
-	tok, err := cfg.Exchange(ctx(t), code, oauth2.VerifierOption(verifier))
+	for _, c := range []struct {
+		mode          oauthv1.RefreshTokenRetry
+		public, retry bool
+	}{
+		{mode: "", public: false, retry: true},
+		{mode: "", public: true, retry: false},
+		{mode: oauthv1.RefreshTokenRetryAllClients, public: true, retry: true},
+		{mode: oauthv1.RefreshTokenRetryDisabled, public: false, retry: false},
+	} {
+		t.Run(fmt.Sprintf("%s public=%v", cmp.Or(c.mode, "default"), c.public), func(t *testing.T) {
+			lossy := &ackLostStore{}
+			ts := newTestServerWith(t, func(o *Options) { lossy.Store = o.Store; o.Store = lossy })
+			ts.update(func(s *config.Snapshot) { s.RefreshTokenRetry = c.mode })
+			refresh := lostAnswerRefresher(t, ts, c.public)
+			lossy.lose.Store(true)
+			resp, body := refresh("")
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("refresh whose answer was lost: %d %v, want 503 with Retry-After", resp.StatusCode, body)
+			}
+			resp, body = refresh("")
+			if !c.retry {
+				if resp.StatusCode != http.StatusBadRequest || body["error"] != ErrInvalidGrant {
+					t.Fatalf("the retry: %d %v, want invalid_grant (reuse)", resp.StatusCode, body)
+				}
+				return
+			}
+			next, _ := body["refresh_token"].(string)
+			if resp.StatusCode != http.StatusOK || next == "" {
+				t.Fatalf("the client's retry with its refresh token: %d %v, want 200 with the successor", resp.StatusCode, body)
+			}
+			if resp, body = refresh(next); resp.StatusCode != http.StatusOK {
+				t.Fatalf("the successor the retry returned: %d %v, want it usable", resp.StatusCode, body)
+			}
+			resp, body = refresh("")
+			if resp.StatusCode != http.StatusBadRequest || body["error"] != ErrInvalidGrant {
+				t.Fatalf("the old token after its successor was used: %d %v, want invalid_grant (reuse)", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+// lostAnswerRefresher signs in with the web (confidential) or SPA (public)
+// client and returns a refresh function: "" refreshes with the first
+// refresh token, anything else with that token.
+func lostAnswerRefresher(t *testing.T, ts *testServer, public bool) func(rt string) (*http.Response, map[string]any) {
+	t.Helper()
+	cfg, id, secret := ts.webConfig("orders:read"), webClientID, webSecret
+	if public {
+		cfg, id, secret = ts.spaConfig("orders:read"), spaClientID, ""
+	}
+	verifier := oauth2.GenerateVerifier()
+	back := newBrowser(t, ts).authorize(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "approve", true)
+	tok, err := cfg.Exchange(ctx(t), back.Query().Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatal(err)
 	}
-	refresh := func(rt string) (*http.Response, map[string]any) {
+	return func(rt string) (*http.Response, map[string]any) {
 		t.Helper()
-		resp := ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, webClientID, webSecret)
+		f := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {cmp.Or(rt, tok.RefreshToken)}}
+		user := id
+		if public {
+			f.Set("client_id", id) // a public client sends no Authorization header
+			user = ""
+		}
+		resp := ts.postForm(t, endpoints.TokenPath, f, user, secret)
 		defer resp.Body.Close()
 		var body map[string]any
 		_ = json.NewDecoder(resp.Body).Decode(&body)
 		return resp, body
-	}
-	lossy.lose.Store(true)
-	resp, body := refresh(tok.RefreshToken)
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("refresh whose answer was lost: %d %v, want 503 with Retry-After", resp.StatusCode, body)
-	}
-	resp, body = refresh(tok.RefreshToken)
-	next, _ := body["refresh_token"].(string)
-	if resp.StatusCode != http.StatusOK || next == "" {
-		t.Fatalf("the client's retry with its refresh token: %d %v, want 200 with the successor", resp.StatusCode, body)
-	}
-	resp, body = refresh(next)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("the successor the retry returned: %d %v, want it usable", resp.StatusCode, body)
-	}
-	resp, body = refresh(tok.RefreshToken)
-	if resp.StatusCode != http.StatusBadRequest || body["error"] != ErrInvalidGrant {
-		t.Fatalf("the old token after its successor was used: %d %v, want invalid_grant (reuse)", resp.StatusCode, body)
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -88,9 +89,20 @@ func TestTwoReplicasSharePostgres(t *testing.T) {
 		return ts.postForm(t, endpoints.TokenPath, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, webClientID, webSecret)
 	}
 	resp := refresh(tok.RefreshToken)
+	var next struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&next)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("refresh on A: %d", resp.StatusCode)
+	}
+	// The client moves on with the successor (until then, presenting the
+	// old token again is a retry of the same rotation: refreshTokenRetry).
+	resp = refresh(next.RefreshToken)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("refresh with the successor on A: %d", resp.StatusCode)
 	}
 	target = b
 	assertOAuthError(t, refresh(tok.RefreshToken), http.StatusBadRequest, ErrInvalidGrant)

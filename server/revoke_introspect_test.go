@@ -202,11 +202,17 @@ func TestRefreshReuseRevokesAccessTokens(t *testing.T) {
 	if ts.introspect(t, second.AccessToken)["active"] != true {
 		t.Fatal("the refreshed access token should be active")
 	}
+	// The client moves on with the successor; then the first token is
+	// reuse (before, it would be a retry of the same rotation).
+	third, err := cfg.TokenSource(ctx(t), &oauth2.Token{RefreshToken: second.RefreshToken}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, err = cfg.TokenSource(ctx(t), &oauth2.Token{RefreshToken: first.RefreshToken}).Token()
 	if re := retrieveError(t, err); re.ErrorCode != ErrInvalidGrant {
 		t.Fatalf("reuse: %s", re.ErrorCode)
 	}
-	for i, at := range []string{first.AccessToken, second.AccessToken} {
+	for i, at := range []string{first.AccessToken, second.AccessToken, third.AccessToken} {
 		if got := ts.introspect(t, at); got["active"] != false {
 			t.Errorf("access token %d introspects as %v after refresh-token reuse", i, got)
 		}

@@ -118,12 +118,18 @@ func TestSecurityEventsAreLoggedAndCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The client moves on with the successor; then the old token is reuse
+	// (before, it would be a retry of the same rotation: refreshTokenRetry).
+	last, err := cfg.TokenSource(ctx(t), &oauth2.Token{RefreshToken: next.RefreshToken}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := cfg.TokenSource(ctx(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
 		t.Fatal("a rotated refresh token was accepted")
 	}
 	line = sl.expectOne(EventRefreshTokenReuse)
 	wantAttrs(t, line, map[string]any{"client_id": webClientID, "sub": testSubject})
-	secrets = append(secrets, tok.RefreshToken, next.RefreshToken, next.AccessToken)
+	secrets = append(secrets, tok.RefreshToken, next.RefreshToken, next.AccessToken, last.RefreshToken, last.AccessToken)
 
 	// Refused client authentication, at each endpoint that authenticates.
 	const wrong = "not-the-secret-0123456789"

@@ -75,13 +75,14 @@ type Options struct {
 	// once, apart from the other requests, so that a flood of logins
 	// cannot starve token issuance. DefaultMaxConcurrentLogins when zero.
 	MaxConcurrentLogins int
-	// RefreshRetry lets a client retry a refresh whose answer it never got
-	// (503 while the rotation committed, as in a database failover): the
-	// successor is derived from the presented token, so the retry gets
-	// the same one within storage.RotationRetryWindow, while it is unused,
-	// instead of revoking the family as reuse. The price: a stolen rotated
-	// token presented in that window gets the successor too, and the theft
-	// is detected only when both have used it.
+	// RefreshRetry lets every client, public ones too, retry a refresh
+	// whose answer it never got, whatever the AuthorizationServer's
+	// spec.refreshTokenRetry says (by default it covers confidential
+	// clients): the successor is derived from the presented token, so the
+	// retry gets the same one within storage.RotationRetryWindow, while it
+	// is unused, instead of revoking the family as reuse. The price: a
+	// stolen rotated token presented in that window gets the successor
+	// too, and the theft is detected only when both have used it.
 	RefreshRetry bool
 	// Audit receives the audit log's lines; nil records none.
 	Audit *audit.Log

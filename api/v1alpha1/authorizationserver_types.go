@@ -61,6 +61,23 @@ type AuthorizationServerSpec struct {
 	// +optional
 	Tokens TokenLifetimes `json:"tokens,omitempty"`
 
+	// RefreshTokenRetry says which clients may retry a refresh whose answer
+	// they never got: the rotation committed, but the client was answered
+	// 503 (a database crash or failover between the commit and the
+	// answer) or lost the connection. Within 2 minutes of the rotation,
+	// while the successor is unused, such a retry gets that same successor
+	// instead of counting as reuse, which would revoke the whole family.
+	// ConfidentialClients (default): clients that authenticate, where a
+	// stolen refresh token is useless without the client's credential.
+	// AllClients adds public clients: a thief presenting a rotated token
+	// in that window gets the successor too, and the theft is detected
+	// only when both have used it. Disabled: every second presentation is
+	// reuse, and a lost answer costs the person a new sign-in.
+	//
+	// +kubebuilder:default=ConfidentialClients
+	// +optional
+	RefreshTokenRetry RefreshTokenRetry `json:"refreshTokenRetry,omitempty"`
+
 	// Storage is where the server keeps state that must outlive a request:
 	// authorization codes, refresh tokens, consents, sessions and revocations.
 	//
@@ -320,6 +337,31 @@ type TokenLifetimes struct {
 //
 // +kubebuilder:validation:Enum=Memory;Postgres
 type StorageType string
+
+// RefreshTokenRetry is spec.refreshTokenRetry.
+//
+// +kubebuilder:validation:Enum=ConfidentialClients;AllClients;Disabled
+type RefreshTokenRetry string
+
+const (
+	RefreshTokenRetryConfidentialClients RefreshTokenRetry = "ConfidentialClients"
+	RefreshTokenRetryAllClients          RefreshTokenRetry = "AllClients"
+	RefreshTokenRetryDisabled            RefreshTokenRetry = "Disabled"
+)
+
+// Covers says whether a client's retry of a refresh whose answer was lost
+// gets the same successor; the empty value is the default,
+// ConfidentialClients.
+func (r RefreshTokenRetry) Covers(public bool) bool {
+	switch r {
+	case RefreshTokenRetryAllClients:
+		return true
+	case RefreshTokenRetryDisabled:
+		return false
+	default:
+		return !public
+	}
+}
 
 const (
 	// StorageMemory keeps state in the server process: for development and

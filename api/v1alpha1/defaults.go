@@ -61,6 +61,14 @@ func (s *AuthorizationServer) RefreshTokenLifetime() time.Duration {
 	return orDefault(s.Spec.Tokens.RefreshToken, DefaultRefreshTokenLifetime)
 }
 
+// RefreshTokenRetryMode is spec.refreshTokenRetry, defaulted.
+func (s *AuthorizationServer) RefreshTokenRetryMode() RefreshTokenRetry {
+	if s.Spec.RefreshTokenRetry == "" {
+		return RefreshTokenRetryConfidentialClients
+	}
+	return s.Spec.RefreshTokenRetry
+}
+
 // AuthorizationCodeLifetime is spec.tokens.authorizationCode, defaulted.
 func (s *AuthorizationServer) AuthorizationCodeLifetime() time.Duration {
 	return orDefault(s.Spec.Tokens.AuthorizationCode, DefaultAuthorizationCodeLifetime)

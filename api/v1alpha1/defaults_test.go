@@ -160,6 +160,9 @@ func TestDefaultsMatchCRD(t *testing.T) {
 	if got, want := string(srv.SigningAlgorithm()), servers[".spec.signing.algorithm"]; got != want {
 		t.Errorf("AuthorizationServer .spec.signing.algorithm: accessor gives %s, CRD default %v", got, want)
 	}
+	if got, want := string(srv.RefreshTokenRetryMode()), servers[".spec.refreshTokenRetry"]; got != want {
+		t.Errorf("AuthorizationServer .spec.refreshTokenRetry: accessor gives %s, CRD default %v", got, want)
+	}
 	if got, want := string(issuer.TokenReuse()), servers[".spec.workloadIdentity.trustedIssuers[].reuse"]; got != want {
 		t.Errorf("AuthorizationServer trustedIssuers[].reuse: accessor gives %s, CRD default %v", got, want)
 	}

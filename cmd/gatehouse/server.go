@@ -95,7 +95,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.IntVar(&f.maxLogins, servercontract.FlagMaxConcurrentLogins, 0,
 		"password logins (bcrypt) served at once, apart from the other requests; more get 503 with Retry-After (default half the CPUs, at least 1)")
 	fs.BoolVar(&f.refreshRetry, servercontract.FlagRefreshTokenRetry, false,
-		"let a client retry a refresh whose answer it never got (503 while the rotation committed, as in a database failover) and get the same successor within 2m while it is unused, instead of having its grant revoked as reuse")
+		"let every client, public ones too, retry a refresh whose answer it never got (503 while the rotation committed, as in a database failover) and get the same successor within 2m while it is unused, instead of having its grant revoked as reuse; without it, spec.refreshTokenRetry decides (default: confidential clients)")
 	fs.StringVar(&f.auditLog, servercontract.FlagAuditLog, audit.Stdout, "where the audit log's JSON lines go: stdout, stderr, a file path (appended to) or off; the debug log is on stderr")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err

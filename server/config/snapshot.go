@@ -52,6 +52,10 @@ type Snapshot struct {
 	// DeviceCodeTTL is how long a device authorization (RFC 8628) waits
 	// for the person; DefaultDeviceCodeTTL when zero (DeviceCodeLifetime).
 	DeviceCodeTTL time.Duration
+	// RefreshTokenRetry is spec.refreshTokenRetry, defaulted: which
+	// clients' retry of a refresh whose answer was lost gets the same
+	// successor (RefreshTokenRetry.Covers).
+	RefreshTokenRetry oauthv1.RefreshTokenRetry
 	// StorageType is the AuthorizationServer's spec.storage.type; the
 	// store is chosen once at start.
 	StorageType oauthv1.StorageType
@@ -408,6 +412,7 @@ func (b *Builder) buildServer(in Inputs) (*Snapshot, error) {
 		Endpoints:          endpoints.For(as.Spec.Issuer),
 		AccessTokenTTL:     as.AccessTokenLifetime(),
 		RefreshTokenTTL:    as.RefreshTokenLifetime(),
+		RefreshTokenRetry:  as.RefreshTokenRetryMode(),
 		CodeTTL:            as.AuthorizationCodeLifetime(),
 		DeviceCodeTTL:      as.DeviceCodeLifetime(),
 		PrepublishPeriod:   as.PrepublishPeriod(),
