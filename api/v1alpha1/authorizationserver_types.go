@@ -343,6 +343,8 @@ type StorageType string
 // +kubebuilder:validation:Enum=ConfidentialClients;AllClients;Disabled
 type RefreshTokenRetry string
 
+// The values of spec.refreshTokenRetry: whose retry of a lost refresh
+// answer gets the same successor.
 const (
 	RefreshTokenRetryConfidentialClients RefreshTokenRetry = "ConfidentialClients"
 	RefreshTokenRetryAllClients          RefreshTokenRetry = "AllClients"
