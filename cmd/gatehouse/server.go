@@ -164,12 +164,15 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
-	src, cfg, err := watchConfig(f, log)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	errc := make(chan error, 3)
+	opsHandler, stopOps := serveOps(f.metricsListen, errc)
+	defer stopOps()
+	src, cfg, err := watchConfig(ctx, f, log, opsHandler)
+	if err != nil || src == nil { // nil: stopped while waiting for the API server
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	saIssuer, err := keySets(ctx, reg, src, cfg, log)
 	if err != nil {
@@ -177,9 +180,6 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	srcErr := make(chan error, 1)
 	go func() { srcErr <- src.Start(ctx) }()
-	errc := make(chan error, 3)
-	opsHandler, stopOps := serveOps(f.metricsListen, src, errc)
-	defer stopOps()
 
 	// The storage type comes from the AuthorizationServer, so wait for it.
 	snap, err := waitForSnapshot(ctx, src, srcErr, errc)
@@ -354,12 +354,12 @@ func runSessionWork(ctx context.Context, srv *server.Server, store storage.Store
 }
 
 // serveOps serves /healthz, /readyz and /metrics. Health answers at once,
-// so the kubelet does not restart a server that waits for its
-// AuthorizationServer; readiness says what it waits for until the caller
-// stores the real server's handler.
-func serveOps(addr string, src *config.Kube, errc chan<- error) (*atomicHandler, func()) {
+// so the kubelet does not restart a server that waits for the API server
+// or its AuthorizationServer; readiness says what it waits for until the
+// caller stores the real server's handler.
+func serveOps(addr string, errc chan<- error) (*atomicHandler, func()) {
 	h := &atomicHandler{}
-	h.Store(startingOps(src))
+	h.Store(waitingOps("connecting to the API server"))
 	ops := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := ops.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -374,8 +374,12 @@ func serveOps(addr string, src *config.Kube, errc chan<- error) (*atomicHandler,
 }
 
 // watchConfig makes the informer-backed source of the AuthorizationServer's
-// configuration.
-func watchConfig(f *serverFlags, log *slog.Logger) (*config.Kube, *rest.Config, error) {
+// configuration. While the API server cannot be reached (an upgrade, an
+// outage) it keeps trying, live and unready, rather than exit into
+// CrashLoopBackOff, whose growing delays would keep the pod down for
+// minutes after the API server is back. It returns a nil source when ctx
+// ends first.
+func watchConfig(ctx context.Context, f *serverFlags, log *slog.Logger, ops *atomicHandler) (*config.Kube, *rest.Config, error) {
 	// Like controller-runtime: --kubeconfig, $KUBECONFIG, in-cluster, ~/.kube/config.
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -386,9 +390,25 @@ func watchConfig(f *serverFlags, log *slog.Logger) (*config.Kube, *rest.Config, 
 	if err != nil {
 		return nil, nil, err
 	}
-	src, err := config.NewKube(cfg, scheme, f.namespace, f.name, log)
-	return src, cfg, err
+	for wait := time.Second; ; wait = min(2*wait, apiServerRetryMax) {
+		src, err := config.NewKube(cfg, scheme, f.namespace, f.name, log)
+		if err == nil {
+			ops.Store(startingOps(src))
+			return src, cfg, nil
+		}
+		log.Warn("waiting for the API server", "error", err, "retryIn", wait.String())
+		ops.Store(waitingOps("waiting for the API server: " + err.Error()))
+		select {
+		case <-ctx.Done():
+			return nil, nil, nil
+		case <-time.After(wait):
+		}
+	}
 }
+
+// apiServerRetryMax is the longest wait between attempts to reach the API
+// server at start.
+const apiServerRetryMax = 10 * time.Second
 
 // servePublic serves the OAuth endpoints, over HTTPS when cert is set,
 // reloading the certificate files as they change.
@@ -420,6 +440,17 @@ func (a *atomicHandler) Store(h http.Handler) { a.Pointer.Store(&h) }
 
 func (a *atomicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	(*a.Load()).ServeHTTP(w, r)
+}
+
+// waitingOps answers health, and readiness with why it is not ready,
+// before there is a configuration source.
+func waitingOps(why string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+servercontract.HealthzPath, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET "+servercontract.ReadyzPath, func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+	})
+	return mux
 }
 
 // startingOps answers health and readiness before the server exists.

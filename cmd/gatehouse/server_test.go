@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -350,4 +353,79 @@ func testServingCert(t *testing.T) (*servingcert.CA, string, string) {
 		t.Fatal(err)
 	}
 	return ca, certFile, keyFile
+}
+
+// TestServerWaitsForTheAPIServer starts `gatehouse server` while its API
+// server cannot be reached: it stays alive and unready, saying why, rather
+// than exit into CrashLoopBackOff, and becomes ready once the API server
+// answers (here: a TCP forwarder to the test API server opens on the
+// address its kubeconfig names).
+func TestServerWaitsForTheAPIServer(t *testing.T) {
+	cp := testenv.Get(t)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "wait-"}}
+	if err := cp.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	listen, ops, away := freeAddr(t), freeAddr(t), freeAddr(t)
+	createServerObjects(t, cp.Client, ns.Name, "http://"+listen)
+	kubeconfig, err := os.ReadFile(cp.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(cp.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := u.Host
+	if !strings.Contains(string(kubeconfig), real) {
+		t.Fatalf("the kubeconfig does not name %s:\n%s", real, kubeconfig)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(kubeconfig), real, away)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", path)
+	logs, stop := startServer(t, ns.Name, "--listen", listen, "--metrics-listen", ops)
+
+	testenv.Eventually(t, 30*time.Second, func() error { _, err := httpGet("http://" + ops + "/healthz"); return err })
+	time.Sleep(3 * time.Second) // a few attempts
+	if _, err := httpGet("http://" + ops + "/readyz"); err == nil || !strings.Contains(err.Error(), "waiting for the API server") {
+		t.Fatalf("/readyz with no API server: %v, want 503 waiting for the API server", err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"waiting for the API server"`) {
+		t.Errorf("no log line says what the server waits for:\n%s", logs.String())
+	}
+
+	forward(t, away, real)
+	testenv.Eventually(t, 30*time.Second, func() error { _, err := httpGet("http://" + ops + "/readyz"); return err })
+	if code := stop(); code != 0 {
+		t.Errorf("server exited %d; logs:\n%s", code, logs.String())
+	}
+}
+
+// forward accepts connections on from and copies them to and from to,
+// until the test ends.
+func forward(t *testing.T, from, to string) {
+	t.Helper()
+	l, err := net.Listen("tcp", from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", to)
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			t.Cleanup(func() { _ = in.Close(); _ = out.Close() })
+			go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
+			go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
+		}
+	}()
 }
