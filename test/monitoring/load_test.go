@@ -63,12 +63,18 @@ func (s *system) load(t *testing.T) loadStats {
 			tok, failed := s.loginFlow(t, ctx, web, st.logins == 0)
 			st.logins++
 			st.failedLogins += failed
-			// Refresh once, then present the old refresh token again:
-			// refused, and its family revoked.
-			if _, err := web.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+			// Refresh twice, then present the first refresh token again:
+			// refused, and its family revoked. (Presented again before
+			// its successor was used, it would be a retry of the same
+			// rotation: spec.refreshTokenRetry.)
+			next, err := web.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+			if err != nil {
 				t.Fatalf("refresh: %v", err)
 			}
-			st.refreshes++
+			if _, err := web.TokenSource(ctx, &oauth2.Token{RefreshToken: next.RefreshToken}).Token(); err != nil {
+				t.Fatalf("refresh with the successor: %v", err)
+			}
+			st.refreshes += 2
 			if _, err := web.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
 				t.Fatal("a rotated refresh token was accepted again")
 			}
