@@ -14,7 +14,6 @@ import (
 
 	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
-	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
@@ -46,18 +45,7 @@ func TestBrandedGermanPagesInChromium(t *testing.T) {
 	app := newAppSite(t)
 	// The logo's server has a test certificate.
 	bctx, consoleProblems := headlessChromium(t, chromedp.Flag("ignore-certificate-errors", true))
-	if err := chromedp.Do(bctx, chromedp.Navigate(app.URL+"/csp-canary"), chromedp.WaitVisible(chromedp.ID("canary"))); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 10*time.Second, func() error {
-		for _, p := range consoleProblems() {
-			if strings.Contains(p, "Content Security Policy") {
-				return nil
-			}
-		}
-		return fmt.Errorf("the canary's CSP violation was not reported: %q", consoleProblems())
-	})
-	seen := len(consoleProblems())
+	seen := app.cspCanary(t, bctx, consoleProblems)
 
 	authURL := ts.webConfig("orders:read").AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
 		oauth2.SetAuthURLParam("ui_locales", "de"))

@@ -131,6 +131,25 @@ func newAppSite(t *testing.T) *appSite {
 	return rp
 }
 
+// cspCanary opens the canary page and waits until the browser reports
+// its CSP violation, which shows that violations are seen at all; it
+// returns how many problems the console holds by then.
+func (rp *appSite) cspCanary(t *testing.T, bctx context.Context, consoleProblems func() []string) int {
+	t.Helper()
+	if err := chromedp.Do(bctx, chromedp.Navigate(rp.URL+"/csp-canary"), chromedp.WaitVisible(chromedp.ID("canary"))); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		for _, p := range consoleProblems() {
+			if strings.Contains(p, "Content Security Policy") {
+				return nil
+			}
+		}
+		return fmt.Errorf("the canary's CSP violation was not reported: %q", consoleProblems())
+	})
+	return len(consoleProblems())
+}
+
 func (rp *appSite) next(t *testing.T) url.Values {
 	t.Helper()
 	select {
@@ -154,18 +173,7 @@ func TestFormPostInChromium(t *testing.T) {
 	bctx, consoleProblems := headlessChromium(t)
 
 	// The canary shows that a CSP violation is seen.
-	if err := chromedp.Do(bctx, chromedp.Navigate(app.URL+"/csp-canary"), chromedp.WaitVisible(chromedp.ID("canary"))); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 10*time.Second, func() error {
-		for _, p := range consoleProblems() {
-			if strings.Contains(p, "Content Security Policy") {
-				return nil
-			}
-		}
-		return fmt.Errorf("the canary's CSP violation was not reported: %q", consoleProblems())
-	})
-	seen := len(consoleProblems())
+	seen := app.cspCanary(t, bctx, consoleProblems)
 
 	// A loopback redirect URI matches the registered one on any port.
 	withOIDC(t, ts)

@@ -82,25 +82,7 @@ func TestOperatorCommand(t *testing.T) {
 		}
 	}()
 
-	srv := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "auth"},
-		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://127.0.0.1:8443"}}
-	oc := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "app"},
-		Spec: oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "auth"},
-			RedirectURIs: []oauthv1.RedirectURI{"https://app.test/cb"}}}
-	for _, o := range []client.Object{srv, oc} {
-		if err := c.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testenv.Eventually(t, 30*time.Second, func() error {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(oc), oc); err != nil {
-			return err
-		}
-		if !meta.IsStatusConditionTrue(oc.Status.Conditions, oauthv1.ConditionReady) {
-			return fmt.Errorf("OAuthClient not Ready: %+v; logs:\n%s", oc.Status.Conditions, logs.String())
-		}
-		return nil
-	})
+	applyServerAndClient(t, c, ns.Name, logs)
 	for _, path := range []string{"/healthz", "/readyz"} {
 		testenv.Eventually(t, 10*time.Second, func() error {
 			_, err := httpGet("http://" + health + path)
@@ -144,4 +126,31 @@ func httpGet(url string) (string, error) {
 		return "", fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
 	}
 	return string(b), nil
+}
+
+// applyServerAndClient applies an AuthorizationServer "auth" and an
+// OAuthClient "app" in ns and waits until a running operator has made
+// the client Ready; logs are the operator's, shown when it does not.
+func applyServerAndClient(t *testing.T, c client.Client, ns string, logs *testenv.LogBuffer) {
+	t.Helper()
+	ctx := t.Context()
+	srv := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"},
+		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://127.0.0.1:8443"}}
+	oc := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"},
+		Spec: oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "auth"},
+			RedirectURIs: []oauthv1.RedirectURI{"https://app.test/cb"}}}
+	for _, o := range []client.Object{srv, oc} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(oc), oc); err != nil {
+			return err
+		}
+		if !meta.IsStatusConditionTrue(oc.Status.Conditions, oauthv1.ConditionReady) {
+			return fmt.Errorf("OAuthClient not Ready: %+v; operator logs:\n%s", oc.Status.Conditions, logs.String())
+		}
+		return nil
+	})
 }

@@ -15,11 +15,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	oauthv1 "github.com/gatehouse-dev/gatehouse/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 	"github.com/gatehouse-dev/gatehouse/internal/testjaeger"
 )
@@ -80,25 +78,7 @@ func TestOperatorTracesReachJaeger(t *testing.T) {
 	}
 	defer stop()
 
-	srv := &oauthv1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "auth"},
-		Spec: oauthv1.AuthorizationServerSpec{Issuer: "https://127.0.0.1:8443"}}
-	oc := &oauthv1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "app"},
-		Spec: oauthv1.OAuthClientSpec{ServerRef: oauthv1.ServerReference{Name: "auth"},
-			RedirectURIs: []oauthv1.RedirectURI{"https://app.test/cb"}}}
-	for _, o := range []client.Object{srv, oc} {
-		if err := c.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testenv.Eventually(t, 30*time.Second, func() error {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(oc), oc); err != nil {
-			return err
-		}
-		if !meta.IsStatusConditionTrue(oc.Status.Conditions, oauthv1.ConditionReady) {
-			return fmt.Errorf("OAuthClient not Ready: %+v; operator logs:\n%s", oc.Status.Conditions, logs.String())
-		}
-		return nil
-	})
+	applyServerAndClient(t, c, ns.Name, logs)
 	testenv.Eventually(t, 30*time.Second, func() error { return serverGetsEndpoint(ctx, c, ns.Name, endpoint) })
 	stop() // exports what is pending
 
