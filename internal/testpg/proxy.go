@@ -9,7 +9,8 @@ import (
 // token server and its database: a Kubernetes Service whose endpoint
 // switches to a promoted replica (SetTarget), a network that goes down
 // (Down: connections refused and reset) or stalls (Stall: bytes held, no
-// error, as when packets are dropped).
+// error). For packets really dropped, in the kernel, see PacketDrop on
+// its Port.
 type Proxy struct {
 	ln net.Listener
 
