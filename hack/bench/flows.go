@@ -300,13 +300,19 @@ var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="
 // it.
 func (w *worker) codeFlow(ctx context.Context, e *env) (tokenResponse, error) {
 	resp, verifier, err := w.authorize(ctx, e)
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	return w.followToToken(ctx, e, resp.Header.Get("Location"), verifier)
+}
+
+// followToToken follows a code flow from a redirect to location through
+// the pages the server shows to the code, and exchanges it.
+func (w *worker) followToToken(ctx context.Context, e *env, location, verifier string) (tokenResponse, error) {
 	for range 4 {
-		if err != nil {
-			return tokenResponse{}, err
-		}
-		next := e.local(resp.Header.Get("Location"))
+		next := e.local(location)
 		if debug {
-			fmt.Println("redirect", resp.StatusCode, next)
+			fmt.Println("redirect", next)
 		}
 		if strings.HasPrefix(next, demoRedirectURI) {
 			u, _ := url.Parse(next)
@@ -317,7 +323,11 @@ func (w *worker) codeFlow(ctx context.Context, e *env) (tokenResponse, error) {
 			return w.token(ctx, e, url.Values{"grant_type": {"authorization_code"}, "code": {code},
 				"redirect_uri": {demoRedirectURI}, "code_verifier": {verifier}})
 		}
-		resp, err = w.page(ctx, next)
+		resp, err := w.page(ctx, next)
+		if err != nil {
+			return tokenResponse{}, err
+		}
+		location = resp.Header.Get("Location")
 	}
 	return tokenResponse{}, errors.New("too many redirects")
 }

@@ -73,8 +73,11 @@ type openLoopResult struct {
 	Unsent     int      `json:"unsent"`
 	Accepted   latency  `json:"accepted"`
 	FirstOther []string `json:"firstOther,omitempty"`
-	latencies  []float64
-	mu         sync.Mutex
+	// GenCPUPerAnswer is the epoll loop's own CPU per arrival sent, in
+	// microseconds, its idle waits included (openLoopLean only).
+	GenCPUPerAnswer float64 `json:"generatorCPUMicrosecondsPerAnswer,omitempty"`
+	latencies       []float64
+	mu              sync.Mutex
 }
 
 // answer is how the server answered one arrival.
@@ -82,6 +85,8 @@ type answer struct {
 	status     int
 	retryAfter bool
 	err        error
+	// location is a redirect's Location.
+	location string
 }
 
 func (r *openLoopResult) record(want int, a answer, seconds float64) {
@@ -146,11 +151,12 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, want int, send
 }
 
 // loginAttempt is a browser at the login page, ready to post the demo
-// user's password.
+// user's password; verifier is its code flow's PKCE verifier.
 type loginAttempt struct {
-	w      *worker
-	action string
-	form   url.Values
+	w        *worker
+	action   string
+	form     url.Values
+	verifier string
 }
 
 // newLoginAttempt starts a code flow in a new browser (its own cookies,
@@ -159,7 +165,7 @@ func (e *env) newLoginAttempt(ctx context.Context, tr http.RoundTripper) (*login
 	w := &worker{http: &http.Client{Transport: tr, Timeout: answerTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	w.newBrowser()
-	resp, _, err := w.authorize(ctx, e)
+	resp, verifier, err := w.authorize(ctx, e)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +179,7 @@ func (e *env) newLoginAttempt(ctx context.Context, tr http.RoundTripper) (*login
 	}
 	f.Set("username", demoUsername)
 	f.Set("password", demoPassword)
-	return &loginAttempt{w: w, action: action, form: f}, nil
+	return &loginAttempt{w: w, action: action, form: f, verifier: verifier}, nil
 }
 
 // post sends the password: 303 on to consent when the login is accepted.
@@ -186,7 +192,8 @@ func (a *loginAttempt) post(ctx context.Context) answer {
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return answer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After") != "", err: err}
+	return answer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After") != "", err: err,
+		location: resp.Header.Get("Location")}
 }
 
 func newLoginTransport() *http.Transport {

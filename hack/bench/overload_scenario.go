@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/acked"
 )
 
 // overloadResult is the overload scenario's figures and verdict.
@@ -27,10 +29,14 @@ type overloadResult struct {
 	RSSBeforeMiB   float64         `json:"rssBeforeMiB"`
 	// PeakRSSMiB is the server's VmHWM at the end; LimitMiB the memory
 	// limit the operator gives it by default.
-	PeakRSSMiB float64  `json:"peakRSSMiB"`
-	LimitMiB   float64  `json:"limitMiB"`
-	Notes      []string `json:"notes,omitempty"`
-	Failures   []string `json:"failures,omitempty"`
+	PeakRSSMiB float64 `json:"peakRSSMiB"`
+	LimitMiB   float64 `json:"limitMiB"`
+	// CCChecked and LoginsChecked are the acknowledged-items checker's
+	// verdicts on the two phases, checked after both.
+	CCChecked     *ackedResult `json:"clientCredentials2xChecked"`
+	LoginsChecked *ackedResult `json:"loginFloodChecked"`
+	Notes         []string     `json:"notes,omitempty"`
+	Failures      []string     `json:"failures,omitempty"`
 }
 
 // loginConns is how many browsers log in at once to measure the login
@@ -58,11 +64,22 @@ func (e *env) runOverload(ctx context.Context, phase time.Duration) (*overloadRe
 	if err != nil {
 		return nil, err
 	}
+	sample, err := e.sampleToken(ccReq)
+	if err != nil {
+		return nil, fmt.Errorf("a token before the overload: %w", err)
+	}
+	// Room for every arrival's token, with slack for longer ones.
+	tokenSize := len(sample) + 64
+	ccTokens := newTokenLog(int(2*res.CCCapacity*phase.Seconds())+1, tokenSize)
 	progress("overload: client_credentials at %.0f/s (2x) for %s", 2*res.CCCapacity, phase)
-	if res.CC, err = openLoopLean(ctx, e.addr, ccReq, 2*res.CCCapacity, phase); err != nil {
+	if res.CC, err = openLoopLean(ctx, e.addr, ccReq, 2*res.CCCapacity, phase, ccTokens); err != nil {
 		return nil, err
 	}
-	if err := e.loginFlood(ctx, res, ccReq, phase); err != nil {
+	ccLedger := acked.New()
+	ackTokens(ccLedger, "client-credentials-", ccTokens)
+	loginLedger := acked.New()
+	logins, err := e.loginFlood(ctx, res, ccReq, phase, tokenSize, loginLedger)
+	if err != nil {
 		return nil, err
 	}
 	stopProbes()
@@ -70,6 +87,21 @@ func (e *env) runOverload(ctx context.Context, phase time.Duration) (*overloadRe
 	if res.PeakRSSMiB, err = memoryMiB(e.serverPID(), "VmHWM"); err != nil {
 		return nil, err
 	}
+	// Every acknowledged item is checked after the whole overload: those
+	// of the first phase must have outlived the second too.
+	for _, c := range []struct {
+		name   string
+		ledger *acked.Ledger
+		out    **ackedResult
+	}{{"client_credentials at 2x", ccLedger, &res.CCChecked}, {"login flood", loginLedger, &res.LoginsChecked}} {
+		progress("overload: checking what the server acknowledged during %s", c.name)
+		if *c.out, err = e.checkAcked(ctx, c.name, c.ledger); err != nil {
+			return nil, err
+		}
+		progress("overload: %s", *c.out)
+	}
+	res.LoginsChecked.LoginsAccepted, res.LoginsChecked.LoginsRedeemed = logins.LoginsAccepted, logins.LoginsRedeemed
+	res.LoginsChecked.LoginsNotRedeemed, res.LoginsChecked.FirstNotRedeemed = logins.LoginsNotRedeemed, logins.FirstNotRedeemed
 	res.judge()
 	return res, ctx.Err()
 }
@@ -118,9 +150,12 @@ func (e *env) closedLoop(ctx context.Context, flow string, conns int, d time.Dur
 }
 
 // loginFlood offers twice the login capacity, each arrival a new browser
-// posting its password, with client_credentials beside it at a quarter
+// posting its password, with client_credentials beside them at a quarter
 // of its capacity. The browsers reach the login page before the flood.
-func (e *env) loginFlood(ctx context.Context, res *overloadResult, ccReq []byte, phase time.Duration) error {
+// Each accepted login is completed to its tokens beside the flood; those
+// tokens and the client_credentials ones go into ledger. It returns the
+// logins' completions.
+func (e *env) loginFlood(ctx context.Context, res *overloadResult, ccReq []byte, phase time.Duration, tokenSize int, ledger *acked.Ledger) (ackedResult, error) {
 	rate := 2 * res.LoginCapacity
 	n := int(rate*phase.Seconds()) + 1
 	progress("overload: %d browsers to the login page", n)
@@ -130,19 +165,30 @@ func (e *env) loginFlood(ctx context.Context, res *overloadResult, ccReq []byte,
 	for range n {
 		a, err := e.newLoginAttempt(ctx, tr)
 		if err != nil {
-			return fmt.Errorf("before the login flood: %w", err)
+			return ackedResult{}, fmt.Errorf("before the login flood: %w", err)
 		}
 		attempts <- a
 	}
 	progress("overload: logins at %.1f/s (2x) for %s, client_credentials beside them at %.0f/s", rate, phase, res.CCCapacity/4)
+	ccTokens := newTokenLog(int(res.CCCapacity/4*phase.Seconds())+1, tokenSize)
 	var wg sync.WaitGroup
 	var ccErr error
-	wg.Go(func() { res.CCDuringLogins, ccErr = openLoopLean(ctx, e.addr, ccReq, res.CCCapacity/4, phase) })
+	wg.Go(func() {
+		res.CCDuringLogins, ccErr = openLoopLean(ctx, e.addr, ccReq, res.CCCapacity/4, phase, ccTokens)
+	})
+	redeem := &loginRedemptions{e: e, ledger: ledger}
 	res.Logins = openLoop(ctx, rate, phase, http.StatusSeeOther, func(ctx context.Context) answer {
-		return (<-attempts).post(ctx)
+		a := <-attempts
+		ans := a.post(ctx)
+		if ans.err == nil && ans.status == http.StatusSeeOther {
+			redeem.start(ctx, a, ans.location)
+		}
+		return ans
 	})
 	wg.Wait()
-	return ccErr
+	logins := redeem.wait()
+	ackTokens(ledger, "client-credentials-", ccTokens)
+	return logins, ccErr
 }
 
 // judge lists what broke the guarantees, and notes what was measured
@@ -189,6 +235,26 @@ func (r *overloadResult) judge() {
 	if r.PeakRSSMiB > r.LimitMiB {
 		fail("peak RSS %.0f MiB over the default memory limit %.0f MiB", r.PeakRSSMiB, r.LimitMiB)
 	}
+	// Nothing acknowledged is lost.
+	for _, c := range []struct {
+		name string
+		res  *ackedResult
+	}{{"client_credentials at 2x", r.CCChecked}, {"login flood", r.LoginsChecked}} {
+		if c.res == nil {
+			fail("checker, %s: did not run", c.name)
+			continue
+		}
+		r.Failures = append(r.Failures, c.res.failures()...)
+	}
+	// And the checker saw everything: a token per 200, a login's tokens
+	// for each accepted login.
+	if c := r.CCChecked; c != nil && c.Acknowledged != r.CC.OK {
+		fail("checker, client_credentials at 2x: %d tokens recorded of %d issued", c.Acknowledged, r.CC.OK)
+	}
+	if c := r.LoginsChecked; c != nil && (c.LoginsAccepted != r.Logins.OK || c.Acknowledged < r.CCDuringLogins.OK+c.LoginsRedeemed) {
+		fail("checker, login flood: %d tokens recorded of %d client_credentials and %d logins redeemed; %d logins accepted, %d followed to their code",
+			c.Acknowledged, r.CCDuringLogins.OK, c.LoginsRedeemed, r.Logins.OK, c.LoginsAccepted)
+	}
 }
 
 // note records whether a phase's accepted p99 stayed within
@@ -213,11 +279,20 @@ func (r *overloadResult) print(w io.Writer) {
 		res  *openLoopResult
 	}{{"client_credentials 2x", r.CC}, {"logins 2x", r.Logins}, {"client_credentials during logins", r.CCDuringLogins}} {
 		q := p.res
-		fmt.Fprintf(w, "%s: offered %.1f/s, sent %d: accepted %d (%.1f/s), shed %d with Retry-After, %d without, other %d, hung %d, not sent (every connection waiting) %d; accepted p50/p99 %.2f/%.2f ms\n",
+		fmt.Fprintf(w, "%s: offered %.1f/s, sent %d: accepted %d (%.1f/s), shed %d with Retry-After, %d without, other %d, hung %d, not sent (every connection waiting) %d; accepted p50/p99 %.2f/%.2f ms",
 			p.name, q.Offered, q.Sent, q.OK, float64(q.OK)/q.Seconds, q.Shed, q.ShedBare, q.Other, q.Hung, q.Unsent, q.Accepted.P50, q.Accepted.P99)
+		if q.GenCPUPerAnswer > 0 {
+			fmt.Fprintf(w, "; generator CPU %.1f µs per answer", q.GenCPUPerAnswer)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "probes (/healthz, /readyz, %s timeout): %d sent, %d failed, slowest %.0f ms\n", probeTimeout, r.Probes.Sent, r.Probes.Failed, r.Probes.SlowestMs)
 	fmt.Fprintf(w, "server RSS: %.0f MiB before the overload, peak (VmHWM) %.0f MiB; default limit %.0f MiB\n", r.RSSBeforeMiB, r.PeakRSSMiB, r.LimitMiB)
+	for _, c := range []*ackedResult{r.CCChecked, r.LoginsChecked} {
+		if c != nil {
+			fmt.Fprintln(w, c)
+		}
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, n)
 	}

@@ -19,9 +19,12 @@ import (
 // on any answer but success or 429/503 with Retry-After, on a hang, on
 // client_credentials issued at under a fifth of capacity, on logins not
 // shed or admitted ones slower than 5x unloaded, on token issuance
-// starved by the logins, on a failed probe and on peak RSS over the
-// default memory limit. GATEHOUSE_OVERLOAD_PHASE sets each measured
-// phase (default 5s); make test-faults prints the figures (-v).
+// starved by the logins, on a failed probe, on peak RSS over the
+// default memory limit, and on anything acknowledged during the overload
+// (client_credentials access tokens, the tokens of accepted logins'
+// codes) that is not usable after it (overload_checker.go).
+// GATEHOUSE_OVERLOAD_PHASE sets each measured phase (default 5s); make
+// test-faults prints the figures (-v).
 func TestFaultOverload(t *testing.T) {
 	if _, err := devenv.AssetsDir(); err != nil {
 		testenv.MissingDependency(t, err)
@@ -62,15 +65,18 @@ func TestFaultOverload(t *testing.T) {
 }
 
 // The verdict fails a server that sheds no login, lets logins starve
-// token issuance or answers otherwise than 429/503 with Retry-After, and
-// only notes an accepted p99 over 5x for client_credentials.
+// token issuance, answers otherwise than 429/503 with Retry-After or loses
+// something it acknowledged, and only notes an accepted p99 over 5x for
+// client_credentials.
 func TestOverloadJudge(t *testing.T) {
 	good := func() *overloadResult {
 		return &overloadResult{CCCapacity: 1000, CCUnloaded: latency{P50: 0.2, P99: 1}, LoginUnloaded: latency{P50: 80, P99: 100},
 			CC:             &openLoopResult{Seconds: 1, Sent: 2000, OK: 900, Shed: 1100, Accepted: latency{P50: 10, P99: 50}},
 			Logins:         &openLoopResult{Seconds: 1, Sent: 20, OK: 10, Shed: 10, Accepted: latency{P50: 150, P99: 300}},
 			CCDuringLogins: &openLoopResult{Seconds: 1, Sent: 250, OK: 250, Accepted: latency{P50: 0.5, P99: 12}},
-			Probes:         &probeResult{Sent: 10}, PeakRSSMiB: 80, LimitMiB: 512}
+			Probes:         &probeResult{Sent: 10}, PeakRSSMiB: 80, LimitMiB: 512,
+			CCChecked:     &ackedResult{Phase: "client_credentials at 2x", Acknowledged: 900, Usable: 900},
+			LoginsChecked: &ackedResult{Phase: "login flood", Acknowledged: 270, Usable: 270, LoginsAccepted: 10, LoginsRedeemed: 10}}
 	}
 	r := good()
 	r.judge()
@@ -78,16 +84,22 @@ func TestOverloadJudge(t *testing.T) {
 		t.Fatalf("a good run: failures %q, notes %q", r.Failures, r.Notes)
 	}
 	for name, breakIt := range map[string]func(*overloadResult){
-		"logins not shed":         func(r *overloadResult) { r.Logins.Shed, r.Logins.OK = 0, 20 },
+		"logins not shed":         func(r *overloadResult) { r.Logins.Shed, r.Logins.Sent = 0, 10 },
 		"logins slow":             func(r *overloadResult) { r.Logins.Accepted.P99 = 600 },
 		"tokens starved":          func(r *overloadResult) { r.CCDuringLogins.Accepted.P50 = 40 },
 		"tokens refused":          func(r *overloadResult) { r.CCDuringLogins.OK, r.CCDuringLogins.Other = 200, 50 },
 		"a 500":                   func(r *overloadResult) { r.CC.Other = 1 },
 		"shed without RetryAfter": func(r *overloadResult) { r.Logins.ShedBare = 1 },
 		"a hang":                  func(r *overloadResult) { r.CC.Hung = 1 },
-		"collapsed":               func(r *overloadResult) { r.CC.OK = 150 },
+		"collapsed":               func(r *overloadResult) { r.CC.OK, r.CCChecked.Acknowledged, r.CCChecked.Usable = 150, 150, 150 },
 		"probe failed":            func(r *overloadResult) { r.Probes.Failed = 1 },
 		"over the memory limit":   func(r *overloadResult) { r.PeakRSSMiB = 600 },
+		"a token lost":            func(r *overloadResult) { r.CCChecked.Usable, r.CCChecked.Lost = 899, 1 },
+		"a login not redeemed":    func(r *overloadResult) { r.LoginsChecked.LoginsRedeemed, r.LoginsChecked.LoginsNotRedeemed = 9, 1 },
+		"a login not completed":   func(r *overloadResult) { r.LoginsChecked.LoginsAccepted = 9 },
+		"checker not run":         func(r *overloadResult) { r.LoginsChecked = nil },
+		"tokens not recorded":     func(r *overloadResult) { r.CCChecked.Acknowledged, r.CCChecked.Usable = 0, 0 },
+		"login tokens unrecorded": func(r *overloadResult) { r.LoginsChecked.Acknowledged, r.LoginsChecked.Usable = 250, 250 },
 	} {
 		r := good()
 		breakIt(r)
