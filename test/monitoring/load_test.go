@@ -84,8 +84,9 @@ func (s *system) load(t *testing.T) loadStats {
 	}
 	st.failedLogins += s.guessPasswords(t, 8)
 
-	// A database outage: requests that need storage fail with server_error
-	// (and the driver counts connection errors) until it is back.
+	// A database outage: requests that need storage are answered 503
+	// temporarily_unavailable with Retry-After, never a 500 (and the
+	// driver counts connection errors), until it is back.
 	tok, failed := s.loginFlow(t, ctx, web, false)
 	st.failedLogins += failed
 	if err := s.setConnections(t.Context(), false); err != nil {
@@ -97,8 +98,12 @@ func (s *system) load(t *testing.T) loadStats {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.StatusCode >= 500 {
+		switch {
+		case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
 			st.outageErrors++
+		case resp.StatusCode >= 500:
+			t.Fatalf("revocation while the database refuses connections: %s (Retry-After %q), want 503 with Retry-After",
+				resp.Status, resp.Header.Get("Retry-After"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

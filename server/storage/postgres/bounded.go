@@ -270,6 +270,14 @@ func classify(err error) error {
 	if err == nil || errors.Is(err, storage.ErrUnavailable) {
 		return err
 	}
+	// A failed connect never reached the statement, whatever the server
+	// said while refusing it (a database not accepting connections,
+	// 55000; too many clients; authentication): the request may succeed
+	// once connections are possible again, so it is a 503, not a 500.
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return unavailable(err)
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		if transientSQLState(pgErr.Code) {
@@ -278,10 +286,8 @@ func classify(err error) error {
 		return err
 	}
 	var netErr net.Error
-	var connectErr *pgconn.ConnectError
 	switch {
-	case errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err),
-		errors.As(err, &connectErr), errors.As(err, &netErr),
+	case errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err), errors.As(err, &netErr),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE),
 		pgconn.SafeToRetry(err):

@@ -105,8 +105,12 @@ func TestErrorMetrics(t *testing.T) {
 		}
 		failed := 0
 		for range 3 {
-			if s.CreateSession(ctx, session) != nil {
+			if err := s.CreateSession(ctx, session); err != nil {
 				failed++
+				// The server answers 503 + Retry-After for these, not 500.
+				if !errors.Is(err, storage.ErrUnavailable) {
+					t.Errorf("a write to a database that refuses connections: %v, want storage.ErrUnavailable", err)
+				}
 			}
 		}
 		if failed == 0 {
