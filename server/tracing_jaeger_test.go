@@ -62,15 +62,7 @@ func TestTracesReachJaeger(t *testing.T) {
 	// loginTrace.
 	loginTrace, loginParent := "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 	tp := traceparentTransport{"00-" + loginTrace + "-" + loginParent + "-01"}
-	b := newBrowser(t, ts)
-	b.client.Transport = tp
-	cfg := ts.webConfig("orders:read")
-	verifier := oauth2.GenerateVerifier()
-	back := b.authorize(cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "approve", false)
-	exchangeCtx := context.WithValue(t.Context(), oauth2.HTTPClient, &http.Client{Transport: tp})
-	if _, err := cfg.Exchange(exchangeCtx, back.Query().Get("code"), oauth2.VerifierOption(verifier)); err != nil {
-		t.Fatal(err)
-	}
+	codeFlowThrough(t, ts, tp)
 
 	// The audit line of the token request names the caller's trace.
 	auditLog.Flush()
@@ -128,6 +120,21 @@ func checkChildOf(t *testing.T, spans []testjaeger.Span, name, parent string) {
 
 // traceparentTransport sends every request with a fixed traceparent, as
 // a traced caller would.
+// codeFlowThrough signs in, consents and exchanges the code, every
+// request (the browser's and x/oauth2's) sent through rt.
+func codeFlowThrough(t *testing.T, ts *testServer, rt http.RoundTripper) {
+	t.Helper()
+	b := newBrowser(t, ts)
+	b.client.Transport = rt
+	cfg := ts.webConfig("orders:read")
+	verifier := oauth2.GenerateVerifier()
+	back := b.authorize(cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "approve", false)
+	ctx := context.WithValue(t.Context(), oauth2.HTTPClient, &http.Client{Transport: rt})
+	if _, err := cfg.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type traceparentTransport struct{ traceparent string }
 
 func (t traceparentTransport) RoundTrip(req *http.Request) (*http.Response, error) {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,7 +8,6 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-dev/gatehouse/internal/tracing/tracingtest"
 )
@@ -45,15 +43,7 @@ func TestTracingDecidesAtTheEdge(t *testing.T) {
 
 	callerTrace, callerSpan := "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 	tp := traceparentTransport{"00-" + callerTrace + "-" + callerSpan + "-01"}
-	b := newBrowser(t, ts)
-	b.client.Transport = tp
-	cfg := ts.webConfig("orders:read")
-	verifier := oauth2.GenerateVerifier()
-	back := b.authorize(cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "approve", false)
-	ctx := context.WithValue(t.Context(), oauth2.HTTPClient, &http.Client{Transport: tp})
-	if _, err := cfg.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier)); err != nil {
-		t.Fatal(err)
-	}
+	codeFlowThrough(t, ts, tp)
 	spans := rec.Ended()
 	byName := map[string]sdktrace.ReadOnlySpan{}
 	for _, s := range spans {
@@ -87,13 +77,7 @@ func TestTracingDecidesAtTheEdge(t *testing.T) {
 	// sampler (no traceparent).
 	before := len(rec.Ended())
 	for _, rt := range []http.RoundTripper{traceparentTransport{"00-" + callerTrace + "-" + callerSpan + "-00"}, http.DefaultTransport} {
-		b := newBrowser(t, ts)
-		b.client.Transport = rt
-		back := b.authorize(cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "approve", false)
-		ctx := context.WithValue(t.Context(), oauth2.HTTPClient, &http.Client{Transport: rt})
-		if _, err := cfg.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier)); err != nil {
-			t.Fatal(err)
-		}
+		codeFlowThrough(t, ts, rt)
 	}
 	if spans := rec.Ended()[before:]; len(spans) != 0 {
 		t.Errorf("flows not sampled recorded %d spans: %v", len(spans), tracingtest.Names(spans))

@@ -100,6 +100,19 @@ func object(t *testing.T, base, patch string) *unstructured.Unstructured {
 
 var namespaceCounter atomic.Int32
 
+// createAsValidated creates obj and checks the API server's verdict: want
+// "" means it is accepted, otherwise refused with an error containing want.
+func createAsValidated(ctx context.Context, t *testing.T, cp *testenv.ControlPlane, obj client.Object, want string) {
+	t.Helper()
+	err := cp.Client.Create(ctx, obj)
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("rejected: %v", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("got %v, want an error with %q", err, want)
+	}
+}
+
 // namespace creates a namespace of its own for one test.
 func namespace(t *testing.T, cp *testenv.ControlPlane) string {
 	t.Helper()

@@ -2,7 +2,6 @@ package config
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -83,15 +82,7 @@ func TestKubeSourceFollowsTheBrandLogo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- src.Start(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("the source stopped with %v", err)
-		}
-	})
+	runSource(ctx, t, src)
 	start := time.Now()
 	waitFor(t, start, 10*time.Second, "first snapshot, without the logo", func() bool {
 		s := src.Current()

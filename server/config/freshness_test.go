@@ -1,7 +1,6 @@
 package config
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -119,15 +118,7 @@ func TestKubeSourceVerifiesFreshness(t *testing.T) {
 		t.Fatal(err)
 	}
 	src.verifyInterval = 200 * time.Millisecond
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- src.Start(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("the source stopped with %v", err)
-		}
-	})
+	runSource(ctx, t, src)
 
 	advancing := func(what string) {
 		t.Helper()

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"context"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -122,15 +121,7 @@ func TestKubeSourceWatchesIdentitySecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- src.Start(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("the source stopped with %v", err)
-		}
-	})
+	runSource(ctx, t, src)
 	waitFor(t, time.Now(), 30*time.Second, "initial sync", func() bool { return src.Ready() == nil })
 	corp := func() identity.RedirectSource { r, _ := src.Current().IdentitySet().Redirect("corp"); return r }
 	if _, broken := corp().(*identity.BrokenRedirect); !broken {

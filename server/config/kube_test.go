@@ -51,6 +51,21 @@ func waitFor(t *testing.T, start time.Time, limit time.Duration, what string, co
 	return d
 }
 
+// runSource starts src until the test ends, and fails the test if it
+// stopped with an error.
+func runSource(ctx context.Context, t *testing.T, src *Kube) {
+	t.Helper()
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- src.Start(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the source stopped with %v", err)
+		}
+	})
+}
+
 // readyClient creates an OAuthClient in team-a, the app namespace of these
 // tests, and gives it the status the operator would: a client_id, a secret
 // hash and Ready=True.
@@ -118,15 +133,7 @@ func TestKubeSourceFollowsTheCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- src.Start(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("the source stopped with %v", err)
-		}
-	})
+	runSource(ctx, t, src)
 
 	waitFor(t, time.Now(), 30*time.Second, "initial sync", func() bool { return src.Ready() == nil })
 	snap := src.Current()
@@ -262,15 +269,7 @@ func TestKubeSourceLoadsUsersBeforeFirstSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- src.Start(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("the source stopped with %v", err)
-		}
-	})
+	runSource(ctx, t, src)
 
 	waitFor(t, time.Now(), 30*time.Second, "initial sync", func() bool { return src.Ready() == nil })
 	if u := src.Current().Users; u == nil || u.Len() != 1 {

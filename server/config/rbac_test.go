@@ -1,7 +1,6 @@
 package config
 
 import (
-	"context"
 	"log/slog"
 	"testing"
 	"time"
@@ -64,15 +63,7 @@ func TestKubeSourceNeedsOnlyReadAccessByName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- src.Start(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("the source stopped with %v", err)
-		}
-	})
+	runSource(ctx, t, src)
 	waitFor(t, time.Now(), 30*time.Second, "sync with restricted RBAC", func() bool { return src.Ready() == nil })
 	// The freshness check reads only what the server may read.
 	waitFor(t, time.Now(), 10*time.Second, "freshness confirmed with restricted RBAC", func() bool { return !src.VerifiedAt().IsZero() })
