@@ -7,11 +7,13 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-dev/gatehouse/internal/endpoints"
+	"github.com/gatehouse-dev/gatehouse/internal/testenv"
 	"github.com/gatehouse-dev/gatehouse/server/config"
 )
 
@@ -63,11 +65,14 @@ func TestCORSInChromium(t *testing.T) {
 	if got := redeem(other.URL); !strings.HasPrefix(got, "blocked: TypeError") {
 		t.Errorf("a page on another origin %s: %q, want the browser to block the answer", other.URL, got)
 	}
-	var blocked bool
-	for _, p := range consoleProblems() {
-		blocked = blocked || strings.Contains(p, "blocked by CORS policy")
-	}
-	if !blocked {
-		t.Errorf("Chromium reported no CORS block: %q", consoleProblems())
-	}
+	// The console reports the block asynchronously, after the fetch has
+	// already failed in the page.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		for _, p := range consoleProblems() {
+			if strings.Contains(p, "blocked by CORS policy") {
+				return nil
+			}
+		}
+		return fmt.Errorf("Chromium reported no CORS block: %q", consoleProblems())
+	})
 }
